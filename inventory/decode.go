@@ -1,0 +1,299 @@
+package inventory
+
+import (
+	"encoding"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// decoder turns a YAML node tree into inventory values strictly: unknown
+// fields, duplicate keys, wrong kinds of value, anchors and aliases are all
+// errors that carry the file, line and column and the object they are about.
+// It is written against yaml.Node (not yaml.v3's struct decoder) so that every
+// value keeps its position and no message ever names a Go type.
+type decoder struct {
+	file string
+	errs []*Error
+}
+
+func (d *decoder) errorf(n *yaml.Node, object, hint, format string, args ...any) {
+	d.errs = append(d.errs, &Error{
+		Pos:    Pos{File: d.file, Line: n.Line, Col: n.Column},
+		Object: object,
+		Msg:    fmt.Sprintf(format, args...),
+		Hint:   hint,
+	})
+}
+
+var (
+	posType             = reflect.TypeOf(Pos{})
+	textUnmarshalerType = reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem()
+	addrType            = reflect.TypeOf(netip.Addr{})
+	prefixType          = reflect.TypeOf(netip.Prefix{})
+	durationType        = reflect.TypeOf(Duration(0))
+	sizeType            = reflect.TypeOf(Size(0))
+)
+
+// singular names list entries in messages: `server "off1"`.
+var singular = map[string]string{
+	"providers": "provider", "networks": "network", "servers": "server",
+	"guests": "guest", "services": "service", "upstreams": "upstream",
+	"sites": "site", "tunnels": "tunnel", "forwards": "forward",
+	"policies": "policy", "replicas": "replica", "suppress": "suppression",
+	"locations": "location", "addresses": "address", "routes": "route",
+	"listen": "listen", "exits": "exit", "servers_": "server",
+}
+
+// describe says in plain words what kind of value a type wants.
+func describe(t reflect.Type) string {
+	switch t {
+	case addrType:
+		return "an IP address (192.0.2.1 or 2001:db8::1)"
+	case prefixType:
+		return "a CIDR prefix (192.0.2.0/24)"
+	case durationType:
+		return "a duration (30s, 5m, 2h, 7d)"
+	case sizeType:
+		return "a size (512, 256k, 1m, 10g)"
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return describe(t.Elem())
+	case reflect.Struct:
+		return "a mapping of fields"
+	case reflect.Slice:
+		return "a list"
+	case reflect.Map:
+		return "a mapping"
+	case reflect.String:
+		return "text"
+	case reflect.Int, reflect.Int64:
+		return "a whole number"
+	case reflect.Bool:
+		return "true or false"
+	}
+	return t.Kind().String()
+}
+
+func nodeKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "nothing"
+		}
+		return fmt.Sprintf("%q", n.Value)
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	return "a document"
+}
+
+// decode fills v (addressable) from n. object names the inventory object the
+// value belongs to, for messages.
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, object string) {
+	if n.Kind == yaml.AliasNode || n.Anchor != "" {
+		d.errorf(n, object, "write the value out; inventories are meant to be read top to bottom", "YAML anchors and aliases are not supported")
+		return
+	}
+	t := v.Type()
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		v.Set(reflect.Zero(t))
+		return
+	}
+	if t.Kind() == reflect.Pointer {
+		p := reflect.New(t.Elem())
+		d.decode(n, p.Elem(), object)
+		v.Set(p)
+		return
+	}
+	if reflect.PointerTo(t).Implements(textUnmarshalerType) {
+		if n.Kind != yaml.ScalarNode {
+			d.errorf(n, object, "", "want %s, got %s", describe(t), nodeKind(n))
+			return
+		}
+		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.Value)); err != nil {
+			msg := err.Error()
+			switch t {
+			case addrType:
+				msg = fmt.Sprintf("invalid IP address %q", n.Value)
+			case prefixType:
+				msg = fmt.Sprintf("invalid CIDR prefix %q", n.Value)
+			}
+			d.errorf(n, object, "want "+describe(t), "%s", msg)
+		}
+		return
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		d.decodeStruct(n, v, object)
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			d.errorf(n, object, "", "want %s, got %s", describe(t), nodeKind(n))
+			return
+		}
+		s := reflect.MakeSlice(t, len(n.Content), len(n.Content))
+		for i, c := range n.Content {
+			d.decode(c, s.Index(i), fmt.Sprintf("%s[%d]", object, i))
+		}
+		v.Set(s)
+	case reflect.Map:
+		d.decodeMap(n, v, object)
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode {
+			d.errorf(n, object, "", "want %s, got %s", describe(t), nodeKind(n))
+			return
+		}
+		v.SetString(n.Value)
+	case reflect.Int, reflect.Int64:
+		i, err := strconv.ParseInt(n.Value, 10, 64)
+		if n.Kind != yaml.ScalarNode || err != nil || i < -1<<31 || i > 1<<31-1 {
+			d.errorf(n, object, "", "want %s, got %s", describe(t), nodeKind(n))
+			return
+		}
+		v.SetInt(i)
+	case reflect.Bool:
+		if n.Kind != yaml.ScalarNode || (n.Value != "true" && n.Value != "false") {
+			d.errorf(n, object, "", "want %s, got %s", describe(t), nodeKind(n))
+			return
+		}
+		v.SetBool(n.Value == "true")
+	default:
+		d.errorf(n, object, "", "cannot decode into %s", describe(t))
+	}
+}
+
+func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, object string) {
+	t := v.Type()
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, object, "", "want %s, got %s", describe(t), nodeKind(n))
+		return
+	}
+	m := reflect.MakeMapWithSize(t, len(n.Content)/2)
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		kn, vn := n.Content[i], n.Content[i+1]
+		if kn.Kind != yaml.ScalarNode {
+			d.errorf(kn, object, "", "map keys must be plain values, got %s", nodeKind(kn))
+			continue
+		}
+		if line, dup := seen[kn.Value]; dup {
+			d.errorf(kn, object, fmt.Sprintf("first set at line %d", line), "duplicate key %q", kn.Value)
+			continue
+		}
+		seen[kn.Value] = kn.Line
+		k := reflect.New(t.Key()).Elem()
+		d.decode(kn, k, object)
+		e := reflect.New(t.Elem()).Elem()
+		d.decode(vn, e, fmt.Sprintf("%s[%s]", object, kn.Value))
+		m.SetMapIndex(k, e)
+	}
+	v.Set(m)
+}
+
+// fieldsOf maps yaml names to field indexes of a struct type.
+func fieldsOf(t reflect.Type) (map[string]int, []string) {
+	idx := map[string]int{}
+	var names []string
+	for i := 0; i < t.NumField(); i++ {
+		tag := t.Field(i).Tag.Get("yaml")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := strings.Split(tag, ",")[0]
+		idx[name] = i
+		names = append(names, name)
+	}
+	return idx, names
+}
+
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, object string) {
+	t := v.Type()
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, object, "", "want %s, got %s", describe(t), nodeKind(n))
+		return
+	}
+	if f, ok := t.FieldByName("Pos"); ok && f.Type == posType {
+		v.FieldByIndex(f.Index).Set(reflect.ValueOf(Pos{File: d.file, Line: n.Line, Col: n.Column}))
+	}
+	idx, names := fieldsOf(t)
+	// Name the object in messages as soon as its name is known.
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "name" && n.Content[i+1].Kind == yaml.ScalarNode {
+			if kind, _, ok := strings.Cut(object, "["); ok {
+				if s, ok := singular[kind]; ok {
+					object = fmt.Sprintf("%s %q", s, n.Content[i+1].Value)
+				}
+			}
+		}
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		kn, vn := n.Content[i], n.Content[i+1]
+		if kn.Kind != yaml.ScalarNode {
+			d.errorf(kn, object, "", "field names must be plain words, got %s", nodeKind(kn))
+			continue
+		}
+		key := kn.Value
+		if line, dup := seen[key]; dup {
+			d.errorf(kn, object, fmt.Sprintf("first set at line %d; keep one", line), "duplicate field %q", key)
+			continue
+		}
+		seen[key] = kn.Line
+		fi, ok := idx[key]
+		if !ok {
+			d.errorf(kn, object, suggest(key, names), "unknown field %q", key)
+			continue
+		}
+		sub := key
+		if object != "" {
+			sub = object + ": " + key
+		}
+		d.decode(vn, v.Field(fi), sub)
+	}
+}
+
+// suggest proposes the closest known field name, or lists them all.
+func suggest(key string, names []string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		if dd := editDistance(key, n); dd < bestD {
+			best, bestD = n, dd
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf("did you mean %q?", best)
+	}
+	sorted := append([]string(nil), names...)
+	sort.Strings(sorted)
+	return "known fields: " + strings.Join(sorted, ", ")
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

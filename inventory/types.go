@@ -1,0 +1,398 @@
+package inventory
+
+import (
+	"net/netip"
+)
+
+// File is one inventory document as written: inventory.yaml and each file it
+// includes have this shape, and loading concatenates their lists.
+//
+// Every list entry carries its position (Pos) so that errors and check
+// findings can name file:line:col.
+type File struct {
+	// Include lists further files to load, as paths or glob patterns
+	// relative to the including file ("inventory.d/*.yaml").
+	Include   []string       `yaml:"include"`
+	Providers []*Provider    `yaml:"providers"`
+	Networks  []*Network     `yaml:"networks"`
+	Servers   []*Server      `yaml:"servers"`
+	Guests    []*Guest       `yaml:"guests"`
+	Services  []*Service     `yaml:"services"`
+	Upstreams []*Upstream    `yaml:"upstreams"`
+	Sites     []*Site        `yaml:"sites"`
+	Tunnels   []*Tunnel      `yaml:"tunnels"`
+	Forwards  []*Forward     `yaml:"forwards"`
+	Policies  []*Policy      `yaml:"policies"`
+	Replicas  []*Replica     `yaml:"replicas"`
+	Suppress  []*Suppression `yaml:"suppress"`
+}
+
+// Provider is an organisation hosting servers (Free, OVH, Moji).
+type Provider struct {
+	Pos         Pos         `yaml:"-"`
+	Name        string      `yaml:"name"`
+	Title       string      `yaml:"title"`
+	Locations   []*Location `yaml:"locations"`
+	Description string      `yaml:"description"`
+}
+
+// Location is a datacenter of a provider (sbg3, rbx8, rbx7).
+type Location struct {
+	Pos   Pos    `yaml:"-"`
+	Name  string `yaml:"name"`
+	Title string `yaml:"title"`
+}
+
+// Network is an address space in which addresses are meaningful. Exactly one
+// network per inventory usually has kind "public" (the internet); each site's
+// private networks have kind "private" and may reuse the same ranges as other
+// sites: an address is only meaningful inside its network.
+type Network struct {
+	Pos  Pos    `yaml:"-"`
+	Name string `yaml:"name"`
+	// Kind is "public" (the internet) or "private".
+	Kind     string `yaml:"kind"`
+	Provider string `yaml:"provider"`
+	Title    string `yaml:"title"`
+	// Prefixes are the ranges addresses on this network come from. Optional;
+	// when set, every address on the network must fall inside one of them.
+	Prefixes []netip.Prefix `yaml:"prefixes"`
+	// Gateway names the node that masquerades (NATs) this network's traffic
+	// towards the public network. A host on the network reaches the internet
+	// for an address family when it has an address of that family here and
+	// the gateway has a public address of that family.
+	Gateway string `yaml:"gateway"`
+}
+
+// Address is one address of a server or guest on a network.
+type Address struct {
+	Pos     Pos        `yaml:"-"`
+	Network string     `yaml:"network"`
+	IP      netip.Addr `yaml:"ip"`
+	// Gateway overrides the network's gateway for traffic from this address.
+	Gateway string `yaml:"gateway"`
+	// Label says what the address is for ("ipmi", "failover", "dns: proxy2").
+	Label string `yaml:"label"`
+}
+
+// Server is a physical machine at a provider.
+type Server struct {
+	Pos      Pos    `yaml:"-"`
+	Name     string `yaml:"name"`
+	Title    string `yaml:"title"`
+	Provider string `yaml:"provider"`
+	Location string `yaml:"location"`
+	// Hardware is the provider's model name (advance-5, stor-2, dell-t630).
+	Hardware string `yaml:"hardware"`
+	// Mode is "bare-metal" or "proxmox".
+	Mode string `yaml:"mode"`
+	// Cluster names the Proxmox cluster the server belongs to, if any.
+	Cluster   string     `yaml:"cluster"`
+	OS        string     `yaml:"os"`
+	Addresses []*Address `yaml:"addresses"`
+	// Uses lists what software on this node connects to: service names, or
+	// site hostnames reached over HTTP(S).
+	Uses        []string `yaml:"uses"`
+	Description string   `yaml:"description"`
+}
+
+// Guest is a Proxmox container (kind "ct") or virtual machine (kind "vm").
+type Guest struct {
+	Pos   Pos    `yaml:"-"`
+	Name  string `yaml:"name"`
+	Title string `yaml:"title"`
+	// Host is the server the guest runs on.
+	Host string `yaml:"host"`
+	// ID is the Proxmox guest id on its host (101 = the OVH reverse proxy).
+	ID int `yaml:"id"`
+	// Kind is "ct" (LXC container) or "vm" (QEMU virtual machine).
+	Kind        string     `yaml:"kind"`
+	OS          string     `yaml:"os"`
+	Addresses   []*Address `yaml:"addresses"`
+	Uses        []string   `yaml:"uses"`
+	Description string     `yaml:"description"`
+}
+
+// Service is something listening on a node.
+type Service struct {
+	Pos   Pos    `yaml:"-"`
+	Name  string `yaml:"name"`
+	Title string `yaml:"title"`
+	Node  string `yaml:"node"`
+	Port  int    `yaml:"port"`
+	// Protocol is http, https, tcp, or a database/application protocol
+	// (mongodb, redis, postgresql, memcached, influxdb, smtp, ...). Database
+	// protocols are held to stricter rules by `offedge check`.
+	Protocol string `yaml:"protocol"`
+	// Bind lists the networks the service listens on. Empty means every
+	// network the node has an address on (a 0.0.0.0 / [::] bind).
+	Bind []string `yaml:"bind"`
+	// Loopback is true for a service that only listens on 127.0.0.1 / ::1.
+	Loopback bool `yaml:"loopback"`
+	// Allow is the access policy: who may connect (see "Access lists").
+	Allow []string `yaml:"allow"`
+	// Database marks a service holding data that must never be reachable
+	// from the internet, when its protocol does not already say so.
+	Database    bool   `yaml:"database"`
+	Description string `yaml:"description"`
+}
+
+// Upstream is a pool of servers an HTTP route proxies to.
+type Upstream struct {
+	Pos     Pos               `yaml:"-"`
+	Name    string            `yaml:"name"`
+	Servers []*UpstreamServer `yaml:"servers"`
+	// Keepalive is the number of idle connections kept per upstream server.
+	Keepalive int `yaml:"keepalive"`
+	// Host sets the Host header sent upstream; empty keeps the client's.
+	Host           string       `yaml:"host"`
+	ConnectTimeout Duration     `yaml:"connect_timeout"`
+	ReadTimeout    Duration     `yaml:"read_timeout"`
+	HealthCheck    *HealthCheck `yaml:"health_check"`
+	// MaxFails and FailTimeout drive passive health: a server is taken out
+	// for FailTimeout after MaxFails failures within FailTimeout.
+	MaxFails    int      `yaml:"max_fails"`
+	FailTimeout Duration `yaml:"fail_timeout"`
+	// Retries is how many other servers an idempotent request is retried on
+	// after a connection failure.
+	Retries *int `yaml:"retries"`
+}
+
+// UpstreamServer is one member of a pool: a service, a tunnel entrance, or a
+// node's port on a network.
+type UpstreamServer struct {
+	Pos Pos `yaml:"-"`
+	// Service names the service to reach (its node and port).
+	Service string `yaml:"service"`
+	// Tunnel names a tunnel; the pool dials the tunnel's entrance.
+	Tunnel string `yaml:"tunnel"`
+	// Node and Port name a listener directly (a site on another proxy).
+	Node string `yaml:"node"`
+	Port int    `yaml:"port"`
+	// Network chooses which of the target's networks to use when several fit.
+	Network string `yaml:"network"`
+	// TLS dials the server with TLS; ServerName is the SNI and verified name.
+	TLS        bool   `yaml:"tls"`
+	ServerName string `yaml:"server_name"`
+	Weight     int    `yaml:"weight"`
+	// Backup servers are used only when every primary server is down.
+	Backup bool `yaml:"backup"`
+}
+
+// HealthCheck is an active HTTP health check of every server of a pool.
+type HealthCheck struct {
+	Pos      Pos      `yaml:"-"`
+	Path     string   `yaml:"path"`
+	Interval Duration `yaml:"interval"`
+	Timeout  Duration `yaml:"timeout"`
+	// Rise successes mark a down server up; Fall failures mark it down.
+	Rise int `yaml:"rise"`
+	Fall int `yaml:"fall"`
+	// Status is the expected status code; zero accepts any 2xx or 3xx.
+	Status int `yaml:"status"`
+}
+
+// Site is an HTTP virtual host served by a node.
+type Site struct {
+	Pos   Pos    `yaml:"-"`
+	Name  string `yaml:"name"`
+	Title string `yaml:"title"`
+	Node  string `yaml:"node"`
+	// Hosts are exact names or leading wildcards ("*.openfoodfacts.org").
+	Hosts []string `yaml:"hosts"`
+	// Default makes this site answer requests whose Host matches no site on
+	// its listeners.
+	Default bool      `yaml:"default"`
+	Listen  []*Listen `yaml:"listen"`
+	TLS     *TLS      `yaml:"tls"`
+	Routes  []*Route  `yaml:"routes"`
+	// Headers are response headers added to every response of the site.
+	Headers map[string]string `yaml:"headers"`
+	// ErrorPages maps a status code (502, 503, 504) to an HTML file served
+	// when offedge itself produces that status.
+	ErrorPages map[int]string `yaml:"error_pages"`
+	// MaintenanceFile switches the site to maintenance while the file exists:
+	// 503 with Retry-After and the 503 error page, no restart needed.
+	MaintenanceFile string     `yaml:"maintenance_file"`
+	AccessLog       *AccessLog `yaml:"access_log"`
+	// Allow restricts who may connect; empty means anyone.
+	Allow       []string `yaml:"allow"`
+	Description string   `yaml:"description"`
+}
+
+// Listen is one listening socket of a site.
+type Listen struct {
+	Pos     Pos    `yaml:"-"`
+	Network string `yaml:"network"`
+	// Address picks one of the node's addresses on the network; empty means
+	// all of them (IPv4 and IPv6).
+	Address netip.Addr `yaml:"address"`
+	Port    int        `yaml:"port"`
+	TLS     bool       `yaml:"tls"`
+	// RedirectHTTPS answers every request on this listener with a 301 to
+	// the same host and URI over https.
+	RedirectHTTPS bool `yaml:"redirect_https"`
+}
+
+// TLS says where a site's certificate comes from.
+type TLS struct {
+	Pos Pos `yaml:"-"`
+	// Certbot names a certificate in certbot's layout:
+	// <certbot_dir>/live/<name>/fullchain.pem and privkey.pem.
+	Certbot    string `yaml:"certbot"`
+	CertbotDir string `yaml:"certbot_dir"`
+	// CertFile and KeyFile name PEM files directly.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Route sends requests whose path matches to an upstream, a static root, or a
+// redirect. Routes are matched longest path first; Exact routes first of all.
+type Route struct {
+	Pos   Pos    `yaml:"-"`
+	Path  string `yaml:"path"`
+	Exact bool   `yaml:"exact"`
+	// Upstream names the pool requests are proxied to.
+	Upstream string  `yaml:"upstream"`
+	Static   *Static `yaml:"static"`
+	// Redirect answers with a redirect to this URL prefix + the request URI.
+	Redirect     string `yaml:"redirect"`
+	RedirectCode int    `yaml:"redirect_code"`
+	// Headers are response headers added on this route (on top of the site's).
+	Headers     map[string]string `yaml:"headers"`
+	MaxBodySize Size              `yaml:"max_body_size"`
+	// WebSocket allows connection upgrades on this route.
+	WebSocket bool `yaml:"websocket"`
+	// BasicAuth names an htpasswd file (bcrypt) guarding the route.
+	BasicAuth string `yaml:"basic_auth"`
+}
+
+// Static serves files from Root; a file missing there is fetched from the
+// Fallback pool and cached.
+type Static struct {
+	Pos      Pos    `yaml:"-"`
+	Root     string `yaml:"root"`
+	Fallback string `yaml:"fallback"`
+	Cache    *Cache `yaml:"cache"`
+}
+
+// Cache bounds the fallback cache of a static route.
+type Cache struct {
+	Pos Pos `yaml:"-"`
+	// Dir keeps cached responses on disk; empty keeps them in memory.
+	Dir     string `yaml:"dir"`
+	MaxSize Size   `yaml:"max_size"`
+	// TTL maps a status code to how long responses with it stay cached.
+	TTL map[int]Duration `yaml:"ttl"`
+}
+
+// AccessLog configures a site's access log.
+type AccessLog struct {
+	Pos  Pos    `yaml:"-"`
+	Path string `yaml:"path"`
+	// Format is "combined" (nginx's) or "json".
+	Format string   `yaml:"format"`
+	Buffer Size     `yaml:"buffer"`
+	Flush  Duration `yaml:"flush"`
+}
+
+// Tunnel carries a TCP service over TLS 1.3 from an entrance (stunnel's
+// client = yes) to an exit (client = no) that connects to the service.
+type Tunnel struct {
+	Pos     Pos    `yaml:"-"`
+	Name    string `yaml:"name"`
+	Title   string `yaml:"title"`
+	Service string `yaml:"service"`
+	// Entrance is where clients connect in clear text.
+	Entrance *Endpoint `yaml:"entrance"`
+	// Exits are tried in order until one answers.
+	Exits []*Endpoint `yaml:"exits"`
+	Auth  *TunnelAuth `yaml:"auth"`
+	// Allow says who may use the entrance; the exit only admits entrances.
+	Allow          []string `yaml:"allow"`
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+	IdleTimeout    Duration `yaml:"idle_timeout"`
+	Description    string   `yaml:"description"`
+}
+
+// Endpoint is a node's port on one of its networks.
+type Endpoint struct {
+	Pos     Pos    `yaml:"-"`
+	Node    string `yaml:"node"`
+	Network string `yaml:"network"`
+	// Address picks one of the node's addresses on the network; empty means
+	// its first address there (IPv4 before IPv6 unless only IPv6 exists).
+	Address netip.Addr `yaml:"address"`
+	Port    int        `yaml:"port"`
+	// Loopback listens on 127.0.0.1 only (a tunnel entrance used by a proxy
+	// on the same node).
+	Loopback bool `yaml:"loopback"`
+	// Public acknowledges a clear-text entrance on a public address; without
+	// it `offedge check` and `offedge run` refuse one.
+	Public bool `yaml:"public"`
+}
+
+// TunnelAuth is how the two ends of a tunnel authenticate each other.
+type TunnelAuth struct {
+	Pos Pos `yaml:"-"`
+	// PSK names a file holding the shared secret (one per tunnel).
+	PSK string `yaml:"psk"`
+	// PKI uses certificates from `offedge pki`: each end proves its node name.
+	PKI bool `yaml:"pki"`
+}
+
+// Forward relays TCP from a listener to a target (the iptables DNAT proxies).
+type Forward struct {
+	Pos    Pos       `yaml:"-"`
+	Name   string    `yaml:"name"`
+	Title  string    `yaml:"title"`
+	Node   string    `yaml:"node"`
+	Listen *Endpoint `yaml:"listen"`
+	// Service names the target service.
+	Service string   `yaml:"service"`
+	Allow   []string `yaml:"allow"`
+	// ProxyProtocol sends a PROXY protocol v2 header so the target sees the
+	// real client address.
+	ProxyProtocol bool   `yaml:"proxy_protocol"`
+	Description   string `yaml:"description"`
+}
+
+// Policy is a named access list other allow lists include as "policy:NAME".
+type Policy struct {
+	Pos         Pos      `yaml:"-"`
+	Name        string   `yaml:"name"`
+	Allow       []string `yaml:"allow"`
+	Description string   `yaml:"description"`
+}
+
+// Replica is a dataset or directory copied from one node to another.
+type Replica struct {
+	Pos  Pos    `yaml:"-"`
+	Name string `yaml:"name"`
+	// Kind is "zfs" (syncoid), "pvesr" (Proxmox storage replication) or "rsync".
+	Kind   string      `yaml:"kind"`
+	Source *ReplicaEnd `yaml:"source"`
+	Target *ReplicaEnd `yaml:"target"`
+	// Schedule is how often the copy runs ("15m", "1h").
+	Schedule Duration `yaml:"schedule"`
+	// MaxLag is the age of the newest copy beyond which the replica is stale
+	// and monitoring must alert.
+	MaxLag      Duration `yaml:"max_lag"`
+	Recursive   bool     `yaml:"recursive"`
+	Description string   `yaml:"description"`
+}
+
+// ReplicaEnd is a dataset or path on a node.
+type ReplicaEnd struct {
+	Pos  Pos    `yaml:"-"`
+	Node string `yaml:"node"`
+	Path string `yaml:"path"`
+}
+
+// Suppression silences one check rule for one object, with a reason.
+type Suppression struct {
+	Pos    Pos    `yaml:"-"`
+	Rule   string `yaml:"rule"`
+	Object string `yaml:"object"`
+	Reason string `yaml:"reason"`
+}
