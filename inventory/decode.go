@@ -143,6 +143,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, object string) {
 		}
 		s := reflect.MakeSlice(t, len(n.Content), len(n.Content))
 		for i, c := range n.Content {
+			if c.Kind == yaml.ScalarNode && c.Tag == "!!null" && t.Elem().Kind() == reflect.Pointer {
+				d.errorf(c, fmt.Sprintf("%s[%d]", object, i), "remove the dash or fill the entry in", "empty list entry")
+				continue
+			}
 			d.decode(c, s.Index(i), fmt.Sprintf("%s[%d]", object, i))
 		}
 		v.Set(s)

@@ -1,0 +1,232 @@
+package inventory
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+func TestLoadSmall(t *testing.T) {
+	m, err := LoadPath("testdata/small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(m.Nodes); got != 5 {
+		t.Fatalf("got %d nodes; want 5", got)
+	}
+	// Same private address, two networks, two nodes: scoping works.
+	a := m.NodeAt("alpha-lan", netip.MustParseAddr("10.0.0.1"))
+	b := m.NodeAt("beta-lan", netip.MustParseAddr("10.0.0.1"))
+	if a == nil || b == nil || a.Name != "a1" || b.Name != "b1" {
+		t.Fatalf("NodeAt: got %v, %v; want a1, b1", a, b)
+	}
+	db := m.Node("a-db")
+	if db.Provider != "alpha" || db.Host.Name != "a1" || db.Cluster != "alpha" {
+		t.Fatalf("guest inherits from host: got provider %q host %v cluster %q", db.Provider, db.Host, db.Cluster)
+	}
+	if m.Forward("smtp").Listen.Node != "b1" {
+		t.Fatal("forward listen node not set from the forward")
+	}
+}
+
+func TestReach(t *testing.T) {
+	m, err := LoadPath("testdata/small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, db, a1 := m.Node("b-app"), m.Service("db"), m.Node("a1")
+	// b-app is on beta-lan; the db binds alpha-lan only: no direct path.
+	if tg, ok := m.ReachService(app, db); ok {
+		t.Fatalf("b-app reaches db directly via %v; want no path (different private networks)", tg)
+	}
+	// a1 shares alpha-lan with the db.
+	tg, ok := m.ReachService(a1, db)
+	if !ok || tg.Network != "alpha-lan" || tg.Addr.String() != "10.1.0.102:27017" || tg.Source.String() != "10.0.0.1" {
+		t.Fatalf("a1 -> db: got %v, %v", tg, ok)
+	}
+	// b-client reaches a1's public exit through b1's NAT.
+	tg, ok = m.ReachEndpoint(m.Node("b-client"), m.Tunnel("db-beta").Exits[0])
+	if !ok || tg.Via == nil || tg.Via.Name != "b1" || tg.Source.String() != "198.51.100.1" {
+		t.Fatalf("b-client -> exit: got %v, %v; want NAT via b1 from 198.51.100.1", tg, ok)
+	}
+	// Nobody at alpha has IPv6, so b1's IPv6 address is out of reach for a-db.
+	if _, _, ok := m.SourceFor(m.Node("a-db"), "internet", 6); ok {
+		t.Fatal("a-db has an IPv6 source on the internet; want none")
+	}
+}
+
+func TestResolveAllow(t *testing.T) {
+	m, err := LoadPath("testdata/small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		entries []string
+		network string
+		want    []string
+		unknown []string
+		any     bool
+	}{
+		{"node on its own network", []string{"b-app"}, "beta-lan", []string{"10.1.0.201/32"}, nil, false},
+		{"guest NATed to the internet", []string{"b-app"}, "internet", []string{"198.51.100.1/32"}, nil, false},
+		{"guest not on a private network", []string{"b-app"}, "alpha-lan", nil, nil, false},
+		{"provider", []string{"provider:alpha"}, "alpha-lan", []string{"10.0.0.1/32", "10.1.0.102/32"}, nil, false},
+		{"cidr", []string{"203.0.113.0/24"}, "internet", []string{"203.0.113.0/24"}, nil, false},
+		{"unknown", []string{"nosuch", "provider:gamma"}, "internet", nil, []string{"nosuch", "provider:gamma"}, false},
+		{"any", []string{"any"}, "internet", nil, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := m.ResolveAllow(tt.entries, tt.network)
+			var got []string
+			for _, s := range res.Sources {
+				got = append(got, s.Prefix.String())
+			}
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") || strings.Join(res.Unknown, ",") != strings.Join(tt.unknown, ",") || res.Any != tt.any {
+				t.Fatalf("got %v unknown %v any %v; want %v unknown %v any %v", got, res.Unknown, res.Any, tt.want, tt.unknown, tt.any)
+			}
+		})
+	}
+}
+
+// TestLoadErrors pins the message and the position of every load error.
+func TestLoadErrors(t *testing.T) {
+	base := `providers: [{name: p, locations: [{name: l}]}]
+networks:
+  - {name: internet, kind: public}
+  - {name: lan, kind: private}
+servers:
+  - name: s1
+    provider: p
+    mode: proxmox
+    addresses: [{network: lan, ip: 10.0.0.1}, {network: internet, ip: 192.0.2.1}]
+`
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"unknown field", map[string]string{"inventory.yaml": base + "    adresses: []\n"},
+			`inventory.yaml:10:5: server "s1": unknown field "adresses" (did you mean "addresses"?)`},
+		{"wrong type", map[string]string{"inventory.yaml": base + "services: [{name: x, node: s1, port: eighty, protocol: http}]\n"},
+			`inventory.yaml:10:38: service "x": port: want a whole number, got "eighty"`},
+		{"bad ip", map[string]string{"inventory.yaml": base + "guests: [{name: g, host: s1, id: 1, kind: ct, addresses: [{network: lan, ip: 10.0.0.300}]}]\n"},
+			`inventory.yaml:10:78: guest "g": addresses[0]: ip: invalid IP address "10.0.0.300" (want an IP address (192.0.2.1 or 2001:db8::1))`},
+		{"dangling host", map[string]string{"inventory.yaml": base + "guests: [{name: g, host: s2, id: 1, kind: ct}]\n"},
+			`inventory.yaml:10:10: guest "g": host names unknown node "s2" (did you mean "s1"?)`},
+		{"dangling tunnel service", map[string]string{"inventory.yaml": base + "tunnels: [{name: t, service: nope, entrance: {node: s1, network: lan, port: 1}, exits: [{node: s1, network: internet, port: 2}], auth: {pki: true}}]\n"},
+			`inventory.yaml:10:11: tunnel "t": service names unknown service "nope" (none is defined)`},
+		{"duplicate node across servers and guests", map[string]string{"inventory.yaml": base + "guests: [{name: s1, host: s1, id: 1, kind: ct}]\n"},
+			`inventory.yaml:10:10: node "s1": duplicate node name (first defined at inventory.yaml:6:5; rename one)`},
+		{"duplicate key", map[string]string{"inventory.yaml": base + "    mode: bare-metal\n"},
+			`inventory.yaml:10:5: server "s1": duplicate field "mode" (first set at line 8; keep one)`},
+		{"duplicate address", map[string]string{"inventory.yaml": base + "guests: [{name: g, host: s1, id: 1, kind: ct, addresses: [{network: lan, ip: 10.0.0.1}]}]\n"},
+			`inventory.yaml:10:59: guest "g": address 0: address 10.0.0.1 is already used on network "lan" (s1 has it at inventory.yaml:6:5)`},
+		{"include cycle", map[string]string{"inventory.yaml": "include: [a.yaml]\n", "a.yaml": "include: [b.yaml]\n", "b.yaml": "include: [a.yaml]\n"},
+			`b.yaml: include cycle: a.yaml -> b.yaml -> a.yaml (remove one of the includes)`},
+		{"missing include", map[string]string{"inventory.yaml": "include: [nope.yaml]\n"},
+			`inventory.yaml: include "nope.yaml": file does not exist (check the path; includes are relative to the including file)`},
+		{"include outside", map[string]string{"inventory.yaml": "include: [../x.yaml]\n"},
+			`inventory.yaml: include "../x.yaml" points outside the inventory directory (keep included files inside the inventory directory)`},
+		{"duplicate across files", map[string]string{"inventory.yaml": base + "include: [more.yaml]\n", "more.yaml": "services:\n  - {name: a, node: s1, port: 1, protocol: tcp}\n  - {name: a, node: s1, port: 2, protocol: tcp}\n"},
+			`more.yaml:3:5: service "a": duplicate service name (first defined at more.yaml:2:5; rename one)`},
+		{"invalid yaml", map[string]string{"inventory.yaml": "servers: [\n"},
+			`inventory.yaml:1:1: invalid YAML: did not find expected node content`},
+		{"alias", map[string]string{"inventory.yaml": "policies:\n  - &p {name: a, allow: [any]}\n  - *p\n"},
+			`inventory.yaml:2:5: policies[0]: YAML anchors and aliases are not supported (write the value out; inventories are meant to be read top to bottom)`},
+		{"route action", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], routes: [{path: /}]}]\n"},
+			`inventory.yaml:10:99: site "w": route 0 (/): a route has exactly one action (set one of upstream, static or redirect)`},
+		{"bad allow", map[string]string{"inventory.yaml": base + "policies: [{name: x, allow: [\"10.0.0.1/8\"]}]\n"},
+			`inventory.yaml:10:12: policy "x": allow entry "10.0.0.1/8": prefix 10.0.0.1/8 has host bits set (did you mean 10.0.0.0/8?) (use any, NODE, provider:NAME, cluster:NAME, network:NAME, policy:NAME or a CIDR)`},
+		{"guest on bare-metal", map[string]string{"inventory.yaml": strings.Replace(base, "mode: proxmox", "mode: bare-metal", 1) + "guests: [{name: g, host: s1, id: 1, kind: ct}]\n"},
+			`inventory.yaml:10:10: guest "g": host "s1" is bare-metal and cannot run guests (set mode: proxmox on the host)`},
+		{"unknown location", map[string]string{"inventory.yaml": base + "    location: nowhere\n"},
+			`inventory.yaml:6:5: server "s1": location "nowhere" is not a location of provider "p" (known: l)`},
+		{"two documents", map[string]string{"inventory.yaml": base + "---\nservers: []\n"},
+			`inventory.yaml:10:1: more than one YAML document in a file (split it into files and include them)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fsys := fstest.MapFS{}
+			for name, data := range tt.files {
+				fsys[name] = &fstest.MapFile{Data: []byte(data)}
+			}
+			_, err := Load(fsys, "inventory.yaml")
+			if err == nil {
+				t.Fatalf("no error; want %s", tt.want)
+			}
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("error is %T; want Errors", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got:\n%s\nwant a line:\n%s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadPathDirAndPrefix(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "inventory.yaml"), []byte("servers: [{name: x, bogus: 1}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadPath(dir)
+	if err == nil || !strings.HasPrefix(err.Error(), filepath.Join(dir, "inventory.yaml")+":1:21:") {
+		t.Fatalf("got %v; want an error positioned in %s", err, filepath.Join(dir, "inventory.yaml"))
+	}
+}
+
+func TestValuesParse(t *testing.T) {
+	var d Duration
+	for in, want := range map[string]string{"7d": "7d", "90s": "1m30s", "1.5h": "1h30m0s"} {
+		if err := d.UnmarshalText([]byte(in)); err != nil || d.String() != want {
+			t.Errorf("Duration(%q) = %s, %v; want %s", in, d, err, want)
+		}
+	}
+	for _, bad := range []string{"", "x", "-1s", "1y"} {
+		if err := d.UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("Duration(%q) parsed; want error", bad)
+		}
+	}
+	var s Size
+	for in, want := range map[string]int64{"256k": 256 << 10, "1m": 1 << 20, "10g": 10 << 30, "512": 512} {
+		if err := s.UnmarshalText([]byte(in)); err != nil || int64(s) != want {
+			t.Errorf("Size(%q) = %d, %v; want %d", in, s, err, want)
+		}
+	}
+	for _, bad := range []string{"", "k", "-1", "99999999999999g"} {
+		if err := s.UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("Size(%q) parsed; want error", bad)
+		}
+	}
+}
+
+// FuzzParse feeds arbitrary bytes to the parser and loader: they must return
+// errors, never panic. The seed corpus (run by plain `go test`) holds the
+// test inventories and the error cases above.
+func FuzzParse(f *testing.F) {
+	for _, p := range []string{"testdata/small/inventory.yaml", "testdata/small/inventory.d/nodes.yaml"} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	for _, s := range []string{"servers: [", "&a [*a, *a]", "policies: [{name: a, allow: [\"::/0\", \"provider:\"]}]", "include: [\"*\"]", "{", "sites: [{listen: [{port: 99999999999}]}]", "a: !!binary AAAA"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = Parse("fuzz.yaml", data)
+		fsys := fstest.MapFS{"inventory.yaml": &fstest.MapFile{Data: data}}
+		m, err := Load(fsys, "inventory.yaml")
+		if err == nil && m == nil {
+			t.Fatal("nil model without error")
+		}
+	})
+}
