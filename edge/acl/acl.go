@@ -110,7 +110,7 @@ type ListenerOptions struct {
 // Wrap returns a listener whose Accept only returns connections that list
 // allows. Denied connections are closed immediately, before any byte is read
 // or written, counted, and logged with rate limiting.
-func Wrap(ln net.Listener, list List, opts ListenerOptions) net.Listener {
+func Wrap(ln net.Listener, list List, opts ListenerOptions) *Listener {
 	if opts.LogEvery <= 0 {
 		opts.LogEvery = time.Second
 	}
@@ -120,12 +120,17 @@ func Wrap(ln net.Listener, list List, opts ListenerOptions) net.Listener {
 	if opts.Stats == nil {
 		opts.Stats = new(Stats)
 	}
-	return &listener{Listener: ln, list: list, opts: opts}
+	l := &Listener{Listener: ln, opts: opts}
+	l.list.Store(&list)
+	return l
 }
 
-type listener struct {
+// Listener is a net.Listener filtered by an access list that can be
+// replaced while it serves (a reload that only changes who may connect keeps
+// the socket and every open connection).
+type Listener struct {
 	net.Listener
-	list List
+	list atomic.Pointer[List]
 	opts ListenerOptions
 
 	mu         sync.Mutex
@@ -133,14 +138,24 @@ type listener struct {
 	suppressed int
 }
 
-func (l *listener) Accept() (net.Conn, error) {
+// SetList replaces the access list for connections accepted from now on.
+func (l *Listener) SetList(list List) { l.list.Store(&list) }
+
+// List returns the access list in force.
+func (l *Listener) List() List { return *l.list.Load() }
+
+// Stats returns the listener's counters.
+func (l *Listener) Stats() *Stats { return l.opts.Stats }
+
+// Accept returns the next connection the access list allows.
+func (l *Listener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
 		}
 		ap := PeerAddr(c)
-		ok, by := l.list.Decide(ap.Addr())
+		ok, by := l.list.Load().Decide(ap.Addr())
 		if ok {
 			l.opts.Stats.Accepted.Add(1)
 			return c, nil
@@ -151,7 +166,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	}
 }
 
-func (l *listener) logDenied(peer netip.AddrPort, by string) {
+func (l *Listener) logDenied(peer netip.AddrPort, by string) {
 	if l.opts.Logger == nil {
 		return
 	}
