@@ -128,9 +128,12 @@ func (m *Model) ReachService(from *Node, s *Service) (Target, bool) {
 		}
 		return m.Reach(from, to, s.Port, nil, true)
 	}
-	if from == to {
+	if from == to && len(s.Bind) == 0 {
+		// A service bound to every network also answers on loopback.
 		return m.Reach(from, to, s.Port, nil, true)
 	}
+	// A service bound to some networks listens only there, even for a
+	// process on the same node.
 	return m.Reach(from, to, s.Port, s.Bind, false)
 }
 

@@ -321,7 +321,7 @@ type Endpoint struct {
 	Node    string `yaml:"node"`
 	Network string `yaml:"network"`
 	// Address picks one of the node's addresses on the network; empty means
-	// its first address there (IPv4 before IPv6 unless only IPv6 exists).
+	// the node's first address of each family there (IPv4 and IPv6).
 	Address netip.Addr `yaml:"address"`
 	Port    int        `yaml:"port"`
 	// Loopback listens on 127.0.0.1 only (a tunnel entrance used by a proxy

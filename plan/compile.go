@@ -1,0 +1,502 @@
+package plan
+
+import (
+	"fmt"
+	"net/netip"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/offedge/offedge/edge/acl"
+	"github.com/offedge/offedge/edge/forward"
+	httpedge "github.com/offedge/offedge/edge/http"
+	"github.com/offedge/offedge/edge/tunnel"
+	"github.com/offedge/offedge/inventory"
+)
+
+// Options adjust where a plan finds files. The zero value is production.
+type Options struct {
+	// Root is prepended to every file path in the plan (certificates,
+	// secrets, static roots, error pages, logs). The lab gives each node its
+	// own directory this way; production leaves it empty.
+	Root string
+	// CertbotDir is certbot's configuration directory (default /etc/letsencrypt).
+	CertbotDir string
+	// PKIDir holds the CA and node certificates of `offedge pki` (default /etc/offedge/pki).
+	PKIDir string
+}
+
+// Defaults applied when the inventory leaves a value unset. They follow
+// nginx and stunnel where Open Food Facts relied on their defaults.
+const (
+	DefaultConnectTimeout   = 10 * time.Second // stunnel TIMEOUTconnect
+	DefaultUpstreamRead     = 60 * time.Second // nginx proxy_read_timeout
+	DefaultFailTimeout      = 10 * time.Second // nginx fail_timeout
+	DefaultKeepalive        = 32
+	DefaultTunnelIdle       = 12 * time.Hour // stunnel TIMEOUTidle
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultTCPKeepAlive     = 30 * time.Second
+	DefaultCacheBytes       = 1 << 30
+)
+
+func (o Options) file(p string) string {
+	if p == "" {
+		return ""
+	}
+	if o.Root == "" {
+		return p
+	}
+	return path.Join(o.Root, p)
+}
+
+// CompileError lists every reason a node's plan cannot be built.
+type CompileError struct {
+	Node     string
+	Problems []string
+}
+
+func (e *CompileError) Error() string {
+	return fmt.Sprintf("node %q: cannot compile its plan:\n  %s", e.Node, strings.Join(e.Problems, "\n  "))
+}
+
+type compiler struct {
+	m        *inventory.Model
+	node     *inventory.Node
+	opts     Options
+	plan     *Plan
+	problems []string
+}
+
+func (c *compiler) fail(format string, args ...any) {
+	c.problems = append(c.problems, fmt.Sprintf(format, args...))
+}
+
+// Compile returns what node runs. It fails, listing every problem, when a
+// listener cannot be placed or an upstream cannot be reached: the same
+// conditions `offedge check` reports, so a plan that compiles can be served.
+func Compile(m *inventory.Model, node string, opts Options) (*Plan, error) {
+	n := m.Node(node)
+	if n == nil {
+		return nil, fmt.Errorf("unknown node %q", node)
+	}
+	if opts.CertbotDir == "" {
+		opts.CertbotDir = "/etc/letsencrypt"
+	}
+	if opts.PKIDir == "" {
+		opts.PKIDir = "/etc/offedge/pki"
+	}
+	c := &compiler{m: m, node: n, opts: opts, plan: &Plan{Node: node, Dials: map[netip.AddrPort]Dial{}}}
+	c.sites()
+	c.tunnels()
+	c.forwards()
+	c.conflicts()
+	if len(c.problems) > 0 {
+		return nil, &CompileError{Node: node, Problems: c.problems}
+	}
+	sort.SliceStable(c.plan.Listeners, func(i, j int) bool {
+		a, b := c.plan.Listeners[i], c.plan.Listeners[j]
+		if a.Addr.Addr() != b.Addr.Addr() {
+			return a.Addr.Addr().Less(b.Addr.Addr())
+		}
+		return a.Addr.Port() < b.Addr.Port()
+	})
+	return c.plan, nil
+}
+
+// dial records how the node reaches a target and returns its address.
+func (c *compiler) dial(t inventory.Target) string {
+	if !t.Loopback {
+		d := Dial{Network: t.Network, Source: t.Source}
+		if t.Via != nil {
+			d.Via = t.Via.Name
+		}
+		c.plan.Dials[t.Addr] = d
+	} else {
+		c.plan.Dials[t.Addr] = Dial{Network: LoopbackNetwork, Source: t.Source}
+	}
+	return t.Addr.String()
+}
+
+// aclFor resolves allow entries for a listener on network. An empty list
+// denies everyone (the default for TCP services); "any" admits everyone.
+func (c *compiler) aclFor(allow []string, network, object string) acl.List {
+	if network == LoopbackNetwork {
+		// Only processes on the node itself can reach a loopback listener.
+		return acl.List{Rules: []acl.Rule{
+			{Prefix: netip.MustParsePrefix("127.0.0.0/8"), Allow: true, From: "loopback"},
+			{Prefix: netip.MustParsePrefix("::1/128"), Allow: true, From: "loopback"},
+		}}
+	}
+	res := c.m.ResolveAllow(allow, network)
+	if len(res.Unknown) > 0 {
+		c.fail("%s: allow names unknown %s", object, strings.Join(res.Unknown, ", "))
+	}
+	if res.Any {
+		return acl.AllowAll()
+	}
+	var l acl.List
+	for _, s := range res.Sources {
+		l.Rules = append(l.Rules, acl.Rule{Prefix: s.Prefix, Allow: true, From: s.From})
+	}
+	return l
+}
+
+func (c *compiler) addrsOn(network string, only netip.Addr) []netip.Addr {
+	if only.IsValid() {
+		return []netip.Addr{only}
+	}
+	var out []netip.Addr
+	for _, a := range c.node.AddressesOn(network) {
+		out = append(out, a.IP)
+	}
+	return out
+}
+
+func (c *compiler) upstream(u *inventory.Upstream, object string) *httpedge.Upstream {
+	if u == nil {
+		return nil
+	}
+	out := &httpedge.Upstream{
+		Name:           u.Name,
+		Host:           u.Host,
+		Keepalive:      u.Keepalive,
+		ConnectTimeout: u.ConnectTimeout.D(),
+		ReadTimeout:    u.ReadTimeout.D(),
+		MaxFails:       u.MaxFails,
+		FailTimeout:    u.FailTimeout.D(),
+	}
+	if out.Keepalive == 0 {
+		out.Keepalive = DefaultKeepalive
+	}
+	if out.ConnectTimeout == 0 {
+		out.ConnectTimeout = DefaultConnectTimeout
+	}
+	if out.ReadTimeout == 0 {
+		out.ReadTimeout = DefaultUpstreamRead
+	}
+	if out.MaxFails == 0 {
+		out.MaxFails = 1
+	}
+	if out.FailTimeout == 0 {
+		out.FailTimeout = DefaultFailTimeout
+	}
+	if h := u.HealthCheck; h != nil {
+		out.HealthCheck = &httpedge.HealthCheck{Path: h.Path, Interval: h.Interval.D(), Timeout: h.Timeout.D(), Rise: h.Rise, Fall: h.Fall, Status: h.Status}
+	}
+	for i, s := range u.Servers {
+		t, ok := c.m.ReachUpstreamServer(c.node, s)
+		if !ok {
+			c.fail("%s: upstream %q server %d: no network path from %s", object, u.Name, i, c.node.Name)
+			continue
+		}
+		out.Servers = append(out.Servers, httpedge.UpstreamServer{
+			Addr: c.dial(t), Weight: s.Weight, Backup: s.Backup, TLS: s.TLS, ServerName: s.ServerName,
+		})
+	}
+	if u.Retries != nil {
+		out.Retries = *u.Retries
+	} else {
+		out.Retries = max(len(out.Servers)-1, 0)
+	}
+	return out
+}
+
+func (c *compiler) site(s *inventory.Site, network string) httpedge.Site {
+	obj := fmt.Sprintf("site %q", s.Name)
+	out := httpedge.Site{
+		Name: s.Name, Hosts: s.Hosts, Default: s.Default, Headers: s.Headers,
+		MaintenanceFile: c.opts.file(s.MaintenanceFile),
+	}
+	if t := s.TLS; t != nil {
+		if t.Certbot != "" {
+			dir := c.opts.CertbotDir
+			if t.CertbotDir != "" {
+				dir = t.CertbotDir
+			}
+			out.CertFile = c.opts.file(path.Join(dir, "live", t.Certbot, "fullchain.pem"))
+			out.KeyFile = c.opts.file(path.Join(dir, "live", t.Certbot, "privkey.pem"))
+		} else {
+			out.CertFile, out.KeyFile = c.opts.file(t.CertFile), c.opts.file(t.KeyFile)
+		}
+	}
+	if len(s.ErrorPages) > 0 {
+		out.ErrorPages = map[int]string{}
+		for code, p := range s.ErrorPages {
+			out.ErrorPages[code] = c.opts.file(p)
+		}
+	}
+	if a := s.AccessLog; a != nil {
+		out.AccessLog = &httpedge.AccessLog{Path: c.opts.file(a.Path), Format: a.Format, BufferBytes: int(a.Buffer), FlushInterval: a.Flush.D()}
+		if out.AccessLog.Format == "" {
+			out.AccessLog.Format = "combined"
+		}
+	}
+	if len(s.Allow) > 0 {
+		l := c.aclFor(s.Allow, network, obj)
+		out.Allow = &l
+	}
+	for _, r := range s.Routes {
+		robj := fmt.Sprintf("%s: route %q", obj, r.Path)
+		hr := httpedge.Route{
+			Path: r.Path, Exact: r.Exact, Redirect: r.Redirect, RedirectCode: r.RedirectCode,
+			Headers: r.Headers, MaxBodyBytes: int64(r.MaxBodySize), WebSocket: r.WebSocket,
+			BasicAuthFile: c.opts.file(r.BasicAuth),
+		}
+		if r.Upstream != "" {
+			hr.Upstream = c.upstream(c.m.Upstream(r.Upstream), robj)
+		}
+		if st := r.Static; st != nil {
+			hs := &httpedge.Static{Root: c.opts.file(st.Root)}
+			if st.Fallback != "" {
+				hs.Fallback = c.upstream(c.m.Upstream(st.Fallback), robj+" fallback")
+			}
+			if ca := st.Cache; ca != nil {
+				hc := &httpedge.Cache{Dir: c.opts.file(ca.Dir), MaxBytes: int64(ca.MaxSize), TTL: map[int]time.Duration{}}
+				if hc.MaxBytes == 0 {
+					hc.MaxBytes = DefaultCacheBytes
+				}
+				for code, d := range ca.TTL {
+					hc.TTL[code] = d.D()
+				}
+				hs.Cache = hc
+			} else if hs.Fallback != nil {
+				// nginx's reference config caches fallback 200s for a day.
+				hs.Cache = &httpedge.Cache{MaxBytes: DefaultCacheBytes, TTL: map[int]time.Duration{200: 24 * time.Hour}}
+			}
+			hr.Static = hs
+		}
+		out.Routes = append(out.Routes, hr)
+	}
+	return out
+}
+
+func (c *compiler) sites() {
+	type key struct {
+		network string
+		addr    netip.AddrPort
+	}
+	type group struct {
+		l        *Listener
+		tls      bool
+		redirect bool
+		owners   []string
+		open     bool // some site on it admits anyone
+	}
+	groups := map[key]*group{}
+	var order []key
+	for _, s := range c.m.Sites {
+		if s.Node != c.node.Name {
+			continue
+		}
+		for _, l := range s.Listen {
+			for _, ip := range c.addrsOn(l.Network, l.Address) {
+				k := key{l.Network, netip.AddrPortFrom(ip, uint16(l.Port))}
+				g := groups[k]
+				if g == nil {
+					g = &group{tls: l.TLS, redirect: l.RedirectHTTPS, l: &Listener{
+						Name: fmt.Sprintf("http %s", k.addr), Kind: KindHTTP, Network: l.Network, Addr: k.addr,
+						Public: c.m.IsPublic(l.Network),
+						HTTP:   &httpedge.Config{Listener: fmt.Sprintf("%s %s", c.node.Name, k.addr), TLS: l.TLS, RedirectHTTPS: l.RedirectHTTPS},
+					}}
+					groups[k] = g
+					order = append(order, k)
+				}
+				if g.tls != l.TLS {
+					c.fail("listener %s: sites %s and %q disagree on tls", k.addr, strings.Join(g.owners, ", "), s.Name)
+				}
+				if g.redirect != l.RedirectHTTPS {
+					c.fail("listener %s: sites %s and %q disagree on redirect_https", k.addr, strings.Join(g.owners, ", "), s.Name)
+				}
+				if l.TLS && s.TLS == nil {
+					c.fail("site %q: listens with tls on %s but has no certificate source", s.Name, k.addr)
+				}
+				g.owners = append(g.owners, fmt.Sprintf("%q", s.Name))
+				g.l.HTTP.Sites = append(g.l.HTTP.Sites, c.site(s, l.Network))
+				if len(s.Allow) == 0 {
+					g.open = true
+				} else {
+					add := c.aclFor(s.Allow, l.Network, fmt.Sprintf("site %q", s.Name))
+					g.l.ACL.Rules = append(g.l.ACL.Rules, add.Rules...)
+					g.l.ACL.Default = g.l.ACL.Default || add.Default
+				}
+			}
+		}
+	}
+	for _, k := range order {
+		g := groups[k]
+		if g.open {
+			// Site allow lists are enforced per request once the Host is known.
+			g.l.ACL = acl.AllowAll()
+		}
+		c.plan.Listeners = append(c.plan.Listeners, *g.l)
+	}
+}
+
+func (c *compiler) tunnelAuth(t *inventory.Tunnel, peers []string) tunnel.Auth {
+	if t.Auth == nil {
+		return tunnel.Auth{}
+	}
+	if t.Auth.PSK != "" {
+		return tunnel.Auth{PSKFile: c.opts.file(t.Auth.PSK)}
+	}
+	dir := c.opts.file(c.opts.PKIDir)
+	return tunnel.Auth{PKI: &tunnel.PKIAuth{
+		CAFile:    path.Join(dir, "ca.pem"),
+		CertFile:  path.Join(dir, c.node.Name+".pem"),
+		KeyFile:   path.Join(dir, c.node.Name+"-key.pem"),
+		PeerNames: peers,
+	}}
+}
+
+func (c *compiler) endpointListeners(e *inventory.Endpoint) (network string, addrs []netip.AddrPort) {
+	if e.Loopback {
+		return LoopbackNetwork, c.m.EndpointAddrs(e)
+	}
+	return e.Network, c.m.EndpointAddrs(e)
+}
+
+func (c *compiler) tunnels() {
+	exits := map[string]*Listener{}
+	var exitOrder []string
+	for _, t := range c.m.Tunnels {
+		obj := fmt.Sprintf("tunnel %q", t.Name)
+		svc := c.m.Service(t.Service)
+		if t.Entrance != nil && t.Entrance.Node == c.node.Name {
+			cfg := &tunnel.EntranceConfig{
+				Name: t.Name, ConnectTimeout: or(t.ConnectTimeout.D(), DefaultConnectTimeout),
+				HandshakeTimeout: DefaultHandshakeTimeout, IdleTimeout: or(t.IdleTimeout.D(), DefaultTunnelIdle),
+				KeepAlive: DefaultTCPKeepAlive, AllowPublic: t.Entrance.Public,
+			}
+			var peers []string
+			for i, ex := range t.Exits {
+				tg, ok := c.m.ReachEndpoint(c.node, ex)
+				if !ok {
+					c.fail("%s: exit %d on %s is unreachable from the entrance on %s", obj, i, ex.Node, c.node.Name)
+					continue
+				}
+				cfg.Exits = append(cfg.Exits, c.dial(tg))
+				peers = append(peers, ex.Node)
+			}
+			cfg.Auth = c.tunnelAuth(t, peers)
+			network, addrs := c.endpointListeners(t.Entrance)
+			cfg.Public = c.m.IsPublic(network)
+			for _, ap := range addrs {
+				c.plan.Listeners = append(c.plan.Listeners, Listener{
+					Name: fmt.Sprintf("tunnel %s entrance", t.Name), Kind: KindTunnelEntrance,
+					Network: network, Addr: ap, Public: cfg.Public,
+					ACL: c.aclFor(t.Allow, network, obj+" entrance"), Entrance: cfg,
+				})
+			}
+		}
+		for _, ex := range t.Exits {
+			if ex.Node != c.node.Name {
+				continue
+			}
+			et := tunnel.ExitTunnel{
+				Name: t.Name, ConnectTimeout: or(t.ConnectTimeout.D(), DefaultConnectTimeout),
+				IdleTimeout: or(t.IdleTimeout.D(), DefaultTunnelIdle), KeepAlive: DefaultTCPKeepAlive,
+			}
+			var entranceNode *inventory.Node
+			if t.Entrance != nil {
+				entranceNode = c.m.Node(t.Entrance.Node)
+			}
+			var peers []string
+			if entranceNode != nil {
+				peers = []string{entranceNode.Name}
+			}
+			et.Auth = c.tunnelAuth(t, peers)
+			if svc != nil {
+				tg, ok := c.m.ReachService(c.node, svc)
+				if !ok {
+					c.fail("%s: the exit on %s cannot reach service %q", obj, c.node.Name, svc.Name)
+				} else {
+					et.Target = c.dial(tg)
+				}
+			}
+			network, addrs := c.endpointListeners(ex)
+			for _, ap := range addrs {
+				k := network + " " + ap.String()
+				l := exits[k]
+				if l == nil {
+					l = &Listener{
+						Name: fmt.Sprintf("tunnel exit %s", ap), Kind: KindTunnelExit, Network: network, Addr: ap,
+						Public: c.m.IsPublic(network),
+						Exit:   &tunnel.ExitConfig{Listener: fmt.Sprintf("%s %s", c.node.Name, ap), HandshakeTimeout: DefaultHandshakeTimeout},
+					}
+					exits[k] = l
+					exitOrder = append(exitOrder, k)
+				}
+				l.Exit.Tunnels = append(l.Exit.Tunnels, et)
+				// The exit admits the addresses its entrances present there.
+				if entranceNode != nil {
+					add := c.aclFor([]string{entranceNode.Name}, network, obj+" exit")
+					for _, r := range add.Rules {
+						r.From = fmt.Sprintf("%s (tunnel %s)", r.From, t.Name)
+						if !hasPrefix(l.ACL.Rules, r.Prefix) {
+							l.ACL.Rules = append(l.ACL.Rules, r)
+						}
+					}
+				}
+			}
+		}
+	}
+	for _, k := range exitOrder {
+		c.plan.Listeners = append(c.plan.Listeners, *exits[k])
+	}
+}
+
+func hasPrefix(rules []acl.Rule, p netip.Prefix) bool {
+	for _, r := range rules {
+		if r.Prefix == p {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *compiler) forwards() {
+	for _, f := range c.m.Forwards {
+		if f.Node != c.node.Name || f.Listen == nil {
+			continue
+		}
+		obj := fmt.Sprintf("forward %q", f.Name)
+		cfg := &forward.Config{Name: f.Name, ProxyProtocol: f.ProxyProtocol, ConnectTimeout: DefaultConnectTimeout, IdleTimeout: DefaultTunnelIdle}
+		if svc := c.m.Service(f.Service); svc != nil {
+			tg, ok := c.m.ReachService(c.node, svc)
+			if !ok {
+				c.fail("%s: %s cannot reach service %q", obj, c.node.Name, svc.Name)
+			} else {
+				cfg.Target = c.dial(tg)
+			}
+		}
+		network, addrs := c.endpointListeners(f.Listen)
+		for _, ap := range addrs {
+			c.plan.Listeners = append(c.plan.Listeners, Listener{
+				Name: fmt.Sprintf("forward %s", f.Name), Kind: KindForward, Network: network, Addr: ap,
+				Public: c.m.IsPublic(network), ACL: c.aclFor(f.Allow, network, obj), Forward: cfg,
+			})
+		}
+	}
+}
+
+// conflicts refuses two listeners on one socket (HTTP sites sharing one are
+// already merged into a single listener).
+func (c *compiler) conflicts() {
+	seen := map[string]string{}
+	for _, l := range c.plan.Listeners {
+		k := l.Key()
+		if prev, dup := seen[k]; dup {
+			c.fail("%s and %s both listen on %s", prev, l.Name, l.Addr)
+			continue
+		}
+		seen[k] = l.Name
+	}
+}
+
+func or(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}

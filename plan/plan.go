@@ -1,0 +1,68 @@
+// Package plan compiles the inventory into what one node runs: the
+// listeners it opens and the handler configuration behind each, fully
+// resolved (addresses, upstreams, secrets by path, access lists as prefix
+// sets). Compile is a pure function: it opens no socket and reads no file,
+// so `offedge plan` and `offedge check` have nothing to clean up, and the
+// runtime builds its handlers from the Plan alone, never from the Model.
+package plan
+
+import (
+	"net/netip"
+
+	"github.com/offedge/offedge/edge/acl"
+	"github.com/offedge/offedge/edge/forward"
+	httpedge "github.com/offedge/offedge/edge/http"
+	"github.com/offedge/offedge/edge/tunnel"
+)
+
+// Listener kinds.
+const (
+	KindHTTP           = "http"
+	KindTunnelEntrance = "tunnel-entrance"
+	KindTunnelExit     = "tunnel-exit"
+	KindForward        = "forward"
+)
+
+// LoopbackNetwork is the network name of listeners bound to 127.0.0.1 on
+// the node itself (a tunnel entrance used by a local proxy).
+const LoopbackNetwork = "loopback"
+
+// Plan is what one node runs.
+type Plan struct {
+	Node      string     `json:"node"`
+	Listeners []Listener `json:"listeners"`
+	// Dials says, for every address the node's handlers connect to, which
+	// network it is on and which source address the node presents there
+	// (its own address, or its gateway's public address through NAT). The
+	// lab uses it to bind the same source on loopback; production lets the
+	// kernel choose.
+	Dials map[netip.AddrPort]Dial `json:"dials"`
+}
+
+// Dial is how the node reaches one upstream address.
+type Dial struct {
+	Network string     `json:"network"`
+	Source  netip.Addr `json:"source"`
+	// Via is the NAT gateway, when there is one.
+	Via string `json:"via,omitempty"`
+}
+
+// Listener is one socket a node opens and what serves it. Exactly one of
+// HTTP, Entrance, Exit and Forward is set, as Kind says.
+type Listener struct {
+	Name    string         `json:"name"`
+	Kind    string         `json:"kind"`
+	Network string         `json:"network"`
+	Addr    netip.AddrPort `json:"addr"`
+	// Public is true when Network is the internet.
+	Public bool `json:"public,omitempty"`
+	// ACL is checked at accept, before any byte is read.
+	ACL      acl.List               `json:"acl"`
+	HTTP     *httpedge.Config       `json:"http,omitempty"`
+	Entrance *tunnel.EntranceConfig `json:"entrance,omitempty"`
+	Exit     *tunnel.ExitConfig     `json:"exit,omitempty"`
+	Forward  *forward.Config        `json:"forward,omitempty"`
+}
+
+// Key identifies a listener's socket: network and address.
+func (l *Listener) Key() string { return l.Network + " " + l.Addr.String() }

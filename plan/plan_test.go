@@ -1,0 +1,135 @@
+package plan
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/offedge/offedge/examples/openfoodfacts"
+	"github.com/offedge/offedge/inventory"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./plan -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s differs (run go test ./plan -update after checking the change):\n%s", path, lineDiff(string(want), string(got)))
+	}
+}
+
+// lineDiff shows the first differing lines, enough to see what changed.
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	shown := 0
+	for i := 0; i < max(len(w), len(g)) && shown < 12; i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			b.WriteString("- " + wl + "\n+ " + gl + "\n")
+			shown++
+		}
+	}
+	return b.String()
+}
+
+// TestOpenFoodFactsPlans pins the plan of every node of the embedded
+// inventory, as text and as JSON.
+func TestOpenFoodFactsPlans(t *testing.T) {
+	m, err := inventory.Load(openfoodfacts.FS(), "inventory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range m.Nodes {
+		t.Run(n.Name, func(t *testing.T) {
+			p, err := Compile(m, n.Name, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var txt bytes.Buffer
+			if err := p.WriteText(&txt); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, filepath.Join("testdata", "openfoodfacts", n.Name+".txt"), txt.Bytes())
+			js, err := json.MarshalIndent(p, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, filepath.Join("testdata", "openfoodfacts", n.Name+".json"), append(js, '\n'))
+		})
+	}
+}
+
+func TestCompileSmall(t *testing.T) {
+	m, err := inventory.LoadPath("../inventory/testdata/small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Compile(m, "a1", Options{Root: "/lab/a1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Listeners) != 1 || p.Listeners[0].Kind != KindTunnelExit {
+		t.Fatalf("a1 listeners: %+v; want one tunnel exit", p.Listeners)
+	}
+	ex := p.Listeners[0]
+	if ex.Addr.String() != "192.0.2.1:27017" || ex.Exit.Tunnels[0].Target != "10.1.0.102:27017" {
+		t.Fatalf("exit %s -> %s; want 192.0.2.1:27017 -> 10.1.0.102:27017", ex.Addr, ex.Exit.Tunnels[0].Target)
+	}
+	// The exit admits what the entrance presents on the internet: b1's NAT address.
+	if got := ex.ACL.String(); got != "allow 198.51.100.1/32 (b-client (tunnel db-beta)), deny all others" {
+		t.Fatalf("exit acl %q", got)
+	}
+	if got := ex.Exit.Tunnels[0].Auth.PSKFile; got != "/lab/a1/etc/offedge/psk/db-beta.psk" {
+		t.Fatalf("psk path %q; want it under the root", got)
+	}
+	p, err = Compile(m, "b-client", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	en := p.Listeners[0]
+	if en.Kind != KindTunnelEntrance || en.Entrance.Exits[0] != "192.0.2.1:27017" || en.Public {
+		t.Fatalf("entrance %+v", en)
+	}
+	if got := en.ACL.String(); got != "allow 10.1.0.201/32 (b-app), deny all others" {
+		t.Fatalf("entrance acl %q", got)
+	}
+	d := p.Dials[en.Addr]
+	_ = d
+	if d := p.Dials[ex.Addr]; d.Network != "internet" || d.Via != "b1" || d.Source.String() != "198.51.100.1" {
+		t.Fatalf("dial to the exit: %+v; want internet via b1 from 198.51.100.1", d)
+	}
+}
+
+func TestCompileErrors(t *testing.T) {
+	m, err := inventory.LoadPath("../inventory/testdata/small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Compile(m, "nosuch", Options{}); err == nil || !strings.Contains(err.Error(), `unknown node "nosuch"`) {
+		t.Fatalf("got %v", err)
+	}
+}
