@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/offedge/offedge/lab"
+)
+
+func cmdLab(e *env, args []string) error {
+	fs := e.newFlags("lab")
+	inv := inventoryFlag(fs)
+	dir := fs.String("dir", "", "directory for the lab's files (default: a temporary directory, removed on exit)")
+	status := fs.String("status", "127.0.0.1:9900", "address of the status page (empty: none)")
+	noEngines := fs.Bool("no-engines", false, "use stand-ins even where real engines (redis-server) are installed")
+	verbose := fs.Bool("v", false, "log every listener and denial")
+	for64 := fs.Duration("for", 0, "stop after this long (default: until Ctrl-C)")
+	if _, err := e.parse(fs, args); err != nil {
+		return err
+	}
+	m, err := loadInventory(*inv)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	l, err := lab.Start(ctx, m, lab.Options{Dir: *dir, Logger: log, NoEngines: *noEngines})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	statusAddr := ""
+	if *status != "" {
+		a, err := l.ServeStatus(ctx, *status)
+		if err != nil {
+			return err
+		}
+		statusAddr = a.String()
+	}
+	if err := l.WriteTour(e.stdout, statusAddr); err != nil {
+		return err
+	}
+	if *for64 > 0 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(*for64):
+		}
+	} else {
+		<-ctx.Done()
+	}
+	fmt.Fprintln(e.stderr, "offedge lab: stopping")
+	return nil
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/offedge/offedge/check"
+	"github.com/offedge/offedge/inventory"
+	"github.com/offedge/offedge/plan"
+	"github.com/offedge/offedge/runtime"
+)
+
+func newLogger(w io.Writer, format string) (*slog.Logger, error) {
+	switch format {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	}
+	return nil, usageError("--log-format must be text or json, not %q", format)
+}
+
+// compileChecked loads, checks and compiles: the one path both start-up and
+// reload take, so a reload can never accept what start-up would refuse.
+func compileChecked(invPath, node string, opts plan.Options) (*inventory.Model, *plan.Plan, error) {
+	m, err := loadInventory(invPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	if errs, _, _ := check.Counts(check.Run(m)); errs > 0 {
+		var b writerString
+		check.WriteText(&b, onlyErrors(check.Run(m)))
+		return nil, nil, fmt.Errorf("the inventory fails check with %d error(s):\n%s", errs, b.String())
+	}
+	p, err := plan.Compile(m, node, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, p, nil
+}
+
+func onlyErrors(fs []check.Finding) []check.Finding {
+	var out []check.Finding
+	for _, f := range fs {
+		if f.Severity == check.Error && f.Suppressed == "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+type writerString struct{ b []byte }
+
+func (w *writerString) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
+func (w *writerString) String() string              { return string(w.b) }
+
+func cmdRun(e *env, args []string) error {
+	fs := e.newFlags("run")
+	inv := inventoryFlag(fs)
+	node := fs.String("node", "", "the node to run (required)")
+	admin := fs.String("admin", "", "address of the admin endpoint (GET /status, POST /-/reload), e.g. 127.0.0.1:9901")
+	root := fs.String("root", "", "prefix for every file path in the plan")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	drain := fs.Duration("drain", 30*time.Second, "how long SIGTERM waits for connections to finish")
+	if _, err := e.parse(fs, args); err != nil {
+		return err
+	}
+	if *node == "" {
+		return usageError("--node is required")
+	}
+	log, err := newLogger(e.stderr, *logFormat)
+	if err != nil {
+		return err
+	}
+	opts := plan.Options{Root: *root}
+	_, p, err := compileChecked(*inv, *node, opts)
+	if err != nil {
+		return err
+	}
+	if len(p.Listeners) == 0 {
+		return fmt.Errorf("node %q has nothing to serve in this inventory", *node)
+	}
+	rt, err := runtime.Start(p, runtime.Options{Logger: log, ShutdownTimeout: *drain})
+	if err != nil {
+		return err
+	}
+	log.Info("offedge running", "node", *node, "listeners", len(p.Listeners), "version", Version)
+
+	var mu sync.Mutex
+	reload := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		_, np, err := compileChecked(*inv, *node, opts)
+		if err != nil {
+			log.Error("reload refused; the running configuration keeps serving", "err", err)
+			return err
+		}
+		if err := rt.Apply(context.Background(), np); err != nil {
+			log.Error("reload applied with errors", "err", err)
+			return err
+		}
+		log.Info("reloaded", "listeners", len(np.Listeners))
+		return nil
+	}
+
+	var adminSrv *http.Server
+	if *admin != "" {
+		ln, err := net.Listen("tcp", *admin)
+		if err != nil {
+			rt.Shutdown(context.Background())
+			return fmt.Errorf("admin endpoint: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(rt.Status())
+		})
+		mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, r *http.Request) {
+			if err := reload(); err != nil {
+				http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+				return
+			}
+			fmt.Fprintln(w, "reloaded")
+		})
+		adminSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go adminSrv.Serve(ln)
+		log.Info("admin endpoint", "addr", ln.Addr().String())
+	}
+
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
+	for s := range sig {
+		if s == syscall.SIGHUP {
+			reload()
+			continue
+		}
+		log.Info("draining", "signal", s.String(), "timeout", drain.String())
+		ctx, cancel := context.WithTimeout(context.Background(), *drain)
+		if adminSrv != nil {
+			adminSrv.Shutdown(ctx)
+		}
+		err := rt.Shutdown(ctx)
+		cancel()
+		return err
+	}
+	return nil
+}
+
+func cmdReload(e *env, args []string) error {
+	fs := e.newFlags("reload")
+	admin := fs.String("admin", "", "admin address of the running offedge (required)")
+	if _, err := e.parse(fs, args); err != nil {
+		return err
+	}
+	if *admin == "" {
+		return usageError("--admin is required (or send SIGHUP to the process)")
+	}
+	c := &http.Client{Timeout: time.Minute}
+	resp, err := c.Post("http://"+*admin+"/-/reload", "text/plain", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return errors.New(string(body))
+	}
+	fmt.Fprint(e.stdout, string(body))
+	return nil
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/offedge/offedge/topology"
+)
+
+func cmdWhy(e *env, args []string) error {
+	fs := e.newFlags("why")
+	inv := inventoryFlag(fs)
+	pos, err := e.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usageError("name a node and a service, site hostname or node: offedge why docker-prod mongodb")
+	}
+	m, err := loadInventory(*inv)
+	if err != nil {
+		return err
+	}
+	ex, err := topology.Why(m, pos[0], pos[1])
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if err := ex.WriteText(e.stdout); err != nil {
+		return err
+	}
+	if !ex.Reachable() {
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+func cmdImpact(e *env, args []string) error {
+	fs := e.newFlags("impact")
+	inv := inventoryFlag(fs)
+	pos, err := e.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usageError("name the node(s) that go down: offedge impact ovh1")
+	}
+	m, err := loadInventory(*inv)
+	if err != nil {
+		return err
+	}
+	r, err := topology.Impact(m, pos...)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	return r.WriteText(e.stdout)
+}
+
+func cmdGraph(e *env, args []string) error {
+	fs := e.newFlags("graph")
+	inv := inventoryFlag(fs)
+	format := fs.String("format", "svg", "output format: svg, dot or mermaid")
+	output := fs.String("output", "", "write to this file instead of standard output")
+	fs.StringVar(output, "o", "", "shorthand for --output")
+	if _, err := e.parse(fs, args); err != nil {
+		return err
+	}
+	m, err := loadInventory(*inv)
+	if err != nil {
+		return err
+	}
+	g := topology.Build(m)
+	var write func(io.Writer) error
+	switch *format {
+	case "svg":
+		write = g.WriteSVG
+	case "dot":
+		write = g.WriteDOT
+	case "mermaid":
+		write = g.WriteMermaid
+	default:
+		return usageError("--format must be svg, dot or mermaid, not %q", *format)
+	}
+	if *output == "" {
+		return write(e.stdout)
+	}
+	f, err := os.Create(*output)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "wrote %s\n", *output)
+	return nil
+}

@@ -1,0 +1,260 @@
+package topology
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/offedge/offedge/inventory"
+)
+
+// Explanation is the answer to "how does node From reach To?": for each
+// destination To stands for (one service, the sites answering a hostname, or
+// every service of a node), the paths hop by hop, and the reasons the other
+// ways do not exist.
+type Explanation struct {
+	From string
+	To   string
+	// Kind is what To named: "service", "site" (a hostname) or "node".
+	Kind         string
+	Destinations []Destination
+}
+
+// Destination is one service or site From tries to reach.
+type Destination struct {
+	// Kind is "service" or "site".
+	Kind string
+	// Name is the service or site name; Host the hostname asked for a site.
+	Name string
+	Host string
+	// Node is where the service runs or the site is served.
+	Node string
+	Port int
+	Pos  inventory.Pos
+	// Paths are every way there, open or blocked by an allow list.
+	Paths []Path
+	// Notes say why the other ways do not exist ("no shared network", "no
+	// IPv6 egress", "its entrance is down").
+	Notes []string
+}
+
+// Reachable reports whether some path to d is open.
+func (d Destination) Reachable() bool { return anyOpen(d.Paths) }
+
+// Reachable reports whether every destination has an open path.
+func (e *Explanation) Reachable() bool {
+	if len(e.Destinations) == 0 {
+		return false
+	}
+	for _, d := range e.Destinations {
+		if !d.Reachable() {
+			return false
+		}
+	}
+	return true
+}
+
+// Why explains how node from reaches to: a service name, a site hostname
+// (client -> the site's listener -> each upstream pool member -> its
+// service, through a tunnel entrance when the member is a tunnel), or a node
+// name (each of its services). A prefix "service:", "site:" (a site name or a
+// hostname) or "node:" removes any ambiguity; without one a service name wins
+// over a node name, which wins over a hostname.
+//
+// The error is only for names the inventory does not know, with a
+// did-you-mean; an unreachable destination is an answer, not an error.
+func Why(m *inventory.Model, from, to string) (*Explanation, error) {
+	src := m.Node(from)
+	if src == nil {
+		return nil, fmt.Errorf("unknown node %q%s", from, didYouMean(from, nodeNames(m)))
+	}
+	f := newFinder(m, newIndex(m), nil)
+	e := &Explanation{From: from, To: to}
+	kind, name, explicit := strings.Cut(to, ":")
+	if !explicit || (kind != "service" && kind != "site" && kind != "node") {
+		kind, name = "", to
+	}
+	if s := m.Service(name); s != nil && (kind == "" || kind == "service") {
+		e.Kind = "service"
+		e.Destinations = append(e.Destinations, f.serviceDest(src, s))
+		return e, nil
+	}
+	if n := m.Node(name); n != nil && (kind == "" || kind == "node") {
+		e.Kind = "node"
+		for _, s := range f.idx.svcsByNode[n.Name] {
+			e.Destinations = append(e.Destinations, f.serviceDest(src, s))
+		}
+		return e, nil
+	}
+	if kind == "" || kind == "site" {
+		sites := f.idx.sitesForHost(name)
+		host := name
+		if len(sites) == 0 && kind == "site" {
+			if s := m.Site(name); s != nil {
+				sites = []*inventory.Site{s}
+				host = firstHost(s)
+			}
+		}
+		if len(sites) > 0 {
+			e.Kind = "site"
+			for _, s := range sites {
+				paths, notes := f.sitePaths(src, s)
+				e.Destinations = append(e.Destinations, Destination{Kind: "site", Name: s.Name, Host: host,
+					Node: s.Node, Pos: s.Pos, Paths: paths, Notes: notes})
+			}
+			return e, nil
+		}
+	}
+	var cands []string
+	if kind == "" || kind == "service" {
+		for _, s := range m.Services {
+			cands = append(cands, s.Name)
+		}
+	}
+	if kind == "" || kind == "node" {
+		cands = append(cands, nodeNames(m)...)
+	}
+	if kind == "" || kind == "site" {
+		for _, s := range m.Sites {
+			for _, h := range s.Hosts {
+				if !strings.HasPrefix(h, "*") {
+					cands = append(cands, h)
+				}
+			}
+		}
+	}
+	what := "service, node or site hostname"
+	if kind != "" {
+		what = kind
+	}
+	return nil, fmt.Errorf("unknown %s %q%s", what, name, didYouMean(name, cands))
+}
+
+func firstHost(s *inventory.Site) string {
+	for _, h := range s.Hosts {
+		if !strings.HasPrefix(h, "*") {
+			return h
+		}
+	}
+	if len(s.Hosts) > 0 {
+		return s.Hosts[0]
+	}
+	return s.Name
+}
+
+func (f *finder) serviceDest(from *inventory.Node, s *inventory.Service) Destination {
+	paths, notes := f.servicePaths(from, s)
+	return Destination{Kind: "service", Name: s.Name, Node: s.Node, Port: s.Port, Pos: s.Pos, Paths: paths, Notes: notes}
+}
+
+func nodeNames(m *inventory.Model) []string {
+	out := make([]string, len(m.Nodes))
+	for i, n := range m.Nodes {
+		out[i] = n.Name
+	}
+	return out
+}
+
+// didYouMean renders ` (did you mean "x"?)` for the closest candidate, or
+// nothing when none is close.
+func didYouMean(name string, cands []string) string {
+	best, bestD := "", 1<<30
+	for _, c := range cands {
+		d := distance(name, c)
+		if d < bestD || (d == bestD && c < best) {
+			best, bestD = c, d
+		}
+	}
+	limit := max(2, len(name)/3)
+	if best == "" || bestD > limit {
+		// A prefix is close enough too ("mongo" for "mongodb").
+		var pre []string
+		for _, c := range cands {
+			if len(name) >= 3 && strings.HasPrefix(c, name) {
+				pre = append(pre, c)
+			}
+		}
+		if len(pre) == 0 {
+			return ""
+		}
+		sort.Strings(pre)
+		best = pre[0]
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// distance is the Levenshtein distance between a and b.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// WriteText writes the explanation for a person: each destination, its
+// paths hop by hop (open, or the allow list refusing them, quoted with its
+// position), then why the other ways do not exist.
+func (e *Explanation) WriteText(w io.Writer) error {
+	b := bufio.NewWriter(w)
+	fmt.Fprintf(b, "why %s -> %s (%s)\n", e.From, e.To, e.Kind)
+	if len(e.Destinations) == 0 {
+		fmt.Fprintf(b, "  %s runs no service\n", e.To)
+	}
+	for _, d := range e.Destinations {
+		b.WriteString("\n")
+		open, blocked := 0, 0
+		for _, p := range d.Paths {
+			if p.Open() {
+				open++
+			} else {
+				blocked++
+			}
+		}
+		verdict := "REACHABLE"
+		if open == 0 {
+			verdict = "UNREACHABLE"
+		}
+		switch d.Kind {
+		case "service":
+			fmt.Fprintf(b, "service %s on %s:%d (%s): %s", d.Name, d.Node, d.Port, d.Pos, verdict)
+		default:
+			fmt.Fprintf(b, "site %s (%s) on %s (%s): %s", d.Host, d.Name, d.Node, d.Pos, verdict)
+		}
+		fmt.Fprintf(b, ", %d open path(s), %d blocked\n", open, blocked)
+		for i, p := range d.Paths {
+			state := "open"
+			if !p.Open() {
+				state = "BLOCKED"
+			}
+			fmt.Fprintf(b, "  path %d, %s: %s\n", i+1, p.Title, state)
+			for j, h := range p.Hops {
+				fmt.Fprintf(b, "    %d. %s\n", j+1, h)
+			}
+			if p.Blocked != nil {
+				fmt.Fprintf(b, "    refused: %s\n", p.Blocked)
+			}
+		}
+		if len(d.Notes) > 0 {
+			b.WriteString("  no way:\n")
+			for _, n := range d.Notes {
+				fmt.Fprintf(b, "    - %s\n", n)
+			}
+		}
+	}
+	return b.Flush()
+}
