@@ -121,13 +121,39 @@ func (e *env) main(args []string) int {
 	return 2
 }
 
+// closest returns the command name nearest to a mistyped one, or "".
 func closest(name string) string {
+	best, bestD := "", 3
 	for _, c := range commands() {
-		if strings.HasPrefix(c.name, name) || strings.HasPrefix(name, c.name) {
+		if strings.HasPrefix(c.name, name) {
 			return c.name
 		}
+		if d := distance(name, c.name); d < bestD {
+			best, bestD = c.name, d
+		}
 	}
-	return ""
+	return best
+}
+
+// distance is the Levenshtein distance between a and b.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 func (e *env) usage(w io.Writer) {

@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# bench/http.sh — offedge's HTTP edge against Debian's nginx, side by side.
+#
+# Scenarios (wrk, keep-alive, $CONNS connections, $DUR per run):
+#   proxy 1 KiB    reverse proxy to a backend nginx with upstream keep-alive
+#   static 4 KiB   file from disk (sendfile)
+#   static 100 KiB file from disk (sendfile)
+# plus $IDLE idle keep-alive connections: resident memory per connection.
+#
+# Pinning (docs: DESIGN.md): the system under test on CPU 1 (taskset -c 1,
+# GOMAXPROCS=1, nginx worker_processes 1); wrk and the backend on CPU 0.
+# Runs interleave A B A B ..., the median of $RUNS is reported, with the
+# CPU time the system under test used per 1,000 requests (/proc/PID/stat)
+# and wrk's p99 latency. Access logs are off for both.
+#
+# Usage: bench/http.sh            (DUR=5s RUNS=3 CONNS=64 IDLE=10000)
+set -euo pipefail
+
+DUR=${DUR:-5s}
+RUNS=${RUNS:-3}
+CONNS=${CONNS:-64}
+IDLE=${IDLE:-10000}
+# Upstream keep-alive pool of both proxies; as large as the client side so
+# that neither churns upstream connections (the reference uses 16).
+UPKEEP=${UPKEEP:-$CONNS}
+SUT_CPU=${SUT_CPU:-1}
+LOAD_CPU=${LOAD_CPU:-0}
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+for bin in wrk nginx taskset go; do
+	command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || { echo "bench/http.sh: $bin is required" >&2; exit 1; }
+done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+work=$(mktemp -d /tmp/offedge-bench-http.XXXXXX)
+chmod 755 "$work" # nginx workers run as nobody and must read the files
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+nofile=$(ulimit -n)
+if [ "$nofile" -lt $((IDLE + 1000)) ]; then
+	echo "note: ulimit -n is $nofile; idle connections lowered" >&2
+	IDLE=$((nofile - 1000))
+fi
+
+echo "building edgebench and idleconns..."
+(cd "$repo" && go build -o "$work/edgebench" ./bench/http/edgebench && go build -o "$work/idleconns" ./bench/http/idleconns)
+
+freeport() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+waitport() {
+	for _ in $(seq 1 200); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "port $1 never opened" >&2
+	exit 1
+}
+
+mkdir -p "$work/www" "$work/logs"
+head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 >"$work/www/1k"
+head -c 4096 /dev/urandom >"$work/www/4k.bin"
+head -c 102400 /dev/urandom >"$work/www/100k.bin"
+chmod -R a+rX "$work/www"
+
+BPORT=$(freeport) NPROXY=$(freeport) NSTATIC=$(freeport) OPROXY=$(freeport) OSTATIC=$(freeport)
+
+# Backend: nginx on the load CPU, serving the 1 KiB body.
+cat >"$work/backend.conf" <<CONF
+worker_processes 1;
+pid $work/backend.pid;
+error_log $work/logs/backend.err warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	keepalive_requests 10000000;
+	server { listen 127.0.0.1:$BPORT; root $work/www; }
+}
+CONF
+# System under test: nginx configured as offedge is (upstream keep-alive,
+# forwarded headers, sendfile, no access log).
+cat >"$work/nginx.conf" <<CONF
+worker_processes 1;
+worker_rlimit_nofile $nofile;
+pid $work/nginx.pid;
+error_log $work/logs/nginx.err warn;
+events { worker_connections $((nofile - 100)); }
+http {
+	access_log off;
+	sendfile on;
+	tcp_nopush on;
+	keepalive_requests 10000000;
+	keepalive_timeout 75s;
+	include /etc/nginx/mime.types;
+	upstream backend { server 127.0.0.1:$BPORT; keepalive $UPKEEP; keepalive_requests 10000000; }
+	server {
+		listen 127.0.0.1:$NPROXY;
+		location / {
+			proxy_pass http://backend;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_set_header Host \$host;
+			proxy_set_header X-Real-IP \$remote_addr;
+			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+			proxy_set_header X-Forwarded-Proto \$scheme;
+			proxy_set_header X-Forwarded-Host \$host;
+		}
+	}
+	server { listen 127.0.0.1:$NSTATIC; root $work/www; etag on; }
+}
+CONF
+
+taskset -c "$LOAD_CPU" "$NGINX" -p "$work" -c "$work/backend.conf" -g 'daemon off;' 2>>"$work/logs/backend.err" &
+pids+=($!)
+taskset -c "$SUT_CPU" "$NGINX" -p "$work" -c "$work/nginx.conf" -g 'daemon off;' 2>>"$work/logs/nginx.err" &
+nginx_master=$!
+pids+=($nginx_master)
+GOMAXPROCS=1 taskset -c "$SUT_CPU" "$work/edgebench" -mode proxy -listen "127.0.0.1:$OPROXY" -upstream "127.0.0.1:$BPORT" -keepalive "$UPKEEP" 2>>"$work/logs/edge.err" &
+edge_proxy=$!
+pids+=($edge_proxy)
+GOMAXPROCS=1 taskset -c "$SUT_CPU" "$work/edgebench" -mode static -listen "127.0.0.1:$OSTATIC" -root "$work/www" 2>>"$work/logs/edge.err" &
+edge_static=$!
+pids+=($edge_static)
+for p in $BPORT $NPROXY $NSTATIC $OPROXY $OSTATIC; do waitport "$p"; done
+nginx_worker=""
+for _ in $(seq 1 100); do
+	nginx_worker=$(pgrep -P "$nginx_master" | head -1 || true)
+	[ -n "$nginx_worker" ] && break
+	sleep 0.05
+done
+[ -n "$nginx_worker" ] || { echo "nginx worker not found" >&2; exit 1; }
+
+cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+hz=$(getconf CLK_TCK)
+
+# run NAME PID URL -> appends "rps p99ms cpu_ms_per_1k" to $work/res.NAME
+run() {
+	local name=$1 pid=$2 url=$3 out t0 t1 rps p99 reqs
+	t0=$(cputicks "$pid")
+	out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DUR" --latency "$url")
+	t1=$(cputicks "$pid")
+	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+	p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; print v}' <<<"$out")
+	if grep -q "Non-2xx\|Socket errors" <<<"$out"; then
+		echo "warning: $name: $(grep 'Non-2xx\|Socket errors' <<<"$out")" >&2
+	fi
+	echo "$rps $p99 $(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$reqs" 'BEGIN {printf "%.1f", d * 1000 / hz / (n / 1000)}')" >>"$work/res.$name"
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+col() { awk -v c="$2" '{print $c}' "$work/res.$1" | median; }
+
+scenarios=("proxy_1k|$NPROXY|$OPROXY|/1k|$edge_proxy" "static_4k|$NSTATIC|$OSTATIC|/4k.bin|$edge_static" "static_100k|$NSTATIC|$OSTATIC|/100k.bin|$edge_static")
+
+echo "warming up..."
+for s in "${scenarios[@]}"; do
+	IFS='|' read -r name np op path epid <<<"$s"
+	taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$np$path" >/dev/null
+	taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$op$path" >/dev/null
+done
+
+for s in "${scenarios[@]}"; do
+	IFS='|' read -r name np op path epid <<<"$s"
+	echo "running $name: $RUNS x (nginx, offedge), $DUR each..."
+	for i in $(seq 1 "$RUNS"); do
+		run "nginx_$name" "$nginx_worker" "http://127.0.0.1:$np$path"
+		run "offedge_$name" "$epid" "http://127.0.0.1:$op$path"
+	done
+done
+
+# Zero-copy check: offedge's static server must call sendfile.
+sendfile_calls="n/a"
+if command -v strace >/dev/null && command -v curl >/dev/null; then
+	strace -f -qq -e trace=sendfile -o "$work/strace.out" -p "$edge_static" &
+	st=$!
+	sleep 0.5 # give strace time to attach (not synchronisation of the system under test)
+	for _ in 1 2 3; do curl -s -o /dev/null "http://127.0.0.1:$OSTATIC/100k.bin"; done
+	kill "$st" 2>/dev/null || true
+	wait "$st" 2>/dev/null || true
+	sendfile_calls=$(grep -c sendfile "$work/strace.out" || true)
+fi
+
+# Idle keep-alive connections: resident memory per connection.
+idle() {
+	local pid=$1 port=$2 path=$3 before after fifo
+	before=$(rss_kb "$pid")
+	fifo="$work/idle.fifo"
+	rm -f "$fifo" && mkfifo "$fifo"
+	taskset -c "$LOAD_CPU" "$work/idleconns" -addr "127.0.0.1:$port" -n "$IDLE" -path "$path" -hold 120s <"$fifo" >"$work/idle.out" &
+	local ic=$!
+	exec 4>"$fifo"
+	for _ in $(seq 1 1200); do grep -q ready "$work/idle.out" 2>/dev/null && break; sleep 0.05; done
+	grep -q ready "$work/idle.out" || { echo "idleconns did not get ready" >&2; exec 4>&-; wait "$ic"; return 1; }
+	after=$(rss_kb "$pid")
+	exec 4>&-
+	wait "$ic" || true
+	echo $(((after - before) * 1024 / IDLE))
+}
+echo "holding $IDLE idle keep-alive connections on each..."
+idle_nginx=$(idle "$nginx_worker" "$NPROXY" /1k)
+idle_edge=$(idle "$edge_proxy" "$OPROXY" /1k)
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "n/a"; else printf "%.2f", a / b}'; }
+
+echo
+echo "offedge HTTP edge vs nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///')  (SUT on CPU $SUT_CPU, load on CPU $LOAD_CPU, $CONNS conns, median of $RUNS x $DUR)"
+printf "%-12s | %12s %12s %6s | %9s %9s %6s | %9s %9s %6s\n" scenario "nginx req/s" "offedge" ratio "nginx p99" offedge ratio "nginx cpu" offedge ratio
+printf "%-12s | %12s %12s %6s | %9s %9s %6s | %9s %9s %6s\n" "" "" "" "" "ms" "ms" "" "ms/1k" "ms/1k" ""
+for s in "${scenarios[@]}"; do
+	IFS='|' read -r name _ _ _ _ <<<"$s"
+	nr=$(col "nginx_$name" 1) er=$(col "offedge_$name" 1)
+	np=$(col "nginx_$name" 2) ep=$(col "offedge_$name" 2)
+	nc=$(col "nginx_$name" 3) ec=$(col "offedge_$name" 3)
+	printf "%-12s | %12.0f %12.0f %6s | %9.2f %9.2f %6s | %9.1f %9.1f %6s\n" "$name" "$nr" "$er" "$(ratio "$er" "$nr")" "$np" "$ep" "$(ratio "$ep" "$np")" "$nc" "$ec" "$(ratio "$ec" "$nc")"
+done
+echo
+printf "idle keep-alive connections (%d): nginx %s B/conn, offedge %s B/conn, ratio %s\n" "$IDLE" "$idle_nginx" "$idle_edge" "$(ratio "$idle_edge" "$idle_nginx")"
+echo "sendfile calls by offedge for 3 x 100 KiB static responses: $sendfile_calls"
+echo "targets: req/s ratio >= 0.90 proxy, >= 0.95 static; p99 ratio <= 1.20"

@@ -1,0 +1,315 @@
+package httpedge
+
+import (
+	"bytes"
+	"container/list"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// maxBufferedEntry bounds the body kept in memory while a fallback answer
+// is fetched for the cache; larger answers are streamed uncached.
+const maxBufferedEntry = 64 << 20
+
+// cache is an LRU of fallback responses bounded by MaxBytes, in memory or
+// on disk (one body file and one meta file per entry, so that disk hits go
+// out by sendfile). Concurrent misses for one key make one upstream
+// request (flight).
+type cache struct {
+	dir  string
+	max  int64
+	ttl  map[int]time.Duration
+	now  func() time.Time
+	mu   sync.Mutex
+	ll   *list.List // front = most recent
+	m    map[string]*list.Element
+	size int64
+
+	flight flightGroup
+}
+
+// cacheFor returns the server's cache for cfg, shared by identical configs
+// (so a cache survives Update). Called with s.mu held.
+func (s *Server) cacheFor(cfg Cache) (*cache, error) {
+	if cfg.MaxBytes <= 0 {
+		return nil, errors.New("max_bytes must be positive")
+	}
+	if len(cfg.TTL) == 0 {
+		return nil, errors.New("ttl lists no status: nothing would be cached")
+	}
+	for code, d := range cfg.TTL {
+		if code < 100 || code > 599 || d <= 0 {
+			return nil, fmt.Errorf("ttl for %d: a status and a positive duration", code)
+		}
+	}
+	key := "cache:" + cfg.Dir + ":" + strconv.FormatInt(cfg.MaxBytes, 10)
+	if s.caches == nil {
+		s.caches = map[string]*cache{}
+	}
+	if c, ok := s.caches[key]; ok {
+		c.mu.Lock()
+		c.ttl = cfg.TTL
+		c.mu.Unlock()
+		return c, nil
+	}
+	c := &cache{dir: cfg.Dir, max: cfg.MaxBytes, ttl: cfg.TTL, now: s.opts.Now, ll: list.New(), m: map[string]*list.Element{}}
+	if c.dir != "" {
+		if err := os.MkdirAll(c.dir, 0o700); err != nil {
+			return nil, err
+		}
+		if err := c.loadDisk(); err != nil {
+			return nil, err
+		}
+	}
+	s.caches[key] = c
+	return c, nil
+}
+
+func (c *cache) entryLimit() int64 { return min(c.max, maxBufferedEntry) }
+
+// get returns a fresh entry, or nil; expired entries are dropped.
+func (c *cache) get(key string) *entry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.m[key]
+	if !ok {
+		return nil
+	}
+	e := el.Value.(*entry)
+	if !c.now().Before(e.expires) {
+		c.removeLocked(el)
+		return nil
+	}
+	c.ll.MoveToFront(el)
+	return e
+}
+
+// put stores e when its status has a TTL and the response allows caching;
+// it reports whether it did.
+func (c *cache) put(e *entry, resp *http.Response) bool {
+	c.mu.Lock()
+	ttl, ok := c.ttl[e.status]
+	c.mu.Unlock()
+	if !ok || !cacheable(resp) || e.size > c.max {
+		return false
+	}
+	e.expires = c.now().Add(ttl)
+	if c.dir != "" {
+		if err := c.writeDisk(e); err != nil {
+			return false
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.m[e.key]; ok {
+		c.removeLocked(old)
+	}
+	c.m[e.key] = c.ll.PushFront(e)
+	c.size += e.size
+	for c.size > c.max && c.ll.Len() > 0 {
+		c.removeLocked(c.ll.Back())
+	}
+	return true
+}
+
+func (c *cache) removeLocked(el *list.Element) {
+	e := el.Value.(*entry)
+	c.ll.Remove(el)
+	delete(c.m, e.key)
+	c.size -= e.size
+	if e.file != "" {
+		os.Remove(e.file)
+		os.Remove(strings.TrimSuffix(e.file, ".body") + ".meta")
+	}
+}
+
+// len and bytes are for tests and stats.
+func (c *cache) stats() (n int, size int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ll.Len(), c.size
+}
+
+type diskMeta struct {
+	Key     string      `json:"key"`
+	Status  int         `json:"status"`
+	Header  http.Header `json:"header"`
+	Size    int64       `json:"size"`
+	Expires time.Time   `json:"expires"`
+	ModTime time.Time   `json:"mod_time"`
+}
+
+func (c *cache) paths(key string) (body, meta string) {
+	sum := sha256.Sum256([]byte(key))
+	h := hex.EncodeToString(sum[:])
+	base := filepath.Join(c.dir, h[:2], h)
+	return base + ".body", base + ".meta"
+}
+
+// writeDisk writes body then meta (each by rename), so a crash leaves no
+// meta without its body; the in-memory copy of the body is dropped.
+func (c *cache) writeDisk(e *entry) error {
+	bodyPath, metaPath := c.paths(e.key)
+	if err := os.MkdirAll(filepath.Dir(bodyPath), 0o700); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(bodyPath, e.body); err != nil {
+		return err
+	}
+	meta, _ := json.Marshal(diskMeta{Key: e.key, Status: e.status, Header: e.header, Size: e.size, Expires: e.expires, ModTime: e.modTime})
+	if err := writeFileAtomic(metaPath, meta); err != nil {
+		os.Remove(bodyPath)
+		return err
+	}
+	e.file = bodyPath
+	return nil
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// loadDisk indexes the entries a previous run left, oldest first, dropping
+// expired or broken ones. Only files of our own naming are touched.
+func (c *cache) loadDisk() error {
+	type found struct {
+		e   *entry
+		mod time.Time
+	}
+	var all []found
+	now := c.now()
+	err := filepath.WalkDir(c.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".meta") {
+			return nil
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil
+		}
+		var m diskMeta
+		bodyPath := strings.TrimSuffix(path, ".meta") + ".body"
+		fi, statErr := os.Stat(bodyPath)
+		if json.Unmarshal(raw, &m) != nil || statErr != nil || fi.Size() != m.Size || !now.Before(m.Expires) {
+			if bp, _ := c.paths(m.Key); m.Key == "" || bp == bodyPath {
+				os.Remove(path)
+				os.Remove(bodyPath)
+			}
+			return nil
+		}
+		e := &entry{key: m.Key, status: m.Status, header: m.Header, size: m.Size, expires: m.Expires, modTime: m.ModTime, file: bodyPath}
+		all = append(all, found{e, fi.ModTime()})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].mod.Before(all[j].mod) })
+	for _, f := range all {
+		c.m[f.e.key] = c.ll.PushFront(f.e)
+		c.size += f.e.size
+	}
+	for c.size > c.max && c.ll.Len() > 0 {
+		c.removeLocked(c.ll.Back())
+	}
+	return nil
+}
+
+// serve writes an entry: a 200 goes through http.ServeContent (Range,
+// conditionals; sendfile for disk entries), others as they were.
+func (c *cache) serve(w *recorder, r *http.Request, e *entry, status string) {
+	h := w.Header()
+	for k, v := range e.header {
+		h[k] = v
+	}
+	h.Set("X-Cache-Status", status)
+	if e.file != "" {
+		f, err := os.Open(e.file)
+		if err != nil { // evicted between lookup and open
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		defer f.Close()
+		if e.status == http.StatusOK {
+			http.ServeContent(w, r, "", e.modTime, f)
+			return
+		}
+		h.Set("Content-Length", strconv.FormatInt(e.size, 10))
+		w.WriteHeader(e.status)
+		if r.Method != http.MethodHead {
+			w.ReadFrom(f)
+		}
+		return
+	}
+	if e.status == http.StatusOK {
+		http.ServeContent(w, r, "", e.modTime, bytes.NewReader(e.body))
+		return
+	}
+	h.Set("Content-Length", strconv.Itoa(len(e.body)))
+	w.WriteHeader(e.status)
+	if r.Method != http.MethodHead {
+		w.Write(e.body)
+	}
+}
+
+// fetchResult is what one flight produced for every caller of a key.
+type fetchResult struct {
+	entry  *entry
+	stored bool
+	tooBig bool
+	err    error
+	server *backend
+}
+
+// flightGroup runs one fetch per key at a time; callers arriving while it
+// runs wait for its result (nginx proxy_cache_lock).
+type flightGroup struct {
+	mu    sync.Mutex
+	calls map[string]*flightCall
+}
+
+type flightCall struct {
+	done chan struct{}
+	res  *fetchResult
+}
+
+func (g *flightGroup) do(key string, fn func() *fetchResult) (res *fetchResult, shared bool) {
+	g.mu.Lock()
+	if g.calls == nil {
+		g.calls = map[string]*flightCall{}
+	}
+	if c, ok := g.calls[key]; ok {
+		g.mu.Unlock()
+		<-c.done
+		return c.res, true
+	}
+	c := &flightCall{done: make(chan struct{})}
+	g.calls[key] = c
+	g.mu.Unlock()
+	defer func() {
+		if c.res == nil { // fn panicked
+			c.res = &fetchResult{err: errors.New("cache fill aborted")}
+		}
+		g.mu.Lock()
+		delete(g.calls, key)
+		g.mu.Unlock()
+		close(c.done)
+	}()
+	c.res = fn()
+	return c.res, false
+}

@@ -1,0 +1,322 @@
+package httpedge
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ServeHTTP is the whole per-request path: refuse what is malformed, pick
+// the site by Host, the route by path, apply the site's rules, dispatch.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := s.opts.Now()
+	ch := s.chain.Load()
+	s.stats.requests.Add(1)
+	rec := recPool.Get().(*recorder)
+	rec.reset(w)
+	ec, _ := r.Context().Value(connCtxKey{}).(*edgeConn)
+	defer func() {
+		if ec != nil {
+			ec.requestDone()
+		}
+		s.stats.countStatus(rec.statusOrOK())
+		if rec.site != nil && rec.site.alog != nil {
+			rec.site.alog.log(r, rec, start, s.opts.Now())
+		}
+		rec.reset(nil)
+		recPool.Put(rec)
+	}()
+	s.serve(ch, rec, r, ec)
+}
+
+var recPool = sync.Pool{New: func() any { return new(recorder) }}
+
+func (s *Server) serve(ch *chain, w *recorder, r *http.Request, ec *edgeConn) {
+	// Request smuggling: Content-Length together with Transfer-Encoding.
+	if ec != nil && r.TransferEncoding != nil && ec.sawCL.Load() {
+		s.plainError(w, r, http.StatusBadRequest, "request has both Content-Length and Transfer-Encoding")
+		return
+	}
+	if len(r.RequestURI) > MaxRequestLineBytes {
+		s.plainError(w, r, http.StatusRequestURITooLong, "request line too long")
+		return
+	}
+	if headerBytes(r.Header) > s.limits.MaxHeaderBytes {
+		s.plainError(w, r, http.StatusRequestHeaderFieldsTooLarge, "request header fields too large")
+		return
+	}
+	if r.Method == http.MethodConnect {
+		s.plainError(w, r, http.StatusMethodNotAllowed, "CONNECT is not allowed")
+		return
+	}
+	st := ch.def
+	host, ok := normalizeHost(r.Host)
+	if ok {
+		if found, hit := ch.hosts.lookup(host); hit {
+			st = found
+		}
+	} else if r.Host != "" || r.ProtoAtLeast(1, 1) {
+		s.plainError(w, r, http.StatusBadRequest, "invalid Host header")
+		return
+	}
+	w.site = st
+	if ch.cfg.RedirectHTTPS && !(ch.acme && hasPrefix(r.URL.Path, acmePrefix)) {
+		if host == "" {
+			s.plainError(w, r, http.StatusBadRequest, "no Host header to redirect to")
+			return
+		}
+		target := "https://" + hostForURL(host) + r.RequestURI
+		if r.RequestURI == "*" || r.RequestURI == "" {
+			target = "https://" + hostForURL(host) + "/"
+		}
+		w.Header().Set("Location", target)
+		w.WriteHeader(http.StatusMovedPermanently)
+		return
+	}
+	if st.allow != nil {
+		ap, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil || !st.allow.Allowed(ap.Addr()) {
+			s.errorPage(w, r, st, http.StatusForbidden, "access to this site is not allowed from your address")
+			return
+		}
+	}
+	if st.maint != nil && st.maint.active() {
+		w.Header().Set("Retry-After", "120")
+		s.errorPage(w, r, st, http.StatusServiceUnavailable, "down for maintenance")
+		return
+	}
+	rt := st.routes.match(r.URL.Path)
+	if rt == nil {
+		s.errorPage(w, r, st, http.StatusNotFound, "not found")
+		return
+	}
+	w.route = rt
+	w.addHeaders = rt.headers
+	if rt.auth != nil && !rt.auth.check(r) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+rt.auth.realm+`", charset="UTF-8"`)
+		s.errorPage(w, r, st, http.StatusUnauthorized, "authentication required")
+		return
+	}
+	var body *bodyReader
+	if r.Body != nil && r.Body != http.NoBody {
+		if rt.maxBody >= 0 && r.ContentLength > rt.maxBody {
+			w.Header().Set("Connection", "close")
+			s.errorPage(w, r, st, http.StatusRequestEntityTooLarge,
+				fmt.Sprintf("request body too large: the limit is %d bytes", rt.maxBody))
+			return
+		}
+		body = &bodyReader{rc: r.Body, limit: rt.maxBody, ctl: http.NewResponseController(w)}
+		_ = body.ctl.SetReadDeadline(time.Now().Add(s.limits.ReadBodyTimeout))
+		r.Body = body
+	}
+	switch rt.kind {
+	case kindRedirect:
+		w.Header().Set("Location", rt.redirect+r.RequestURI)
+		w.WriteHeader(rt.code)
+	case kindStatic:
+		rt.static.serve(s, w, r, rt)
+	case kindProxy:
+		s.proxy(w, r, rt, rt.pool, body)
+	}
+}
+
+func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
+
+func hostForURL(h string) string {
+	if a, err := netip.ParseAddr(h); err == nil && a.Is6() {
+		return "[" + h + "]"
+	}
+	return h
+}
+
+func headerBytes(h http.Header) int {
+	n := 0
+	for k, vv := range h {
+		for _, v := range vv {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// plainError answers a protocol-level refusal (no site chosen yet).
+func (s *Server) plainError(w *recorder, r *http.Request, code int, msg string) {
+	s.log.Debug("request refused", "listener", s.chain.Load().cfg.Listener, "peer", r.RemoteAddr, "status", code, "reason", msg)
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if code == http.StatusBadRequest || code == http.StatusRequestURITooLong || code == http.StatusRequestHeaderFieldsTooLarge {
+		h.Set("Connection", "close")
+	}
+	w.WriteHeader(code)
+	fmt.Fprintf(w, "%d %s: %s\n", code, http.StatusText(code), msg)
+}
+
+// errorPage answers with the site's page for code, or a short text.
+func (s *Server) errorPage(w *recorder, r *http.Request, st *site, code int, msg string) {
+	if page, ok := st.pages[code]; ok {
+		h := w.Header()
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Content-Length", strconv.Itoa(len(page)))
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(code)
+		if r.Method != http.MethodHead {
+			w.Write(page)
+		}
+		return
+	}
+	s.plainError(w, r, code, msg)
+}
+
+// recorder wraps the ResponseWriter: it notes the status and size for the
+// access log and stats, adds the configured response headers (on 2xx and
+// 3xx, as nginx add_header without "always"), and keeps ReadFrom (sendfile),
+// Flush and Hijack reachable.
+type recorder struct {
+	w          http.ResponseWriter
+	status     int
+	bytes      int64
+	addHeaders []headerKV
+	site       *site
+	route      *route
+	upstream   string
+	cache      string
+}
+
+func (w *recorder) reset(rw http.ResponseWriter) {
+	*w = recorder{w: rw}
+}
+
+func (w *recorder) statusOrOK() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+func (w *recorder) Header() http.Header { return w.w.Header() }
+
+func (w *recorder) WriteHeader(code int) {
+	if w.status != 0 {
+		return
+	}
+	if code >= 200 {
+		w.status = code
+		if code < 400 && w.addHeaders != nil {
+			h := w.w.Header()
+			for _, kv := range w.addHeaders {
+				h[kv.k] = []string{kv.v}
+			}
+		}
+	}
+	w.w.WriteHeader(code)
+}
+
+func (w *recorder) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	n, err := w.w.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *recorder) ReadFrom(src io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	var n int64
+	var err error
+	if rf, ok := w.w.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(w.w, src)
+	}
+	w.bytes += n
+	return n, err
+}
+
+func (w *recorder) Flush() {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if f, ok := w.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (w *recorder) Unwrap() http.ResponseWriter { return w.w }
+
+// Hijack is forwarded for WebSocket tunnels.
+func (w *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(w.w).Hijack()
+}
+
+// bodyReader enforces the route's body limit and the body read timeout;
+// when the body is done it lifts the deadline so that a long response is
+// not cut by it.
+type bodyReader struct {
+	rc      io.ReadCloser
+	limit   int64 // -1 unlimited
+	n       int64
+	ctl     *http.ResponseController
+	read    atomic.Bool
+	tooBig  atomic.Bool
+	failed  atomic.Int32 // 1: client timed out, 2: other client error
+	done    bool
+	lastErr error
+}
+
+var errBodyTooLarge = errors.New("request body too large")
+
+func (b *bodyReader) started() bool { return b.read.Load() }
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, b.lastErr
+	}
+	b.read.Store(true)
+	if b.limit >= 0 && int64(len(p)) > b.limit-b.n+1 {
+		p = p[:b.limit-b.n+1]
+	}
+	n, err := b.rc.Read(p)
+	b.n += int64(n)
+	if b.limit >= 0 && b.n > b.limit {
+		b.tooBig.Store(true)
+		b.finish(errBodyTooLarge)
+		return 0, errBodyTooLarge
+	}
+	if err != nil {
+		if err != io.EOF {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				b.failed.Store(1)
+			} else {
+				b.failed.Store(2)
+			}
+		}
+		b.finish(err)
+	}
+	return n, err
+}
+
+func (b *bodyReader) finish(err error) {
+	b.done, b.lastErr = true, err
+	if err == io.EOF {
+		// Fully read: lift the deadline so that it cannot cut a long
+		// response (net/http's background read would fail on it). After an
+		// error the deadline stays: the connection is not reused.
+		_ = b.ctl.SetReadDeadline(time.Time{})
+	}
+}
+
+func (b *bodyReader) Close() error { return b.rc.Close() }

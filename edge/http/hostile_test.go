@@ -1,0 +1,221 @@
+package httpedge
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/offedge/offedge/internal/testutil"
+)
+
+func TestHostileRequests(t *testing.T) {
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "ok %d", n)
+	})
+	_, addr := start(t, Config{Sites: []Site{proxySite("s", []string{"s"}, be.addr())}}, Options{})
+	long := strings.Repeat("a", 9000)
+	tests := []struct {
+		name   string
+		req    string
+		status int
+	}{
+		{"normal", "GET / HTTP/1.1\r\nHost: s\r\n\r\n", 200},
+		{"request line over 8KiB", "GET /" + long + " HTTP/1.1\r\nHost: s\r\n\r\n", 414},
+		{"headers over 16KiB", "GET / HTTP/1.1\r\nHost: s\r\n" + strings.Repeat("X-Pad: "+strings.Repeat("b", 1000)+"\r\n", 20) + "\r\n", 431},
+		{"huge request line", "GET /" + strings.Repeat("a", 40000) + " HTTP/1.1\r\nHost: s\r\n\r\n", 431},
+		{"CL and TE together", "POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+		{"TE and CL together", "POST / HTTP/1.1\r\nHost: s\r\ntransfer-encoding: chunked\r\ncontent-length: 4\r\n\r\n0\r\n\r\n", 400},
+		{"chunked alone", "POST / HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 200},
+		{"two different CL", "POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcd", 400},
+		{"TE not chunked", "POST / HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
+		{"invalid Host chars", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400},
+		{"invalid Host label", "GET / HTTP/1.1\r\nHost: a..b\r\n\r\n", 400},
+		{"no Host in 1.1", "GET / HTTP/1.1\r\n\r\n", 400},
+		{"no Host in 1.0", "GET / HTTP/1.0\r\n\r\n", 200},
+		{"two Hosts", "GET / HTTP/1.1\r\nHost: s\r\nHost: t\r\n\r\n", 400},
+		{"CONNECT", "CONNECT 192.0.2.1:443 HTTP/1.1\r\nHost: 192.0.2.1:443\r\n\r\n", 405},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := raw(t, addr, tt.req)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d (%q), want %d", resp.StatusCode, body, tt.status)
+			}
+		})
+	}
+}
+
+// TestContentLengthScanKeepAlive checks that the head scanner re-arms per
+// request on a keep-alive connection: a legit chunked request after a
+// request with Content-Length is not refused.
+func TestContentLengthScanKeepAlive(t *testing.T) {
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "%d", n)
+	})
+	_, addr := start(t, Config{Sites: []Site{proxySite("s", []string{"s"}, be.addr())}}, Options{})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for i, req := range []string{
+		"POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 3\r\n\r\nabc",
+		"POST / HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 1\r\n\r\nz",
+	} {
+		io.WriteString(c, req)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
+		}
+	}
+}
+
+func TestHeadScanner(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", false},
+		{"GET / HTTP/1.1\r\nContent-Length: 1\r\n\r\n", true},
+		{"GET / HTTP/1.1\r\ncontent-LENGTH:1\r\n\r\n", true},
+		{"GET / HTTP/1.1\r\nX-Content-Length: 1\r\n\r\n", false},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\nContent-Length: 1\r\n", false}, // body
+		{"GET /Content-Length: HTTP/1.1\r\n\r\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			// Byte by byte and in one piece.
+			var h1, h2 headScanner
+			got1 := false
+			for i := range len(tt.in) {
+				got1 = h1.feed([]byte{tt.in[i]}) || got1
+			}
+			got2 := h2.feed([]byte(tt.in))
+			if got1 != tt.want || got2 != tt.want {
+				t.Fatalf("byte-wise %v, whole %v, want %v", got1, got2, tt.want)
+			}
+		})
+	}
+}
+
+func TestSlowClientsTimedOut(t *testing.T) {
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.Copy(io.Discard, r.Body)
+		if err != nil {
+			w.WriteHeader(400)
+		}
+	})
+	cfg := Config{
+		Sites:  []Site{proxySite("s", []string{"s"}, be.addr())},
+		Limits: Limits{ReadHeaderTimeout: 300 * time.Millisecond, ReadBodyTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond},
+	}
+	_, addr := start(t, cfg, Options{})
+	tests := []struct {
+		name, send string
+	}{
+		{"slow headers", "GET / HTTP/1.1\r\nHost: s\r\n"},
+		{"slow body", "POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 100\r\n\r\nabc"},
+		{"idle keep-alive", "GET / HTTP/1.1\r\nHost: s\r\n\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, tt.send)
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			start := time.Now()
+			// Read until the server closes the connection.
+			_, err = io.Copy(io.Discard, c)
+			if err != nil {
+				t.Fatalf("server did not close the connection: %v", err)
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Fatalf("closed after %v", d)
+			}
+		})
+	}
+}
+
+// TestSlowHTTPTest runs Debian's slowhttptest (slowloris headers, then slow
+// body) against the server for a few seconds while a normal client keeps
+// getting answers.
+func TestSlowHTTPTest(t *testing.T) {
+	bin := testutil.RequireBinary(t, "slowhttptest")
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "fine")
+	})
+	cfg := Config{
+		Sites:  []Site{proxySite("s", []string{"127.0.0.1"}, be.addr())},
+		Limits: Limits{ReadHeaderTimeout: time.Second, ReadBodyTimeout: time.Second, IdleTimeout: 2 * time.Second},
+	}
+	srv, addr := start(t, cfg, Options{})
+	_, port, _ := net.SplitHostPort(addr)
+	for _, mode := range []struct{ name, flag string }{{"slowloris", "-H"}, {"slow body", "-B"}} {
+		t.Run(mode.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			// 600 connections at 200/s, 1 s between follow-ups, 4 s test.
+			cmd := exec.CommandContext(ctx, bin, mode.flag, "-c", "600", "-r", "200", "-i", "1", "-l", "4",
+				"-u", "http://127.0.0.1:"+port+"/", "-t", "POST", "-x", "24", "-p", "2")
+			out := &strings.Builder{}
+			cmd.Stdout, cmd.Stderr = out, out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			c := &http.Client{Timeout: 2 * time.Second}
+			var ok, failed atomic.Int64
+			maxOpen := int64(0)
+		loop:
+			for {
+				select {
+				case <-done:
+					break loop
+				default:
+				}
+				resp, err := c.Get("http://" + addr + "/")
+				if err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if string(b) == "fine" {
+						ok.Add(1)
+					} else {
+						failed.Add(1)
+					}
+				} else {
+					failed.Add(1)
+				}
+				maxOpen = max(maxOpen, srv.Stats().OpenConnections)
+				time.Sleep(20 * time.Millisecond) // pacing of the probe client, not synchronisation
+			}
+			t.Logf("%s: normal client %d ok, %d failed; server held at most %d connections", mode.name, ok.Load(), failed.Load(), maxOpen)
+			if maxOpen < 50 {
+				t.Fatalf("slowhttptest did not load the server (max %d open connections):\n%s", maxOpen, out.String())
+			}
+			if ok.Load() < 20 || failed.Load() > ok.Load()/10 {
+				t.Fatalf("normal client starved: %d ok, %d failed", ok.Load(), failed.Load())
+			}
+		})
+	}
+}

@@ -1,0 +1,488 @@
+package httpedge
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Upstream defaults (nginx's where they exist, shorter connect timeout so
+// that a retry to the next server happens quickly).
+const (
+	DefaultKeepalive      = 16
+	DefaultConnectTimeout = 5 * time.Second
+	DefaultReadTimeout    = 60 * time.Second
+	DefaultMaxFails       = 1
+	DefaultFailTimeout    = 10 * time.Second
+	DefaultHealthInterval = 5 * time.Second
+	DefaultHealthTimeout  = 2 * time.Second
+	DefaultHealthRise     = 2
+	DefaultHealthFall     = 3
+	upstreamIdleTimeout   = 60 * time.Second
+)
+
+func (u Upstream) withDefaults() Upstream {
+	if u.Keepalive == 0 {
+		u.Keepalive = DefaultKeepalive
+	}
+	if u.ConnectTimeout <= 0 {
+		u.ConnectTimeout = DefaultConnectTimeout
+	}
+	if u.ReadTimeout <= 0 {
+		u.ReadTimeout = DefaultReadTimeout
+	}
+	if u.MaxFails == 0 {
+		u.MaxFails = DefaultMaxFails
+	}
+	if u.FailTimeout <= 0 {
+		u.FailTimeout = DefaultFailTimeout
+	}
+	if hc := u.HealthCheck; hc != nil {
+		c := *hc
+		if c.Interval <= 0 {
+			c.Interval = DefaultHealthInterval
+		}
+		if c.Timeout <= 0 {
+			c.Timeout = DefaultHealthTimeout
+		}
+		if c.Rise <= 0 {
+			c.Rise = DefaultHealthRise
+		}
+		if c.Fall <= 0 {
+			c.Fall = DefaultHealthFall
+		}
+		u.HealthCheck = &c
+	}
+	return u
+}
+
+func validateUpstream(u *Upstream) error {
+	if len(u.Servers) == 0 {
+		return errors.New("no servers")
+	}
+	primaries := 0
+	seen := map[string]bool{}
+	for i, sv := range u.Servers {
+		host, port, err := net.SplitHostPort(sv.Addr)
+		if err != nil || host == "" {
+			return fmt.Errorf("server %d %q: address must be host:port", i, sv.Addr)
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			return fmt.Errorf("server %q: bad port", sv.Addr)
+		}
+		if _, err := netip.ParseAddr(host); err != nil && !validHostname(host) {
+			return fmt.Errorf("server %q: bad host", sv.Addr)
+		}
+		if sv.Weight < 0 {
+			return fmt.Errorf("server %q: negative weight", sv.Addr)
+		}
+		if seen[sv.Addr] {
+			return fmt.Errorf("server %q: listed twice", sv.Addr)
+		}
+		seen[sv.Addr] = true
+		if !sv.Backup {
+			primaries++
+		}
+	}
+	if primaries == 0 {
+		return errors.New("every server is a backup; at least one must be primary")
+	}
+	if hc := u.HealthCheck; hc != nil {
+		if len(hc.Path) == 0 || hc.Path[0] != '/' {
+			return fmt.Errorf("health check path %q must start with /", hc.Path)
+		}
+		if hc.Status != 0 && (hc.Status < 100 || hc.Status > 599) {
+			return fmt.Errorf("health check status %d is not an HTTP status", hc.Status)
+		}
+	}
+	if u.Host != "" {
+		if _, ok := normalizeHost(u.Host); !ok {
+			return fmt.Errorf("host header %q is not a valid host", u.Host)
+		}
+	}
+	return nil
+}
+
+// pool is a compiled upstream: its servers, their transports and health.
+// Pools are shared between the chains of successive Updates when their
+// configuration is identical (same fingerprint).
+type pool struct {
+	name     string
+	fp       string
+	cfg      Upstream // with defaults
+	backends []*backend
+	log      *slog.Logger
+	now      func() time.Time
+	stats    *counters
+	refs     int // chains using the pool; guarded by Server.mu
+	cancel   context.CancelFunc
+
+	mu sync.Mutex // smooth weighted round robin state
+}
+
+type backend struct {
+	addr       string
+	weight     int
+	backup     bool
+	scheme     string
+	hostHeader string // Host sent when the pool sets none and the client sent none
+	transport  *http.Transport
+
+	current int // SWRR, guarded by pool.mu
+
+	mu        sync.Mutex
+	failTimes []time.Time // failures within FailTimeout
+	downUntil time.Time
+
+	activeDown atomic.Bool
+	requests   atomic.Uint64
+	fails      atomic.Uint64
+	maxFails   int
+	failWindow time.Duration
+}
+
+func upstreamFingerprint(u Upstream) string {
+	b, _ := json.Marshal(u)
+	return string(b)
+}
+
+// acquirePool returns the server's pool for u, creating it when no pool
+// with the same configuration exists. Called with s.mu held.
+func (s *Server) acquirePool(u Upstream) (*pool, error) {
+	u = u.withDefaults()
+	fp := upstreamFingerprint(u)
+	if p, ok := s.pools[fp]; ok {
+		p.refs++
+		return p, nil
+	}
+	p := &pool{name: u.Name, fp: fp, cfg: u, log: s.log, now: s.opts.Now, stats: &s.stats, refs: 1}
+	for _, sv := range u.Servers {
+		b := &backend{addr: sv.Addr, weight: max(sv.Weight, 1), backup: sv.Backup, scheme: "http",
+			maxFails: u.MaxFails, failWindow: u.FailTimeout, hostHeader: sv.Addr}
+		b.transport = s.newTransport(u, sv)
+		if sv.TLS {
+			b.scheme = "https"
+		}
+		p.backends = append(p.backends, b)
+	}
+	if u.HealthCheck != nil {
+		ctx, cancel := context.WithCancel(s.bgCtx)
+		p.cancel = cancel
+		for _, b := range p.backends {
+			go p.healthLoop(ctx, b)
+		}
+	}
+	s.pools[fp] = p
+	return p, nil
+}
+
+func (p *pool) close() {
+	if p.cancel != nil {
+		p.cancel()
+	}
+	for _, b := range p.backends {
+		b.transport.CloseIdleConnections()
+	}
+}
+
+// connectError marks a failure before any byte of the request was sent, so
+// that any request may be retried on the next server.
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return "connect: " + e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
+func (s *Server) newTransport(u Upstream, sv UpstreamServer) *http.Transport {
+	dial := s.opts.Dial
+	if dial == nil {
+		d := &net.Dialer{KeepAlive: 30 * time.Second}
+		dial = d.DialContext
+	}
+	readTimeout := u.ReadTimeout
+	plainDial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(ctx, u.ConnectTimeout)
+		defer cancel()
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, &connectError{err}
+		}
+		return &upstreamConn{Conn: c, readTimeout: readTimeout}, nil
+	}
+	t := &http.Transport{
+		DialContext:           plainDial,
+		MaxIdleConns:          max(u.Keepalive, 0),
+		MaxIdleConnsPerHost:   max(u.Keepalive, 0),
+		DisableKeepAlives:     u.Keepalive < 0,
+		IdleConnTimeout:       upstreamIdleTimeout,
+		ResponseHeaderTimeout: u.ReadTimeout,
+		DisableCompression:    true,
+		WriteBufferSize:       16 << 10,
+		ReadBufferSize:        16 << 10,
+		ExpectContinueTimeout: time.Second,
+	}
+	if sv.TLS {
+		host, _, _ := net.SplitHostPort(sv.Addr)
+		sni := sv.ServerName
+		if sni == "" {
+			if _, err := netip.ParseAddr(host); err != nil {
+				sni = host
+			} else if h, ok := normalizeHost(u.Host); ok {
+				sni = h
+			}
+		}
+		tcfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: s.opts.RootCAs, ServerName: sni, NextProtos: []string{"http/1.1"}}
+		t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, u.ConnectTimeout)
+			defer cancel()
+			c, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, &connectError{err}
+			}
+			tc := tls.Client(&upstreamConn{Conn: c, readTimeout: readTimeout}, tcfg)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				c.Close()
+				return nil, &connectError{fmt.Errorf("tls handshake with %s: %w", addr, err)}
+			}
+			return tc, nil
+		}
+	}
+	return t
+}
+
+// upstreamConn applies the read timeout between two reads (nginx
+// proxy_read_timeout), refreshing the deadline at most once a second.
+type upstreamConn struct {
+	net.Conn
+	readTimeout time.Duration
+	last        int64
+}
+
+func (c *upstreamConn) Read(p []byte) (int, error) {
+	now := time.Now().UnixNano()
+	if now-c.last >= int64(time.Second) {
+		c.last = now
+		_ = c.Conn.SetReadDeadline(time.Unix(0, now).Add(c.readTimeout))
+	}
+	return c.Conn.Read(p)
+}
+
+// usable reports whether the server may be chosen: not marked down by
+// passive health (MaxFails within FailTimeout) nor by an active check.
+func (b *backend) usable(now time.Time) bool {
+	if b.activeDown.Load() {
+		return false
+	}
+	b.mu.Lock()
+	down := now.Before(b.downUntil)
+	b.mu.Unlock()
+	return !down
+}
+
+func (b *backend) failure(now time.Time) {
+	b.fails.Add(1)
+	if b.maxFails < 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	keep := b.failTimes[:0]
+	for _, t := range b.failTimes {
+		if now.Sub(t) < b.failWindow {
+			keep = append(keep, t)
+		}
+	}
+	b.failTimes = append(keep, now)
+	if len(b.failTimes) >= b.maxFails {
+		b.downUntil = now.Add(b.failWindow)
+		b.failTimes = b.failTimes[:0]
+	}
+}
+
+func (b *backend) success() {
+	b.mu.Lock()
+	if len(b.failTimes) > 0 {
+		b.failTimes = b.failTimes[:0]
+	}
+	b.mu.Unlock()
+}
+
+// pick chooses a server by smooth weighted round robin (nginx's algorithm)
+// among usable primaries, then usable backups; when none is usable it picks
+// among all primaries rather than fail without trying (as nginx does for a
+// pool whose every server is marked down). tried excludes servers already
+// attempted for this request.
+func (p *pool) pick(tried uint64) *backend {
+	now := p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pass := range [3]int{0, 1, 2} {
+		var best *backend
+		total := 0
+		for i, b := range p.backends {
+			if i < 64 && tried&(1<<i) != 0 {
+				continue
+			}
+			switch pass {
+			case 0:
+				if b.backup || !b.usable(now) {
+					continue
+				}
+			case 1:
+				if !b.backup || !b.usable(now) {
+					continue
+				}
+			case 2:
+				if b.backup {
+					continue
+				}
+			}
+			b.current += b.weight
+			total += b.weight
+			if best == nil || b.current > best.current {
+				best = b
+			}
+		}
+		if best != nil {
+			best.current -= total
+			return best
+		}
+	}
+	return nil
+}
+
+func (p *pool) index(b *backend) int {
+	for i, x := range p.backends {
+		if x == b {
+			return i
+		}
+	}
+	return 0
+}
+
+func isIdempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// errNoServer is returned when every server was tried.
+var errNoServer = errors.New("no live upstream server")
+
+// roundTrip sends out to the pool, moving to the next server when a
+// connection could not be established (any method: nothing was sent) or,
+// for idempotent requests without a body, when the server failed before
+// answering. It returns the response and the server that gave it.
+func (p *pool) roundTrip(out *http.Request) (*http.Response, *backend, error) {
+	var tried uint64
+	attempts := len(p.backends)
+	if p.cfg.Retries > 0 {
+		attempts = min(attempts, p.cfg.Retries+1)
+	} else if p.cfg.Retries < 0 {
+		attempts = 1
+	}
+	canRetryAfterSend := isIdempotent(out.Method) && (out.Body == nil || out.Body == http.NoBody)
+	var lastErr error = errNoServer
+	var last *backend
+	for a := 0; a < attempts; a++ {
+		b := p.pick(tried)
+		if b == nil {
+			break
+		}
+		tried |= 1 << (p.index(b) % 64)
+		out.URL.Scheme = b.scheme
+		out.URL.Host = b.addr
+		if out.Host == "" {
+			out.Host = b.hostHeader
+		}
+		b.requests.Add(1)
+		resp, err := b.transport.RoundTrip(out)
+		if err == nil {
+			b.success()
+			return resp, b, nil
+		}
+		p.stats.upstreamErrors.Add(1)
+		last, lastErr = b, err
+		if errors.Is(err, context.Canceled) && out.Context().Err() != nil {
+			return nil, b, err // the client went away; not the server's fault
+		}
+		b.failure(p.now())
+		var ce *connectError
+		if !errors.As(err, &ce) && !canRetryAfterSend {
+			break
+		}
+		if rb, ok := out.Body.(*bodyReader); ok && rb.started() {
+			break
+		}
+		p.log.Warn("upstream attempt failed; trying next server", "upstream", p.name, "server", b.addr, "err", err)
+	}
+	return nil, last, lastErr
+}
+
+// healthLoop probes one server every Interval: Fall consecutive failures
+// mark it down, Rise consecutive successes up again.
+func (p *pool) healthLoop(ctx context.Context, b *backend) {
+	hc := p.cfg.HealthCheck
+	tick := time.NewTicker(hc.Interval)
+	defer tick.Stop()
+	okRun, badRun := 0, 0
+	for {
+		ok := p.probe(ctx, b, hc)
+		if ctx.Err() != nil {
+			return
+		}
+		if ok {
+			okRun, badRun = okRun+1, 0
+			if b.activeDown.Load() && okRun >= hc.Rise {
+				b.activeDown.Store(false)
+				p.log.Info("upstream server up", "upstream", p.name, "server", b.addr)
+			}
+		} else {
+			okRun, badRun = 0, badRun+1
+			if !b.activeDown.Load() && badRun >= hc.Fall {
+				b.activeDown.Store(true)
+				p.log.Warn("upstream server down (health check)", "upstream", p.name, "server", b.addr)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (p *pool) probe(ctx context.Context, b *backend, hc *HealthCheck) bool {
+	ctx, cancel := context.WithTimeout(ctx, hc.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.scheme+"://"+b.addr+hc.Path, nil)
+	if err != nil {
+		return false
+	}
+	if p.cfg.Host != "" {
+		req.Host = p.cfg.Host
+	}
+	req.Header.Set("User-Agent", "offedge-health-check")
+	resp, err := b.transport.RoundTrip(req)
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if hc.Status != 0 {
+		return resp.StatusCode == hc.Status
+	}
+	return resp.StatusCode >= 200 && resp.StatusCode < 400
+}

@@ -1,0 +1,298 @@
+package httpedge
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// hopHeaders are connection-level fields never forwarded (RFC 9110 7.6.1).
+var hopHeaders = map[string]bool{
+	"Connection":          true,
+	"Proxy-Connection":    true,
+	"Keep-Alive":          true,
+	"Proxy-Authenticate":  true,
+	"Proxy-Authorization": true,
+	"Te":                  true,
+	"Trailer":             true,
+	"Transfer-Encoding":   true,
+	"Upgrade":             true,
+}
+
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// outboundRequest builds the request sent upstream: same method, URI and
+// body; hop-by-hop fields dropped; X-Real-IP, X-Forwarded-For (appended),
+// X-Forwarded-Proto and X-Forwarded-Host set; Host the pool's or the
+// client's.
+func (s *Server) outboundRequest(ctx context.Context, r *http.Request, p *pool, upgrade string) *http.Request {
+	h := make(http.Header, len(r.Header)+5)
+	var connTokens string
+	if c := r.Header["Connection"]; len(c) > 0 {
+		connTokens = strings.Join(c, ",")
+	}
+	for k, vv := range r.Header {
+		if hopHeaders[k] {
+			continue
+		}
+		if connTokens != "" && headerListContains(connTokens, k) {
+			continue
+		}
+		h[k] = vv
+	}
+	if te := r.Header["Te"]; len(te) > 0 && headerListContains(strings.Join(te, ","), "trailers") {
+		h["Te"] = []string{"trailers"}
+	}
+	ip := clientIP(r)
+	h["X-Real-Ip"] = []string{ip}
+	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
+		h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
+	} else {
+		h["X-Forwarded-For"] = []string{ip}
+	}
+	if s.tlsOn {
+		h["X-Forwarded-Proto"] = []string{"https"}
+	} else {
+		h["X-Forwarded-Proto"] = []string{"http"}
+	}
+	h["X-Forwarded-Host"] = []string{r.Host}
+	if upgrade != "" {
+		h["Connection"] = []string{"Upgrade"}
+		h["Upgrade"] = []string{upgrade}
+	}
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = []string{""} // do not let Go add its own
+	}
+	host := p.cfg.Host
+	if host == "" {
+		host = r.Host
+	}
+	body := r.Body
+	if r.ContentLength == 0 && (body == nil || body == http.NoBody) {
+		body = nil
+	}
+	out := &http.Request{
+		Method:        r.Method,
+		URL:           &url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery},
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          body,
+		ContentLength: r.ContentLength,
+		Host:          host,
+	}
+	if r.ContentLength == -1 && r.ProtoMajor == 2 && body != nil {
+		out.ContentLength = -1
+	}
+	return out.WithContext(ctx)
+}
+
+func headerListContains(list, name string) bool {
+	for tok := range strings.SplitSeq(list, ",") {
+		if strings.EqualFold(strings.TrimSpace(tok), name) {
+			return true
+		}
+	}
+	return false
+}
+
+// proxy forwards r to the route's pool and streams the answer back.
+func (s *Server) proxy(w *recorder, r *http.Request, rt *route, p *pool, body *bodyReader) {
+	upgrade := ""
+	if rt.websocket {
+		if u := r.Header.Get("Upgrade"); u != "" && headerListContains(r.Header.Get("Connection"), "upgrade") {
+			upgrade = u
+		}
+	}
+	out := s.outboundRequest(r.Context(), r, p, upgrade)
+	resp, b, err := p.roundTrip(out)
+	if err != nil {
+		if body != nil && body.tooBig.Load() {
+			w.Header().Set("Connection", "close")
+			s.errorPage(w, r, rt.site, http.StatusRequestEntityTooLarge, "request body too large")
+			return
+		}
+		if r.Context().Err() != nil {
+			w.status = 499 // nginx's "client closed request", logged only
+			return
+		}
+		if body != nil {
+			switch body.failed.Load() {
+			case 1:
+				w.Header().Set("Connection", "close")
+				s.errorPage(w, r, rt.site, http.StatusRequestTimeout, "request body not received in time")
+				return
+			case 2:
+				w.Header().Set("Connection", "close")
+				s.errorPage(w, r, rt.site, http.StatusBadRequest, "request body could not be read")
+				return
+			}
+		}
+		addr := ""
+		if b != nil {
+			addr = b.addr
+		}
+		w.upstream = addr
+		code := http.StatusBadGateway
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			code = http.StatusGatewayTimeout
+		}
+		s.log.Error("upstream failed", "listener", s.name(), "site", rt.site.name, "route", rt.path, "upstream", p.name, "server", addr, "err", err)
+		s.errorPage(w, r, rt.site, code, "the upstream server did not answer")
+		return
+	}
+	w.upstream = b.addr
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		s.tunnel(w, r, rt, resp)
+		return
+	}
+	defer resp.Body.Close()
+	// proxy_intercept_errors: an upstream error with a page of ours.
+	if resp.StatusCode >= 400 {
+		if _, ok := rt.site.pages[resp.StatusCode]; ok {
+			s.errorPage(w, r, rt.site, resp.StatusCode, "")
+			return
+		}
+	}
+	s.copyResponse(w, r, resp, rt, p)
+}
+
+func (s *Server) copyResponse(w *recorder, r *http.Request, resp *http.Response, rt *route, p *pool) {
+	h := w.Header()
+	var connTokens string
+	if c := resp.Header["Connection"]; len(c) > 0 {
+		connTokens = strings.Join(c, ",")
+	}
+	for k, vv := range resp.Header {
+		if hopHeaders[k] || (connTokens != "" && headerListContains(connTokens, k)) {
+			continue
+		}
+		h[k] = vv
+	}
+	if len(resp.Trailer) > 0 {
+		names := make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			names = append(names, k)
+		}
+		h["Trailer"] = []string{strings.Join(names, ", ")}
+	}
+	if resp.ContentLength >= 0 && h.Get("Content-Length") == "" && r.Method != http.MethodHead {
+		h["Content-Length"] = []string{itoa(resp.ContentLength)}
+	}
+	w.WriteHeader(resp.StatusCode)
+	// Stream: flush whenever the upstream pauses (a short read) or the
+	// length is unknown, so that server-sent events and slow generators
+	// reach the client as they are produced.
+	streaming := resp.ContentLength < 0
+	bp := copyBufPool.Get().(*[]byte)
+	buf := *bp
+	defer copyBufPool.Put(bp)
+	var written int64
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return // client gone; the upstream connection is discarded
+			}
+			written += int64(n)
+			if streaming || (n < len(buf) && written < resp.ContentLength) {
+				w.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			s.stats.upstreamErrors.Add(1)
+			s.log.Error("upstream response cut", "listener", s.name(), "site", rt.site.name, "route", rt.path, "upstream", p.name, "server", w.upstream, "err", rerr)
+			panic(http.ErrAbortHandler) // the client must see a broken response, not a short one
+		}
+	}
+	for k, vv := range resp.Trailer {
+		h[http.TrailerPrefix+k] = vv
+	}
+}
+
+func itoa(n int64) string {
+	var b [20]byte
+	i := len(b)
+	if n == 0 {
+		return "0"
+	}
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
+
+// tunnel completes a protocol switch (WebSocket): the client connection is
+// hijacked and bytes are copied both ways until either side closes. The
+// tunnel is tracked so that Shutdown can drain or close it; Update leaves it
+// alone.
+func (s *Server) tunnel(w *recorder, r *http.Request, rt *route, resp *http.Response) {
+	up, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		resp.Body.Close()
+		s.errorPage(w, r, rt.site, http.StatusBadGateway, "upstream switched protocols without a connection")
+		return
+	}
+	h := w.Header()
+	for k, vv := range resp.Header {
+		h[k] = vv
+	}
+	w.status = http.StatusSwitchingProtocols
+	conn, brw, err := http.NewResponseController(w.w).Hijack()
+	if err != nil {
+		up.Close()
+		s.log.Error("websocket hijack failed", "site", rt.site.name, "route", rt.path, "err", err)
+		return
+	}
+	defer conn.Close()
+	defer up.Close()
+	_ = conn.SetDeadline(time.Time{})
+	if _, err := io.WriteString(brw, "HTTP/1.1 101 Switching Protocols\r\n"); err != nil {
+		return
+	}
+	if err := h.Write(brw); err != nil {
+		return
+	}
+	if _, err := io.WriteString(brw, "\r\n"); err != nil {
+		return
+	}
+	if err := brw.Flush(); err != nil {
+		return
+	}
+	s.tunnels.add(conn)
+	defer s.tunnels.done(conn)
+	s.stats.websockets.Add(1)
+	defer s.stats.websockets.Add(-1)
+	errc := make(chan error, 2)
+	go func() {
+		// Bytes the client sent after the handshake may sit in brw.
+		_, err := io.Copy(up, brw.Reader)
+		errc <- err
+	}()
+	go func() {
+		_, err := io.Copy(conn, up)
+		errc <- err
+	}()
+	<-errc
+}

@@ -1,0 +1,292 @@
+package httpedge
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults applied to zero [Limits] fields.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadBodyTimeout   = 60 * time.Second
+	DefaultIdleTimeout       = 75 * time.Second
+	DefaultMaxHeaderBytes    = 16 << 10
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultSendTimeout       = 60 * time.Second
+	// MaxRequestLineBytes is the longest request line (method, URI, version)
+	// answered normally; longer ones get 414, as nginx's 8k header buffer.
+	MaxRequestLineBytes = 8 << 10
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.ReadHeaderTimeout <= 0 {
+		l.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if l.ReadBodyTimeout <= 0 {
+		l.ReadBodyTimeout = DefaultReadBodyTimeout
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = DefaultIdleTimeout
+	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if l.ShutdownTimeout <= 0 {
+		l.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if l.SendTimeout <= 0 {
+		l.SendTimeout = DefaultSendTimeout
+	}
+	return l
+}
+
+// Server serves one [Config] on any number of listeners (typically the IPv4
+// and IPv6 sockets of one port). The handler chain is compiled once by
+// NewServer and replaced atomically by Update; requests already running keep
+// the chain they started with.
+type Server struct {
+	opts      Options
+	log       *slog.Logger
+	limits    Limits // fixed for the server's life
+	tlsOn     bool
+	tlsConfig *tls.Config
+	srv       *http.Server
+
+	chain atomic.Pointer[chain]
+	stats counters
+
+	mu       sync.Mutex // guards pools, logs, closing; serialises Update
+	pools    map[string]*pool
+	logs     map[string]*logSink
+	caches   map[string]*cache
+	roots    map[string]*os.Root
+	closing  bool
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+
+	tunnels tunnelSet // hijacked (WebSocket) connections
+}
+
+// NewServer validates cfg and builds everything once: certificates, error
+// pages, htpasswd files, upstream pools (starting their health checks),
+// access logs. An error names the site and route it is about.
+func NewServer(cfg Config, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{
+		opts:   opts,
+		log:    opts.Logger,
+		limits: cfg.Limits.withDefaults(),
+		tlsOn:  cfg.TLS,
+		pools:  make(map[string]*pool),
+		logs:   make(map[string]*logSink),
+	}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	ch, err := s.build(cfg)
+	if err != nil {
+		s.bgCancel()
+		s.closeResources()
+		return nil, err
+	}
+	s.chain.Store(ch)
+	if s.tlsOn {
+		s.tlsConfig = &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			NextProtos:     []string{"h2", "http/1.1"},
+			GetCertificate: s.getCertificate,
+		}
+	}
+	s.srv = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: s.limits.ReadHeaderTimeout,
+		IdleTimeout:       s.limits.IdleTimeout,
+		// net/http answers 431 itself beyond this; below it our handler
+		// tells a long request line (414) from big headers (431).
+		MaxHeaderBytes: s.limits.MaxHeaderBytes + MaxRequestLineBytes,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		TLSConfig:      s.tlsConfig,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if ec, ok := c.(*edgeConn); ok {
+				return context.WithValue(ctx, connCtxKey{}, ec)
+			}
+			return ctx
+		},
+		ConnState: func(c net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				s.stats.openConns.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				s.stats.openConns.Add(-1)
+			}
+		},
+	}
+	return s, nil
+}
+
+func (s *Server) name() string { return s.chain.Load().cfg.Listener }
+
+// Serve accepts connections on ln (already filtered by the runtime's
+// acl.Wrap) until Shutdown. When the config has TLS, Serve terminates it
+// (TLS 1.2 minimum, HTTP/2 and HTTP/1.1 by ALPN). It returns nil after
+// Shutdown, or the listener's error.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		return http.ErrServerClosed
+	}
+	err := s.srv.Serve(s.newListener(ln))
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("listener %q: %w", s.name(), err)
+}
+
+// Update compiles cfg and swaps it in atomically. On error the running chain
+// is untouched. Requests in flight, WebSocket tunnels and long downloads
+// finish on the chain they started with. Upstream pools whose configuration
+// did not change are reused with their health state and idle connections;
+// access logs stay open. The TLS switch and the Limits are fixed when the
+// server is created: changing them is an error (open a new Server).
+func (s *Server) Update(cfg Config) error {
+	if cfg.TLS != s.tlsOn {
+		return fmt.Errorf("listener %q: tls cannot change on update; start a new server", cfg.Listener)
+	}
+	if cfg.Limits.withDefaults() != s.limits {
+		return fmt.Errorf("listener %q: limits cannot change on update; start a new server", cfg.Listener)
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return fmt.Errorf("listener %q: server is shut down", cfg.Listener)
+	}
+	s.mu.Unlock()
+	ch, err := s.build(cfg)
+	if err != nil {
+		return err
+	}
+	old := s.chain.Swap(ch)
+	s.release(old)
+	s.log.Info("configuration updated", "listener", cfg.Listener, "sites", len(cfg.Sites))
+	return nil
+}
+
+// Shutdown stops accepting, lets requests in flight and WebSocket tunnels
+// finish, and closes everything when they are done or when ctx (bounded by
+// Limits.ShutdownTimeout) expires.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, s.limits.ShutdownTimeout)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	if err == nil {
+		err = s.tunnels.wait(ctx)
+	}
+	if err != nil {
+		s.srv.Close()
+		s.tunnels.closeAll()
+		err = fmt.Errorf("listener %q: shutdown: %w", s.name(), err)
+	}
+	s.release(s.chain.Load())
+	s.bgCancel()
+	s.closeResources()
+	return err
+}
+
+func (s *Server) closeResources() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, p := range s.pools {
+		p.close()
+		delete(s.pools, k)
+	}
+	for k, l := range s.logs {
+		l.close()
+		delete(s.logs, k)
+	}
+	for k, r := range s.roots {
+		r.Close()
+		delete(s.roots, k)
+	}
+}
+
+// getCertificate picks the certificate of the site the SNI names, as the
+// Host is matched. An unknown or absent SNI gets the certificate of the site
+// explicitly marked Default, and when no site is, the handshake fails: no
+// other site's certificate (and so no list of our names) is ever shown.
+func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	ch := s.chain.Load()
+	if host, ok := normalizeHost(hello.ServerName); ok {
+		if st, ok := ch.hosts.lookup(host); ok && st.cert != nil {
+			return st.cert.Certificate()
+		}
+	}
+	if ch.tlsDefault != nil {
+		return ch.tlsDefault.cert.Certificate()
+	}
+	return nil, fmt.Errorf("listener %q: no site for server name %q", ch.cfg.Listener, hello.ServerName)
+}
+
+// tunnelSet tracks hijacked connections so that Shutdown can wait for or
+// close them (net/http forgets hijacked connections).
+type tunnelSet struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+func (t *tunnelSet) add(c ...net.Conn) {
+	t.mu.Lock()
+	if t.conns == nil {
+		t.conns = make(map[net.Conn]struct{})
+	}
+	for _, x := range c {
+		t.conns[x] = struct{}{}
+	}
+	t.wg.Add(1)
+	t.mu.Unlock()
+}
+
+func (t *tunnelSet) done(c ...net.Conn) {
+	t.mu.Lock()
+	for _, x := range c {
+		delete(t.conns, x)
+	}
+	t.mu.Unlock()
+	t.wg.Done()
+}
+
+func (t *tunnelSet) wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { t.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (t *tunnelSet) closeAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for c := range t.conns {
+		c.Close()
+	}
+}

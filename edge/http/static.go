@@ -1,0 +1,279 @@
+package httpedge
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// staticHandler serves files below a root opened with os.Root, so that no
+// path (dot segments, symlinks pointing outside) can leave it, and fetches
+// missing files from a fallback pool, caching them.
+type staticHandler struct {
+	root     *os.Root
+	rootPath string
+	fallback *pool
+	cache    *cache
+}
+
+func (s *Server) buildStatic(ch *chain, sc *Static) (*staticHandler, error) {
+	if sc.Root == "" {
+		return nil, errors.New("root is empty")
+	}
+	root, err := s.rootFor(sc.Root)
+	if err != nil {
+		return nil, fmt.Errorf("root: %w", err)
+	}
+	sh := &staticHandler{root: root, rootPath: sc.Root}
+	if sc.Fallback != nil {
+		if err := validateUpstream(sc.Fallback); err != nil {
+			return nil, fmt.Errorf("fallback %q: %w", sc.Fallback.Name, err)
+		}
+		p, err := s.acquirePool(*sc.Fallback)
+		if err != nil {
+			return nil, err
+		}
+		ch.pools = append(ch.pools, p)
+		sh.fallback = p
+	}
+	if sc.Cache != nil {
+		if sc.Fallback == nil {
+			return nil, errors.New("cache: a cache needs a fallback upstream to fill it")
+		}
+		c, err := s.cacheFor(*sc.Cache)
+		if err != nil {
+			return nil, fmt.Errorf("cache: %w", err)
+		}
+		sh.cache = c
+	}
+	return sh, nil
+}
+
+// rootFor opens a static root once per server (shared across Updates, so
+// requests of an old chain keep working); called with s.mu held.
+func (s *Server) rootFor(path string) (*os.Root, error) {
+	if r, ok := s.roots[path]; ok {
+		return r, nil
+	}
+	r, err := os.OpenRoot(path)
+	if err != nil {
+		return nil, err
+	}
+	if s.roots == nil {
+		s.roots = map[string]*os.Root{}
+	}
+	s.roots[path] = r
+	return r, nil
+}
+
+// etagFor is nginx's ETag: hex modification time and size.
+func etagFor(fi fs.FileInfo) string {
+	return `"` + strconv.FormatInt(fi.ModTime().Unix(), 16) + "-" + strconv.FormatInt(fi.Size(), 16) + `"`
+}
+
+func (h *staticHandler) serve(s *Server, w *recorder, r *http.Request, rt *route) {
+	name, err := cleanStaticPath(r.URL.Path)
+	if err != nil {
+		s.log.Warn("static path refused", "site", rt.site.name, "route", rt.path, "path", r.URL.Path, "peer", r.RemoteAddr, "err", err)
+		s.errorPage(w, r, rt.site, http.StatusBadRequest, "bad path")
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if h.fallback != nil {
+			s.proxy(w, r, rt, h.fallback, nil)
+			return
+		}
+		w.Header().Set("Allow", "GET, HEAD")
+		s.errorPage(w, r, rt.site, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	f, fi, err := h.open(name)
+	switch {
+	case err == nil:
+		defer f.Close()
+		w.Header().Set("ETag", etagFor(fi))
+		http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+		return
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, errIsDir):
+		// try_files $uri @fallback
+	default:
+		// Symlink escaping the root, permission denied, ...: never served
+		// and never sent to the fallback.
+		s.log.Warn("static file refused", "site", rt.site.name, "route", rt.path, "path", name, "err", err)
+		s.errorPage(w, r, rt.site, http.StatusForbidden, "forbidden")
+		return
+	}
+	if h.fallback == nil {
+		s.errorPage(w, r, rt.site, http.StatusNotFound, "not found")
+		return
+	}
+	if h.cache == nil {
+		s.proxy(w, r, rt, h.fallback, nil)
+		return
+	}
+	h.serveCached(s, w, r, rt)
+}
+
+var errIsDir = errors.New("is a directory")
+
+// open opens a regular file (or a directory's index.html).
+func (h *staticHandler) open(name string) (*os.File, fs.FileInfo, error) {
+	f, err := h.root.Open(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if fi.IsDir() {
+		f.Close()
+		if name == "." {
+			name = ""
+		} else {
+			name += "/"
+		}
+		f, err = h.root.Open(name + "index.html")
+		if err != nil {
+			return nil, nil, errIsDir
+		}
+		if fi, err = f.Stat(); err != nil || !fi.Mode().IsRegular() {
+			f.Close()
+			return nil, nil, errIsDir
+		}
+		return f, fi, nil
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: not a regular file", name)
+	}
+	return f, fi, nil
+}
+
+// cacheRequestHeaders are not forwarded when filling the cache: the entry
+// must be the whole, unconditional response.
+var cacheRequestHeaders = []string{"Range", "If-Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "Cookie", "Authorization"}
+
+func (h *staticHandler) serveCached(s *Server, w *recorder, r *http.Request, rt *route) {
+	c := h.cache
+	key := r.RequestURI
+	if e := c.get(key); e != nil {
+		s.stats.cacheHits.Add(1)
+		w.cache = "HIT"
+		c.serve(w, r, e, "HIT")
+		return
+	}
+	s.stats.cacheMisses.Add(1)
+	res, shared := c.flight.do(key, func() *fetchResult {
+		// Detached from this client: the others waiting on the same key
+		// must not fail because the first one went away.
+		ctx := context.WithoutCancel(r.Context())
+		ctx, cancel := context.WithTimeout(ctx, h.fallback.cfg.ReadTimeout+h.fallback.cfg.ConnectTimeout)
+		defer cancel()
+		get := r.Clone(ctx)
+		get.Method = http.MethodGet // HEAD fills the cache with the GET answer, as nginx
+		get.Body, get.ContentLength = http.NoBody, 0
+		for _, k := range cacheRequestHeaders {
+			delete(get.Header, k)
+		}
+		out := s.outboundRequest(ctx, get, h.fallback, "")
+		resp, b, err := h.fallback.roundTrip(out)
+		if err != nil {
+			return &fetchResult{err: err, server: b}
+		}
+		defer resp.Body.Close()
+		limit := c.entryLimit()
+		var buf bytes.Buffer
+		n, err := io.Copy(&buf, io.LimitReader(resp.Body, limit+1))
+		if err != nil {
+			return &fetchResult{err: fmt.Errorf("reading fallback response: %w", err), server: b}
+		}
+		if n > limit {
+			return &fetchResult{tooBig: true, server: b}
+		}
+		e := newEntry(key, resp, buf.Bytes(), s.opts.Now())
+		stored := c.put(e, resp)
+		return &fetchResult{entry: e, stored: stored, server: b}
+	})
+	if res.server != nil {
+		w.upstream = res.server.addr
+	}
+	switch {
+	case res.err != nil:
+		if r.Context().Err() != nil {
+			w.status = 499
+			return
+		}
+		s.log.Error("fallback failed", "listener", s.name(), "site", rt.site.name, "route", rt.path, "upstream", h.fallback.name, "err", res.err)
+		s.errorPage(w, r, rt.site, http.StatusBadGateway, "the upstream server did not answer")
+	case res.tooBig:
+		// Too large to cache: each client streams it itself.
+		w.cache = "BYPASS"
+		w.Header().Set("X-Cache-Status", "BYPASS")
+		s.proxy(w, r, rt, h.fallback, nil)
+	default:
+		status := "MISS"
+		if shared && res.stored {
+			status = "HIT"
+		}
+		w.cache = status
+		if res.entry.status >= 400 {
+			if _, ok := rt.site.pages[res.entry.status]; ok {
+				s.errorPage(w, r, rt.site, res.entry.status, "")
+				return
+			}
+		}
+		c.serve(w, r, res.entry, status)
+	}
+}
+
+// entry is one cached response.
+type entry struct {
+	key     string
+	status  int
+	header  http.Header
+	body    []byte // memory cache
+	file    string // disk cache: body file
+	size    int64
+	expires time.Time
+	modTime time.Time
+}
+
+// storedHeaders are the response fields kept with an entry.
+var storedHeaders = []string{"Content-Type", "Content-Encoding", "Content-Language", "Cache-Control", "Expires", "Etag", "Last-Modified", "Link", "Vary", "Content-Disposition"}
+
+func newEntry(key string, resp *http.Response, body []byte, now time.Time) *entry {
+	e := &entry{key: key, status: resp.StatusCode, header: http.Header{}, body: body, size: int64(len(body))}
+	for _, k := range storedHeaders {
+		if v, ok := resp.Header[k]; ok {
+			e.header[k] = v
+		}
+	}
+	if lm, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
+		e.modTime = lm
+	}
+	return e
+}
+
+// cacheable reports whether a response may be stored, as nginx decides
+// when proxy_cache_valid applies: not with Set-Cookie, no-store, private,
+// no-cache or Vary: *.
+func cacheable(resp *http.Response) bool {
+	if len(resp.Header["Set-Cookie"]) > 0 {
+		return false
+	}
+	cc := strings.ToLower(strings.Join(resp.Header["Cache-Control"], ","))
+	if strings.Contains(cc, "no-store") || strings.Contains(cc, "private") || strings.Contains(cc, "no-cache") {
+		return false
+	}
+	return resp.Header.Get("Vary") != "*"
+}

@@ -1,0 +1,93 @@
+package httpedge
+
+import (
+	"sort"
+	"sync/atomic"
+)
+
+// Stats is a snapshot of a server's counters, for a status page or metrics.
+type Stats struct {
+	Requests           uint64          `json:"requests"`
+	Status1xx          uint64          `json:"status_1xx"`
+	Status2xx          uint64          `json:"status_2xx"`
+	Status3xx          uint64          `json:"status_3xx"`
+	Status4xx          uint64          `json:"status_4xx"`
+	Status5xx          uint64          `json:"status_5xx"`
+	UpstreamErrors     uint64          `json:"upstream_errors"` // failed attempts (connect, timeout, reset)
+	CacheHits          uint64          `json:"cache_hits"`
+	CacheMisses        uint64          `json:"cache_misses"`
+	TLSHandshakeErrors uint64          `json:"tls_handshake_errors"`
+	ZeroCopyBytes      uint64          `json:"zero_copy_bytes"` // file bytes handed to sendfile
+	OpenConnections    int64           `json:"open_connections"`
+	WebSockets         int64           `json:"websockets"` // tunnels open now
+	Upstreams          []UpstreamStats `json:"upstreams"`
+}
+
+// UpstreamStats is the state of one server of one pool.
+type UpstreamStats struct {
+	Pool   string `json:"pool"`
+	Addr   string `json:"addr"`
+	Backup bool   `json:"backup,omitempty"`
+	// Up is false while passive health (MaxFails) or an active check marks
+	// the server down.
+	Up       bool   `json:"up"`
+	Requests uint64 `json:"requests"`
+	Fails    uint64 `json:"fails"`
+}
+
+type counters struct {
+	requests           atomic.Uint64
+	status             [6]atomic.Uint64
+	upstreamErrors     atomic.Uint64
+	cacheHits          atomic.Uint64
+	cacheMisses        atomic.Uint64
+	tlsHandshakeErrors atomic.Uint64
+	zeroCopyBytes      atomic.Uint64
+	openConns          atomic.Int64
+	websockets         atomic.Int64
+}
+
+func (c *counters) countStatus(code int) {
+	if i := code / 100; i >= 1 && i <= 5 {
+		c.status[i].Add(1)
+	}
+}
+
+// Stats returns the counters since the server was created.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		Requests:           s.stats.requests.Load(),
+		Status1xx:          s.stats.status[1].Load(),
+		Status2xx:          s.stats.status[2].Load(),
+		Status3xx:          s.stats.status[3].Load(),
+		Status4xx:          s.stats.status[4].Load(),
+		Status5xx:          s.stats.status[5].Load(),
+		UpstreamErrors:     s.stats.upstreamErrors.Load(),
+		CacheHits:          s.stats.cacheHits.Load(),
+		CacheMisses:        s.stats.cacheMisses.Load(),
+		TLSHandshakeErrors: s.stats.tlsHandshakeErrors.Load(),
+		ZeroCopyBytes:      s.stats.zeroCopyBytes.Load(),
+		OpenConnections:    s.stats.openConns.Load(),
+		WebSockets:         s.stats.websockets.Load(),
+	}
+	s.mu.Lock()
+	for _, p := range s.pools {
+		now := s.opts.Now()
+		for _, b := range p.backends {
+			st.Upstreams = append(st.Upstreams, UpstreamStats{
+				Pool: p.name, Addr: b.addr, Backup: b.backup,
+				Up:       b.usable(now),
+				Requests: b.requests.Load(), Fails: b.fails.Load(),
+			})
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(st.Upstreams, func(i, j int) bool {
+		a, b := st.Upstreams[i], st.Upstreams[j]
+		if a.Pool != b.Pool {
+			return a.Pool < b.Pool
+		}
+		return a.Addr < b.Addr
+	})
+	return st
+}
