@@ -36,9 +36,11 @@ type AddrMap interface {
 	Listen(network string, ap netip.AddrPort) (netip.AddrPort, error)
 	// Dial maps an address the node connects to on network.
 	Dial(network string, ap netip.AddrPort) (netip.AddrPort, error)
-	// Source maps the source address the node presents on network; ok is
-	// false when no source binding is needed.
-	Source(network string, ip netip.Addr) (src netip.Addr, ok bool)
+	// Source maps the source address the node presents on network. It
+	// returns the zero Addr when no source binding is needed, and an error
+	// when the node cannot present that address now (the lab's NAT gateway
+	// is down).
+	Source(network string, ip netip.Addr) (netip.Addr, error)
 	// ACL maps an access list written in production addresses.
 	ACL(network string, l acl.List) acl.List
 }
@@ -203,7 +205,11 @@ func (n *Node) dial(ctx context.Context, network, addr string) (net.Conn, error)
 		if target, err = n.opts.Map.Dial(info.Network, ap); err != nil {
 			return nil, err
 		}
-		if src, ok := n.opts.Map.Source(info.Network, info.Source); ok {
+		src, err := n.opts.Map.Source(info.Network, info.Source)
+		if err != nil {
+			return nil, fmt.Errorf("dial %s: %w", addr, err)
+		}
+		if src.IsValid() {
 			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
 		}
 	}
