@@ -131,6 +131,35 @@ func (im importer) endpoint(addr string, own bool) (string, []string) {
 		[]string{fmt.Sprintf("no node for %s: pass --inventory, or --host %s=NODE", addr, host)}
 }
 
+// serviceAt names the inventory service an exit section connects to, when
+// the inventory knows the address ("" otherwise, and for entrances, whose
+// service is behind the other end).
+func (im importer) serviceAt(connects []string, client bool) string {
+	if im.m == nil || client || len(connects) == 0 {
+		return ""
+	}
+	addr, err := stunnelconf.Address(connects[0])
+	if err != nil {
+		return ""
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return ""
+	}
+	for _, nw := range im.m.Networks {
+		n := im.m.NodeAt(nw.Name, ap.Addr())
+		if n == nil {
+			continue
+		}
+		for _, s := range im.m.Services {
+			if s.Node == n.Name && s.Port == int(ap.Port()) {
+				return s.Name
+			}
+		}
+	}
+	return ""
+}
+
 func (im importer) convert(cfg *stunnelconf.Config) (string, []string) {
 	var b strings.Builder
 	var problems []string
@@ -170,12 +199,16 @@ func (im importer) convert(cfg *stunnelconf.Config) (string, []string) {
 			psk, _ = stunnelconf.Get(cfg.Global, "PSKsecrets")
 		}
 		fmt.Fprintf(&b, "  - name: %s  # [%s] at %s:%d\n", name, s.Name, cfg.Name, s.Line)
-		fmt.Fprintf(&b, "    service: %s  # FIXME: the service behind the exit\n", name)
+		isClient := strings.EqualFold(client, "yes")
+		if svc := im.serviceAt(connects, isClient); svc != "" {
+			fmt.Fprintf(&b, "    service: %s\n", svc)
+		} else {
+			fmt.Fprintf(&b, "    service: %s  # FIXME: the service behind the exit\n", name)
+		}
 		acceptAddr, err := stunnelconf.Address(accept)
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("%s:%d: accept: %v", cfg.Name, s.Line, err))
 		}
-		isClient := strings.EqualFold(client, "yes")
 		if isClient {
 			ep, p := im.endpoint(acceptAddr, true)
 			problems = append(problems, p...)
