@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# bench/tunnel.sh — offedge tunnels and forwards against stunnel4, HAProxy,
+# socat and raw loopback, on one machine, in one command.
+#
+# Pinning (docs/DESIGN.md): every system under test on CPU 1 with
+# GOMAXPROCS=1; the load generator and the sink on CPU 0. Runs are
+# interleaved (A B C A B C ...) and the median of ROUNDS is reported, with
+# the CPU time the system under test used (utime+stime+cutime+cstime from
+# /proc/PID/stat, all its processes) per GiB and per 1,000 connections.
+#
+# Environment: ROUNDS (3), BULK_BYTES (2 GiB), CONN_SECS (3), CONC (16).
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+BULK_BYTES=${BULK_BYTES:-$((2 << 30))}
+CONN_SECS=${CONN_SECS:-3}
+CONC=${CONC:-16}
+
+cd "$(dirname "$0")/.."
+for bin in stunnel4 haproxy socat taskset; do
+  command -v "$bin" >/dev/null || [ -x "/usr/sbin/$bin" ] || { echo "missing $bin" >&2; exit 1; }
+done
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+[ "$(nproc)" -ge 2 ] || { echo "needs 2 CPUs for pinning" >&2; exit 1; }
+
+T=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ -n "${KEEP_TMP:-}" ] && echo "kept $T" >&2 || rm -rf "$T"
+}
+trap cleanup EXIT
+
+echo "building..." >&2
+go build -o "$T/" ./bench/tunnel/tunnelbench ./bench/tunnel/tunnelload
+LOAD="$T/tunnelload"
+TB="$T/tunnelbench"
+TICK=$(getconf CLK_TCK)
+port() { "$LOAD" freeport; }
+
+# bg NAME CPU CMD...: start CMD pinned to CPU, remember its pid in PID_NAME.
+bg() {
+  local name=$1 cpu=$2; shift 2
+  GOMAXPROCS=1 taskset -c "$cpu" "$@" >"$T/$name.log" 2>&1 &
+  PIDS+=($!)
+  eval "PID_${name}=$!"
+}
+# listen_addr NAME: the address a Go tool printed ("listening ADDR").
+listen_addr() {
+  local i
+  for i in $(seq 1 200); do
+    if grep -q '^listening ' "$T/$1.log" 2>/dev/null; then
+      awk '/^listening /{print $2; exit}' "$T/$1.log"; return
+    fi
+    sleep 0.05
+  done
+  echo "$1 did not start:" >&2; cat "$T/$1.log" >&2; exit 1
+}
+ticks() { # total CPU ticks of the given pids (children included)
+  local s=0 p
+  for p in "$@"; do
+    s=$((s + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12+$13+$14+$15}')))
+  done
+  echo "$s"
+}
+
+# The sink, on CPU 0.
+bg sink 0 "$LOAD" sink -listen 127.0.0.1:0
+SINK=$(listen_addr sink)
+
+# offedge tunnel: exit and entrance, two processes on CPU 1.
+head -c 24 /dev/urandom | base64 >"$T/psk"
+chmod 600 "$T/psk"
+bg oexit 1 "$TB" -mode exit -name bench -target "$SINK" -psk "$T/psk"
+OEXIT=$(listen_addr oexit)
+bg oent 1 "$TB" -mode entrance -name bench -target "$OEXIT" -psk "$T/psk"
+OENT=$(listen_addr oent)
+bg oentx 1 "$TB" -mode entrance -name bench -target "$OEXIT" -psk "$T/psk" -kx x25519
+OENTX=$(listen_addr oentx)
+
+# stunnel4 pair with its own PSK, as Open Food Facts runs it today.
+echo "bench:$(cat "$T/psk")" >"$T/stunnel-psk.txt"
+chmod 600 "$T/stunnel-psk.txt"
+SSRV=127.0.0.1:$(port)
+SCLI=127.0.0.1:$(port)
+for side in server client; do
+  if [ $side = server ]; then c=no; a=$SSRV; k=$SINK; else c=yes; a=$SCLI; k=$SSRV; fi
+  cat >"$T/stunnel-$side.conf" <<CONF
+foreground = yes
+pid =
+debug = 3
+[bench]
+client = $c
+accept = $a
+connect = $k
+ciphers = PSK
+PSKsecrets = $T/stunnel-psk.txt
+CONF
+done
+bg ssrv 1 stunnel4 "$T/stunnel-server.conf"
+bg scli 1 stunnel4 "$T/stunnel-client.conf"
+"$LOAD" wait -addr "$SSRV"; "$LOAD" wait -addr "$SCLI"
+
+# Forwards: offedge, HAProxy (tcp mode, splice), socat.
+bg ofwd 1 "$TB" -mode forward -name bench -target "$SINK"
+OFWD=$(listen_addr ofwd)
+HAP=127.0.0.1:$(port)
+cat >"$T/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode tcp
+  option splice-auto
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+listen bench
+  bind $HAP
+  server sink $SINK
+CONF
+bg hap 1 "$HAPROXY" -f "$T/haproxy.cfg" -db
+SOC=127.0.0.1:$(port)
+bg soc 1 socat "TCP-LISTEN:${SOC##*:},bind=127.0.0.1,reuseaddr,fork,backlog=4096" "TCP:$SINK"
+"$LOAD" wait -addr "$HAP"; "$LOAD" wait -addr "$SOC"
+
+# system name, address, pids of the system under test
+SYSTEMS=(
+  "raw|$SINK|"
+  "offedge-tunnel|$OENT|$PID_oent $PID_oexit"
+  "offedge-tun-x25519|$OENTX|$PID_oentx $PID_oexit"
+  "stunnel4-psk|$SCLI|$PID_scli $PID_ssrv"
+  "offedge-forward|$OFWD|$PID_ofwd"
+  "haproxy-splice|$HAP|$PID_hap"
+  "socat|$SOC|$PID_soc"
+)
+
+declare -A BULK CONNS BCPU CCPU
+for r in $(seq 1 "$ROUNDS"); do
+  for s in "${SYSTEMS[@]}"; do
+    IFS='|' read -r name addr pids <<<"$s"
+    # shellcheck disable=SC2086
+    t0=$( [ -n "$pids" ] && ticks $pids || echo 0 )
+    out=$(taskset -c 0 env GOMAXPROCS=1 "$LOAD" bulk -addr "$addr" -bytes "$BULK_BYTES")
+    # shellcheck disable=SC2086
+    t1=$( [ -n "$pids" ] && ticks $pids || echo 0 )
+    mibs=$(sed 's/.*mib_per_s=//' <<<"$out")
+    BULK[$name]+="$mibs "
+    BCPU[$name]+="$(awk -v t=$((t1 - t0)) -v hz="$TICK" -v b="$BULK_BYTES" 'BEGIN{printf "%.3f", t/hz/(b/2^30)}') "
+    # shellcheck disable=SC2086
+    t0=$( [ -n "$pids" ] && ticks $pids || echo 0 )
+    out=$(taskset -c 0 env GOMAXPROCS=2 "$LOAD" conns -addr "$addr" -duration "${CONN_SECS}s" -c "$CONC" 2>"$T/conns.err")
+    # shellcheck disable=SC2086
+    t1=$( [ -n "$pids" ] && ticks $pids || echo 0 )
+    n=$(sed 's/^conns=\([0-9]*\).*/\1/' <<<"$out")
+    failed=$(sed 's/.*failed=\([0-9]*\).*/\1/' <<<"$out")
+    cps=$(sed 's/.*conns_per_s=//' <<<"$out")
+    CONNS[$name]+="$cps "
+    CCPU[$name]+="$(awk -v t=$((t1 - t0)) -v hz="$TICK" -v n="$n" 'BEGIN{printf "%.1f", t/hz*1000/(n/1000)}') "
+    printf 'round %d %-18s bulk %8.1f MiB/s  conns %8.1f/s (failed %s)\n' "$r" "$name" "$mibs" "$cps" "$failed" >&2
+    [ "$failed" = 0 ] || { echo "  first error: $(cat "$T/conns.err")" >&2; }
+  done
+done
+
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b>0) printf "%.2f×", a/b; else print "-" }'; }
+
+echo
+echo "bulk: $((BULK_BYTES >> 20)) MiB per run; conns: ${CONN_SECS}s, $CONC concurrent, 1-byte echo per connection; median of $ROUNDS interleaved rounds"
+echo "system under test on CPU 1 (GOMAXPROCS=1), load and sink on CPU 0; CPU = system under test only"
+echo
+printf '%-18s %12s %14s %12s %16s\n' system "bulk MiB/s" "CPU s/GiB" "conn/s" "CPU ms/1k conn"
+for s in "${SYSTEMS[@]}"; do
+  name=${s%%|*}
+  printf '%-18s %12.1f %14s %12.1f %16s\n' "$name" "$(median "${BULK[$name]}")" "$(median "${BCPU[$name]}")" \
+    "$(median "${CONNS[$name]}")" "$(median "${CCPU[$name]}")"
+done
+m() { median "${1}"; }
+echo
+echo "ratios (targets in brackets):"
+echo "  tunnel  bulk   offedge/stunnel4 $(ratio "$(m "${BULK[offedge-tunnel]}")" "$(m "${BULK[stunnel4-psk]}")") [≥3×]   offedge/raw $(ratio "$(m "${BULK[offedge-tunnel]}")" "$(m "${BULK[raw]}")") [≥0.4×]   stunnel4/raw $(ratio "$(m "${BULK[stunnel4-psk]}")" "$(m "${BULK[raw]}")")"
+echo "  tunnel  conn/s offedge/stunnel4 $(ratio "$(m "${CONNS[offedge-tunnel]}")" "$(m "${CONNS[stunnel4-psk]}")") [≥3×] (post-quantum hybrid key exchange, the default)   with key_exchange x25519 $(ratio "$(m "${CONNS[offedge-tun-x25519]}")" "$(m "${CONNS[stunnel4-psk]}")")"
+echo "  tunnel  CPU/GiB stunnel4/offedge $(ratio "$(m "${BCPU[stunnel4-psk]}")" "$(m "${BCPU[offedge-tunnel]}")")   CPU/1k conn stunnel4/offedge $(ratio "$(m "${CCPU[stunnel4-psk]}")" "$(m "${CCPU[offedge-tunnel]}")")"
+echo "  forward bulk   offedge/haproxy $(ratio "$(m "${BULK[offedge-forward]}")" "$(m "${BULK[haproxy-splice]}")") [≥1.5×]   offedge/socat $(ratio "$(m "${BULK[offedge-forward]}")" "$(m "${BULK[socat]}")")"
+echo "  forward conn/s offedge/haproxy $(ratio "$(m "${CONNS[offedge-forward]}")" "$(m "${CONNS[haproxy-splice]}")") [≥1.0×]   offedge/socat $(ratio "$(m "${CONNS[offedge-forward]}")" "$(m "${CONNS[socat]}")")"
+echo "  forward CPU/GiB haproxy/offedge $(ratio "$(m "${BCPU[haproxy-splice]}")" "$(m "${BCPU[offedge-forward]}")")   CPU/1k conn haproxy/offedge $(ratio "$(m "${CCPU[haproxy-splice]}")" "$(m "${CCPU[offedge-forward]}")")"

@@ -1,0 +1,305 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/offedge/offedge/edge/acl"
+	"github.com/offedge/offedge/internal/testutil"
+)
+
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// startEcho echoes each connection, prefixed by the PROXY header it
+// received when proxied is set, and half-closes at EOF.
+func startEcho(t testing.TB, headers chan<- ProxyHeader) string {
+	ln := listen(t)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if headers != nil {
+					buf := make([]byte, 0, 256)
+					for {
+						h, n, err := ParseProxyV2(buf)
+						if err == nil {
+							headers <- h
+							c.Write(buf[n:])
+							break
+						}
+						if !errors.Is(err, ErrShortHeader) {
+							return
+						}
+						tmp := make([]byte, 64)
+						m, err := c.Read(tmp)
+						if err != nil {
+							return
+						}
+						buf = append(buf, tmp[:m]...)
+					}
+				}
+				io.Copy(c, c)
+				c.(*net.TCPConn).CloseWrite()
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func start(t *testing.T, cfg Config, ln net.Listener) *Forwarder {
+	t.Helper()
+	f, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		f.Shutdown(ctx)
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return f
+}
+
+func roundTrip(t testing.TB, d *net.Dialer, addr, msg string) (string, error) {
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, msg); err != nil {
+		return "", err
+	}
+	c.(*net.TCPConn).CloseWrite()
+	b, err := io.ReadAll(c)
+	return string(b), err
+}
+
+func TestForwardEchoHalfClose(t *testing.T) {
+	target := startEcho(t, nil)
+	ln := listen(t)
+	f := start(t, Config{Name: "pmg-smtp", Target: target}, ln)
+	msg := strings.Repeat("forwarded bytes ", 1<<16) // 1 MiB
+	got, err := roundTrip(t, &net.Dialer{}, ln.Addr().String(), msg)
+	if err != nil || got != msg {
+		t.Fatalf("got %d bytes, %v; want %d", len(got), err, len(msg))
+	}
+	testutil.Eventually(t, 5*time.Second, "counters", func() bool {
+		s := f.Stats()
+		return s.BytesUp == uint64(len(msg)) && s.BytesDown == uint64(len(msg)) && s.Active == 0 && s.Accepted == 1
+	})
+}
+
+func TestForwardProxyProtocol(t *testing.T) {
+	headers := make(chan ProxyHeader, 1)
+	target := startEcho(t, headers)
+	ln := listen(t)
+	start(t, Config{Name: "smtp", Target: target, ProxyProtocol: true}, ln)
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.7")}}
+	got, err := roundTrip(t, d, ln.Addr().String(), "EHLO x\r\n")
+	if err != nil || got != "EHLO x\r\n" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	h := <-headers
+	if h.Local || h.Source.Addr() != netip.MustParseAddr("127.0.0.7") || h.Dest.String() != ln.Addr().String() {
+		t.Fatalf("header %+v; want source 127.0.0.7, dest %s", h, ln.Addr())
+	}
+}
+
+func TestForwardACL(t *testing.T) {
+	target := startEcho(t, nil)
+	inner := listen(t)
+	stats := new(acl.Stats)
+	ln := acl.Wrap(inner, acl.List{Rules: []acl.Rule{{Prefix: netip.MustParsePrefix("127.0.0.1/32"), Allow: true}}}, acl.ListenerOptions{Name: "forward smtp", Stats: stats})
+	f := start(t, Config{Name: "smtp", Target: target}, ln)
+	denied := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.55")}}
+	got, err := roundTrip(t, denied, inner.Addr().String(), "hello")
+	if got != "" || (err != nil && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE)) {
+		t.Fatalf("denied source got %q, %v", got, err)
+	}
+	if got, err := roundTrip(t, &net.Dialer{}, inner.Addr().String(), "hello"); err != nil || got != "hello" {
+		t.Fatalf("allowed source got %q, %v", got, err)
+	}
+	testutil.Eventually(t, 5*time.Second, "acl counters", func() bool { return stats.Denied.Load() == 1 && stats.Accepted.Load() == 1 })
+	if f.Stats().Accepted != 1 {
+		t.Fatalf("forwarder saw %d connections; want 1", f.Stats().Accepted)
+	}
+}
+
+func TestForwardIdleTimeoutSpliced(t *testing.T) {
+	target := startEcho(t, nil)
+	ln := listen(t)
+	const idle = 400 * time.Millisecond
+	f := start(t, Config{Name: "idle", Target: target, IdleTimeout: idle}, ln)
+	busy, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	quiet, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer quiet.Close()
+	start := time.Now()
+	for time.Since(start) < 3*idle {
+		busy.SetDeadline(time.Now().Add(5 * time.Second))
+		busy.Write([]byte("b"))
+		if _, err := io.ReadFull(busy, make([]byte, 1)); err != nil {
+			t.Fatalf("busy connection closed after %v: %v", time.Since(start), err)
+		}
+		time.Sleep(idle / 4) // pacing the traffic, not synchronisation
+	}
+	quiet.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := quiet.Read(make([]byte, 1)); err == nil {
+		t.Fatal("quiet connection got data")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("quiet connection not closed by the idle timeout")
+	}
+	if f.Stats().IdleClosed != 1 {
+		t.Fatalf("IdleClosed = %d; want 1", f.Stats().IdleClosed)
+	}
+}
+
+func TestForwardTargetDown(t *testing.T) {
+	dead := listen(t)
+	addr := dead.Addr().String()
+	dead.Close()
+	ln := listen(t)
+	f := start(t, Config{Name: "down", Target: addr, ConnectTimeout: time.Second}, ln)
+	got, _ := roundTrip(t, &net.Dialer{}, ln.Addr().String(), "x")
+	if got != "" {
+		t.Fatalf("got %q", got)
+	}
+	testutil.Eventually(t, 5*time.Second, "dial failure counted", func() bool { return f.Stats().DialFailures == 1 })
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no name", Config{Target: "127.0.0.1:1"}, "empty name"},
+		{"bad target", Config{Name: "smtp", Target: "10.1.0.102"}, `forward "smtp": target "10.1.0.102"`},
+		{"ipv6 no brackets", Config{Name: "smtp", Target: "2001:db8::1:25"}, "brackets"},
+		{"negative max", Config{Name: "smtp", Target: "127.0.0.1:25", MaxConns: -1}, "negative"},
+		{"negative connect", Config{Name: "smtp", Target: "127.0.0.1:25", ConnectTimeout: -1}, "negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.cfg, Options{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err %v; want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestProxyV2(t *testing.T) {
+	tests := []struct {
+		name     string
+		src, dst netip.AddrPort
+		local    bool
+		size     int
+	}{
+		{"ipv4", netip.MustParseAddrPort("198.51.100.7:40000"), netip.MustParseAddrPort("203.0.113.1:25"), false, 28},
+		{"ipv6", netip.MustParseAddrPort("[2001:db8::7]:40000"), netip.MustParseAddrPort("[2001:db8::1]:25"), false, 52},
+		{"mapped ipv4", netip.MustParseAddrPort("[::ffff:198.51.100.7]:1"), netip.MustParseAddrPort("203.0.113.1:25"), false, 28},
+		{"mixed families", netip.MustParseAddrPort("198.51.100.7:1"), netip.MustParseAddrPort("[2001:db8::1]:25"), true, 16},
+		{"unknown", netip.AddrPort{}, netip.AddrPort{}, true, 16},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := AppendProxyV2(nil, tt.src, tt.dst)
+			if len(b) != tt.size {
+				t.Fatalf("header is %d bytes; want %d", len(b), tt.size)
+			}
+			h, n, err := ParseProxyV2(append(b, "payload"...))
+			if err != nil || n != len(b) {
+				t.Fatalf("parse: n=%d err=%v", n, err)
+			}
+			if h.Local != tt.local {
+				t.Fatalf("Local = %v", h.Local)
+			}
+			if !tt.local && (h.Source.Addr() != tt.src.Addr().Unmap() || h.Source.Port() != tt.src.Port() || h.Dest != tt.dst) {
+				t.Fatalf("got %v → %v", h.Source, h.Dest)
+			}
+			for i := 0; i < len(b); i++ {
+				if _, _, err := ParseProxyV2(b[:i]); !errors.Is(err, ErrShortHeader) {
+					t.Fatalf("prefix %d: %v; want ErrShortHeader", i, err)
+				}
+			}
+		})
+	}
+	bad := []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"http", []byte("GET / HTTP/1.1\r\n"), "not a PROXY"},
+		{"v1", []byte("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n"), "not a PROXY"},
+		{"version 3", append([]byte(ProxyV2Signature), 0x31, 0x11, 0, 0), "version 3"},
+		{"command 5", append([]byte(ProxyV2Signature), 0x25, 0x11, 0, 0), "unknown command"},
+		{"udp", append([]byte(ProxyV2Signature), 0x21, 0x12, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 0, 2), "unsupported family"},
+		{"short body", append([]byte(ProxyV2Signature), 0x21, 0x11, 0, 4, 1, 2, 3, 4), "too short"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := ParseProxyV2(tt.in)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err %v; want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzParseProxyV2(f *testing.F) {
+	f.Add(AppendProxyV2(nil, netip.MustParseAddrPort("198.51.100.7:40000"), netip.MustParseAddrPort("203.0.113.1:25")))
+	f.Add(AppendProxyV2(nil, netip.MustParseAddrPort("[2001:db8::7]:1"), netip.MustParseAddrPort("[2001:db8::1]:2")))
+	f.Add(AppendProxyV2(nil, netip.AddrPort{}, netip.AddrPort{}))
+	f.Add(append([]byte(ProxyV2Signature), 0x21, 0x11, 0, 20, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 0, 2, 1, 0, 1, 9))
+	f.Add([]byte("GET / HTTP/1.1\r\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		h, n, err := ParseProxyV2(in)
+		if err != nil {
+			return
+		}
+		if n < 16 || n > len(in) {
+			t.Fatalf("consumed %d of %d bytes", n, len(in))
+		}
+		if h.Local {
+			return
+		}
+		// What parses re-encodes to the same addresses.
+		h2, _, err := ParseProxyV2(AppendProxyV2(nil, h.Source, h.Dest))
+		unmap := func(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
+		if err != nil || unmap(h2.Source) != unmap(h.Source) || unmap(h2.Dest) != unmap(h.Dest) {
+			t.Fatalf("re-encode: %+v %v; want %+v", h2, err, h)
+		}
+	})
+}

@@ -1,0 +1,304 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Entrance is the clear-text end of a tunnel (stunnel's `client = yes`): it
+// accepts plain TCP connections and carries each over TLS 1.3 to the first
+// exit that answers.
+type Entrance struct {
+	opts Options
+	srv  *server
+	cur  atomic.Pointer[entranceState]
+}
+
+// entranceState is everything built from one EntranceConfig; Update swaps it whole.
+type entranceState struct {
+	cfg   EntranceConfig
+	creds *credentials
+	tls   *tls.Config
+}
+
+// NewEntrance checks cfg, reads its secret or key files, and returns an
+// entrance ready to Serve. It refuses an entrance the inventory puts on a
+// public network unless AllowPublic is set.
+func NewEntrance(cfg EntranceConfig, opts Options) (*Entrance, error) {
+	opts = opts.withDefaults()
+	st, err := buildEntrance(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	e := &Entrance{opts: opts}
+	e.srv = newServer("entrance", cfg.Name, opts.Logger, opts.Now, st.cfg.MaxConns)
+	e.cur.Store(st)
+	return e, nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+func buildEntrance(cfg EntranceConfig, opts Options) (*entranceState, error) {
+	if err := checkName(cfg.Name); err != nil {
+		return nil, err
+	}
+	wrap := func(err error) error { return fmt.Errorf("tunnel %q: entrance: %w", cfg.Name, err) }
+	if len(cfg.Exits) == 0 {
+		return nil, wrap(errors.New("no exits"))
+	}
+	for _, x := range cfg.Exits {
+		if _, _, err := net.SplitHostPort(x); err != nil {
+			return nil, wrap(fmt.Errorf("exit %q: %w (IPv6 literals need brackets: [2001:db8::102]:16000)", x, err))
+		}
+	}
+	if cfg.Public && !cfg.AllowPublic {
+		return nil, wrap(errors.New("the listener is on a public network: an entrance accepts clear text from anyone who can reach it; " +
+			"put it on a private address, or set allow_public if this is really intended"))
+	}
+	if cfg.MaxConns < 0 {
+		return nil, wrap(fmt.Errorf("max_conns %d is negative", cfg.MaxConns))
+	}
+	cfg.Exits = append([]string(nil), cfg.Exits...)
+	cfg.ConnectTimeout = orDefault(cfg.ConnectTimeout, DefaultConnectTimeout)
+	cfg.HandshakeTimeout = orDefault(cfg.HandshakeTimeout, DefaultHandshakeTimeout)
+	cfg.IdleTimeout = orDefault(cfg.IdleTimeout, DefaultIdleTimeout)
+	cfg.KeepAlive = orDefault(cfg.KeepAlive, DefaultKeepAlive)
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	var curves []tls.CurveID
+	switch cfg.KeyExchange {
+	case "", "hybrid":
+	case "x25519":
+		curves = []tls.CurveID{tls.X25519}
+	default:
+		return nil, wrap(fmt.Errorf("key_exchange %q: want \"hybrid\" (default) or \"x25519\"", cfg.KeyExchange))
+	}
+	creds, err := loadCredentials(cfg.Name, cfg.Auth, opts.Now)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	tc := creds.clientConfig(cfg.Name)
+	tc.CurvePreferences = curves
+	return &entranceState{cfg: cfg, creds: creds, tls: tc}, nil
+}
+
+// checkName refuses a tunnel name that cannot travel as a TLS server name.
+func checkName(name string) error {
+	if name == "" {
+		return errors.New("tunnel: empty name")
+	}
+	if len(name) > 253 {
+		return fmt.Errorf("tunnel %q: name longer than 253 bytes", name)
+	}
+	for _, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_'
+		if !ok {
+			return fmt.Errorf("tunnel %q: name may only use letters, digits, '-', '_' and '.' (it is sent as the TLS server name)", name)
+		}
+	}
+	if _, err := netip.ParseAddr(name); err == nil {
+		return fmt.Errorf("tunnel %q: name must not be an IP address (it is sent as the TLS server name)", name)
+	}
+	return nil
+}
+
+// Serve accepts connections on ln until Shutdown, then returns
+// ErrServerClosed. It refuses a listener bound to a public (global unicast,
+// non-private) or wildcard address unless AllowPublic is set, and logs a
+// warning when the override is used.
+func (e *Entrance) Serve(ln net.Listener) error {
+	st := e.cur.Load()
+	if reason := publicReason(ln.Addr()); reason != "" {
+		if !st.cfg.AllowPublic {
+			return fmt.Errorf("tunnel %q: entrance: refusing to listen on %s: %s; an entrance serves clear text, "+
+				"bind it to a private or loopback address, or set allow_public", st.cfg.Name, ln.Addr(), reason)
+		}
+		e.opts.Logger.Warn("SERVING A TUNNEL ENTRANCE ON A PUBLIC ADDRESS (allow_public is set): anyone who reaches it reaches the service",
+			"tunnel", st.cfg.Name, "listen", ln.Addr().String(), "reason", reason)
+	}
+	return e.srv.serve(ln, e.handle)
+}
+
+// publicReason says why addr counts as public, or "" when it does not.
+func publicReason(a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return ""
+	}
+	ip, ok := netip.AddrFromSlice(ta.IP)
+	if !ok {
+		return ""
+	}
+	ip = ip.Unmap()
+	switch {
+	case ip.IsUnspecified():
+		return "wildcard address (all interfaces, public ones included)"
+	case ip.IsLoopback(), ip.IsPrivate(), ip.IsLinkLocalUnicast():
+		return ""
+	case ip.Is4() && netip.MustParsePrefix("100.64.0.0/10").Contains(ip):
+		return "" // carrier-grade NAT shared space, not reachable from the Internet
+	case ip.IsGlobalUnicast():
+		return "public address"
+	}
+	return ""
+}
+
+// Update replaces the configuration for new connections; open connections
+// keep the one they started with. On error nothing changes.
+func (e *Entrance) Update(cfg EntranceConfig) error {
+	st, err := buildEntrance(cfg, e.opts)
+	if err != nil {
+		return err
+	}
+	e.cur.Store(st)
+	e.srv.SetMaxConns(st.cfg.MaxConns)
+	return nil
+}
+
+// Shutdown stops accepting, waits for open connections until ctx is done,
+// then closes them and returns ctx.Err().
+func (e *Entrance) Shutdown(ctx context.Context) error { return e.srv.Shutdown(ctx) }
+
+// Stats returns a snapshot of the entrance's counters.
+func (e *Entrance) Stats() Stats { return e.srv.c.snapshot() }
+
+func (e *Entrance) handle(c net.Conn) {
+	st := e.cur.Load()
+	cfg := st.cfg
+	setKeepAlive(c, cfg.KeepAlive)
+	log := e.opts.Logger.With("tunnel", cfg.Name, "client", c.RemoteAddr().String())
+
+	up, err := e.connect(e.srv.Context(), st, log)
+	if err != nil {
+		log.Warn("no exit reachable; closing client connection", "err", err)
+		return
+	}
+	if !e.srv.Track(up) {
+		up.Close()
+		return
+	}
+	defer e.srv.UntrackClose(up)
+	start := e.opts.Now()
+	down, err := pipe(e.srv.bufs, c, up, cfg.IdleTimeout, e.opts.Now, &e.srv.c.bytesUp, &e.srv.c.bytesDown)
+	switch {
+	case err == nil:
+	case isRemoteCertAlert(err) || down == 0 && errors.Is(err, syscall.ECONNRESET) && fromConn(err, up):
+		// In TLS 1.3 the client's handshake ends before the server has
+		// checked the client certificate: a refusal arrives as an alert on
+		// the first read, or as a reset when the exit closed the connection
+		// with our first bytes unread.
+		e.srv.c.authFailures.Add(1)
+		log.Error("exit failed authentication", "exit", up.RemoteAddr().String(),
+			"err", fmt.Errorf("tunnel %q: exit %s: the exit closed the connection right after the TLS handshake, "+
+				"before sending any byte (in TLS 1.3 this is how it refuses our certificate): %w", cfg.Name, up.RemoteAddr(), explainRemote(err, st.creds.mode)))
+	case quietErr(err):
+	default:
+		log.Info("connection ended with error", "exit", up.RemoteAddr().String(), "err", err, "duration", e.opts.Now().Sub(start))
+	}
+}
+
+// connect tries the exits in order and returns the first established TLS
+// connection.
+func (e *Entrance) connect(ctx context.Context, st *entranceState, log *slog.Logger) (*tls.Conn, error) {
+	cfg := st.cfg
+	var errs []error
+	for _, exit := range cfg.Exits {
+		tc, err := e.connectOne(ctx, st, exit)
+		if err == nil {
+			return tc, nil
+		}
+		err = fmt.Errorf("tunnel %q: exit %s: %w", cfg.Name, exit, err)
+		if errors.Is(err, ErrPeerKeyMismatch) || errors.Is(err, ErrPeerNameMismatch) {
+			log.Error("exit failed authentication", "exit", exit, "err", err)
+		} else {
+			log.Warn("exit unreachable", "exit", exit, "err", err)
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+func (e *Entrance) connectOne(ctx context.Context, st *entranceState, exit string) (*tls.Conn, error) {
+	cfg := st.cfg
+	dctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+	raw, err := e.dial(dctx, cfg, exit)
+	cancel()
+	if err != nil {
+		e.srv.c.dialFailures.Add(1)
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	tc := tls.Client(raw, st.tls)
+	hctx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
+	err = tc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		raw.Close()
+		e.srv.c.handshakeFailures.Add(1)
+		if errors.Is(err, ErrPeerKeyMismatch) || errors.Is(err, ErrPeerNameMismatch) {
+			e.srv.c.authFailures.Add(1)
+		}
+		return nil, fmt.Errorf("TLS handshake: %w", explainRemote(err, st.creds.mode))
+	}
+	return tc, nil
+}
+
+func (e *Entrance) dial(ctx context.Context, cfg EntranceConfig, addr string) (net.Conn, error) {
+	return dialTCP(ctx, e.opts.Dial, addr, cfg.KeepAlive)
+}
+
+// isRemoteCertAlert reports whether err is an alert from the peer refusing our certificate.
+func isRemoteCertAlert(err error) bool {
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "remote error" {
+		return false
+	}
+	msg := oe.Err.Error()
+	return strings.Contains(msg, "bad certificate") || strings.Contains(msg, "certificate required") ||
+		strings.Contains(msg, "unknown certificate") || strings.Contains(msg, "decrypt error")
+}
+
+// explainRemote turns the peer's TLS alerts into the likely cause.
+func explainRemote(err error, mode string) error {
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "remote error" {
+		return err
+	}
+	msg := oe.Err.Error()
+	switch {
+	case isRemoteCertAlert(err):
+		if mode == "psk" {
+			return fmt.Errorf("the peer refused our certificate: %w: %w", ErrPeerKeyMismatch, err)
+		}
+		return fmt.Errorf("the peer refused our certificate (not issued by its CA, or our node name is not among its allowed peers): %w", err)
+	case strings.Contains(msg, "unrecognized name"):
+		return fmt.Errorf("the peer does not serve this tunnel name: %w", err)
+	}
+	return err
+}
+
+// quietErr reports whether err is an ordinary way for a connection to end.
+func quietErr(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}

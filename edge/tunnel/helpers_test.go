@@ -1,0 +1,223 @@
+package tunnel
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/offedge/offedge/edge/acl"
+	"github.com/offedge/offedge/internal/testutil"
+)
+
+const helperEnv = "OFFEDGE_TUNNEL_TEST_HELPER"
+
+// TestMain lets the test binary double as a stand-alone exit process, so
+// that a test can SIGKILL a real exit mid-stream.
+func TestMain(m *testing.M) {
+	if cfg := os.Getenv(helperEnv); cfg != "" {
+		os.Exit(runHelperExit(cfg))
+	}
+	os.Exit(m.Run())
+}
+
+func runHelperExit(js string) int {
+	var cfg ExitConfig
+	if err := json.Unmarshal([]byte(js), &cfg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	x, err := NewExit(cfg, Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	ln, err := net.Listen("tcp", cfg.Listener)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	fmt.Println(ln.Addr().String())
+	if err := x.Serve(ln); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newLogger(t *testing.T) (*slog.Logger, *syncBuffer) {
+	buf := new(syncBuffer)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", buf)
+		}
+	})
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
+}
+
+// writeSecret writes a 0600 secret file and returns its path.
+func writeSecret(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "psk.txt")
+	if err := os.WriteFile(p, []byte(content+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const (
+	secretA = "ieYeiph0ohzeiLaeChoo5eeNg4Eiw9oo"
+	secretB = "Ohsh5sooghai0Ief8eeHeeb5quu4eeKi"
+)
+
+// listen opens a loopback listener closed at the end of the test.
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// startEcho runs a TCP echo server that answers each connection with
+// prefix followed by everything it reads, and half-closes at EOF.
+func startEcho(t testing.TB, prefix string) string {
+	t.Helper()
+	ln := listen(t)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if prefix != "" {
+					c.Write([]byte(prefix))
+				}
+				io.Copy(c, c)
+				c.(*net.TCPConn).CloseWrite()
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// serve runs srv.Serve(ln) and shuts srv down at the end of the test.
+func serve(t testing.TB, srv interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+}, ln net.Listener) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		if err := <-done; err != nil && !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+}
+
+type pair struct {
+	entrance     *Entrance
+	exit         *Exit
+	entranceAddr string
+	exitAddr     string
+	entranceLog  *syncBuffer
+	exitLog      *syncBuffer
+}
+
+// startPair runs an exit for one tunnel to target and an entrance to it,
+// both with secret files holding the given secrets.
+func startPair(t *testing.T, name, target, entranceSecret, exitSecret string, tweak func(*EntranceConfig, *ExitConfig)) *pair {
+	t.Helper()
+	p := new(pair)
+	var exitLogger, entLogger *slog.Logger
+	exitLogger, p.exitLog = newLogger(t)
+	entLogger, p.entranceLog = newLogger(t)
+	xln := listen(t)
+	p.exitAddr = xln.Addr().String()
+	xcfg := ExitConfig{
+		Listener: p.exitAddr,
+		Tunnels:  []ExitTunnel{{Name: name, Target: target, Auth: Auth{PSKFile: writeSecret(t, exitSecret)}}},
+	}
+	ecfg := EntranceConfig{
+		Name:  name,
+		Exits: []string{p.exitAddr},
+		Auth:  Auth{PSKFile: writeSecret(t, entranceSecret)},
+	}
+	if tweak != nil {
+		tweak(&ecfg, &xcfg)
+	}
+	var err error
+	p.exit, err = NewExit(xcfg, Options{Logger: exitLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, p.exit, xln)
+	p.entrance, err = NewEntrance(ecfg, Options{Logger: entLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eln := listen(t)
+	p.entranceAddr = eln.Addr().String()
+	serve(t, p.entrance, eln)
+	return p
+}
+
+// roundTrip sends msg on a new connection to addr, half-closes, and returns
+// everything read until EOF.
+func roundTrip(t testing.TB, addr, msg string) (string, error) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, msg); err != nil {
+		return "", err
+	}
+	c.(*net.TCPConn).CloseWrite()
+	b, err := io.ReadAll(c)
+	return string(b), err
+}
+
+// aclListener wraps ln with an access list admitting only allow.
+func aclListener(ln net.Listener, allow string) net.Listener {
+	return acl.Wrap(ln, acl.List{Rules: []acl.Rule{{Prefix: mustPrefix(allow), Allow: true, From: "test"}}}, acl.ListenerOptions{Name: "test"})
+}
+
+var _ = testutil.FreeAddr
