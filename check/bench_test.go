@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/offedge/offedge/check/internal/gen"
+	"github.com/offedge/offedge/internal/gen"
 	"github.com/offedge/offedge/inventory"
 )
 

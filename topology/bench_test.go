@@ -6,19 +6,37 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offedge/offedge/internal/gen"
 	"github.com/offedge/offedge/inventory"
-	"github.com/offedge/offedge/topology/internal/gen"
 )
 
 var sizes = []struct {
 	name string
-	sz   gen.Size
+	sz   gen.Config
 }{
-	{"tenth", gen.Size{Servers: 50, Guests: 200, Services: 500}},
-	{"full", gen.Size{Servers: 500, Guests: 2000, Services: 5000}},
+	{"tenth", gen.Config{Servers: 50, Guests: 200, Services: 500}},
+	{"full", gen.Large},
 }
 
-func genModel(tb testing.TB, sz gen.Size) *inventory.Model {
+// tunneledUse returns a guest that uses a service through the model's first
+// tunnel, for Why.
+func tunneledUse(tb testing.TB, m *inventory.Model) (string, string) {
+	tb.Helper()
+	t := m.Tunnels[0]
+	for _, n := range m.Nodes {
+		for _, u := range n.Uses {
+			if u == t.Service && n.Name != t.Entrance.Node {
+				if p := m.PathsToService(n, m.Service(u)); len(p) > 0 && p[0].Hops[0].Via == t.Name {
+					return n.Name, u
+				}
+			}
+		}
+	}
+	tb.Fatal("no node uses a service through the first tunnel")
+	return "", ""
+}
+
+func genModel(tb testing.TB, sz gen.Config) *inventory.Model {
 	tb.Helper()
 	m, err := gen.Model(sz)
 	if err != nil {
@@ -30,11 +48,11 @@ func genModel(tb testing.TB, sz gen.Size) *inventory.Model {
 func BenchmarkWhy(b *testing.B) {
 	for _, s := range sizes {
 		m := genModel(b, s.sz)
+		from, to := tunneledUse(b, m)
 		b.Run(s.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				// g1's second use goes through a tunnel from another provider.
-				if _, err := Why(m, gen.Guest(1), gen.Service(0)); err != nil {
+				if _, err := Why(m, from, to); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -48,7 +66,7 @@ func BenchmarkImpact(b *testing.B) {
 		b.Run(s.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := Impact(m, gen.Server(0)); err != nil {
+				if _, err := Impact(m, "s0"); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -89,12 +107,13 @@ func TestGeneratedFullSize(t *testing.T) {
 		}
 	}
 	var e *Explanation
-	timed("Why", func() (err error) { e, err = Why(m, gen.Guest(1), gen.Service(0)); return })
+	from, to := tunneledUse(t, m)
+	timed("Why", func() (err error) { e, err = Why(m, from, to); return })
 	if !e.Reachable() || e.Destinations[0].Paths[0].Title != "via tunnel t0" {
-		t.Errorf("g1 -> svc0 should go through tunnel t0: %+v", e.Destinations[0])
+		t.Errorf("%s -> %s should go through tunnel t0: %+v", from, to, e.Destinations[0])
 	}
 	var r *ImpactReport
-	timed("Impact", func() (err error) { r, err = Impact(m, gen.Server(0)); return })
+	timed("Impact", func() (err error) { r, err = Impact(m, "s0"); return })
 	if len(r.DownNodes) != 1+2000/500 || len(r.LostServices) == 0 || len(r.LostTunnels) == 0 || len(r.Unreachable) == 0 {
 		t.Errorf("impact of s0: %d down, %d services, %d tunnels, %d unreachable",
 			len(r.DownNodes), len(r.LostServices), len(r.LostTunnels), len(r.Unreachable))
