@@ -681,6 +681,9 @@ func (b *builder) validateTunnel(t *Tunnel) {
 			b.errf(e.Pos, fmt.Sprintf("%s: exit %d", obj, i), "an exit must be reachable from the entrance", "a tunnel exit cannot be loopback-only")
 		}
 	}
+	if t.KeyExchange != "" && !oneOf(t.KeyExchange, "hybrid", "x25519") {
+		b.errf(t.Pos, obj, `use "hybrid" (default) or "x25519"`, "unknown key_exchange %q", t.KeyExchange)
+	}
 	switch {
 	case t.Auth == nil:
 		b.errf(t.Pos, obj, "add auth: {psk: /etc/offedge/psk/NAME.psk} or auth: {pki: true}", "missing auth")

@@ -312,7 +312,11 @@ type Tunnel struct {
 	Allow          []string `yaml:"allow"`
 	ConnectTimeout Duration `yaml:"connect_timeout"`
 	IdleTimeout    Duration `yaml:"idle_timeout"`
-	Description    string   `yaml:"description"`
+	// KeyExchange is the TLS 1.3 key exchange of the tunnel: "hybrid" (the
+	// default: X25519 with ML-KEM, safe against recording now and
+	// decrypting later) or "x25519" (classical only, cheaper handshakes).
+	KeyExchange string `yaml:"key_exchange"`
+	Description string `yaml:"description"`
 }
 
 // Endpoint is a node's port on one of its networks.

@@ -366,7 +366,7 @@ func (c *compiler) tunnels() {
 			cfg := &tunnel.EntranceConfig{
 				Name: t.Name, ConnectTimeout: or(t.ConnectTimeout.D(), DefaultConnectTimeout),
 				HandshakeTimeout: DefaultHandshakeTimeout, IdleTimeout: or(t.IdleTimeout.D(), DefaultTunnelIdle),
-				KeepAlive: DefaultTCPKeepAlive, AllowPublic: t.Entrance.Public,
+				KeepAlive: DefaultTCPKeepAlive, AllowPublic: t.Entrance.Public, KeyExchange: t.KeyExchange,
 			}
 			var peers []string
 			for i, ex := range t.Exits {
