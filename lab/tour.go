@@ -3,7 +3,6 @@ package lab
 import (
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"github.com/offedge/offedge/plan"
@@ -83,68 +82,41 @@ func describeListener(li plan.Listener) string {
 type Command struct{ What, Command string }
 
 // Commands returns copy-paste commands that exercise the lab: curl with
-// --connect-to so public names reach lab sockets, and redis-cli through
-// tunnel entrances, bound to the source address of the node that would run
-// them in production.
+// --connect-to so public names reach lab sockets, and a client bound to
+// the source address of the node that would connect in production.
 func (l *Lab) Commands() []Command {
 	var out []Command
 	ca := l.CAFile()
-	// One HTTPS request per site with a plain hostname, on the site's node.
-	seen := map[string]bool{}
-	var sites []string
-	for _, s := range l.m.Sites {
-		sites = append(sites, s.Name)
-	}
-	sort.Strings(sites)
-	for _, name := range sites {
-		s := l.m.Site(name)
-		host := ""
-		for _, h := range s.Hosts {
-			if !strings.HasPrefix(h, "*.") {
-				host = h
-				break
-			}
+	curl := func(what, node, host, path string, extra string) {
+		s := l.m.SiteForHost(host)
+		if len(s) == 0 {
+			return
 		}
-		if strings.HasPrefix(s.Hosts[0], "*.") {
-			host = "world" + s.Hosts[0][1:]
-		}
-		if host == "" || seen[host] {
-			continue
+		if node == "" {
+			node = s[0].Node
 		}
 		tls := false
-		for _, li := range s.Listen {
+		for _, li := range s[0].Listen {
 			tls = tls || li.TLS
 		}
-		port, scheme := 80, "http"
+		port, scheme, cacert := 80, "http", ""
 		if tls {
-			port, scheme = 443, "https"
+			port, scheme, cacert = 443, "https", " --cacert "+ca
 		}
-		ap, err := l.SiteAddr(s.Node, port)
+		ap, err := l.SiteAddr(node, port)
 		if err != nil {
-			continue
+			return
 		}
-		seen[host] = true
-		path := "/"
-		if strings.HasPrefix(s.Name, "images") {
-			path = "/images/products/301/762/042/2003/1.jpg"
-		}
-		cmd := fmt.Sprintf("curl -sS --cacert %s --connect-to %s:%d:%s %s://%s%s -o /dev/null -w '%%{http_code} %%header{x-cache-status}\\n'", ca, host, port, ap, scheme, host, path)
-		if scheme == "http" {
-			cmd = fmt.Sprintf("curl -sS --connect-to %s:%d:%s %s://%s%s", host, port, ap, scheme, host, path)
-		}
-		out = append(out, Command{What: fmt.Sprintf("%s on %s (site %s)", host, s.Node, s.Name), Command: cmd})
-		if len(out) >= 6 {
-			break
-		}
+		out = append(out, Command{What: what, Command: fmt.Sprintf("curl -sS%s%s --connect-to %s:%d:%s %s://%s%s", extra, cacert, host, port, ap, scheme, host, path)})
 	}
-	if s := l.m.Site("off"); s != nil {
-		if ap, err := l.SiteAddr(s.Node, 80); err == nil {
-			out = append(out, Command{What: "http -> https redirect on off1", Command: fmt.Sprintf("curl -sSI --connect-to world.openfoodfacts.org:80:%s http://world.openfoodfacts.org/product/3017620422003", ap)})
-		}
-		if ap, err := l.SiteAddr(s.Node, 443); err == nil {
-			out = append(out, Command{What: "the Product Opener API through off1", Command: fmt.Sprintf("curl -sS --cacert %s --connect-to world.openfoodfacts.org:443:%s https://world.openfoodfacts.org/api/v2/product/3017620422003.json", ca, ap)})
-		}
+	curl("Product Opener's API through off1's proxy (a stand-in answers)", "off1", "world.openfoodfacts.org", "/api/v2/product/3017620422003.json", "")
+	if ap, err := l.SiteAddr("off1", 80); err == nil {
+		out = append(out, Command{What: "http -> https redirect on off1", Command: fmt.Sprintf("curl -sSI --connect-to world.openfoodfacts.org:80:%s http://world.openfoodfacts.org/product/3017620422003", ap)})
 	}
+	img := "/images/products/301/762/042/2003/1.jpg"
+	curl("an image only off1 has, through ovh3's fallback: MISS, then HIT", "ovh3", "images.openfoodfacts.org", img, " -o /dev/null -w '%{http_code} %header{x-cache-status}\\n'")
+	curl("the blog through the OVH reverse proxy (ct 101 on ovh1)", "", "blog.openfoodfacts.org", "/", " -o /dev/null -w '%{http_code} %header{x-offedge-standin}\\n'")
+	curl("Robotoff on osm45, over IPv6 through the robotoff tunnel", "", "robotoff.openfoodfacts.org", "/health", "")
 	// redis-cli through every redis tunnel entrance, from a node allowed to use it.
 	for _, t := range l.m.Tunnels {
 		svc := l.m.Service(t.Service)

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"sort"
 	"sync"
@@ -138,7 +139,7 @@ func (n *Node) open(l plan.Listener) (*running, error) {
 	r := &running{spec: l, bound: addr, ln: fl, role: rl, stats: stats, served: make(chan struct{})}
 	go func() {
 		defer close(r.served)
-		if err := rl.Serve(fl); err != nil && !errors.Is(err, net.ErrClosed) {
+		if err := rl.Serve(fl); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, forward.ErrServerClosed) && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("listener stopped", "listener", l.Name, "addr", addr.String(), "err", err)
 		}
 	}()
