@@ -110,7 +110,7 @@ func TestLabEndToEnd(t *testing.T) {
 		if got := resp.Header.Get("X-Offedge-Standin"); got != "po-off@off1" {
 			t.Fatalf("X-Offedge-Standin %q; want po-off@off1", got)
 		}
-		resp, body = get(t, c, "https://fr.openfoodfacts.org/lab/request")
+		_, body = get(t, c, "https://fr.openfoodfacts.org/lab/request")
 		var seen struct {
 			Host  string `json:"host"`
 			XFF   string `json:"x_forwarded_for"`
