@@ -20,8 +20,8 @@ import (
 //     stays two hosts, and a connection's source says which node made it;
 //   - each node's own 127.0.0.1 becomes an address of 127.3.0.0/16;
 //   - IPv6 addresses all share ::1, each address:port with its own port
-//     (from 40000 up), so IPv6-only hosts work without root; access lists
-//     cannot tell IPv6 peers apart there, which the tour says;
+//     (from 20000 up), so IPv6-only hosts work without root;
+//     access lists cannot tell IPv6 peers apart there, which the tour says;
 //   - ports below 1024 move to 10000+port, so no root is needed.
 type Addresses struct {
 	v4       map[netKey]netip.Addr
@@ -46,15 +46,23 @@ type v6Key struct {
 
 var ipv6Loopback = netip.IPv6Loopback()
 
-// NewAddresses assigns loopback addresses to every address of m.
-func NewAddresses(m *inventory.Model) *Addresses {
+// MaxInstance is the highest lab instance number: instances use disjoint
+// loopback ranges, so several labs can run side by side.
+const MaxInstance = 4
+
+// NewAddresses assigns loopback addresses to every address of m, in the
+// ranges of lab instance (0 to MaxInstance): instance i shifts every
+// 127.N.0.0/16 range by 50*i and starts IPv6 ports at 20000+2000*i, below
+// the kernel's ephemeral ports so that no outgoing connection takes them.
+func NewAddresses(m *inventory.Model, instance int) *Addresses {
+	shift := byte(50 * instance)
 	a := &Addresses{v4: map[netKey]netip.Addr{}, back: map[netip.Addr]netKey{}, loopback: map[string]netip.Addr{},
-		m: m, v6ports: map[v6Key]uint16{}, next: 40000}
-	second := byte(10)
+		m: m, v6ports: map[v6Key]uint16{}, next: uint16(20000 + 2000*instance)}
+	second := 10 + shift
 	for _, nw := range m.Networks {
 		b := second
 		if nw.Kind == "public" {
-			b = 1
+			b = 1 + shift
 		} else {
 			second++
 		}
@@ -73,7 +81,7 @@ func NewAddresses(m *inventory.Model) *Addresses {
 	}
 	for i, n := range m.Nodes {
 		j := i + 1
-		a.loopback[n.Name] = netip.AddrFrom4([4]byte{127, 3, byte(j / 250), byte(j%250 + 1)})
+		a.loopback[n.Name] = netip.AddrFrom4([4]byte{127, 3 + shift, byte(j / 250), byte(j%250 + 1)})
 	}
 	return a
 }
@@ -102,7 +110,7 @@ func (a *Addresses) Map(network string, ap netip.AddrPort) (netip.AddrPort, erro
 		for {
 			p = a.next
 			a.next++
-			if a.next == 0 {
+			if a.next >= 32768 {
 				return netip.AddrPort{}, fmt.Errorf("lab: out of IPv6 ports")
 			}
 			if portFree(p) {
@@ -112,15 +120,6 @@ func (a *Addresses) Map(network string, ap netip.AddrPort) (netip.AddrPort, erro
 		a.v6ports[k] = p
 	}
 	return netip.AddrPortFrom(ipv6Loopback, p), nil
-}
-
-func portFree(p uint16) bool {
-	ln, err := net.Listen("tcp", netip.AddrPortFrom(ipv6Loopback, p).String())
-	if err != nil {
-		return false
-	}
-	ln.Close()
-	return true
 }
 
 // Source returns the loopback address standing for ip on network.
@@ -237,4 +236,13 @@ func (n nodeMap) ACL(network string, l acl.List) acl.List {
 		}
 	}
 	return out
+}
+
+func portFree(p uint16) bool {
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(ipv6Loopback, p).String())
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
 }

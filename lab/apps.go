@@ -31,6 +31,19 @@ type app struct {
 	wg        sync.WaitGroup
 	cmd       *exec.Cmd
 	exited    chan struct{}
+
+	// An engine that starts in the background (PostgreSQL's initdb takes
+	// longer than the whole lab's start-up budget) closes ready when it
+	// listens or has failed; cancel aborts it.
+	mu     sync.Mutex
+	ready  chan struct{}
+	cancel context.CancelFunc
+}
+
+func (a *app) setLabel(l string) {
+	a.mu.Lock()
+	a.label = l
+	a.mu.Unlock()
 }
 
 // AppStatus is an application on the status page.
@@ -41,7 +54,9 @@ type AppStatus struct {
 }
 
 func (a *app) status() AppStatus {
+	a.mu.Lock()
 	st := AppStatus{Service: a.svc.Name, Label: a.label}
+	a.mu.Unlock()
 	for _, ap := range a.addrs {
 		st.Addrs = append(st.Addrs, ap.String())
 	}
@@ -100,6 +115,16 @@ func (l *Lab) startApp(ctx context.Context, s *inventory.Service) (*app, error) 
 			} else {
 				l.log.Warn("real redis-server failed to start; using the stand-in", "service", s.Name, "err", err)
 			}
+		}
+	}
+	if !l.opts.NoEngines && s.Protocol == "postgresql" {
+		if initdb, postgres := findPostgres(); initdb != "" {
+			dir, err := l.pgDir(s.Name)
+			if err != nil {
+				return nil, err
+			}
+			a.startPostgres(initdb, postgres, dir, l.log)
+			return a, nil
 		}
 	}
 	info := standin.Info{Service: s.Name, Node: s.Node, Title: s.Title}
@@ -209,6 +234,10 @@ func redisVersion(bin string) string {
 }
 
 func (a *app) stop() {
+	if a.cancel != nil {
+		a.cancel()
+		<-a.ready
+	}
 	if a.standin != nil {
 		a.standin.Close()
 	}
@@ -217,7 +246,13 @@ func (a *app) stop() {
 	}
 	a.wg.Wait()
 	if a.cmd != nil && a.cmd.Process != nil {
-		a.cmd.Process.Signal(syscall.SIGTERM)
+		// SIGTERM is a smart shutdown for redis-server; PostgreSQL wants
+		// SIGINT for a fast one (it would wait for clients otherwise).
+		sig := syscall.SIGTERM
+		if a.svc.Protocol == "postgresql" {
+			sig = syscall.SIGINT
+		}
+		a.cmd.Process.Signal(sig)
 		select {
 		case <-a.exited:
 		case <-time.After(5 * time.Second):

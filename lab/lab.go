@@ -39,6 +39,9 @@ type Options struct {
 	Logger *slog.Logger
 	// NoEngines uses stand-ins even where real engines are installed.
 	NoEngines bool
+	// Instance (0 to MaxInstance) picks disjoint loopback ranges, so that
+	// several labs can run on one machine.
+	Instance int
 }
 
 // Lab is a running lab.
@@ -55,6 +58,7 @@ type Lab struct {
 	downSet sync.Map // node name -> true; read by dialers without l.mu
 	nodes   map[string]*labNode
 	secrets map[string][]byte
+	pgDirs  map[string]string
 	started time.Time
 	elapsed time.Duration
 }
@@ -67,14 +71,19 @@ type labNode struct {
 	down bool
 }
 
-// Visitor is the address standing for "someone on the internet": a client
-// that is none of the inventory's nodes.
-var Visitor = netip.AddrFrom4([4]byte{127, 1, 255, 254})
+// Visitor returns the address standing for "someone on the internet" in
+// the lab: a client that is none of the inventory's nodes.
+func (l *Lab) Visitor() netip.Addr {
+	return netip.AddrFrom4([4]byte{127, 1 + byte(50*l.opts.Instance), 255, 254})
+}
 
 // Start builds and starts the lab for m.
 func Start(ctx context.Context, m *inventory.Model, opts Options) (*Lab, error) {
 	start := time.Now()
-	l := &Lab{m: m, addrs: NewAddresses(m), log: opts.Logger, opts: opts, nodes: map[string]*labNode{}, secrets: map[string][]byte{}, started: start}
+	if opts.Instance < 0 || opts.Instance > MaxInstance {
+		return nil, fmt.Errorf("lab instance %d: use 0 to %d", opts.Instance, MaxInstance)
+	}
+	l := &Lab{m: m, addrs: NewAddresses(m, opts.Instance), log: opts.Logger, opts: opts, nodes: map[string]*labNode{}, secrets: map[string][]byte{}, pgDirs: map[string]string{}, started: start}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}
@@ -394,6 +403,9 @@ func (l *Lab) Close() error {
 		}
 	}
 	wg.Wait()
+	for _, d := range l.pgDirs {
+		os.RemoveAll(d)
+	}
 	if l.own {
 		return os.RemoveAll(l.dir)
 	}
@@ -431,7 +443,7 @@ func (l *Lab) isDown(node string) bool {
 func (l *Lab) sourceFor(from, network string, target netip.Addr) (netip.Addr, error) {
 	if from == "" {
 		if target.Is4() {
-			return Visitor, nil
+			return l.Visitor(), nil
 		}
 		return ipv6Loopback, nil
 	}

@@ -27,15 +27,17 @@ import (
 
 func startOFF(t *testing.T) *Lab {
 	t.Helper()
-	// The lab uses the real redis-server; in CI it must be there.
+	// The lab uses the real redis-server and PostgreSQL; in CI they must be there.
 	testutil.RequireBinary(t, "redis-server")
+	testutil.RequireBinary(t, "initdb")
 	m, err := inventory.Load(openfoodfacts.FS(), "inventory.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	l, err := Start(ctx, m, Options{Dir: t.TempDir()})
+	// Instance 1: cmd/offedge tests run a lab (instance 2) at the same time.
+	l, err := Start(ctx, m, Options{Dir: t.TempDir(), Instance: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +70,7 @@ func (l *Lab) testClient(t *testing.T, node string) *http.Client {
 					return nil, err
 				}
 				var d net.Dialer
-				d.LocalAddr = &net.TCPAddr{IP: Visitor.AsSlice()}
+				d.LocalAddr = &net.TCPAddr{IP: l.Visitor().AsSlice()}
 				return d.DialContext(ctx, "tcp", ap.String())
 			},
 			DisableKeepAlives: true,
@@ -119,8 +121,8 @@ func TestLabEndToEnd(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &seen); err != nil {
 			t.Fatalf("lab/request: %v: %s", err, body)
 		}
-		if seen.Host != "fr.openfoodfacts.org" || seen.XFF != Visitor.String() || seen.Proto != "https" {
-			t.Fatalf("the stand-in saw %+v; want Host fr.openfoodfacts.org, X-Forwarded-For %s and proto https", seen, Visitor)
+		if seen.Host != "fr.openfoodfacts.org" || seen.XFF != l.Visitor().String() || seen.Proto != "https" {
+			t.Fatalf("the stand-in saw %+v; want Host fr.openfoodfacts.org, X-Forwarded-For %s and proto https", seen, l.Visitor())
 		}
 		resp, _ = get(t, c, "http://world.openfoodfacts.org/product/3017620422003?x=1")
 		if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != "https://world.openfoodfacts.org/product/3017620422003?x=1" {
@@ -193,6 +195,24 @@ func TestLabEndToEnd(t *testing.T) {
 		reply, err := standin.MongoCommand(ctx, mc, "admin", standin.Doc{{Key: "ping", Value: int32(1)}})
 		if err != nil || fmt.Sprint(reply.Get("ok")) != "1" {
 			t.Fatalf("mongodb ping: %v %v", reply, err)
+		}
+	})
+
+	t.Run("off1 uses the real postgresql on off2 over free-lan", func(t *testing.T) {
+		if err := l.WaitReady(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c, path, err := l.DialService(ctx, "off1", "postgres")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if len(path.Hops) != 1 || path.Hops[0].Target.Network != "free-lan" {
+			t.Fatalf("path %v; want one hop on free-lan", path)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if err := pgHello(c); err != nil {
+			t.Fatal(err)
 		}
 	})
 
@@ -350,6 +370,8 @@ func (l *Lab) probe(ctx context.Context, t *testing.T, tg target) error {
 	case "mongodb":
 		_, err := standin.MongoCommand(ctx, c, "admin", standin.Doc{{Key: "ping", Value: int32(1)}})
 		return err
+	case "postgresql":
+		return pgHello(c)
 	case "http", "influxdb":
 		fmt.Fprintf(c, "GET /health HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", tg.name)
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
@@ -401,6 +423,9 @@ func drillTargets(m *inventory.Model) []target {
 func TestLabFailureDrill(t *testing.T) {
 	l := startOFF(t)
 	ctx := context.Background()
+	if err := l.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
 	report, err := topology.Impact(l.m, "ovh1")
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,7 @@ func (l *Lab) WriteTour(w io.Writer, statusAddr string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "offedge lab: %d nodes started in %s (files in %s)\n", len(l.m.Nodes), l.elapsed.Round(1e6), l.dir)
 	b.WriteString("Every node has its own loopback addresses; production addresses are shown first, lab sockets after '=>'.\n")
-	b.WriteString("Ports below 1024 move to 10000+port; IPv6 addresses share ::1 with ports from 40000.\n")
+	b.WriteString("Ports below 1024 move to 10000+port; IPv6 addresses share ::1, each with its own port (so IPv6 access lists cannot tell peers apart in the lab).\n")
 	for _, st := range l.Status() {
 		ln := l.nodes[st.Node]
 		where := st.Kind

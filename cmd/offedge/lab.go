@@ -19,6 +19,7 @@ func cmdLab(e *env, args []string) error {
 	noEngines := fs.Bool("no-engines", false, "use stand-ins even where real engines (redis-server) are installed")
 	verbose := fs.Bool("v", false, "log every listener and denial")
 	for64 := fs.Duration("for", 0, "stop after this long (default: until Ctrl-C)")
+	instance := fs.Int("instance", 0, "lab instance 0-4: each uses its own loopback ranges, so several labs can run side by side")
 	if _, err := e.parse(fs, args); err != nil {
 		return err
 	}
@@ -33,11 +34,15 @@ func cmdLab(e *env, args []string) error {
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	l, err := lab.Start(ctx, m, lab.Options{Dir: *dir, Logger: log, NoEngines: *noEngines})
+	l, err := lab.Start(ctx, m, lab.Options{Dir: *dir, Logger: log, NoEngines: *noEngines, Instance: *instance})
 	if err != nil {
 		return err
 	}
 	defer l.Close()
+	// A real PostgreSQL initialises in the background; the tour waits.
+	readyCtx, cancelReady := context.WithTimeout(ctx, 60*time.Second)
+	l.WaitReady(readyCtx)
+	cancelReady()
 	statusAddr := ""
 	if *status != "" {
 		a, err := l.ServeStatus(ctx, *status)

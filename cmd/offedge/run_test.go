@@ -156,7 +156,8 @@ func TestLabProcess(t *testing.T) {
 	status := testutil.FreeAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "lab", "--status", status)
+	// Instance 2: the lab package's tests may run a lab (instance 1) meanwhile.
+	cmd := exec.CommandContext(ctx, bin, "lab", "--status", status, "--instance", "2")
 	stdout, _ := cmd.StdoutPipe()
 	var logs strings.Builder
 	cmd.Stderr = &logs
