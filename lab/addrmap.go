@@ -31,7 +31,9 @@ type Addresses struct {
 
 	mu      sync.Mutex
 	v6ports map[v6Key]uint16
+	first   uint16
 	next    uint16
+	limit   uint16
 }
 
 type netKey struct {
@@ -57,7 +59,9 @@ const MaxInstance = 4
 func NewAddresses(m *inventory.Model, instance int) *Addresses {
 	shift := byte(50 * instance)
 	a := &Addresses{v4: map[netKey]netip.Addr{}, back: map[netip.Addr]netKey{}, loopback: map[string]netip.Addr{},
-		m: m, v6ports: map[v6Key]uint16{}, next: uint16(20000 + 2000*instance)}
+		m: m, v6ports: map[v6Key]uint16{}}
+	a.first = uint16(20000 + 2000*instance)
+	a.next, a.limit = a.first, a.first+2000
 	second := 10 + shift
 	for _, nw := range m.Networks {
 		b := second
@@ -107,16 +111,14 @@ func (a *Addresses) Map(network string, ap netip.AddrPort) (netip.AddrPort, erro
 	k := v6Key{network, ap}
 	p, ok := a.v6ports[k]
 	if !ok {
-		for {
-			p = a.next
-			a.next++
-			if a.next >= 32768 {
-				return netip.AddrPort{}, fmt.Errorf("lab: out of IPv6 ports")
-			}
-			if portFree(p) {
-				break
-			}
+		// Deterministic, no probing: probing a port by binding it raced
+		// with the lab's own listeners. A port another program holds fails
+		// the listen with a clear error; --instance moves the whole range.
+		if a.next >= a.limit {
+			return netip.AddrPort{}, fmt.Errorf("lab: more than %d IPv6 sockets", a.limit-a.first)
 		}
+		p = a.next
+		a.next++
 		a.v6ports[k] = p
 	}
 	return netip.AddrPortFrom(ipv6Loopback, p), nil
@@ -238,11 +240,3 @@ func (n nodeMap) ACL(network string, l acl.List) acl.List {
 	return out
 }
 
-func portFree(p uint16) bool {
-	ln, err := net.Listen("tcp", netip.AddrPortFrom(ipv6Loopback, p).String())
-	if err != nil {
-		return false
-	}
-	ln.Close()
-	return true
-}
