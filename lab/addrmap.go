@@ -2,7 +2,6 @@ package lab
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"sort"
 	"sync"
@@ -239,4 +238,3 @@ func (n nodeMap) ACL(network string, l acl.List) acl.List {
 	}
 	return out
 }
-
