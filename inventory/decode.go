@@ -1,6 +1,8 @@
 package inventory
 
 import (
+	"github.com/offedge/offedge/internal/suggest"
+
 	"encoding"
 	"fmt"
 	"net/netip"
@@ -255,7 +257,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, object string) {
 		seen[key] = kn.Line
 		fi, ok := idx[key]
 		if !ok {
-			d.errorf(kn, object, suggest(key, names), "unknown field %q", key)
+			d.errorf(kn, object, suggestField(key, names), "unknown field %q", key)
 			continue
 		}
 		sub := key
@@ -266,38 +268,12 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, object string) {
 	}
 }
 
-// suggest proposes the closest known field name, or lists them all.
-func suggest(key string, names []string) string {
-	best, bestD := "", 3
-	for _, n := range names {
-		if dd := editDistance(key, n); dd < bestD {
-			best, bestD = n, dd
-		}
-	}
-	if best != "" {
+// suggestField proposes the closest known field name, or lists them all.
+func suggestField(key string, names []string) string {
+	if best := suggest.Closest(key, names, 2); best != "" {
 		return fmt.Sprintf("did you mean %q?", best)
 	}
 	sorted := append([]string(nil), names...)
 	sort.Strings(sorted)
 	return "known fields: " + strings.Join(sorted, ", ")
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

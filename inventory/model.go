@@ -274,7 +274,7 @@ func ref[T any](b *builder, idx map[string]T, pos Pos, object, field, kind, name
 		for k := range idx {
 			keys = append(keys, k)
 		}
-		if s := suggest(name, keys); strings.HasPrefix(s, "did you") {
+		if s := suggestField(name, keys); strings.HasPrefix(s, "did you") {
 			hint = s
 		}
 		b.errf(pos, object, hint, "%s names unknown %s %q", field, kind, name)

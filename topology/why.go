@@ -1,6 +1,8 @@
 package topology
 
 import (
+	"github.com/offedge/offedge/internal/suggest"
+
 	"bufio"
 	"fmt"
 	"io"
@@ -162,7 +164,7 @@ func nodeNames(m *inventory.Model) []string {
 func didYouMean(name string, cands []string) string {
 	best, bestD := "", 1<<30
 	for _, c := range cands {
-		d := distance(name, c)
+		d := suggest.Distance(name, c)
 		if d < bestD || (d == bestD && c < best) {
 			best, bestD = c, d
 		}
@@ -183,27 +185,6 @@ func didYouMean(name string, cands []string) string {
 		best = pre[0]
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// distance is the Levenshtein distance between a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // WriteText writes the explanation for a person: each destination, its

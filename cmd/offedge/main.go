@@ -4,6 +4,8 @@
 package main
 
 import (
+	"github.com/offedge/offedge/internal/suggest"
+
 	"errors"
 	"flag"
 	"fmt"
@@ -123,37 +125,14 @@ func (e *env) main(args []string) int {
 
 // closest returns the command name nearest to a mistyped one, or "".
 func closest(name string) string {
-	best, bestD := "", 3
+	var names []string
 	for _, c := range commands() {
 		if strings.HasPrefix(c.name, name) {
 			return c.name
 		}
-		if d := distance(name, c.name); d < bestD {
-			best, bestD = c.name, d
-		}
+		names = append(names, c.name)
 	}
-	return best
-}
-
-// distance is the Levenshtein distance between a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
+	return suggest.Closest(name, names, 2)
 }
 
 func (e *env) usage(w io.Writer) {

@@ -205,9 +205,9 @@ func (f *Forwarder) relay(client, up net.Conn, idle time.Duration) error {
 				return min(da, db)
 			}
 		} else {
-			idleFor = counterIdle(&moved, f.opts.Now)
+			idleFor = accept.CounterIdle(&moved, f.opts.Now)
 		}
-		stop = watchIdle(idle, idleFor, func() {
+		stop = accept.WatchIdle(idle, idleFor, func() {
 			f.idleClosed.Add(1)
 			client.Close()
 			up.Close()
@@ -281,51 +281,6 @@ func copyCounting(bufs *sync.Pool, dst, src net.Conn, n, moved *atomic.Uint64) e
 		if rerr != nil {
 			return rerr
 		}
-	}
-}
-
-// counterIdle measures idleness by watching a byte counter.
-func counterIdle(moved *atomic.Uint64, now func() time.Time) func() time.Duration {
-	last, since := moved.Load(), now()
-	return func() time.Duration {
-		if m := moved.Load(); m != last {
-			last, since = m, now()
-		}
-		return now().Sub(since)
-	}
-}
-
-// watchIdle calls expire once idleFor reports at least idle. It checks every
-// quarter of idle, so a connection is closed between idle and 1.25×idle
-// after its last byte. The returned function stops the watch.
-func watchIdle(idle time.Duration, idleFor func() time.Duration, expire func()) (stop func()) {
-	var (
-		mu      sync.Mutex
-		stopped bool
-		t       *time.Timer
-	)
-	step := max(idle/4, time.Millisecond)
-	check := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped {
-			return
-		}
-		if idleFor() >= idle {
-			stopped = true
-			expire()
-			return
-		}
-		t.Reset(step)
-	}
-	mu.Lock()
-	t = time.AfterFunc(step, check)
-	mu.Unlock()
-	return func() {
-		mu.Lock()
-		stopped = true
-		t.Stop()
-		mu.Unlock()
 	}
 }
 

@@ -124,7 +124,7 @@ func pipe(bufs *sync.Pool, a, b net.Conn, idle time.Duration, now func() time.Ti
 	var moved, fromBCount atomic.Uint64
 	var stop func()
 	if idle > 0 {
-		stop = watchIdle(idle, now, &moved, func() { a.Close(); b.Close() })
+		stop = accept.WatchIdle(idle, accept.CounterIdle(&moved, now), func() { a.Close(); b.Close() })
 	}
 	// Whichever direction fails first aborts both, so that the other copy
 	// returns at once; its error is then a consequence, and the first error
@@ -205,44 +205,6 @@ func copyHalf(bufs *sync.Pool, dst, src net.Conn, n, moved, local *atomic.Uint64
 		if rerr != nil {
 			return rerr
 		}
-	}
-}
-
-// watchIdle calls expire once moved has not changed for idle. It checks
-// every quarter of idle, so a connection is closed between idle and 1.25×idle
-// after its last byte. The returned function stops the watch.
-func watchIdle(idle time.Duration, now func() time.Time, moved *atomic.Uint64, expire func()) (stop func()) {
-	var (
-		mu      sync.Mutex
-		stopped bool
-		last    = moved.Load()
-		since   = now()
-		t       *time.Timer
-	)
-	step := max(idle/4, time.Millisecond)
-	check := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped {
-			return
-		}
-		if m := moved.Load(); m != last {
-			last, since = m, now()
-		} else if now().Sub(since) >= idle {
-			stopped = true
-			expire()
-			return
-		}
-		t.Reset(step)
-	}
-	mu.Lock()
-	t = time.AfterFunc(step, check)
-	mu.Unlock()
-	return func() {
-		mu.Lock()
-		stopped = true
-		t.Stop()
-		mu.Unlock()
 	}
 }
 
