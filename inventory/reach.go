@@ -21,6 +21,26 @@ func family(a netip.Addr) int {
 // family. Reachability never comes from comparing bare IPs: 10.0.0.1 at
 // Free and 10.0.0.1 at OVH are different hosts.
 func (m *Model) SourceFor(n *Node, network string, fam int) (src netip.Addr, via *Node, ok bool) {
+	return m.Live(nil).SourceFor(n, network, fam)
+}
+
+// Live is the model's reachability with some nodes down: a down node is
+// never an end, a hop or a NAT gateway. `offedge impact` and the lab's
+// failure drills use it; the Model's own methods are Live(nil).
+type Live struct {
+	m    *Model
+	down func(*Node) bool
+}
+
+// Live returns the model's reachability where down reports the nodes that
+// are down (nil: none).
+func (m *Model) Live(down func(*Node) bool) Live { return Live{m: m, down: down} }
+
+func (l Live) isDown(n *Node) bool { return n == nil || (l.down != nil && l.down(n)) }
+
+// SourceFor is [Model.SourceFor] with down gateways skipped.
+func (l Live) SourceFor(n *Node, network string, fam int) (src netip.Addr, via *Node, ok bool) {
+	m := l.m
 	for _, a := range n.Addresses {
 		if a.Network == network && family(a.IP) == fam {
 			return a.IP, nil, true
@@ -42,7 +62,7 @@ func (m *Model) SourceFor(n *Node, network string, fam int) (src netip.Addr, via
 			gwName = nw.Gateway
 		}
 		gw := m.nodes[gwName]
-		if gw == nil || gw == n {
+		if gw == nil || gw == n || l.isDown(gw) {
 			continue
 		}
 		for _, ga := range gw.Addresses {
@@ -82,6 +102,15 @@ func (t Target) String() string {
 // private network, then the internet over IPv4, then over IPv6. loopbackOK
 // allows 127.0.0.1 when from and to are the same node.
 func (m *Model) Reach(from, to *Node, port int, networks []string, loopbackOK bool) (Target, bool) {
+	return m.Live(nil).Reach(from, to, port, networks, loopbackOK)
+}
+
+// Reach is [Model.Reach] on the live part of the model.
+func (l Live) Reach(from, to *Node, port int, networks []string, loopbackOK bool) (Target, bool) {
+	m := l.m
+	if l.isDown(from) || l.isDown(to) {
+		return Target{}, false
+	}
 	if from == to && loopbackOK {
 		return Target{Network: "loopback", Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(port)), Source: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Loopback: true}, true
 	}
@@ -91,7 +120,7 @@ func (m *Model) Reach(from, to *Node, port int, networks []string, loopbackOK bo
 		if len(networks) > 0 && !slices.Contains(networks, a.Network) {
 			continue
 		}
-		src, via, ok := m.SourceFor(from, a.Network, family(a.IP))
+		src, via, ok := l.SourceFor(from, a.Network, family(a.IP))
 		if !ok {
 			continue
 		}
@@ -118,6 +147,12 @@ func (m *Model) Reach(from, to *Node, port int, networks []string, loopbackOK bo
 // ReachService returns how from reaches service s directly (no tunnel),
 // honouring where the service binds.
 func (m *Model) ReachService(from *Node, s *Service) (Target, bool) {
+	return m.Live(nil).ReachService(from, s)
+}
+
+// ReachService is [Model.ReachService] on the live part of the model.
+func (l Live) ReachService(from *Node, s *Service) (Target, bool) {
+	m := l.m
 	to := m.nodes[s.Node]
 	if to == nil {
 		return Target{}, false
@@ -126,15 +161,15 @@ func (m *Model) ReachService(from *Node, s *Service) (Target, bool) {
 		if from != to {
 			return Target{}, false
 		}
-		return m.Reach(from, to, s.Port, nil, true)
+		return l.Reach(from, to, s.Port, nil, true)
 	}
 	if from == to && len(s.Bind) == 0 {
 		// A service bound to every network also answers on loopback.
-		return m.Reach(from, to, s.Port, nil, true)
+		return l.Reach(from, to, s.Port, nil, true)
 	}
 	// A service bound to some networks listens only there, even for a
 	// process on the same node.
-	return m.Reach(from, to, s.Port, s.Bind, false)
+	return l.Reach(from, to, s.Port, s.Bind, false)
 }
 
 // EndpointAddrs returns the addresses an endpoint listens on: the one named,
@@ -165,18 +200,24 @@ func (m *Model) EndpointAddrs(e *Endpoint) []netip.AddrPort {
 // ReachEndpoint returns how from reaches a listening endpoint (a tunnel
 // exit or entrance, a forward).
 func (m *Model) ReachEndpoint(from *Node, e *Endpoint) (Target, bool) {
+	return m.Live(nil).ReachEndpoint(from, e)
+}
+
+// ReachEndpoint is [Model.ReachEndpoint] on the live part of the model.
+func (l Live) ReachEndpoint(from *Node, e *Endpoint) (Target, bool) {
+	m := l.m
 	to := m.nodes[e.Node]
-	if to == nil {
+	if l.isDown(from) || l.isDown(to) {
 		return Target{}, false
 	}
 	if e.Loopback {
 		if from != to {
 			return Target{}, false
 		}
-		return m.Reach(from, to, e.Port, nil, true)
+		return l.Reach(from, to, e.Port, nil, true)
 	}
 	for _, ap := range m.EndpointAddrs(e) {
-		src, via, ok := m.SourceFor(from, e.Network, family(ap.Addr()))
+		src, via, ok := l.SourceFor(from, e.Network, family(ap.Addr()))
 		if ok {
 			return Target{Network: e.Network, Addr: ap, Source: src, Via: via}, true
 		}

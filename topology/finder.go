@@ -19,6 +19,7 @@ import (
 type finder struct {
 	m    *inventory.Model
 	down map[*inventory.Node]bool
+	live inventory.Live
 	idx  *index
 	// allow caches resolved allow lists per (list, network).
 	allow map[allowKey]*allowSet
@@ -84,7 +85,9 @@ func newIndex(m *inventory.Model) *index {
 }
 
 func newFinder(m *inventory.Model, x *index, down map[*inventory.Node]bool) *finder {
-	return &finder{m: m, down: down, idx: x, allow: map[allowKey]*allowSet{}}
+	f := &finder{m: m, down: down, idx: x, allow: map[allowKey]*allowSet{}}
+	f.live = m.Live(func(n *inventory.Node) bool { return down[n] })
+	return f
 }
 
 // sitesForHost returns the sites answering hostname: exact names first, then
@@ -128,109 +131,23 @@ func (f *finder) gatewayOf(a *inventory.Address) *inventory.Node {
 	return f.m.Node(name)
 }
 
-// sourceFor is inventory.Model.SourceFor with down gateways skipped.
+// The reachability primitives are inventory's, on the live part of the
+// model: a down node is never an end, a hop or a NAT gateway.
+
 func (f *finder) sourceFor(n *inventory.Node, network string, fam int) (netip.Addr, *inventory.Node, bool) {
-	for _, a := range n.Addresses {
-		if a.Network == network && family(a.IP) == fam {
-			return a.IP, nil, true
-		}
-	}
-	if !f.m.IsPublic(network) {
-		return netip.Addr{}, nil, false
-	}
-	for _, a := range n.Addresses {
-		if family(a.IP) != fam || f.m.IsPublic(a.Network) {
-			continue
-		}
-		gw := f.gatewayOf(a)
-		if gw == nil || gw == n || f.isDown(gw) {
-			continue
-		}
-		for _, ga := range gw.Addresses {
-			if ga.Network == network && family(ga.IP) == fam {
-				return ga.IP, gw, true
-			}
-		}
-	}
-	return netip.Addr{}, nil, false
+	return f.live.SourceFor(n, network, fam)
 }
 
-var loopback4 = netip.AddrFrom4([4]byte{127, 0, 0, 1})
-
-func loopTarget(port int) inventory.Target {
-	return inventory.Target{Network: "loopback", Addr: netip.AddrPortFrom(loopback4, uint16(port)), Source: loopback4, Loopback: true}
-}
-
-// reach is inventory.Model.Reach on the live part of the model.
 func (f *finder) reach(from, to *inventory.Node, port int, networks []string, loopbackOK bool) (inventory.Target, bool) {
-	if f.isDown(from) || f.isDown(to) {
-		return inventory.Target{}, false
-	}
-	if from == to && loopbackOK {
-		return loopTarget(port), true
-	}
-	var best inventory.Target
-	bestRank := 99
-	for _, a := range to.Addresses {
-		if len(networks) > 0 && !slices.Contains(networks, a.Network) {
-			continue
-		}
-		src, via, ok := f.sourceFor(from, a.Network, family(a.IP))
-		if !ok {
-			continue
-		}
-		rank := 0
-		if f.m.IsPublic(a.Network) {
-			rank = 2
-			if family(a.IP) == 6 {
-				rank = 3
-			}
-		} else if family(a.IP) == 6 {
-			rank = 1
-		}
-		if rank < bestRank {
-			bestRank = rank
-			best = inventory.Target{Network: a.Network, Addr: netip.AddrPortFrom(a.IP, uint16(port)), Source: src, Via: via}
-		}
-	}
-	return best, bestRank < 99
+	return f.live.Reach(from, to, port, networks, loopbackOK)
 }
 
-// reachService is how from reaches service s directly. A node reaching its
-// own service uses loopback when the service listens there (loopback: true,
-// or no bind, i.e. every address), else its own address on a bound network.
 func (f *finder) reachService(from *inventory.Node, s *inventory.Service) (inventory.Target, bool) {
-	to := f.m.Node(s.Node)
-	if s.Loopback {
-		if from != to {
-			return inventory.Target{}, false
-		}
-		return f.reach(from, to, s.Port, nil, true)
-	}
-	if from == to && len(s.Bind) == 0 {
-		return f.reach(from, to, s.Port, nil, true)
-	}
-	return f.reach(from, to, s.Port, s.Bind, false)
+	return f.live.ReachService(from, s)
 }
 
-// reachEndpoint is how from reaches a listening endpoint.
 func (f *finder) reachEndpoint(from *inventory.Node, e *inventory.Endpoint) (inventory.Target, bool) {
-	to := f.m.Node(e.Node)
-	if f.isDown(from) || f.isDown(to) {
-		return inventory.Target{}, false
-	}
-	if e.Loopback {
-		if from != to {
-			return inventory.Target{}, false
-		}
-		return loopTarget(e.Port), true
-	}
-	for _, ap := range f.m.EndpointAddrs(e) {
-		if src, via, ok := f.sourceFor(from, e.Network, family(ap.Addr())); ok {
-			return inventory.Target{Network: e.Network, Addr: ap, Source: src, Via: via}, true
-		}
-	}
-	return inventory.Target{}, false
+	return f.live.ReachEndpoint(from, e)
 }
 
 // allowKey identifies one resolved allow entry.
