@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -38,9 +39,10 @@ func compileChecked(invPath, node string, opts plan.Options) (*inventory.Model, 
 	if err != nil {
 		return nil, nil, err
 	}
-	if errs, _, _ := check.Counts(check.Run(m)); errs > 0 {
-		var b writerString
-		check.WriteText(&b, onlyErrors(check.Run(m)))
+	findings := check.Run(m)
+	if errs, _, _ := check.Counts(findings); errs > 0 {
+		var b strings.Builder
+		check.WriteText(&b, onlyErrors(findings))
 		return nil, nil, fmt.Errorf("the inventory fails check with %d error(s):\n%s", errs, b.String())
 	}
 	p, err := plan.Compile(m, node, opts)
@@ -59,11 +61,6 @@ func onlyErrors(fs []check.Finding) []check.Finding {
 	}
 	return out
 }
-
-type writerString struct{ b []byte }
-
-func (w *writerString) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
-func (w *writerString) String() string              { return string(w.b) }
 
 func cmdRun(e *env, args []string) error {
 	fs := e.newFlags("run")
