@@ -48,6 +48,7 @@ func TestCommands(t *testing.T) {
 		{"completion", []string{"completion", "bash"}, 0, "complete -o default -F _offedge offedge", ""},
 		{"completion unknown shell", []string{"completion", "tcsh"}, 2, "", "unknown shell"},
 		{"run needs node", []string{"run"}, 2, "", "--node is required"},
+		{"run refuses an inventory that fails check", []string{"run", "--node", "proxy", "--inventory", "../../check/testdata/OE101.yaml"}, 1, "", "fails check with 1 error(s)"},
 		{"reload needs admin", []string{"reload"}, 2, "", "--admin is required"},
 	}
 	for _, tt := range tests {
