@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -28,12 +29,16 @@ type edgeConn struct {
 	head     headScanner // owned by the reading goroutine
 	rearm    atomic.Bool // set by the handler when a request is done
 	sawCL    atomic.Bool // Content-Length seen in the current head
+	sendfile bool        // a plain socket: file bodies go out by sendfile
 }
 
 type connCtxKey struct{}
 
 func (s *Server) wrapConn(c net.Conn, scanning bool) *edgeConn {
 	ec := &edgeConn{Conn: c, srv: s, sendTimeout: s.limits.SendTimeout, scanning: scanning}
+	if _, ok := c.(syscall.Conn); ok {
+		_, ec.sendfile = c.(io.ReaderFrom)
+	}
 	ec.head.reset()
 	return ec
 }
@@ -93,6 +98,13 @@ func (c *edgeConn) ReadFrom(src io.Reader) (int64, error) {
 	if !ok {
 		return io.Copy(writerOnly{c}, src)
 	}
+	if fd, off, n, ok := fileSection(src); ok {
+		if sc, ok := c.Conn.(syscall.Conn); ok {
+			if rc, err := sc.SyscallConn(); err == nil {
+				return c.sendfileSection(rc, src, fd, off, n)
+			}
+		}
+	}
 	var f *os.File
 	remain := int64(-1)
 	switch v := src.(type) {
@@ -130,6 +142,24 @@ func (c *edgeConn) ReadFrom(src io.Reader) (int64, error) {
 			break
 		}
 	}
+	return total, nil
+}
+
+// sendfileSection sends a section of a cached open file (shared between
+// requests, so sent at an explicit offset) in chunks of sendfileChunk.
+func (c *edgeConn) sendfileSection(rc syscall.RawConn, src io.Reader, fd int, off, n int64) (int64, error) {
+	var total int64
+	for total < n {
+		c.refreshWriteDeadline()
+		m, err := sendfileAt(rc, fd, off+total, min(n-total, sendfileChunk))
+		total += m
+		c.srv.stats.zeroCopyBytes.Add(uint64(m))
+		if err != nil {
+			advance(src, total)
+			return total, err
+		}
+	}
+	advance(src, total)
 	return total, nil
 }
 

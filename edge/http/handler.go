@@ -23,6 +23,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := recPool.Get().(*recorder)
 	rec.reset(w)
 	ec, _ := r.Context().Value(connCtxKey{}).(*edgeConn)
+	rec.conn = ec
 	defer func() {
 		if ec != nil {
 			ec.requestDone()
@@ -189,6 +190,7 @@ type recorder struct {
 	route      *route
 	upstream   string
 	cache      string
+	conn       *edgeConn // HTTP/1 connection, nil on HTTP/2
 }
 
 func (w *recorder) reset(rw http.ResponseWriter) {
@@ -232,6 +234,17 @@ func (w *recorder) Write(p []byte) (int, error) {
 func (w *recorder) ReadFrom(src io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
+	}
+	if w.bytes == 0 && w.conn != nil && w.conn.sendfile {
+		if _, _, _, ok := fileSection(src); ok {
+			// Send the head now: net/http would otherwise copy the
+			// first 512 bytes of the file through a buffer (read, then
+			// a write with the head) before handing the rest to
+			// sendfile. This way the whole body is one sendfile.
+			if f, ok := w.w.(http.Flusher); ok {
+				f.Flush()
+			}
+		}
 	}
 	var n int64
 	var err error

@@ -136,8 +136,9 @@ type backend struct {
 	weight     int
 	backup     bool
 	scheme     string
-	hostHeader string // Host sent when the pool sets none and the client sent none
-	transport  *http.Transport
+	hostHeader string          // Host sent when the pool sets none and the client sent none
+	transport  *http.Transport // TLS servers and health checks
+	h1         *h1Client       // plain-HTTP servers
 
 	current int // SWRR, guarded by pool.mu
 
@@ -173,6 +174,8 @@ func (s *Server) acquirePool(u Upstream) (*pool, error) {
 		b.transport = s.newTransport(u, sv)
 		if sv.TLS {
 			b.scheme = "https"
+		} else {
+			b.h1 = s.newH1Client(u, sv)
 		}
 		p.backends = append(p.backends, b)
 	}
@@ -193,7 +196,19 @@ func (p *pool) close() {
 	}
 	for _, b := range p.backends {
 		b.transport.CloseIdleConnections()
+		if b.h1 != nil {
+			b.h1.closeIdle()
+		}
 	}
+}
+
+func (s *Server) newH1Client(u Upstream, sv UpstreamServer) *h1Client {
+	dial := s.opts.Dial
+	if dial == nil {
+		d := &net.Dialer{KeepAlive: 30 * time.Second}
+		dial = d.DialContext
+	}
+	return &h1Client{addr: sv.Addr, dial: dial, connectTimeout: u.ConnectTimeout, readTimeout: u.ReadTimeout, maxIdle: max(u.Keepalive, 0)}
 }
 
 // connectError marks a failure before any byte of the request was sent, so
@@ -261,20 +276,41 @@ func (s *Server) newTransport(u Upstream, sv UpstreamServer) *http.Transport {
 }
 
 // upstreamConn applies the read timeout between two reads (nginx
-// proxy_read_timeout), refreshing the deadline at most once a second.
+// proxy_read_timeout) and the same bound to writes that make no progress
+// (proxy_send_timeout), refreshing the deadlines at most every tenth of the
+// timeout (and at most once a second) rather than on every call.
 type upstreamConn struct {
 	net.Conn
 	readTimeout time.Duration
-	last        int64
+	lastRead    int64
+	lastWrite   int64
+}
+
+func (c *upstreamConn) refreshEvery() int64 {
+	return min(int64(time.Second), int64(c.readTimeout/10))
 }
 
 func (c *upstreamConn) Read(p []byte) (int, error) {
 	now := time.Now().UnixNano()
-	if now-c.last >= int64(time.Second) {
-		c.last = now
+	if now-c.lastRead >= c.refreshEvery() {
+		c.lastRead = now
 		_ = c.Conn.SetReadDeadline(time.Unix(0, now).Add(c.readTimeout))
 	}
 	return c.Conn.Read(p)
+}
+
+func (c *upstreamConn) Write(p []byte) (int, error) {
+	now := time.Now().UnixNano()
+	if now-c.lastWrite >= c.refreshEvery() {
+		c.lastWrite = now
+		_ = c.Conn.SetWriteDeadline(time.Unix(0, now).Add(c.readTimeout))
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *upstreamConn) SetDeadline(t time.Time) error {
+	c.lastRead, c.lastWrite = 0, 0
+	return c.Conn.SetDeadline(t)
 }
 
 // usable reports whether the server may be chosen: not marked down by
@@ -381,11 +417,11 @@ func isIdempotent(method string) bool {
 // errNoServer is returned when every server was tried.
 var errNoServer = errors.New("no live upstream server")
 
-// roundTrip sends out to the pool, moving to the next server when a
+// roundTrip sends pr to the pool, moving to the next server when a
 // connection could not be established (any method: nothing was sent) or,
 // for idempotent requests without a body, when the server failed before
 // answering. It returns the response and the server that gave it.
-func (p *pool) roundTrip(out *http.Request) (*http.Response, *backend, error) {
+func (p *pool) roundTrip(pr *proxyRequest) (*http.Response, *backend, error) {
 	var tried uint64
 	attempts := len(p.backends)
 	if p.cfg.Retries > 0 {
@@ -393,7 +429,7 @@ func (p *pool) roundTrip(out *http.Request) (*http.Response, *backend, error) {
 	} else if p.cfg.Retries < 0 {
 		attempts = 1
 	}
-	canRetryAfterSend := isIdempotent(out.Method) && (out.Body == nil || out.Body == http.NoBody)
+	canRetryAfterSend := pr.retryable()
 	var lastErr error = errNoServer
 	var last *backend
 	for a := 0; a < attempts; a++ {
@@ -402,28 +438,37 @@ func (p *pool) roundTrip(out *http.Request) (*http.Response, *backend, error) {
 			break
 		}
 		tried |= 1 << (p.index(b) % 64)
-		out.URL.Scheme = b.scheme
-		out.URL.Host = b.addr
-		if out.Host == "" {
-			out.Host = b.hostHeader
-		}
 		b.requests.Add(1)
-		resp, err := b.transport.RoundTrip(out)
+		var resp *http.Response
+		var err error
+		if b.h1 != nil {
+			host := pr.host
+			if host == "" {
+				host = b.hostHeader
+			}
+			resp, err = b.h1.roundTrip(pr, host)
+		} else {
+			resp, err = b.transport.RoundTrip(pr.httpRequest(b))
+		}
 		if err == nil {
 			b.success()
 			return resp, b, nil
 		}
 		p.stats.upstreamErrors.Add(1)
 		last, lastErr = b, err
-		if errors.Is(err, context.Canceled) && out.Context().Err() != nil {
+		if errors.Is(err, context.Canceled) && pr.ctx.Err() != nil {
 			return nil, b, err // the client went away; not the server's fault
+		}
+		var cbe *clientBodyError
+		if errors.As(err, &cbe) {
+			return nil, b, err // the client's body failed; not the server's fault
 		}
 		b.failure(p.now())
 		var ce *connectError
 		if !errors.As(err, &ce) && !canRetryAfterSend {
 			break
 		}
-		if rb, ok := out.Body.(*bodyReader); ok && rb.started() {
+		if pr.bodyStarted() {
 			break
 		}
 		p.log.Warn("upstream attempt failed; trying next server", "upstream", p.name, "server", b.addr, "err", err)

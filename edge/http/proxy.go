@@ -1,12 +1,10 @@
 package httpedge
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -35,73 +33,6 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// outboundRequest builds the request sent upstream: same method, URI and
-// body; hop-by-hop fields dropped; X-Real-IP, X-Forwarded-For (appended),
-// X-Forwarded-Proto and X-Forwarded-Host set; Host the pool's or the
-// client's.
-func (s *Server) outboundRequest(ctx context.Context, r *http.Request, p *pool, upgrade string) *http.Request {
-	h := make(http.Header, len(r.Header)+5)
-	var connTokens string
-	if c := r.Header["Connection"]; len(c) > 0 {
-		connTokens = strings.Join(c, ",")
-	}
-	for k, vv := range r.Header {
-		if hopHeaders[k] {
-			continue
-		}
-		if connTokens != "" && headerListContains(connTokens, k) {
-			continue
-		}
-		h[k] = vv
-	}
-	if te := r.Header["Te"]; len(te) > 0 && headerListContains(strings.Join(te, ","), "trailers") {
-		h["Te"] = []string{"trailers"}
-	}
-	ip := clientIP(r)
-	h["X-Real-Ip"] = []string{ip}
-	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
-		h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
-	} else {
-		h["X-Forwarded-For"] = []string{ip}
-	}
-	if s.tlsOn {
-		h["X-Forwarded-Proto"] = []string{"https"}
-	} else {
-		h["X-Forwarded-Proto"] = []string{"http"}
-	}
-	h["X-Forwarded-Host"] = []string{r.Host}
-	if upgrade != "" {
-		h["Connection"] = []string{"Upgrade"}
-		h["Upgrade"] = []string{upgrade}
-	}
-	if _, ok := h["User-Agent"]; !ok {
-		h["User-Agent"] = []string{""} // do not let Go add its own
-	}
-	host := p.cfg.Host
-	if host == "" {
-		host = r.Host
-	}
-	body := r.Body
-	if r.ContentLength == 0 && (body == nil || body == http.NoBody) {
-		body = nil
-	}
-	out := &http.Request{
-		Method:        r.Method,
-		URL:           &url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery},
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        h,
-		Body:          body,
-		ContentLength: r.ContentLength,
-		Host:          host,
-	}
-	if r.ContentLength == -1 && r.ProtoMajor == 2 && body != nil {
-		out.ContentLength = -1
-	}
-	return out.WithContext(ctx)
-}
-
 func headerListContains(list, name string) bool {
 	for tok := range strings.SplitSeq(list, ",") {
 		if strings.EqualFold(strings.TrimSpace(tok), name) {
@@ -119,8 +50,14 @@ func (s *Server) proxy(w *recorder, r *http.Request, rt *route, p *pool, body *b
 			upgrade = u
 		}
 	}
-	out := s.outboundRequest(r.Context(), r, p, upgrade)
-	resp, b, err := p.roundTrip(out)
+	pr := proxyRequest{ctx: r.Context(), r: r, method: r.Method, host: p.cfg.Host, upgrade: upgrade, tls: s.tlsOn}
+	if pr.host == "" {
+		pr.host = r.Host
+	}
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		pr.body, pr.cl = r.Body, r.ContentLength // r.Body is body when set
+	}
+	resp, b, err := p.roundTrip(&pr)
 	if err != nil {
 		if body != nil && body.tooBig.Load() {
 			w.Header().Set("Connection", "close")

@@ -64,14 +64,16 @@ type Server struct {
 	chain atomic.Pointer[chain]
 	stats counters
 
-	mu       sync.Mutex // guards pools, logs, closing; serialises Update
-	pools    map[string]*pool
-	logs     map[string]*logSink
-	caches   map[string]*cache
-	roots    map[string]*os.Root
-	closing  bool
-	bgCtx    context.Context
-	bgCancel context.CancelFunc
+	mu     sync.Mutex // guards pools, logs, closing; serialises Update
+	pools  map[string]*pool
+	logs   map[string]*logSink
+	caches map[string]*cache
+	roots  map[string]*os.Root
+	// fileCaches are the open-file caches of the static roots (by path).
+	fileCaches map[string]*fileCache
+	closing    bool
+	bgCtx      context.Context
+	bgCancel   context.CancelFunc
 
 	tunnels tunnelSet // hijacked (WebSocket) connections
 }
@@ -223,6 +225,10 @@ func (s *Server) closeResources() {
 	for k, r := range s.roots {
 		r.Close()
 		delete(s.roots, k)
+	}
+	for k, c := range s.fileCaches {
+		c.closeAll()
+		delete(s.fileCaches, k)
 	}
 }
 

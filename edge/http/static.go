@@ -20,6 +20,7 @@ import (
 type staticHandler struct {
 	root     *os.Root
 	rootPath string
+	files    *fileCache // shared by the handlers of one root
 	fallback *pool
 	cache    *cache
 }
@@ -32,7 +33,7 @@ func (s *Server) buildStatic(ch *chain, sc *Static) (*staticHandler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("root: %w", err)
 	}
-	sh := &staticHandler{root: root, rootPath: sc.Root}
+	sh := &staticHandler{root: root, rootPath: sc.Root, files: s.fileCaches[sc.Root]}
 	if sc.Fallback != nil {
 		if err := validateUpstream(sc.Fallback); err != nil {
 			return nil, fmt.Errorf("fallback %q: %w", sc.Fallback.Name, err)
@@ -69,8 +70,10 @@ func (s *Server) rootFor(path string) (*os.Root, error) {
 	}
 	if s.roots == nil {
 		s.roots = map[string]*os.Root{}
+		s.fileCaches = map[string]*fileCache{}
 	}
 	s.roots[path] = r
+	s.fileCaches[path] = &fileCache{}
 	return r, nil
 }
 
@@ -95,12 +98,14 @@ func (h *staticHandler) serve(s *Server, w *recorder, r *http.Request, rt *route
 		s.errorPage(w, r, rt.site, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
-	f, fi, err := h.open(name)
+	e, err := h.files.acquire(name, h.open)
 	switch {
 	case err == nil:
-		defer f.Close()
-		w.Header().Set("ETag", etagFor(fi))
-		http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+		defer e.release()
+		hdr := w.Header()
+		hdr["Etag"] = e.etag
+		hdr["Content-Type"] = e.ctype
+		http.ServeContent(w, r, e.name, e.modTime, io.NewSectionReader(&openFileReader{e}, 0, e.size))
 		return
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, errIsDir):
 		// try_files $uri @fallback
@@ -180,13 +185,15 @@ func (h *staticHandler) serveCached(s *Server, w *recorder, r *http.Request, rt 
 		ctx, cancel := context.WithTimeout(ctx, h.fallback.cfg.ReadTimeout+h.fallback.cfg.ConnectTimeout)
 		defer cancel()
 		get := r.Clone(ctx)
-		get.Method = http.MethodGet // HEAD fills the cache with the GET answer, as nginx
-		get.Body, get.ContentLength = http.NoBody, 0
 		for _, k := range cacheRequestHeaders {
 			delete(get.Header, k)
 		}
-		out := s.outboundRequest(ctx, get, h.fallback, "")
-		resp, b, err := h.fallback.roundTrip(out)
+		// HEAD fills the cache with the GET answer, as nginx.
+		pr := proxyRequest{ctx: ctx, r: get, method: http.MethodGet, host: h.fallback.cfg.Host, tls: s.tlsOn}
+		if pr.host == "" {
+			pr.host = get.Host
+		}
+		resp, b, err := h.fallback.roundTrip(&pr)
 		if err != nil {
 			return &fetchResult{err: err, server: b}
 		}

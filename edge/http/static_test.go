@@ -270,3 +270,57 @@ func TestDiskCacheSurvivesRestart(t *testing.T) {
 type listElem = list.Element
 
 func newList() *list.List { return list.New() }
+
+// The open-file cache shares one descriptor between requests: concurrent
+// ranges at different offsets must not disturb each other, and a replaced
+// file is seen within the cache's TTL.
+func TestOpenFileCache(t *testing.T) {
+	addr, root, _ := staticSetup(t, nil, nil)
+	c := client(addr)
+	base := "http://images.openfoodfacts.org/images/products/300/000/1.jpg"
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for i := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			off := i * 3001
+			resp, body := get(t, c, base, "Range", fmt.Sprintf("bytes=%d-%d", off, off+999))
+			if resp.StatusCode != 206 || body != jpeg[off:off+1000] {
+				errs <- fmt.Sprintf("range at %d: %d, %d bytes, content differs", off, resp.StatusCode, len(body))
+			}
+			resp, body = get(t, c, base)
+			if resp.StatusCode != 200 || body != jpeg {
+				errs <- fmt.Sprintf("whole file: %d, %d bytes", resp.StatusCode, len(body))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	resp, _ := get(t, c, "http://images.openfoodfacts.org/style.css")
+	etag := resp.Header.Get("ETag")
+	if resp.Header.Get("Content-Type") != "text/css; charset=utf-8" || etag == "" {
+		t.Fatalf("cached entry headers: %v", resp.Header)
+	}
+	tmp := filepath.Join(root, "style.css.new")
+	writeFile(t, tmp, "body{color:red}")
+	if err := os.Rename(tmp, filepath.Join(root, "style.css")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	testutil.Eventually(t, 5*time.Second, "replaced file served", func() bool {
+		_, body := get(t, c, "http://images.openfoodfacts.org/style.css")
+		return body == "body{color:red}"
+	})
+	if d := time.Since(start); d > openFileTTL+time.Second {
+		t.Fatalf("replaced file seen after %v; the cache keeps entries %v", d, openFileTTL)
+	}
+	os.Remove(filepath.Join(root, "style.css"))
+	testutil.Eventually(t, 5*time.Second, "removed file gone", func() bool {
+		resp, _ := get(t, c, "http://images.openfoodfacts.org/style.css")
+		return resp.StatusCode == 404
+	})
+}

@@ -13,6 +13,8 @@ import (
 	_ "net/http/pprof" // served only when -pprof is set
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -27,6 +29,9 @@ func main() {
 	keepalive := flag.Int("keepalive", 16, "idle upstream connections kept")
 	accessLog := flag.String("access-log", "", "access log path (empty: off)")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this file until SIGINT/SIGTERM")
+	memProfile := flag.String("memprofile", "", "write an allocation profile (alloc_space/alloc_objects) to this file at SIGINT/SIGTERM")
+	memRate := flag.Int("memprofilerate", 0, "runtime.MemProfileRate when -memprofile is set (0: Go's default, 512 KiB)")
 	flag.Parse()
 
 	route := httpedge.Route{Path: "/"}
@@ -57,16 +62,58 @@ func main() {
 	if *pprofAddr != "" {
 		go http.ListenAndServe(*pprofAddr, nil)
 	}
+	if *memProfile != "" && *memRate > 0 {
+		runtime.MemProfileRate = *memRate
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "edgebench:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "edgebench:", err)
+			os.Exit(1)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	go func() {
-		<-ctx.Done()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		if *cpuProfile != "" {
+			pprof.StopCPUProfile()
+		}
+		if *memProfile != "" {
+			if err := writeHeapProfile(*memProfile); err != nil {
+				fmt.Fprintln(os.Stderr, "edgebench:", err)
+			}
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
 		srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); err != nil {
-		fmt.Fprintln(os.Stderr, "edgebench:", err)
+		cancel()
+		serveErr = <-served
+	case serveErr = <-served:
+	}
+	if serveErr != nil {
+		fmt.Fprintln(os.Stderr, "edgebench:", serveErr)
 		os.Exit(1)
 	}
+}
+
+// writeHeapProfile writes the allocation profile (all samples since start:
+// go tool pprof -sample_index=alloc_space or alloc_objects).
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

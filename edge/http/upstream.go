@@ -1,0 +1,552 @@
+package httpedge
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// proxyRequest is what the edge sends upstream for one client request: the
+// client's request (method, URI, headers, body) plus what the route adds.
+// Plain-HTTP servers get it written straight onto a pooled connection by
+// h1Client; TLS servers get an *http.Request built from it (http.Transport).
+type proxyRequest struct {
+	ctx     context.Context
+	r       *http.Request // the client's request: URL, headers, peer
+	method  string
+	host    string // Host sent; "" = the server's address
+	upgrade string // protocol asked for with Upgrade (WebSocket routes only)
+	tls     bool   // the client came over TLS (X-Forwarded-Proto)
+	body    io.Reader
+	cl      int64 // body length, -1 unknown (chunked upstream)
+}
+
+// bodyStarted reports whether a byte of the client's body may have been
+// consumed, after which the request cannot be sent again.
+func (pr *proxyRequest) bodyStarted() bool {
+	if pr.body == nil {
+		return false
+	}
+	if rb, ok := pr.body.(*bodyReader); ok {
+		return rb.started()
+	}
+	return true
+}
+
+// retryable reports whether the request may be sent a second time after
+// it was (perhaps) received: idempotent and without a body.
+func (pr *proxyRequest) retryable() bool { return isIdempotent(pr.method) && pr.body == nil }
+
+// outSkip are request fields never copied upstream as they are: hop-by-hop
+// fields (RFC 9110 7.6.1) and the ones the edge writes itself.
+var outSkip = map[string]bool{
+	"Connection":          true,
+	"Proxy-Connection":    true,
+	"Keep-Alive":          true,
+	"Proxy-Authenticate":  true,
+	"Proxy-Authorization": true,
+	"Te":                  true,
+	"Trailer":             true,
+	"Transfer-Encoding":   true,
+	"Upgrade":             true,
+	"X-Real-Ip":           true,
+	"X-Forwarded-For":     true,
+	"X-Forwarded-Proto":   true,
+	"X-Forwarded-Host":    true,
+	"Content-Length":      true,
+	"Host":                true,
+	"Expect":              true, // the edge answers 100-continue itself
+}
+
+// requestURI is the URI sent upstream: the client's path (kept in its
+// received encoding when that is a valid one) and query.
+func requestURI(u *url.URL) (path, query string) {
+	p := (&url.URL{Path: u.Path, RawPath: u.RawPath}).EscapedPath()
+	if p == "" {
+		p = "/"
+	}
+	return p, u.RawQuery
+}
+
+// writeHead writes the request line and header fields (the body framing
+// included) to bw.
+func (pr *proxyRequest) writeHead(bw *bufio.Writer, host string, keepAlive bool) {
+	r := pr.r
+	path, query := requestURI(r.URL)
+	bw.WriteString(pr.method)
+	bw.WriteByte(' ')
+	bw.WriteString(path)
+	if query != "" {
+		bw.WriteByte('?')
+		bw.WriteString(query)
+	}
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(host)
+	bw.WriteString("\r\n")
+	var connTokens string
+	if c := r.Header["Connection"]; len(c) > 0 {
+		connTokens = strings.Join(c, ",")
+	}
+	for k, vv := range r.Header {
+		if outSkip[k] || (connTokens != "" && headerListContains(connTokens, k)) {
+			continue
+		}
+		for _, v := range vv {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	if te := r.Header["Te"]; len(te) > 0 && headerListContains(strings.Join(te, ","), "trailers") {
+		bw.WriteString("Te: trailers\r\n")
+	}
+	ip := clientIP(r)
+	bw.WriteString("X-Real-Ip: ")
+	bw.WriteString(ip)
+	bw.WriteString("\r\nX-Forwarded-For: ")
+	for _, v := range r.Header["X-Forwarded-For"] {
+		bw.WriteString(v)
+		bw.WriteString(", ")
+	}
+	bw.WriteString(ip)
+	if pr.tls {
+		bw.WriteString("\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: ")
+	} else {
+		bw.WriteString("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ")
+	}
+	bw.WriteString(r.Host)
+	bw.WriteString("\r\n")
+	switch {
+	case pr.upgrade != "":
+		bw.WriteString("Connection: Upgrade\r\nUpgrade: ")
+		bw.WriteString(pr.upgrade)
+		bw.WriteString("\r\n")
+	case !keepAlive:
+		bw.WriteString("Connection: close\r\n")
+	}
+	switch {
+	case pr.body != nil && pr.cl >= 0:
+		bw.WriteString("Content-Length: ")
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), pr.cl, 10))
+		bw.WriteString("\r\n")
+	case pr.body != nil:
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	case pr.method == http.MethodPost || pr.method == http.MethodPut || pr.method == http.MethodPatch:
+		bw.WriteString("Content-Length: 0\r\n")
+	}
+	bw.WriteString("\r\n")
+}
+
+// httpRequest builds the request for http.Transport (TLS servers).
+func (pr *proxyRequest) httpRequest(b *backend) *http.Request {
+	r := pr.r
+	h := make(http.Header, len(r.Header)+5)
+	var connTokens string
+	if c := r.Header["Connection"]; len(c) > 0 {
+		connTokens = strings.Join(c, ",")
+	}
+	for k, vv := range r.Header {
+		if outSkip[k] || (connTokens != "" && headerListContains(connTokens, k)) {
+			continue
+		}
+		h[k] = vv
+	}
+	if te := r.Header["Te"]; len(te) > 0 && headerListContains(strings.Join(te, ","), "trailers") {
+		h["Te"] = []string{"trailers"}
+	}
+	ip := clientIP(r)
+	h["X-Real-Ip"] = []string{ip}
+	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
+		h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
+	} else {
+		h["X-Forwarded-For"] = []string{ip}
+	}
+	if pr.tls {
+		h["X-Forwarded-Proto"] = []string{"https"}
+	} else {
+		h["X-Forwarded-Proto"] = []string{"http"}
+	}
+	h["X-Forwarded-Host"] = []string{r.Host}
+	if pr.upgrade != "" {
+		h["Connection"] = []string{"Upgrade"}
+		h["Upgrade"] = []string{pr.upgrade}
+	}
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = []string{""} // do not let Go add its own
+	}
+	host := pr.host
+	if host == "" {
+		host = b.hostHeader
+	}
+	var body io.ReadCloser
+	if pr.body != nil {
+		body = io.NopCloser(pr.body)
+	}
+	path, query := requestURI(r.URL)
+	out := &http.Request{
+		Method:        pr.method,
+		URL:           &url.URL{Scheme: b.scheme, Host: b.addr, Opaque: path, RawQuery: query},
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          body,
+		ContentLength: pr.cl,
+		Host:          host,
+	}
+	if body == nil {
+		out.ContentLength = 0
+	}
+	return out.WithContext(pr.ctx)
+}
+
+// h1Client sends requests to one plain-HTTP/1.1 server over a small pool
+// of kept-alive connections. It replaces http.Transport on the hot path:
+// no goroutine or channel per request, the request written straight from
+// the client's header map, one bufio reader and writer per connection.
+//
+// A kept-alive connection the server closed while it was idle is noticed
+// when a request on it gets no answer byte (EOF, reset); an idempotent
+// request without a body is then sent again on a new connection. Others get
+// an error (502), but before they are sent on a reused connection, it is
+// checked for a pending close (one non-blocking peek).
+type h1Client struct {
+	addr           string
+	dial           func(ctx context.Context, network, addr string) (net.Conn, error)
+	connectTimeout time.Duration
+	readTimeout    time.Duration
+	maxIdle        int // idle connections kept; 0: none (Connection: close)
+
+	mu     sync.Mutex
+	idle   []*upConn // most recently used last
+	closed bool
+}
+
+// upConn is one upstream connection with its buffers.
+type upConn struct {
+	cl        *h1Client
+	raw       net.Conn
+	conn      *upstreamConn // raw with the read timeout
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	reused    bool
+	idleSince time.Time
+}
+
+const (
+	upReadBuf  = 8 << 10
+	upWriteBuf = 4 << 10
+	max1xx     = 8
+)
+
+func (c *h1Client) get(ctx context.Context, fresh bool) (*upConn, error) {
+	if !fresh {
+		now := time.Now()
+		c.mu.Lock()
+		// The oldest are first: drop those idle for too long.
+		drop := 0
+		for drop < len(c.idle) && now.Sub(c.idle[drop].idleSince) > upstreamIdleTimeout {
+			drop++
+		}
+		var stale []*upConn
+		if drop > 0 {
+			stale = append(stale, c.idle[:drop]...)
+			n := copy(c.idle, c.idle[drop:])
+			clear(c.idle[n:])
+			c.idle = c.idle[:n]
+		}
+		var uc *upConn
+		if n := len(c.idle); n > 0 {
+			uc = c.idle[n-1]
+			c.idle[n-1] = nil
+			c.idle = c.idle[:n-1]
+		}
+		c.mu.Unlock()
+		for _, s := range stale {
+			s.close()
+		}
+		if uc != nil {
+			return uc, nil
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, c.connectTimeout)
+	raw, err := c.dial(dctx, "tcp", c.addr)
+	cancel()
+	if err != nil {
+		return nil, &connectError{err}
+	}
+	conn := &upstreamConn{Conn: raw, readTimeout: c.readTimeout}
+	return &upConn{cl: c, raw: raw, conn: conn, br: bufio.NewReaderSize(conn, upReadBuf), bw: bufio.NewWriterSize(conn, upWriteBuf)}, nil
+}
+
+func (c *h1Client) put(uc *upConn) {
+	if uc.br.Buffered() > 0 { // the server sent more than the response
+		uc.close()
+		return
+	}
+	uc.reused = true
+	uc.idleSince = time.Now()
+	c.mu.Lock()
+	if c.closed || len(c.idle) >= c.maxIdle {
+		c.mu.Unlock()
+		uc.close()
+		return
+	}
+	c.idle = append(c.idle, uc)
+	c.mu.Unlock()
+}
+
+func (c *h1Client) closeIdle() {
+	c.mu.Lock()
+	idle := c.idle
+	c.idle, c.closed = nil, true
+	c.mu.Unlock()
+	for _, uc := range idle {
+		uc.close()
+	}
+}
+
+func (uc *upConn) close() { uc.raw.Close() }
+
+// staleConnError: a reused connection gave no answer byte; the server had
+// closed it while it was idle.
+type staleConnError struct{ err error }
+
+func (e *staleConnError) Error() string {
+	return "kept-alive connection closed by the server: " + e.err.Error()
+}
+func (e *staleConnError) Unwrap() error { return e.err }
+
+// clientBodyError: reading the client's body failed (timeout, too large,
+// client gone); not the server's fault.
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string { return "reading the client's body: " + e.err.Error() }
+func (e *clientBodyError) Unwrap() error { return e.err }
+
+// roundTrip sends pr to the server and returns its response head; the body
+// streams from the connection, which goes back to the pool when the body
+// was read to its end and the server keeps it open.
+func (c *h1Client) roundTrip(pr *proxyRequest, host string) (*http.Response, error) {
+	uc, err := c.get(pr.ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	if uc.reused && !pr.retryable() && !uc.alive() {
+		uc.close()
+		if uc, err = c.get(pr.ctx, true); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := uc.exchange(pr, host)
+	if err == nil {
+		return resp, nil
+	}
+	uc.close()
+	var se *staleConnError
+	if errors.As(err, &se) && pr.retryable() {
+		if uc, err = c.get(pr.ctx, true); err != nil {
+			return nil, err
+		}
+		if resp, err = uc.exchange(pr, host); err == nil {
+			return resp, nil
+		}
+		uc.close()
+	}
+	return nil, err
+}
+
+// alive peeks at an idle connection without blocking: a close or stray
+// bytes sent by the server while it was idle make it unusable.
+func (uc *upConn) alive() bool {
+	sc, ok := uc.raw.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	alive := true
+	var b [1]byte
+	_ = rc.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		alive = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
+		return true
+	})
+	return alive
+}
+
+// methodRequests are the requests handed to http.ReadResponse, which only
+// looks at the method (HEAD answers have no body).
+var methodRequests = func() map[string]*http.Request {
+	m := map[string]*http.Request{}
+	for _, k := range []string{"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"} {
+		m[k] = &http.Request{Method: k}
+	}
+	return m
+}()
+
+// errReader remembers a read error of the client's body.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
+}
+
+// exchange writes the request and reads the response head. Until the body
+// is closed, a client that goes away (its request context is cancelled)
+// aborts the exchange: the upstream connection's deadline is moved to the
+// past, and the connection is closed rather than reused.
+func (uc *upConn) exchange(pr *proxyRequest, host string) (resp *http.Response, err error) {
+	stop := context.AfterFunc(pr.ctx, func() { uc.raw.SetDeadline(aLongTimeAgo) })
+	handedOver := false
+	defer func() {
+		if handedOver {
+			return
+		}
+		if !stop() && err == nil { // the client went away meanwhile
+			resp, err = nil, pr.ctx.Err()
+		}
+		if err != nil && pr.ctx.Err() != nil {
+			err = pr.ctx.Err()
+		}
+	}()
+	pr.writeHead(uc.bw, host, uc.cl.maxIdle > 0)
+	if pr.body != nil {
+		er := &errReader{r: pr.body}
+		var werr error
+		if pr.cl >= 0 {
+			var n int64
+			n, werr = io.Copy(uc.bw, io.LimitReader(er, pr.cl))
+			if werr == nil && n < pr.cl {
+				werr = io.ErrUnexpectedEOF
+				if er.err == nil {
+					er.err = werr
+				}
+			}
+		} else {
+			bp := copyBufPool.Get().(*[]byte)
+			cw := httputil.NewChunkedWriter(uc.bw)
+			_, werr = io.CopyBuffer(cw, er, *bp)
+			copyBufPool.Put(bp)
+			if werr == nil {
+				werr = cw.Close()
+			}
+			if werr == nil {
+				_, werr = uc.bw.WriteString("\r\n")
+			}
+		}
+		if er.err != nil {
+			return nil, &clientBodyError{er.err}
+		}
+		if werr != nil {
+			return nil, werr
+		}
+	}
+	if err := uc.bw.Flush(); err != nil {
+		if uc.reused && pr.body == nil {
+			return nil, &staleConnError{err}
+		}
+		return nil, err
+	}
+	if _, err := uc.br.Peek(1); err != nil {
+		if uc.reused && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+			return nil, &staleConnError{err}
+		}
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	req := methodRequests[pr.method]
+	if req == nil {
+		req = &http.Request{Method: pr.method}
+	}
+	for i := 0; ; i++ {
+		resp, err = http.ReadResponse(uc.br, req)
+		if err != nil {
+			return nil, fmt.Errorf("reading the response head: %w", err)
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+		if i == max1xx {
+			return nil, errors.New("too many 1xx responses")
+		}
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		if pr.upgrade == "" {
+			return nil, errors.New("101 Switching Protocols without an Upgrade request")
+		}
+		resp.Body = &upgradedConn{uc}
+		return resp, nil
+	}
+	resp.Body = &upBody{uc: uc, rc: resp.Body, keep: !resp.Close && uc.cl.maxIdle > 0, stop: stop}
+	handedOver = true
+	return resp, nil
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// upBody is a response body read from a pooled connection. Read to its end
+// on a connection the server keeps open, it returns the connection to the
+// pool on Close; otherwise Close closes the connection (nothing is drained).
+type upBody struct {
+	uc   *upConn
+	rc   io.ReadCloser
+	stop func() bool // of the client-cancellation hook
+	keep bool
+	eof  bool
+	done bool
+}
+
+func (b *upBody) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *upBody) Close() error {
+	if b.done {
+		return nil
+	}
+	b.done = true
+	if b.stop() && b.eof && b.keep {
+		b.uc.cl.put(b.uc)
+	} else {
+		b.uc.close()
+	}
+	return nil
+}
+
+// upgradedConn is the upstream side of a WebSocket tunnel after 101.
+type upgradedConn struct{ uc *upConn }
+
+func (u *upgradedConn) Read(p []byte) (int, error)  { return u.uc.br.Read(p) }
+func (u *upgradedConn) Write(p []byte) (int, error) { return u.uc.conn.Write(p) }
+func (u *upgradedConn) Close() error                { return u.uc.raw.Close() }
