@@ -8,7 +8,9 @@
 # the CPU time the system under test used (utime+stime+cutime+cstime from
 # /proc/PID/stat, all its processes) per GiB and per 1,000 connections.
 #
-# Environment: ROUNDS (3), BULK_BYTES (2 GiB), CONN_SECS (3), CONC (16).
+# Environment: ROUNDS (3), BULK_BYTES (2 GiB), CONN_SECS (3), CONC (16),
+# ONLY (an extended regexp on system names: ONLY='forward|haproxy' runs only
+# those; the ratio lines of systems left out print "-").
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -136,6 +138,15 @@ SYSTEMS=(
   "socat|$SOC|$PID_soc"
 )
 
+if [ -n "${ONLY:-}" ]; then
+  KEPT=()
+  for s in "${SYSTEMS[@]}"; do
+    if grep -Eq -- "$ONLY" <<<"${s%%|*}"; then KEPT+=("$s"); fi
+  done
+  [ "${#KEPT[@]}" -gt 0 ] || { echo "ONLY=$ONLY matches no system" >&2; exit 1; }
+  SYSTEMS=("${KEPT[@]}")
+fi
+
 declare -A BULK CONNS BCPU CCPU
 for r in $(seq 1 "$ROUNDS"); do
   for s in "${SYSTEMS[@]}"; do
@@ -179,9 +190,9 @@ done
 m() { median "${1}"; }
 echo
 echo "ratios (targets in brackets):"
-echo "  tunnel  bulk   offedge/stunnel4 $(ratio "$(m "${BULK[offedge-tunnel]}")" "$(m "${BULK[stunnel4-psk]}")") [≥3×]   offedge/raw $(ratio "$(m "${BULK[offedge-tunnel]}")" "$(m "${BULK[raw]}")") [≥0.4×]   stunnel4/raw $(ratio "$(m "${BULK[stunnel4-psk]}")" "$(m "${BULK[raw]}")")"
-echo "  tunnel  conn/s offedge/stunnel4 $(ratio "$(m "${CONNS[offedge-tunnel]}")" "$(m "${CONNS[stunnel4-psk]}")") [≥3×] (post-quantum hybrid key exchange, the default)   with key_exchange x25519 $(ratio "$(m "${CONNS[offedge-tun-x25519]}")" "$(m "${CONNS[stunnel4-psk]}")")"
-echo "  tunnel  CPU/GiB stunnel4/offedge $(ratio "$(m "${BCPU[stunnel4-psk]}")" "$(m "${BCPU[offedge-tunnel]}")")   CPU/1k conn stunnel4/offedge $(ratio "$(m "${CCPU[stunnel4-psk]}")" "$(m "${CCPU[offedge-tunnel]}")")"
-echo "  forward bulk   offedge/haproxy $(ratio "$(m "${BULK[offedge-forward]}")" "$(m "${BULK[haproxy-splice]}")") [≥1.5×]   offedge/socat $(ratio "$(m "${BULK[offedge-forward]}")" "$(m "${BULK[socat]}")")"
-echo "  forward conn/s offedge/haproxy $(ratio "$(m "${CONNS[offedge-forward]}")" "$(m "${CONNS[haproxy-splice]}")") [≥1.0×]   offedge/socat $(ratio "$(m "${CONNS[offedge-forward]}")" "$(m "${CONNS[socat]}")")"
-echo "  forward CPU/GiB haproxy/offedge $(ratio "$(m "${BCPU[haproxy-splice]}")" "$(m "${BCPU[offedge-forward]}")")   CPU/1k conn haproxy/offedge $(ratio "$(m "${CCPU[haproxy-splice]}")" "$(m "${CCPU[offedge-forward]}")")"
+echo "  tunnel  bulk   offedge/stunnel4 $(ratio "$(m "${BULK[offedge-tunnel]:-}")" "$(m "${BULK[stunnel4-psk]:-}")") [≥3×]   offedge/raw $(ratio "$(m "${BULK[offedge-tunnel]:-}")" "$(m "${BULK[raw]:-}")") [≥0.4×]   stunnel4/raw $(ratio "$(m "${BULK[stunnel4-psk]:-}")" "$(m "${BULK[raw]:-}")")"
+echo "  tunnel  conn/s offedge/stunnel4 $(ratio "$(m "${CONNS[offedge-tunnel]:-}")" "$(m "${CONNS[stunnel4-psk]:-}")") [≥3×] (post-quantum hybrid key exchange, the default)   with key_exchange x25519 $(ratio "$(m "${CONNS[offedge-tun-x25519]:-}")" "$(m "${CONNS[stunnel4-psk]:-}")")"
+echo "  tunnel  CPU/GiB stunnel4/offedge $(ratio "$(m "${BCPU[stunnel4-psk]:-}")" "$(m "${BCPU[offedge-tunnel]:-}")")   CPU/1k conn stunnel4/offedge $(ratio "$(m "${CCPU[stunnel4-psk]:-}")" "$(m "${CCPU[offedge-tunnel]:-}")")"
+echo "  forward bulk   offedge/haproxy $(ratio "$(m "${BULK[offedge-forward]:-}")" "$(m "${BULK[haproxy-splice]:-}")") [≥1.5×]   offedge/socat $(ratio "$(m "${BULK[offedge-forward]:-}")" "$(m "${BULK[socat]:-}")")"
+echo "  forward conn/s offedge/haproxy $(ratio "$(m "${CONNS[offedge-forward]:-}")" "$(m "${CONNS[haproxy-splice]:-}")") [≥1.0×]   offedge/socat $(ratio "$(m "${CONNS[offedge-forward]:-}")" "$(m "${CONNS[socat]:-}")")"
+echo "  forward CPU/GiB haproxy/offedge $(ratio "$(m "${BCPU[haproxy-splice]:-}")" "$(m "${BCPU[offedge-forward]:-}")")   CPU/1k conn haproxy/offedge $(ratio "$(m "${CCPU[haproxy-splice]:-}")" "$(m "${CCPU[offedge-forward]:-}")")"

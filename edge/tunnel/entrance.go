@@ -249,7 +249,7 @@ func (e *Entrance) connectOne(ctx context.Context, st *entranceState, exit strin
 		e.srv.c.dialFailures.Add(1)
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	tc := tls.Client(raw, st.tls)
+	tc := tls.Client(&batchConn{Conn: raw}, st.tls)
 	hctx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
 	err = tc.HandshakeContext(hctx)
 	cancel()

@@ -146,7 +146,7 @@ func (x *Exit) Stats() Stats { return x.srv.c.snapshot() }
 
 func (x *Exit) handle(c net.Conn) {
 	st := x.cur.Load()
-	tc := tls.Server(c, st.base)
+	tc := tls.Server(&batchConn{Conn: c}, st.base)
 	// The handshake runs under its own deadline before anything is dialed:
 	// plain text, garbage or a silent peer costs one goroutine for at most
 	// HandshakeTimeout and never reaches the target.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -158,6 +159,9 @@ func abort(conns ...net.Conn) {
 		if tc, ok := c.(*tls.Conn); ok {
 			c = tc.NetConn()
 		}
+		if bc, ok := c.(*batchConn); ok {
+			c = bc.Conn
+		}
 		if tc, ok := c.(*net.TCPConn); ok {
 			tc.SetLinger(0)
 		}
@@ -180,10 +184,14 @@ func copyHalf(bufs *sync.Pool, dst, src net.Conn, n, moved, local *atomic.Uint64
 	bp := bufs.Get().(*[]byte)
 	defer bufs.Put(bp)
 	buf := *bp
+	tsrc, _ := src.(*tls.Conn)
 	for {
 		nr, rerr := src.Read(buf)
+		if tsrc != nil && rerr == nil && nr > 0 && nr < len(buf) {
+			nr, rerr = drainBuffered(tsrc, buf, nr)
+		}
 		if nr > 0 {
-			nw, werr := dst.Write(buf[:nr])
+			nw, werr := writeBatched(dst, buf[:nr])
 			n.Add(uint64(nw))
 			moved.Add(uint64(nw))
 			if local != nil {
@@ -206,6 +214,95 @@ func copyHalf(bufs *sync.Pool, dst, src net.Conn, n, moved, local *atomic.Uint64
 			return rerr
 		}
 	}
+}
+
+// batchConn is the socket under a tunnel's tls.Conn. crypto/tls writes
+// each record (≤16 KiB) with its own Write; between begin and flush,
+// batchConn collects them so that one tls.Conn.Write costs one syscall.
+// Outside a batch (handshake, alerts, close_notify) it writes through.
+type batchConn struct {
+	net.Conn
+	mu  sync.Mutex
+	on  bool
+	buf []byte
+}
+
+func (b *batchConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.on {
+		b.buf = append(b.buf, p...)
+		return len(p), nil
+	}
+	return b.Conn.Write(p)
+}
+
+func (b *batchConn) begin() {
+	b.mu.Lock()
+	b.on = true
+	b.mu.Unlock()
+}
+
+// flush ends the batch and writes what it collected.
+func (b *batchConn) flush() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.on = false
+	if len(b.buf) == 0 {
+		return nil
+	}
+	_, err := b.Conn.Write(b.buf)
+	b.buf = b.buf[:0]
+	return err
+}
+
+// writeBatched writes p to dst, as one syscall when dst is a tls.Conn over
+// a batchConn. If the batched write fails, it reports nothing written:
+// the connection is then aborted anyway.
+func writeBatched(dst net.Conn, p []byte) (int, error) {
+	tc, ok := dst.(*tls.Conn)
+	if !ok {
+		return dst.Write(p)
+	}
+	bc, ok := tc.NetConn().(*batchConn)
+	if !ok {
+		return dst.Write(p)
+	}
+	bc.begin()
+	n, err := tc.Write(p)
+	if ferr := bc.flush(); ferr != nil {
+		return 0, ferr
+	}
+	return n, err
+}
+
+// aLongTimeAgo is a deadline that has always passed.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// drainBuffered appends to buf[:n] the records c has already received,
+// without waiting for more: crypto/tls returns one record (≤16 KiB) per
+// Read, and writing each on its own costs one syscall per record. With the
+// read deadline in the past, a Read that would have to wait for the socket
+// returns a timeout at once (without a syscall), and crypto/tls keeps the
+// partial record for the next Read.
+func drainBuffered(c *tls.Conn, buf []byte, n int) (int, error) {
+	c.SetReadDeadline(aLongTimeAgo)
+	var err error
+	for n < len(buf) {
+		var m int
+		m, err = c.Read(buf[n:])
+		n += m
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				err = nil
+			}
+			break
+		}
+	}
+	if derr := c.SetReadDeadline(time.Time{}); err == nil {
+		err = derr
+	}
+	return n, err
 }
 
 // dialTCP connects to addr with TCP keepalive set once, by the dialer (or
