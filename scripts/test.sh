@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every offedge test, after installing what the tests need: the real
-# engines the integration tests drive (nginx, stunnel4, HAProxy, redis-server,
-# PostgreSQL, slowhttptest, wrk, socat) from Debian's packages when missing
-# (as root, with apt-get), then gofmt, go vet, staticcheck and go test.
+# Runs every offedge test, after installing what the tests need from
+# Debian's packages when missing (as root, with apt-get): the real engines
+# the integration tests drive (nginx, stunnel4, HAProxy, redis-server,
+# PostgreSQL, slowhttptest, wrk, socat) and graphviz to validate the DOT
+# output. Then gofmt, go vet, staticcheck and go test.
 #
 #   sudo scripts/test.sh            # everything
 #   scripts/test.sh -run TestLab    # extra arguments go to go test
@@ -21,6 +22,7 @@ have_postgres     || missing+=(postgresql)
 have slowhttptest || missing+=(slowhttptest)
 have wrk          || missing+=(wrk)
 have socat        || missing+=(socat)
+have dot          || missing+=(graphviz)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${missing[*]}; run as root (sudo) so apt-get can install them" >&2

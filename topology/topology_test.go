@@ -1,6 +1,8 @@
 package topology
 
 import (
+	"github.com/offedge/offedge/internal/testutil"
+
 	"bytes"
 	"encoding/xml"
 	"flag"
@@ -345,10 +347,7 @@ func TestSVGWellFormed(t *testing.T) {
 
 // TestDOTValid runs graphviz on the DOT output when it is installed.
 func TestDOTValid(t *testing.T) {
-	dot, err := exec.LookPath("dot")
-	if err != nil {
-		t.Skip("graphviz not installed")
-	}
+	dot := testutil.RequireBinary(t, "dot") // graphviz: a test tool only, never needed at run time
 	out := render(t, Build(loadFixture(t)).WriteDOT)
 	cmd := exec.Command(dot, "-Tsvg", "-o", os.DevNull)
 	cmd.Stdin = bytes.NewReader(out)
