@@ -48,25 +48,24 @@ func (pr *proxyRequest) bodyStarted() bool {
 // it was (perhaps) received: idempotent and without a body.
 func (pr *proxyRequest) retryable() bool { return isIdempotent(pr.method) && pr.body == nil }
 
-// outSkip are request fields never copied upstream as they are: hop-by-hop
-// fields (RFC 9110 7.6.1) and the ones the edge writes itself.
-var outSkip = map[string]bool{
-	"Connection":          true,
-	"Proxy-Connection":    true,
-	"Keep-Alive":          true,
-	"Proxy-Authenticate":  true,
-	"Proxy-Authorization": true,
-	"Te":                  true,
-	"Trailer":             true,
-	"Transfer-Encoding":   true,
-	"Upgrade":             true,
-	"X-Real-Ip":           true,
-	"X-Forwarded-For":     true,
-	"X-Forwarded-Proto":   true,
-	"X-Forwarded-Host":    true,
-	"Content-Length":      true,
-	"Host":                true,
-	"Expect":              true, // the edge answers 100-continue itself
+// outSkip are request fields never copied upstream as they are: the
+// hop-by-hop fields (hopHeaders) and the ones the edge writes itself.
+var outSkip = withFields(hopHeaders,
+	"X-Real-Ip", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host",
+	"Content-Length", "Host",
+	"Expect", // the edge answers 100-continue itself
+)
+
+// withFields returns a copy of set with names added.
+func withFields(set map[string]bool, names ...string) map[string]bool {
+	out := make(map[string]bool, len(set)+len(names))
+	for k := range set {
+		out[k] = true
+	}
+	for _, n := range names {
+		out[n] = true
+	}
+	return out
 }
 
 // requestURI is the URI sent upstream: the client's path (kept in its
