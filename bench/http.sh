@@ -33,15 +33,8 @@ for bin in wrk nginx taskset go; do
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-work=$(mktemp -d /tmp/offedge-bench-http.XXXXXX)
-chmod 755 "$work" # nginx workers run as nobody and must read the files
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
+. "$here/lib.sh"
+bench_init offedge-bench-http
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 nofile=$(ulimit -n)
@@ -53,15 +46,6 @@ fi
 echo "building edgebench and idleconns..."
 (cd "$repo" && go build -o "$work/edgebench" ./bench/http/edgebench && go build -o "$work/idleconns" ./bench/http/idleconns)
 
-freeport() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-waitport() {
-	for _ in $(seq 1 200); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "port $1 never opened" >&2
-	exit 1
-}
 
 mkdir -p "$work/www" "$work/logs"
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 >"$work/www/1k"

@@ -17,24 +17,8 @@ done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || { echo "bench/reload.sh: nginx is required" >&2; exit 1; }
 
-work=$(mktemp -d /tmp/offedge-bench-reload.XXXXXX)
-chmod 755 "$work"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-freeport() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-waitport() {
-	for _ in $(seq 1 200); do
-		(exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "bench/reload.sh: nothing listens on $1:$2" >&2
-	return 1
-}
+. "$here/lib.sh"
+bench_init offedge-bench-reload
 
 (cd "$repo" && go build -o "$work/offedge" ./cmd/offedge)
 app_port=$(freeport)
@@ -56,7 +40,7 @@ http {
 NGINX
 "$NGINX" -p "$work" -c "$work/nginx.conf" &
 pids+=($!)
-waitport 127.0.0.42 "$app_port"
+waitport "$app_port" 127.0.0.42
 
 inventory() { # $1: version
 	cat > "$work/inv/inventory.yaml.tmp" <<YAML
@@ -82,7 +66,7 @@ inventory 0
 "$work/offedge" run --node edge --inventory "$work/inv" --admin "127.0.0.1:$admin_port" 2> "$work/offedge.log" &
 off=$!
 pids+=($off)
-waitport 127.0.0.41 "$site_port"
+waitport "$site_port" 127.0.0.41
 
 echo "wrk: $CONNS connections for ${DUR}s against offedge run, $RELOADS reloads meanwhile"
 wrk -t1 -c"$CONNS" -d"${DUR}s" -H "Host: www.example.org" "http://127.0.0.41:$site_port/" > "$work/wrk.txt" &

@@ -26,30 +26,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 mkdir -p "$OUT"
-work=$(mktemp -d /tmp/offedge-prof-run.XXXXXX)
-chmod 755 "$work"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
+. "$here/../lib.sh"
+bench_init offedge-prof-run
 
 if [ -n "${EDGEBENCH:-}" ]; then
 	cp "$EDGEBENCH" "$work/edgebench" # a prebuilt binary (A/B against another tree)
 else
 	(cd "$repo" && go build -o "$work/edgebench" ./bench/http/edgebench)
 fi
-freeport() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-waitport() {
-	for _ in $(seq 1 200); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "port $1 never opened" >&2
-	exit 1
-}
 mkdir -p "$work/www" "$work/logs"
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 >"$work/www/1k"
 head -c 4096 /dev/urandom >"$work/www/4k.bin"
