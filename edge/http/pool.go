@@ -11,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,6 +104,9 @@ func validateUpstream(u *Upstream) error {
 		if len(hc.Path) == 0 || hc.Path[0] != '/' {
 			return fmt.Errorf("health check path %q must start with /", hc.Path)
 		}
+		if _, err := url.ParseRequestURI(hc.Path); err != nil || strings.ContainsAny(hc.Path, " \r\n#") {
+			return fmt.Errorf("health check path %q is not a request URI", hc.Path)
+		}
 		if hc.Status != 0 && (hc.Status < 100 || hc.Status > 599) {
 			return fmt.Errorf("health check status %d is not an HTTP status", hc.Status)
 		}
@@ -127,6 +132,7 @@ type pool struct {
 	stats    *counters
 	refs     int // chains using the pool; guarded by Server.mu
 	cancel   context.CancelFunc
+	probeReq *http.Request // the health check's request (URI, User-Agent)
 
 	mu sync.Mutex // smooth weighted round robin state
 }
@@ -135,10 +141,8 @@ type backend struct {
 	addr       string
 	weight     int
 	backup     bool
-	scheme     string
-	hostHeader string          // Host sent when the pool sets none and the client sent none
-	transport  *http.Transport // TLS servers and health checks
-	h1         *h1Client       // plain-HTTP servers
+	hostHeader string    // Host sent when the pool sets none and the client sent none
+	client     *h1Client // the server's connections: traffic and health probes alike
 
 	current int // SWRR, guarded by pool.mu
 
@@ -169,17 +173,17 @@ func (s *Server) acquirePool(u Upstream) (*pool, error) {
 	}
 	p := &pool{name: u.Name, fp: fp, cfg: u, log: s.log, now: s.opts.Now, stats: &s.stats, refs: 1}
 	for _, sv := range u.Servers {
-		b := &backend{addr: sv.Addr, weight: max(sv.Weight, 1), backup: sv.Backup, scheme: "http",
+		b := &backend{addr: sv.Addr, weight: max(sv.Weight, 1), backup: sv.Backup,
 			maxFails: u.MaxFails, failWindow: u.FailTimeout, hostHeader: sv.Addr}
-		b.transport = s.newTransport(u, sv)
-		if sv.TLS {
-			b.scheme = "https"
-		} else {
-			b.h1 = s.newH1Client(u, sv)
-		}
+		b.client = s.newH1Client(u, sv)
 		p.backends = append(p.backends, b)
 	}
-	if u.HealthCheck != nil {
+	if hc := u.HealthCheck; hc != nil {
+		uri, err := url.ParseRequestURI(hc.Path)
+		if err != nil {
+			return nil, fmt.Errorf("health check path %q: %w", hc.Path, err)
+		}
+		p.probeReq = &http.Request{Method: http.MethodGet, URL: uri, Header: http.Header{"User-Agent": {"offedge-health-check"}}}
 		ctx, cancel := context.WithCancel(s.bgCtx)
 		p.cancel = cancel
 		for _, b := range p.backends {
@@ -195,57 +199,20 @@ func (p *pool) close() {
 		p.cancel()
 	}
 	for _, b := range p.backends {
-		b.transport.CloseIdleConnections()
-		if b.h1 != nil {
-			b.h1.closeIdle()
-		}
+		b.client.closeIdle()
 	}
 }
 
+// newH1Client is the one client of a server, plain or TLS: the same
+// connection pool, request writer (one forwarding-header policy) and
+// response reader; TLS only changes how a connection is opened.
 func (s *Server) newH1Client(u Upstream, sv UpstreamServer) *h1Client {
 	dial := s.opts.Dial
 	if dial == nil {
 		d := &net.Dialer{KeepAlive: 30 * time.Second}
 		dial = d.DialContext
 	}
-	return &h1Client{addr: sv.Addr, dial: dial, connectTimeout: u.ConnectTimeout, readTimeout: u.ReadTimeout, maxIdle: max(u.Keepalive, 0)}
-}
-
-// connectError marks a failure before any byte of the request was sent, so
-// that any request may be retried on the next server.
-type connectError struct{ err error }
-
-func (e *connectError) Error() string { return "connect: " + e.err.Error() }
-func (e *connectError) Unwrap() error { return e.err }
-
-func (s *Server) newTransport(u Upstream, sv UpstreamServer) *http.Transport {
-	dial := s.opts.Dial
-	if dial == nil {
-		d := &net.Dialer{KeepAlive: 30 * time.Second}
-		dial = d.DialContext
-	}
-	readTimeout := u.ReadTimeout
-	plainDial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		ctx, cancel := context.WithTimeout(ctx, u.ConnectTimeout)
-		defer cancel()
-		c, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, &connectError{err}
-		}
-		return &upstreamConn{Conn: c, readTimeout: readTimeout}, nil
-	}
-	t := &http.Transport{
-		DialContext:           plainDial,
-		MaxIdleConns:          max(u.Keepalive, 0),
-		MaxIdleConnsPerHost:   max(u.Keepalive, 0),
-		DisableKeepAlives:     u.Keepalive < 0,
-		IdleConnTimeout:       upstreamIdleTimeout,
-		ResponseHeaderTimeout: u.ReadTimeout,
-		DisableCompression:    true,
-		WriteBufferSize:       16 << 10,
-		ReadBufferSize:        16 << 10,
-		ExpectContinueTimeout: time.Second,
-	}
+	c := &h1Client{addr: sv.Addr, dial: dial, connectTimeout: u.ConnectTimeout, readTimeout: u.ReadTimeout, maxIdle: max(u.Keepalive, 0)}
 	if sv.TLS {
 		host, _, _ := net.SplitHostPort(sv.Addr)
 		sni := sv.ServerName
@@ -256,24 +223,18 @@ func (s *Server) newTransport(u Upstream, sv UpstreamServer) *http.Transport {
 				sni = h
 			}
 		}
-		tcfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: s.opts.RootCAs, ServerName: sni, NextProtos: []string{"http/1.1"}}
-		t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			ctx, cancel := context.WithTimeout(ctx, u.ConnectTimeout)
-			defer cancel()
-			c, err := dial(ctx, network, addr)
-			if err != nil {
-				return nil, &connectError{err}
-			}
-			tc := tls.Client(&upstreamConn{Conn: c, readTimeout: readTimeout}, tcfg)
-			if err := tc.HandshakeContext(ctx); err != nil {
-				c.Close()
-				return nil, &connectError{fmt.Errorf("tls handshake with %s: %w", addr, err)}
-			}
-			return tc, nil
-		}
+		c.tls = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: s.opts.RootCAs, ServerName: sni,
+			NextProtos: []string{"http/1.1"}, ClientSessionCache: tls.NewLRUClientSessionCache(max(u.Keepalive, 1))}
 	}
-	return t
+	return c
 }
+
+// connectError marks a failure before any byte of the request was sent, so
+// that any request may be retried on the next server.
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return "connect: " + e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
 
 // upstreamConn applies the read timeout between two reads (nginx
 // proxy_read_timeout) and the same bound to writes that make no progress
@@ -439,17 +400,11 @@ func (p *pool) roundTrip(pr *proxyRequest) (*http.Response, *backend, error) {
 		}
 		tried |= 1 << (p.index(b) % 64)
 		b.requests.Add(1)
-		var resp *http.Response
-		var err error
-		if b.h1 != nil {
-			host := pr.host
-			if host == "" {
-				host = b.hostHeader
-			}
-			resp, err = b.h1.roundTrip(pr, host)
-		} else {
-			resp, err = b.transport.RoundTrip(pr.httpRequest(b))
+		host := pr.host
+		if host == "" {
+			host = b.hostHeader
 		}
+		resp, err := b.client.roundTrip(pr, host)
 		if err == nil {
 			b.success()
 			return resp, b, nil
@@ -509,18 +464,19 @@ func (p *pool) healthLoop(ctx context.Context, b *backend) {
 	}
 }
 
+// probe sends the health check through the server's own client, the
+// connections traffic uses: a probe sees what a request would (a pool of
+// stale connections, a TLS failure), and costs no connection of its own
+// while the server keeps one idle.
 func (p *pool) probe(ctx context.Context, b *backend, hc *HealthCheck) bool {
 	ctx, cancel := context.WithTimeout(ctx, hc.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.scheme+"://"+b.addr+hc.Path, nil)
-	if err != nil {
-		return false
+	host := p.cfg.Host
+	if host == "" {
+		host = b.hostHeader
 	}
-	if p.cfg.Host != "" {
-		req.Host = p.cfg.Host
-	}
-	req.Header.Set("User-Agent", "offedge-health-check")
-	resp, err := b.transport.RoundTrip(req)
+	pr := proxyRequest{ctx: ctx, r: p.probeReq, method: http.MethodGet, probe: true}
+	resp, err := b.client.roundTrip(&pr, host)
 	if err != nil {
 		return false
 	}

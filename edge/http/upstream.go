@@ -3,6 +3,7 @@ package httpedge
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -19,8 +20,8 @@ import (
 
 // proxyRequest is what the edge sends upstream for one client request: the
 // client's request (method, URI, headers, body) plus what the route adds.
-// Plain-HTTP servers get it written straight onto a pooled connection by
-// h1Client; TLS servers get an *http.Request built from it (http.Transport).
+// It is written straight onto a pooled connection (plain or TLS) by
+// h1Client.writeHead, the one place the forwarding-header policy lives.
 type proxyRequest struct {
 	ctx     context.Context
 	r       *http.Request // the client's request: URL, headers, peer
@@ -30,6 +31,7 @@ type proxyRequest struct {
 	tls     bool   // the client came over TLS (X-Forwarded-Proto)
 	body    io.Reader
 	cl      int64 // body length, -1 unknown (chunked upstream)
+	probe   bool  // a health check: the edge's own request, no forwarding fields
 }
 
 // bodyStarted reports whether a byte of the client's body may have been
@@ -111,22 +113,24 @@ func (pr *proxyRequest) writeHead(bw *bufio.Writer, host string, keepAlive bool)
 	if te := r.Header["Te"]; len(te) > 0 && headerListContains(strings.Join(te, ","), "trailers") {
 		bw.WriteString("Te: trailers\r\n")
 	}
-	ip := clientIP(r)
-	bw.WriteString("X-Real-Ip: ")
-	bw.WriteString(ip)
-	bw.WriteString("\r\nX-Forwarded-For: ")
-	for _, v := range r.Header["X-Forwarded-For"] {
-		bw.WriteString(v)
-		bw.WriteString(", ")
+	if !pr.probe {
+		ip := clientIP(r)
+		bw.WriteString("X-Real-Ip: ")
+		bw.WriteString(ip)
+		bw.WriteString("\r\nX-Forwarded-For: ")
+		for _, v := range r.Header["X-Forwarded-For"] {
+			bw.WriteString(v)
+			bw.WriteString(", ")
+		}
+		bw.WriteString(ip)
+		if pr.tls {
+			bw.WriteString("\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: ")
+		} else {
+			bw.WriteString("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ")
+		}
+		bw.WriteString(r.Host)
+		bw.WriteString("\r\n")
 	}
-	bw.WriteString(ip)
-	if pr.tls {
-		bw.WriteString("\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: ")
-	} else {
-		bw.WriteString("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ")
-	}
-	bw.WriteString(r.Host)
-	bw.WriteString("\r\n")
 	switch {
 	case pr.upgrade != "":
 		bw.WriteString("Connection: Upgrade\r\nUpgrade: ")
@@ -148,73 +152,10 @@ func (pr *proxyRequest) writeHead(bw *bufio.Writer, host string, keepAlive bool)
 	bw.WriteString("\r\n")
 }
 
-// httpRequest builds the request for http.Transport (TLS servers).
-func (pr *proxyRequest) httpRequest(b *backend) *http.Request {
-	r := pr.r
-	h := make(http.Header, len(r.Header)+5)
-	var connTokens string
-	if c := r.Header["Connection"]; len(c) > 0 {
-		connTokens = strings.Join(c, ",")
-	}
-	for k, vv := range r.Header {
-		if outSkip[k] || (connTokens != "" && headerListContains(connTokens, k)) {
-			continue
-		}
-		h[k] = vv
-	}
-	if te := r.Header["Te"]; len(te) > 0 && headerListContains(strings.Join(te, ","), "trailers") {
-		h["Te"] = []string{"trailers"}
-	}
-	ip := clientIP(r)
-	h["X-Real-Ip"] = []string{ip}
-	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
-		h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
-	} else {
-		h["X-Forwarded-For"] = []string{ip}
-	}
-	if pr.tls {
-		h["X-Forwarded-Proto"] = []string{"https"}
-	} else {
-		h["X-Forwarded-Proto"] = []string{"http"}
-	}
-	h["X-Forwarded-Host"] = []string{r.Host}
-	if pr.upgrade != "" {
-		h["Connection"] = []string{"Upgrade"}
-		h["Upgrade"] = []string{pr.upgrade}
-	}
-	if _, ok := h["User-Agent"]; !ok {
-		h["User-Agent"] = []string{""} // do not let Go add its own
-	}
-	host := pr.host
-	if host == "" {
-		host = b.hostHeader
-	}
-	var body io.ReadCloser
-	if pr.body != nil {
-		body = io.NopCloser(pr.body)
-	}
-	path, query := requestURI(r.URL)
-	out := &http.Request{
-		Method:        pr.method,
-		URL:           &url.URL{Scheme: b.scheme, Host: b.addr, Opaque: path, RawQuery: query},
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        h,
-		Body:          body,
-		ContentLength: pr.cl,
-		Host:          host,
-	}
-	if body == nil {
-		out.ContentLength = 0
-	}
-	return out.WithContext(pr.ctx)
-}
-
-// h1Client sends requests to one plain-HTTP/1.1 server over a small pool
-// of kept-alive connections. It replaces http.Transport on the hot path:
-// no goroutine or channel per request, the request written straight from
-// the client's header map, one bufio reader and writer per connection.
+// h1Client sends requests to one HTTP/1.1 server, plain or TLS, over a
+// small pool of kept-alive connections: no goroutine or channel per
+// request, the request written straight from the client's header map, one
+// bufio reader and writer per connection. Health probes use it too.
 //
 // A kept-alive connection the server closed while it was idle is noticed
 // when a request on it gets no answer byte (EOF, reset); an idempotent
@@ -226,7 +167,8 @@ type h1Client struct {
 	dial           func(ctx context.Context, network, addr string) (net.Conn, error)
 	connectTimeout time.Duration
 	readTimeout    time.Duration
-	maxIdle        int // idle connections kept; 0: none (Connection: close)
+	maxIdle        int         // idle connections kept; 0: none (Connection: close)
+	tls            *tls.Config // nil: plain HTTP
 
 	mu     sync.Mutex
 	idle   []*upConn // most recently used last
@@ -237,7 +179,7 @@ type h1Client struct {
 type upConn struct {
 	cl        *h1Client
 	raw       net.Conn
-	conn      *upstreamConn // raw with the read timeout
+	conn      io.ReadWriter // what requests go over: raw with the read timeout, inside TLS for a TLS server
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	reused    bool
@@ -280,13 +222,22 @@ func (c *h1Client) get(ctx context.Context, fresh bool) (*upConn, error) {
 			return uc, nil
 		}
 	}
+	// connect_timeout bounds the connection and the TLS handshake together.
 	dctx, cancel := context.WithTimeout(ctx, c.connectTimeout)
+	defer cancel()
 	raw, err := c.dial(dctx, "tcp", c.addr)
-	cancel()
 	if err != nil {
 		return nil, &connectError{err}
 	}
-	conn := &upstreamConn{Conn: raw, readTimeout: c.readTimeout}
+	var conn io.ReadWriter = &upstreamConn{Conn: raw, readTimeout: c.readTimeout}
+	if c.tls != nil {
+		tc := tls.Client(conn.(net.Conn), c.tls)
+		if err := tc.HandshakeContext(dctx); err != nil {
+			raw.Close()
+			return nil, &connectError{fmt.Errorf("tls handshake with %s: %w", c.addr, err)}
+		}
+		conn = tc
+	}
 	return &upConn{cl: c, raw: raw, conn: conn, br: bufio.NewReaderSize(conn, upReadBuf), bw: bufio.NewWriterSize(conn, upWriteBuf)}, nil
 }
 
