@@ -144,7 +144,7 @@ var logBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &
 func (a *accessLogger) log(r *http.Request, w *recorder, start, end time.Time) {
 	bp := logBufPool.Get().(*[]byte)
 	b := (*bp)[:0]
-	status := w.statusOrOK()
+	status := w.loggedStatus()
 	ip := clientIP(r)
 	user, _, _ := r.BasicAuth()
 	if a.format == "json" {
@@ -157,6 +157,7 @@ func (a *accessLogger) log(r *http.Request, w *recorder, start, end time.Time) {
 			URI      string  `json:"uri"`
 			Proto    string  `json:"protocol"`
 			Status   int     `json:"status"`
+			Sent     int     `json:"status_sent,omitempty"` // the status line written, when the response did not complete
 			Bytes    int64   `json:"body_bytes_sent"`
 			Referer  string  `json:"referer,omitempty"`
 			UA       string  `json:"user_agent,omitempty"`
@@ -164,10 +165,13 @@ func (a *accessLogger) log(r *http.Request, w *recorder, start, end time.Time) {
 			Upstream string  `json:"upstream,omitempty"`
 			Cache    string  `json:"cache,omitempty"`
 			Seconds  float64 `json:"request_time"`
-		}{end.Format(time.RFC3339Nano), ip, user, r.Host, r.Method, r.RequestURI, r.Proto, status, w.bytes,
+		}{end.Format(time.RFC3339Nano), ip, user, r.Host, r.Method, r.RequestURI, r.Proto, status, 0, w.bytes,
 			r.Referer(), r.UserAgent(), "", w.upstream, w.cache, end.Sub(start).Seconds()}
 		if w.site != nil {
 			rec.Site = w.site.name
+		}
+		if w.outcome != 0 {
+			rec.Sent = w.status
 		}
 		j, _ := json.Marshal(rec)
 		b = append(append(b, j...), '\n')

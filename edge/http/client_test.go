@@ -1,11 +1,18 @@
 package httpedge
 
 import (
+	"bufio"
+	"context"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -108,5 +115,114 @@ func TestOneClientForPlainAndTLSUpstreams(t *testing.T) {
 				t.Errorf("%d connections to the server for one probe and three requests, want 1 (probes use the traffic pool)", n)
 			}
 		})
+	}
+}
+
+// logRecorder is a slog handler keeping every record's level and message.
+type logRecorder struct {
+	mu   sync.Mutex
+	recs []string
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	l.recs = append(l.recs, r.Level.String()+" "+r.Message)
+	l.mu.Unlock()
+	return nil
+}
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
+
+func (l *logRecorder) at(level slog.Level) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, r := range l.recs {
+		if strings.HasPrefix(r, level.String()+" ") {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// A client that hangs up mid-response is its own doing: no ERROR blaming
+// the upstream, no upstream failure counted, and the access log says 499
+// (client closed) with the bytes that were sent, not 200.
+func TestClientHangupMidResponse(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000000")
+		w.WriteHeader(200)
+		io.WriteString(w, strings.Repeat("a", 1000))
+		w.(http.Flusher).Flush()
+		select { // the rest never comes while the client is there
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	dir := t.TempDir()
+	st := proxySite("s", []string{"s"}, be.addr())
+	st.AccessLog = &AccessLog{Path: filepath.Join(dir, "a.log"), Format: "json", FlushInterval: 10 * time.Millisecond}
+	logs := &logRecorder{}
+	srv, addr := start(t, Config{Sites: []Site{st}}, Options{Logger: slog.New(logs)})
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "GET /big HTTP/1.1\r\nHost: s\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	var rec map[string]any
+	testutil.Eventually(t, 5*time.Second, "access log line", func() bool {
+		b, _ := os.ReadFile(st.AccessLog.Path)
+		return json.Unmarshal(b, &rec) == nil
+	})
+	if rec["status"] != float64(499) || rec["status_sent"] != float64(200) || rec["body_bytes_sent"] != float64(1000) {
+		t.Errorf("access log %v; want status 499, status_sent 200, body_bytes_sent 1000", rec)
+	}
+	if e := logs.at(slog.LevelError); len(e) > 0 {
+		t.Errorf("errors logged for a client hang-up: %q", e)
+	}
+	stats := srv.Stats()
+	if stats.UpstreamErrors != 0 || stats.Upstreams[0].Fails != 0 || !stats.Upstreams[0].Up {
+		t.Errorf("the upstream was blamed: %+v", stats)
+	}
+	if stats.Status2xx != 0 || stats.Status4xx != 1 {
+		t.Errorf("status counters 2xx=%d 4xx=%d, want the aborted response counted as 4xx (499)", stats.Status2xx, stats.Status4xx)
+	}
+}
+
+// The upstream's Server banner (and nginx's internal X-Accel-* fields)
+// are not passed to clients, as nginx's proxy_hide_header defaults.
+func TestUpstreamServerBannerHidden(t *testing.T) {
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Server", "Apache/2.4.62 (Debian)")
+		w.Header().Set("X-Accel-Redirect", "/internal/secret")
+		w.Header().Set("X-Powered-By", "Product Opener")
+		io.WriteString(w, "ok")
+	})
+	_, addr := start(t, Config{Sites: []Site{proxySite("s", []string{"s"}, be.addr())}}, Options{})
+	resp, body := get(t, client(addr), "http://s/")
+	if body != "ok" {
+		t.Fatalf("%q", body)
+	}
+	if v := resp.Header.Get("Server"); v != "" {
+		t.Errorf("Server %q passed to the client", v)
+	}
+	if v := resp.Header.Get("X-Accel-Redirect"); v != "" {
+		t.Errorf("X-Accel-Redirect %q passed to the client", v)
+	}
+	if v := resp.Header.Get("X-Powered-By"); v != "Product Opener" {
+		t.Errorf("X-Powered-By %q: other fields must pass", v)
 	}
 }

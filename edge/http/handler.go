@@ -28,7 +28,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if ec != nil {
 			ec.requestDone()
 		}
-		s.stats.countStatus(rec.statusOrOK())
+		s.stats.countStatus(rec.loggedStatus())
 		if rec.site != nil && rec.site.alog != nil {
 			rec.site.alog.log(r, rec, start, s.opts.Now())
 		}
@@ -191,6 +191,11 @@ type recorder struct {
 	upstream   string
 	cache      string
 	conn       *edgeConn // HTTP/1 connection, nil on HTTP/2
+	// outcome, when set, is what the access log and stats say instead of
+	// the status sent, for a response that did not complete: 499 when the
+	// client went away (or stopped reading) mid-response, 502 when the
+	// upstream cut it.
+	outcome int
 }
 
 func (w *recorder) reset(rw http.ResponseWriter) {
@@ -203,6 +208,25 @@ func (w *recorder) statusOrOK() int {
 	}
 	return w.status
 }
+
+// loggedStatus is the status the access log and stats record: the status
+// sent, unless the response did not complete (see outcome).
+func (w *recorder) loggedStatus() int {
+	if w.outcome != 0 {
+		return w.outcome
+	}
+	return w.statusOrOK()
+}
+
+// clientGone marks a response the client did not receive whole.
+func (w *recorder) clientGone() {
+	if w.outcome == 0 {
+		w.outcome = statusClientClosed
+	}
+}
+
+// statusClientClosed is nginx's 499 "client closed request": logged, never sent.
+const statusClientClosed = 499
 
 func (w *recorder) Header() http.Header { return w.w.Header() }
 
@@ -228,6 +252,9 @@ func (w *recorder) Write(p []byte) (int, error) {
 	}
 	n, err := w.w.Write(p)
 	w.bytes += int64(n)
+	if err != nil {
+		w.clientGone()
+	}
 	return n, err
 }
 
@@ -254,6 +281,9 @@ func (w *recorder) ReadFrom(src io.Reader) (int64, error) {
 		n, err = io.Copy(w.w, src)
 	}
 	w.bytes += n
+	if err != nil {
+		w.clientGone()
+	}
 	return n, err
 }
 

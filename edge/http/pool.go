@@ -409,7 +409,6 @@ func (p *pool) roundTrip(pr *proxyRequest) (*http.Response, *backend, error) {
 			b.success()
 			return resp, b, nil
 		}
-		p.stats.upstreamErrors.Add(1)
 		last, lastErr = b, err
 		if errors.Is(err, context.Canceled) && pr.ctx.Err() != nil {
 			return nil, b, err // the client went away; not the server's fault
@@ -418,6 +417,7 @@ func (p *pool) roundTrip(pr *proxyRequest) (*http.Response, *backend, error) {
 		if errors.As(err, &cbe) {
 			return nil, b, err // the client's body failed; not the server's fault
 		}
+		p.stats.upstreamErrors.Add(1)
 		b.failure(p.now())
 		var ce *connectError
 		if !errors.As(err, &ce) && !canRetryAfterSend {

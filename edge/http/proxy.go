@@ -23,6 +23,19 @@ var hopHeaders = map[string]bool{
 	"Upgrade":             true,
 }
 
+// hiddenResponseHeaders are upstream response fields never passed to
+// clients, as nginx's proxy_hide_header defaults: the upstream's Server
+// banner (software and version) and nginx's internal X-Accel-* controls.
+var hiddenResponseHeaders = map[string]bool{
+	"Server":             true,
+	"X-Pad":              true,
+	"X-Accel-Expires":    true,
+	"X-Accel-Redirect":   true,
+	"X-Accel-Limit-Rate": true,
+	"X-Accel-Buffering":  true,
+	"X-Accel-Charset":    true,
+}
+
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 func clientIP(r *http.Request) string {
@@ -65,7 +78,7 @@ func (s *Server) proxy(w *recorder, r *http.Request, rt *route, p *pool, body *b
 			return
 		}
 		if r.Context().Err() != nil {
-			w.status = 499 // nginx's "client closed request", logged only
+			w.status = statusClientClosed // logged only
 			return
 		}
 		if body != nil {
@@ -117,7 +130,7 @@ func (s *Server) copyResponse(w *recorder, r *http.Request, resp *http.Response,
 		connTokens = strings.Join(c, ",")
 	}
 	for k, vv := range resp.Header {
-		if hopHeaders[k] || (connTokens != "" && headerListContains(connTokens, k)) {
+		if hopHeaders[k] || hiddenResponseHeaders[k] || (connTokens != "" && headerListContains(connTokens, k)) {
 			continue
 		}
 		h[k] = vv
@@ -145,7 +158,10 @@ func (s *Server) copyResponse(w *recorder, r *http.Request, resp *http.Response,
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				return // client gone; the upstream connection is discarded
+				// Client gone (logged 499 by the recorder); the upstream
+				// connection is discarded, and the upstream is not blamed.
+				s.log.Debug("client closed the connection mid-response", "listener", s.name(), "site", rt.site.name, "route", rt.path, "peer", r.RemoteAddr, "err", werr)
+				return
 			}
 			written += int64(n)
 			if streaming || (n < len(buf) && written < resp.ContentLength) {
@@ -155,7 +171,15 @@ func (s *Server) copyResponse(w *recorder, r *http.Request, resp *http.Response,
 		if rerr == io.EOF {
 			break
 		}
+		if rerr != nil && r.Context().Err() != nil {
+			// The client went away: its cancellation aborted the upstream
+			// read. Not the upstream's fault, so no error and no count.
+			w.clientGone()
+			s.log.Debug("client closed the connection mid-response", "listener", s.name(), "site", rt.site.name, "route", rt.path, "peer", r.RemoteAddr)
+			return
+		}
 		if rerr != nil {
+			w.outcome = http.StatusBadGateway
 			s.stats.upstreamErrors.Add(1)
 			s.log.Error("upstream response cut", "listener", s.name(), "site", rt.site.name, "route", rt.path, "upstream", p.name, "server", w.upstream, "err", rerr)
 			panic(http.ErrAbortHandler) // the client must see a broken response, not a short one
@@ -193,7 +217,9 @@ func (s *Server) tunnel(w *recorder, r *http.Request, rt *route, resp *http.Resp
 	}
 	h := w.Header()
 	for k, vv := range resp.Header {
-		h[k] = vv
+		if !hiddenResponseHeaders[k] {
+			h[k] = vv
+		}
 	}
 	w.status = http.StatusSwitchingProtocols
 	conn, brw, err := http.NewResponseController(w.w).Hijack()

@@ -217,7 +217,7 @@ func (h *staticHandler) serveCached(s *Server, w *recorder, r *http.Request, rt 
 	switch {
 	case res.err != nil:
 		if r.Context().Err() != nil {
-			w.status = 499
+			w.status = statusClientClosed
 			return
 		}
 		s.log.Error("fallback failed", "listener", s.name(), "site", rt.site.name, "route", rt.path, "upstream", h.fallback.name, "err", res.err)
