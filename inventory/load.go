@@ -179,7 +179,7 @@ func parseFile(file string, data []byte) (f *File, errs Errors) {
 		if err == io.EOF {
 			return &File{}, nil
 		}
-		return nil, Errors{yamlError(file, err)}
+		return nil, Errors{yamlError(file, data, err)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err != io.EOF {
@@ -206,7 +206,12 @@ func parseFile(file string, data []byte) (f *File, errs Errors) {
 }
 
 // yamlError turns yaml.v3's "yaml: line N: msg" into a positioned Error.
-func yamlError(file string, err error) *Error {
+// yaml.v3 names the line where the enclosing construct began (its context
+// mark), not the offending character, and gives no column. Where the problem
+// can be found from the text (a tab in indentation, yaml.v3's most common
+// complaint), the error points at it exactly; otherwise it names the line
+// yaml.v3 gave and no column rather than a made-up one.
+func yamlError(file string, data []byte, err error) *Error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	line := 0
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
@@ -215,5 +220,37 @@ func yamlError(file string, err error) *Error {
 			msg = after
 		}
 	}
-	return &Error{Pos: Pos{File: file, Line: line, Col: 1}, Msg: "invalid YAML: " + msg}
+	pos := Pos{File: file, Line: line}
+	if strings.Contains(msg, "tab character") {
+		if l, c, ok := indentTab(data, line); ok {
+			pos.Line, pos.Col = l, c
+		}
+	}
+	return &Error{Pos: pos, Msg: "invalid YAML: " + msg, Hint: yamlHint(msg)}
+}
+
+// indentTab finds the first tab used as indentation on or after line from
+// (1-based), returning its line and column.
+func indentTab(data []byte, from int) (line, col int, ok bool) {
+	for i, l := range strings.Split(string(data), "\n") {
+		if i+1 < from {
+			continue
+		}
+		for j, r := range l {
+			if r == '\t' {
+				return i + 1, j + 1, true
+			}
+			if r != ' ' {
+				break
+			}
+		}
+	}
+	return 0, 0, false
+}
+
+func yamlHint(msg string) string {
+	if strings.Contains(msg, "tab character") {
+		return "indent with spaces; YAML does not allow tabs in indentation"
+	}
+	return ""
 }

@@ -136,7 +136,11 @@ servers:
 		{"duplicate across files", map[string]string{"inventory.yaml": base + "include: [more.yaml]\n", "more.yaml": "services:\n  - {name: a, node: s1, port: 1, protocol: tcp}\n  - {name: a, node: s1, port: 2, protocol: tcp}\n"},
 			`more.yaml:3:5: service "a": duplicate service name (first defined at more.yaml:2:5; rename one)`},
 		{"invalid yaml", map[string]string{"inventory.yaml": "servers: [\n"},
-			`inventory.yaml:1:1: invalid YAML: did not find expected node content`},
+			`inventory.yaml:1: invalid YAML: did not find expected node content`},
+		// yaml.v3 names line 2 (where the mapping began) and no column; the
+		// tab is on line 3, column 1.
+		{"tab in indentation", map[string]string{"inventory.yaml": "servers:\n  - name: a\n\t  provider: x\n"},
+			`inventory.yaml:3:1: invalid YAML: found a tab character that violates indentation (indent with spaces; YAML does not allow tabs in indentation)`},
 		{"alias", map[string]string{"inventory.yaml": "policies:\n  - &p {name: a, allow: [any]}\n  - *p\n"},
 			`inventory.yaml:2:5: policies[0]: YAML anchors and aliases are not supported (write the value out; inventories are meant to be read top to bottom)`},
 		{"route action", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], routes: [{path: /}]}]\n"},
