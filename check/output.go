@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 )
 
@@ -75,7 +76,7 @@ func Explain(w io.Writer, id string) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "%s: %s\n\n", r.ID, r.Title)
 	fmt.Fprintf(bw, "Severity: %s\nSince: %s\n\n", r.Severity, r.Since)
-	fmt.Fprintf(bw, "%s\n\n", wrap(r.Why, 78))
+	fmt.Fprintf(bw, "%s\n\n", wrap(CiteSources(r.Why), 78))
 	fmt.Fprintf(bw, "Example that triggers it:\n\n%s\n\n", indent(r.Example, "    "))
 	fmt.Fprintf(bw, "%s\n", wrap(suppressText(r), 78))
 	return bw.Flush()
@@ -169,7 +170,7 @@ nothing as OE902; the 9xx rules cannot be suppressed.
 	}
 	for _, r := range rules {
 		fmt.Fprintf(bw, "\n## %s\n\n**%s** · %s · since %s\n\n", r.ID, r.Title, r.Severity, r.Since)
-		fmt.Fprintf(bw, "%s\n\n", wrap(r.Why, 80))
+		fmt.Fprintf(bw, "%s\n\n", wrap(citeSourcesMarkdown(r.Why), 80))
 		fmt.Fprintf(bw, "Triggered by:\n\n```yaml\n%s\n```\n\n", strings.TrimRight(r.Example, "\n"))
 		if isMeta(r.ID) {
 			fmt.Fprint(bw, "Cannot be suppressed.\n")
@@ -178,4 +179,24 @@ nothing as OE902; the 9xx rules cannot be suppressed.
 		}
 	}
 	return bw.Flush()
+}
+
+// SourceRepo is the public repository the rules' "why" texts cite: Open Food
+// Facts' infrastructure documentation and incident reports.
+const SourceRepo = "https://github.com/openfoodfacts/openfoodfacts-infrastructure/blob/develop/"
+
+var docRef = regexp.MustCompile(`\b(docs|confs)/[A-Za-z0-9_./-]*[A-Za-z0-9_-]\.(md|conf|cfg|yml|yaml|txt)\b`)
+
+// CiteSources turns the documents a rule's why text cites (docs/reports/
+// 2023-…md, docs/nginx-reverse-proxy.md) into links to the public
+// repository they are in: they are not in this one, so a bare path would
+// send the reader looking for a file they do not have.
+func CiteSources(why string) string {
+	return docRef.ReplaceAllStringFunc(why, func(p string) string { return SourceRepo + p })
+}
+
+// citeSourcesMarkdown is CiteSources for docs/checks.md: the path stays the
+// link text.
+func citeSourcesMarkdown(why string) string {
+	return docRef.ReplaceAllStringFunc(why, func(p string) string { return "[" + p + "](" + SourceRepo + p + ")" })
 }

@@ -9,10 +9,15 @@ import (
 func cmdCheck(e *env, args []string) error {
 	fs := e.newFlags("check")
 	inv := inventoryFlag(fs)
-	format := fs.String("format", "text", "output format: text or json")
+	format := fs.String("format", "text", "output format: `text|json`")
 	strict := fs.Bool("strict", false, "exit non-zero on warnings too")
-	explain := fs.String("explain", "", "explain one rule (e.g. OE101) and exit")
-	if _, err := e.parse(fs, args); err != nil {
+	explain := fs.String("explain", "", "explain one rule (e.g. OE101) and exit: `ID`")
+	pos, err := e.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	path, err := inventoryArg(*inv, pos)
+	if err != nil {
 		return err
 	}
 	if *explain != "" {
@@ -24,7 +29,7 @@ func cmdCheck(e *env, args []string) error {
 	if *format != "text" && *format != "json" {
 		return usageError("--format must be text or json, not %q", *format)
 	}
-	m, err := loadInventory(*inv)
+	m, err := loadInventory(path)
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("loading the inventory:\n%w", err)}
 	}

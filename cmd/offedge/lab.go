@@ -14,14 +14,17 @@ import (
 func cmdLab(e *env, args []string) error {
 	fs := e.newFlags("lab")
 	inv := inventoryFlag(fs)
-	dir := fs.String("dir", "", "directory for the lab's files (default: a temporary directory, removed on exit)")
-	status := fs.String("status", "127.0.0.1:9900", "address of the status page (empty: none)")
+	dir := fs.String("dir", "", "`DIR` for the lab's files (default: a temporary directory, removed on exit)")
+	status := fs.String("status", "127.0.0.1:9900", "`ADDR` of the status page (empty: none)")
 	noEngines := fs.Bool("no-engines", false, "use stand-ins even where real engines (redis-server) are installed")
 	verbose := fs.Bool("v", false, "log every listener and denial")
-	for64 := fs.Duration("for", 0, "stop after this long (default: until Ctrl-C)")
-	instance := fs.Int("instance", 0, "lab instance 0-4: each uses its own loopback ranges, so several labs can run side by side")
-	if _, err := e.parse(fs, args); err != nil {
+	for64 := fs.Duration("for", 0, "stop after this `DURATION` (default: until Ctrl-C)")
+	instance := fs.Int("instance", 0, "lab instance `N` from 0 to 4: each uses its own loopback ranges, so several labs can run side by side")
+	if err := e.parseNone(fs, args); err != nil {
 		return err
+	}
+	if *instance < 0 || *instance > 4 {
+		return usageError("--instance must be from 0 to 4, not %d", *instance)
 	}
 	m, err := loadInventory(*inv)
 	if err != nil {

@@ -37,35 +37,46 @@ func usageError(format string, args ...any) error {
 }
 
 type command struct {
-	name    string
+	name string
+	// args is the positional part of the usage line ("FROM TO"); the flags
+	// are added from the command's own flag set, so the usage line,
+	// `help COMMAND`, the completion scripts and the man page never leave
+	// one out.
 	args    string
 	summary string
 	run     func(env *env, args []string) error
-	flags   []string // for completion
+	// hidden commands serve the completion scripts and packaging; they are
+	// not listed in the usage.
+	hidden bool
 }
 
 // env is what commands write to; tests replace it.
 type env struct {
 	stdout io.Writer
 	stderr io.Writer
+	// flags is the flag set the running command declared (see newFlags),
+	// kept so that help and completion can list it.
+	flags *flag.FlagSet
 }
 
 func commands() []command {
 	return []command{
-		{"check", "[--inventory PATH] [--format text|json] [--strict] [--explain ID]", "run the rules that refuse dangerous configurations", cmdCheck, []string{"--inventory", "--format", "--strict", "--explain"}},
-		{"plan", "--node NAME [--inventory PATH] [--format text|json]", "print the listeners and handler chains a node runs", cmdPlan, []string{"--inventory", "--node", "--format"}},
-		{"why", "FROM TO [--inventory PATH]", "explain how a node reaches a service, site or node, hop by hop", cmdWhy, []string{"--inventory"}},
-		{"impact", "NODE... [--inventory PATH]", "what becomes unreachable, and for whom, when nodes are down", cmdImpact, []string{"--inventory"}},
-		{"graph", "[--inventory PATH] [--format svg|dot|mermaid] [--output FILE]", "draw the topology", cmdGraph, []string{"--inventory", "--format", "--output"}},
-		{"run", "--node NAME [--inventory PATH] [--admin ADDR]", "serve a node's listeners; SIGHUP reloads, SIGTERM drains", cmdRun, []string{"--inventory", "--node", "--admin", "--root", "--log-format"}},
-		{"reload", "--admin ADDR", "ask a running offedge to reload its inventory", cmdReload, []string{"--admin"}},
-		{"lab", "[--inventory PATH] [--dir DIR] [--status ADDR]", "run every node of the inventory on this machine, on loopback", cmdLab, []string{"--inventory", "--dir", "--status", "--tour"}},
-		{"pki", "init|issue NODE [--dir DIR]", "make the internal CA and node certificates for pki tunnels", cmdPKI, []string{"--dir", "--out"}},
-		{"import", "stunnel FILE [--node NAME]", "turn a stunnel4 config into inventory YAML", cmdImport, []string{"--node", "--network"}},
-		{"export", "stunnel --node NAME [--inventory PATH] [--dir DIR]", "write a stunnel4 config that interoperates with offedge", cmdExport, []string{"--inventory", "--node", "--dir"}},
-		{"version", "", "print the version", cmdVersion, nil},
-		{"completion", "bash|zsh|fish", "print a shell completion script", cmdCompletion, nil},
-		{"help", "[COMMAND]", "show help", nil, nil},
+		{"check", "[INVENTORY]", "run the rules that refuse dangerous configurations", cmdCheck, false},
+		{"plan", "[INVENTORY]", "print the listeners and handler chains a node runs", cmdPlan, false},
+		{"why", "FROM TO", "explain how a node reaches a service, site or node, hop by hop", cmdWhy, false},
+		{"impact", "NODE...", "what becomes unreachable, and for whom, when nodes are down", cmdImpact, false},
+		{"graph", "[INVENTORY]", "draw the topology", cmdGraph, false},
+		{"run", "", "serve a node's listeners; SIGHUP reloads, SIGTERM drains", cmdRun, false},
+		{"reload", "", "ask a running offedge to reload its inventory", cmdReload, false},
+		{"lab", "", "run every node of the inventory on this machine, on loopback", cmdLab, false},
+		{"pki", "init|issue NODE", "make the internal CA and node certificates for pki tunnels", cmdPKI, false},
+		{"import", "stunnel FILE", "turn a stunnel4 config into inventory YAML", cmdImport, false},
+		{"export", "stunnel", "write a stunnel4 config that interoperates with offedge", cmdExport, false},
+		{"version", "", "print the version and build information", cmdVersion, false},
+		{"completion", "bash|zsh|fish", "print a shell completion script", cmdCompletion, false},
+		{"help", "[COMMAND]", "show help", nil, false},
+		{"__nodes", "", "list the inventory's node names (for completion)", cmdNodes, true},
+		{"__man", "DIR", "write the man pages (for packaging)", cmdMan, true},
 	}
 }
 
@@ -92,6 +103,18 @@ func (e *env) main(args []string) int {
 	if name == "--version" {
 		name = "version"
 	}
+	if strings.HasPrefix(name, "-") {
+		fmt.Fprintf(e.stderr, "offedge: %q is a flag, and flags go after the command", name)
+		for i, a := range args {
+			if c := commandNamed(a); c != nil {
+				fixed := append([]string{a}, append(append([]string{}, args[:i]...), args[i+1:]...)...)
+				fmt.Fprintf(e.stderr, ": offedge %s", strings.Join(fixed, " "))
+				break
+			}
+		}
+		fmt.Fprintln(e.stderr, "\nrun 'offedge help' for the list of commands")
+		return 2
+	}
 	for _, c := range commands() {
 		if c.name == name && c.run != nil {
 			err := c.run(e, rest)
@@ -107,7 +130,7 @@ func (e *env) main(args []string) int {
 					fmt.Fprintf(e.stderr, "offedge %s: %v\n", name, xe.err)
 				}
 				if xe.code == 2 {
-					fmt.Fprintf(e.stderr, "usage: offedge %s %s\n", c.name, c.args)
+					fmt.Fprintf(e.stderr, "usage: %s\n", usageLine(c))
 				}
 				return xe.code
 			}
@@ -123,10 +146,23 @@ func (e *env) main(args []string) int {
 	return 2
 }
 
+// commandNamed returns the visible command called name, or nil.
+func commandNamed(name string) *command {
+	for _, c := range commands() {
+		if c.name == name && !c.hidden {
+			return &c
+		}
+	}
+	return nil
+}
+
 // closest returns the command name nearest to a mistyped one, or "".
 func closest(name string) string {
 	var names []string
 	for _, c := range commands() {
+		if c.hidden {
+			continue
+		}
 		if strings.HasPrefix(c.name, name) {
 			return c.name
 		}
@@ -139,7 +175,9 @@ func (e *env) usage(w io.Writer) {
 	fmt.Fprintln(w, "offedge runs a small infrastructure's network layer from one inventory.")
 	fmt.Fprintln(w, "\nUsage: offedge COMMAND [ARGS]\n\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
+		if !c.hidden {
+			fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
+		}
 	}
 	fmt.Fprintln(w, "\nWithout --inventory, commands use the embedded Open Food Facts inventory.")
 	fmt.Fprintln(w, "Run 'offedge help COMMAND' for a command's flags.")
@@ -148,14 +186,18 @@ func (e *env) usage(w io.Writer) {
 func (e *env) helpFor(name string) int {
 	for _, c := range commands() {
 		if c.name == name {
-			fmt.Fprintf(e.stdout, "usage: offedge %s %s\n\n%s\n", c.name, c.args, c.summary)
-			if c.run != nil {
-				c.run(e, []string{"-h"})
+			fmt.Fprintf(e.stdout, "usage: %s\n\n%s\n", usageLine(c), c.summary)
+			if fs := flagsOf(c); fs != nil && hasFlags(fs) {
+				fmt.Fprintln(e.stdout, "\nflags:")
+				printFlags(e.stdout, fs)
 			}
 			return 0
 		}
 	}
 	fmt.Fprintf(e.stderr, "offedge: unknown command %q\n", name)
+	if s := closest(name); s != "" {
+		fmt.Fprintf(e.stderr, "did you mean %q?\n", s)
+	}
 	return 2
 }
 
@@ -165,7 +207,103 @@ func (e *env) newFlags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
+	e.flags = fs
 	return fs
+}
+
+// flagsOf returns the flag set command c declares, by running it with -h
+// against a discarding env: the flag set is the one truth about a
+// command's flags. Nil for commands without flags.
+func flagsOf(c command) *flag.FlagSet {
+	if c.run == nil {
+		return nil
+	}
+	probe := &env{stdout: io.Discard, stderr: io.Discard}
+	c.run(probe, []string{"-h"})
+	return probe.flags
+}
+
+// flagName is how a flag is written: -v for one letter, --name otherwise
+// (Go's flag package accepts either; the docs use these forms).
+func flagName(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
+
+// printFlags lists a flag set as the README and man pages write flags:
+// "-i, --inventory PATH", the usage text, the default when it is not zero.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	short := map[string]string{} // long name -> shorthand
+	fs.VisitAll(func(f *flag.Flag) {
+		if isShorthand(f) {
+			short[strings.TrimPrefix(strings.TrimPrefix(f.Usage, "shorthand for "), "--")] = f.Name
+		}
+	})
+	fs.VisitAll(func(f *flag.Flag) {
+		if isShorthand(f) {
+			return
+		}
+		name, usage := flag.UnquoteUsage(f)
+		head := flagName(f.Name)
+		if s, ok := short[f.Name]; ok {
+			head = flagName(s) + ", " + head
+		}
+		if name != "" {
+			head += " " + name
+		}
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
+			usage += fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(w, "  %s\n    \t%s\n", head, usage)
+	})
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
+}
+
+// isShorthand reports whether f only repeats another flag (-i for --inventory).
+func isShorthand(f *flag.Flag) bool { return strings.HasPrefix(f.Usage, "shorthand for ") }
+
+// isRequired reports whether f must be given; such flags say so in their usage.
+func isRequired(f *flag.Flag) bool { return strings.HasSuffix(f.Usage, "(required)") }
+
+// usageLine is "offedge NAME ARGS" followed by the command's flags, required
+// ones first and bare, the others in brackets, with the placeholder their
+// usage text names (flag.UnquoteUsage: the `back-quoted` word).
+func usageLine(c command) string {
+	var b strings.Builder
+	b.WriteString("offedge " + c.name)
+	if c.args != "" {
+		b.WriteString(" " + c.args)
+	}
+	fs := flagsOf(c)
+	if fs == nil {
+		return b.String()
+	}
+	var req, opt []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if isShorthand(f) {
+			return
+		}
+		w := flagName(f.Name)
+		if name, _ := flag.UnquoteUsage(f); name != "" {
+			w += " " + name
+		}
+		if isRequired(f) {
+			req = append(req, w)
+		} else {
+			opt = append(opt, "["+w+"]")
+		}
+	})
+	for _, w := range append(req, opt...) {
+		b.WriteString(" " + w)
+	}
+	return b.String()
 }
 
 // parse parses flags anywhere among the arguments (offedge why A B --inventory X).
@@ -174,9 +312,8 @@ func (e *env) parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fs.SetOutput(e.stdout)
 				fmt.Fprintln(e.stdout, "flags:")
-				fs.PrintDefaults()
+				printFlags(e.stdout, fs)
 				return nil, flag.ErrHelp
 			}
 			return nil, usageError("%v", err)
@@ -191,6 +328,24 @@ func (e *env) parse(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func cmdVersion(e *env, args []string) error {
-	fmt.Fprintf(e.stdout, "offedge %s\n", Version)
+	fs := e.newFlags("version")
+	if err := e.parseNone(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, versionLine(Version, readBuildInfo()))
+	return nil
+}
+
+// parseNone parses flags and refuses positional arguments: a command that
+// takes none must not ignore one (a path given where --inventory was meant
+// would otherwise be silently replaced by the embedded inventory).
+func (e *env) parseNone(fs *flag.FlagSet, args []string) error {
+	pos, err := e.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError("unexpected argument %q", pos[0])
+	}
 	return nil
 }

@@ -25,7 +25,23 @@ func TestCommands(t *testing.T) {
 	}{
 		{"no args", nil, 2, "", "Usage: offedge COMMAND"},
 		{"unknown command", []string{"chek"}, 2, "", `did you mean "check"?`},
-		{"version", []string{"version"}, 0, "offedge dev", ""},
+		{"version", []string{"version"}, 0, "offedge dev (", ""},
+		// Traps of issue 16: each of these did something else before.
+		{"check takes its inventory as an argument", []string{"check", "../../check/testdata/OE101.yaml"}, 1, "error OE101", ""},
+		{"plan takes its inventory as an argument", []string{"plan", "--node", "proxy", "../../check/testdata/OE101.yaml"}, 0, "proxy", ""},
+		{"graph takes its inventory as an argument", []string{"graph", "--format", "dot", "testdata/broken"}, 1, "", `unknown field "adress"`},
+		{"two inventories refused", []string{"check", "--inventory", "testdata/broken", "../../check/testdata/OE101.yaml"}, 2, "", "two inventories given"},
+		{"run refuses an argument", []string{"run", "--node", "off2", "inventory.yaml"}, 2, "", `unexpected argument "inventory.yaml"`},
+		{"lab refuses an argument", []string{"lab", "inventory.yaml"}, 2, "", `unexpected argument "inventory.yaml"`},
+		{"lab instance out of range", []string{"lab", "--instance", "9"}, 2, "", "--instance must be from 0 to 4"},
+		{"flag before the command", []string{"-i", "x", "check"}, 2, "", "flags go after the command: offedge check -i x"},
+		{"help version does not run version", []string{"help", "version"}, 0, "usage: offedge version", ""},
+		{"help unknown command suggests", []string{"help", "chek"}, 2, "", `did you mean "check"?`},
+		{"plan suggests a node", []string{"plan", "--node", "of2"}, 2, "", `unknown node "of2" (did you mean "off2"?)`},
+		{"pki needs a directory", []string{"pki", "init"}, 2, "", "--dir is required"},
+		{"pki refuses an unknown node", []string{"pki", "issue", "nosuchnode", "--dir", "testdata"}, 2, "", `unknown node "nosuchnode"`},
+		{"import usage shows --node as required", []string{"help", "import"}, 0, "offedge import stunnel FILE --node NAME [", ""},
+		{"completion completes node names", []string{"__nodes"}, 0, "docker-prod\n", ""},
 		{"help", []string{"help"}, 0, "Commands:", ""},
 		{"help for a command", []string{"help", "plan"}, 0, "--node", ""},
 		{"check clean", []string{"check"}, 0, "no findings", ""},
@@ -33,11 +49,12 @@ func TestCommands(t *testing.T) {
 		{"check json", []string{"check", "--format", "json"}, 0, `"errors": 0`, ""},
 		{"check bad format", []string{"check", "--format", "xml"}, 2, "", "--format must be text or json"},
 		{"check explain", []string{"check", "--explain", "OE303"}, 0, "OE303", ""},
+		{"check explain links the public reports", []string{"check", "--explain", "OE101"}, 0, "https://github.com/openfoodfacts/openfoodfacts-infrastructure/blob/develop/docs/reports/2024-01-04-setting-up-stunnel.md", ""},
 		{"check explain unknown", []string{"check", "--explain", "OE999"}, 2, "", "OE999"},
 		{"check broken inventory", []string{"check", "--inventory", "testdata/broken"}, 1, "", `unknown field "adress"`},
 		{"plan needs node", []string{"plan"}, 2, "", "--node is required"},
 		{"plan", []string{"plan", "--node", "off2"}, 0, "tunnel mongodb-ovh exit -> 10.0.0.2:27017", ""},
-		{"plan unknown node", []string{"plan", "--node", "off9"}, 1, "", `unknown node "off9"`},
+		{"plan unknown node", []string{"plan", "--node", "off9"}, 2, "", `unknown node "off9"`},
 		{"why", []string{"why", "docker-prod", "mongodb"}, 0, "via tunnel mongodb-ovh: open", ""},
 		{"why flags after args", []string{"why", "ovh-proxy", "robotoff", "--inventory", ""}, 0, "[tunnel robotoff, TLS 1.3]", ""},
 		{"why unknown", []string{"why", "docker-prd", "mongodb"}, 2, "", `did you mean "docker-prod"`},
@@ -80,5 +97,81 @@ func TestReadmeGraph(t *testing.T) {
 	}
 	if string(want) != out {
 		t.Fatal("docs/topology.svg is stale: run go test ./cmd/offedge -run TestReadmeGraph -update")
+	}
+}
+
+// TestUsageListsEveryFlag holds the usage line, help, completion and man
+// page to the flags each command really declares: before, usage lines left
+// flags out and completion offered a --tour flag that did not exist.
+func TestUsageListsEveryFlag(t *testing.T) {
+	manDir := t.TempDir()
+	if _, errOut, code := run("__man", "--date", "2026-12-01", manDir); code != 0 {
+		t.Fatalf("__man: exit %d: %s", code, errOut)
+	}
+	bash, _, _ := run("completion", "bash")
+	fish, _, _ := run("completion", "fish")
+	for _, c := range commands() {
+		if c.hidden || c.run == nil {
+			continue
+		}
+		fs := flagsOf(c)
+		if fs == nil {
+			continue
+		}
+		line := usageLine(c)
+		help, _, code := run("help", c.name)
+		if code != 0 {
+			t.Fatalf("help %s: exit %d", c.name, code)
+		}
+		page, err := os.ReadFile(manDir + "/offedge-" + c.name + ".1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs.VisitAll(func(f *flag.Flag) {
+			if isShorthand(f) {
+				return
+			}
+			if !strings.Contains(line, flagName(f.Name)) {
+				t.Errorf("usage of %s leaves out %s: %s", c.name, flagName(f.Name), line)
+			}
+			if !strings.Contains(help, flagName(f.Name)) {
+				t.Errorf("help %s leaves out %s", c.name, flagName(f.Name))
+			}
+			if !strings.Contains(string(page), `\-\-`+strings.ReplaceAll(f.Name, "-", `\-`)) {
+				t.Errorf("man page of %s leaves out --%s", c.name, f.Name)
+			}
+			if !strings.Contains(bash, "--"+f.Name) || !strings.Contains(fish, "-l "+f.Name) {
+				t.Errorf("completion of %s leaves out --%s", c.name, f.Name)
+			}
+		})
+	}
+	if usage, _, _ := run("help"); strings.Contains(usage, "__") {
+		t.Errorf("help lists hidden commands:\n%s", usage)
+	}
+	for _, absent := range []string{"--tour", "__nodes)", "__man"} {
+		if strings.Contains(bash, absent+" ") {
+			t.Errorf("bash completion offers %q", absent)
+		}
+	}
+	if !strings.Contains(bash, "offedge __nodes") || !strings.Contains(fish, "offedge __nodes") {
+		t.Error("completion does not complete node names")
+	}
+}
+
+func TestVersionLine(t *testing.T) {
+	tests := []struct {
+		stamped string
+		b       buildInfo
+		want    string
+	}{
+		{"dev", buildInfo{}, "offedge dev (no build information: built without module or VCS data)"},
+		{"dev", buildInfo{module: "(devel)", revision: "0123456789abcdef", modified: true, goVer: "go1.26.8"}, "offedge dev (commit 0123456789ab+modified, go1.26.8)"},
+		{"dev", buildInfo{module: "v0.3.0", goVer: "go1.26.8"}, "offedge v0.3.0 (go1.26.8)"},
+		{"1.2.0", buildInfo{module: "v0.3.0", revision: "abc", time: "2026-12-01T00:00:00Z", goVer: "go1.26.8"}, "offedge 1.2.0 (commit abc, 2026-12-01T00:00:00Z, go1.26.8)"},
+	}
+	for _, tt := range tests {
+		if got := versionLine(tt.stamped, tt.b); got != tt.want {
+			t.Errorf("versionLine(%q, %+v) = %q; want %q", tt.stamped, tt.b, got, tt.want)
+		}
 	}
 }

@@ -9,14 +9,20 @@ import (
 
 func cmdPKI(e *env, args []string) error {
 	fs := e.newFlags("pki")
-	dir := fs.String("dir", "/etc/offedge/pki-ca", "directory of the CA (ca.pem, ca-key.pem)")
-	out := fs.String("out", "", "where pki issue writes NODE.pem, NODE-key.pem and ca.pem (default: DIR/nodes/NODE)")
+	inv := inventoryFlag(fs)
+	dir := fs.String("dir", "", "`DIR` of the CA: ca.pem, ca-key.pem (required; e.g. /etc/offedge/pki-ca on an offline machine)")
+	out := fs.String("out", "", "`DIR` where pki issue writes NODE.pem, NODE-key.pem and ca.pem (default: DIR/nodes/NODE)")
 	pos, err := e.parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) == 0 {
 		return usageError("say init or issue NODE")
+	}
+	// No default directory: a CA written somewhere the operator did not
+	// choose is a CA key left where nobody looks for it.
+	if *dir == "" {
+		return usageError("--dir is required: the directory that holds (or will hold) the CA")
 	}
 	switch pos[0] {
 	case "init":
@@ -30,6 +36,16 @@ func cmdPKI(e *env, args []string) error {
 	case "issue":
 		if len(pos) != 2 {
 			return usageError("pki issue takes one node name")
+		}
+		// The certificate names a node; tunnel ends check the peer's name
+		// against the inventory, so a name it does not have is refused
+		// here rather than at the first handshake.
+		m, err := loadInventory(*inv)
+		if err != nil {
+			return err
+		}
+		if err := checkNode(m, pos[1]); err != nil {
+			return err
 		}
 		o := *out
 		if o == "" {

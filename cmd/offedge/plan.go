@@ -9,10 +9,15 @@ import (
 func cmdPlan(e *env, args []string) error {
 	fs := e.newFlags("plan")
 	inv := inventoryFlag(fs)
-	node := fs.String("node", "", "the node whose plan to print (required)")
-	format := fs.String("format", "text", "output format: text or json")
-	root := fs.String("root", "", "prefix for every file path in the plan")
-	if _, err := e.parse(fs, args); err != nil {
+	node := fs.String("node", "", "the `NAME` of the node whose plan to print (required)")
+	format := fs.String("format", "text", "output format: `text|json`")
+	root := fs.String("root", "", "`DIR` prefixed to every file path in the plan")
+	pos, err := e.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	path, err := inventoryArg(*inv, pos)
+	if err != nil {
 		return err
 	}
 	if *node == "" {
@@ -21,8 +26,11 @@ func cmdPlan(e *env, args []string) error {
 	if *format != "text" && *format != "json" {
 		return usageError("--format must be text or json, not %q", *format)
 	}
-	m, err := loadInventory(*inv)
+	m, err := loadInventory(path)
 	if err != nil {
+		return err
+	}
+	if err := checkNode(m, *node); err != nil {
 		return err
 	}
 	p, err := plan.Compile(m, *node, plan.Options{Root: *root})

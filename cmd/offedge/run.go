@@ -65,12 +65,12 @@ func onlyErrors(fs []check.Finding) []check.Finding {
 func cmdRun(e *env, args []string) error {
 	fs := e.newFlags("run")
 	inv := inventoryFlag(fs)
-	node := fs.String("node", "", "the node to run (required)")
-	admin := fs.String("admin", "", "address of the admin endpoint (GET /status, POST /-/reload), e.g. 127.0.0.1:9901")
-	root := fs.String("root", "", "prefix for every file path in the plan")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	drain := fs.Duration("drain", 30*time.Second, "how long SIGTERM waits for connections to finish")
-	if _, err := e.parse(fs, args); err != nil {
+	node := fs.String("node", "", "the `NAME` of the node to run (required)")
+	admin := fs.String("admin", "", "`ADDR` of the admin endpoint (GET /status, POST /-/reload), e.g. 127.0.0.1:9901")
+	root := fs.String("root", "", "`DIR` prefixed to every file path in the plan")
+	logFormat := fs.String("log-format", "text", "log format: `text|json`")
+	drain := fs.Duration("drain", 30*time.Second, "how long SIGTERM waits for connections to finish, a `DURATION`")
+	if err := e.parseNone(fs, args); err != nil {
 		return err
 	}
 	if *node == "" {
@@ -157,8 +157,8 @@ func cmdRun(e *env, args []string) error {
 
 func cmdReload(e *env, args []string) error {
 	fs := e.newFlags("reload")
-	admin := fs.String("admin", "", "admin address of the running offedge (required)")
-	if _, err := e.parse(fs, args); err != nil {
+	admin := fs.String("admin", "", "admin `ADDR` of the running offedge (required)")
+	if err := e.parseNone(fs, args); err != nil {
 		return err
 	}
 	if *admin == "" {

@@ -39,11 +39,11 @@ var _ flag.Value = hostMap(nil)
 // name is reported and kept apart, never merged.
 func cmdImport(e *env, args []string) error {
 	fs := e.newFlags("import")
-	inv := fs.String("inventory", "", "inventory used to name the nodes behind addresses (optional)")
-	node := fs.String("node", "", "the node this stunnel config runs on (required)")
-	network := fs.String("network", "", "network of the node's accept addresses when the inventory cannot tell")
+	inv := inventoryFlag(fs)
+	node := fs.String("node", "", "the `NAME` of the node this stunnel config runs on (required)")
+	network := fs.String("network", "", "`NETWORK` of the node's accept addresses when the inventory cannot tell")
 	hosts := hostMap{}
-	fs.Var(hosts, "host", "NAME=NODE: the node behind a hostname in connect lines (repeatable)")
+	fs.Var(hosts, "host", "the node behind a hostname in connect lines, as `NAME=NODE` (repeatable)")
 	pos, err := e.parse(fs, args)
 	if err != nil {
 		return err
@@ -63,11 +63,11 @@ func cmdImport(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var m *inventory.Model
-	if *inv != "" {
-		if m, err = inventory.LoadPath(*inv); err != nil {
-			return err
-		}
+	// Like every other command, the embedded inventory unless --inventory
+	// names another: it names the nodes behind the config's addresses.
+	m, err := loadInventory(*inv)
+	if err != nil {
+		return err
 	}
 	im := importer{m: m, node: *node, network: *network, hosts: hosts}
 	out, problems := im.convert(cfg)
@@ -245,9 +245,9 @@ func (im importer) convert(cfg *stunnelconf.Config) (string, []string) {
 func cmdExport(e *env, args []string) error {
 	fs := e.newFlags("export")
 	inv := inventoryFlag(fs)
-	node := fs.String("node", "", "the node whose tunnels to export (required)")
-	dir := fs.String("dir", "/etc/stunnel/offedge", "where the config expects the derived certificates; export writes them there")
-	root := fs.String("root", "", "prefix for the secret files the plan reads")
+	node := fs.String("node", "", "the `NAME` of the node whose tunnels to export (required)")
+	dir := fs.String("dir", "/etc/stunnel/offedge", "`DIR` where the config expects the derived certificates; export writes them there")
+	root := fs.String("root", "", "`DIR` prefixed to the secret files the plan reads")
 	pos, err := e.parse(fs, args)
 	if err != nil {
 		return err
@@ -260,6 +260,9 @@ func cmdExport(e *env, args []string) error {
 	}
 	m, err := loadInventory(*inv)
 	if err != nil {
+		return err
+	}
+	if err := checkNode(m, *node); err != nil {
 		return err
 	}
 	p, err := plan.Compile(m, *node, plan.Options{Root: *root})

@@ -59,13 +59,18 @@ func cmdImpact(e *env, args []string) error {
 func cmdGraph(e *env, args []string) error {
 	fs := e.newFlags("graph")
 	inv := inventoryFlag(fs)
-	format := fs.String("format", "svg", "output format: svg, dot or mermaid")
-	output := fs.String("output", "", "write to this file instead of standard output")
+	format := fs.String("format", "svg", "output format: `svg|dot|mermaid`")
+	output := fs.String("output", "", "write to `FILE` instead of standard output")
 	fs.StringVar(output, "o", "", "shorthand for --output")
-	if _, err := e.parse(fs, args); err != nil {
+	pos, err := e.parse(fs, args)
+	if err != nil {
 		return err
 	}
-	m, err := loadInventory(*inv)
+	path, err := inventoryArg(*inv, pos)
+	if err != nil {
+		return err
+	}
+	m, err := loadInventory(path)
 	if err != nil {
 		return err
 	}
