@@ -2,10 +2,10 @@ package check
 
 import (
 	"fmt"
-	"net/netip"
-	"strings"
+		"strings"
 
 	"github.com/offedge/offedge/inventory"
+	"github.com/offedge/offedge/reach"
 )
 
 // index is what several rules need from the model, computed once per Run so
@@ -21,14 +21,9 @@ type index struct {
 	// cyclicPolicies are the policies that include themselves, directly or
 	// through other policies.
 	cyclicPolicies map[string]bool
-	// sitesByNode lists each node's sites in inventory order.
-	sitesByNode map[string][]*inventory.Site
-	// tunnelsFor and forwardsFor list the tunnels (with an entrance) and
-	// forwards (with a listener) leading to each service.
-	tunnelsFor  map[string][]*inventory.Tunnel
-	forwardsFor map[string][]*inventory.Forward
-	// allows caches allow lists resolved per network (see resolve).
-	allows map[allowKey]*resolvedAllow
+	// reach answers every path and allow-list question, with its own
+	// indexes and allow lists resolved once per entry and network.
+	reach *reach.Engine
 }
 
 func newIndex(m *inventory.Model) *index {
@@ -36,20 +31,7 @@ func newIndex(m *inventory.Model) *index {
 		clusters:       map[string]bool{},
 		providersInUse: map[string]bool{},
 		networksInUse:  map[string]bool{},
-		sitesByNode:    map[string][]*inventory.Site{},
-		tunnelsFor:     map[string][]*inventory.Tunnel{},
-		forwardsFor:    map[string][]*inventory.Forward{},
-		allows:         map[allowKey]*resolvedAllow{},
-	}
-	for _, t := range m.Tunnels {
-		if t.Entrance != nil {
-			ix.tunnelsFor[t.Service] = append(ix.tunnelsFor[t.Service], t)
-		}
-	}
-	for _, f := range m.Forwards {
-		if f.Listen != nil {
-			ix.forwardsFor[f.Service] = append(ix.forwardsFor[f.Service], f)
-		}
+		reach:          reach.New(m),
 	}
 	for _, n := range m.Nodes {
 		if n.Cluster != "" {
@@ -61,9 +43,6 @@ func newIndex(m *inventory.Model) *index {
 		for _, a := range n.Addresses {
 			ix.networksInUse[a.Network] = true
 		}
-	}
-	for _, s := range m.Sites {
-		ix.sitesByNode[s.Node] = append(ix.sitesByNode[s.Node], s)
 	}
 	ix.cyclicPolicies = cyclicPolicies(m)
 	return ix
@@ -167,14 +146,6 @@ func object(kind, name string) string { return fmt.Sprintf("%s %q", kind, name) 
 // listText renders an allow list as the inventory writes it.
 func listText(entries []string) string { return "[" + strings.Join(entries, ", ") + "]" }
 
-// family returns 4 or 6.
-func family(a netip.Addr) int {
-	if a.Is4() {
-		return 4
-	}
-	return 6
-}
-
 // endpointText renders where an endpoint listens: "10.1.0.113:27017 on
 // ovh-lan", "127.0.0.1:16000 (loopback)".
 func endpointText(m *inventory.Model, e *inventory.Endpoint) string {
@@ -190,113 +161,4 @@ func endpointText(m *inventory.Model, e *inventory.Endpoint) string {
 		return fmt.Sprintf("port %d on %s", e.Port, e.Network)
 	}
 	return strings.Join(parts, ", ") + " on " + e.Network
-}
-
-// allowKey identifies an allow list (by its entries) resolved for one
-// network: the many services allowing [policy:ovh-servers] share one
-// resolution.
-type allowKey struct {
-	entries string
-	network string
-}
-
-// resolvedAllow is an allow list resolved for one network, with single
-// addresses in a set so that admission is a map lookup.
-type resolvedAllow struct {
-	any      bool
-	hosts    map[netip.Addr]bool
-	prefixes []netip.Prefix
-}
-
-// resolve returns allow resolved for network, computing it once per list
-// and network: inventory.ResolveAllow walks every node for provider:,
-// cluster: and network: entries, which must not happen once per client.
-func (ix *index) resolve(m *inventory.Model, allow []string, network string) *resolvedAllow {
-	k := allowKey{strings.Join(allow, "\x00"), network}
-	if r, ok := ix.allows[k]; ok {
-		return r
-	}
-	res := m.ResolveAllow(allow, network)
-	r := &resolvedAllow{any: res.Any, hosts: map[netip.Addr]bool{}}
-	for _, s := range res.Sources {
-		if s.Prefix.IsSingleIP() {
-			r.hosts[s.Prefix.Addr()] = true
-		} else {
-			r.prefixes = append(r.prefixes, s.Prefix)
-		}
-	}
-	ix.allows[k] = r
-	return r
-}
-
-// admits is inventory.Model.Admits with the resolution cached.
-func (ix *index) admits(m *inventory.Model, allow []string, network string, n *inventory.Node) bool {
-	r := ix.resolve(m, allow, network)
-	if r.any {
-		return true
-	}
-	for _, fam := range []int{4, 6} {
-		src, _, ok := m.SourceFor(n, network, fam)
-		if !ok {
-			continue
-		}
-		if r.hosts[src] {
-			return true
-		}
-		for _, p := range r.prefixes {
-			if p.Contains(src) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// admitted reports whether allow admits n reaching a listener at t; a
-// loopback connection stays on the node and is always admitted.
-func (ix *index) admitted(m *inventory.Model, allow []string, t inventory.Target, n *inventory.Node) bool {
-	return t.Loopback || ix.admits(m, allow, t.Network, n)
-}
-
-// usable reports whether n has at least one unblocked path to s: the
-// question inventory.Model.PathsToService answers, without building every
-// path and with allow lists resolved once. Rules call PathsToService only
-// when this says no, to explain why.
-func (ix *index) usable(m *inventory.Model, n *inventory.Node, s *inventory.Service) bool {
-	if t, ok := m.ReachService(n, s); ok && ix.admitted(m, s.Allow, t, n) {
-		return true
-	}
-	for _, tn := range ix.tunnelsFor[s.Name] {
-		ent := m.Node(tn.Entrance.Node)
-		t1, ok := m.ReachEndpoint(n, tn.Entrance)
-		if ent == nil || !ok || !ix.admitted(m, tn.Allow, t1, n) {
-			continue
-		}
-		for _, ex := range tn.Exits {
-			exNode := m.Node(ex.Node)
-			if exNode == nil {
-				continue
-			}
-			if _, ok := m.ReachEndpoint(ent, ex); !ok {
-				continue
-			}
-			if t3, ok := m.ReachService(exNode, s); ok && ix.admitted(m, s.Allow, t3, exNode) {
-				return true
-			}
-		}
-	}
-	for _, f := range ix.forwardsFor[s.Name] {
-		fn := m.Node(f.Node)
-		if fn == nil {
-			continue
-		}
-		t1, ok := m.ReachEndpoint(n, f.Listen)
-		if !ok || !ix.admitted(m, f.Allow, t1, n) {
-			continue
-		}
-		if t2, ok := m.ReachService(fn, s); ok && ix.admitted(m, s.Allow, t2, fn) {
-			return true
-		}
-	}
-	return false
 }

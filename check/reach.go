@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/offedge/offedge/inventory"
+	"github.com/offedge/offedge/reach"
 )
 
 // Reachability rules (OE2xx): every declared connection — a node's uses:,
@@ -225,225 +226,110 @@ func checkUnknownUses(p *pass) {
 	}
 }
 
-// serviceAddrs returns the addresses service s listens on (its node's on
-// the networks it binds, all of them when it binds none), nil for a
-// loopback service.
-func serviceAddrs(m *inventory.Model, s *inventory.Service) []*inventory.Address {
-	n := m.Node(s.Node)
-	if n == nil || s.Loopback {
-		return nil
-	}
-	var out []*inventory.Address
-	for _, a := range n.Addresses {
-		if len(s.Bind) == 0 || slices.Contains(s.Bind, a.Network) {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-// unreachable explains why from reaches none of the candidate addresses of
-// a listener: the private networks it is not on, the address families it
-// has no route to the internet for. v6Only reports the case of a listener
-// reachable from outside its private networks only over IPv6 by a node
-// with no IPv6 route.
-func unreachable(m *inventory.Model, from *inventory.Node, cands []*inventory.Address) (reason string, v6Only bool) {
-	if len(cands) == 0 {
-		return "it listens on no address", false
-	}
-	var privates []string
-	var public []*inventory.Address
-	fams := map[int]bool{}
-	for _, a := range cands {
-		if m.IsPublic(a.Network) {
-			public = append(public, a)
-			fams[family(a.IP)] = true
-			continue
-		}
-		if !slices.Contains(privates, a.Network) {
-			privates = append(privates, a.Network)
-		}
-	}
-	var parts []string
-	if len(privates) > 0 {
-		parts = append(parts, fmt.Sprintf("%s is not on %s", from.Name, orList(privates)))
-	}
-	if len(public) == 0 {
-		return strings.Join(parts, "; "), false
-	}
-	var where []string
-	for _, a := range public {
-		where = append(where, a.IP.String())
-	}
-	switch {
-	case fams[4] && fams[6]:
-		parts = append(parts, fmt.Sprintf("%s has no route to the internet (no public address, no gateway with one) for %s", from.Name, strings.Join(where, ", ")))
-	default:
-		fam := 4
-		if fams[6] {
-			fam = 6
-		}
-		pub := public[0].Network
-		if _, _, ok := m.SourceFor(from, pub, fam); ok {
-			// Reachable in principle: the caller's target was narrower
-			// (a named address or network); say what it was.
-			parts = append(parts, fmt.Sprintf("the address it listens on (%s) is not one %s can use", strings.Join(where, ", "), from.Name))
-			break
-		}
-		what := "reachable on the internet only over IPv%d (%s)"
-		if len(privates) > 0 {
-			what = "reachable from outside " + strings.Join(privates, ", ") + " only over IPv%d (%s)"
-		}
-		parts = append(parts, fmt.Sprintf(what+", and %s has no IPv%d route to the internet (no public IPv%d address, no gateway with one)",
-			fam, strings.Join(where, ", "), from.Name, fam, fam))
-		v6Only = fam == 6
-	}
-	return strings.Join(parts, "; "), v6Only
-}
-
-func orList(names []string) string {
-	if len(names) == 1 {
-		return names[0]
-	}
-	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
-}
-
-// blockerPos finds the object a Path.Blocked reason starts with
-// (`service "db" allows ...`, `tunnel "x" entrance ...`, `forward "x" ...`).
-func blockerPos(m *inventory.Model, reason string) (inventory.Pos, bool) {
-	kind, rest, ok := strings.Cut(reason, " ")
-	if !ok || !strings.HasPrefix(rest, `"`) {
-		return inventory.Pos{}, false
-	}
-	name, _, ok := strings.Cut(rest[1:], `"`)
-	if !ok {
-		return inventory.Pos{}, false
-	}
-	switch kind {
-	case "service":
-		if s := m.Service(name); s != nil {
-			return s.Pos, true
-		}
-	case "tunnel":
-		if t := m.Tunnel(name); t != nil {
-			return t.Pos, true
-		}
-	case "forward":
-		if f := m.Forward(name); f != nil {
-			return f.Pos, true
-		}
-	case "site":
-		if s := m.Site(name); s != nil {
-			return s.Pos, true
-		}
-	}
-	return inventory.Pos{}, false
-}
-
 // checkUsesPaths applies OE203, OE204 and OE205 to every uses: entry.
 func checkUsesPaths(p *pass) {
 	noPath, blocked, viaProxy := p.as("OE203"), p.as("OE204"), p.as("OE205")
+	r := p.ix.reach
 	for _, n := range p.m.Nodes {
 		for _, u := range n.Uses {
 			if s := p.m.Service(u); s != nil {
-				if !p.ix.usable(p.m, n, s) {
-					usesService(p.m, noPath, blocked, n, s)
+				if !r.Usable(n, s) {
+					usesService(r, noPath, blocked, n, s)
 				}
 				continue
 			}
-			if sites := p.m.SiteForHost(u); len(sites) > 0 {
-				usesHost(p.m, p.ix, noPath, blocked, viaProxy, n, u, sites)
+			if sites := r.SitesForHost(u); len(sites) > 0 {
+				usesHost(r, noPath, blocked, viaProxy, n, u, sites)
 			}
 		}
 	}
 }
 
-// usesService explains why n cannot use s (OE203 or OE204); it is called
-// only when index.usable found no unblocked path.
-func usesService(m *inventory.Model, noPath, blocked *pass, n *inventory.Node, s *inventory.Service) {
-	paths := m.PathsToService(n, s)
+// usesService explains why n cannot use s (OE203 or OE204), in the words
+// of the reachability engine; it is called only when the engine found no
+// open path.
+func usesService(r *reach.Engine, noPath, blocked *pass, n *inventory.Node, s *inventory.Service) {
+	paths, notes := r.ServicePaths(n, s)
 	var reasons []string
 	var related []Related
 	for _, path := range paths {
-		if path.Blocked == "" {
+		if path.Open() {
 			return
 		}
-		if slices.Contains(reasons, path.Blocked) {
+		reason := path.Blocked.Reason()
+		if slices.Contains(reasons, reason) {
 			continue
 		}
-		reasons = append(reasons, path.Blocked)
-		if pos, ok := blockerPos(m, path.Blocked); ok {
-			related = append(related, Related{pos, path.Blocked})
-		}
+		reasons = append(reasons, reason)
+		related = append(related, Related{path.Blocked.Pos, reason})
 	}
 	if len(paths) > 0 {
 		blocked.report(n.Pos, nodeObject(n), related, "uses service %q, but every path to it is blocked: %s", s.Name, strings.Join(reasons, "; "))
 		return
 	}
-	var direct string
-	v6Only := false
-	if s.Loopback {
-		direct = fmt.Sprintf("service %q listens on the loopback of %s only", s.Name, s.Node)
-	} else {
-		why, v6 := unreachable(m, n, serviceAddrs(m, s))
-		direct = fmt.Sprintf("service %q on %s: %s", s.Name, s.Node, why)
-		v6Only = v6
-	}
-	var others []string
-	for _, t := range m.Tunnels {
-		if t.Service != s.Name || t.Entrance == nil {
-			continue
-		}
-		if _, ok := m.ReachEndpoint(n, t.Entrance); !ok {
-			others = append(others, fmt.Sprintf("the entrance of tunnel %q (%s) is out of its reach", t.Name, endpointText(m, t.Entrance)))
-		} else {
-			others = append(others, fmt.Sprintf("tunnel %q has no exit that reaches the service", t.Name))
-		}
-	}
-	for _, f := range m.Forwards {
-		if f.Service != s.Name || f.Listen == nil {
-			continue
-		}
-		if _, ok := m.ReachEndpoint(n, f.Listen); !ok {
-			others = append(others, fmt.Sprintf("forward %q (%s) is out of its reach", f.Name, endpointText(m, f.Listen)))
-		} else {
-			others = append(others, fmt.Sprintf("forward %q cannot reach the service", f.Name))
-		}
-	}
-	rest := "no tunnel or forward leads to it"
-	if len(others) > 0 {
-		rest = strings.Join(others, "; ")
-	}
-	if v6Only {
-		var v6 []string
-		var privates []string
-		for _, a := range serviceAddrs(m, s) {
-			switch {
-			case !m.IsPublic(a.Network):
-				if !slices.Contains(privates, a.Network) {
-					privates = append(privates, a.Network)
-				}
-			case a.IP.Is6():
-				v6 = append(v6, netip.AddrPortFrom(a.IP, uint16(s.Port)).String())
+	if v6, outside, ok := v6Only(r, n, s); ok {
+		// The common trap has its own message: say what to do about it.
+		rest := "no tunnel or forward leads to it"
+		var others []string
+		for _, note := range notes {
+			if !strings.HasPrefix(note, "direct: ") && !strings.HasPrefix(note, "no tunnel or forward leads to ") {
+				others = append(others, note)
 			}
 		}
-		outside := "on the internet"
-		if len(privates) > 0 {
-			outside = "from outside " + strings.Join(privates, ", ")
+		if len(others) > 0 {
+			rest = strings.Join(others, "; ")
 		}
 		noPath.report(n.Pos, nodeObject(n), nil,
 			"uses service %q, but %s on %s is reachable %s only over IPv6 (%s) and %s has no IPv6 route to the internet (no public IPv6 address, no gateway with one); %s; give %s IPv6 or add a tunnel entrance it can reach",
 			s.Name, s.Name, s.Node, outside, strings.Join(v6, ", "), n.Name, rest, n.Name)
 		return
 	}
-	noPath.report(n.Pos, nodeObject(n), nil, "uses service %q, but has no path to it: %s; %s", s.Name, direct, rest)
+	noPath.report(n.Pos, nodeObject(n), nil, "uses service %q, but has no path to it: %s", s.Name, strings.Join(notes, "; "))
+}
+
+// v6Only reports the trap of docs/reports/2024-08-13: a service reachable
+// from outside its private networks only over IPv6 (v6, its addresses
+// there), used by a node with no IPv6 route to the internet. outside says
+// from where: "on the internet", "from outside free-lan".
+func v6Only(r *reach.Engine, n *inventory.Node, s *inventory.Service) (v6 []string, outside string, ok bool) {
+	to := r.Model().Node(s.Node)
+	if to == nil || s.Loopback {
+		return nil, "", false
+	}
+	var privates []string
+	pub := ""
+	for _, a := range reach.Candidates(to, s.Bind) {
+		switch {
+		case !r.Model().IsPublic(a.Network):
+			if !slices.Contains(privates, a.Network) {
+				privates = append(privates, a.Network)
+			}
+		case a.IP.Is4():
+			return nil, "", false
+		default:
+			pub = a.Network
+			v6 = append(v6, netip.AddrPortFrom(a.IP, uint16(s.Port)).String())
+		}
+	}
+	if pub == "" {
+		return nil, "", false
+	}
+	if _, _, reached := r.Live().SourceFor(n, pub, 6); reached {
+		return nil, "", false
+	}
+	outside = "on the internet"
+	if len(privates) > 0 {
+		outside = "from outside " + strings.Join(privates, ", ")
+	}
+	return v6, outside, true
 }
 
 // usesHost checks a uses: entry naming a hostname served by sites: some
 // listener of theirs must be reachable and admit n (OE203, OE204), and when
 // n can only reach them at a public address, the site must not be a detour
 // to an upstream living next to n (OE205).
-func usesHost(m *inventory.Model, ix *index, noPath, blocked, viaProxy *pass, n *inventory.Node, host string, sites []*inventory.Site) {
+func usesHost(r *reach.Engine, noPath, blocked, viaProxy *pass, n *inventory.Node, host string, sites []*inventory.Site) {
+	m := r.Model()
 	var reasons, whys []string
 	var related []Related
 	reached, private := false, false
@@ -457,21 +343,21 @@ func usesHost(m *inventory.Model, ix *index, noPath, blocked, viaProxy *pass, n 
 			continue
 		}
 		for _, l := range site.Listen {
-			t, ok := m.Reach(n, sn, l.Port, []string{l.Network}, false)
+			t, ok := r.Live().Reach(n, sn, l.Port, []string{l.Network}, false)
 			if !ok {
-				why, _ := unreachable(m, n, sn.AddressesOn(l.Network))
+				why := r.WhyNot(n, sn, sn.AddressesOn(l.Network))
 				whys = append(whys, fmt.Sprintf("site %q on %s port %d: %s", site.Name, site.Node, l.Port, why))
 				continue
 			}
-			if len(site.Allow) == 0 || ix.admits(m, site.Allow, t.Network, n) {
+			if r.Admits(site.Allow, t, true) {
 				reached = true
 				private = private || !m.IsPublic(t.Network)
 				continue
 			}
-			r := fmt.Sprintf("site %q allows %s; %s (%s) is not admitted", site.Name, listText(site.Allow), n.Name, t.Source)
-			if !slices.Contains(reasons, r) {
-				reasons = append(reasons, r)
-				related = append(related, Related{site.Pos, r})
+			reason := r.Refused(reach.BlockSite, site.Name, site.Pos, site.Allow, n, t).Reason()
+			if !slices.Contains(reasons, reason) {
+				reasons = append(reasons, reason)
+				related = append(related, Related{site.Pos, reason})
 			}
 		}
 	}
@@ -586,7 +472,8 @@ func serverText(m *inventory.Model, us *inventory.UpstreamServer) string {
 }
 
 // serverUnreachable explains why from cannot reach an upstream server.
-func serverUnreachable(m *inventory.Model, from *inventory.Node, us *inventory.UpstreamServer) string {
+func serverUnreachable(r *reach.Engine, from *inventory.Node, us *inventory.UpstreamServer) string {
+	m := r.Model()
 	node, _, svc, ep := m.UpstreamServerTarget(us)
 	if node == nil {
 		return "it names nothing"
@@ -597,26 +484,22 @@ func serverUnreachable(m *inventory.Model, from *inventory.Node, us *inventory.U
 		if ep.Loopback {
 			return fmt.Sprintf("the entrance listens on the loopback of %s only", node.Name)
 		}
-		for _, ap := range m.EndpointAddrs(ep) {
-			cands = append(cands, &inventory.Address{Network: ep.Network, IP: ap.Addr()})
-		}
+		cands = r.EndpointCandidates(ep)
 	case svc != nil && svc.Loopback:
 		return fmt.Sprintf("service %q listens on the loopback of %s only", svc.Name, node.Name)
 	case svc != nil:
-		for _, a := range serviceAddrs(m, svc) {
-			if us.Network == "" || a.Network == us.Network {
-				cands = append(cands, a)
-			}
+		cands = reach.Candidates(node, svc.Bind)
+		if us.Network != "" {
+			cands = reach.Candidates(node, []string{us.Network})
 		}
 	default:
-		for _, a := range node.Addresses {
-			if us.Network == "" || a.Network == us.Network {
-				cands = append(cands, a)
-			}
+		if us.Network != "" {
+			cands = reach.Candidates(node, []string{us.Network})
+		} else {
+			cands = node.Addresses
 		}
 	}
-	why, _ := unreachable(m, from, cands)
-	return why
+	return r.WhyNot(from, node, cands)
 }
 
 // checkUpstreams applies OE206 and OE207 to every server of every pool a
@@ -652,7 +535,7 @@ func checkUpstreams(p *pass) {
 					if !ok {
 						p.report(r.Pos, object("site", site.Name), rel,
 							"route %s proxies to upstream %q, whose server %s is out of reach of %s: %s",
-							r.Path, u.Name, serverText(p.m, us), from.Name, serverUnreachable(p.m, from, us))
+							r.Path, u.Name, serverText(p.m, us), from.Name, serverUnreachable(p.ix.reach, from, us))
 						continue
 					}
 					var allow []string
@@ -665,7 +548,7 @@ func checkUpstreams(p *pass) {
 					default:
 						continue
 					}
-					if !p.ix.admitted(p.m, allow, t, from) {
+					if !p.ix.reach.Admits(allow, t, false) {
 						refused.report(r.Pos, object("site", site.Name), rel,
 							"route %s proxies to upstream %q, but %s allows %s and %s (%s) is not admitted",
 							r.Path, u.Name, who, listText(allow), from.Name, t.Source)
@@ -679,6 +562,7 @@ func checkUpstreams(p *pass) {
 // checkTunnels applies OE208 and OE209 to every exit of every tunnel.
 func checkTunnels(p *pass) {
 	noService := p.as("OE209")
+	r := p.ix.reach
 	for _, t := range p.m.Tunnels {
 		if t.Entrance == nil {
 			continue
@@ -687,31 +571,28 @@ func checkTunnels(p *pass) {
 		if in == nil || svc == nil {
 			continue
 		}
+		svcNode := p.m.Node(svc.Node)
 		for i, e := range t.Exits {
 			out := p.m.Node(e.Node)
 			if out == nil {
 				continue
 			}
-			if _, ok := p.m.ReachEndpoint(in, e); !ok {
-				var cands []*inventory.Address
-				for _, ap := range p.m.EndpointAddrs(e) {
-					cands = append(cands, &inventory.Address{Network: e.Network, IP: ap.Addr()})
-				}
-				why, _ := unreachable(p.m, in, cands)
+			if _, ok := r.Live().ReachEndpoint(in, e); !ok {
+				why := r.WhyNot(in, out, r.EndpointCandidates(e))
 				p.report(e.Pos, object("tunnel", t.Name), []Related{{t.Entrance.Pos, "the entrance"}},
 					"exit %d (%s at %s) is out of reach of the entrance on %s: %s", i, e.Node, endpointText(p.m, e), in.Name, why)
 				continue
 			}
-			tg, ok := p.m.ReachService(out, svc)
+			tg, ok := r.Live().ReachService(out, svc)
 			switch {
 			case !ok && svc.Loopback:
 				noService.report(e.Pos, object("tunnel", t.Name), []Related{{svc.Pos, "the service"}},
 					"exit %d on %s cannot reach service %q: it listens on the loopback of %s only", i, out.Name, svc.Name, svc.Node)
 			case !ok:
-				why, _ := unreachable(p.m, out, serviceAddrs(p.m, svc))
+				why := r.WhyNot(out, svcNode, reach.Candidates(svcNode, svc.Bind))
 				noService.report(e.Pos, object("tunnel", t.Name), []Related{{svc.Pos, "the service"}},
 					"exit %d on %s cannot reach service %q on %s: %s", i, out.Name, svc.Name, svc.Node, why)
-			case !p.ix.admitted(p.m, svc.Allow, tg, out):
+			case !r.Admits(svc.Allow, tg, false):
 				noService.report(e.Pos, object("tunnel", t.Name), []Related{{svc.Pos, "the service"}},
 					"exit %d on %s is refused by service %q: it allows %s and %s (%s) is not admitted", i, out.Name, svc.Name, listText(svc.Allow), out.Name, tg.Source)
 			}
@@ -726,14 +607,16 @@ func checkForwards(p *pass) {
 			continue
 		}
 		rel := []Related{{svc.Pos, "the service"}}
-		tg, ok := p.m.ReachService(fn, svc)
+		r := p.ix.reach
+		tg, ok := r.Live().ReachService(fn, svc)
 		switch {
 		case !ok && svc.Loopback:
 			p.report(f.Pos, object("forward", f.Name), rel, "node %s cannot reach service %q: it listens on the loopback of %s only", fn.Name, svc.Name, svc.Node)
 		case !ok:
-			why, _ := unreachable(p.m, fn, serviceAddrs(p.m, svc))
+			svcNode := p.m.Node(svc.Node)
+			why := r.WhyNot(fn, svcNode, reach.Candidates(svcNode, svc.Bind))
 			p.report(f.Pos, object("forward", f.Name), rel, "node %s cannot reach service %q on %s: %s", fn.Name, svc.Name, svc.Node, why)
-		case !p.ix.admitted(p.m, svc.Allow, tg, fn):
+		case !r.Admits(svc.Allow, tg, false):
 			p.report(f.Pos, object("forward", f.Name), rel, "node %s is refused by service %q: it allows %s and %s (%s) is not admitted", fn.Name, svc.Name, listText(svc.Allow), fn.Name, tg.Source)
 		}
 	}

@@ -235,32 +235,3 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-func TestPathsToService(t *testing.T) {
-	m, err := LoadPath("testdata/small")
-	if err != nil {
-		t.Fatal(err)
-	}
-	paths := m.PathsToService(m.Node("b-app"), m.Service("db"))
-	if len(paths) != 1 {
-		t.Fatalf("got %d paths; want 1 (through the tunnel):\n%v", len(paths), paths)
-	}
-	p := paths[0]
-	var kinds []string
-	for _, h := range p.Hops {
-		kinds = append(kinds, h.Kind+":"+h.To.Name)
-	}
-	if got, want := strings.Join(kinds, " "), "entrance:b-client tunnel:a1 tcp:a-db"; got != want || p.Blocked != "" {
-		t.Fatalf("hops %q blocked %q; want %q, not blocked", got, p.Blocked, want)
-	}
-	// b-client itself is not in the tunnel's allow list.
-	paths = m.PathsToService(m.Node("b1"), m.Service("db"))
-	blocked := 0
-	for _, p := range paths {
-		if p.Blocked != "" {
-			blocked++
-		}
-	}
-	if blocked == 0 {
-		t.Fatalf("b1 reaches db unblocked; want the entrance or forward allow list to block it:\n%v", paths)
-	}
-}

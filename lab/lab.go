@@ -28,6 +28,7 @@ import (
 	"github.com/offedge/offedge/lab/standin"
 	"github.com/offedge/offedge/pki"
 	"github.com/offedge/offedge/plan"
+	"github.com/offedge/offedge/reach"
 	"github.com/offedge/offedge/runtime"
 )
 
@@ -47,6 +48,7 @@ type Options struct {
 // Lab is a running lab.
 type Lab struct {
 	m     *inventory.Model
+	reach *reach.Engine
 	addrs *Addresses
 	dir   string
 	own   bool
@@ -83,7 +85,7 @@ func Start(ctx context.Context, m *inventory.Model, opts Options) (*Lab, error) 
 	if opts.Instance < 0 || opts.Instance > MaxInstance {
 		return nil, fmt.Errorf("lab instance %d: use 0 to %d", opts.Instance, MaxInstance)
 	}
-	l := &Lab{m: m, addrs: NewAddresses(m, opts.Instance), log: opts.Logger, opts: opts, nodes: map[string]*labNode{}, secrets: map[string][]byte{}, pgDirs: map[string]string{}, started: start}
+	l := &Lab{m: m, reach: reach.New(m), addrs: NewAddresses(m, opts.Instance), log: opts.Logger, opts: opts, nodes: map[string]*labNode{}, secrets: map[string][]byte{}, pgDirs: map[string]string{}, started: start}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}
@@ -471,15 +473,15 @@ func (l *Lab) sourceFor(from, network string, target netip.Addr) (netip.Addr, er
 // DialService connects from a node to a service the way the inventory says
 // it does: the first path offedge why would show (directly, through a
 // tunnel entrance, or through a forward). It fails when no path is open.
-func (l *Lab) DialService(ctx context.Context, from, service string) (net.Conn, inventory.Path, error) {
+func (l *Lab) DialService(ctx context.Context, from, service string) (net.Conn, reach.Path, error) {
 	n, s := l.m.Node(from), l.m.Service(service)
 	if n == nil || s == nil {
-		return nil, inventory.Path{}, fmt.Errorf("unknown node %q or service %q", from, service)
+		return nil, reach.Path{}, fmt.Errorf("unknown node %q or service %q", from, service)
 	}
-	paths := l.m.PathsToService(n, s)
+	paths, _ := l.reach.ServicePaths(n, s)
 	var errs []error
 	for _, p := range paths {
-		if p.Blocked != "" {
+		if !p.Open() {
 			continue
 		}
 		h := p.Hops[0]
@@ -494,9 +496,9 @@ func (l *Lab) DialService(ctx context.Context, from, service string) (net.Conn, 
 		errs = append(errs, err)
 	}
 	if len(errs) == 0 {
-		return nil, inventory.Path{}, fmt.Errorf("%s has no open path to %s", from, service)
+		return nil, reach.Path{}, fmt.Errorf("%s has no open path to %s", from, service)
 	}
-	return nil, inventory.Path{}, errors.Join(errs...)
+	return nil, reach.Path{}, errors.Join(errs...)
 }
 
 // SiteAddr returns the lab socket of a node's HTTP listener on port of the

@@ -127,8 +127,9 @@ func (l *Lab) Commands() []Command {
 		if client == nil {
 			continue
 		}
-		for _, p := range l.m.PathsToService(client, svc) {
-			if p.Blocked != "" || p.Hops[0].Via != t.Name {
+		paths, _ := l.reach.ServicePaths(client, svc)
+		for _, p := range paths {
+			if !p.Open() || p.Hops[0].Via != t.Name {
 				continue
 			}
 			h := p.Hops[0]

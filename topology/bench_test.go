@@ -8,6 +8,7 @@ import (
 
 	"github.com/offedge/offedge/internal/gen"
 	"github.com/offedge/offedge/inventory"
+	"github.com/offedge/offedge/reach"
 )
 
 var sizes = []struct {
@@ -23,10 +24,11 @@ var sizes = []struct {
 func tunneledUse(tb testing.TB, m *inventory.Model) (string, string) {
 	tb.Helper()
 	t := m.Tunnels[0]
+	e := reach.New(m)
 	for _, n := range m.Nodes {
 		for _, u := range n.Uses {
 			if u == t.Service && n.Name != t.Entrance.Node {
-				if p := m.PathsToService(n, m.Service(u)); len(p) > 0 && p[0].Hops[0].Via == t.Name {
+				if p, _ := e.ServicePaths(n, m.Service(u)); len(p) > 0 && p[0].Hops[0].Via == t.Name {
 					return n.Name, u
 				}
 			}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/offedge/offedge/inventory"
+	"github.com/offedge/offedge/reach"
 )
 
 // Edge kinds of a [Graph].
@@ -82,7 +83,7 @@ type Edge struct {
 func Build(m *inventory.Model) *Graph {
 	g := &Graph{}
 	byName := map[string]*GraphNode{}
-	idx := newIndex(m)
+	idx := reach.New(m)
 	gw := map[string][]string{}
 	for _, nw := range m.Networks {
 		if nw.Gateway != "" {
@@ -104,11 +105,11 @@ func Build(m *inventory.Model) *Graph {
 			gn.Addresses = append(gn.Addresses, fmt.Sprintf("%s (%s)", a.IP, a.Network))
 			gn.Public = gn.Public || m.IsPublic(a.Network)
 		}
-		for _, s := range idx.svcsByNode[n.Name] {
+		for _, s := range idx.ServicesOn(n.Name) {
 			gn.Services = append(gn.Services, fmt.Sprintf("%s :%d", s.Name, s.Port))
 		}
 		var hosts []string
-		for _, s := range idx.sitesByNode[n.Name] {
+		for _, s := range idx.SitesOn(n.Name) {
 			hosts = append(hosts, s.Hosts...)
 		}
 		gn.Hosts = compactHosts(hosts)
@@ -174,7 +175,7 @@ func compactHosts(hosts []string) []string {
 	return out
 }
 
-func (g *Graph) edges(m *inventory.Model, idx *index) {
+func (g *Graph) edges(m *inventory.Model, f *reach.Engine) {
 	type key struct{ kind, from, to string }
 	at := map[key]*Edge{}
 	add := func(kind, from, to, label string) {
@@ -239,10 +240,9 @@ func (g *Graph) edges(m *inventory.Model, idx *index) {
 			add(EdgeReplica, r.Source.Node, r.Target.Node, r.Name)
 		}
 	}
-	f := newFinder(m, idx, nil)
 	for _, n := range m.Nodes {
 		for _, use := range n.Uses {
-			_, paths, _ := f.usePaths(n, use)
+			_, paths, _ := f.UsePaths(n, use)
 			for _, p := range paths {
 				if p.Open() && len(p.Hops) > 0 {
 					add(EdgeUses, n.Name, p.Hops[0].To.Name, use)

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/offedge/offedge/inventory"
+	"github.com/offedge/offedge/reach"
 )
 
 // ImpactReport says what becomes unreachable, and for whom, when some nodes
@@ -71,7 +73,7 @@ func Impact(m *inventory.Model, nodes ...string) (*ImpactReport, error) {
 	if len(nodes) == 0 {
 		return nil, fmt.Errorf("name at least one node")
 	}
-	idx := newIndex(m)
+	idx := reach.New(m)
 	down := map[*inventory.Node]bool{}
 	asked := map[*inventory.Node]bool{}
 	r := &ImpactReport{}
@@ -86,12 +88,12 @@ func Impact(m *inventory.Model, nodes ...string) (*ImpactReport, error) {
 		asked[n] = true
 		r.Down = append(r.Down, name)
 		down[n] = true
-		for _, g := range idx.guests[n.Name] {
+		for _, g := range idx.GuestsOf(n.Name) {
 			down[g] = true
 		}
 	}
-	im := &impact{m: m, idx: idx, r: r, asked: asked,
-		before: newFinder(m, idx, nil), after: newFinder(m, idx, down)}
+	im := &impact{m: m, r: r, asked: asked, down: down,
+		before: idx, after: idx.Without(down)}
 	im.nodes()
 	im.sites()
 	im.tunnels()
@@ -104,10 +106,9 @@ func Impact(m *inventory.Model, nodes ...string) (*ImpactReport, error) {
 
 type impact struct {
 	m             *inventory.Model
-	idx           *index
 	r             *ImpactReport
-	asked         map[*inventory.Node]bool
-	before, after *finder
+	asked, down   map[*inventory.Node]bool
+	before, after *reach.Engine
 }
 
 func (im *impact) loss(kind, name, reason string) {
@@ -128,12 +129,12 @@ func (im *impact) downReason(n *inventory.Node) string {
 
 func (im *impact) isDown(name string) (*inventory.Node, bool) {
 	n := im.m.Node(name)
-	return n, n != nil && im.after.down[n]
+	return n, n != nil && im.down[n]
 }
 
 func (im *impact) nodes() {
 	for _, n := range im.m.Nodes {
-		if im.after.down[n] {
+		if im.down[n] {
 			im.r.DownNodes = append(im.r.DownNodes, n.Name)
 			reason := "down"
 			if !im.asked[n] && n.Host != nil {
@@ -160,8 +161,10 @@ func (im *impact) downOn(paths []Path) []string {
 		}
 		for _, h := range p.Hops {
 			for _, n := range []*inventory.Node{h.From, h.To, h.Target.Via} {
-				if n != nil && im.after.down[n] {
-					out = appendNew(out, n.Name)
+				if n != nil && im.down[n] {
+					if !slices.Contains(out, n.Name) {
+						out = append(out, n.Name)
+					}
 				}
 			}
 		}
@@ -183,7 +186,7 @@ func (im *impact) sites() {
 		if node == nil {
 			continue
 		}
-		if im.after.down[node] {
+		if im.down[node] {
 			im.loseSite(s, fmt.Sprintf("served by %s; %s", node.Name, im.downReason(node)))
 			continue
 		}
@@ -200,13 +203,13 @@ func (im *impact) sites() {
 			wasLive, live := false, false
 			var lost []string
 			for _, us := range u.Servers {
-				bp, _ := im.before.memberPaths(node, us)
-				if !anyOpen(bp) {
+				bp, _ := im.before.MemberPaths(node, us)
+				if !reach.AnyOpen(bp) {
 					continue
 				}
 				wasLive = true
-				ap, an := im.after.memberPaths(node, us)
-				if anyOpen(ap) {
+				ap, an := im.after.MemberPaths(node, us)
+				if reach.AnyOpen(ap) {
 					live = true
 					continue
 				}
@@ -252,82 +255,24 @@ func memberName(us *inventory.UpstreamServer) string {
 	}
 }
 
-// tunnelLive reports whether tn carries traffic: its entrance is up and
-// some exit reaches the service, admitted by the service's allow list.
-func (f *finder) tunnelLive(tn *inventory.Tunnel) (bool, string) {
-	s := f.m.Service(tn.Service)
-	if s == nil || tn.Entrance == nil {
-		return false, "incomplete tunnel"
-	}
-	ent := f.m.Node(tn.Entrance.Node)
-	if f.isDown(ent) {
-		return false, fmt.Sprintf("its entrance %s is down", tn.Entrance.Node)
-	}
-	if svcNode := f.m.Node(s.Node); f.isDown(svcNode) {
-		return false, fmt.Sprintf("its service %s runs on %s, which is down", s.Name, s.Node)
-	}
-	var why []string
-	for _, ex := range tn.Exits {
-		exNode := f.m.Node(ex.Node)
-		if f.isDown(exNode) {
-			why = append(why, fmt.Sprintf("exit %s is down", ex.Node))
-			continue
-		}
-		if _, ok := f.reachEndpoint(ent, ex); !ok {
-			why = append(why, fmt.Sprintf("the entrance cannot reach exit %s: %s", exNode.Name, f.whyNot(ent, exNode, f.endpointCandidates(ex))))
-			continue
-		}
-		t, ok := f.reachService(exNode, s)
-		if !ok || !f.admits(s.Allow, t, false) {
-			why = append(why, fmt.Sprintf("exit %s cannot reach %s", exNode.Name, s.Name))
-			continue
-		}
-		return true, ""
-	}
-	return false, strings.Join(why, "; ")
-}
-
 func (im *impact) tunnels() {
 	for _, tn := range im.m.Tunnels {
-		if ok, _ := im.before.tunnelLive(tn); !ok {
+		if ok, _ := im.before.TunnelCarries(tn); !ok {
 			continue
 		}
-		if ok, why := im.after.tunnelLive(tn); !ok {
+		if ok, why := im.after.TunnelCarries(tn); !ok {
 			im.r.LostTunnels = append(im.r.LostTunnels, tn.Name)
 			im.loss("tunnel", tn.Name, why)
 		}
 	}
 }
 
-func (f *finder) forwardLive(fw *inventory.Forward) (bool, string) {
-	fn := f.m.Node(fw.Node)
-	s := f.m.Service(fw.Service)
-	if s == nil || fn == nil {
-		return false, "incomplete forward"
-	}
-	if f.isDown(fn) {
-		return false, fmt.Sprintf("it runs on %s, which is down", fn.Name)
-	}
-	to := f.m.Node(s.Node)
-	if f.isDown(to) {
-		return false, fmt.Sprintf("its target %s runs on %s, which is down", s.Name, s.Node)
-	}
-	t, ok := f.reachService(fn, s)
-	if !ok {
-		return false, fmt.Sprintf("%s cannot reach %s: %s", fn.Name, s.Name, f.whyNot(fn, to, candidates(to, s.Bind)))
-	}
-	if !f.admits(s.Allow, t, false) {
-		return false, fmt.Sprintf("%s is not admitted by %s", fn.Name, s.Name)
-	}
-	return true, ""
-}
-
 func (im *impact) forwards() {
 	for _, fw := range im.m.Forwards {
-		if ok, _ := im.before.forwardLive(fw); !ok {
+		if ok, _ := im.before.ForwardCarries(fw); !ok {
 			continue
 		}
-		if ok, why := im.after.forwardLive(fw); !ok {
+		if ok, why := im.after.ForwardCarries(fw); !ok {
 			im.r.LostForwards = append(im.r.LostForwards, fw.Name)
 			im.loss("forward", fw.Name, why)
 		}
@@ -342,68 +287,39 @@ func (im *impact) gateways() {
 		}
 	}
 	for _, n := range im.m.Nodes {
-		if im.after.down[n] {
+		if im.down[n] {
 			continue
 		}
-		for _, pub := range im.idx.publicNets {
+		for _, pub := range im.before.PublicNetworks() {
 			for _, fam := range []int{4, 6} {
-				if _, _, ok := im.before.sourceFor(n, pub, fam); !ok {
+				if _, _, ok := im.before.Live().SourceFor(n, pub, fam); !ok {
 					continue
 				}
-				if _, _, ok := im.after.sourceFor(n, pub, fam); !ok {
-					im.unreachable(n.Name, pub, fmt.Sprintf("egress-ipv%d", fam), im.after.noEgress(n, pub, fam))
+				if _, _, ok := im.after.Live().SourceFor(n, pub, fam); !ok {
+					im.unreachable(n.Name, pub, fmt.Sprintf("egress-ipv%d", fam), im.after.NoEgress(n, pub, fam))
 				}
 			}
 		}
 	}
-}
-
-// usePaths returns the paths n has to one of its uses, and whether the use
-// names anything.
-func (f *finder) usePaths(n *inventory.Node, use string) (kind string, paths []Path, notes []string) {
-	if s := f.m.Service(use); s != nil {
-		paths, notes = f.servicePaths(n, s)
-		return "service", paths, notes
-	}
-	sites := f.idx.sitesForHost(use)
-	if len(sites) == 0 {
-		return "", nil, nil
-	}
-	for _, s := range sites {
-		ps, ns := f.sitePaths(n, s)
-		paths = append(paths, ps...)
-		notes = append(notes, ns...)
-	}
-	return "site", paths, notes
 }
 
 func (im *impact) uses() {
 	for _, n := range im.m.Nodes {
-		if im.after.down[n] {
+		if im.down[n] {
 			continue
 		}
 		for _, use := range n.Uses {
-			kind, bp, _ := im.before.usePaths(n, use)
-			if kind == "" || !anyOpen(bp) {
+			kind, bp, _ := im.before.UsePaths(n, use)
+			if kind == "" || !reach.AnyOpen(bp) {
 				continue
 			}
-			_, ap, an := im.after.usePaths(n, use)
-			if anyOpen(ap) {
+			_, ap, an := im.after.UsePaths(n, use)
+			if reach.AnyOpen(ap) {
 				continue
 			}
 			im.unreachable(n.Name, use, kind, im.lostReason(bp, an))
 		}
 	}
-}
-
-// replicaLinked reports whether the two ends of a replica reach each other
-// (over SSH, whichever end connects).
-func (f *finder) replicaLinked(src, dst *inventory.Node) bool {
-	if _, ok := f.reach(dst, src, 22, nil, false); ok {
-		return true
-	}
-	_, ok := f.reach(src, dst, 22, nil, false)
-	return ok
 }
 
 func (im *impact) replicas() {
@@ -417,12 +333,12 @@ func (im *impact) replicas() {
 		}
 		why := ""
 		switch {
-		case im.after.down[src]:
+		case im.down[src]:
 			why = "source " + im.downReason(src)
-		case im.after.down[dst]:
+		case im.down[dst]:
 			why = "target " + im.downReason(dst)
-		case im.before.replicaLinked(src, dst) && !im.after.replicaLinked(src, dst):
-			why = fmt.Sprintf("%s and %s no longer reach each other: %s", src.Name, dst.Name, im.after.whyNot(dst, src, src.Addresses))
+		case im.before.Linked(src, dst) && !im.after.Linked(src, dst):
+			why = fmt.Sprintf("%s and %s no longer reach each other: %s", src.Name, dst.Name, im.after.WhyNot(dst, src, src.Addresses))
 		default:
 			continue
 		}

@@ -404,16 +404,6 @@ func TestGraph(t *testing.T) {
 	}
 }
 
-func TestExpandAllow(t *testing.T) {
-	f := newFinder(loadFixture(t), nil, nil)
-	if got, want := f.expandAllow([]string{"h1", "policy:cloud-nodes"}), "[h1, policy:cloud-nodes = [provider:cloud]]"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
-	if got := f.expandAllow(nil); !strings.Contains(got, "nobody") {
-		t.Errorf("empty list: %q", got)
-	}
-}
-
 func TestCompactHosts(t *testing.T) {
 	got := compactHosts([]string{"a.org", "*.a.org", "b.org", "*.c.org", "a.org"})
 	if want := []string{"[*.]a.org", "b.org", "*.c.org"}; !slices.Equal(got, want) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/offedge/offedge/inventory"
+	"github.com/offedge/offedge/reach"
 )
 
 // Explanation is the answer to "how does node From reach To?": for each
@@ -43,7 +44,7 @@ type Destination struct {
 }
 
 // Reachable reports whether some path to d is open.
-func (d Destination) Reachable() bool { return anyOpen(d.Paths) }
+func (d Destination) Reachable() bool { return reach.AnyOpen(d.Paths) }
 
 // Reachable reports whether every destination has an open path.
 func (e *Explanation) Reachable() bool {
@@ -72,7 +73,7 @@ func Why(m *inventory.Model, from, to string) (*Explanation, error) {
 	if src == nil {
 		return nil, fmt.Errorf("unknown node %q%s", from, didYouMean(from, nodeNames(m)))
 	}
-	f := newFinder(m, newIndex(m), nil)
+	f := reach.New(m)
 	e := &Explanation{From: from, To: to}
 	kind, name, explicit := strings.Cut(to, ":")
 	if !explicit || (kind != "service" && kind != "site" && kind != "node") {
@@ -80,18 +81,18 @@ func Why(m *inventory.Model, from, to string) (*Explanation, error) {
 	}
 	if s := m.Service(name); s != nil && (kind == "" || kind == "service") {
 		e.Kind = "service"
-		e.Destinations = append(e.Destinations, f.serviceDest(src, s))
+		e.Destinations = append(e.Destinations, serviceDest(f, src, s))
 		return e, nil
 	}
 	if n := m.Node(name); n != nil && (kind == "" || kind == "node") {
 		e.Kind = "node"
-		for _, s := range f.idx.svcsByNode[n.Name] {
-			e.Destinations = append(e.Destinations, f.serviceDest(src, s))
+		for _, s := range f.ServicesOn(n.Name) {
+			e.Destinations = append(e.Destinations, serviceDest(f, src, s))
 		}
 		return e, nil
 	}
 	if kind == "" || kind == "site" {
-		sites := f.idx.sitesForHost(name)
+		sites := f.SitesForHost(name)
 		host := name
 		if len(sites) == 0 && kind == "site" {
 			if s := m.Site(name); s != nil {
@@ -102,7 +103,7 @@ func Why(m *inventory.Model, from, to string) (*Explanation, error) {
 		if len(sites) > 0 {
 			e.Kind = "site"
 			for _, s := range sites {
-				paths, notes := f.sitePaths(src, s)
+				paths, notes := f.SitePaths(src, s)
 				e.Destinations = append(e.Destinations, Destination{Kind: "site", Name: s.Name, Host: host,
 					Node: s.Node, Pos: s.Pos, Paths: paths, Notes: notes})
 			}
@@ -146,8 +147,8 @@ func firstHost(s *inventory.Site) string {
 	return s.Name
 }
 
-func (f *finder) serviceDest(from *inventory.Node, s *inventory.Service) Destination {
-	paths, notes := f.servicePaths(from, s)
+func serviceDest(f *reach.Engine, from *inventory.Node, s *inventory.Service) Destination {
+	paths, notes := f.ServicePaths(from, s)
 	return Destination{Kind: "service", Name: s.Name, Node: s.Node, Port: s.Port, Pos: s.Pos, Paths: paths, Notes: notes}
 }
 

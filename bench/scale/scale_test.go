@@ -17,6 +17,7 @@ import (
 	"github.com/offedge/offedge/internal/gen"
 	"github.com/offedge/offedge/inventory"
 	"github.com/offedge/offedge/plan"
+	"github.com/offedge/offedge/reach"
 	"github.com/offedge/offedge/topology"
 )
 
@@ -74,10 +75,11 @@ func load(tb testing.TB, c gen.Config) (fs.FS, *inventory.Model) {
 // use when the inventory has no tunnel: a tenth-size one has one provider).
 func tunneledUse(tb testing.TB, m *inventory.Model) (string, string) {
 	from, to := "", ""
+	e := reach.New(m)
 	for _, n := range m.Nodes {
 		for _, u := range n.Uses {
 			if s := m.Service(u); s != nil {
-				if p := m.PathsToService(n, s); len(p) > 0 && p[0].Hops[0].Kind == "entrance" {
+				if p, _ := e.ServicePaths(n, s); len(p) > 0 && p[0].Hops[0].Kind == "entrance" {
 					return n.Name, u
 				}
 				if from == "" {
