@@ -2,7 +2,7 @@ package check
 
 import (
 	"fmt"
-		"strings"
+	"strings"
 
 	"github.com/offedge/offedge/inventory"
 	"github.com/offedge/offedge/reach"

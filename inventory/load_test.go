@@ -234,4 +234,3 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
-

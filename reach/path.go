@@ -59,10 +59,10 @@ func AnyOpen(ps []Path) bool {
 
 // Kinds of object whose allow list can refuse a path.
 const (
-	BlockService  = "service"
-	BlockTunnel   = "tunnel" // the tunnel's entrance
-	BlockForward  = "forward"
-	BlockSite     = "site"
+	BlockService = "service"
+	BlockTunnel  = "tunnel" // the tunnel's entrance
+	BlockForward = "forward"
+	BlockSite    = "site"
 )
 
 // Block is the allow list that refuses a path: which object it belongs to,
