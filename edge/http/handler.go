@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/offedge/offedge/edge/http/guard"
 )
 
 // ServeHTTP is the whole per-request path: refuse what is malformed, pick
@@ -58,6 +60,12 @@ func (s *Server) serve(ch *chain, w *recorder, r *http.Request, ec *edgeConn) {
 		s.plainError(w, r, http.StatusMethodNotAllowed, "CONNECT is not allowed")
 		return
 	}
+	// One path for everything below: routing, access control, static
+	// files, the cache key and what goes upstream.
+	if err := normalizeRequestPath(r); err != nil {
+		s.plainError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
 	st := ch.def
 	host, ok := normalizeHost(r.Host)
 	if ok {
@@ -74,11 +82,7 @@ func (s *Server) serve(ch *chain, w *recorder, r *http.Request, ec *edgeConn) {
 			s.plainError(w, r, http.StatusBadRequest, "no Host header to redirect to")
 			return
 		}
-		target := "https://" + hostForURL(host) + r.RequestURI
-		if r.RequestURI == "*" || r.RequestURI == "" {
-			target = "https://" + hostForURL(host) + "/"
-		}
-		w.Header().Set("Location", target)
+		w.Header().Set("Location", "https://"+hostForURL(host)+targetURI(r))
 		w.WriteHeader(http.StatusMovedPermanently)
 		return
 	}
@@ -120,13 +124,47 @@ func (s *Server) serve(ch *chain, w *recorder, r *http.Request, ec *edgeConn) {
 	}
 	switch rt.kind {
 	case kindRedirect:
-		w.Header().Set("Location", rt.redirect+r.RequestURI)
+		w.Header().Set("Location", rt.redirect+targetURI(r))
 		w.WriteHeader(rt.code)
 	case kindStatic:
 		rt.static.serve(s, w, r, rt)
 	case kindProxy:
 		s.proxy(w, r, rt, rt.pool, body)
 	}
+}
+
+// normalizeRequestPath replaces the request's path by its normalised form
+// (guard.NormalizePath): r.URL.RawPath is what goes upstream, r.URL.Path
+// (decoded) is what routes and static files see. "*" (OPTIONS *) is left
+// alone: it matches no route.
+func normalizeRequestPath(r *http.Request) error {
+	if r.URL.Path == "*" && r.URL.RawPath == "" {
+		return nil
+	}
+	norm, err := guard.NormalizePath(r.URL.EscapedPath())
+	if err != nil {
+		return err
+	}
+	r.URL.Path = guard.DecodePath(norm)
+	r.URL.RawPath = ""
+	if r.URL.Path != norm {
+		r.URL.RawPath = norm
+	}
+	return nil
+}
+
+// targetURI is the normalised origin-form target of r (path and query),
+// whatever form the client sent (an absolute-form "http://host/x" included):
+// what redirects append and the cache is keyed by.
+func targetURI(r *http.Request) string {
+	path, query := requestURI(r.URL)
+	if path == "*" {
+		path = "/"
+	}
+	if query == "" && !r.URL.ForceQuery {
+		return path
+	}
+	return path + "?" + query
 }
 
 func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }

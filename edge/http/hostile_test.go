@@ -39,6 +39,8 @@ func TestHostileRequests(t *testing.T) {
 		{"TE not chunked", "POST / HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
 		{"invalid Host chars", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400},
 		{"invalid Host label", "GET / HTTP/1.1\r\nHost: a..b\r\n\r\n", 400},
+		{"Host port out of range", "GET / HTTP/1.1\r\nHost: s:99999\r\n\r\n", 400},
+		{"Host IPv6 port out of range", "GET / HTTP/1.1\r\nHost: [::1]:65536\r\n\r\n", 400},
 		{"no Host in 1.1", "GET / HTTP/1.1\r\n\r\n", 400},
 		{"no Host in 1.0", "GET / HTTP/1.0\r\n\r\n", 200},
 		{"two Hosts", "GET / HTTP/1.1\r\nHost: s\r\nHost: t\r\n\r\n", 400},

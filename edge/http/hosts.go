@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+
+	"github.com/offedge/offedge/edge/http/guard"
 )
 
 // hostTable maps host names to sites the way nginx's server_name does:
@@ -71,90 +73,8 @@ func (h *hostTable[T]) lookup(host string) (T, bool) {
 	return zero, false
 }
 
-// normalizeHost turns a Host header or SNI value into the lookup form: port
-// removed, lower case, trailing dot removed, IPv6 brackets removed. ok is
-// false for anything that is not a valid host name or IP literal; such a
-// request is refused with 400.
-func normalizeHost(hostport string) (string, bool) {
-	if hostport == "" {
-		return "", false
-	}
-	host := hostport
-	if host[0] == '[' {
-		end := strings.IndexByte(host, ']')
-		if end < 0 {
-			return "", false
-		}
-		rest := host[end+1:]
-		if rest != "" && (rest[0] != ':' || !validPort(rest[1:])) {
-			return "", false
-		}
-		a, err := netip.ParseAddr(host[1:end])
-		if err != nil || !a.Is6() {
-			return "", false
-		}
-		return a.String(), true
-	}
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		if !validPort(host[i+1:]) {
-			return "", false
-		}
-		host = host[:i]
-	}
-	if len(host) > 0 && host[len(host)-1] == '.' {
-		host = host[:len(host)-1]
-	}
-	if !validHostname(host) {
-		return "", false
-	}
-	return lowerASCII(host), true
-}
+// normalizeHost is guard.NormalizeHost: the rule is shared with every HTTP
+// server of the edge.
+func normalizeHost(hostport string) (string, bool) { return guard.NormalizeHost(hostport) }
 
-func validPort(p string) bool {
-	if len(p) == 0 || len(p) > 5 {
-		return len(p) == 0 // "host:" is tolerated as nginx does
-	}
-	for i := 0; i < len(p); i++ {
-		if p[i] < '0' || p[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// validHostname accepts DNS names (letters, digits, '-', '_' and dots, labels
-// of 1..63 bytes, 253 bytes in all) and IPv4 literals, which have that shape.
-func validHostname(h string) bool {
-	if len(h) == 0 || len(h) > 253 {
-		return false
-	}
-	label := 0
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		switch {
-		case c == '.':
-			if label == 0 {
-				return false
-			}
-			label = 0
-			continue
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
-		default:
-			return false
-		}
-		label++
-		if label > 63 {
-			return false
-		}
-	}
-	return label > 0
-}
-
-func lowerASCII(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' {
-			return strings.ToLower(s)
-		}
-	}
-	return s
-}
+func validHostname(h string) bool { return guard.ValidHostname(h) }

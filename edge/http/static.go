@@ -170,7 +170,7 @@ var cacheRequestHeaders = []string{"Range", "If-Range", "If-None-Match", "If-Mod
 
 func (h *staticHandler) serveCached(s *Server, w *recorder, r *http.Request, rt *route) {
 	c := h.cache
-	key := r.RequestURI
+	key := targetURI(r)
 	if e := c.get(key); e != nil {
 		s.stats.cacheHits.Add(1)
 		w.cache = "HIT"
