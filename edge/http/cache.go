@@ -23,19 +23,43 @@ import (
 // is fetched for the cache; larger answers are streamed uncached.
 const maxBufferedEntry = 64 << 20
 
+// MaxCacheKeyBytes is the longest request URI the fallback cache stores;
+// longer ones are proxied uncached (X-Cache-Status: BYPASS). Keys are kept
+// as their SHA-256, so the bound is on what one client can make the cache
+// index, not on memory per key.
+const MaxCacheKeyBytes = 2048
+
+// Accounted bookkeeping per entry, on top of its body and header bytes: the
+// entry struct, its LRU element, its index slot and key (32 bytes), each
+// rounded up to Go's allocation size classes; and per stored header field,
+// its slice slot and two string headers. TestCacheBoundsMemory checks these
+// against the heap.
+const (
+	entryOverhead       = 384
+	headerFieldOverhead = 48
+)
+
+// cacheKey is the index key of a request URI: its SHA-256, as a string.
+func cacheKey(uri string) string {
+	sum := sha256.Sum256([]byte(uri))
+	return string(sum[:])
+}
+
 // cache is an LRU of fallback responses bounded by MaxBytes, in memory or
 // on disk (one body file and one meta file per entry, so that disk hits go
 // out by sendfile). Concurrent misses for one key make one upstream
-// request (flight).
+// request (flight). The bound counts each entry's cost: body, kept header
+// fields and bookkeeping (entryCost), so that many tiny entries cannot
+// take more memory than it says.
 type cache struct {
 	dir  string
 	max  int64
 	ttl  map[int]time.Duration
 	now  func() time.Time
 	mu   sync.Mutex
-	ll   *list.List // front = most recent
-	m    map[string]*list.Element
-	size int64
+	ll   *list.List               // front = most recent
+	m    map[string]*list.Element // by cacheKey
+	size int64                    // sum of entry costs
 
 	flight flightGroup
 }
@@ -102,7 +126,11 @@ func (c *cache) put(e *entry, resp *http.Response) bool {
 	c.mu.Lock()
 	ttl, ok := c.ttl[e.status]
 	c.mu.Unlock()
-	if !ok || !cacheable(resp) || e.size > c.max {
+	if !ok || !cacheable(resp) {
+		return false
+	}
+	e.cost = e.entryCost()
+	if e.cost > c.max {
 		return false
 	}
 	e.expires = c.now().Add(ttl)
@@ -117,7 +145,7 @@ func (c *cache) put(e *entry, resp *http.Response) bool {
 		c.removeLocked(old)
 	}
 	c.m[e.key] = c.ll.PushFront(e)
-	c.size += e.size
+	c.size += e.cost
 	for c.size > c.max && c.ll.Len() > 0 {
 		c.removeLocked(c.ll.Back())
 	}
@@ -128,7 +156,7 @@ func (c *cache) removeLocked(el *list.Element) {
 	e := el.Value.(*entry)
 	c.ll.Remove(el)
 	delete(c.m, e.key)
-	c.size -= e.size
+	c.size -= e.cost
 	if e.file != "" {
 		os.Remove(e.file)
 		os.Remove(strings.TrimSuffix(e.file, ".body") + ".meta")
@@ -143,7 +171,8 @@ func (c *cache) stats() (n int, size int64) {
 }
 
 type diskMeta struct {
-	Key     string      `json:"key"`
+	Key     string      `json:"key,omitempty"`  // the request URI (older versions)
+	Hash    string      `json:"hash,omitempty"` // hex SHA-256 of the request URI
 	Status  int         `json:"status"`
 	Header  http.Header `json:"header"`
 	Size    int64       `json:"size"`
@@ -152,8 +181,7 @@ type diskMeta struct {
 }
 
 func (c *cache) paths(key string) (body, meta string) {
-	sum := sha256.Sum256([]byte(key))
-	h := hex.EncodeToString(sum[:])
+	h := hex.EncodeToString([]byte(key))
 	base := filepath.Join(c.dir, h[:2], h)
 	return base + ".body", base + ".meta"
 }
@@ -168,7 +196,7 @@ func (c *cache) writeDisk(e *entry) error {
 	if err := writeFileAtomic(bodyPath, e.body); err != nil {
 		return err
 	}
-	meta, _ := json.Marshal(diskMeta{Key: e.key, Status: e.status, Header: e.header, Size: e.size, Expires: e.expires, ModTime: e.modTime})
+	meta, _ := json.Marshal(diskMeta{Hash: hex.EncodeToString([]byte(e.key)), Status: e.status, Header: e.httpHeader(), Size: e.size, Expires: e.expires, ModTime: e.modTime})
 	if err := writeFileAtomic(metaPath, meta); err != nil {
 		os.Remove(bodyPath)
 		return err
@@ -205,14 +233,24 @@ func (c *cache) loadDisk() error {
 		var m diskMeta
 		bodyPath := strings.TrimSuffix(path, ".meta") + ".body"
 		fi, statErr := os.Stat(bodyPath)
-		if json.Unmarshal(raw, &m) != nil || statErr != nil || fi.Size() != m.Size || !now.Before(m.Expires) {
-			if bp, _ := c.paths(m.Key); m.Key == "" || bp == bodyPath {
+		bad := json.Unmarshal(raw, &m) != nil
+		key := ""
+		if m.Hash != "" {
+			if h, err := hex.DecodeString(m.Hash); err == nil && len(h) == sha256.Size {
+				key = string(h)
+			}
+		} else if m.Key != "" {
+			key = cacheKey(m.Key)
+		}
+		if bad || key == "" || statErr != nil || fi.Size() != m.Size || !now.Before(m.Expires) {
+			if bp, _ := c.paths(key); key == "" || bp == bodyPath {
 				os.Remove(path)
 				os.Remove(bodyPath)
 			}
 			return nil
 		}
-		e := &entry{key: m.Key, status: m.Status, header: m.Header, size: m.Size, expires: m.Expires, modTime: m.ModTime, file: bodyPath}
+		e := &entry{key: key, status: m.Status, header: storedFields(m.Header), size: m.Size, expires: m.Expires, modTime: m.ModTime, file: bodyPath}
+		e.cost = e.entryCost()
 		all = append(all, found{e, fi.ModTime()})
 		return nil
 	})
@@ -221,8 +259,11 @@ func (c *cache) loadDisk() error {
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].mod.Before(all[j].mod) })
 	for _, f := range all {
+		if old, ok := c.m[f.e.key]; ok {
+			c.removeLocked(old)
+		}
 		c.m[f.e.key] = c.ll.PushFront(f.e)
-		c.size += f.e.size
+		c.size += f.e.cost
 	}
 	for c.size > c.max && c.ll.Len() > 0 {
 		c.removeLocked(c.ll.Back())
@@ -234,8 +275,8 @@ func (c *cache) loadDisk() error {
 // conditionals; sendfile for disk entries), others as they were.
 func (c *cache) serve(w *recorder, r *http.Request, e *entry, status string) {
 	h := w.Header()
-	for k, v := range e.header {
-		h[k] = v
+	for _, kv := range e.header {
+		h[kv.k] = append(h[kv.k], kv.v)
 	}
 	h.Set("X-Cache-Status", status)
 	if e.file != "" {

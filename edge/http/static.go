@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -170,7 +171,14 @@ var cacheRequestHeaders = []string{"Range", "If-Range", "If-None-Match", "If-Mod
 
 func (h *staticHandler) serveCached(s *Server, w *recorder, r *http.Request, rt *route) {
 	c := h.cache
-	key := targetURI(r)
+	uri := targetURI(r)
+	if len(uri) > MaxCacheKeyBytes {
+		w.cache = "BYPASS"
+		w.Header().Set("X-Cache-Status", "BYPASS")
+		s.proxy(w, r, rt, h.fallback, nil)
+		return
+	}
+	key := cacheKey(uri)
 	if e := c.get(key); e != nil {
 		s.stats.cacheHits.Add(1)
 		w.cache = "HIT"
@@ -200,6 +208,9 @@ func (h *staticHandler) serveCached(s *Server, w *recorder, r *http.Request, rt 
 		defer resp.Body.Close()
 		limit := c.entryLimit()
 		var buf bytes.Buffer
+		if resp.ContentLength > 0 && resp.ContentLength <= limit {
+			buf.Grow(int(resp.ContentLength) + 1)
+		}
 		n, err := io.Copy(&buf, io.LimitReader(resp.Body, limit+1))
 		if err != nil {
 			return &fetchResult{err: fmt.Errorf("reading fallback response: %w", err), server: b}
@@ -207,7 +218,11 @@ func (h *staticHandler) serveCached(s *Server, w *recorder, r *http.Request, rt 
 		if n > limit {
 			return &fetchResult{tooBig: true, server: b}
 		}
-		e := newEntry(key, resp, buf.Bytes(), s.opts.Now())
+		body := buf.Bytes()
+		if cap(body) > len(body)+len(body)/8+64 {
+			body = bytes.Clone(body) // do not keep the buffer's slack
+		}
+		e := newEntry(key, resp, body, s.opts.Now())
 		stored := c.put(e, resp)
 		return &fetchResult{entry: e, stored: stored, server: b}
 	})
@@ -245,26 +260,57 @@ func (h *staticHandler) serveCached(s *Server, w *recorder, r *http.Request, rt 
 
 // entry is one cached response.
 type entry struct {
-	key     string
+	key     string // cacheKey of the request URI
 	status  int
-	header  http.Header
-	body    []byte // memory cache
-	file    string // disk cache: body file
-	size    int64
+	header  []headerKV // storedHeaders fields, copied out of the response
+	body    []byte     // memory cache
+	file    string     // disk cache: body file
+	size    int64      // body length
+	cost    int64      // what the entry counts against max_bytes (entryCost)
 	expires time.Time
 	modTime time.Time
+}
+
+// entryCost is what an entry counts against the cache's bound: its body
+// (the allocation in memory, the file on disk), its header fields and the
+// bookkeeping around it. For a disk entry, the body is on disk and the
+// rest in memory: the bound covers both together.
+func (e *entry) entryCost() int64 {
+	n := int64(entryOverhead) + int64(cap(e.body))
+	if e.body == nil {
+		n += e.size
+	}
+	for _, kv := range e.header {
+		n += headerFieldOverhead + int64(len(kv.k)+len(kv.v))
+	}
+	return n
+}
+
+func (e *entry) httpHeader() http.Header {
+	h := http.Header{}
+	for _, kv := range e.header {
+		h[kv.k] = append(h[kv.k], kv.v)
+	}
+	return h
+}
+
+// storedFields copies the storedHeaders fields of h, detached from the
+// response's buffers.
+func storedFields(h http.Header) []headerKV {
+	var out []headerKV
+	for _, k := range storedHeaders {
+		for _, v := range h[k] {
+			out = append(out, headerKV{k, strings.Clone(v)})
+		}
+	}
+	return slices.Clip(out)
 }
 
 // storedHeaders are the response fields kept with an entry.
 var storedHeaders = []string{"Content-Type", "Content-Encoding", "Content-Language", "Cache-Control", "Expires", "Etag", "Last-Modified", "Link", "Vary", "Content-Disposition"}
 
 func newEntry(key string, resp *http.Response, body []byte, now time.Time) *entry {
-	e := &entry{key: key, status: resp.StatusCode, header: http.Header{}, body: body, size: int64(len(body))}
-	for _, k := range storedHeaders {
-		if v, ok := resp.Header[k]; ok {
-			e.header[k] = v
-		}
-	}
+	e := &entry{key: key, status: resp.StatusCode, header: storedFields(resp.Header), body: body, size: int64(len(body))}
 	if lm, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
 		e.modTime = lm
 	}

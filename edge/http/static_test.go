@@ -216,11 +216,13 @@ func testutil_eventually(t *testing.T, cond func() bool) {
 
 func TestCacheLRUAndTTL(t *testing.T) {
 	clk := newClock()
-	c := &cache{max: 100, ttl: map[int]time.Duration{200: time.Hour}, now: clk.Now}
+	// Room for two 40-byte entries, bookkeeping included, not three.
+	room := 2 * (&entry{body: make([]byte, 40)}).entryCost()
+	c := &cache{max: room + 39, ttl: map[int]time.Duration{200: time.Hour}, now: clk.Now}
 	c.ll, c.m = newList(), map[string]*listElem{}
 	ok := &http.Response{StatusCode: 200, Header: http.Header{}}
 	put := func(k string, n int) bool {
-		return c.put(&entry{key: k, status: 200, header: http.Header{}, body: make([]byte, n), size: int64(n)}, ok)
+		return c.put(&entry{key: k, status: 200, body: make([]byte, n), size: int64(n)}, ok)
 	}
 	put("a", 40)
 	put("b", 40)
@@ -229,10 +231,10 @@ func TestCacheLRUAndTTL(t *testing.T) {
 	if c.get("b") != nil || c.get("a") == nil || c.get("c") == nil {
 		t.Fatal("LRU did not evict the least recently used entry")
 	}
-	if n, size := c.stats(); n != 2 || size != 80 {
+	if n, size := c.stats(); n != 2 || size != room {
 		t.Fatalf("%d entries, %d bytes", n, size)
 	}
-	if put("huge", 101) {
+	if put("huge", int(room)) {
 		t.Fatal("an entry larger than max_bytes was stored")
 	}
 	noStore := &http.Response{StatusCode: 200, Header: http.Header{"Cache-Control": {"private"}}}
