@@ -94,20 +94,25 @@ func cmdRun(e *env, args []string) error {
 	}
 	log.Info("offedge running", "node", *node, "listeners", len(p.Listeners), "version", Version)
 
+	sd := notifier{log: log}
 	var mu sync.Mutex
 	reload := func() error {
 		mu.Lock()
 		defer mu.Unlock()
+		sd.reloading()
 		_, np, err := compileChecked(*inv, *node, opts)
 		if err != nil {
 			log.Error("reload refused; the running configuration keeps serving", "err", err)
+			sd.ready("reload refused; serving the previous configuration")
 			return err
 		}
 		if err := rt.Apply(context.Background(), np); err != nil {
 			log.Error("reload applied with errors", "err", err)
+			sd.ready("reload failed; see the log")
 			return err
 		}
 		log.Info("reloaded", "listeners", len(np.Listeners))
+		sd.ready(fmt.Sprintf("serving %d listeners (reloaded)", len(np.Listeners)))
 		return nil
 	}
 
@@ -138,11 +143,18 @@ func cmdRun(e *env, args []string) error {
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sig)
+	// Ready only now: every listener and the admin endpoint are open.
+	sd.ready(fmt.Sprintf("serving %d listeners", len(p.Listeners)))
+	wdCtx, stopWatchdog := context.WithCancel(context.Background())
+	defer stopWatchdog()
+	go sd.watchdog(wdCtx, func() bool { rt.Status(); return true })
 	for s := range sig {
 		if s == syscall.SIGHUP {
 			reload()
 			continue
 		}
+		stopWatchdog()
+		sd.stopping()
 		log.Info("draining", "signal", s.String(), "timeout", drain.String())
 		ctx, cancel := context.WithTimeout(context.Background(), *drain)
 		if adminSrv != nil {

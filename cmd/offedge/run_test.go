@@ -207,3 +207,92 @@ func TestLabProcess(t *testing.T) {
 		t.Fatalf("offedge lab exited with %v\n%s", err, logs.String())
 	}
 }
+
+// TestRunNotify drives systemd's notify protocol against a real unixgram
+// NOTIFY_SOCKET, as systemd would for the Type=notify unit the package
+// installs: READY=1 only once the site answers, watchdog pings at half
+// WATCHDOG_USEC, RELOADING=1 (with MONOTONIC_USEC) then READY=1 around a
+// SIGHUP, STOPPING=1 on SIGTERM.
+func TestRunNotify(t *testing.T) {
+	bin := buildBinary(t)
+	appLn, err := net.Listen("tcp", "127.0.0.32:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go http.Serve(appLn, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "app") }))
+	defer appLn.Close()
+	_, appPort, _ := net.SplitHostPort(appLn.Addr().String())
+	_, sitePort, _ := net.SplitHostPort(testutil.FreeAddr(t))
+	site := "127.0.0.31:" + sitePort
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "inventory.yaml"), []byte(fmt.Sprintf(runInventory, appPort, sitePort, "1")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msgs := make(chan string, 64)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, _, err := conn.ReadFromUnix(buf)
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	cmd := exec.Command(bin, "run", "--node", "edge", "--inventory", dir)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=300000")
+	var logs strings.Builder
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// next returns the next message containing want, failing after 10 s.
+	next := func(want string) string {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					t.Fatalf("notify socket closed waiting for %q\nlogs:\n%s", want, logs.String())
+				}
+				if strings.Contains(m, want) {
+					return m
+				}
+			case <-deadline:
+				t.Fatalf("no %q on the notify socket in 10 s\nlogs:\n%s", want, logs.String())
+			}
+		}
+	}
+	m := next("READY=1")
+	if !strings.Contains(m, "STATUS=serving 1 listeners") {
+		t.Errorf("READY message %q; want a STATUS line", m)
+	}
+	// Ready means serving: no wait, no retry.
+	c, err := net.DialTimeout("tcp", site, time.Second)
+	if err != nil {
+		t.Fatalf("READY=1 sent before the site listens: %v", err)
+	}
+	c.Close()
+	next("WATCHDOG=1")
+	cmd.Process.Signal(syscall.SIGHUP)
+	if m := next("RELOADING=1"); !strings.Contains(m, "MONOTONIC_USEC=") {
+		t.Errorf("RELOADING message %q; want MONOTONIC_USEC", m)
+	}
+	if m := next("READY=1"); !strings.Contains(m, "reloaded") {
+		t.Errorf("READY after reload %q; want its STATUS to say reloaded", m)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	next("STOPPING=1")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("offedge run: %v\n%s", err, logs.String())
+	}
+}
