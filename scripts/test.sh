@@ -5,7 +5,7 @@
 # PostgreSQL, slowhttptest, wrk, socat) and graphviz to validate the DOT
 # output. Then gofmt, go vet, staticcheck and go test.
 #
-#   sudo scripts/test.sh            # everything
+#   bash scripts/test.sh            # everything (as root: apt-get installs what is missing)
 #   scripts/test.sh -run TestLab    # extra arguments go to go test
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,9 +23,10 @@ have slowhttptest || missing+=(slowhttptest)
 have wrk          || missing+=(wrk)
 have socat        || missing+=(socat)
 have dot          || missing+=(graphviz)
+have systemd-analyze || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "scripts/test.sh: missing ${missing[*]}; run as root (sudo) so apt-get can install them" >&2
+    echo "scripts/test.sh: missing ${missing[*]}; run as root (or with sudo) so apt-get can install them" >&2
     exit 1
   fi
   echo "installing ${missing[*]}"

@@ -15,8 +15,12 @@ type buildInfo struct {
 	goVer    string
 }
 
+// Commit is set by the package build (-X main.Commit=...), which builds
+// without VCS stamping (-trimpath, reproducible).
+var Commit = ""
+
 func readBuildInfo() buildInfo {
-	var b buildInfo
+	b := buildInfo{revision: Commit}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return b
@@ -25,7 +29,9 @@ func readBuildInfo() buildInfo {
 	for _, s := range info.Settings {
 		switch s.Key {
 		case "vcs.revision":
-			b.revision = s.Value
+			if b.revision == "" {
+				b.revision = s.Value
+			}
 		case "vcs.time":
 			b.time = s.Value
 		case "vcs.modified":
