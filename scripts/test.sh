@@ -2,8 +2,8 @@
 # Runs every offedge test, after installing what the tests need from
 # Debian's packages when missing (as root, with apt-get): the real engines
 # the integration tests drive (nginx, stunnel4, HAProxy, redis-server,
-# PostgreSQL, slowhttptest, wrk, socat) and graphviz to validate the DOT
-# output. Then gofmt, go vet, staticcheck and go test.
+# PostgreSQL, slowhttptest, wrk, socat, Prometheus and Alertmanager) and
+# graphviz to validate the DOT output. Then gofmt, go vet, staticcheck and go test.
 #
 #   bash scripts/test.sh            # everything (as root: apt-get installs what is missing)
 #   scripts/test.sh -run TestLab    # extra arguments go to go test
@@ -24,6 +24,8 @@ have wrk          || missing+=(wrk)
 have socat        || missing+=(socat)
 have dot          || missing+=(graphviz)
 have systemd-analyze || missing+=(systemd)
+have promtool     || missing+=(prometheus)
+have amtool       || missing+=(prometheus-alertmanager)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${missing[*]}; run as root (or with sudo) so apt-get can install them" >&2
@@ -36,7 +38,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # The Debian packages start their daemons; the tests start their own on
 # loopback, so stop the system ones (ignore failures where there is no init).
-for svc in nginx haproxy redis-server stunnel4 postgresql; do
+for svc in nginx haproxy redis-server stunnel4 postgresql prometheus prometheus-alertmanager; do
   (service "$svc" stop >/dev/null 2>&1 || true)
 done
 

@@ -69,13 +69,18 @@ func TestCommands(t *testing.T) {
 		{"reload needs admin", []string{"reload"}, 2, "", "--admin is required"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			out, errOut, code := run(tt.args...)
-			if code != tt.code || !strings.Contains(out, tt.out) || !strings.Contains(errOut, tt.err) {
-				t.Fatalf("offedge %v: exit %d, stdout %.300q, stderr %.300q; want exit %d, stdout with %q, stderr with %q",
-					tt.args, code, out, errOut, tt.code, tt.out, tt.err)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { expectRun(t, tt.args, tt.code, tt.out, tt.err) })
+	}
+}
+
+// expectRun runs a command line and checks its exit status and that stdout
+// and stderr contain out and errOut.
+func expectRun(t *testing.T, args []string, wantCode int, wantOut, wantErr string) {
+	t.Helper()
+	out, errOut, code := run(args...)
+	if code != wantCode || !strings.Contains(out, wantOut) || !strings.Contains(errOut, wantErr) {
+		t.Fatalf("offedge %v: exit %d, stdout %.300q, stderr %.300q; want exit %d, stdout with %q, stderr with %q",
+			args, code, out, errOut, wantCode, wantOut, wantErr)
 	}
 }
 

@@ -243,6 +243,9 @@ func (im importer) convert(cfg *stunnelconf.Config) (string, []string) {
 // and key of each psk tunnel) that lets a host still on stunnel4 run its
 // side of the node's tunnels, interoperating with offedge on the other side.
 func cmdExport(e *env, args []string) error {
+	if len(args) > 0 && args[0] == "prometheus" {
+		return cmdExportPrometheus(e, args[1:])
+	}
 	fs := e.newFlags("export")
 	inv := inventoryFlag(fs)
 	node := fs.String("node", "", "the `NAME` of the node whose tunnels to export (required)")
@@ -253,7 +256,7 @@ func cmdExport(e *env, args []string) error {
 		return err
 	}
 	if len(pos) != 1 || pos[0] != "stunnel" {
-		return usageError("offedge export stunnel --node NAME")
+		return usageError("offedge export stunnel --node NAME, or offedge export prometheus --out DIR")
 	}
 	if *node == "" {
 		return usageError("--node is required")

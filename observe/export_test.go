@@ -1,0 +1,123 @@
+package observe
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/offedge/offedge/internal/testutil"
+)
+
+func offTargets(t *testing.T) ExportOptions {
+	m := loadOFF(t)
+	targets := map[string]string{}
+	for i, n := range m.Nodes {
+		targets[n.Name] = fmt.Sprintf("127.0.0.%d:9901", i+1)
+	}
+	return ExportOptions{Targets: targets, InternetTarget: "127.0.0.254:9901", Alertmanagers: []string{"127.0.0.1:9093"}}
+}
+
+// TestExportPassesPromtool writes the files for the Open Food Facts
+// inventory and has Prometheus' and Alertmanager's own tools check them.
+func TestExportPassesPromtool(t *testing.T) {
+	promtool := testutil.RequireBinary(t, "promtool")
+	amtool := testutil.RequireBinary(t, "amtool")
+	m := loadOFF(t)
+	files, err := Export(m, Generate(m), offTargets(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := files.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{promtool, "check", "config", filepath.Join(dir, PrometheusFile)},
+		{promtool, "check", "rules", filepath.Join(dir, RulesFile)},
+		{amtool, "check-config", filepath.Join(dir, AlertmanagerFile)},
+	} {
+		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: %v\n%s", strings.Join(args[1:], " "), err, out)
+		}
+	}
+}
+
+// TestExportCauses: the alerts carry the nodes whose failure causes them,
+// from offedge impact, and each such node has an inhibit rule.
+func TestExportCauses(t *testing.T) {
+	m := loadOFF(t)
+	files, err := Export(m, Generate(m), offTargets(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules ruleFile
+	if err := yaml.Unmarshal(files[RulesFile], &rules); err != nil {
+		t.Fatal(err)
+	}
+	find := func(alert, key, value string) *rule {
+		for _, g := range rules.Groups {
+			for i, r := range g.Rules {
+				if r.Alert == alert && r.Labels[key] == value {
+					return &g.Rules[i]
+				}
+			}
+		}
+		t.Fatalf("no %s alert with %s=%s", alert, key, value)
+		return nil
+	}
+	cases := []struct {
+		alert, key, value string
+		causes            string
+	}{
+		{AlertNodeDown, "node", "ovh-proxy", ",ovh1,"},
+		{AlertNodeDown, "node", "ovh1", ""},
+		{AlertSiteDown, "probe", "site/blog.openfoodfacts.org", ",ovh1,ovh-proxy,ovh-blog,"},
+		{AlertServiceUnreachable, "probe", "service/docker-prod/mongodb", ",off2,ovh1,ovh-stunnel-client,"},
+		{AlertTunnelDown, "probe", "tunnel/robotoff", ",osm45,ovh1,moji-stunnel-server,moji-docker-prod,ovh-proxy,"},
+		{AlertUpstreamDown, "object", "blog", ",ovh-blog,"},
+		{AlertReplicaStale, "replica", "proxy-pvesr-ovh3", ""},
+	}
+	for _, tc := range cases {
+		r := find(tc.alert, tc.key, tc.value)
+		if tc.causes == "" {
+			if tc.alert == AlertReplicaStale {
+				if !strings.Contains(r.Labels["causes"], ",ovh1,") {
+					t.Errorf("%s %s: causes %q, want ovh1 among them", tc.alert, tc.value, r.Labels["causes"])
+				}
+				continue
+			}
+			if c, ok := r.Labels["causes"]; ok {
+				t.Errorf("%s %s: causes %q, want none", tc.alert, tc.value, c)
+			}
+			continue
+		}
+		if got := r.Labels["causes"]; got != tc.causes {
+			t.Errorf("%s %s: causes %q, want %q", tc.alert, tc.value, got, tc.causes)
+		}
+	}
+	ovh1 := find(AlertNodeDown, "node", "ovh1")
+	for _, s := range []string{"node ovh-proxy", "site blog (blog.openfoodfacts.org)", "tunnel mongodb-ovh", "forward pmg-smtp"} {
+		if !strings.Contains(ovh1.Annotations["consequences"], s) {
+			t.Errorf("ovh1 down does not list %q among its consequences:\n%s", s, ovh1.Annotations["consequences"])
+		}
+	}
+	var am amFile
+	if err := yaml.Unmarshal(files[AlertmanagerFile], &am); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ir := range am.Inhibit {
+		if slices.Equal(ir.SourceMatchers, []string{`alertname="OffedgeNodeDown"`, `node="ovh1"`}) {
+			found = slices.Equal(ir.TargetMatchers, []string{`causes=~".*,ovh1,.*"`})
+		}
+	}
+	if !found {
+		t.Errorf("no inhibit rule for ovh1 down: %+v", am.Inhibit)
+	}
+}
