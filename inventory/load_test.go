@@ -127,6 +127,12 @@ servers:
 			`inventory.yaml:10:5: server "s1": duplicate field "mode" (first set at line 8; keep one)`},
 		{"duplicate address", map[string]string{"inventory.yaml": base + "guests: [{name: g, host: s1, id: 1, kind: ct, addresses: [{network: lan, ip: 10.0.0.1}]}]\n"},
 			`inventory.yaml:10:59: guest "g": address 0: address 10.0.0.1 is already used on network "lan" (s1 has it at inventory.yaml:6:5)`},
+		{"gateway address on no node", map[string]string{"inventory.yaml": base + "guests: [{name: g, host: s1, id: 1, kind: ct, addresses: [{network: lan, ip: 10.1.0.1, gateway: 10.0.0.9}]}]\n"},
+			`inventory.yaml:10:59: guest "g": address 0: gateway 10.0.0.9 is no address on network "lan" (give the gateway's address on lan, or name the gateway node)`},
+		{"gateway is itself", map[string]string{"inventory.yaml": base + "guests: [{name: g, host: s1, id: 1, kind: ct, addresses: [{network: lan, ip: 10.1.0.1, gateway: 10.1.0.1}]}]\n"},
+			`inventory.yaml:10:59: guest "g": address 0: gateway 10.1.0.1 is this node's own address (a node is not its own gateway; write gateway: none for no default route)`},
+		{"gateway names no node", map[string]string{"inventory.yaml": base + "guests: [{name: g, host: s1, id: 1, kind: ct, addresses: [{network: lan, ip: 10.1.0.1, gateway: s2}]}]\n"},
+			`inventory.yaml:10:59: guest "g": address 0: gateway names unknown node "s2" (did you mean "s1"?)`},
 		{"include cycle", map[string]string{"inventory.yaml": "include: [a.yaml]\n", "a.yaml": "include: [b.yaml]\n", "b.yaml": "include: [a.yaml]\n"},
 			`b.yaml: include cycle: a.yaml -> b.yaml -> a.yaml (remove one of the includes)`},
 		{"missing include", map[string]string{"inventory.yaml": "include: [nope.yaml]\n"},
@@ -233,4 +239,53 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("nil model without error")
 		}
 	})
+}
+
+// TestPerAddressGateway: an address's own gateway (a node, or an address on
+// the network as Proxmox writes it) replaces the network's for its traffic
+// to the internet, and gateway: none leaves it without one.
+func TestPerAddressGateway(t *testing.T) {
+	src := `providers: [{name: p}]
+networks:
+  - {name: internet, kind: public}
+  - {name: lan, kind: private, gateway: h1}
+servers:
+  - {name: h1, provider: p, mode: proxmox, addresses: [{network: lan, ip: 10.0.0.1}, {network: internet, ip: 192.0.2.1}]}
+  - {name: h2, provider: p, mode: proxmox, addresses: [{network: lan, ip: 10.0.0.2}, {network: internet, ip: 192.0.2.2}]}
+guests:
+  - {name: on-h1, host: h1, id: 100, kind: ct, addresses: [{network: lan, ip: 10.1.0.100}]}
+  - {name: by-addr, host: h2, id: 101, kind: ct, addresses: [{network: lan, ip: 10.1.0.101, gateway: 10.0.0.2}]}
+  - {name: by-name, host: h2, id: 102, kind: ct, addresses: [{network: lan, ip: 10.1.0.102, gateway: h2}]}
+  - {name: no-gw, host: h2, id: 103, kind: ct, addresses: [{network: lan, ip: 10.1.0.103, gateway: none}]}
+`
+	m, err := Load(fstest.MapFS{"inventory.yaml": &fstest.MapFile{Data: []byte(src)}}, "inventory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ node, via, src string }{
+		{"on-h1", "h1", "192.0.2.1"},
+		{"by-addr", "h2", "192.0.2.2"},
+		{"by-name", "h2", "192.0.2.2"},
+		{"no-gw", "", ""},
+	} {
+		n := m.Node(tt.node)
+		src, via, ok := m.SourceFor(n, "internet", 4)
+		switch {
+		case tt.via == "" && ok:
+			t.Errorf("%s: reaches the internet from %s via %v; want no egress", tt.node, src, via.Name)
+		case tt.via != "" && (!ok || via == nil || via.Name != tt.via || src.String() != tt.src):
+			t.Errorf("%s: source %v via %v (ok %t); want %s via %s", tt.node, src, via, ok, tt.src, tt.via)
+		}
+		if g := m.GatewayOf(n.Addresses[0]); (g == nil) != (tt.via == "") || (g != nil && g.Name != tt.via) {
+			t.Errorf("%s: GatewayOf = %v; want %q", tt.node, g, tt.via)
+		}
+	}
+	// Down gateways are per address too: h1 down leaves by-addr its egress.
+	live := m.Live(func(n *Node) bool { return n.Name == "h1" })
+	if _, _, ok := live.SourceFor(m.Node("by-addr"), "internet", 4); !ok {
+		t.Error("by-addr lost the internet with h1 down; it leaves through h2")
+	}
+	if _, _, ok := live.SourceFor(m.Node("on-h1"), "internet", 4); ok {
+		t.Error("on-h1 kept the internet with its gateway h1 down")
+	}
 }

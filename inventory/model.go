@@ -327,6 +327,9 @@ func (b *builder) validate() {
 	for _, n := range m.Nodes {
 		b.validateNode(n)
 	}
+	for _, n := range m.Nodes {
+		b.resolveGateways(n)
+	}
 	for _, s := range m.Services {
 		b.validateService(s)
 	}
@@ -463,10 +466,52 @@ func (b *builder) validateNode(n *Node) {
 		if !slices.Contains(m.onNetwork[a.Network], n) {
 			m.onNetwork[a.Network] = append(m.onNetwork[a.Network], n)
 		}
-		if a.Gateway != "" {
-			ref(b, m.nodes, a.Pos, aobj, "gateway", "node", a.Gateway)
+	}
+}
+
+// resolveGateways resolves each address's own gateway, once every address
+// is known: a node name, an address on the same network, or "none".
+func (b *builder) resolveGateways(n *Node) {
+	m := b.m
+	for i, a := range n.Addresses {
+		if a.Gateway == "" || a.Gateway == NoGateway || m.networks[a.Network] == nil {
+			continue
+		}
+		aobj := fmt.Sprintf("%s %q: address %d", map[bool]string{true: "server", false: "guest"}[n.Server != nil], n.Name, i)
+		if ip, err := netip.ParseAddr(a.Gateway); err == nil {
+			gw := m.byAddr[netKey{a.Network, ip}]
+			switch {
+			case gw == nil:
+				b.errf(a.Pos, aobj, fmt.Sprintf("give the gateway's address on %s, or name the gateway node", a.Network), "gateway %s is no address on network %q", ip, a.Network)
+			case gw == n:
+				b.errf(a.Pos, aobj, "a node is not its own gateway; write gateway: none for no default route", "gateway %s is this node's own address", ip)
+			default:
+				a.gateway = gw
+			}
+			continue
+		}
+		if ref(b, m.nodes, a.Pos, aobj, "gateway", "node", a.Gateway) {
+			a.gateway = m.nodes[a.Gateway]
 		}
 	}
+}
+
+// GatewayOf returns the NAT gateway traffic from address a goes through
+// towards the internet: the address's own gateway, else its network's; nil
+// for an address with gateway: none, on a network without a gateway, or on
+// the public network.
+func (m *Model) GatewayOf(a *Address) *Node {
+	switch {
+	case a.Gateway == NoGateway:
+		return nil
+	case a.Gateway != "":
+		return a.gateway
+	}
+	nw := m.networks[a.Network]
+	if nw == nil || nw.Kind == "public" || nw.Gateway == "" {
+		return nil
+	}
+	return m.nodes[nw.Gateway]
 }
 
 // knownProtocols are the protocols services may declare; databases are the

@@ -50,18 +50,10 @@ func (l Live) SourceFor(n *Node, network string, fam int) (src netip.Addr, via *
 		return netip.Addr{}, nil, false
 	}
 	for _, a := range n.Addresses {
-		if family(a.IP) != fam {
+		if family(a.IP) != fam || m.IsPublic(a.Network) {
 			continue
 		}
-		nw := m.networks[a.Network]
-		if nw == nil || nw.Kind == "public" {
-			continue
-		}
-		gwName := a.Gateway
-		if gwName == "" {
-			gwName = nw.Gateway
-		}
-		gw := m.nodes[gwName]
+		gw := m.GatewayOf(a)
 		if gw == nil || gw == n || l.isDown(gw) {
 			continue
 		}

@@ -69,11 +69,22 @@ type Address struct {
 	Pos     Pos        `yaml:"-"`
 	Network string     `yaml:"network"`
 	IP      netip.Addr `yaml:"ip"`
-	// Gateway overrides the network's gateway for traffic from this address.
+	// Gateway overrides the network's gateway for traffic from this
+	// address: a node, an address on this network held by the gateway
+	// node (as Proxmox writes it: "10.0.0.2"), or "none" for an address
+	// with no default route (a guest whose default route is its public
+	// address, docs/reports/2022-02-18-ovh-reverse-proxy-down.md).
 	Gateway string `yaml:"gateway"`
 	// Label says what the address is for ("ipmi", "failover", "dns: proxy2").
 	Label string `yaml:"label"`
+
+	// gateway is Gateway resolved at load: the node, or nil for "none" or
+	// when Gateway is empty (then the network's gateway applies).
+	gateway *Node
 }
+
+// NoGateway is the Gateway value of an address with no default route.
+const NoGateway = "none"
 
 // Server is a physical machine at a provider.
 type Server struct {

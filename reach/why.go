@@ -16,20 +16,6 @@ func family(a netip.Addr) int {
 	return 6
 }
 
-// gatewayOf returns the NAT gateway an address uses towards the internet.
-func (e *Engine) gatewayOf(a *inventory.Address) *inventory.Node {
-	name := a.Gateway
-	if name == "" {
-		if nw := e.m.Network(a.Network); nw != nil {
-			name = nw.Gateway
-		}
-	}
-	if name == "" {
-		return nil
-	}
-	return e.m.Node(name)
-}
-
 // famName renders 4 as IPv4 and 6 as IPv6.
 func famName(fam int) string { return fmt.Sprintf("IPv%d", fam) }
 
@@ -85,7 +71,7 @@ func (e *Engine) NoEgress(n *inventory.Node, nw string, fam int) string {
 		if e.m.IsPublic(a.Network) {
 			continue
 		}
-		gw := e.gatewayOf(a)
+		gw := e.m.GatewayOf(a)
 		if gw == nil || gw == n {
 			continue
 		}

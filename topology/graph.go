@@ -90,6 +90,15 @@ func Build(m *inventory.Model) *Graph {
 			gw[nw.Gateway] = append(gw[nw.Gateway], nw.Name)
 		}
 	}
+	// A node is also the gateway of the networks on which some address
+	// names it as its own (ovh2 for its guests on ovh-lan).
+	for _, n := range m.Nodes {
+		for _, a := range n.Addresses {
+			if g := m.GatewayOf(a); g != nil && !slices.Contains(gw[g.Name], a.Network) {
+				gw[g.Name] = append(gw[g.Name], a.Network)
+			}
+		}
+	}
 	for _, n := range m.Nodes {
 		gn := &GraphNode{Name: n.Name, Kind: n.Kind, Provider: n.Provider, Location: n.Location, Gateway: gw[n.Name]}
 		if n.Server != nil {

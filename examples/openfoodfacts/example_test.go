@@ -298,3 +298,20 @@ func TestEverythingConnects(t *testing.T) {
 		}
 	}
 }
+
+// TestOVH2GuestsLeaveThroughOVH2: Proxmox gives ovh2's guests ovh2 as
+// gateway (docs/proxmox.md: "10.0.0.2 on off2 or ovh2"), and off2's MongoDB
+// sees docker-prod as 51.210.154.203 (reports/2023-10-14-mongodb-down.md).
+func TestOVH2GuestsLeaveThroughOVH2(t *testing.T) {
+	m := load(t)
+	for _, name := range []string{"docker-staging", "docker-prod", "ovh-monitoring"} {
+		src, via, ok := m.SourceFor(m.Node(name), "internet", 4)
+		if !ok || via == nil || via.Name != "ovh2" || src.String() != "51.210.154.203" {
+			t.Errorf("%s leaves as %v via %v (ok %t); want 51.210.154.203 via ovh2", name, src, via, ok)
+		}
+	}
+	// ovh1's guests still leave through ovh1, the network's gateway.
+	if _, via, ok := m.SourceFor(m.Node("ovh-stunnel-client"), "internet", 4); !ok || via == nil || via.Name != "ovh1" {
+		t.Errorf("ovh-stunnel-client leaves via %v; want ovh1", via)
+	}
+}

@@ -117,9 +117,12 @@ func (g *generator) write() {
 		pr := providerOf(host)
 		id := 100 + k/c.Servers
 		g.p("  - name: g%d\n    host: s%d\n    id: %d\n    kind: ct\n    addresses:", k, host, id)
-		g.p("      - {network: lan-p%d, ip: 10.%d.%d.%d}", pr, 1+host/250, host%250, id)
 		if k == g.proxy(pr) {
+			// The proxy's one default route is its public address (OE211).
+			g.p("      - {network: lan-p%d, ip: 10.%d.%d.%d, gateway: none}", pr, 1+host/250, host%250, id)
 			g.p("      - {network: internet, ip: 198.19.%d.%d}", pr/250, pr%250+1)
+		} else {
+			g.p("      - {network: lan-p%d, ip: 10.%d.%d.%d}", pr, 1+host/250, host%250, id)
 		}
 		var uses []string
 		// A neighbour on the same host, directly.
