@@ -26,9 +26,8 @@ type edgeConn struct {
 	lastRefresh atomic.Int64
 
 	scanning bool        // HTTP/1 request heads pass through Read
-	head     headScanner // owned by the reading goroutine
-	rearm    atomic.Bool // set by the handler when a request is done
-	sawCL    atomic.Bool // Content-Length seen in the current head
+	headMu   sync.Mutex  // Read (net/http's background read too) vs the handler
+	head     headScanner // guarded by headMu
 	sendfile bool        // a plain socket: file bodies go out by sendfile
 }
 
@@ -73,19 +72,32 @@ func (c *edgeConn) SetDeadline(t time.Time) error {
 func (c *edgeConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if c.scanning && n > 0 {
-		if c.rearm.Swap(false) {
-			c.head.reset()
-			c.sawCL.Store(false)
-		}
-		if c.head.feed(p[:n]) {
-			c.sawCL.Store(true)
-		}
+		c.headMu.Lock()
+		c.head.feed(p[:n])
+		c.headMu.Unlock()
 	}
 	return n, err
 }
 
-// requestDone re-arms the head scanner for the next request on the conn.
-func (c *edgeConn) requestDone() { c.rearm.Store(true) }
+// nextHead returns what the scanner saw in the head of the request the
+// handler is starting (headCL, headTE, headLost).
+func (c *edgeConn) nextHead() uint8 {
+	c.headMu.Lock()
+	defer c.headMu.Unlock()
+	if !c.scanning {
+		return 0
+	}
+	return c.head.take()
+}
+
+// stopScanning ends head scanning: the connection was hijacked (WebSocket)
+// and no longer carries HTTP/1 requests.
+func (c *edgeConn) stopScanning() {
+	c.headMu.Lock()
+	c.scanning = false
+	c.head.heads = nil
+	c.headMu.Unlock()
+}
 
 // sendfileChunk bounds one sendfile call, as nginx sendfile_max_chunk 1m, so
 // the send timeout is refreshed while a large file is flowing.
@@ -173,60 +185,249 @@ func (c *edgeConn) CloseWrite() error {
 
 type writerOnly struct{ io.Writer }
 
-// headScanner follows one HTTP/1 request head byte by byte and reports
-// whether it carries a Content-Length field. Header names are at most
-// len("content-length") bytes of interest; longer names are skipped.
+// headScanner follows the HTTP/1 request stream of a connection byte by
+// byte, as net/http frames it (a body of Content-Length bytes, or chunked
+// when Transfer-Encoding is present), and records for each request head
+// whether it carried Content-Length and Transfer-Encoding: net/http drops
+// Content-Length silently when both are present, and ignores
+// Transfer-Encoding on HTTP/1.0, so the handler needs the scanner to refuse
+// such requests — also when they are pipelined behind another one in the
+// same read. Where the stream stops making sense (a bad length or chunk),
+// net/http refuses the request and closes the connection; the scanner
+// stops (lost) and every later request on the connection is refused.
 type headScanner struct {
-	state   int // 0 request line, 1 at line start, 2 in name, 3 skip to LF, 4 done
-	name    [16]byte
+	state   int
+	name    [20]byte
 	nameLen int
+	flags   uint8 // of the head being read
+	clValue int64 // Content-Length of the head being read, -1 none
+	clDigit bool  // a digit of the value was seen
+	remain  int64 // body or chunk bytes to skip
+	crlf    int   // bytes of the CRLF after chunk data seen
+
+	heads []uint8 // flags of completed heads not yet taken by a handler
 }
 
-func (h *headScanner) reset() { *h = headScanner{} }
+const (
+	headCL   = 1 << iota // Content-Length present
+	headTE               // Transfer-Encoding present
+	headLost             // the scanner lost the framing before this head
+)
 
-const clName = "content-length"
+// scanner states
+const (
+	sLine        = iota // request line: skip to LF
+	sLineStart          // start of a field line; an empty line ends the head
+	sName               // in a field name
+	sValue              // rest of a field line
+	sCLValue            // a Content-Length value
+	sBody               // remain bytes of a Content-Length body
+	sChunkSize          // chunk size (hex)
+	sChunkExt           // chunk extension: skip to LF
+	sChunkData          // remain bytes of chunk data
+	sChunkCRLF          // the CRLF after chunk data
+	sTrailer            // start of a trailer line; an empty line ends the body
+	sTrailerRest        // rest of a trailer line
+	sLost               // framing not followed any more
+)
 
-// feed consumes bytes and reports whether a Content-Length field ended in them.
+// maxPendingHeads bounds the heads read ahead of the handlers (net/http
+// reads at most its 4 KiB buffer ahead).
+const maxPendingHeads = 512
+
+func (h *headScanner) reset() { *h = headScanner{clValue: -1} }
+
+const (
+	clName = "content-length"
+	teName = "transfer-encoding"
+)
+
+// feed consumes bytes and reports whether a Content-Length field name
+// ended in them.
 func (h *headScanner) feed(p []byte) bool {
 	found := false
-	for _, b := range p {
+	for i := 0; i < len(p); i++ {
+		b := p[i]
 		switch h.state {
-		case 0, 3: // request line or rest of a field: skip to LF
+		case sLine, sValue:
 			if b == '\n' {
-				h.state = 1
+				h.state = sLineStart
 			}
-		case 1: // start of a line: empty line ends the head
+		case sLineStart:
 			switch b {
 			case '\r':
 			case '\n':
-				h.state = 4
+				h.endHead()
 			default:
 				h.nameLen = 0
-				h.state = 2
+				h.state = sName
 				h.addName(b)
 			}
-		case 2:
+		case sName:
 			switch b {
 			case ':':
-				if h.nameLen == len(clName) && string(h.name[:h.nameLen]) == clName {
+				h.state = sValue
+				switch string(h.name[:min(h.nameLen, len(h.name))]) {
+				case clName:
 					found = true
+					h.flags |= headCL
+					h.state = sCLValue
+					h.clDigit = false
+					if h.clValue < 0 {
+						h.clValue = 0
+					} else {
+						h.clValue = -2 // a second field: net/http compares them
+					}
+				case teName:
+					h.flags |= headTE
 				}
-				h.state = 3
 			case '\n':
-				h.state = 1
+				h.state = sLineStart
 			default:
 				h.addName(b)
 			}
-		case 4:
+		case sCLValue:
+			switch {
+			case b >= '0' && b <= '9' && h.clValue >= 0:
+				if h.clValue > (1<<62)/10 {
+					h.lose()
+					continue
+				}
+				h.clValue = h.clValue*10 + int64(b-'0')
+				h.clDigit = true
+			case b >= '0' && b <= '9': // second field: skip
+			case b == ' ' || b == '\t' || b == '\r':
+			case b == '\n':
+				h.state = sLineStart
+			default:
+				h.lose() // net/http refuses it
+			}
+		case sBody, sChunkData:
+			n := min(h.remain, int64(len(p)-i))
+			h.remain -= n
+			i += int(n) - 1
+			if h.remain == 0 {
+				if h.state == sBody {
+					h.state = sLine
+				} else {
+					h.state, h.crlf = sChunkCRLF, 0
+				}
+			}
+		case sChunkSize:
+			switch {
+			case isHexDigit(b):
+				if h.remain > 1<<58 {
+					h.lose()
+					continue
+				}
+				h.remain = h.remain<<4 | int64(unhexDigit(b))
+				h.crlf = 1 // a digit was seen
+			case b == ';' || b == ' ' || b == '\t':
+				h.state = sChunkExt
+			case b == '\r':
+			case b == '\n':
+				h.endChunkLine()
+			default:
+				h.lose()
+			}
+		case sChunkExt:
+			if b == '\n' {
+				h.endChunkLine()
+			}
+		case sChunkCRLF:
+			if (h.crlf == 0 && b != '\r') || (h.crlf == 1 && b != '\n') {
+				h.lose()
+				continue
+			}
+			h.crlf++
+			if h.crlf == 2 {
+				h.state, h.remain, h.crlf = sChunkSize, 0, 0
+			}
+		case sTrailer:
+			switch b {
+			case '\r':
+			case '\n':
+				h.state = sLine
+			default:
+				h.state = sTrailerRest
+			}
+		case sTrailerRest:
+			if b == '\n' {
+				h.state = sTrailer
+			}
+		case sLost:
 			return found
 		}
 	}
 	return found
 }
 
+// endHead records the head just ended and sets up its body's framing.
+func (h *headScanner) endHead() {
+	if len(h.heads) >= maxPendingHeads {
+		h.lose()
+		return
+	}
+	h.heads = append(h.heads, h.flags)
+	te, cl := h.flags&headTE != 0, h.clValue
+	h.flags, h.clValue, h.remain = 0, -1, 0
+	switch {
+	case te:
+		h.state, h.crlf = sChunkSize, 0
+	case cl > 0:
+		h.state, h.remain = sBody, cl
+	case cl == -2:
+		h.lose() // two Content-Length fields: net/http refuses them if they differ
+	default:
+		h.state = sLine
+	}
+}
+
+func (h *headScanner) endChunkLine() {
+	if h.crlf == 0 { // no digit
+		h.lose()
+		return
+	}
+	if h.remain == 0 {
+		h.state = sTrailer
+		return
+	}
+	h.state = sChunkData
+}
+
+func (h *headScanner) lose() { h.state = sLost }
+
+// take returns the flags of the oldest head no handler has taken; a
+// request without one (the scanner lost the framing) gets headLost.
+func (h *headScanner) take() uint8 {
+	if len(h.heads) == 0 {
+		return headLost
+	}
+	f := h.heads[0]
+	h.heads = h.heads[1:]
+	if len(h.heads) == 0 {
+		h.heads = h.heads[:0:0]
+	}
+	return f
+}
+
+func isHexDigit(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func unhexDigit(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
+}
+
 func (h *headScanner) addName(b byte) {
 	if h.nameLen >= len(h.name) {
-		h.nameLen = len(h.name) + 1 // too long to be Content-Length
+		h.nameLen = len(h.name) + 1 // too long to be a name of interest
 		return
 	}
 	if b >= 'A' && b <= 'Z' {

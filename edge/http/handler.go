@@ -27,9 +27,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ec, _ := r.Context().Value(connCtxKey{}).(*edgeConn)
 	rec.conn = ec
 	defer func() {
-		if ec != nil {
-			ec.requestDone()
-		}
 		s.stats.countStatus(rec.loggedStatus())
 		if rec.site != nil && rec.site.alog != nil {
 			rec.site.alog.log(r, rec, start, s.opts.Now())
@@ -43,10 +40,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 var recPool = sync.Pool{New: func() any { return new(recorder) }}
 
 func (s *Server) serve(ch *chain, w *recorder, r *http.Request, ec *edgeConn) {
-	// Request smuggling: Content-Length together with Transfer-Encoding.
-	if ec != nil && r.TransferEncoding != nil && ec.sawCL.Load() {
-		s.plainError(w, r, http.StatusBadRequest, "request has both Content-Length and Transfer-Encoding")
-		return
+	// Request smuggling: net/http drops Content-Length when
+	// Transfer-Encoding is present, and ignores Transfer-Encoding on
+	// HTTP/1.0; the connection's head scanner saw the fields as sent.
+	if ec != nil && r.ProtoMajor == 1 {
+		head := ec.nextHead()
+		if head&headLost != 0 {
+			s.plainError(w, r, http.StatusBadRequest, "request framing could not be followed")
+			return
+		}
+		if err := guard.CheckFraming(head&headCL != 0, head&headTE != 0, r.ProtoAtLeast(1, 1)); err != nil {
+			s.plainError(w, r, http.StatusBadRequest, err.Error())
+			return
+		}
 	}
 	if len(r.RequestURI) > MaxRequestLineBytes {
 		s.plainError(w, r, http.StatusRequestURITooLong, "request line too long")
@@ -127,6 +133,7 @@ func (s *Server) serve(ch *chain, w *recorder, r *http.Request, ec *edgeConn) {
 		w.Header().Set("Location", rt.redirect+targetURI(r))
 		w.WriteHeader(rt.code)
 	case kindStatic:
+		limitRanges(r)
 		rt.static.serve(s, w, r, rt)
 	case kindProxy:
 		s.proxy(w, r, rt, rt.pool, body)
@@ -165,6 +172,22 @@ func targetURI(r *http.Request) string {
 		return path
 	}
 	return path + "?" + query
+}
+
+// limitRanges coalesces the Range header of a request the edge answers
+// itself (files, cache entries), or drops it when more than
+// guard.MaxRanges ranges remain: the whole file is served.
+func limitRanges(r *http.Request) {
+	rh := r.Header["Range"]
+	if len(rh) == 0 {
+		return
+	}
+	out, ok := guard.CoalesceRanges(rh[0], guard.MaxRanges)
+	if !ok {
+		delete(r.Header, "Range")
+		return
+	}
+	r.Header["Range"] = []string{out}
 }
 
 func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }

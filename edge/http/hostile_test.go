@@ -34,6 +34,9 @@ func TestHostileRequests(t *testing.T) {
 		{"huge request line", "GET /" + strings.Repeat("a", 40000) + " HTTP/1.1\r\nHost: s\r\n\r\n", 431},
 		{"CL and TE together", "POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
 		{"TE and CL together", "POST / HTTP/1.1\r\nHost: s\r\ntransfer-encoding: chunked\r\ncontent-length: 4\r\n\r\n0\r\n\r\n", 400},
+		{"CL and TE in HTTP/1.0", "POST / HTTP/1.0\r\nHost: s\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+		{"TE in HTTP/1.0", "POST / HTTP/1.0\r\nHost: s\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+		{"CL in HTTP/1.0", "POST / HTTP/1.0\r\nHost: s\r\nContent-Length: 4\r\n\r\nabcd", 200},
 		{"chunked alone", "POST / HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 200},
 		{"two different CL", "POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcd", 400},
 		{"TE not chunked", "POST / HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
@@ -51,6 +54,59 @@ func TestHostileRequests(t *testing.T) {
 			resp, body := raw(t, addr, tt.req)
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status %d (%q), want %d", resp.StatusCode, body, tt.status)
+			}
+		})
+	}
+}
+
+// TestSmugglingPipelined sends a request with Content-Length and
+// Transfer-Encoding pipelined, in the same write, behind requests of every
+// framing: each smuggling attempt must be refused, the requests before it
+// answered.
+func TestSmugglingPipelined(t *testing.T) {
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "ok %d", n)
+	})
+	_, addr := start(t, Config{Sites: []Site{proxySite("s", []string{"s"}, be.addr())}}, Options{})
+	smuggle := "POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /x HTTP/1.1\r\nHost: s\r\n\r\n"
+	tests := []struct {
+		name   string
+		before []string // requests pipelined ahead, each answered 200
+	}{
+		{"behind a GET", []string{"GET / HTTP/1.1\r\nHost: s\r\n\r\n"}},
+		{"behind two GETs", []string{"GET / HTTP/1.1\r\nHost: s\r\n\r\n", "HEAD / HTTP/1.1\r\nHost: s\r\n\r\n"}},
+		{"behind a Content-Length body", []string{"POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 30\r\n\r\nTransfer-Encoding: chunked\r\n\r\n"}},
+		{"behind a chunked body", []string{"POST / HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nab\r\nc\r\n0\r\nX-Trailer: 1\r\n\r\n"}},
+		{"behind HTTP/1.0 keep-alive", []string{"GET / HTTP/1.0\r\nHost: s\r\nConnection: keep-alive\r\n\r\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(c, strings.Join(tt.before, "")+smuggle)
+			br := bufio.NewReader(c)
+			for i, req := range tt.before {
+				resp, err := http.ReadResponse(br, &http.Request{Method: strings.Fields(req)[0]})
+				if err != nil {
+					t.Fatalf("answer %d: %v", i, err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != 200 {
+					t.Fatalf("answer %d: %d %q", i, resp.StatusCode, b)
+				}
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("answer to the smuggling request: %v", err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 400 {
+				t.Fatalf("smuggling request pipelined %s: %d %q, want 400", tt.name, resp.StatusCode, b)
 			}
 		})
 	}
@@ -220,4 +276,63 @@ func TestSlowHTTPTest(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHeadScannerFraming: the scanner follows bodies (Content-Length,
+// chunked with extensions and trailers) to find each pipelined head, fed
+// byte by byte and in one piece.
+func TestHeadScannerFraming(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     []uint8
+	}{
+		{"two GETs", "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\n\r\n", []uint8{0, 0}},
+		{"CL body hiding a header", "POST / HTTP/1.1\r\nContent-Length: 22\r\n\r\nTransfer-Encoding: x\r\n\r\nGET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", []uint8{headCL, headTE}},
+		{"chunked then CL+TE", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;a=b\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nT: 1\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n", []uint8{headTE, headCL | headTE}},
+		{"bad chunk size loses", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nGET / HTTP/1.1\r\n\r\n", []uint8{headTE, headLost}},
+		{"bad length loses", "POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\nGET / HTTP/1.1\r\n\r\n", []uint8{headLost, headLost}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, bytewise := range []bool{false, true} {
+				var h headScanner
+				h.reset()
+				if bytewise {
+					for i := range len(tt.in) {
+						h.feed([]byte{tt.in[i]})
+					}
+				} else {
+					h.feed([]byte(tt.in))
+				}
+				var got []uint8
+				for range tt.want {
+					got = append(got, h.take())
+				}
+				if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+					t.Fatalf("bytewise %v: heads %v, want %v", bytewise, got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// FuzzHeadScanner: the scanner never panics, keeps at most
+// maxPendingHeads heads, and sees the same heads whatever the reads' sizes.
+func FuzzHeadScanner(f *testing.F) {
+	f.Add("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\nContent-Length: 2\r\n\r\nab", 7)
+	f.Add("GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n", 20)
+	f.Fuzz(func(t *testing.T, in string, cut int) {
+		if cut < 0 || cut > len(in) {
+			cut = len(in) / 2
+		}
+		var a, b headScanner
+		a.reset()
+		b.reset()
+		a.feed([]byte(in))
+		b.feed([]byte(in[:cut]))
+		b.feed([]byte(in[cut:]))
+		if len(a.heads) > maxPendingHeads || fmt.Sprint(a.heads, a.state) != fmt.Sprint(b.heads, b.state) {
+			t.Fatalf("one read: %v %d; two reads: %v %d", a.heads, a.state, b.heads, b.state)
+		}
+	})
 }

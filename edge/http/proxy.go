@@ -230,6 +230,9 @@ func (s *Server) tunnel(w *recorder, r *http.Request, rt *route, resp *http.Resp
 	}
 	defer conn.Close()
 	defer up.Close()
+	if ec, ok := conn.(*edgeConn); ok {
+		ec.stopScanning() // no more HTTP/1 requests on it
+	}
 	_ = conn.SetDeadline(time.Time{})
 	if _, err := io.WriteString(brw, "HTTP/1.1 101 Switching Protocols\r\n"); err != nil {
 		return

@@ -76,6 +76,8 @@ type Server struct {
 	bgCancel   context.CancelFunc
 
 	tunnels tunnelSet // hijacked (WebSocket) connections
+	// refusedLog bounds the warnings a client causes per request.
+	refusedLog rateLog
 }
 
 // NewServer validates cfg and builds everything once: certificates, error
@@ -112,9 +114,12 @@ func NewServer(cfg Config, opts Options) (*Server, error) {
 		}
 	}
 	s.srv = &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: s.limits.ReadHeaderTimeout,
-		IdleTimeout:       s.limits.IdleTimeout,
+		Handler: s,
+		// OPTIONS * reaches our handler like every request (the head
+		// scanner counts on one handler call per request head).
+		DisableGeneralOptionsHandler: true,
+		ReadHeaderTimeout:            s.limits.ReadHeaderTimeout,
+		IdleTimeout:                  s.limits.IdleTimeout,
 		// net/http answers 431 itself beyond this; below it our handler
 		// tells a long request line (414) from big headers (431).
 		MaxHeaderBytes: s.limits.MaxHeaderBytes + MaxRequestLineBytes,

@@ -86,7 +86,9 @@ func etagFor(fi fs.FileInfo) string {
 func (h *staticHandler) serve(s *Server, w *recorder, r *http.Request, rt *route) {
 	name, err := cleanStaticPath(r.URL.Path)
 	if err != nil {
-		s.log.Warn("static path refused", "site", rt.site.name, "route", rt.path, "path", r.URL.Path, "peer", r.RemoteAddr, "err", err)
+		if ok, suppressed := s.refusedLog.allow(s.opts.Now()); ok {
+			s.log.Warn("static path refused", "site", rt.site.name, "route", rt.path, "path", r.URL.Path, "peer", r.RemoteAddr, "err", err, "suppressed", suppressed)
+		}
 		s.errorPage(w, r, rt.site, http.StatusBadRequest, "bad path")
 		return
 	}
@@ -113,7 +115,9 @@ func (h *staticHandler) serve(s *Server, w *recorder, r *http.Request, rt *route
 	default:
 		// Symlink escaping the root, permission denied, ...: never served
 		// and never sent to the fallback.
-		s.log.Warn("static file refused", "site", rt.site.name, "route", rt.path, "path", name, "err", err)
+		if ok, suppressed := s.refusedLog.allow(s.opts.Now()); ok {
+			s.log.Warn("static file refused", "site", rt.site.name, "route", rt.path, "path", name, "peer", r.RemoteAddr, "err", err, "suppressed", suppressed)
+		}
 		s.errorPage(w, r, rt.site, http.StatusForbidden, "forbidden")
 		return
 	}
