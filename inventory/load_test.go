@@ -157,6 +157,10 @@ servers:
 			`inventory.yaml:10:10: guest "g": host "s1" is bare-metal and cannot run guests (set mode: proxmox on the host)`},
 		{"unknown location", map[string]string{"inventory.yaml": base + "    location: nowhere\n"},
 			`inventory.yaml:6:5: server "s1": location "nowhere" is not a location of provider "p" (known: l)`},
+		{"queue without max_conns", map[string]string{"inventory.yaml": base + "upstreams: [{name: u, queue: 5, servers: [{node: s1, port: 80}]}]\n"},
+			`inventory.yaml:10:13: upstream "u": queue without max_conns on any server: nothing would wait (set max_conns on the servers requests should wait for)`},
+		{"negative max_conns", map[string]string{"inventory.yaml": base + "upstreams: [{name: u, servers: [{node: s1, port: 80, max_conns: -1}]}]\n"},
+			`inventory.yaml:10:33: upstream "u": server 0: negative max_conns (omit max_conns for no cap)`},
 		{"two documents", map[string]string{"inventory.yaml": base + "---\nservers: []\n"},
 			`inventory.yaml:10:1: more than one YAML document in a file (split it into files and include them)`},
 	}

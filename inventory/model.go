@@ -552,6 +552,7 @@ func (b *builder) validateUpstream(u *Upstream) {
 	if len(u.Servers) == 0 {
 		b.errf(u.Pos, obj, "add servers: [{service: NAME}]", "no servers")
 	}
+	capped := false
 	for i, s := range u.Servers {
 		sobj := fmt.Sprintf("%s: server %d", obj, i)
 		set := 0
@@ -581,6 +582,20 @@ func (b *builder) validateUpstream(u *Upstream) {
 		if s.Weight < 0 {
 			b.errf(s.Pos, sobj, "", "negative weight")
 		}
+		if s.MaxConns < 0 {
+			b.errf(s.Pos, sobj, "omit max_conns for no cap", "negative max_conns")
+		}
+		if s.MaxConns > 0 {
+			capped = true
+		}
+	}
+	if u.Queue < 0 {
+		b.errf(u.Pos, obj, "omit queue for none", "negative queue")
+	} else if u.Queue > 0 && !capped {
+		b.errf(u.Pos, obj, "set max_conns on the servers requests should wait for", "queue without max_conns on any server: nothing would wait")
+	}
+	if u.QueueTimeout.D() < 0 {
+		b.errf(u.Pos, obj, "", "negative queue_timeout")
 	}
 	if h := u.HealthCheck; h != nil && !strings.HasPrefix(h.Path, "/") {
 		b.errf(h.Pos, obj+": health_check", `e.g. path: /health`, "path must start with /")

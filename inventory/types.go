@@ -167,6 +167,10 @@ type Upstream struct {
 	// Retries is how many other servers an idempotent request is retried on
 	// after a connection failure.
 	Retries *int `yaml:"retries"`
+	// Queue is how many requests may wait when every server is at its
+	// max_conns; QueueTimeout how long each may wait (then 503).
+	Queue        int      `yaml:"queue"`
+	QueueTimeout Duration `yaml:"queue_timeout"`
 }
 
 // UpstreamServer is one member of a pool: a service, a tunnel entrance, or a
@@ -186,6 +190,8 @@ type UpstreamServer struct {
 	TLS        bool   `yaml:"tls"`
 	ServerName string `yaml:"server_name"`
 	Weight     int    `yaml:"weight"`
+	// MaxConns caps the requests in flight to this server (nginx max_conns).
+	MaxConns int `yaml:"max_conns"`
 	// Backup servers are used only when every primary server is down.
 	Backup bool `yaml:"backup"`
 }
@@ -276,6 +282,9 @@ type Route struct {
 	WebSocket bool `yaml:"websocket"`
 	// BasicAuth names an htpasswd file (bcrypt) guarding the route.
 	BasicAuth string `yaml:"basic_auth"`
+	// RequestBuffering, on by default, reads a proxied request's whole body
+	// before sending it upstream; false streams it (uploads).
+	RequestBuffering *bool `yaml:"request_buffering"`
 }
 
 // Static serves files from Root; a file missing there is fetched from the

@@ -191,8 +191,12 @@ func (c *compiler) upstream(u *inventory.Upstream, object string) *httpedge.Upst
 			continue
 		}
 		out.Servers = append(out.Servers, httpedge.UpstreamServer{
-			Addr: c.dial(t), Weight: s.Weight, Backup: s.Backup, TLS: s.TLS, ServerName: s.ServerName,
+			Addr: c.dial(t), Weight: s.Weight, Backup: s.Backup, TLS: s.TLS, ServerName: s.ServerName, MaxConns: s.MaxConns,
 		})
+		if s.MaxConns > 0 {
+			// Only a capped pool queues: its wait is shown, resolved.
+			out.Queue, out.QueueTimeout = u.Queue, or(u.QueueTimeout.D(), httpedge.DefaultQueueTimeout)
+		}
 	}
 	if u.Retries != nil {
 		out.Retries = *u.Retries
@@ -241,7 +245,8 @@ func (c *compiler) site(s *inventory.Site, network string) httpedge.Site {
 		hr := httpedge.Route{
 			Path: r.Path, Exact: r.Exact, Redirect: r.Redirect, RedirectCode: r.RedirectCode,
 			Headers: r.Headers, MaxBodyBytes: int64(r.MaxBodySize), WebSocket: r.WebSocket,
-			BasicAuthFile: c.opts.file(r.BasicAuth),
+			BasicAuthFile:     c.opts.file(r.BasicAuth),
+			StreamRequestBody: r.RequestBuffering != nil && !*r.RequestBuffering,
 		}
 		if r.Upstream != "" {
 			hr.Upstream = c.upstream(c.m.Upstream(r.Upstream), robj)

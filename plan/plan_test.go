@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 
+	httpedge "github.com/offedge/offedge/edge/http"
 	"github.com/offedge/offedge/examples/openfoodfacts"
 	"github.com/offedge/offedge/inventory"
 )
@@ -131,5 +133,65 @@ func TestCompileErrors(t *testing.T) {
 	}
 	if _, err := Compile(m, "nosuch", Options{}); err == nil || !strings.Contains(err.Error(), `unknown node "nosuch"`) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// The plan carries what the proxy runs with: per-server max_conns, the
+// pool's queue with its timeout resolved, and which routes stream bodies.
+func TestCompileUpstreamCapsAndBuffering(t *testing.T) {
+	inv := `providers: [{name: p, locations: [{name: l}]}]
+networks:
+  - {name: internet, kind: public}
+  - {name: lan, kind: private}
+servers:
+  - name: s1
+    provider: p
+    mode: bare-metal
+    addresses: [{network: lan, ip: 10.0.0.1}, {network: internet, ip: 192.0.2.1}]
+services:
+  - {name: app, node: s1, port: 8080, protocol: http}
+upstreams:
+  - {name: capped, queue: 10, servers: [{service: app, max_conns: 4}]}
+  - {name: open, servers: [{service: app}]}
+sites:
+  - name: w
+    node: s1
+    hosts: [w.example]
+    listen: [{network: internet, port: 80}]
+    routes:
+      - {path: /, upstream: capped}
+      - {path: /upload/, upstream: open, request_buffering: false}
+`
+	m, err := inventory.Load(fstest.MapFS{"inventory.yaml": {Data: []byte(inv)}}, "inventory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Compile(m, "s1", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var routes []httpedge.Route
+	for _, l := range p.Listeners {
+		if l.HTTP != nil {
+			for _, s := range l.HTTP.Sites {
+				routes = append(routes, s.Routes...)
+			}
+		}
+	}
+	if len(routes) != 2 {
+		t.Fatalf("%d routes, want 2", len(routes))
+	}
+	for _, r := range routes {
+		switch r.Path {
+		case "/":
+			u := r.Upstream
+			if u.Servers[0].MaxConns != 4 || u.Queue != 10 || u.QueueTimeout != httpedge.DefaultQueueTimeout || r.StreamRequestBody {
+				t.Errorf("capped route: max_conns %d queue %d timeout %s stream %v", u.Servers[0].MaxConns, u.Queue, u.QueueTimeout, r.StreamRequestBody)
+			}
+		case "/upload/":
+			if !r.StreamRequestBody || r.Upstream.Servers[0].MaxConns != 0 || r.Upstream.QueueTimeout != 0 {
+				t.Errorf("upload route: stream %v, upstream %+v", r.StreamRequestBody, r.Upstream)
+			}
+		}
 	}
 }

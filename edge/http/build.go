@@ -50,19 +50,20 @@ const (
 )
 
 type route struct {
-	site      *site
-	path      string
-	exact     bool
-	kind      routeKind
-	pool      *pool
-	static    *staticHandler
-	redirect  string
-	code      int
-	headers   []headerKV // site headers then route headers (route wins)
-	maxBody   int64
-	websocket bool
-	auth      *basicAuth
-	desc      string // for logs: "site \"off\" route \"/api/\""
+	site       *site
+	path       string
+	exact      bool
+	kind       routeKind
+	pool       *pool
+	static     *staticHandler
+	redirect   string
+	code       int
+	headers    []headerKV // site headers then route headers (route wins)
+	maxBody    int64
+	websocket  bool
+	streamBody bool // request body streamed upstream, not buffered
+	auth       *basicAuth
+	desc       string // for logs: "site \"off\" route \"/api/\""
 }
 
 type routeTable struct {
@@ -210,7 +211,7 @@ func (s *Server) buildRoute(ch *chain, st *site, rc *Route) (*route, error) {
 	if !strings.HasPrefix(rc.Path, "/") {
 		return nil, errors.New("path must start with /")
 	}
-	rt := &route{site: st, path: rc.Path, exact: rc.Exact, websocket: rc.WebSocket,
+	rt := &route{site: st, path: rc.Path, exact: rc.Exact, websocket: rc.WebSocket, streamBody: rc.StreamRequestBody,
 		desc: fmt.Sprintf("site %q route %q", st.name, rc.Path)}
 	n := 0
 	if rc.Upstream != nil {

@@ -85,6 +85,12 @@ type Route struct {
 	MaxBodyBytes  int64             `json:"max_body_bytes,omitempty"` // 0 = default 1 MiB as nginx; -1 = unlimited
 	WebSocket     bool              `json:"websocket,omitempty"`
 	BasicAuthFile string            `json:"basic_auth_file,omitempty"` // htpasswd, bcrypt ($2y$/$2a$/$2b$) entries
+	// StreamRequestBody sends a proxied request's body upstream as it
+	// arrives (nginx proxy_request_buffering off), for streaming uploads.
+	// By default the whole body is read first (in memory up to
+	// BodyBufferBytes, then in an unlinked temporary file), so that a slow
+	// client holds no upstream connection.
+	StreamRequestBody bool `json:"stream_request_body,omitempty"`
 }
 
 // Static serves files from Root, falling back to an upstream for files
@@ -114,6 +120,11 @@ type Upstream struct {
 	FailTimeout    time.Duration    `json:"fail_timeout"`
 	Retries        int              `json:"retries"`
 	HealthCheck    *HealthCheck     `json:"health_check,omitempty"`
+	// Queue is how many requests may wait when every server is at its
+	// MaxConns (0: none wait, they get 503 at once); QueueTimeout how long
+	// each may wait (then 503). nginx's upstream queue directive.
+	Queue        int           `json:"queue,omitempty"`
+	QueueTimeout time.Duration `json:"queue_timeout,omitempty"`
 }
 
 // UpstreamServer is one member of a pool.
@@ -123,6 +134,9 @@ type UpstreamServer struct {
 	Backup     bool   `json:"backup,omitempty"`
 	TLS        bool   `json:"tls,omitempty"`
 	ServerName string `json:"server_name,omitempty"`
+	// MaxConns caps the requests in flight to this server, each holding one
+	// connection (nginx max_conns); 0: no cap.
+	MaxConns int `json:"max_conns,omitempty"`
 }
 
 // HealthCheck is an active probe of every server of a pool.
@@ -143,4 +157,7 @@ type Options struct {
 	// RootCAs verifies TLS upstreams; nil means the system pool.
 	RootCAs *x509.CertPool
 	Now     func() time.Time
+	// BodyTempDir holds the temporary files of buffered request bodies
+	// (created and unlinked at once); "" is os.TempDir().
+	BodyTempDir string
 }

@@ -210,3 +210,26 @@ func (c *fakeClock) Add(d time.Duration) {
 func deadAddr(t testing.TB) string { return testutil.FreeAddr(t) }
 
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// droppingServer accepts connections, reads n bytes of each (so a request
+// was sent) and closes it without answering; it counts the connections.
+func droppingServer(t testing.TB, n int) (net.Listener, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	calls := new(atomic.Int64)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			calls.Add(1)
+			go func() { io.ReadAtLeast(c, make([]byte, n), n); c.Close() }()
+		}
+	}()
+	return ln, calls
+}

@@ -31,6 +31,7 @@ const (
 	DefaultHealthTimeout  = 2 * time.Second
 	DefaultHealthRise     = 2
 	DefaultHealthFall     = 3
+	DefaultQueueTimeout   = 60 * time.Second // nginx's queue timeout
 	upstreamIdleTimeout   = 60 * time.Second
 )
 
@@ -49,6 +50,9 @@ func (u Upstream) withDefaults() Upstream {
 	}
 	if u.FailTimeout <= 0 {
 		u.FailTimeout = DefaultFailTimeout
+	}
+	if u.QueueTimeout <= 0 {
+		u.QueueTimeout = DefaultQueueTimeout
 	}
 	if hc := u.HealthCheck; hc != nil {
 		c := *hc
@@ -74,6 +78,7 @@ func validateUpstream(u *Upstream) error {
 		return errors.New("no servers")
 	}
 	primaries := 0
+	capped := false
 	seen := map[string]bool{}
 	for i, sv := range u.Servers {
 		host, port, err := net.SplitHostPort(sv.Addr)
@@ -89,6 +94,12 @@ func validateUpstream(u *Upstream) error {
 		if sv.Weight < 0 {
 			return fmt.Errorf("server %q: negative weight", sv.Addr)
 		}
+		if sv.MaxConns < 0 {
+			return fmt.Errorf("server %q: negative max_conns; 0 means no cap", sv.Addr)
+		}
+		if sv.MaxConns > 0 {
+			capped = true
+		}
 		if seen[sv.Addr] {
 			return fmt.Errorf("server %q: listed twice", sv.Addr)
 		}
@@ -99,6 +110,12 @@ func validateUpstream(u *Upstream) error {
 	}
 	if primaries == 0 {
 		return errors.New("every server is a backup; at least one must be primary")
+	}
+	if u.Queue < 0 {
+		return fmt.Errorf("negative queue %d; 0 means no request waits", u.Queue)
+	}
+	if u.Queue > 0 && !capped {
+		return errors.New("a queue needs max_conns on at least one server (requests only wait for a capped server)")
 	}
 	if hc := u.HealthCheck; hc != nil {
 		if len(hc.Path) == 0 || hc.Path[0] != '/' {
@@ -134,7 +151,8 @@ type pool struct {
 	cancel   context.CancelFunc
 	probeReq *http.Request // the health check's request (URI, User-Agent)
 
-	mu sync.Mutex // smooth weighted round robin state
+	mu    sync.Mutex // smooth weighted round robin state, active counts, queue
+	queue []*waiter  // requests waiting for a server under max_conns, oldest first
 }
 
 type backend struct {
@@ -144,7 +162,9 @@ type backend struct {
 	hostHeader string    // Host sent when the pool sets none and the client sent none
 	client     *h1Client // the server's connections: traffic and health probes alike
 
-	current int // SWRR, guarded by pool.mu
+	current  int // SWRR, guarded by pool.mu
+	active   int // requests holding a connection now, guarded by pool.mu
+	maxConns int // cap on active; 0: none
 
 	mu        sync.Mutex
 	failTimes []time.Time // failures within FailTimeout
@@ -173,7 +193,7 @@ func (s *Server) acquirePool(u Upstream) (*pool, error) {
 	}
 	p := &pool{name: u.Name, fp: fp, cfg: u, log: s.log, now: s.opts.Now, stats: &s.stats, refs: 1}
 	for _, sv := range u.Servers {
-		b := &backend{addr: sv.Addr, weight: max(sv.Weight, 1), backup: sv.Backup,
+		b := &backend{addr: sv.Addr, weight: max(sv.Weight, 1), backup: sv.Backup, maxConns: sv.MaxConns,
 			maxFails: u.MaxFails, failWindow: u.FailTimeout, hostHeader: sv.Addr}
 		b.client = s.newH1Client(u, sv)
 		p.backends = append(p.backends, b)
@@ -320,11 +340,18 @@ func (b *backend) success() {
 // pool whose every server is marked down). tried excludes servers already
 // attempted for this request.
 func (p *pool) pick(tried uint64) *backend {
-	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	b, _ := p.pickLocked(tried)
+	return b
+}
+
+// pickLocked is pick with p.mu held. Servers at their max_conns are
+// skipped; full reports that one was, so that the caller may queue.
+func (p *pool) pickLocked(tried uint64) (best *backend, full bool) {
+	now := p.now()
 	for _, pass := range [3]int{0, 1, 2} {
-		var best *backend
+		best = nil
 		total := 0
 		for i, b := range p.backends {
 			if i < 64 && tried&(1<<i) != 0 {
@@ -344,6 +371,10 @@ func (p *pool) pick(tried uint64) *backend {
 					continue
 				}
 			}
+			if b.maxConns > 0 && b.active >= b.maxConns {
+				full = true
+				continue
+			}
 			b.current += b.weight
 			total += b.weight
 			if best == nil || b.current > best.current {
@@ -352,10 +383,10 @@ func (p *pool) pick(tried uint64) *backend {
 		}
 		if best != nil {
 			best.current -= total
-			return best
+			return best, false
 		}
 	}
-	return nil
+	return nil, full
 }
 
 func (p *pool) index(b *backend) int {
@@ -394,9 +425,12 @@ func (p *pool) roundTrip(pr *proxyRequest) (*http.Response, *backend, error) {
 	var lastErr error = errNoServer
 	var last *backend
 	for a := 0; a < attempts; a++ {
-		b := p.pick(tried)
-		if b == nil {
-			break
+		b, err := p.acquire(pr.ctx, tried)
+		if errors.Is(err, errNoServer) {
+			break // every server tried: report the last failure
+		}
+		if err != nil {
+			return nil, last, err // queue full or timed out, client gone
 		}
 		tried |= 1 << (p.index(b) % 64)
 		b.requests.Add(1)
@@ -407,8 +441,10 @@ func (p *pool) roundTrip(pr *proxyRequest) (*http.Response, *backend, error) {
 		resp, err := b.client.roundTrip(pr, host)
 		if err == nil {
 			b.success()
+			p.releaseOnClose(b, resp)
 			return resp, b, nil
 		}
+		p.release(b)
 		last, lastErr = b, err
 		if errors.Is(err, context.Canceled) && pr.ctx.Err() != nil {
 			return nil, b, err // the client went away; not the server's fault
@@ -475,6 +511,10 @@ func (p *pool) probe(ctx context.Context, b *backend, hc *HealthCheck) bool {
 	if host == "" {
 		host = b.hostHeader
 	}
+	if !p.tryAcquire(b) {
+		return true // busy at max_conns: serving traffic, so not down; state unchanged
+	}
+	defer p.release(b)
 	pr := proxyRequest{ctx: ctx, r: p.probeReq, method: http.MethodGet, probe: true}
 	resp, err := b.client.roundTrip(&pr, host)
 	if err != nil {

@@ -3,7 +3,6 @@ package httpedge
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -93,23 +92,8 @@ func TestRetryAndPassiveHealth(t *testing.T) {
 }
 
 func TestNoRetryOfNonIdempotentAfterSend(t *testing.T) {
-	var calls atomic.Int64
 	// A server that accepts and resets: the request was sent.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			calls.Add(1)
-			go func() { io.ReadAtLeast(c, make([]byte, 16), 16); c.Close() }()
-		}
-	}()
+	ln, _ := droppingServer(t, 16)
 	other := newBackend(t, textHandler("other"))
 	up := &Upstream{Name: "p", Servers: []UpstreamServer{{Addr: ln.Addr().String(), Weight: 1000}, {Addr: other.addr()}}}
 	_, addr := start(t, Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{})

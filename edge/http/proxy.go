@@ -55,6 +55,34 @@ func headerListContains(list, name string) bool {
 	return false
 }
 
+// clientBodyFailed answers a request whose failure was the client's: a
+// body too large (413), not sent in time (408) or unreadable (400), or a
+// client gone (499, logged only). It reports whether it answered.
+func (s *Server) clientBodyFailed(w *recorder, r *http.Request, rt *route, body *bodyReader) bool {
+	if body != nil && body.tooBig.Load() {
+		w.Header().Set("Connection", "close")
+		s.errorPage(w, r, rt.site, http.StatusRequestEntityTooLarge, "request body too large")
+		return true
+	}
+	if r.Context().Err() != nil {
+		w.status = statusClientClosed // logged only
+		return true
+	}
+	if body != nil {
+		switch body.failed.Load() {
+		case 1:
+			w.Header().Set("Connection", "close")
+			s.errorPage(w, r, rt.site, http.StatusRequestTimeout, "request body not received in time")
+			return true
+		case 2:
+			w.Header().Set("Connection", "close")
+			s.errorPage(w, r, rt.site, http.StatusBadRequest, "request body could not be read")
+			return true
+		}
+	}
+	return false
+}
+
 // proxy forwards r to the route's pool and streams the answer back.
 func (s *Server) proxy(w *recorder, r *http.Request, rt *route, p *pool, body *bodyReader) {
 	upgrade := ""
@@ -67,31 +95,39 @@ func (s *Server) proxy(w *recorder, r *http.Request, rt *route, p *pool, body *b
 	if pr.host == "" {
 		pr.host = r.Host
 	}
+	if body == nil {
+		body, _ = r.Body.(*bodyReader)
+	}
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		pr.body, pr.cl = r.Body, r.ContentLength // r.Body is body when set
 	}
+	if pr.body != nil && !rt.streamBody {
+		// proxy_request_buffering on: the whole body is read before a
+		// server is chosen, so a slow client holds no upstream connection.
+		bb, err := s.bufferBody(pr.body, pr.cl)
+		if err != nil {
+			if !s.clientBodyFailed(w, r, rt, body) {
+				s.log.Error("buffering a request body failed", "listener", s.name(), "site", rt.site.name, "route", rt.path, "err", err)
+				s.errorPage(w, r, rt.site, http.StatusInternalServerError, "the request body could not be buffered")
+			}
+			return
+		}
+		defer bb.Close()
+		pr.body, pr.cl, pr.replay = bb, bb.size, bb
+		if bb.size == 0 {
+			pr.body, pr.replay = nil, nil
+		}
+	}
 	resp, b, err := p.roundTrip(&pr)
 	if err != nil {
-		if body != nil && body.tooBig.Load() {
-			w.Header().Set("Connection", "close")
-			s.errorPage(w, r, rt.site, http.StatusRequestEntityTooLarge, "request body too large")
+		if s.clientBodyFailed(w, r, rt, body) {
 			return
 		}
-		if r.Context().Err() != nil {
-			w.status = statusClientClosed // logged only
+		if errors.Is(err, errQueueFull) || errors.Is(err, errQueueTimeout) {
+			s.log.Warn("upstream busy", "listener", s.name(), "site", rt.site.name, "route", rt.path, "upstream", p.name, "err", err)
+			w.Header().Set("Retry-After", "1")
+			s.errorPage(w, r, rt.site, http.StatusServiceUnavailable, "the upstream servers are busy")
 			return
-		}
-		if body != nil {
-			switch body.failed.Load() {
-			case 1:
-				w.Header().Set("Connection", "close")
-				s.errorPage(w, r, rt.site, http.StatusRequestTimeout, "request body not received in time")
-				return
-			case 2:
-				w.Header().Set("Connection", "close")
-				s.errorPage(w, r, rt.site, http.StatusBadRequest, "request body could not be read")
-				return
-			}
 		}
 		addr := ""
 		if b != nil {

@@ -7,20 +7,24 @@ import (
 
 // Stats is a snapshot of a server's counters, for a status page or metrics.
 type Stats struct {
-	Requests           uint64          `json:"requests"`
-	Status1xx          uint64          `json:"status_1xx"`
-	Status2xx          uint64          `json:"status_2xx"`
-	Status3xx          uint64          `json:"status_3xx"`
-	Status4xx          uint64          `json:"status_4xx"`
-	Status5xx          uint64          `json:"status_5xx"`
-	UpstreamErrors     uint64          `json:"upstream_errors"` // failed attempts (connect, timeout, reset)
-	CacheHits          uint64          `json:"cache_hits"`
-	CacheMisses        uint64          `json:"cache_misses"`
-	TLSHandshakeErrors uint64          `json:"tls_handshake_errors"`
-	ZeroCopyBytes      uint64          `json:"zero_copy_bytes"` // file bytes handed to sendfile
-	OpenConnections    int64           `json:"open_connections"`
-	WebSockets         int64           `json:"websockets"` // tunnels open now
-	Upstreams          []UpstreamStats `json:"upstreams"`
+	Requests           uint64 `json:"requests"`
+	Status1xx          uint64 `json:"status_1xx"`
+	Status2xx          uint64 `json:"status_2xx"`
+	Status3xx          uint64 `json:"status_3xx"`
+	Status4xx          uint64 `json:"status_4xx"`
+	Status5xx          uint64 `json:"status_5xx"`
+	UpstreamErrors     uint64 `json:"upstream_errors"` // failed attempts (connect, timeout, reset)
+	CacheHits          uint64 `json:"cache_hits"`
+	CacheMisses        uint64 `json:"cache_misses"`
+	TLSHandshakeErrors uint64 `json:"tls_handshake_errors"`
+	ZeroCopyBytes      uint64 `json:"zero_copy_bytes"` // file bytes handed to sendfile
+	OpenConnections    int64  `json:"open_connections"`
+	WebSockets         int64  `json:"websockets"` // tunnels open now
+	// QueueRejected and QueueTimeouts count requests answered 503 because
+	// every server was at max_conns: the queue was full, or the wait too long.
+	QueueRejected uint64          `json:"queue_rejected"`
+	QueueTimeouts uint64          `json:"queue_timeouts"`
+	Upstreams     []UpstreamStats `json:"upstreams"`
 }
 
 // UpstreamStats is the state of one server of one pool.
@@ -33,6 +37,10 @@ type UpstreamStats struct {
 	Up       bool   `json:"up"`
 	Requests uint64 `json:"requests"`
 	Fails    uint64 `json:"fails"`
+	// Active is the requests in flight to the server now (each holding a
+	// connection); MaxConns its cap (0: none).
+	Active   int `json:"active"`
+	MaxConns int `json:"max_conns,omitempty"`
 }
 
 type counters struct {
@@ -45,6 +53,8 @@ type counters struct {
 	zeroCopyBytes      atomic.Uint64
 	openConns          atomic.Int64
 	websockets         atomic.Int64
+	queueRejected      atomic.Uint64
+	queueTimeouts      atomic.Uint64
 }
 
 func (c *counters) countStatus(code int) {
@@ -69,17 +79,22 @@ func (s *Server) Stats() Stats {
 		ZeroCopyBytes:      s.stats.zeroCopyBytes.Load(),
 		OpenConnections:    s.stats.openConns.Load(),
 		WebSockets:         s.stats.websockets.Load(),
+		QueueRejected:      s.stats.queueRejected.Load(),
+		QueueTimeouts:      s.stats.queueTimeouts.Load(),
 	}
 	s.mu.Lock()
 	for _, p := range s.pools {
 		now := s.opts.Now()
+		p.mu.Lock()
 		for _, b := range p.backends {
 			st.Upstreams = append(st.Upstreams, UpstreamStats{
 				Pool: p.name, Addr: b.addr, Backup: b.backup,
 				Up:       b.usable(now),
 				Requests: b.requests.Load(), Fails: b.fails.Load(),
+				Active: b.active, MaxConns: b.maxConns,
 			})
 		}
+		p.mu.Unlock()
 	}
 	s.mu.Unlock()
 	sort.Slice(st.Upstreams, func(i, j int) bool {

@@ -32,12 +32,15 @@ type proxyRequest struct {
 	body    io.Reader
 	cl      int64 // body length, -1 unknown (chunked upstream)
 	probe   bool  // a health check: the edge's own request, no forwarding fields
+	// replay, for a buffered body, rewinds it so that the request can be
+	// sent again (another server, a stale kept-alive connection).
+	replay *bufferedBody
 }
 
 // bodyStarted reports whether a byte of the client's body may have been
 // consumed, after which the request cannot be sent again.
 func (pr *proxyRequest) bodyStarted() bool {
-	if pr.body == nil {
+	if pr.body == nil || pr.replay != nil {
 		return false
 	}
 	if rb, ok := pr.body.(*bodyReader); ok {
@@ -47,8 +50,11 @@ func (pr *proxyRequest) bodyStarted() bool {
 }
 
 // retryable reports whether the request may be sent a second time after
-// it was (perhaps) received: idempotent and without a body.
-func (pr *proxyRequest) retryable() bool { return isIdempotent(pr.method) && pr.body == nil }
+// it was (perhaps) received: idempotent, and without a body or with a
+// buffered one (nginx's proxy_next_upstream with request buffering).
+func (pr *proxyRequest) retryable() bool {
+	return isIdempotent(pr.method) && (pr.body == nil || pr.replay != nil)
+}
 
 // outSkip are request fields never copied upstream as they are: the
 // hop-by-hop fields (hopHeaders) and the ones the edge writes itself.
@@ -382,6 +388,9 @@ func (uc *upConn) exchange(pr *proxyRequest, host string) (resp *http.Response, 
 		}
 	}()
 	pr.writeHead(uc.bw, host, uc.cl.maxIdle > 0)
+	if pr.replay != nil {
+		pr.replay.rewind()
+	}
 	if pr.body != nil {
 		er := &errReader{r: pr.body}
 		var werr error
@@ -448,7 +457,7 @@ func (uc *upConn) exchange(pr *proxyRequest, host string) (resp *http.Response, 
 		if pr.upgrade == "" {
 			return nil, errors.New("101 Switching Protocols without an Upgrade request")
 		}
-		resp.Body = &upgradedConn{uc}
+		resp.Body = &upgradedConn{uc: uc}
 		return resp, nil
 	}
 	resp.Body = &upBody{uc: uc, rc: resp.Body, keep: !resp.Close && uc.cl.maxIdle > 0, stop: stop}
@@ -462,12 +471,13 @@ var aLongTimeAgo = time.Unix(1, 0)
 // on a connection the server keeps open, it returns the connection to the
 // pool on Close; otherwise Close closes the connection (nothing is drained).
 type upBody struct {
-	uc   *upConn
-	rc   io.ReadCloser
-	stop func() bool // of the client-cancellation hook
-	keep bool
-	eof  bool
-	done bool
+	uc      *upConn
+	onClose func() // set by the pool: gives the server's slot back
+	rc      io.ReadCloser
+	stop    func() bool // of the client-cancellation hook
+	keep    bool
+	eof     bool
+	done    bool
 }
 
 func (b *upBody) Read(p []byte) (int, error) {
@@ -491,12 +501,24 @@ func (b *upBody) Close() error {
 	} else {
 		b.uc.close()
 	}
+	if b.onClose != nil {
+		b.onClose()
+	}
 	return nil
 }
 
 // upgradedConn is the upstream side of a WebSocket tunnel after 101.
-type upgradedConn struct{ uc *upConn }
+type upgradedConn struct {
+	uc      *upConn
+	onClose func() // set by the pool: gives the server's slot back
+}
 
 func (u *upgradedConn) Read(p []byte) (int, error)  { return u.uc.br.Read(p) }
 func (u *upgradedConn) Write(p []byte) (int, error) { return u.uc.conn.Write(p) }
-func (u *upgradedConn) Close() error                { return u.uc.raw.Close() }
+func (u *upgradedConn) Close() error {
+	err := u.uc.raw.Close()
+	if u.onClose != nil {
+		u.onClose()
+	}
+	return err
+}

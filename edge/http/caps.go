@@ -1,0 +1,151 @@
+package httpedge
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Connection caps (nginx's server max_conns with the upstream queue):
+// a server with MaxConns never has more requests in flight than that, each
+// holding one connection from the moment it is sent until its response
+// body is closed (or its WebSocket tunnel ends). When every server that
+// could take a request is at its cap, the request waits in the pool's
+// queue, first come first served, at most Upstream.Queue of them and each
+// at most QueueTimeout; beyond that the client gets 503 (see proxy).
+//
+// A slot is taken by acquire or tryAcquire and given back by release,
+// which hands the turn to the oldest waiter.
+
+var (
+	errQueueFull    = errors.New("every server is at max_conns and the queue is full")
+	errQueueTimeout = errors.New("every server stayed at max_conns for the whole queue timeout")
+)
+
+// waiter is one request in a pool's queue; wake is signalled (once) when a
+// slot may have been freed.
+type waiter struct {
+	wake chan struct{}
+}
+
+// acquire picks a server for a request and takes a slot on it, waiting in
+// the queue when every candidate is at its cap. It returns errNoServer
+// when no server is left to try.
+func (p *pool) acquire(ctx context.Context, tried uint64) (*backend, error) {
+	p.mu.Lock()
+	if len(p.queue) == 0 { // newcomers do not overtake waiters
+		b, full := p.pickLocked(tried)
+		if b != nil {
+			b.active++
+			p.mu.Unlock()
+			return b, nil
+		}
+		if !full {
+			p.mu.Unlock()
+			return nil, errNoServer
+		}
+	}
+	if len(p.queue) >= p.cfg.Queue {
+		p.mu.Unlock()
+		p.stats.queueRejected.Add(1)
+		return nil, errQueueFull
+	}
+	w := &waiter{wake: make(chan struct{}, 1)}
+	p.queue = append(p.queue, w)
+	p.mu.Unlock()
+	timer := time.NewTimer(p.cfg.QueueTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case <-w.wake:
+			p.mu.Lock()
+			b, full := p.pickLocked(tried)
+			if b != nil {
+				b.active++
+				p.wakeLocked() // another slot may be free too
+				p.mu.Unlock()
+				return b, nil
+			}
+			if !full {
+				p.wakeLocked()
+				p.mu.Unlock()
+				return nil, errNoServer
+			}
+			// A newcomer took the slot meanwhile: wait again, first in line.
+			p.queue = append([]*waiter{w}, p.queue...)
+			p.mu.Unlock()
+		case <-timer.C:
+			p.leave(w)
+			p.stats.queueTimeouts.Add(1)
+			return nil, errQueueTimeout
+		case <-ctx.Done():
+			p.leave(w)
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// leave takes w out of the queue; if it had been woken meanwhile, the
+// wake-up goes to the next waiter instead of being lost.
+func (p *pool) leave(w *waiter) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, x := range p.queue {
+		if x == w {
+			p.queue = append(p.queue[:i], p.queue[i+1:]...)
+			return
+		}
+	}
+	select {
+	case <-w.wake:
+		p.wakeLocked()
+	default:
+	}
+}
+
+// tryAcquire takes a slot on b if it has one free, without queueing (health
+// probes: a server at its cap is busy, not down).
+func (p *pool) tryAcquire(b *backend) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if b.maxConns > 0 && b.active >= b.maxConns {
+		return false
+	}
+	b.active++
+	return true
+}
+
+// release gives b's slot back and wakes the oldest waiter.
+func (p *pool) release(b *backend) {
+	p.mu.Lock()
+	b.active--
+	p.wakeLocked()
+	p.mu.Unlock()
+}
+
+func (p *pool) wakeLocked() {
+	if len(p.queue) == 0 {
+		return
+	}
+	w := p.queue[0]
+	p.queue[0] = nil
+	p.queue = p.queue[1:]
+	w.wake <- struct{}{}
+}
+
+// releaseOnClose gives b's slot back when the response (or the WebSocket
+// tunnel it became) is closed.
+func (p *pool) releaseOnClose(b *backend, resp *http.Response) {
+	var once sync.Once
+	done := func() { once.Do(func() { p.release(b) }) }
+	switch body := resp.Body.(type) {
+	case *upBody:
+		body.onClose = done
+	case *upgradedConn:
+		body.onClose = done
+	default:
+		done()
+	}
+}
