@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
@@ -102,6 +103,40 @@ func TestLabEndToEnd(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+
+	// The tour's commands are meant to be copied: run the redis ones as a
+	// user would, and show that the plain redis-cli connection it warns
+	// about (from 127.0.0.1) is refused.
+	t.Run("tour redis commands answer PONG", func(t *testing.T) {
+		testutil.RequireBinary(t, "socat")
+		n := 0
+		for _, c := range l.Commands() {
+			if !strings.HasPrefix(c.Command, "printf 'PING") {
+				continue
+			}
+			n++
+			out, err := exec.CommandContext(ctx, "bash", "-c", c.Command).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "+PONG") {
+				t.Errorf("%s\n%s: %v %q; want +PONG", c.What, c.Command, err, out)
+			}
+			addr := strings.TrimPrefix(strings.Fields(c.Command[strings.Index(c.Command, "TCP:"):])[0], "TCP:")
+			addr, _, _ = strings.Cut(addr, ",bind=")
+			conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+			if err == nil {
+				conn.SetDeadline(time.Now().Add(2 * time.Second))
+				conn.Write([]byte("PING\r\n"))
+				buf := make([]byte, 16)
+				k, _ := conn.Read(buf)
+				conn.Close()
+				if strings.Contains(string(buf[:k]), "PONG") {
+					t.Errorf("%s answered PONG to 127.0.0.1; the tour says it is refused", addr)
+				}
+			}
+		}
+		if n == 0 {
+			t.Fatal("the tour has no redis command")
+		}
+	})
 
 	t.Run("world over https to product opener on off1", func(t *testing.T) {
 		c := l.testClient(t, "off1")

@@ -141,13 +141,13 @@ func (l *Lab) Commands() []Command {
 			if err != nil {
 				continue
 			}
-			bind := ""
-			if src.IsValid() && src.Is4() {
-				bind = fmt.Sprintf(" # from %s's address %s", client.Name, src)
-			}
+			// redis-cli cannot choose its source address: from 127.0.0.1
+			// it is refused, because the entrance admits only the
+			// consumer's address, as in production. socat binds it.
 			out = append(out, Command{
-				What:    fmt.Sprintf("redis on %s through tunnel %s, as %s would", svc.Node, t.Name, client.Name),
-				Command: fmt.Sprintf("python3 -c \"import socket;s=socket.create_connection(('%s',%d),source_address=('%s',0));s.sendall(b'PING\\r\\n');print(s.recv(64))\"%s", dst.Addr(), dst.Port(), src, bind),
+				What: fmt.Sprintf("redis on %s through tunnel %s, as %s would: the entrance admits only %s's address %s, so a plain `redis-cli -h %s -p %d ping` (from 127.0.0.1) is refused; this binds %s",
+					svc.Node, t.Name, client.Name, client.Name, src, dst.Addr(), dst.Port(), src),
+				Command: fmt.Sprintf("printf 'PING\\r\\n' | socat -t 2 - TCP:%s,bind=%s", dst, src),
 			})
 			break
 		}
