@@ -129,9 +129,10 @@ func (s *Server) build(cfg Config) (*chain, error) {
 			}
 		}
 	}
-	if ch.def == nil {
-		ch.def = ch.sites[0]
-	}
+	// No implicit default: a host no site names is refused on plain HTTP as
+	// an unknown SNI is on TLS, unless a site is explicitly marked default.
+	// (nginx falls back to the first server block, which is how a
+	// misconfigured name ends up served by whatever site comes first.)
 	ok = true
 	return ch, nil
 }

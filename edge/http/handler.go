@@ -92,6 +92,13 @@ func (s *Server) serve(ch *chain, w *recorder, r *http.Request, ec *edgeConn) {
 		w.WriteHeader(http.StatusMovedPermanently)
 		return
 	}
+	// The redirect above is the listener's, for every host (nginx's
+	// "return 301 https://$host$request_uri" server); what follows is a
+	// site's, and a host no site names has none.
+	if st == nil {
+		s.plainError(w, r, http.StatusMisdirectedRequest, "no site on this listener serves this host")
+		return
+	}
 	if st.allow != nil {
 		ap, err := netip.ParseAddrPort(r.RemoteAddr)
 		if err != nil || !st.allow.Allowed(ap.Addr()) {

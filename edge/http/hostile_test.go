@@ -21,7 +21,10 @@ func TestHostileRequests(t *testing.T) {
 		n, _ := io.Copy(io.Discard, r.Body)
 		fmt.Fprintf(w, "ok %d", n)
 	})
-	_, addr := start(t, Config{Sites: []Site{proxySite("s", []string{"s"}, be.addr())}}, Options{})
+	// Marked default: HTTP/1.0 without Host goes to the default site.
+	def := proxySite("s", []string{"s"}, be.addr())
+	def.Default = true
+	_, addr := start(t, Config{Sites: []Site{def}}, Options{})
 	long := strings.Repeat("a", 9000)
 	tests := []struct {
 		name   string

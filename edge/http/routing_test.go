@@ -3,6 +3,7 @@ package httpedge
 import (
 	"github.com/offedge/offedge/internal/testutil"
 
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -53,12 +54,32 @@ func TestVirtualHosts(t *testing.T) {
 	}
 }
 
-func TestDefaultSiteIsFirstWhenNoneMarked(t *testing.T) {
+// TestUnknownHostRefusedWithoutDefault: a plain HTTP listener follows the
+// TLS rule. Before, an unknown Host was served by the first site, so a
+// misspelt or stale DNS name showed whatever site came first.
+func TestUnknownHostRefusedWithoutDefault(t *testing.T) {
 	a := newBackend(t, textHandler("a"))
 	b := newBackend(t, textHandler("b"))
 	_, addr := start(t, Config{Sites: []Site{proxySite("a", []string{"a.example"}, a.addr()), proxySite("b", []string{"b.example"}, b.addr())}}, Options{})
-	if _, body := get(t, client(addr), "http://nowhere.example/"); body != "a" {
-		t.Fatalf("unknown host served by %q, want the first site", body)
+	c := client(addr)
+	for _, host := range []string{"nowhere.example", "192.0.2.1"} {
+		if resp, body := get(t, c, "http://x/", "Host", host); resp.StatusCode != http.StatusMisdirectedRequest || body == "a" || body == "b" {
+			t.Errorf("Host %q: %d %q; want 421 and no site", host, resp.StatusCode, body)
+		}
+	}
+	if _, body := get(t, c, "http://x/", "Host", "b.example"); body != "b" {
+		t.Errorf("Host b.example: %q; want b", body)
+	}
+	// HTTP/1.0 without Host has nowhere to go either.
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprint(conn, "GET / HTTP/1.0\r\n\r\n")
+	line, _ := bufio.NewReader(conn).ReadString('\n')
+	if !strings.Contains(line, " 421 ") {
+		t.Errorf("HTTP/1.0 without Host: %q; want 421", line)
 	}
 }
 
