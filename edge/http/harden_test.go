@@ -83,7 +83,8 @@ func TestRangesCappedAndCoalesced(t *testing.T) {
 // ("GET http://host/path") is redirected to the path and query, not to
 // the whole target glued to the redirect prefix.
 func TestRedirectAbsoluteFormTarget(t *testing.T) {
-	site := Site{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Redirect: "https://example.org"}}}
+	// Default: the origin-form request below says Host: x.
+	site := Site{Name: "s", Hosts: []string{"s"}, Default: true, Routes: []Route{{Path: "/", Redirect: "https://example.org"}}}
 	_, addr := start(t, Config{Sites: []Site{site}}, Options{})
 	https := Site{Name: "h", Hosts: []string{"h"}, Routes: []Route{{Path: "/", Redirect: "https://example.org"}}}
 	_, haddr := start(t, Config{RedirectHTTPS: true, Sites: []Site{https}}, Options{})
