@@ -1,0 +1,878 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Defaults for zero [Server] fields, net/http's where it has one.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultMaxHeadBytes      = 1<<20 + 4096
+	bufSize                  = 4 << 10
+	// stageSize is how much of a response of unknown length is held back
+	// to send it with a Content-Length (net/http's 2 KiB).
+	stageSize = 2 << 10
+	// maxDrain bounds what is read of a request body the handler left, to
+	// keep the connection (net/http's 256 KiB).
+	maxDrain = 256 << 10
+)
+
+// Server serves HTTP/1.x on plain listeners ([Server.Serve]) and on
+// connections handed over one by one ([Server.ServeConn], HTTP/1 over TLS).
+// Set its fields before the first Serve; they are not changed afterwards.
+type Server struct {
+	Handler http.Handler
+	// ReadHeaderTimeout bounds the reading of a request head, from its
+	// first byte, and a new connection's wait for that byte.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout bounds a keep-alive connection's wait for the next
+	// request (ReadHeaderTimeout when zero).
+	IdleTimeout time.Duration
+	// MaxHeadBytes bounds a request head (request line and fields, with
+	// line ends); a longer one gets 431.
+	MaxHeadBytes int
+	// ConnContext derives a connection's context (once per connection).
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
+	// ConnState is called as net/http's Server.ConnState: New, Active,
+	// Idle, Hijacked, Closed.
+	ConnState func(net.Conn, http.ConnState)
+	Logger    *slog.Logger
+
+	stats Stats
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	poll      *poller
+	pollErr   error
+	closing   atomic.Bool
+	done      chan struct{} // closed by Shutdown/Close: stops the poller's sweeper
+	date      atomic.Pointer[dateCache]
+}
+
+// Stats are the server's counters, read with atomic loads. They are the
+// cheap hook for metrics: the hot path only adds to them.
+type Stats struct {
+	Accepted atomic.Uint64 // connections accepted or handed over
+	Requests atomic.Uint64 // requests given to the handler
+	Refused  atomic.Uint64 // request heads refused (4xx/5xx before the handler)
+	Parked   atomic.Int64  // keep-alive connections parked without a goroutine
+}
+
+// Stats returns the server's live counters.
+func (s *Server) Stats() *Stats { return &s.stats }
+
+var errServerClosed = http.ErrServerClosed
+
+func (s *Server) init() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns == nil {
+		s.conns = make(map[*conn]struct{})
+		s.listeners = make(map[net.Listener]struct{})
+		s.done = make(chan struct{})
+	}
+}
+
+func (s *Server) rht() time.Duration {
+	if s.ReadHeaderTimeout > 0 {
+		return s.ReadHeaderTimeout
+	}
+	return DefaultReadHeaderTimeout
+}
+
+func (s *Server) idle() time.Duration {
+	if s.IdleTimeout > 0 {
+		return s.IdleTimeout
+	}
+	return s.rht()
+}
+
+func (s *Server) maxHead() int {
+	if s.MaxHeadBytes > 0 {
+		return s.MaxHeadBytes
+	}
+	return DefaultMaxHeadBytes
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Serve accepts connections on ln until Shutdown or Close (then it
+// returns http.ErrServerClosed) or until ln fails.
+func (s *Server) Serve(ln net.Listener) error {
+	s.init()
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		return errServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return errServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = max(5*time.Millisecond, min(2*delay, time.Second))
+				select {
+				case <-time.After(delay):
+					continue
+				case <-s.done:
+					return errServerClosed
+				}
+			}
+			return err
+		}
+		delay = 0
+		c := s.newConn(nc, nil)
+		if c == nil {
+			continue
+		}
+		if raw := rawConnOf(nc); raw != nil {
+			if p := s.poller(); p != nil {
+				c.raw = raw
+				if err := p.add(c); err == nil {
+					go c.loop()
+					continue
+				}
+				c.raw = nil
+			}
+		}
+		go c.loop()
+	}
+}
+
+// ServeConn serves HTTP/1 on one connection (a TLS connection that chose
+// http/1.1 by ALPN) in the calling goroutine, until it closes. tlsState is
+// what Request.TLS carries.
+func (s *Server) ServeConn(nc net.Conn, tlsState *tls.ConnectionState) {
+	s.init()
+	c := s.newConn(nc, tlsState)
+	if c == nil {
+		return
+	}
+	c.loop()
+}
+
+func (s *Server) newConn(nc net.Conn, tlsState *tls.ConnectionState) *conn {
+	c := &conn{srv: s, nc: nc, tlsState: tlsState, remoteAddr: nc.RemoteAddr().String(), fd: -1}
+	c.src.c = c
+	ctx := context.Background()
+	if s.ConnContext != nil {
+		ctx = s.ConnContext(ctx, nc)
+	}
+	c.ctx = ctx
+	c.deadline.Store(time.Now().Add(s.rht()).UnixNano())
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		nc.Close()
+		return nil
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	s.stats.Accepted.Add(1)
+	if s.ConnState != nil {
+		s.ConnState(nc, http.StateNew)
+	}
+	return c
+}
+
+func (s *Server) poller() *poller {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.poll == nil && s.pollErr == nil {
+		s.poll, s.pollErr = newPoller(s)
+		if s.pollErr != nil {
+			s.logger().Warn("http/1 server: no readiness poller, idle connections keep a goroutine", "err", s.pollErr)
+		}
+	}
+	return s.poll
+}
+
+// rawConnOf returns the raw socket of a plain TCP connection (or of a
+// wrapper that exposes it), nil for anything else (TLS).
+func rawConnOf(nc net.Conn) syscall.RawConn {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
+}
+
+// Shutdown stops accepting, closes idle connections, lets requests in
+// flight finish (their connections then close) and returns when none is
+// left or when ctx is done.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	s.stop()
+	t := time.NewTimer(time.Millisecond)
+	defer t.Stop()
+	wait := time.Millisecond
+	for {
+		if s.closeIdle() == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			wait = min(2*wait, 100*time.Millisecond)
+			t.Reset(wait)
+		}
+	}
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.init()
+	s.stop()
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.state.Store(stateClosed)
+		c.nc.Close()
+		c.forget(http.StateClosed)
+	}
+	return nil
+}
+
+func (s *Server) stop() {
+	s.mu.Lock()
+	if !s.closing.Swap(true) {
+		close(s.done)
+	}
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	p := s.poll
+	s.mu.Unlock()
+	if p != nil {
+		p.close()
+	}
+}
+
+// closeIdle closes the parked connections and returns how many remain.
+func (s *Server) closeIdle() int {
+	s.mu.Lock()
+	var idle []*conn
+	for c := range s.conns {
+		if c.state.Load() == stateParked {
+			idle = append(idle, c)
+		}
+	}
+	n := len(s.conns)
+	s.mu.Unlock()
+	for _, c := range idle {
+		if c.state.CompareAndSwap(stateParked, stateClosed) {
+			c.closeNow()
+			n--
+		}
+	}
+	return n
+}
+
+// Connection states. A connection is active while a goroutine owns it,
+// pending when readiness was reported while it was active (the goroutine
+// looks again before parking), parked when only the poller knows it.
+const (
+	stateActive int32 = iota
+	statePending
+	stateParked
+	stateClosed
+)
+
+type conn struct {
+	srv        *Server
+	nc         net.Conn
+	raw        syscall.RawConn // nil: not parked on the poller (TLS, or no poller)
+	fd         int
+	tlsState   *tls.ConnectionState
+	remoteAddr string
+	ctx        context.Context
+	src        source
+	state      atomic.Int32
+	deadline   atomic.Int64 // unix ns: a parked connection is closed after it
+	lastPOST   bool         // the last request was a POST: skip stray CRLF
+
+	mu       sync.Mutex
+	inFlight context.CancelFunc // cancelled on hang-up while a request is served
+}
+
+// source is the reader behind the connection's bufio.Reader: a
+// non-blocking read straight on the socket when nonblock is set (to see
+// whether a request is there without waiting), the connection otherwise.
+type source struct {
+	c        *conn
+	nonblock bool
+	// The raw read's arguments and results, and the method value bound
+	// once per connection, so that a non-blocking read allocates nothing.
+	p    []byte
+	n    int
+	err  error
+	read func(fd uintptr) bool
+}
+
+var errWouldBlock = errors.New("h1: would block")
+
+func (s *source) rawRead(fd uintptr) bool {
+	s.n, s.err = syscall.Read(int(fd), s.p)
+	return true
+}
+
+func (s *source) Read(p []byte) (int, error) {
+	if !s.nonblock || s.c.raw == nil {
+		return s.c.nc.Read(p)
+	}
+	if s.read == nil {
+		s.read = s.rawRead
+	}
+	s.p = p
+	rerr := s.c.raw.Read(s.read)
+	n, err := s.n, s.err
+	s.p, s.err = nil, nil
+	switch {
+	case rerr != nil:
+		return 0, rerr
+	case err == syscall.EAGAIN || err == syscall.EINTR:
+		return 0, errWouldBlock
+	case err != nil:
+		return 0, err
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// exchange is what a connection holds only while a request is in flight:
+// buffers, the parsed head, the response state. Pooled.
+type exchange struct {
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	h      head
+	tmpl   http.Request
+	res    response
+	body   body
+	stage  []byte
+	hbuf   []byte      // the response head being written
+	resHdr http.Header // the response's header map, cleared between requests
+	te     []string
+}
+
+var exchangePool = sync.Pool{New: func() any {
+	x := &exchange{stage: make([]byte, 0, stageSize), hbuf: make([]byte, 0, 512), te: []string{"chunked"}}
+	x.h.reset()
+	return x
+}}
+
+func (c *conn) getExchange() *exchange {
+	x := exchangePool.Get().(*exchange)
+	if x.br == nil {
+		x.br = bufio.NewReaderSize(&c.src, bufSize)
+		x.bw = bufio.NewWriterSize(c.nc, bufSize)
+	} else {
+		x.br.Reset(&c.src)
+		x.bw.Reset(c.nc)
+	}
+	return x
+}
+
+func putExchange(x *exchange) {
+	if x.br != nil {
+		x.br.Reset(nil)
+		x.bw.Reset(nil)
+	}
+	x.h.reset()
+	x.tmpl = http.Request{}
+	x.res = response{}
+	x.body = body{}
+	x.stage = x.stage[:0]
+	x.hbuf = x.hbuf[:0]
+	x.te = x.te[:1]
+	x.te[0] = "chunked"
+	exchangePool.Put(x)
+}
+
+// loop serves requests on c while they come, and returns when c is parked
+// (no request waiting), closed or hijacked.
+func (c *conn) loop() {
+	x := c.getExchange()
+	first := true
+	for {
+		if x.br.Buffered() == 0 {
+			if x.bw.Buffered() > 0 {
+				if err := x.bw.Flush(); err != nil {
+					c.closeWith(x)
+					return
+				}
+			}
+			if c.raw != nil {
+				c.src.nonblock = true
+				_, err := x.br.Peek(1)
+				c.src.nonblock = false
+				if err == errWouldBlock {
+					putExchange(x)
+					if c.park(first) {
+						return
+					}
+					x = c.getExchange()
+					continue
+				}
+				if err != nil {
+					c.closeWith(x)
+					return
+				}
+			} else if !c.waitBlocking(x, first) {
+				return
+			}
+		}
+		first = false
+		if !c.serveRequest(x) {
+			return
+		}
+	}
+}
+
+// park hands c to the poller. It reports false when readiness came while c
+// was active: the caller looks again.
+func (c *conn) park(fresh bool) bool {
+	d := c.srv.idle()
+	if fresh {
+		d = c.srv.rht()
+	}
+	c.deadline.Store(time.Now().Add(d).UnixNano())
+	if c.srv.closing.Load() {
+		c.state.Store(stateClosed)
+		c.closeNow()
+		return true
+	}
+	if !fresh && c.srv.ConnState != nil {
+		c.srv.ConnState(c.nc, http.StateIdle)
+	}
+	c.srv.stats.Parked.Add(1)
+	if c.state.CompareAndSwap(stateActive, stateParked) {
+		return true
+	}
+	c.srv.stats.Parked.Add(-1)
+	c.state.Store(stateActive) // was pending
+	return false
+}
+
+// wake is the poller's report that c is readable (or hung up).
+func (c *conn) wake(hup bool) {
+	for {
+		switch c.state.Load() {
+		case stateParked:
+			if c.state.CompareAndSwap(stateParked, stateActive) {
+				c.srv.stats.Parked.Add(-1)
+				go c.loop()
+				return
+			}
+		case stateActive:
+			if hup {
+				c.cancelInFlight()
+			}
+			if c.state.CompareAndSwap(stateActive, statePending) {
+				return
+			}
+		case statePending:
+			if hup {
+				c.cancelInFlight()
+			}
+			return
+		default:
+			return
+		}
+	}
+}
+
+// expire closes c if it is parked and its deadline passed.
+func (c *conn) expire(now int64) {
+	if c.state.Load() == stateParked && c.deadline.Load() < now && c.state.CompareAndSwap(stateParked, stateClosed) {
+		c.srv.stats.Parked.Add(-1)
+		c.closeNow()
+	}
+}
+
+// waitBlocking waits for the next request on a connection the poller does
+// not know, with the idle (or, first, the header) timeout.
+func (c *conn) waitBlocking(x *exchange, fresh bool) bool {
+	d := c.srv.idle()
+	if fresh {
+		d = c.srv.rht()
+	} else if c.srv.ConnState != nil {
+		c.srv.ConnState(c.nc, http.StateIdle)
+	}
+	if c.srv.closing.Load() || !c.state.CompareAndSwap(stateActive, stateParked) {
+		c.closeWith(x)
+		return false
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(d))
+	_, err := x.br.Peek(1)
+	if !c.state.CompareAndSwap(stateParked, stateActive) || err != nil {
+		c.state.Store(stateClosed)
+		c.closeWith(x)
+		return false
+	}
+	return true
+}
+
+func (c *conn) cancelInFlight() {
+	c.mu.Lock()
+	if c.inFlight != nil {
+		c.inFlight()
+	}
+	c.mu.Unlock()
+}
+
+func (c *conn) setInFlight(f context.CancelFunc) {
+	c.mu.Lock()
+	c.inFlight = f
+	c.mu.Unlock()
+}
+
+// closeWith flushes what is buffered, closes c and releases x.
+func (c *conn) closeWith(x *exchange) {
+	if x != nil {
+		if x.bw != nil && x.bw.Buffered() > 0 {
+			_ = x.bw.Flush()
+		}
+		putExchange(x)
+	}
+	c.state.Store(stateClosed)
+	c.closeNow()
+}
+
+func (c *conn) closeNow() {
+	c.nc.Close()
+	c.forget(http.StateClosed)
+}
+
+// forget removes c from the server and the poller.
+func (c *conn) forget(st http.ConnState) {
+	s := c.srv
+	s.mu.Lock()
+	_, ok := s.conns[c]
+	delete(s.conns, c)
+	p := s.poll
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	if p != nil && c.raw != nil {
+		p.remove(c, st == http.StateHijacked)
+	}
+	if s.ConnState != nil {
+		s.ConnState(c.nc, st)
+	}
+}
+
+// closeWriteAndWait sends FIN and reads what the client still sends for a
+// moment, so that a refusal is read before a reset destroys it (net/http's
+// rstAvoidanceDelay).
+func (c *conn) closeWriteAndWait(x *exchange) {
+	_ = x.bw.Flush()
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+		_ = c.nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		_, _ = io.Copy(io.Discard, io.LimitReader(c.nc, 1<<20))
+	}
+	c.closeWith(x)
+}
+
+// refuse answers a request head that does not reach the handler, worded
+// as net/http words it, and closes the connection.
+func (c *conn) refuse(x *exchange, e *statusError) {
+	c.srv.stats.Refused.Add(1)
+	const hdrs = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+	msg := make([]byte, 0, 64)
+	msg = appendInt(msg, int64(e.code))
+	msg = append(msg, ' ')
+	msg = append(msg, http.StatusText(e.code)...)
+	if e.detail {
+		msg = append(msg, ": "...)
+		msg = append(msg, e.text...)
+	}
+	b := x.hbuf[:0]
+	b = append(b, "HTTP/1.1 "...)
+	b = append(b, msg...)
+	b = append(b, hdrs...)
+	if e.code == http.StatusNotImplemented {
+		b = append(b, "Unsupported transfer encoding"...)
+	} else {
+		b = append(b, msg...)
+	}
+	x.hbuf = b
+	_, _ = x.bw.Write(b)
+	if e.code == http.StatusRequestHeaderFieldsTooLarge {
+		c.closeWriteAndWait(x)
+		return
+	}
+	c.closeWith(x)
+}
+
+// readHead reads until a whole request head is buffered and returns it
+// (still in the reader's buffer, or in a larger copy for a head longer
+// than the buffer), with the count of bytes to discard after parsing.
+func (c *conn) readHead(x *exchange) ([]byte, int, error) {
+	br := x.br
+	if c.lastPOST {
+		// RFC 9112 2.2 tolerance of a CRLF after a POST body, as net/http.
+		if p, _ := br.Peek(min(4, max(br.Buffered(), 1))); len(p) > 0 {
+			n := 0
+			for n < len(p) && (p[n] == '\r' || p[n] == '\n') {
+				n++
+			}
+			_, _ = br.Discard(n)
+		}
+	}
+	resume := 0
+	limit := c.srv.maxHead()
+	for {
+		b, _ := br.Peek(br.Buffered())
+		end, next, err := findHeadEnd(b, resume)
+		if err != nil {
+			return nil, 0, err
+		}
+		if end >= 0 {
+			if end > limit {
+				return nil, 0, errTooLarge
+			}
+			return b[:end], end, nil
+		}
+		resume = next
+		if len(b) > limit {
+			return nil, 0, errTooLarge
+		}
+		if len(b) == br.Size() {
+			return c.readBigHead(x, limit)
+		}
+		if _, err := br.Peek(len(b) + 1); err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			if len(b) == 0 {
+				return nil, 0, err
+			}
+			if br.Buffered() == len(b) {
+				return nil, 0, headReadError{err}
+			}
+		}
+	}
+}
+
+// headReadError is a read error after part of a head came: net/http
+// answers 400 to it unless it is a timeout.
+type headReadError struct{ err error }
+
+func (e headReadError) Error() string { return e.err.Error() }
+func (e headReadError) Unwrap() error { return e.err }
+
+// readBigHead reads a head longer than the read buffer into its own
+// slice, up to limit bytes.
+func (c *conn) readBigHead(x *exchange, limit int) ([]byte, int, error) {
+	br := x.br
+	big := make([]byte, 0, 2*br.Size())
+	resume := 0
+	for {
+		b, _ := br.Peek(br.Buffered())
+		big = append(big, b...)
+		_, _ = br.Discard(len(b))
+		end, next, err := findHeadEnd(big, resume)
+		if err != nil {
+			return nil, 0, err
+		}
+		if end >= 0 {
+			if end > limit {
+				return nil, 0, errTooLarge
+			}
+			// Give back what follows the head to the reader: it is the
+			// body. The reader is empty, so a fresh one over the rest
+			// and the connection keeps the bytes in order.
+			rest := big[end:]
+			if len(rest) > 0 {
+				x.br = bufio.NewReaderSize(io.MultiReader(newBytesReader(rest), &c.src), bufSize)
+			}
+			return big[:end], 0, nil
+		}
+		resume = next
+		if len(big) > limit {
+			return nil, 0, errTooLarge
+		}
+		if _, err := br.Peek(1); err != nil {
+			return nil, 0, headReadError{err}
+		}
+	}
+}
+
+type bytesReader struct{ b []byte }
+
+func newBytesReader(b []byte) *bytesReader { return &bytesReader{b: b} }
+
+func (r *bytesReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+// serveRequest reads one request, runs the handler and finishes the
+// response. It reports whether the connection stays open for another.
+func (c *conn) serveRequest(x *exchange) bool {
+	s := c.srv
+	_ = c.nc.SetReadDeadline(time.Now().Add(s.rht()))
+	raw, discard, err := c.readHead(x)
+	if err != nil {
+		var se *statusError
+		var he headReadError
+		switch {
+		case errors.As(err, &se):
+			if s.ConnState != nil {
+				s.ConnState(c.nc, http.StateActive)
+			}
+			c.refuse(x, se)
+		case errors.As(err, &he) && !isTimeout(he.err) && !errors.Is(he.err, net.ErrClosed):
+			if s.ConnState != nil {
+				s.ConnState(c.nc, http.StateActive)
+			}
+			c.refuse(x, errMalformed)
+		default:
+			c.closeWith(x)
+		}
+		return false
+	}
+	if s.ConnState != nil {
+		s.ConnState(c.nc, http.StateActive)
+	}
+	h := &x.h
+	h.reset()
+	perr := h.parse(string(raw))
+	if discard > 0 {
+		_, _ = x.br.Discard(discard)
+	}
+	if perr != nil {
+		var se *statusError
+		if !errors.As(perr, &se) {
+			se = errMalformed
+		}
+		c.refuse(x, se)
+		return false
+	}
+	c.lastPOST = h.method == http.MethodPost
+	_ = c.nc.SetReadDeadline(time.Time{})
+	s.stats.Requests.Add(1)
+
+	r := &x.tmpl
+	*r = http.Request{
+		Method:        h.method,
+		URL:           &h.url,
+		Proto:         h.proto,
+		ProtoMajor:    h.major,
+		ProtoMinor:    h.minor,
+		Header:        h.header,
+		ContentLength: h.contentLength,
+		Close:         h.close,
+		Host:          h.host,
+		Trailer:       h.trailer,
+		RemoteAddr:    c.remoteAddr,
+		RequestURI:    h.target,
+		TLS:           c.tlsState,
+		Body:          http.NoBody,
+	}
+	w := &x.res
+	if x.resHdr == nil {
+		x.resHdr = make(http.Header, 8)
+	} else {
+		clear(x.resHdr)
+	}
+	*w = response{c: c, x: x, req: r, contentLength: -1, header: x.resHdr, trailers: w.trailers[:0]}
+	if h.chunked {
+		r.TransferEncoding = x.te
+	}
+	if h.chunked || h.contentLength > 0 {
+		x.body = body{x: x, remain: h.contentLength, chunked: h.chunked, expect: h.expectContinue}
+		if h.chunked {
+			x.body.cr = newChunkedReader(x.br)
+		}
+		r.Body = &x.body
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	req := r.WithContext(ctx)
+	w.req = req
+	c.setInFlight(cancel)
+	var hijacked, panicked bool
+	if h.method == http.MethodOptions && h.target == "*" {
+		// "OPTIONS *" asks about the server, not a resource: answered
+		// here, as net/http does.
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusOK)
+	} else {
+		hijacked, panicked = c.runHandler(w, req)
+	}
+	c.setInFlight(nil)
+	cancel()
+	if hijacked {
+		x.br, x.bw = nil, nil // the handler owns them now
+		putExchange(x)
+		return false
+	}
+	if panicked {
+		c.closeWith(x)
+		return false
+	}
+	return w.finish()
+}
+
+// runHandler calls the handler and reports whether it hijacked the
+// connection or panicked (then the caller closes the connection after
+// flushing what was written, so that a cut response stays cut, as
+// net/http).
+func (c *conn) runHandler(w *response, r *http.Request) (hijacked, panicked bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				c.srv.logger().Error("http: panic serving request", "peer", c.remoteAddr, "panic", p)
+			}
+			hijacked, panicked = w.hijacked, true
+		}
+	}()
+	c.srv.Handler.ServeHTTP(w, r)
+	return w.hijacked, false
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -1,0 +1,409 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// serve runs a Server with h on 127.0.0.1:0 and returns its address.
+func serve(t testing.TB, s *Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			s.Close()
+		}
+		if err := <-done; err != http.ErrServerClosed {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+func dial(t testing.TB, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+func readResp(t testing.TB, br *bufio.Reader, method string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("reading response: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading body: %v", err)
+	}
+	resp.Body.Close()
+	return resp, string(b)
+}
+
+func hello(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	fmt.Fprintf(w, "%s %s %s host=%s", r.Method, r.URL.Path, r.URL.RawQuery, r.Host)
+}
+
+func TestKeepAliveAndPipelining(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(hello)})
+	c, br := dial(t, addr)
+	// Two requests in one write (pipelined), then a third after.
+	io.WriteString(c, "GET /a?x=1 HTTP/1.1\r\nHost: example.org\r\n\r\nGET /b HTTP/1.1\r\nHost: example.org\r\n\r\n")
+	for _, want := range []string{"GET /a x=1 host=example.org", "GET /b  host=example.org"} {
+		resp, body := readResp(t, br, "GET")
+		if resp.StatusCode != 200 || body != want || resp.ContentLength != int64(len(want)) {
+			t.Fatalf("got %d %q (length %d), want 200 %q", resp.StatusCode, body, resp.ContentLength, want)
+		}
+	}
+	io.WriteString(c, "HEAD /c HTTP/1.1\r\nHost: example.org\r\n\r\n")
+	resp, body := readResp(t, br, "HEAD")
+	if resp.StatusCode != 200 || body != "" {
+		t.Fatalf("HEAD: %d %q", resp.StatusCode, body)
+	}
+	io.WriteString(c, "GET /d HTTP/1.1\r\nHost: example.org\r\nConnection: close\r\n\r\n")
+	resp, _ = readResp(t, br, "GET")
+	if !resp.Close {
+		t.Fatal("Connection: close request: the response does not close")
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after Connection: close: %v, want EOF", err)
+	}
+}
+
+func TestNetHTTPClient(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Len", fmt.Sprint(len(b), " ", r.ContentLength, " ", r.TransferEncoding))
+		if r.URL.Path == "/big" {
+			w.Write([]byte(strings.Repeat("x", 10000)))
+			return
+		}
+		w.Write(b)
+	})})
+	cl := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	defer cl.CloseIdleConnections()
+	for i := 0; i < 3; i++ {
+		resp, err := cl.Post("http://"+addr+"/echo", "text/plain", strings.NewReader("hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "hello" || resp.Header.Get("X-Len") != "5 5 []" {
+			t.Fatalf("echo: %q %q", b, resp.Header.Get("X-Len"))
+		}
+	}
+	// Chunked request body, chunked response (larger than the stage).
+	pr, pw := io.Pipe()
+	go func() { pw.Write([]byte("abc")); pw.Write([]byte("def")); pw.Close() }()
+	resp, err := cl.Post("http://"+addr+"/big", "text/plain", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if len(b) != 10000 || resp.Header.Get("X-Len") != "6 -1 [chunked]" || len(resp.TransferEncoding) != 1 {
+		t.Fatalf("big: %d bytes, %q, TE %v", len(b), resp.Header.Get("X-Len"), resp.TransferEncoding)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(hello), MaxHeadBytes: 2048})
+	for _, tt := range []struct {
+		req  string
+		code int
+	}{
+		{"GET / HTTP/1.1\r\n\r\n", 400}, // no Host
+		{"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400},
+		{"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+		{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+		{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
+		{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400},
+		{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400},
+		{"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505},
+		{"GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n", 400},
+		{"GET / HTTP/1.1\r\nHost: a\r\nX: \x01\r\n\r\n", 400},
+		{"GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n", 417},
+		{"GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("y", 3000) + "\r\n\r\n", 431},
+		{"GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("y", 5000) + "\r\n\r\n", 431},
+		{"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"G@T / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+	} {
+		c, br := dial(t, addr)
+		io.WriteString(c, tt.req)
+		resp, _ := readResp(t, br, "GET")
+		if resp.StatusCode != tt.code {
+			t.Errorf("%q: %d, want %d", tt.req, resp.StatusCode, tt.code)
+		}
+		c.Close()
+	}
+}
+
+func TestExpectContinue(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Write(b)
+	})})
+	c, br := dial(t, addr)
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+	line, _ := br.ReadString('\n')
+	if line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("got %q, want 100 Continue", line)
+	}
+	br.ReadString('\n')
+	io.WriteString(c, "ok")
+	if _, body := readResp(t, br, "POST"); body != "ok" {
+		t.Fatalf("body %q", body)
+	}
+}
+
+func TestIdleConnectionsAreParked(t *testing.T) {
+	s := &Server{Handler: http.HandlerFunc(hello)}
+	addr := serve(t, s)
+	before := runtime.NumGoroutine()
+	const n = 50
+	for i := 0; i < n; i++ {
+		c, br := dial(t, addr)
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		readResp(t, br, "GET")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Stats().Parked.Load() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d parked, want %d", s.Stats().Parked.Load(), n)
+		}
+		runtime.Gosched()
+	}
+	if g := runtime.NumGoroutine(); g > before+5 {
+		t.Fatalf("%d goroutines with %d idle connections (%d before): idle connections hold goroutines", g, n, before)
+	}
+}
+
+func TestIdleTimeoutClosesParked(t *testing.T) {
+	s := &Server{Handler: http.HandlerFunc(hello), IdleTimeout: 50 * time.Millisecond, ReadHeaderTimeout: time.Second}
+	addr := serve(t, s)
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	readResp(t, br, "GET")
+	start := time.Now()
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: %v, want EOF", err)
+	}
+	if d := time.Since(start); d > 900*time.Millisecond {
+		t.Fatalf("closed after %v, the idle timeout is 50ms", d)
+	}
+}
+
+func TestHeaderTimeout(t *testing.T) {
+	s := &Server{Handler: http.HandlerFunc(hello), ReadHeaderTimeout: 100 * time.Millisecond}
+	addr := serve(t, s)
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost:") // never finished
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("slow head: %v, want EOF", err)
+	}
+	c2, br2 := dial(t, addr) // connects, sends nothing
+	_ = c2
+	if _, err := br2.ReadByte(); err != io.EOF {
+		t.Fatalf("silent connection: %v, want EOF", err)
+	}
+}
+
+func TestClientGoneCancelsContext(t *testing.T) {
+	started := make(chan struct{})
+	cancelled := make(chan struct{})
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		select {
+		case <-r.Context().Done():
+			close(cancelled)
+		case <-time.After(10 * time.Second):
+		}
+	})})
+	c, _ := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	<-started
+	c.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request context was not cancelled when the client went away")
+	}
+}
+
+func TestHijackAndFlush(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stream" {
+			w.Write([]byte("first"))
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n\r\n")
+		brw.Flush()
+		line, _ := brw.ReadString('\n')
+		conn.Write([]byte("echo " + line))
+	})})
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET /stream HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "first" {
+		t.Fatalf("streamed %q, %v", buf, err)
+	}
+	c.Close()
+
+	c, br = dial(t, addr)
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: x\r\n\r\nhi\n")
+	if line, _ := br.ReadString('\n'); line != "HTTP/1.1 101 Switching Protocols\r\n" {
+		t.Fatalf("got %q", line)
+	}
+	br.ReadString('\n')
+	if line, _ := br.ReadString('\n'); line != "echo hi\n" {
+		t.Fatalf("hijacked echo %q", line)
+	}
+}
+
+func TestShutdownWaitsForRequests(t *testing.T) {
+	release := make(chan struct{})
+	var served atomic.Int32
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		<-release
+		w.Write([]byte("done"))
+	})}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go s.Serve(ln)
+	c, br := dial(t, ln.Addr().String())
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	for served.Load() == 0 {
+		runtime.Gosched()
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned %v with a request in flight", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	resp, body := readResp(t, br, "GET")
+	if body != "done" || !resp.Close {
+		t.Fatalf("in-flight request: %q close=%v", body, resp.Close)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPanicClosesConnection(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10")
+		w.Write([]byte("abc"))
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	})})
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(resp.Body); err != io.ErrUnexpectedEOF {
+		t.Fatalf("cut body read: %v, want unexpected EOF", err)
+	}
+}
+
+// BenchmarkGet measures one keep-alive GET through the whole loop; the
+// allocations are the server's per-request cost (the client reads raw
+// bytes). BenchmarkGetNetHTTP is the same through net/http's server.
+func BenchmarkGet(b *testing.B) {
+	s := &Server{Handler: benchHandler}
+	benchGet(b, serve(b, s))
+}
+
+func BenchmarkGetNetHTTP(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: benchHandler}
+	go srv.Serve(ln)
+	defer srv.Close()
+	benchGet(b, ln.Addr().String())
+}
+
+var benchBody = []byte(strings.Repeat("x", 1024))
+
+var benchHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header()["Content-Type"] = []string{"text/plain"}
+	w.Write(benchBody)
+})
+
+func benchGet(b *testing.B, addr string) {
+	body := benchBody
+	c, br := dial(b, addr)
+	req := []byte("GET /index.html?q=1 HTTP/1.1\r\nHost: example.org\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+	// One response read with net/http gives its length; then the client
+	// reads raw bytes, so that the allocations counted are the server's.
+	c.Write(req)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	var head strings.Builder
+	resp.Write(&head)
+	_ = c.SetDeadline(time.Time{})
+	buf := make([]byte, 64<<10)
+	want := -1
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.Write(req)
+		got := 0
+		for want < 0 || got < want {
+			n, err := c.Read(buf[got:])
+			if err != nil {
+				b.Fatal(err)
+			}
+			got += n
+			if want < 0 {
+				if i := strings.Index(string(buf[:got]), "\r\n\r\n"); i >= 0 {
+					want = i + 4 + len(body)
+				}
+			}
+		}
+	}
+}
