@@ -160,8 +160,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 			l.opts.Stats.Accepted.Add(1)
 			return c, nil
 		}
-		c.Close()
+		// Counted before the close, so that a client that has seen its
+		// connection refused also sees it counted.
 		l.opts.Stats.Denied.Add(1)
+		c.Close()
 		l.logDenied(ap, by)
 	}
 }

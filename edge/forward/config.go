@@ -18,6 +18,9 @@ type Config struct {
 	ConnectTimeout time.Duration `json:"connect_timeout"`
 	IdleTimeout    time.Duration `json:"idle_timeout"`
 	MaxConns       int           `json:"max_conns"`
+	// MaxConnsPerClient bounds the connections of one client address
+	// (default 1024, or MaxConns when that is lower; never above MaxConns).
+	MaxConnsPerClient int `json:"max_conns_per_client,omitempty"`
 }
 
 // Options are the process-level dependencies of a forwarder.

@@ -303,3 +303,41 @@ func FuzzParseProxyV2(f *testing.F) {
 		}
 	})
 }
+
+// TestForwardPerClientCap: one client holding its max_conns_per_client
+// idle connections is refused more, and another client is still served
+// (before the cap, it waited behind the first client's connections).
+func TestForwardPerClientCap(t *testing.T) {
+	target := startEcho(t, nil)
+	ln := listen(t)
+	f := start(t, Config{Name: "cap", Target: target, MaxConns: 4, MaxConnsPerClient: 2}, ln)
+	from := func(src string) *net.Dialer {
+		return &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	}
+	for i := range 2 {
+		c, err := from("127.0.0.1").Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+			t.Fatalf("idle connection %d: %v", i, err)
+		}
+	}
+	if got, _ := roundTrip(t, from("127.0.0.1"), ln.Addr().String(), "over"); got != "" {
+		t.Fatalf("third connection of one client got %q; want it reset", got)
+	}
+	if got, err := roundTrip(t, from("127.0.0.2"), ln.Addr().String(), "other"); got != "other" {
+		t.Fatalf("another client: %q, %v; want it served while the first holds its cap", got, err)
+	}
+	if s := f.Stats(); s.RefusedPerClient != 1 {
+		t.Fatalf("RefusedPerClient = %d; want 1", s.RefusedPerClient)
+	}
+	if _, err := New(Config{Name: "x", Target: target, MaxConns: 2, MaxConnsPerClient: 3}, Options{}); err == nil || !strings.Contains(err.Error(), "above max_conns") {
+		t.Fatalf("per-client cap above max_conns: %v", err)
+	}
+}

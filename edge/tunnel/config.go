@@ -49,6 +49,9 @@ type EntranceConfig struct {
 	IdleTimeout      time.Duration `json:"idle_timeout"`
 	KeepAlive        time.Duration `json:"keepalive"`
 	MaxConns         int           `json:"max_conns"`
+	// MaxConnsPerClient bounds the connections of one client address
+	// (default 1024, or MaxConns when that is lower; never above MaxConns).
+	MaxConnsPerClient int `json:"max_conns_per_client,omitempty"`
 	// KeyExchange selects the TLS 1.3 key exchange the entrance offers:
 	// "" or "hybrid" (default) offers X25519MLKEM768 (post-quantum hybrid)
 	// and X25519, as Go does; "x25519" offers X25519 only, which costs about
@@ -65,6 +68,9 @@ type ExitConfig struct {
 	Tunnels          []ExitTunnel  `json:"tunnels"`
 	HandshakeTimeout time.Duration `json:"handshake_timeout"`
 	MaxConns         int           `json:"max_conns"`
+	// MaxConnsPerClient bounds the connections of one client address, that
+	// is of one entrance node (default 1024, or MaxConns when that is lower; never above MaxConns).
+	MaxConnsPerClient int `json:"max_conns_per_client,omitempty"`
 }
 
 // ExitTunnel is one tunnel served by an exit listener.

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/offedge/offedge/edge/conn"
 )
 
 // Entrance is the clear-text end of a tunnel (stunnel's `client = yes`): it
@@ -41,7 +43,7 @@ func NewEntrance(cfg EntranceConfig, opts Options) (*Entrance, error) {
 		return nil, err
 	}
 	e := &Entrance{opts: opts}
-	e.srv = newServer("entrance", cfg.Name, opts.Logger, opts.Now, st.cfg.MaxConns)
+	e.srv = newServer("entrance", cfg.Name, opts.Logger, opts.Now, st.cfg.MaxConns, st.cfg.MaxConnsPerClient)
 	e.cur.Store(st)
 	return e, nil
 }
@@ -83,6 +85,10 @@ func buildEntrance(cfg EntranceConfig, opts Options) (*entranceState, error) {
 	cfg.KeepAlive = orDefault(cfg.KeepAlive, DefaultKeepAlive)
 	if cfg.MaxConns == 0 {
 		cfg.MaxConns = DefaultMaxConns
+	}
+	var err error
+	if cfg.MaxConnsPerClient, err = perClient(cfg.MaxConnsPerClient, cfg.MaxConns); err != nil {
+		return nil, wrap(err)
 	}
 	var curves []tls.CurveID
 	switch cfg.KeyExchange {
@@ -170,7 +176,7 @@ func (e *Entrance) Update(cfg EntranceConfig) error {
 		return err
 	}
 	e.cur.Store(st)
-	e.srv.SetMaxConns(st.cfg.MaxConns)
+	e.srv.SetLimits(st.cfg.MaxConns, st.cfg.MaxConnsPerClient)
 	return nil
 }
 
@@ -179,12 +185,12 @@ func (e *Entrance) Update(cfg EntranceConfig) error {
 func (e *Entrance) Shutdown(ctx context.Context) error { return e.srv.Shutdown(ctx) }
 
 // Stats returns a snapshot of the entrance's counters.
-func (e *Entrance) Stats() Stats { return e.srv.c.snapshot() }
+func (e *Entrance) Stats() Stats { return e.srv.snapshot() }
 
 func (e *Entrance) handle(c net.Conn) {
 	st := e.cur.Load()
 	cfg := st.cfg
-	setKeepAlive(c, cfg.KeepAlive)
+	conn.SetKeepAlive(c, cfg.KeepAlive)
 	log := e.opts.Logger.With("tunnel", cfg.Name, "client", c.RemoteAddr().String())
 
 	up, err := e.connect(e.srv.Context(), st, log)
@@ -198,15 +204,16 @@ func (e *Entrance) handle(c net.Conn) {
 	}
 	defer e.srv.UntrackClose(up)
 	start := e.opts.Now()
-	down, err := pipe(e.srv.bufs, c, up, cfg.IdleTimeout, e.opts.Now, &e.srv.c.bytesUp, &e.srv.c.bytesDown)
+	res, err := e.srv.relay(c, up, cfg.IdleTimeout)
 	switch {
 	case err == nil:
-	case isRemoteCertAlert(err) || down == 0 && errors.Is(err, syscall.ECONNRESET) && fromConn(err, up):
+	case isRemoteCertAlert(err) || res.Down == 0 && errors.Is(err, syscall.ECONNRESET) && fromConn(err, up):
 		// In TLS 1.3 the client's handshake ends before the server has
 		// checked the client certificate: a refusal arrives as an alert on
 		// the first read, or as a reset when the exit closed the connection
 		// with our first bytes unread.
 		e.srv.c.authFailures.Add(1)
+		e.srv.c.handshakeFailures.Add(conn.ReasonWrongKey)
 		log.Error("exit failed authentication", "exit", up.RemoteAddr().String(),
 			"err", fmt.Errorf("tunnel %q: exit %s: the exit closed the connection right after the TLS handshake, "+
 				"before sending any byte (in TLS 1.3 this is how it refuses our certificate): %w", cfg.Name, up.RemoteAddr(), explainRemote(err, st.creds.mode)))
@@ -246,26 +253,27 @@ func (e *Entrance) connectOne(ctx context.Context, st *entranceState, exit strin
 	raw, err := e.dial(dctx, cfg, exit)
 	cancel()
 	if err != nil {
-		e.srv.c.dialFailures.Add(1)
+		e.srv.c.dialFails.Add(conn.ReasonOf(err))
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	tc := tls.Client(&batchConn{Conn: raw}, st.tls)
+	tc := tls.Client(conn.NewBatchConn(raw), st.tls)
 	hctx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
 	err = tc.HandshakeContext(hctx)
 	cancel()
 	if err != nil {
 		raw.Close()
-		e.srv.c.handshakeFailures.Add(1)
-		if errors.Is(err, ErrPeerKeyMismatch) || errors.Is(err, ErrPeerNameMismatch) {
+		herr := handshakeError(err, st.creds.mode)
+		e.srv.c.handshakeFailures.Add(herr.Reason)
+		if herr.Reason == conn.ReasonWrongKey || herr.Reason == conn.ReasonPeerName {
 			e.srv.c.authFailures.Add(1)
 		}
-		return nil, fmt.Errorf("TLS handshake: %w", explainRemote(err, st.creds.mode))
+		return nil, herr
 	}
 	return tc, nil
 }
 
 func (e *Entrance) dial(ctx context.Context, cfg EntranceConfig, addr string) (net.Conn, error) {
-	return dialTCP(ctx, e.opts.Dial, addr, cfg.KeepAlive)
+	return conn.Dialer{Dial: e.opts.Dial, KeepAlive: cfg.KeepAlive}.DialContext(ctx, addr)
 }
 
 // isRemoteCertAlert reports whether err is an alert from the peer refusing our certificate.
@@ -296,6 +304,30 @@ func explainRemote(err error, mode string) error {
 		return fmt.Errorf("the peer does not serve this tunnel name: %w", err)
 	}
 	return err
+}
+
+// handshakeError classifies a failed handshake and explains the peer's
+// alerts. mode is the tunnel's authentication ("psk" or "pki").
+func handshakeError(err error, mode string) *conn.HandshakeError {
+	var he *conn.HandshakeError
+	if errors.As(err, &he) {
+		return he
+	}
+	err = explainRemote(err, mode)
+	r := conn.ReasonProtocol
+	switch {
+	case errors.Is(err, ErrPeerKeyMismatch), isRemoteCertAlert(err):
+		r = conn.ReasonWrongKey
+	case errors.Is(err, ErrPeerNameMismatch):
+		r = conn.ReasonPeerName
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		r = conn.ReasonReset
+	default:
+		if c := conn.ReasonOf(err); c == conn.ReasonTimeout || c == conn.ReasonReset {
+			r = c
+		}
+	}
+	return &conn.HandshakeError{Reason: r, Err: err}
 }
 
 // quietErr reports whether err is an ordinary way for a connection to end.

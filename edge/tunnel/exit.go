@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+
+	"github.com/offedge/offedge/edge/conn"
 )
 
 // Exit is the TLS end of one or more tunnels (stunnel's `client = no`): it
@@ -43,7 +45,7 @@ func NewExit(cfg ExitConfig, opts Options) (*Exit, error) {
 		return nil, err
 	}
 	x := &Exit{opts: opts}
-	x.srv = newServer("exit", cfg.Listener, opts.Logger, opts.Now, st.cfg.MaxConns)
+	x.srv = newServer("exit", cfg.Listener, opts.Logger, opts.Now, st.cfg.MaxConns, st.cfg.MaxConnsPerClient)
 	x.cur.Store(st)
 	return x, nil
 }
@@ -59,6 +61,10 @@ func buildExit(cfg ExitConfig, opts Options) (*exitState, error) {
 	cfg.HandshakeTimeout = orDefault(cfg.HandshakeTimeout, DefaultHandshakeTimeout)
 	if cfg.MaxConns == 0 {
 		cfg.MaxConns = DefaultMaxConns
+	}
+	var err error
+	if cfg.MaxConnsPerClient, err = perClient(cfg.MaxConnsPerClient, cfg.MaxConns); err != nil {
+		return nil, fmt.Errorf("exit %s: %w", cfg.Listener, err)
 	}
 	st := &exitState{cfg: cfg, tunnels: make(map[string]*exitTunnel, len(cfg.Tunnels))}
 	for i := range cfg.Tunnels {
@@ -133,7 +139,7 @@ func (x *Exit) Update(cfg ExitConfig) error {
 		return err
 	}
 	x.cur.Store(st)
-	x.srv.SetMaxConns(st.cfg.MaxConns)
+	x.srv.SetLimits(st.cfg.MaxConns, st.cfg.MaxConnsPerClient)
 	return nil
 }
 
@@ -142,11 +148,11 @@ func (x *Exit) Update(cfg ExitConfig) error {
 func (x *Exit) Shutdown(ctx context.Context) error { return x.srv.Shutdown(ctx) }
 
 // Stats returns a snapshot of the exit's counters.
-func (x *Exit) Stats() Stats { return x.srv.c.snapshot() }
+func (x *Exit) Stats() Stats { return x.srv.snapshot() }
 
 func (x *Exit) handle(c net.Conn) {
 	st := x.cur.Load()
-	tc := tls.Server(&batchConn{Conn: c}, st.base)
+	tc := tls.Server(conn.NewBatchConn(c), st.base)
 	// The handshake runs under its own deadline before anything is dialed:
 	// plain text, garbage or a silent peer costs one goroutine for at most
 	// HandshakeTimeout and never reaches the target.
@@ -164,14 +170,14 @@ func (x *Exit) handle(c net.Conn) {
 		return
 	}
 	cfg := t.cfg
-	setKeepAlive(c, cfg.KeepAlive)
+	conn.SetKeepAlive(c, cfg.KeepAlive)
 	log := x.opts.Logger.With("tunnel", cfg.Name, "peer", c.RemoteAddr().String())
 
 	dctx, cancel := context.WithTimeout(x.srv.Context(), cfg.ConnectTimeout)
 	up, err := x.dial(dctx, cfg)
 	cancel()
 	if err != nil {
-		x.srv.c.dialFailures.Add(1)
+		x.srv.c.dialFails.Add(conn.ReasonOf(err))
 		log.Warn("target unreachable; closing tunnel connection", "err", fmt.Errorf("tunnel %q: target %s: %w", cfg.Name, cfg.Target, err))
 		return
 	}
@@ -180,42 +186,43 @@ func (x *Exit) handle(c net.Conn) {
 		return
 	}
 	defer x.srv.UntrackClose(up)
-	_, err = pipe(x.srv.bufs, tc, up, cfg.IdleTimeout, x.opts.Now, &x.srv.c.bytesUp, &x.srv.c.bytesDown)
+	_, err = x.srv.relay(tc, up, cfg.IdleTimeout)
 	if err != nil && !quietErr(err) {
 		log.Info("connection ended with error", "target", cfg.Target, "err", err)
 	}
 }
 
 func (x *Exit) handshakeFailed(st *exitState, tc *tls.Conn, c net.Conn, err error) {
-	x.srv.c.handshakeFailures.Add(1)
 	name := tc.ConnectionState().ServerName
 	t, _ := st.lookup(name)
 	peer := c.RemoteAddr().String()
-	switch {
-	case errors.Is(err, ErrPeerKeyMismatch) || errors.Is(err, ErrPeerNameMismatch):
-		x.srv.c.authFailures.Add(1)
-		x.opts.Logger.Error("peer failed authentication", "exit", st.cfg.Listener, "tunnel", name, "peer", peer,
-			"err", fmt.Errorf("tunnel %q: %w", name, err))
-	case t != nil:
-		err = explainRemote(err, t.creds.mode)
-		if t.creds.mode == "psk" && strings.Contains(err.Error(), "bad record MAC") {
+	mode := ""
+	if t != nil {
+		mode = t.creds.mode
+		if mode == "psk" && strings.Contains(err.Error(), "bad record MAC") {
 			// OpenSSL (stunnel) clients send their refusal of our
 			// certificate as an unencrypted alert, which reads here as a
 			// record that fails authentication.
 			err = fmt.Errorf("the peer aborted the handshake after our certificate (stunnel/OpenSSL refusal): %w: %w", ErrPeerKeyMismatch, err)
 		}
-		if errors.Is(err, ErrPeerKeyMismatch) {
-			x.srv.c.authFailures.Add(1)
-			x.opts.Logger.Error("peer failed authentication", "exit", st.cfg.Listener, "tunnel", t.cfg.Name, "peer", peer,
-				"err", fmt.Errorf("tunnel %q: %w", t.cfg.Name, err))
-			return
+	}
+	herr := handshakeError(err, mode)
+	x.srv.c.handshakeFailures.Add(herr.Reason)
+	switch {
+	case herr.Reason == conn.ReasonWrongKey || herr.Reason == conn.ReasonPeerName:
+		x.srv.c.authFailures.Add(1)
+		if t != nil {
+			name = t.cfg.Name
 		}
-		x.srv.warnLimited("TLS handshake failed", "exit", st.cfg.Listener, "tunnel", t.cfg.Name, "peer", peer, "err", err)
+		x.opts.Logger.Error("peer failed authentication", "exit", st.cfg.Listener, "tunnel", name, "peer", peer,
+			"reason", herr.Reason.String(), "err", fmt.Errorf("tunnel %q: %w", name, herr.Err))
+	case t != nil:
+		x.srv.warnLimited("TLS handshake failed", "exit", st.cfg.Listener, "tunnel", t.cfg.Name, "peer", peer, "reason", herr.Reason.String(), "err", herr.Err)
 	default:
-		x.srv.warnLimited("TLS handshake failed", "exit", st.cfg.Listener, "peer", peer, "err", err)
+		x.srv.warnLimited("TLS handshake failed", "exit", st.cfg.Listener, "peer", peer, "reason", herr.Reason.String(), "err", herr.Err)
 	}
 }
 
 func (x *Exit) dial(ctx context.Context, cfg ExitTunnel) (net.Conn, error) {
-	return dialTCP(ctx, x.opts.Dial, cfg.Target, cfg.KeepAlive)
+	return conn.Dialer{Dial: x.opts.Dial, KeepAlive: cfg.KeepAlive}.DialContext(ctx, cfg.Target)
 }

@@ -201,7 +201,17 @@ func startPair(t *testing.T, name, target, entranceSecret, exitSecret string, tw
 // everything read until EOF.
 func roundTrip(t testing.TB, addr, msg string) (string, error) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	return roundTripFrom(t, "", addr, msg)
+}
+
+// roundTripFrom is roundTrip from a source address ("": the kernel's choice).
+func roundTripFrom(t testing.TB, src, addr, msg string) (string, error) {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if src != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+	}
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return "", err
 	}

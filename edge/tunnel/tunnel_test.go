@@ -897,3 +897,76 @@ func TestClientResetClosesTunnel(t *testing.T) {
 		t.Fatalf("service connection still open after the client reset (read %q)", b)
 	}
 }
+
+// TestPerClientCap: one client holding 4,096 idle connections (the old
+// max_conns) must not lock everyone else out of an entrance or an exit.
+// With the default cap, the first client gets 1,024; the 1,025th is reset;
+// another client (another entrance node at the exit) is still served.
+func TestPerClientCap(t *testing.T) {
+	target := startEcho(t, "")
+	t.Run("entrance", func(t *testing.T) {
+		p := startPair(t, "redis", target, secretA, secretA, func(e *EntranceConfig, _ *ExitConfig) { e.MaxConns = 8; e.MaxConnsPerClient = 3 })
+		holdIdle(t, p.entranceAddr, "127.0.0.1", 3)
+		if got, _ := roundTripFrom(t, "127.0.0.1", p.entranceAddr, "over"); got != "" {
+			t.Fatalf("fourth connection of one client got %q; want it reset", got)
+		}
+		if got, err := roundTripFrom(t, "127.0.0.2", p.entranceAddr, "other"); got != "other" {
+			t.Fatalf("another client: %q, %v", got, err)
+		}
+		if s := p.entrance.Stats(); s.RefusedPerClient != 1 {
+			t.Fatalf("entrance stats %+v; want one refusal", s)
+		}
+	})
+	t.Run("exit, default cap", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("holds 1,025 connections")
+		}
+		xln := listen(t)
+		x, err := NewExit(ExitConfig{Listener: xln.Addr().String(), Tunnels: []ExitTunnel{{Name: "redis", Target: target, Auth: Auth{PSKFile: writeSecret(t, secretA)}}}}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		serve(t, x, xln)
+		// The greedy entrance node: raw TCP, never a handshake, so each
+		// connection holds an exit slot for the handshake timeout.
+		holdIdle(t, xln.Addr().String(), "127.0.0.1", DefaultMaxConnsPerClient)
+		testutil.Eventually(t, 20*time.Second, "greedy connections accepted", func() bool {
+			return x.Stats().Active == DefaultMaxConnsPerClient
+		})
+		c, err := net.Dial("tcp", xln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatal("connection over the cap answered")
+		}
+		c.Close()
+		testutil.Eventually(t, 5*time.Second, "refusal counted", func() bool { return x.Stats().RefusedPerClient == 1 })
+		// Another entrance node, from its own address.
+		e, err := NewEntrance(EntranceConfig{Name: "redis", Exits: []string{xln.Addr().String()}, Auth: Auth{PSKFile: writeSecret(t, secretA)}},
+			Options{Dial: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).DialContext})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eln := listen(t)
+		serve(t, e, eln)
+		if got, err := roundTrip(t, eln.Addr().String(), "served"); got != "served" {
+			t.Fatalf("second entrance node: %q, %v; want it served while the first holds its cap", got, err)
+		}
+	})
+}
+
+// holdIdle opens n connections to addr from src and keeps them open, idle,
+// until the end of the test.
+func holdIdle(t *testing.T, addr, src string, n int) {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	for i := range n {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("idle connection %d: %v", i, err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+}

@@ -4,7 +4,7 @@
 // temporary accept errors, tracking of every open connection, and a
 // Shutdown that stops accepting, drains until a deadline, then closes what
 // is left. It knows nothing of what a connection carries.
-package accept
+package conn
 
 import (
 	"context"
@@ -12,11 +12,18 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/offedge/offedge/edge/acl"
 )
+
+// DefaultMaxConnsPerClient is the per-client bound of tunnels and forwards
+// when none is configured: a quarter of their default of 4096 connections.
+const DefaultMaxConnsPerClient = 1024
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("server closed")
@@ -29,6 +36,13 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxConns bounds concurrent connections; it must be positive.
 	MaxConns int
+	// MaxConnsPerClient bounds the concurrent connections of one client
+	// address; zero means no per-client bound. A connection over it is
+	// accepted and reset at once, so that one client cannot hold every
+	// slot of MaxConns while the others wait in the backlog.
+	MaxConnsPerClient int
+	// Now is the clock of the rate-limited refusal log; nil means time.Now.
+	Now func() time.Time
 }
 
 // Server runs accept loops and tracks connections. The zero value is not
@@ -37,6 +51,12 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 	lim  limiter
+
+	perClient  atomic.Int64 // the current MaxConnsPerClient
+	refused    atomic.Uint64
+	refusedLog LogLimiter
+	clientsMu  sync.Mutex
+	clients    map[netip.Addr]int
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -56,7 +76,12 @@ func New(opts Options) *Server {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[net.Conn]struct{}),
 		done:      make(chan struct{}),
+		clients:   make(map[netip.Addr]int),
 	}
+	if s.opts.Now == nil {
+		s.opts.Now = time.Now
+	}
+	s.perClient.Store(int64(max(opts.MaxConnsPerClient, 0)))
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -71,6 +96,49 @@ func (s *Server) Context() context.Context { return s.ctx }
 
 // SetMaxConns changes the concurrency limit for connections accepted from now on.
 func (s *Server) SetMaxConns(n int) { s.lim.setMax(max(n, 1)) }
+
+// SetLimits changes both limits for connections accepted from now on; a
+// client already over a lowered per-client bound keeps its open
+// connections.
+func (s *Server) SetLimits(maxConns, perClient int) {
+	s.perClient.Store(int64(max(perClient, 0)))
+	s.lim.setMax(max(maxConns, 1))
+}
+
+// RefusedPerClient counts the connections reset because their client
+// already had MaxConnsPerClient open.
+func (s *Server) RefusedPerClient() uint64 { return s.refused.Load() }
+
+// admit takes a per-client slot for c; it reports false when the client
+// is at its bound. The returned release gives the slot back.
+func (s *Server) admit(c net.Conn) (release func(), ok bool) {
+	limit := s.perClient.Load()
+	if limit <= 0 {
+		return func() {}, true
+	}
+	ip := ClientAddr(c)
+	if !ip.IsValid() {
+		return func() {}, true
+	}
+	s.clientsMu.Lock()
+	defer s.clientsMu.Unlock()
+	if int64(s.clients[ip]) >= limit {
+		return nil, false
+	}
+	s.clients[ip]++
+	return func() {
+		s.clientsMu.Lock()
+		if s.clients[ip]--; s.clients[ip] <= 0 {
+			delete(s.clients, ip)
+		}
+		s.clientsMu.Unlock()
+	}, true
+}
+
+// ClientAddr is the address a connection comes from, unmapped (an
+// IPv4-mapped IPv6 client counts as its IPv4 address): the key of the
+// per-client bound.
+func ClientAddr(c net.Conn) netip.Addr { return acl.PeerAddr(c).Addr() }
 
 // Serve accepts connections on ln and runs handle for each in its own
 // goroutine, until Shutdown (ErrServerClosed) or a permanent accept error.
@@ -115,7 +183,19 @@ func (s *Server) Serve(ln net.Listener, handle func(net.Conn)) error {
 			continue
 		}
 		delay = 0
+		release, ok := s.admit(c)
+		if !ok {
+			s.refused.Add(1)
+			if ok, n := s.refusedLog.Allow(s.opts.Now()); ok {
+				s.log.Warn("client over its connection cap; connection reset", "kind", s.opts.Kind, "name", s.opts.Name,
+					"client", ClientAddr(c).String(), "max_conns_per_client", s.perClient.Load(), "suppressed_since_last", n)
+			}
+			Abort(c)
+			s.lim.release()
+			continue
+		}
 		if !s.Track(c) {
+			release()
 			c.Close()
 			s.lim.release()
 			return ErrServerClosed
@@ -124,6 +204,7 @@ func (s *Server) Serve(ln net.Listener, handle func(net.Conn)) error {
 		go func() {
 			defer s.wg.Done()
 			defer s.lim.release()
+			defer release()
 			defer s.UntrackClose(c)
 			handle(c)
 		}()
@@ -254,80 +335,4 @@ func (l *limiter) setMax(m int) {
 	l.max = m
 	l.signalLocked()
 	l.mu.Unlock()
-}
-
-// LogLimiter lets at most one line per interval through for noisy events
-// (handshake failures from scanners), counting the ones it suppresses. The
-// zero value allows one line per second.
-type LogLimiter struct {
-	// Every is the minimum interval between two lines; zero means 1s.
-	Every time.Duration
-
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-// Allow reports whether a line may be logged at now, and how many lines were
-// suppressed since the last one allowed.
-func (l *LogLimiter) Allow(now time.Time) (bool, int) {
-	every := l.Every
-	if every <= 0 {
-		every = time.Second
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.last.IsZero() && now.Sub(l.last) < every {
-		l.suppressed++
-		return false, 0
-	}
-	n := l.suppressed
-	l.suppressed = 0
-	l.last = now
-	return true, n
-}
-
-// CounterIdle measures idleness by watching a byte counter.
-func CounterIdle(moved *atomic.Uint64, now func() time.Time) func() time.Duration {
-	last, since := moved.Load(), now()
-	return func() time.Duration {
-		if m := moved.Load(); m != last {
-			last, since = m, now()
-		}
-		return now().Sub(since)
-	}
-}
-
-// WatchIdle calls expire once idleFor reports at least idle. It checks every
-// quarter of idle, so a connection is closed between idle and 1.25×idle
-// after its last byte. The returned function stops the watch.
-func WatchIdle(idle time.Duration, idleFor func() time.Duration, expire func()) (stop func()) {
-	var (
-		mu      sync.Mutex
-		stopped bool
-		t       *time.Timer
-	)
-	step := max(idle/4, time.Millisecond)
-	check := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped {
-			return
-		}
-		if idleFor() >= idle {
-			stopped = true
-			expire()
-			return
-		}
-		t.Reset(step)
-	}
-	mu.Lock()
-	t = time.AfterFunc(step, check)
-	mu.Unlock()
-	return func() {
-		mu.Lock()
-		stopped = true
-		t.Stop()
-		mu.Unlock()
-	}
 }

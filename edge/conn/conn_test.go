@@ -1,0 +1,235 @@
+package conn
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/offedge/offedge/internal/testutil"
+)
+
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// echo answers each connection with what it reads and half-closes at EOF.
+func echo(t testing.TB) string {
+	ln := listen(t)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+				c.(*net.TCPConn).CloseWrite()
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// wrapped hides the *net.TCPConn type, forcing the copy path.
+type wrapped struct{ *net.TCPConn }
+
+// relayServer relays every connection on a new listener to target, with
+// wrap applied to both legs.
+func relayServer(t *testing.T, target string, wrap func(net.Conn) net.Conn, o RelayOptions, results chan<- Result) string {
+	ln := listen(t)
+	s := New(Options{Kind: "test", Name: "relay", MaxConns: 16})
+	go s.Serve(ln, func(c net.Conn) {
+		up, err := net.Dial("tcp", target)
+		if err != nil {
+			return
+		}
+		defer up.Close()
+		res, _ := Relay(wrap(c), wrap(up), o)
+		results <- res
+	})
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	return ln.Addr().String()
+}
+
+func TestRelayHalfClose(t *testing.T) {
+	target := echo(t)
+	for _, tc := range []struct {
+		name    string
+		wrap    func(net.Conn) net.Conn
+		spliced bool
+	}{
+		{"tcp", func(c net.Conn) net.Conn { return c }, haveTCPInfo},
+		{"copy", func(c net.Conn) net.Conn { return wrapped{c.(*net.TCPConn)} }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			results := make(chan Result, 1)
+			var up, down atomic.Uint64
+			addr := relayServer(t, target, tc.wrap, RelayOptions{Up: &up, Down: &down}, results)
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			msg := strings.Repeat("half-close ", 10000)
+			go func() {
+				io.WriteString(c, msg)
+				c.(*net.TCPConn).CloseWrite()
+			}()
+			b, err := io.ReadAll(c)
+			if err != nil || string(b) != msg {
+				t.Fatalf("read %d bytes, %v; want the %d bytes sent back", len(b), err, len(msg))
+			}
+			res := <-results
+			if res.Spliced != tc.spliced || res.Up != uint64(len(msg)) || res.Down != uint64(len(msg)) {
+				t.Fatalf("result %+v; want spliced %v and %d bytes each way", res, tc.spliced, len(msg))
+			}
+			if up.Load() != res.Up || down.Load() != res.Down {
+				t.Fatalf("totals %d/%d; want %d/%d", up.Load(), down.Load(), res.Up, res.Down)
+			}
+		})
+	}
+}
+
+func TestRelayIdle(t *testing.T) {
+	target := echo(t)
+	for _, wrap := range []func(net.Conn) net.Conn{
+		func(c net.Conn) net.Conn { return c },
+		func(c net.Conn) net.Conn { return wrapped{c.(*net.TCPConn)} },
+	} {
+		results := make(chan Result, 1)
+		var idled atomic.Int32
+		addr := relayServer(t, target, wrap, RelayOptions{Idle: 200 * time.Millisecond, OnIdle: func() { idled.Add(1) }}, results)
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatal("idle connection got data")
+		} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatal("idle connection not closed")
+		}
+		c.Close()
+		if res := <-results; !res.Idle || idled.Load() != 1 {
+			t.Fatalf("result %+v, OnIdle called %d times; want one idle close", res, idled.Load())
+		}
+	}
+}
+
+// A client at its cap is reset at once, and another client is still served.
+func TestServerPerClientCap(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{Kind: "test", Name: "cap", MaxConns: 4, MaxConnsPerClient: 2})
+	hold := make(chan struct{})
+	go s.Serve(ln, func(c net.Conn) {
+		c.Write([]byte("hi"))
+		<-hold
+	})
+	defer func() {
+		close(hold)
+		s.Shutdown(context.Background())
+	}()
+	dial := func(src string) (net.Conn, error) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return nil, err
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.ReadFull(c, make([]byte, 2))
+		return c, err
+	}
+	for i := range 2 {
+		c, err := dial("127.0.0.1")
+		if err != nil {
+			t.Fatalf("connection %d of the first client: %v", i, err)
+		}
+		defer c.Close()
+	}
+	if c, err := dial("127.0.0.1"); err == nil {
+		c.Close()
+		t.Fatal("third connection of the first client served; want it reset")
+	}
+	if s.RefusedPerClient() != 1 {
+		t.Fatalf("RefusedPerClient = %d; want 1", s.RefusedPerClient())
+	}
+	c, err := dial("127.0.0.2")
+	if err != nil {
+		t.Fatalf("second client: %v", err)
+	}
+	c.Close()
+}
+
+func TestDialerSourceAndReasons(t *testing.T) {
+	ln := listen(t)
+	got := make(chan netip.Addr, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			got <- ClientAddr(c)
+			c.Close()
+		}
+	}()
+	src := netip.MustParseAddr("127.0.0.2")
+	c, err := Dialer{Source: src}.DialContext(context.Background(), ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if a := <-got; a != src {
+		t.Fatalf("connection came from %s; want %s", a, src)
+	}
+
+	dead := testutil.FreeAddr(t)
+	_, err = Dialer{}.DialContext(context.Background(), dead)
+	var de *DialError
+	if !errors.As(err, &de) || de.Reason != ReasonRefused || ReasonOf(err) != ReasonRefused {
+		t.Fatalf("dial to a closed port: %v; want a DialError with reason refused", err)
+	}
+	// An address this host does not have (documentation range) as source.
+	_, err = Dialer{Source: netip.MustParseAddr("192.0.2.77")}.DialContext(context.Background(), ln.Addr().String())
+	if ReasonOf(err) != ReasonSource || !strings.Contains(err.Error(), "not assigned to this host") {
+		t.Fatalf("dial from a foreign source: %v (reason %v); want reason source with the fix", err, ReasonOf(err))
+	}
+	custom := Dialer{Dial: func(context.Context, string, string) (net.Conn, error) {
+		return nil, context.DeadlineExceeded
+	}}
+	if _, err := custom.DialContext(context.Background(), dead); ReasonOf(err) != ReasonTimeout {
+		t.Fatalf("custom dial timing out: reason %v; want timeout", ReasonOf(err))
+	}
+}
+
+func TestReasonNames(t *testing.T) {
+	seen := map[string]bool{}
+	for _, r := range Reasons() {
+		n := r.String()
+		if n == "" || seen[n] || strings.HasPrefix(n, "reason(") {
+			t.Fatalf("reason %d has name %q (duplicate or missing)", r, n)
+		}
+		seen[n] = true
+	}
+	var c ReasonCounter
+	c.Add(ReasonTimeout)
+	c.Add(ReasonTimeout)
+	c.Add(Reason(200))
+	if c.Total() != 3 || c.Get(ReasonTimeout) != 2 || c.Snapshot()["other"] != 1 {
+		t.Fatalf("counter %v", c.Snapshot())
+	}
+}

@@ -1,0 +1,300 @@
+package conn
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// BufferSize is the size of a relay's copy buffer: two TLS records, and
+// what the kernel hands out per read on a busy loopback socket.
+const BufferSize = 32 << 10
+
+// BufferPool shares copy buffers between the relays of one role. The zero
+// value is ready to use.
+type BufferPool struct{ p sync.Pool }
+
+func (b *BufferPool) get() *[]byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return v
+	}
+	buf := make([]byte, BufferSize)
+	return &buf
+}
+
+func (b *BufferPool) put(buf *[]byte) { b.p.Put(buf) }
+
+// RelayOptions configure one [Relay].
+type RelayOptions struct {
+	// Idle closes both connections once no byte moved either way for this
+	// long; zero disables it.
+	Idle time.Duration
+	// OnIdle, if set, is called once when the idle timeout closes them.
+	OnIdle func()
+	// Now is the clock of the idle watch; nil means time.Now.
+	Now func() time.Time
+	// Up and Down, when set, are a role's totals: bytes a → b and b → a.
+	// Spliced bytes are added when their direction ends.
+	Up, Down *atomic.Uint64
+	// Buffers is the pool of copy buffers; nil allocates one per direction.
+	Buffers *BufferPool
+}
+
+// Result is what one relay moved.
+type Result struct {
+	Up, Down uint64 // bytes a → b and b → a
+	// Spliced says the relay ran in the kernel (splice between two TCP sockets).
+	Spliced bool
+	// Idle says the idle timeout closed the connections.
+	Idle bool
+}
+
+// Relay copies a → b and b → a until both directions end, and carries
+// half-closes across (EOF on one side becomes CloseWrite on the other: a
+// FIN, or a TLS close_notify). Whichever direction fails first resets both
+// connections ([Abort]), so that the other copy returns at once and neither
+// peer mistakes a truncated stream for a complete one; the first error is
+// the one returned.
+//
+// Between two *net.TCPConn on Linux it calls TCPConn.ReadFrom directly,
+// which splices, caps the socket buffers of same-host paths, and measures
+// idleness from the kernel's own last-receive timestamps (TCP_INFO), since a
+// counting wrapper would defeat splice. Otherwise it copies through a pooled
+// buffer; a *tls.Conn source is drained of the records it already holds
+// before each write, and a *tls.Conn destination over a [BatchConn] writes
+// those records in one syscall.
+func Relay(a, b net.Conn, o RelayOptions) (Result, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Buffers == nil {
+		o.Buffers = new(BufferPool)
+	}
+	ta, aok := a.(*net.TCPConn)
+	tb, bok := b.(*net.TCPConn)
+	spliced := aok && bok && haveTCPInfo
+	if spliced {
+		capLocalBuffers(ta)
+		capLocalBuffers(tb)
+	}
+	var up, down, moved atomic.Uint64
+	var idled atomic.Bool
+	if o.Idle > 0 {
+		var idleFor func() time.Duration
+		if spliced {
+			idleFor = func() time.Duration {
+				da, _ := sinceLastRecv(ta)
+				db, _ := sinceLastRecv(tb)
+				return min(da, db)
+			}
+		} else {
+			idleFor = CounterIdle(&moved, o.Now)
+		}
+		stop := WatchIdle(o.Idle, idleFor, func() {
+			idled.Store(true)
+			if o.OnIdle != nil {
+				o.OnIdle()
+			}
+			a.Close()
+			b.Close()
+		})
+		defer stop()
+	}
+	var ended atomic.Int32 // spliced directions that reached EOF
+	half := func(dst, src net.Conn, n, total *atomic.Uint64) error {
+		if spliced {
+			c, err := dst.(*net.TCPConn).ReadFrom(src)
+			n.Add(uint64(c))
+			if total != nil {
+				total.Add(uint64(c))
+			}
+			if err != nil {
+				return err
+			}
+			if ended.Add(1) == 2 {
+				// Both sources are at EOF, so both connections are
+				// about to be closed, and close sends this FIN (no
+				// unread data is left to turn it into a reset).
+				return nil
+			}
+			return dst.(*net.TCPConn).CloseWrite()
+		}
+		return copyHalf(o.Buffers, dst, src, n, total, &moved)
+	}
+	var once sync.Once
+	errc := make(chan error, 2)
+	run := func(dst, src net.Conn, n, total *atomic.Uint64) {
+		err := half(dst, src, n, total)
+		if err != nil {
+			once.Do(func() { Abort(a, b) })
+		}
+		errc <- err
+	}
+	go run(b, a, &up, o.Up)
+	run(a, b, &down, o.Down)
+	err := <-errc
+	if err2 := <-errc; err == nil {
+		err = err2
+	}
+	return Result{Up: up.Load(), Down: down.Load(), Spliced: spliced, Idle: idled.Load()}, err
+}
+
+// Abort resets connections after an error: SO_LINGER 0 on the TCP socket
+// under any wrapper (a *tls.Conn, a [BatchConn]), and for TLS no
+// close_notify, so that the peer sees a reset rather than a clean end.
+func Abort(conns ...net.Conn) {
+	for _, c := range conns {
+		for {
+			u, ok := c.(interface{ NetConn() net.Conn })
+			if !ok {
+				break
+			}
+			c = u.NetConn()
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		c.Close()
+	}
+}
+
+type closeWriter interface{ CloseWrite() error }
+
+// copyHalf copies src to dst through a pooled buffer, counting into n,
+// total (if set) and moved, and half-closes dst at EOF.
+func copyHalf(bufs *BufferPool, dst, src net.Conn, n, total, moved *atomic.Uint64) error {
+	bp := bufs.get()
+	defer bufs.put(bp)
+	buf := *bp
+	tsrc, _ := src.(*tls.Conn)
+	for {
+		nr, rerr := src.Read(buf)
+		if tsrc != nil && rerr == nil && nr > 0 && nr < len(buf) {
+			nr, rerr = drainBuffered(tsrc, buf, nr)
+		}
+		if nr > 0 {
+			nw, werr := writeBatched(dst, buf[:nr])
+			n.Add(uint64(nw))
+			moved.Add(uint64(nw))
+			if total != nil {
+				total.Add(uint64(nw))
+			}
+			if werr != nil {
+				return werr
+			}
+		}
+		if rerr == io.EOF {
+			if cw, ok := dst.(closeWriter); ok {
+				if err := cw.CloseWrite(); err != nil && !errors.Is(err, net.ErrClosed) {
+					return err
+				}
+				return nil
+			}
+			return dst.Close()
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// aLongTimeAgo is a deadline that has always passed.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// drainBuffered appends to buf[:n] the records c has already received,
+// without waiting for more: crypto/tls returns one record (≤16 KiB) per
+// Read, and writing each on its own costs one syscall per record. With the
+// read deadline in the past, a Read that would have to wait for the socket
+// returns a timeout at once (without a syscall), and crypto/tls keeps the
+// partial record for the next Read.
+func drainBuffered(c *tls.Conn, buf []byte, n int) (int, error) {
+	c.SetReadDeadline(aLongTimeAgo)
+	var err error
+	for n < len(buf) {
+		var m int
+		m, err = c.Read(buf[n:])
+		n += m
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				err = nil
+			}
+			break
+		}
+	}
+	if derr := c.SetReadDeadline(time.Time{}); err == nil {
+		err = derr
+	}
+	return n, err
+}
+
+// BatchConn is the socket under a tunnel's *tls.Conn. crypto/tls writes
+// each record (≤16 KiB) with its own Write; during a relay's write,
+// BatchConn collects them so that one tls.Conn.Write costs one syscall.
+// Outside a batch (handshake, alerts, close_notify) it writes through.
+type BatchConn struct {
+	net.Conn
+	mu  sync.Mutex
+	on  bool
+	buf []byte
+}
+
+// NewBatchConn wraps c; give the result to tls.Client or tls.Server.
+func NewBatchConn(c net.Conn) *BatchConn { return &BatchConn{Conn: c} }
+
+// NetConn returns the wrapped connection.
+func (b *BatchConn) NetConn() net.Conn { return b.Conn }
+
+// Write collects p during a batch, and writes it through otherwise.
+func (b *BatchConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.on {
+		b.buf = append(b.buf, p...)
+		return len(p), nil
+	}
+	return b.Conn.Write(p)
+}
+
+func (b *BatchConn) begin() {
+	b.mu.Lock()
+	b.on = true
+	b.mu.Unlock()
+}
+
+// flush ends the batch and writes what it collected.
+func (b *BatchConn) flush() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.on = false
+	if len(b.buf) == 0 {
+		return nil
+	}
+	_, err := b.Conn.Write(b.buf)
+	b.buf = b.buf[:0]
+	return err
+}
+
+// writeBatched writes p to dst, as one syscall when dst is a tls.Conn over
+// a BatchConn. If the batched write fails, it reports nothing written:
+// the connection is then aborted anyway.
+func writeBatched(dst net.Conn, p []byte) (int, error) {
+	tc, ok := dst.(*tls.Conn)
+	if !ok {
+		return dst.Write(p)
+	}
+	bc, ok := tc.NetConn().(*BatchConn)
+	if !ok {
+		return dst.Write(p)
+	}
+	bc.begin()
+	n, err := tc.Write(p)
+	if ferr := bc.flush(); ferr != nil {
+		return 0, ferr
+	}
+	return n, err
+}
