@@ -66,7 +66,10 @@ type Node struct {
 	Cluster   string
 	Addresses []*Address
 	Uses      []string
-	Pos       Pos
+	// Management and Firewall come from the server or guest (see there).
+	Management []*Management
+	Firewall   *NodeFirewall
+	Pos        Pos
 }
 
 // Title is the node's human title, or its kind and id.
@@ -212,13 +215,15 @@ func (b *builder) index() {
 	nodePos := func(n *Node) Pos { return n.Pos }
 	for _, s := range m.Servers {
 		n := &Node{Name: s.Name, Kind: "server", Server: s, Provider: s.Provider, Location: s.Location,
-			Cluster: s.Cluster, Addresses: s.Addresses, Uses: s.Uses, Pos: s.Pos}
+			Cluster: s.Cluster, Addresses: s.Addresses, Uses: s.Uses, Pos: s.Pos,
+			Management: s.Management, Firewall: s.Firewall}
 		if register(b, m.nodes, "node", s.Name, s.Pos, n, nodePos) {
 			m.Nodes = append(m.Nodes, n)
 		}
 	}
 	for _, g := range m.Guests {
-		n := &Node{Name: g.Name, Kind: g.Kind, Guest: g, Addresses: g.Addresses, Uses: g.Uses, Pos: g.Pos}
+		n := &Node{Name: g.Name, Kind: g.Kind, Guest: g, Addresses: g.Addresses, Uses: g.Uses, Pos: g.Pos,
+			Management: g.Management, Firewall: g.Firewall}
 		if register(b, m.nodes, "node", g.Name, g.Pos, n, nodePos) {
 			m.Nodes = append(m.Nodes, n)
 		}
@@ -357,6 +362,7 @@ func (b *builder) validate() {
 			}
 		}
 		ref(b, m.services, f.Pos, obj, "service", "service", f.Service)
+		b.validateForwardMode(f, obj)
 	}
 	for _, r := range m.Replicas {
 		obj := fmt.Sprintf("replica %q", r.Name)
@@ -437,6 +443,7 @@ func (b *builder) validateNode(n *Node) {
 			}
 		}
 	}
+	b.validateFirewall(n, obj)
 	for i, a := range n.Addresses {
 		aobj := fmt.Sprintf("%s: address %d", obj, i)
 		if !ref(b, m.networks, a.Pos, aobj, "network", "network", a.Network) {

@@ -103,8 +103,14 @@ type Server struct {
 	Addresses []*Address `yaml:"addresses"`
 	// Uses lists what software on this node connects to: service names, or
 	// site hostnames reached over HTTP(S).
-	Uses        []string `yaml:"uses"`
-	Description string   `yaml:"description"`
+	Uses []string `yaml:"uses"`
+	// Management is how operators and tools administer the node (ssh,
+	// Proxmox UI, IPMI): the firewall always admits it.
+	Management []*Management `yaml:"management"`
+	// Firewall makes offedge own the node's nftables table (`offedge
+	// firewall`, `offedge run --firewall`).
+	Firewall    *NodeFirewall `yaml:"firewall"`
+	Description string        `yaml:"description"`
 }
 
 // Guest is a Proxmox container (kind "ct") or virtual machine (kind "vm").
@@ -117,11 +123,13 @@ type Guest struct {
 	// ID is the Proxmox guest id on its host (101 = the OVH reverse proxy).
 	ID int `yaml:"id"`
 	// Kind is "ct" (LXC container) or "vm" (QEMU virtual machine).
-	Kind        string     `yaml:"kind"`
-	OS          string     `yaml:"os"`
-	Addresses   []*Address `yaml:"addresses"`
-	Uses        []string   `yaml:"uses"`
-	Description string     `yaml:"description"`
+	Kind        string        `yaml:"kind"`
+	OS          string        `yaml:"os"`
+	Addresses   []*Address    `yaml:"addresses"`
+	Uses        []string      `yaml:"uses"`
+	Management  []*Management `yaml:"management"`
+	Firewall    *NodeFirewall `yaml:"firewall"`
+	Description string        `yaml:"description"`
 }
 
 // Service is something listening on a node.
@@ -377,8 +385,12 @@ type Forward struct {
 	Allow   []string `yaml:"allow"`
 	// ProxyProtocol sends a PROXY protocol v2 header so the target sees the
 	// real client address.
-	ProxyProtocol bool   `yaml:"proxy_protocol"`
-	Description   string `yaml:"description"`
+	ProxyProtocol bool `yaml:"proxy_protocol"`
+	// Mode is "userspace" (the default: offedge accepts and relays each
+	// connection) or "kernel" (an nftables DNAT rule in the node's firewall,
+	// as the iptables rules did; the target sees the client's address).
+	Mode        string `yaml:"mode"`
+	Description string `yaml:"description"`
 }
 
 // Policy is a named access list other allow lists include as "policy:NAME".

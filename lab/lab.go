@@ -106,7 +106,7 @@ func Start(ctx context.Context, m *inventory.Model, opts Options) (*Lab, error) 
 	}
 	var problems []string
 	for _, n := range m.Nodes {
-		p, err := plan.Compile(m, n.Name, plan.Options{Root: l.nodeDir(n.Name)})
+		p, err := plan.Compile(m, n.Name, plan.Options{Root: l.nodeDir(n.Name), UserspaceForwards: true})
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue

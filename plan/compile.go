@@ -25,6 +25,9 @@ type Options struct {
 	CertbotDir string
 	// PKIDir holds the CA and node certificates of `offedge pki` (default /etc/offedge/pki).
 	PKIDir string
+	// UserspaceForwards relays forwards with mode kernel in userspace, with
+	// the same allow list: the loopback lab has no kernel NAT.
+	UserspaceForwards bool
 }
 
 // Defaults applied when the inventory leaves a value unset. They follow
@@ -91,6 +94,7 @@ func Compile(m *inventory.Model, node string, opts Options) (*Plan, error) {
 	c.tunnels()
 	c.forwards()
 	c.conflicts()
+	c.plan.Firewall = c.firewall()
 	if len(c.problems) > 0 {
 		return nil, &CompileError{Node: node, Problems: c.problems}
 	}
@@ -462,8 +466,8 @@ func hasPrefix(rules []acl.Rule, p netip.Prefix) bool {
 
 func (c *compiler) forwards() {
 	for _, f := range c.m.Forwards {
-		if f.Node != c.node.Name || f.Listen == nil {
-			continue
+		if f.Node != c.node.Name || f.Listen == nil || (f.IsKernel() && !c.opts.UserspaceForwards) {
+			continue // a kernel forward is a DNAT rule of the node's firewall
 		}
 		obj := fmt.Sprintf("forward %q", f.Name)
 		cfg := &forward.Config{Name: f.Name, ProxyProtocol: f.ProxyProtocol, ConnectTimeout: DefaultConnectTimeout, IdleTimeout: DefaultTunnelIdle}

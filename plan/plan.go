@@ -37,6 +37,9 @@ type Plan struct {
 	// lab uses it to bind the same source on loopback; production lets the
 	// kernel choose.
 	Dials map[netip.AddrPort]Dial `json:"dials"`
+	// Firewall is the node's nftables ruleset, when the inventory gives the
+	// node a firewall (see firewall.go).
+	Firewall *Firewall `json:"firewall,omitempty"`
 }
 
 // Dial is how the node reaches one upstream address.

@@ -65,6 +65,9 @@ func (p *Plan) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "  %s on %s from %s%s\n", k, d.Network, d.Source, via)
 		}
 	}
+	if p.Firewall != nil {
+		p.Firewall.writeSummary(&b, p.Node)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

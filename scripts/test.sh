@@ -2,8 +2,10 @@
 # Runs every offedge test, after installing what the tests need from
 # Debian's packages when missing (as root, with apt-get): the real engines
 # the integration tests drive (nginx, stunnel4, HAProxy, redis-server,
-# PostgreSQL, slowhttptest, wrk, socat, Prometheus and Alertmanager) and
-# graphviz to validate the DOT output. Then gofmt, go vet, staticcheck and go test.
+# PostgreSQL, slowhttptest, wrk, socat, Prometheus and Alertmanager),
+# graphviz to validate the DOT output, nftables and iproute2 for the
+# firewall tests (which create network namespaces, so they need root).
+# Then gofmt, go vet, staticcheck and go test.
 #
 #   bash scripts/test.sh            # everything (as root: apt-get installs what is missing)
 #   scripts/test.sh -run TestLab    # extra arguments go to go test
@@ -26,6 +28,8 @@ have dot          || missing+=(graphviz)
 have systemd-analyze || missing+=(systemd)
 have promtool     || missing+=(prometheus)
 have amtool       || missing+=(prometheus-alertmanager)
+have nft          || missing+=(nftables)  # firewall tests read the ruleset back
+have ip           || missing+=(iproute2)  # network namespaces of the firewall tests
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${missing[*]}; run as root (or with sudo) so apt-get can install them" >&2

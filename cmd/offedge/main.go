@@ -63,6 +63,7 @@ func commands() []command {
 	return []command{
 		{"check", "[INVENTORY]", "run the rules that refuse dangerous configurations", cmdCheck, false},
 		{"plan", "[INVENTORY]", "print the listeners and handler chains a node runs", cmdPlan, false},
+		{"firewall", "plan|diff|apply|confirm|remove", "render, compare and apply a node's nftables firewall", cmdFirewall, false},
 		{"why", "FROM TO", "explain how a node reaches a service, site or node, hop by hop", cmdWhy, false},
 		{"impact", "NODE...", "what becomes unreachable, and for whom, when nodes are down", cmdImpact, false},
 		{"graph", "[INVENTORY]", "draw the topology", cmdGraph, false},

@@ -4,6 +4,8 @@
 package testutil
 
 import (
+	"github.com/offedge/offedge/internal/netns"
+
 	"context"
 	"net"
 	"os"
@@ -119,4 +121,27 @@ func FreeAddr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// Netns creates a network namespace for the test and removes it at the end.
+// Without root (or iproute2) the test is skipped on a developer machine and
+// fails in CI, which runs as root.
+func Netns(t testing.TB, prefix string) *netns.NS {
+	t.Helper()
+	if err := netns.Available(); err != nil {
+		if InCI() {
+			t.Fatalf("%v; CI runs the firewall tests as root", err)
+		}
+		t.Skip(err)
+	}
+	ns, err := netns.New(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ns.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return ns
 }
