@@ -619,11 +619,7 @@ func (b *fwBuilder) sourceNAT() {
 					if fam(a.IP) != f {
 						continue
 					}
-					gw := a.Gateway
-					if gw == "" {
-						gw = nw.Gateway
-					}
-					if gw == c.node.Name && n != c.node {
+					if m.GatewayOf(a) == c.node && n != c.node {
 						members = append(members, netip.PrefixFrom(a.IP, a.IP.BitLen()))
 						who = append(who, n.Name)
 					}
