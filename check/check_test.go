@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/offedge/offedge/internal/linediff"
 	"github.com/offedge/offedge/inventory"
 )
 
@@ -375,7 +376,7 @@ func TestDocs(t *testing.T) {
 		t.Fatalf("%v; run go test ./check -run TestDocs -update", err)
 	}
 	if !bytes.Equal(got, b.Bytes()) {
-		t.Errorf("docs/checks.md is stale; run go test ./check -run TestDocs -update\n%s", lineDiff(string(got), b.String()))
+		t.Errorf("docs/checks.md is stale; run go test ./check -run TestDocs -update\n%s", linediff.Unified("docs/checks.md", "generated", string(got), b.String(), 2))
 	}
 	for _, r := range Rules() {
 		if !strings.Contains(string(got), "\n## "+r.ID+"\n") {
@@ -385,26 +386,6 @@ func TestDocs(t *testing.T) {
 }
 
 // lineDiff shows the first lines where two texts differ.
-func lineDiff(got, want string) string {
-	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
-	var b strings.Builder
-	shown := 0
-	for i := 0; i < max(len(g), len(w)) && shown < 10; i++ {
-		var gl, wl string
-		if i < len(g) {
-			gl = g[i]
-		}
-		if i < len(w) {
-			wl = w[i]
-		}
-		if gl != wl {
-			fmt.Fprintf(&b, "line %d:\n  file:      %q\n  generated: %q\n", i+1, gl, wl)
-			shown++
-		}
-	}
-	return b.String()
-}
-
 // TestInventoryTestdata: Run on the loader's own test inventory (owned by
 // the inventory package, so its findings are not pinned here) is
 // deterministic and reports only known rules.

@@ -128,6 +128,20 @@ func cmdRun(e *env, args []string) error {
 			w.Header().Set("Content-Type", "application/json")
 			json.NewEncoder(w).Encode(rt.Status())
 		})
+		// The plan the node runs now, for `offedge plan --diff`: text, or
+		// ?format=json.
+		mux.HandleFunc("GET /plan", func(w http.ResponseWriter, r *http.Request) {
+			p := rt.Plan()
+			if r.URL.Query().Get("format") == "json" {
+				w.Header().Set("Content-Type", "application/json")
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				enc.Encode(p)
+				return
+			}
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			p.WriteText(w)
+		})
 		mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, r *http.Request) {
 			if err := reload(); err != nil {
 				http.Error(w, err.Error(), http.StatusUnprocessableEntity)

@@ -296,3 +296,55 @@ func TestRunNotify(t *testing.T) {
 		t.Fatalf("offedge run: %v\n%s", err, logs.String())
 	}
 }
+
+// TestPlanDiff: `offedge plan --diff` compares the plan the running node
+// serves (GET /plan on its admin endpoint) with the inventory's, through
+// the path a reload takes.
+func TestPlanDiff(t *testing.T) {
+	bin := buildBinary(t)
+	_, sitePort, _ := net.SplitHostPort(testutil.FreeAddr(t))
+	admin := testutil.FreeAddr(t)
+	dir := t.TempDir()
+	write := func(content string) {
+		if err := os.WriteFile(filepath.Join(dir, "inventory.yaml"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(fmt.Sprintf(runInventory, "9", sitePort, "1"))
+	cmd := exec.Command(bin, "run", "--node", "edge", "--inventory", dir, "--admin", admin)
+	var logs strings.Builder
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	testutil.WaitTCP(t, admin, 10*time.Second)
+
+	out, errOut, code := run("plan", "--node", "edge", "--inventory", dir, "--diff", "--admin", admin)
+	if code != 0 || !strings.Contains(out, "no changes") {
+		t.Fatalf("unchanged inventory: exit %d out %q err %q", code, out, errOut)
+	}
+	// The upstream moves to another port.
+	write(fmt.Sprintf(runInventory, "10", sitePort, "1"))
+	out, errOut, code = run("plan", "--node", "edge", "--inventory", dir, "--diff", "--admin", admin)
+	if code != 0 || !strings.Contains(out, "--- running ("+admin+")\n+++ inventory\n@@ ") {
+		t.Fatalf("changed inventory: exit %d out %q err %q", code, out, errOut)
+	}
+	var minus, plus bool
+	for _, l := range strings.Split(out, "\n") {
+		minus = minus || strings.HasPrefix(l, "-") && strings.Contains(l, "127.0.0.32:9")
+		plus = plus || strings.HasPrefix(l, "+") && strings.Contains(l, "127.0.0.32:10")
+	}
+	if !minus || !plus {
+		t.Fatalf("diff does not show the upstream's new port:\n%s", out)
+	}
+	write("servers: [{name: edge, bogus: true}]\n")
+	_, errOut, code = run("plan", "--node", "edge", "--inventory", dir, "--diff", "--admin", admin)
+	if code != 1 || !strings.Contains(errOut, "a reload would be refused") {
+		t.Fatalf("broken inventory: exit %d err %q", code, errOut)
+	}
+	_, errOut, code = run("plan", "--node", "edge", "--diff")
+	if code != 2 || !strings.Contains(errOut, "--diff needs --admin") {
+		t.Fatalf("--diff without --admin: exit %d err %q", code, errOut)
+	}
+}
