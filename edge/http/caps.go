@@ -17,17 +17,19 @@ import (
 // at most QueueTimeout; beyond that the client gets 503 (see proxy).
 //
 // A slot is taken by acquire or tryAcquire and given back by release,
-// which hands the turn to the oldest waiter.
+// which hands it straight to the oldest waiter that may use that server.
 
 var (
 	errQueueFull    = errors.New("every server is at max_conns and the queue is full")
 	errQueueTimeout = errors.New("every server stayed at max_conns for the whole queue timeout")
 )
 
-// waiter is one request in a pool's queue; wake is signalled (once) when a
-// slot may have been freed.
+// waiter is one request in a pool's queue. release hands it a slot
+// directly (got), so that a request arriving later cannot take the slot
+// first: the queue is served in order.
 type waiter struct {
-	wake chan struct{}
+	tried uint64        // servers the request must not be sent to again
+	got   chan *backend // the server whose slot it was given; buffered (1)
 }
 
 // acquire picks a server for a request and takes a slot on it, waiting in
@@ -35,60 +37,41 @@ type waiter struct {
 // when no server is left to try.
 func (p *pool) acquire(ctx context.Context, tried uint64) (*backend, error) {
 	p.mu.Lock()
-	if len(p.queue) == 0 { // newcomers do not overtake waiters
-		b, full := p.pickLocked(tried)
-		if b != nil {
-			b.active++
-			p.mu.Unlock()
-			return b, nil
-		}
-		if !full {
-			p.mu.Unlock()
-			return nil, errNoServer
-		}
+	b, full := p.pickLocked(tried)
+	if b != nil {
+		b.active++
+		p.mu.Unlock()
+		return b, nil
+	}
+	if !full {
+		p.mu.Unlock()
+		return nil, errNoServer
 	}
 	if len(p.queue) >= p.cfg.Queue {
 		p.mu.Unlock()
 		p.stats.queueRejected.Add(1)
 		return nil, errQueueFull
 	}
-	w := &waiter{wake: make(chan struct{}, 1)}
+	w := &waiter{tried: tried, got: make(chan *backend, 1)}
 	p.queue = append(p.queue, w)
 	p.mu.Unlock()
 	timer := time.NewTimer(p.cfg.QueueTimeout)
 	defer timer.Stop()
-	for {
-		select {
-		case <-w.wake:
-			p.mu.Lock()
-			b, full := p.pickLocked(tried)
-			if b != nil {
-				b.active++
-				p.wakeLocked() // another slot may be free too
-				p.mu.Unlock()
-				return b, nil
-			}
-			if !full {
-				p.wakeLocked()
-				p.mu.Unlock()
-				return nil, errNoServer
-			}
-			// A newcomer took the slot meanwhile: wait again, first in line.
-			p.queue = append([]*waiter{w}, p.queue...)
-			p.mu.Unlock()
-		case <-timer.C:
-			p.leave(w)
-			p.stats.queueTimeouts.Add(1)
-			return nil, errQueueTimeout
-		case <-ctx.Done():
-			p.leave(w)
-			return nil, ctx.Err()
-		}
+	select {
+	case b := <-w.got:
+		return b, nil
+	case <-timer.C:
+		p.leave(w)
+		p.stats.queueTimeouts.Add(1)
+		return nil, errQueueTimeout
+	case <-ctx.Done():
+		p.leave(w)
+		return nil, ctx.Err()
 	}
 }
 
-// leave takes w out of the queue; if it had been woken meanwhile, the
-// wake-up goes to the next waiter instead of being lost.
+// leave takes w out of the queue; a slot handed to it meanwhile is given
+// back (to the next waiter).
 func (p *pool) leave(w *waiter) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -99,8 +82,8 @@ func (p *pool) leave(w *waiter) {
 		}
 	}
 	select {
-	case <-w.wake:
-		p.wakeLocked()
+	case b := <-w.got:
+		p.releaseLocked(b)
 	default:
 	}
 }
@@ -117,22 +100,25 @@ func (p *pool) tryAcquire(b *backend) bool {
 	return true
 }
 
-// release gives b's slot back and wakes the oldest waiter.
+// release gives b's slot back: to the oldest waiter that may use b, else
+// to the pool.
 func (p *pool) release(b *backend) {
 	p.mu.Lock()
-	b.active--
-	p.wakeLocked()
+	p.releaseLocked(b)
 	p.mu.Unlock()
 }
 
-func (p *pool) wakeLocked() {
-	if len(p.queue) == 0 {
+func (p *pool) releaseLocked(b *backend) {
+	i := p.index(b)
+	for j, w := range p.queue {
+		if i < 64 && w.tried&(1<<i) != 0 {
+			continue
+		}
+		p.queue = append(p.queue[:j], p.queue[j+1:]...)
+		w.got <- b // the slot changes hands: active stays
 		return
 	}
-	w := p.queue[0]
-	p.queue[0] = nil
-	p.queue = p.queue[1:]
-	w.wake <- struct{}{}
+	b.active--
 }
 
 // releaseOnClose gives b's slot back when the response (or the WebSocket

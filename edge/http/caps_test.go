@@ -58,7 +58,9 @@ func newGateBackend(t *testing.T) *gateBackend {
 				break
 			}
 		}
-		<-g.gate
+		if r.URL.Path != "/health" {
+			<-g.gate
+		}
 		g.inflight.Add(-1)
 		io.WriteString(w, "ok")
 	})
@@ -172,10 +174,14 @@ func TestRequestBodyBuffering(t *testing.T) {
 
 // max_conns is never exceeded under concurrency: 30 requests to a server
 // capped at 3 wait in the queue and are all served, the server never has
-// more than 3 in flight nor more than 3 connections.
+// more than 3 in flight (health probes included) nor more than 3
+// connections.
 func TestMaxConnsNeverExceeded(t *testing.T) {
 	g := newGateBackend(t)
-	up := &Upstream{Name: "capped", Queue: 100, QueueTimeout: 20 * time.Second, Servers: []UpstreamServer{{Addr: g.addr(), MaxConns: 3}}}
+	up := &Upstream{Name: "capped", Queue: 100, QueueTimeout: 20 * time.Second, Servers: []UpstreamServer{{Addr: g.addr(), MaxConns: 3}},
+		// Probes run all along: they must not exceed the cap either, nor
+		// mark the busy server down.
+		HealthCheck: &HealthCheck{Path: "/health", Interval: 5 * time.Millisecond, Timeout: 5 * time.Second, Rise: 1, Fall: 1}}
 	srv, addr := start(t, Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{})
 	c := client(addr)
 	c.Timeout = 30 * time.Second
@@ -196,8 +202,8 @@ func TestMaxConnsNeverExceeded(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, "3 in flight and 27 queued", func() bool {
 		return g.inflight.Load() == 3 && queued(srv, "capped") == n-3
 	})
-	if st := upstreamStats(srv, g.addr()); st.Active != 3 || st.MaxConns != 3 {
-		t.Fatalf("stats %+v, want 3 active of max 3", st)
+	if st := upstreamStats(srv, g.addr()); st.Active != 3 || st.MaxConns != 3 || !st.Up {
+		t.Fatalf("stats %+v, want 3 active of max 3, up", st)
 	}
 	close(g.gate)
 	for range n {
@@ -257,5 +263,49 @@ func TestQueueFullAndTimeout(t *testing.T) {
 	st := srv.Stats()
 	if st.QueueRejected != 1 || st.QueueTimeouts != 1 || st.Upstreams[0].Fails != 0 {
 		t.Fatalf("stats: rejected %d, timeouts %d, fails %d; want 1, 1, 0 (busy is not failed)", st.QueueRejected, st.QueueTimeouts, st.Upstreams[0].Fails)
+	}
+}
+
+// The queue is served in order: each freed slot goes to the oldest waiter.
+func TestQueueServedInOrder(t *testing.T) {
+	gate := make(chan struct{})
+	var mu sync.Mutex
+	var order []string
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		order = append(order, r.URL.Path)
+		mu.Unlock()
+		<-gate
+	})
+	up := &Upstream{Name: "one", Queue: 10, QueueTimeout: 20 * time.Second, Servers: []UpstreamServer{{Addr: be.addr(), MaxConns: 1}}}
+	srv, addr := start(t, Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{})
+	c := client(addr)
+	c.Timeout = 30 * time.Second
+	done := make(chan error, 4)
+	send := func(path string) {
+		go func() {
+			resp, err := c.Get("http://s" + path)
+			if err == nil {
+				resp.Body.Close()
+			}
+			done <- err
+		}()
+	}
+	send("/a")
+	testutil.Eventually(t, 5*time.Second, "a in flight", func() bool { return be.requests.Load() == 1 })
+	for i, p := range []string{"/b", "/c", "/d"} {
+		send(p)
+		testutil.Eventually(t, 5*time.Second, p+" queued", func() bool { return queued(srv, "one") == i+1 })
+	}
+	for range 4 {
+		gate <- struct{}{}
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := strings.Join(order, " "); got != "/a /b /c /d" {
+		t.Fatalf("served in order %s, want /a /b /c /d", got)
 	}
 }

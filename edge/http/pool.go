@@ -475,11 +475,13 @@ func (p *pool) healthLoop(ctx context.Context, b *backend) {
 	defer tick.Stop()
 	okRun, badRun := 0, 0
 	for {
-		ok := p.probe(ctx, b, hc)
+		ok, skipped := p.probe(ctx, b, hc)
 		if ctx.Err() != nil {
 			return
 		}
-		if ok {
+		if skipped {
+			// Busy at max_conns: serving traffic; the state stays as it is.
+		} else if ok {
 			okRun, badRun = okRun+1, 0
 			if b.activeDown.Load() && okRun >= hc.Rise {
 				b.activeDown.Store(false)
@@ -504,7 +506,7 @@ func (p *pool) healthLoop(ctx context.Context, b *backend) {
 // connections traffic uses: a probe sees what a request would (a pool of
 // stale connections, a TLS failure), and costs no connection of its own
 // while the server keeps one idle.
-func (p *pool) probe(ctx context.Context, b *backend, hc *HealthCheck) bool {
+func (p *pool) probe(ctx context.Context, b *backend, hc *HealthCheck) (ok, skipped bool) {
 	ctx, cancel := context.WithTimeout(ctx, hc.Timeout)
 	defer cancel()
 	host := p.cfg.Host
@@ -512,18 +514,18 @@ func (p *pool) probe(ctx context.Context, b *backend, hc *HealthCheck) bool {
 		host = b.hostHeader
 	}
 	if !p.tryAcquire(b) {
-		return true // busy at max_conns: serving traffic, so not down; state unchanged
+		return false, true // busy at max_conns: no probe this round
 	}
 	defer p.release(b)
 	pr := proxyRequest{ctx: ctx, r: p.probeReq, method: http.MethodGet, probe: true}
 	resp, err := b.client.roundTrip(&pr, host)
 	if err != nil {
-		return false
+		return false, false
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if hc.Status != 0 {
-		return resp.StatusCode == hc.Status
+		return resp.StatusCode == hc.Status, false
 	}
-	return resp.StatusCode >= 200 && resp.StatusCode < 400
+	return resp.StatusCode >= 200 && resp.StatusCode < 400, false
 }
