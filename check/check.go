@@ -58,7 +58,7 @@ func (s *Severity) UnmarshalText(b []byte) error {
 type Rule struct {
 	// ID is stable across releases: OE + three digits, the family by the
 	// hundreds (1xx exposure, 2xx reachability, 3xx conflicts, 4xx TLS,
-	// 5xx replication, 9xx the check itself).
+	// 5xx replication, 6xx firewall, 9xx the check itself).
 	ID    string
 	Title string
 	// Why is the rationale, citing the incident report or document that
@@ -132,7 +132,7 @@ type checker struct {
 // are package-level values never modified after initialisation.
 func checkers() []checker {
 	var all []checker
-	for _, family := range [][]checker{exposureRules, reachRules, gatewayRules, conflictRules, tlsRules, replicaRules, metaRules} {
+	for _, family := range [][]checker{exposureRules, reachRules, gatewayRules, conflictRules, tlsRules, replicaRules, firewallRules, metaRules} {
 		all = append(all, family...)
 	}
 	slices.SortFunc(all, func(a, b checker) int { return cmp.Compare(a.ID, b.ID) })

@@ -223,3 +223,39 @@ func TestMergePrefixesAndSetNames(t *testing.T) {
 		}
 	}
 }
+
+// TestDecide runs connections through off2's planned input chain: the
+// database admits Free's servers only; ovh1's NAT address reaches the
+// tunnel exits, not the database; the operators reach ssh.
+func TestDecide(t *testing.T) {
+	m, err := inventory.Load(openfoodfacts.FS(), "inventory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw := firewallOf(t, m, "off2")
+	for _, tc := range []struct {
+		src, dst string
+		port     uint16
+		ok       bool
+	}{
+		{"10.0.0.1", "10.0.0.2", 6379, true}, // off1
+		{"fd28:7f08:b8fe::206", "fd28:7f08:b8fe::1", 6379, true},
+		{"10.0.0.3", "10.0.0.2", 6379, false},            // nobody at Free
+		{"146.59.148.140", "213.36.253.208", 6379, true}, // redis-ovh exit
+		{"146.59.148.140", "213.36.253.208", 5432, false},
+		{"51.210.154.203", "213.36.253.208", 6379, false}, // docker-prod direct, through ovh2
+		{"198.51.100.3", "213.36.253.208", 27017, false},  // ovh3
+		{"2a06:c484:5::101", "2a01:e0d:1:c:58bf:fad0:0:1", 27017, true},
+		{"192.0.2.5", "213.36.253.208", 22, true},    // operators
+		{"198.51.100.3", "213.36.253.208", 22, true}, // ovh3 pulls replicas over ssh
+		{"203.0.113.7", "213.36.253.208", 22, false},
+	} {
+		ok, r := fw.Decide(Packet{Src: netip.MustParseAddr(tc.src), Dst: netip.MustParseAddr(tc.dst), Proto: "tcp", Port: tc.port})
+		if ok != tc.ok {
+			t.Errorf("%s -> %s:%d: accepted %v by %+v, want %v", tc.src, tc.dst, tc.port, ok, r, tc.ok)
+		}
+	}
+	if ok, _ := fw.Decide(Packet{Src: netip.MustParseAddr("203.0.113.7"), Dst: netip.MustParseAddr("127.0.0.1"), Proto: "tcp", Port: 6379, IIFName: "lo"}); !ok {
+		t.Error("loopback refused")
+	}
+}
