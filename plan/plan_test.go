@@ -170,6 +170,16 @@ sites:
 	if err != nil {
 		t.Fatal(err)
 	}
+	var tb bytes.Buffer
+	if err := p.WriteText(&tb); err != nil {
+		t.Fatal(err)
+	}
+	text := tb.String()
+	for _, want := range []string{"/ -> upstream capped [127.0.0.1:8080 max_conns 4], queue 10 for 1m0s", "/upload/ -> upstream open [127.0.0.1:8080], bodies streamed"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("plan text lacks %q:\n%s", want, text)
+		}
+	}
 	var routes []httpedge.Route
 	for _, l := range p.Listeners {
 		if l.HTTP != nil {

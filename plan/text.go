@@ -101,7 +101,11 @@ func writeHTTP(b *strings.Builder, c *httpedge.Config) {
 			}
 			switch {
 			case r.Upstream != nil:
-				fmt.Fprintf(b, "    %s -> %s\n", match, upstreamText(r.Upstream))
+				stream := ""
+				if r.StreamRequestBody {
+					stream = ", bodies streamed"
+				}
+				fmt.Fprintf(b, "    %s -> %s%s\n", match, upstreamText(r.Upstream), stream)
 			case r.Static != nil:
 				fmt.Fprintf(b, "    %s -> files %s", match, r.Static.Root)
 				if r.Static.Fallback != nil {
@@ -143,11 +147,17 @@ func upstreamText(u *httpedge.Upstream) string {
 		if s.Weight > 1 {
 			t += fmt.Sprintf(" weight %d", s.Weight)
 		}
+		if s.MaxConns > 0 {
+			t += fmt.Sprintf(" max_conns %d", s.MaxConns)
+		}
 		servers = append(servers, t)
 	}
 	host := ""
 	if u.Host != "" {
 		host = ", Host " + u.Host
+	}
+	if u.QueueTimeout > 0 {
+		host += fmt.Sprintf(", queue %d for %s", u.Queue, u.QueueTimeout)
 	}
 	return fmt.Sprintf("upstream %s [%s]%s", u.Name, strings.Join(servers, ", "), host)
 }

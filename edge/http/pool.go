@@ -173,6 +173,7 @@ type backend struct {
 	activeDown atomic.Bool
 	requests   atomic.Uint64
 	fails      atomic.Uint64
+	retried    atomic.Uint64 // requests that failed here and were sent to another server
 	maxFails   int
 	failWindow time.Duration
 }
@@ -433,6 +434,9 @@ func (p *pool) roundTrip(pr *proxyRequest) (*http.Response, *backend, error) {
 			return nil, last, err // queue full or timed out, client gone
 		}
 		tried |= 1 << (p.index(b) % 64)
+		if last != nil {
+			last.retried.Add(1)
+		}
 		b.requests.Add(1)
 		host := pr.host
 		if host == "" {

@@ -78,6 +78,9 @@ func TestRetryAndPassiveHealth(t *testing.T) {
 			deadStats = u
 		}
 	}
+	if deadStats.Retried != 1 {
+		t.Fatalf("dead server: %+v; want its one failed request counted as retried elsewhere", deadStats)
+	}
 	if deadStats.Up || deadStats.Requests != 1 {
 		t.Fatalf("dead server: %+v; want marked down after one failure and not tried again within fail_timeout", deadStats)
 	}

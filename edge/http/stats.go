@@ -37,6 +37,9 @@ type UpstreamStats struct {
 	Up       bool   `json:"up"`
 	Requests uint64 `json:"requests"`
 	Fails    uint64 `json:"fails"`
+	// Retried counts the requests that failed on this server and were then
+	// sent to another one.
+	Retried uint64 `json:"retried"`
 	// Active is the requests in flight to the server now (each holding a
 	// connection); MaxConns its cap (0: none).
 	Active   int `json:"active"`
@@ -91,7 +94,8 @@ func (s *Server) Stats() Stats {
 				Pool: p.name, Addr: b.addr, Backup: b.backup,
 				Up:       b.usable(now),
 				Requests: b.requests.Load(), Fails: b.fails.Load(),
-				Active: b.active, MaxConns: b.maxConns,
+				Retried: b.retried.Load(),
+				Active:  b.active, MaxConns: b.maxConns,
 			})
 		}
 		p.mu.Unlock()
