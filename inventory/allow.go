@@ -111,21 +111,19 @@ func (m *Model) ResolveAllow(entries []string, network string) AllowResult {
 				}
 				addNode(n, e.Name)
 			case "provider", "cluster", "network":
+				var members []*Node
 				found := false
 				switch e.Kind {
 				case "provider":
-					found = m.providers[e.Name] != nil
+					found, members = m.providers[e.Name] != nil, m.byProvider[e.Name]
+				case "cluster":
+					members = m.byCluster[e.Name]
 				case "network":
-					found = m.networks[e.Name] != nil
+					found, members = m.networks[e.Name] != nil, m.onNetwork[e.Name]
 				}
-				for _, n := range m.Nodes {
-					match := (e.Kind == "provider" && n.Provider == e.Name) ||
-						(e.Kind == "cluster" && n.Cluster == e.Name) ||
-						(e.Kind == "network" && len(n.AddressesOn(e.Name)) > 0)
-					if match {
-						found = true
-						addNode(n, raw)
-					}
+				for _, n := range members {
+					found = true
+					addNode(n, raw)
 				}
 				if !found {
 					res.Unknown = append(res.Unknown, raw)

@@ -22,6 +22,9 @@ import (
 type decoder struct {
 	file string
 	errs []*Error
+	// structs caches what decodeStruct needs of each struct type: an
+	// inventory holds tens of thousands of objects of a dozen types.
+	structs map[reflect.Type]*structFields
 }
 
 func (d *decoder) errorf(n *yaml.Node, object, hint, format string, args ...any) {
@@ -206,20 +209,37 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, object string) {
 	v.Set(m)
 }
 
-// fieldsOf maps yaml names to field indexes of a struct type.
-func fieldsOf(t reflect.Type) (map[string]int, []string) {
-	idx := map[string]int{}
-	var names []string
+// structFields maps the yaml names of a struct type to field indexes, and
+// says where its Pos field is (nil when it has none).
+type structFields struct {
+	idx   map[string]int
+	names []string
+	pos   []int
+}
+
+// fieldsOf returns the yaml fields of a struct type, computed once per type.
+func (d *decoder) fieldsOf(t reflect.Type) *structFields {
+	if sf, ok := d.structs[t]; ok {
+		return sf
+	}
+	sf := &structFields{idx: map[string]int{}}
 	for i := 0; i < t.NumField(); i++ {
 		tag := t.Field(i).Tag.Get("yaml")
 		if tag == "" || tag == "-" {
 			continue
 		}
 		name := strings.Split(tag, ",")[0]
-		idx[name] = i
-		names = append(names, name)
+		sf.idx[name] = i
+		sf.names = append(sf.names, name)
 	}
-	return idx, names
+	if f, ok := t.FieldByName("Pos"); ok && f.Type == posType {
+		sf.pos = f.Index
+	}
+	if d.structs == nil {
+		d.structs = map[reflect.Type]*structFields{}
+	}
+	d.structs[t] = sf
+	return sf
 }
 
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, object string) {
@@ -228,10 +248,11 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, object string) {
 		d.errorf(n, object, "", "want %s, got %s", describe(t), nodeKind(n))
 		return
 	}
-	if f, ok := t.FieldByName("Pos"); ok && f.Type == posType {
-		v.FieldByIndex(f.Index).Set(reflect.ValueOf(Pos{File: d.file, Line: n.Line, Col: n.Column}))
+	sf := d.fieldsOf(t)
+	if sf.pos != nil {
+		v.FieldByIndex(sf.pos).Set(reflect.ValueOf(Pos{File: d.file, Line: n.Line, Col: n.Column}))
 	}
-	idx, names := fieldsOf(t)
+	idx, names := sf.idx, sf.names
 	// Name the object in messages as soon as its name is known.
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == "name" && n.Content[i+1].Kind == yaml.ScalarNode {

@@ -293,3 +293,35 @@ guests:
 		t.Error("on-h1 kept the internet with its gateway h1 down")
 	}
 }
+
+// TestSiteForHost: exact names win over wildcards, the longest wildcard
+// wins over shorter ones, and the hostname is matched without case or a
+// trailing dot.
+func TestSiteForHost(t *testing.T) {
+	src := `providers: [{name: p}]
+networks: [{name: internet, kind: public}]
+servers: [{name: s, provider: p, addresses: [{network: internet, ip: 192.0.2.1}]}]
+sites:
+  - {name: exact, node: s, hosts: [www.example.org], listen: [{network: internet, port: 80}], routes: [{path: /, redirect: "https://example.org"}]}
+  - {name: wide, node: s, hosts: ["*.example.org"], listen: [{network: internet, port: 80}], routes: [{path: /, redirect: "https://example.org"}]}
+  - {name: narrow, node: s, hosts: ["*.api.example.org"], listen: [{network: internet, port: 80}], routes: [{path: /, redirect: "https://example.org"}]}
+`
+	m, err := Load(fstest.MapFS{"inventory.yaml": &fstest.MapFile{Data: []byte(src)}}, "inventory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]string{
+		"www.example.org": "exact", "WWW.Example.org.": "exact", "world.example.org": "wide",
+		"v2.api.example.org": "narrow", "api.example.org": "wide", "example.org": "", "other.org": "",
+	} {
+		got := ""
+		if s := m.SiteForHost(host); len(s) == 1 {
+			got = s[0].Name
+		} else if len(s) > 1 {
+			got = "several"
+		}
+		if got != want {
+			t.Errorf("SiteForHost(%q) = %q; want %q", host, got, want)
+		}
+	}
+}

@@ -45,6 +45,11 @@ type Model struct {
 	replicas  map[string]*Replica
 	byAddr    map[netKey]*Node
 	onNetwork map[string][]*Node
+	// byProvider and byCluster list the nodes of each provider and cluster
+	// in inventory order (guests with their host's), for allow entries.
+	byProvider map[string][]*Node
+	byCluster  map[string][]*Node
+	lookups    lookups
 }
 
 type netKey struct {
@@ -127,17 +132,6 @@ func (m *Model) NodeAt(network string, ip netip.Addr) *Node {
 // NodesOn returns the nodes with an address on network, in inventory order.
 func (m *Model) NodesOn(network string) []*Node { return m.onNetwork[network] }
 
-// Guests returns the guests hosted on server, in inventory order.
-func (m *Model) GuestsOf(server string) []*Node {
-	var out []*Node
-	for _, n := range m.Nodes {
-		if n.Host != nil && n.Host.Name == server {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
 // IsPublic reports whether network is the public internet.
 func (m *Model) IsPublic(network string) bool {
 	n := m.networks[network]
@@ -182,6 +176,7 @@ func build(files []*File, names []string) (*Model, Errors) {
 	b := &builder{m: m, guestIDs: map[string]*Node{}}
 	b.index()
 	b.validate()
+	m.buildLookups()
 	return m, b.errs
 }
 
@@ -332,8 +327,15 @@ func (b *builder) validate() {
 	for _, n := range m.Nodes {
 		b.validateNode(n)
 	}
+	m.byProvider, m.byCluster = map[string][]*Node{}, map[string][]*Node{}
 	for _, n := range m.Nodes {
 		b.resolveGateways(n)
+		if n.Provider != "" {
+			m.byProvider[n.Provider] = append(m.byProvider[n.Provider], n)
+		}
+		if n.Cluster != "" {
+			m.byCluster[n.Cluster] = append(m.byCluster[n.Cluster], n)
+		}
 	}
 	for _, s := range m.Services {
 		b.validateService(s)
@@ -470,8 +472,10 @@ func (b *builder) validateNode(n *Node) {
 			continue
 		}
 		m.byAddr[key] = n
-		if !slices.Contains(m.onNetwork[a.Network], n) {
-			m.onNetwork[a.Network] = append(m.onNetwork[a.Network], n)
+		// A node's addresses come one after another: n is already listed
+		// on this network only if it is the last one listed.
+		if on := m.onNetwork[a.Network]; len(on) == 0 || on[len(on)-1] != n {
+			m.onNetwork[a.Network] = append(on, n)
 		}
 	}
 }

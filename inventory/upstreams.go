@@ -1,34 +1,5 @@
 package inventory
 
-import "strings"
-
-// SiteForHost returns the sites whose hosts match hostname (exact first,
-// then the longest wildcard), in inventory order within each rank.
-func (m *Model) SiteForHost(hostname string) []*Site {
-	hostname = strings.ToLower(strings.TrimSuffix(hostname, "."))
-	var exact, wild []*Site
-	bestWild := 0
-	for _, s := range m.Sites {
-		for _, h := range s.Hosts {
-			switch {
-			case h == hostname:
-				exact = append(exact, s)
-			case strings.HasPrefix(h, "*.") && strings.HasSuffix(hostname, h[1:]) && len(hostname) > len(h)-1:
-				if len(h) > bestWild {
-					bestWild, wild = len(h), nil
-				}
-				if len(h) == bestWild {
-					wild = append(wild, s)
-				}
-			}
-		}
-	}
-	if len(exact) > 0 {
-		return exact
-	}
-	return wild
-}
-
 // UpstreamServerTarget resolves where a pool member lives: the node and port
 // it dials, and the service behind it (nil for a node:port member). For a
 // tunnel member the node is the tunnel's entrance.

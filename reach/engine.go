@@ -2,8 +2,6 @@ package reach
 
 import (
 	"net/netip"
-	"slices"
-	"strings"
 	"sync"
 
 	"github.com/offedge/offedge/inventory"
@@ -46,54 +44,13 @@ func (e *Engine) IsDown(n *inventory.Node) bool { return n == nil || e.down[n] }
 // Live returns the model's addressing on the live part of the model.
 func (e *Engine) Live() inventory.Live { return e.live }
 
-// index holds the lookups every search needs, built once per model.
+// index holds what the model's own lookups do not.
 type index struct {
-	tunnelsBySvc  map[string][]*inventory.Tunnel
-	forwardsBySvc map[string][]*inventory.Forward
-	svcsByNode    map[string][]*inventory.Service
-	sitesByNode   map[string][]*inventory.Site
-	guests        map[string][]*inventory.Node
-	exactHost     map[string][]*inventory.Site
-	wildHost      map[string][]*inventory.Site // key ".example.org" for "*.example.org"
-	publicNets    []string
+	publicNets []string
 }
 
 func newIndex(m *inventory.Model) *index {
-	x := &index{
-		tunnelsBySvc:  map[string][]*inventory.Tunnel{},
-		forwardsBySvc: map[string][]*inventory.Forward{},
-		svcsByNode:    map[string][]*inventory.Service{},
-		sitesByNode:   map[string][]*inventory.Site{},
-		guests:        map[string][]*inventory.Node{},
-		exactHost:     map[string][]*inventory.Site{},
-		wildHost:      map[string][]*inventory.Site{},
-	}
-	for _, t := range m.Tunnels {
-		x.tunnelsBySvc[t.Service] = append(x.tunnelsBySvc[t.Service], t)
-	}
-	for _, f := range m.Forwards {
-		x.forwardsBySvc[f.Service] = append(x.forwardsBySvc[f.Service], f)
-	}
-	for _, s := range m.Services {
-		x.svcsByNode[s.Node] = append(x.svcsByNode[s.Node], s)
-	}
-	for _, s := range m.Sites {
-		x.sitesByNode[s.Node] = append(x.sitesByNode[s.Node], s)
-		for _, h := range s.Hosts {
-			if rest, ok := strings.CutPrefix(h, "*"); ok {
-				if !slices.Contains(x.wildHost[rest], s) {
-					x.wildHost[rest] = append(x.wildHost[rest], s)
-				}
-			} else if !slices.Contains(x.exactHost[h], s) {
-				x.exactHost[h] = append(x.exactHost[h], s)
-			}
-		}
-	}
-	for _, n := range m.Nodes {
-		if n.Host != nil {
-			x.guests[n.Host.Name] = append(x.guests[n.Host.Name], n)
-		}
-	}
+	x := &index{}
 	for _, nw := range m.Networks {
 		if nw.Kind == "public" {
 			x.publicNets = append(x.publicNets, nw.Name)
@@ -103,40 +60,20 @@ func newIndex(m *inventory.Model) *index {
 }
 
 // ServicesOn returns the services running on a node, in inventory order.
-func (e *Engine) ServicesOn(node string) []*inventory.Service { return e.ix.svcsByNode[node] }
+func (e *Engine) ServicesOn(node string) []*inventory.Service { return e.m.ServicesOn(node) }
 
 // SitesOn returns the sites a node serves, in inventory order.
-func (e *Engine) SitesOn(node string) []*inventory.Site { return e.ix.sitesByNode[node] }
+func (e *Engine) SitesOn(node string) []*inventory.Site { return e.m.SitesOn(node) }
 
 // GuestsOf returns the guests a server hosts, in inventory order.
-func (e *Engine) GuestsOf(server string) []*inventory.Node { return e.ix.guests[server] }
-
-// TunnelsTo returns the tunnels leading to a service, in inventory order.
-func (e *Engine) TunnelsTo(service string) []*inventory.Tunnel { return e.ix.tunnelsBySvc[service] }
-
-// ForwardsTo returns the forwards leading to a service, in inventory order.
-func (e *Engine) ForwardsTo(service string) []*inventory.Forward { return e.ix.forwardsBySvc[service] }
+func (e *Engine) GuestsOf(server string) []*inventory.Node { return e.m.GuestsOf(server) }
 
 // PublicNetworks returns the names of the public networks, in inventory order.
 func (e *Engine) PublicNetworks() []string { return e.ix.publicNets }
 
-// SitesForHost returns the sites answering hostname: exact names first, then
-// the longest matching leading wildcard ([inventory.Model.SiteForHost]'s
-// rule, through the index).
-func (e *Engine) SitesForHost(hostname string) []*inventory.Site {
-	hostname = strings.ToLower(strings.TrimSuffix(hostname, "."))
-	if s := e.ix.exactHost[hostname]; len(s) > 0 {
-		return s
-	}
-	for i := 0; i < len(hostname); i++ {
-		if hostname[i] == '.' && i > 0 {
-			if s := e.ix.wildHost[hostname[i:]]; len(s) > 0 {
-				return s
-			}
-		}
-	}
-	return nil
-}
+// SitesForHost returns the sites answering hostname
+// ([inventory.Model.SiteForHost]).
+func (e *Engine) SitesForHost(hostname string) []*inventory.Site { return e.m.SiteForHost(hostname) }
 
 // allowKey identifies one allow entry resolved for one network.
 type allowKey struct {

@@ -11,14 +11,23 @@ import (
 // would return one, without building every path or its explanation. Callers
 // ask ServicePaths only when this says no, to explain why.
 func (e *Engine) Usable(n *inventory.Node, s *inventory.Service) bool {
+	_, ok := e.FirstHop(n, s)
+	return ok
+}
+
+// FirstHop returns the first hop of the first open path from n to s, in
+// [Engine.ServicePaths] order, without building the others: where n's
+// connection to s goes first (the service's node, a tunnel entrance, a
+// forward's node). ok is false when no path is open.
+func (e *Engine) FirstHop(n *inventory.Node, s *inventory.Service) (first Hop, ok bool) {
 	to := e.m.Node(s.Node)
 	if e.IsDown(n) || e.IsDown(to) {
-		return false
+		return Hop{}, false
 	}
 	if t, ok := e.live.ReachService(n, s); ok && e.Admits(s.Allow, t, false) {
-		return true
+		return Hop{From: n, To: to, Kind: "tcp", Target: t}, true
 	}
-	for _, tn := range e.ix.tunnelsBySvc[s.Name] {
+	for _, tn := range e.m.TunnelsTo(s.Name) {
 		if tn.Entrance == nil {
 			continue
 		}
@@ -39,11 +48,11 @@ func (e *Engine) Usable(n *inventory.Node, s *inventory.Service) bool {
 				continue
 			}
 			if t3, ok := e.live.ReachService(exNode, s); ok && e.Admits(s.Allow, t3, false) {
-				return true
+				return Hop{From: n, To: ent, Kind: "entrance", Via: tn.Name, Target: t1}, true
 			}
 		}
 	}
-	for _, fw := range e.ix.forwardsBySvc[s.Name] {
+	for _, fw := range e.m.ForwardsTo(s.Name) {
 		fn := e.m.Node(fw.Node)
 		if e.IsDown(fn) || fw.Listen == nil {
 			continue
@@ -53,10 +62,10 @@ func (e *Engine) Usable(n *inventory.Node, s *inventory.Service) bool {
 			continue
 		}
 		if t2, ok := e.live.ReachService(fn, s); ok && e.Admits(s.Allow, t2, false) {
-			return true
+			return Hop{From: n, To: fn, Kind: "forward", Via: fw.Name, Target: t1}, true
 		}
 	}
-	return false
+	return Hop{}, false
 }
 
 // UsePaths returns the paths n has to one of its uses: a service, or the

@@ -37,17 +37,17 @@ func (e *Engine) ServicePaths(from *inventory.Node, s *inventory.Service) (paths
 			notes = append(notes, fmt.Sprintf("direct: %s listens on %s; %s", s.Name, where, e.WhyNot(from, to, Candidates(to, s.Bind))))
 		}
 	}
-	for _, tn := range e.ix.tunnelsBySvc[s.Name] {
+	for _, tn := range e.m.TunnelsTo(s.Name) {
 		ps, ns := e.tunnelPaths(from, tn, s)
 		paths = append(paths, ps...)
 		notes = append(notes, ns...)
 	}
-	for _, fw := range e.ix.forwardsBySvc[s.Name] {
+	for _, fw := range e.m.ForwardsTo(s.Name) {
 		ps, ns := e.forwardPaths(from, fw, s)
 		paths = append(paths, ps...)
 		notes = append(notes, ns...)
 	}
-	if len(e.ix.tunnelsBySvc[s.Name]) == 0 && len(e.ix.forwardsBySvc[s.Name]) == 0 {
+	if len(e.m.TunnelsTo(s.Name)) == 0 && len(e.m.ForwardsTo(s.Name)) == 0 {
 		notes = append(notes, fmt.Sprintf("no tunnel or forward leads to %s", s.Name))
 	}
 	return paths, notes
@@ -199,7 +199,7 @@ func (e *Engine) MemberPaths(from *inventory.Node, us *inventory.UpstreamServer)
 		}
 		h := Hop{From: from, To: to, Kind: "tcp", Target: t}
 		// A site on that node listening on that port is what answers.
-		for _, st := range e.ix.sitesByNode[to.Name] {
+		for _, st := range e.m.SitesOn(to.Name) {
 			for _, l := range st.Listen {
 				if l.Port == us.Port {
 					h.Kind, h.Via = "http", st.Name

@@ -39,9 +39,10 @@ func models(t *testing.T) map[string]*inventory.Model {
 	return out
 }
 
-// TestUsableAgreesWithPaths: the shortcut answers exactly what ServicePaths
-// answers — whether some path is open — for every node and service of
-// every fixture, with every node up and with each server down in turn.
+// TestUsableAgreesWithPaths: the shortcuts answer exactly what ServicePaths
+// answers — whether some path is open, and the first hop of the first open
+// one — for every node and service of every fixture, with every node up and
+// with a few servers down in turn.
 func TestUsableAgreesWithPaths(t *testing.T) {
 	pairs, usable := 0, 0
 	for name, m := range models(t) {
@@ -63,6 +64,12 @@ func TestUsableAgreesWithPaths(t *testing.T) {
 					want := AnyOpen(paths)
 					if got := v.Usable(n, s); got != want {
 						t.Errorf("%s: Usable(%s, %s) = %t, ServicePaths says %t", name, n.Name, s.Name, got, want)
+					}
+					if h, ok := v.FirstHop(n, s); ok {
+						i := slices.IndexFunc(paths, Path.Open)
+						if i < 0 || paths[i].Hops[0] != h {
+							t.Errorf("%s: FirstHop(%s, %s) = %v, ServicePaths' first open path: %v", name, n.Name, s.Name, h, paths)
+						}
 					}
 					pairs++
 					if want {

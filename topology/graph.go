@@ -251,6 +251,12 @@ func (g *Graph) edges(m *inventory.Model, f *reach.Engine) {
 	}
 	for _, n := range m.Nodes {
 		for _, use := range n.Uses {
+			if s := m.Service(use); s != nil {
+				if h, ok := f.FirstHop(n, s); ok {
+					add(EdgeUses, n.Name, h.To.Name, use)
+				}
+				continue
+			}
 			_, paths, _ := f.UsePaths(n, use)
 			for _, p := range paths {
 				if p.Open() && len(p.Hops) > 0 {

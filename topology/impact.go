@@ -309,6 +309,11 @@ func (im *impact) uses() {
 			continue
 		}
 		for _, use := range n.Uses {
+			// Most uses survive: answer those without building paths and
+			// their explanations, which only a lost use needs.
+			if s := im.m.Service(use); s != nil && (!im.before.Usable(n, s) || im.after.Usable(n, s)) {
+				continue
+			}
 			kind, bp, _ := im.before.UsePaths(n, use)
 			if kind == "" || !reach.AnyOpen(bp) {
 				continue
