@@ -26,6 +26,7 @@ import (
 	"github.com/offedge/offedge/edge/tunnel"
 	"github.com/offedge/offedge/inventory"
 	"github.com/offedge/offedge/lab/standin"
+	"github.com/offedge/offedge/observe"
 	"github.com/offedge/offedge/pki"
 	"github.com/offedge/offedge/plan"
 	"github.com/offedge/offedge/reach"
@@ -43,6 +44,9 @@ type Options struct {
 	// Instance (0 to MaxInstance) picks disjoint loopback ranges, so that
 	// several labs can run on one machine.
 	Instance int
+	// ProbeInterval and ProbeTimeout schedule the probes every node runs
+	// (observe defaults when zero).
+	ProbeInterval, ProbeTimeout time.Duration
 }
 
 // Lab is a running lab.
@@ -63,6 +67,9 @@ type Lab struct {
 	pgDirs  map[string]string
 	started time.Time
 	elapsed time.Duration
+
+	probes   []observe.Probe
+	internet *observer
 }
 
 type labNode struct {
@@ -71,6 +78,10 @@ type labNode struct {
 	rt   *runtime.Node
 	apps []*app
 	down bool
+	// probes are the probes the node runs; obs runs them and serves the
+	// node's metrics while the node is up.
+	probes []observe.Probe
+	obs    *observer
 }
 
 // Visitor returns the address standing for "someone on the internet" in
@@ -105,13 +116,14 @@ func Start(ctx context.Context, m *inventory.Model, opts Options) (*Lab, error) 
 		return nil, err
 	}
 	var problems []string
+	l.probes = observe.Generate(m)
 	for _, n := range m.Nodes {
 		p, err := plan.Compile(m, n.Name, plan.Options{Root: l.nodeDir(n.Name), UserspaceForwards: true})
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
 		}
-		l.nodes[n.Name] = &labNode{node: n, plan: p}
+		l.nodes[n.Name] = &labNode{node: n, plan: p, probes: observe.For(l.probes, n.Name)}
 	}
 	if len(problems) > 0 {
 		l.Close()
@@ -126,6 +138,11 @@ func Start(ctx context.Context, m *inventory.Model, opts Options) (*Lab, error) 
 			l.Close()
 			return nil, err
 		}
+	}
+	internet := observe.NewProber(observe.For(l.probes, observe.Internet), l.labDialer(nil), l.proberOptions())
+	if l.internet, err = l.startObserver(netip.AddrPortFrom(l.Visitor(), AdminPort), internet, nil); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("lab: internet prober: %w", err)
 	}
 	l.elapsed = time.Since(start)
 	return l, nil
@@ -319,6 +336,10 @@ func (l *Lab) up(ctx context.Context, ln *labNode) error {
 		}
 		ln.rt = rt
 	}
+	if err := l.observeNode(ln); err != nil {
+		l.down(ln)
+		return err
+	}
 	ln.down = false
 	l.downSet.Delete(ln.node.Name)
 	return nil
@@ -326,6 +347,8 @@ func (l *Lab) up(ctx context.Context, ln *labNode) error {
 
 func (l *Lab) down(ln *labNode) {
 	l.downSet.Store(ln.node.Name, true)
+	ln.obs.stop()
+	ln.obs = nil
 	if ln.rt != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		ln.rt.Shutdown(ctx)
@@ -405,6 +428,7 @@ func (l *Lab) Close() error {
 		}
 	}
 	wg.Wait()
+	l.internet.stop()
 	for _, d := range l.pgDirs {
 		os.RemoveAll(d)
 	}

@@ -28,6 +28,13 @@ import (
 
 func startOFF(t *testing.T) *Lab {
 	t.Helper()
+	return startOFFWith(t, Options{})
+}
+
+// startOFFWith starts the Open Food Facts lab (instance 1, in a test
+// directory) with opts.
+func startOFFWith(t *testing.T, opts Options) *Lab {
+	t.Helper()
 	// The lab uses the real redis-server and PostgreSQL; in CI they must be there.
 	testutil.RequireBinary(t, "redis-server")
 	testutil.RequireBinary(t, "initdb")
@@ -38,7 +45,8 @@ func startOFF(t *testing.T) *Lab {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// Instance 1: cmd/offedge tests run a lab (instance 2) at the same time.
-	l, err := Start(ctx, m, Options{Dir: t.TempDir(), Instance: 1})
+	opts.Dir, opts.Instance = t.TempDir(), 1
+	l, err := Start(ctx, m, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,8 +25,11 @@ Failure drill: <code>curl -X POST http://HOST/api/nodes/NAME/down</code> and <co
 </body></html>
 `))
 
-// Handler serves the status page (GET /), its JSON (GET /api/status) and
-// the failure-drill API (POST /api/nodes/{name}/down and /up).
+// Handler serves the status page (GET /), its JSON (GET /api/status), the
+// probes run now from their vantage points (GET /api/probes[?node=NAME],
+// what `offedge probe --lab` asks) and the failure-drill API (POST
+// /api/nodes/{name}/down and /up, POST /api/services/{name}/stop and
+// /start).
 func (l *Lab) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -36,6 +39,37 @@ func (l *Lab) Handler() http.Handler {
 	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(l.Status())
+	})
+	mux.HandleFunc("GET /api/probes", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+		defer cancel()
+		res, err := l.RunProbes(ctx, r.URL.Query().Get("node"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(res)
+	})
+	mux.HandleFunc("POST /api/services/{name}/{action}", func(w http.ResponseWriter, r *http.Request) {
+		name, action := r.PathValue("name"), r.PathValue("action")
+		var err error
+		switch action {
+		case "stop":
+			err = l.StopService(name)
+		case "start":
+			ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+			err = l.StartService(ctx, name)
+			cancel()
+		default:
+			http.Error(w, "action must be stop or start", http.StatusNotFound)
+			return
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "service %s: %s\n", name, action)
 	})
 	mux.HandleFunc("POST /api/nodes/{name}/{action}", func(w http.ResponseWriter, r *http.Request) {
 		name, action := r.PathValue("name"), r.PathValue("action")

@@ -40,6 +40,12 @@ func (l *Lab) WriteTour(w io.Writer, statusAddr string) error {
 	}
 	if statusAddr != "" {
 		fmt.Fprintf(&b, "\nStatus page: http://%s/  (failure drill: curl -X POST http://%s/api/nodes/ovh1/down, then .../up)\n", statusAddr, statusAddr)
+		fmt.Fprintf(&b, "Probes, each from its own vantage point: offedge probe --lab %s\n", statusAddr)
+	}
+	nodes, internet := l.MetricsTargets()
+	if len(l.m.Nodes) > 0 {
+		n := l.m.Nodes[0].Name
+		fmt.Fprintf(&b, "Metrics: every node at its loopback, e.g. curl http://%s/metrics (%s); the internet-side probes at http://%s/metrics\n", nodes[n], n, internet)
 	}
 	b.WriteString("Ctrl-C stops everything.\n")
 	_, err := io.WriteString(w, b.String())

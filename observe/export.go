@@ -118,7 +118,7 @@ func marshal(v any) ([]byte, error) {
 // probes are the inventory's probes (Generate).
 func Export(m *inventory.Model, probes []Probe, opts ExportOptions) (Files, error) {
 	opts = opts.withDefaults()
-	c, err := newCauses(m)
+	c, err := NewCauses(m)
 	if err != nil {
 		return nil, err
 	}
@@ -195,23 +195,29 @@ func scrapeConfigs(m *inventory.Model, opts ExportOptions) []scrapeConfig {
 	return out
 }
 
-// causes knows, for every object an alert is about, which single node
-// failures take it down: the same reachability as `offedge impact`, run
-// once per node.
-type causes struct {
-	order   []string
+// Causes knows, for every object a probe or an alert is about, which
+// single node failures take it down: the same reachability as `offedge
+// impact`, run once per node. Alert inhibition uses it, and so can anything
+// that marks a failure's consequences (the dashboard).
+type Causes struct {
 	impacts map[string]*topology.ImpactReport
-	of      map[string][]string // alert key -> nodes
+	of      map[string][]string // object key -> nodes, in inventory order
 }
 
-func newCauses(m *inventory.Model) (*causes, error) {
-	c := &causes{impacts: map[string]*topology.ImpactReport{}, of: map[string][]string{}}
+// NewCauses runs `offedge impact` for every node of m.
+func NewCauses(m *inventory.Model) (*Causes, error) {
+	c := &Causes{impacts: map[string]*topology.ImpactReport{}, of: map[string][]string{}}
+	sitesByHost := map[string][]string{}
+	for _, s := range m.Sites {
+		for _, h := range s.Hosts {
+			sitesByHost[h] = append(sitesByHost[h], s.Name)
+		}
+	}
 	for _, n := range m.Nodes {
 		r, err := topology.Impact(m, n.Name)
 		if err != nil {
 			return nil, err
 		}
-		c.order = append(c.order, n.Name)
 		c.impacts[n.Name] = r
 		add := func(key string) {
 			if !slices.Contains(c.of[key], n.Name) {
@@ -224,7 +230,9 @@ func newCauses(m *inventory.Model) (*causes, error) {
 			}
 		}
 		for _, h := range r.LostSites {
-			add("site/" + h)
+			for _, s := range sitesByHost[h] {
+				add("site/" + s)
+			}
 		}
 		for _, t := range r.LostTunnels {
 			add("tunnel/" + t)
@@ -247,9 +255,36 @@ func newCauses(m *inventory.Model) (*causes, error) {
 	return c, nil
 }
 
+// Node returns the nodes whose failure takes node down with it (a guest's
+// host).
+func (c *Causes) Node(node string) []string { return c.of["node/"+node] }
+
+// Probe returns the nodes whose failure alone makes p fail, in inventory
+// order (not counting p's own vantage node, whose probes stop with it).
+func (c *Causes) Probe(p Probe) []string { return c.of[p.causeKey()] }
+
+// Impact returns what the failure of node takes down (offedge impact NODE).
+func (c *Causes) Impact(node string) *topology.ImpactReport { return c.impacts[node] }
+
+func (p *Probe) causeKey() string {
+	switch p.Kind {
+	case KindSite:
+		return "site/" + p.Object
+	case KindUpstream:
+		return "member/" + p.From + "/" + p.Via
+	case KindTunnel:
+		return "tunnel/" + p.Object
+	case KindForward:
+		return "forward/" + p.Object
+	case KindService:
+		return "use/" + p.From + "/" + p.Object
+	}
+	return ""
+}
+
 // label renders the nodes whose failure causes key as ",a,b," so that an
 // inhibit rule matches one with causes=~".*,a,.*".
-func (c *causes) label(keys ...string) string {
+func (c *Causes) label(keys ...string) string {
 	var nodes []string
 	for i, k := range keys {
 		if i == 0 {
@@ -267,7 +302,7 @@ func (c *causes) label(keys ...string) string {
 }
 
 // consequences summarises what a node takes down with it.
-func (c *causes) consequences(node string) string {
+func (c *Causes) consequences(node string) string {
 	r := c.impacts[node]
 	var b strings.Builder
 	for _, l := range r.Losses {
@@ -336,7 +371,7 @@ func withCauses(labels map[string]string, causes string) map[string]string {
 
 func promQuote(s string) string { return fmt.Sprintf("%q", s) }
 
-func alertRules(m *inventory.Model, probes []Probe, c *causes, opts ExportOptions) ruleFile {
+func alertRules(m *inventory.Model, probes []Probe, c *Causes, opts ExportOptions) ruleFile {
 	probeFor := promDuration(opts.ProbeFor)
 	nodes := ruleGroup{Name: "offedge-nodes"}
 	for _, n := range m.Nodes {
@@ -366,7 +401,7 @@ func alertRules(m *inventory.Model, probes []Probe, c *causes, opts ExportOption
 		var r rule
 		switch p.Kind {
 		case KindSite:
-			r = rule{Alert: AlertSiteDown, Labels: withCauses(lv, c.label("site/"+p.Host)),
+			r = rule{Alert: AlertSiteDown, Labels: withCauses(lv, c.label(p.causeKey())),
 				Annotations: map[string]string{
 					"summary":     fmt.Sprintf("%s down from the internet (site %s)", p.Host, p.Object),
 					"description": fmt.Sprintf("%s fails from the internet: %s.", p.Target(), reasonTemplate),
@@ -376,22 +411,22 @@ func alertRules(m *inventory.Model, probes []Probe, c *causes, opts ExportOption
 			if _, ok := upstreams[k]; !ok {
 				upstreamOrder = append(upstreamOrder, k)
 			}
-			upstreams[k] = append(upstreams[k], "member/"+p.From+"/"+p.Via)
+			upstreams[k] = append(upstreams[k], p.causeKey())
 			continue
 		case KindTunnel:
-			r = rule{Alert: AlertTunnelDown, Labels: withCauses(lv, c.label("tunnel/"+p.Object)),
+			r = rule{Alert: AlertTunnelDown, Labels: withCauses(lv, c.label(p.causeKey())),
 				Annotations: map[string]string{
 					"summary":     fmt.Sprintf("tunnel %s down (from %s to %s)", p.Object, p.From, p.Host),
 					"description": fmt.Sprintf("%s cannot reach %s through tunnel %s: %s.", p.From, p.Host, p.Object, reasonTemplate),
 					"runbook_url": opts.runbook("offedgetunneldown")}}
 		case KindForward:
-			r = rule{Alert: AlertForwardDown, Labels: withCauses(lv, c.label("forward/"+p.Object)),
+			r = rule{Alert: AlertForwardDown, Labels: withCauses(lv, c.label(p.causeKey())),
 				Annotations: map[string]string{
 					"summary":     fmt.Sprintf("forward %s down (from %s)", p.Object, p.From),
 					"description": fmt.Sprintf("%s cannot reach %s through forward %s (%s): %s.", p.From, p.Host, p.Object, p.Addr, reasonTemplate),
 					"runbook_url": opts.runbook("offedgeforwarddown")}}
 		case KindService:
-			r = rule{Alert: AlertServiceUnreachable, Labels: withCauses(lv, c.label("use/"+p.From+"/"+p.Object)),
+			r = rule{Alert: AlertServiceUnreachable, Labels: withCauses(lv, c.label(p.causeKey())),
 				Annotations: map[string]string{
 					"summary":     fmt.Sprintf("%s cannot reach %s", p.From, p.Object),
 					"description": fmt.Sprintf("%s cannot reach service %s (%s, %s): %s.", p.From, p.Object, p.Via, p.Target(), reasonTemplate),
@@ -501,7 +536,7 @@ func regexpLiteral(s string) string { return strings.ReplaceAll(s, ".", "[.]") }
 // alertmanagerConfig holds one inhibit rule per node that is the cause of
 // something: its NodeDown alert silences every alert whose causes name it.
 // The route and receiver are placeholders for the operator's own.
-func alertmanagerConfig(m *inventory.Model, c *causes) amFile {
+func alertmanagerConfig(m *inventory.Model, c *Causes) amFile {
 	f := amFile{
 		Route:     amRoute{Receiver: "offedge-default", GroupBy: []string{"alertname", "node", "object"}, GroupWait: "30s", GroupInterval: "5m", RepeatInterval: "4h"},
 		Receivers: []amReceive{{Name: "offedge-default"}},

@@ -214,7 +214,9 @@ func probeHosts(s *inventory.Site) []string {
 	return wild
 }
 
-// sites probes every site hostname on the internet (probeHosts).
+// sites probes every site hostname on the internet (probeHosts). Any
+// answer below 500 is the site up: a static root may well answer / with
+// 404, and redirects are not followed.
 func (g *generator) sites() {
 	for _, s := range g.m.Sites {
 		proto, network, addr, ok := g.siteEntry(s)
@@ -223,7 +225,7 @@ func (g *generator) sites() {
 		}
 		for _, h := range probeHosts(s) {
 			g.add(Probe{Name: "site/" + h, From: Internet, Kind: KindSite, Object: s.Name, Protocol: proto,
-				Network: network, Addr: addr, Host: h, Path: "/", MaxStatus: 400, Via: "site " + s.Name})
+				Network: network, Addr: addr, Host: h, Path: "/", MaxStatus: 500, Via: "site " + s.Name})
 		}
 	}
 }

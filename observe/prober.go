@@ -3,6 +3,7 @@ package observe
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -36,6 +37,7 @@ type Prober struct {
 	runs    map[string]uint64
 	fails   map[[2]string]uint64 // probe name, reason
 	changed chan struct{}
+	reset   chan struct{} // closed by SetProbes while Run runs
 }
 
 // NewProber returns a prober for probes, dialing through d.
@@ -51,7 +53,39 @@ func NewProber(probes []Probe, d Dialer, opts ProberOptions) *Prober {
 }
 
 // Probes returns the probes this prober runs.
-func (p *Prober) Probes() []Probe { return p.probes }
+func (p *Prober) Probes() []Probe {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.probes
+}
+
+// SetProbes replaces the probes (after a reload): results of probes that
+// keep their name are kept, the others dropped, and a running schedule
+// restarts with the new set.
+func (p *Prober) SetProbes(probes []Probe) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keep := map[string]bool{}
+	for _, pr := range probes {
+		keep[pr.Name] = true
+	}
+	for name := range p.latest {
+		if !keep[name] {
+			delete(p.latest, name)
+			delete(p.runs, name)
+		}
+	}
+	for k := range p.fails {
+		if !keep[k[0]] {
+			delete(p.fails, k)
+		}
+	}
+	p.probes = probes
+	if p.reset != nil {
+		close(p.reset)
+		p.reset = make(chan struct{})
+	}
+}
 
 func (p *Prober) runOne(ctx context.Context, pr Probe) Result {
 	select {
@@ -61,10 +95,11 @@ func (p *Prober) runOne(ctx context.Context, pr Probe) Result {
 	}
 	r := Run(ctx, pr, p.dial, p.opts.RunOptions)
 	<-p.sem
-	if ctx.Err() != nil && !r.Success {
-		return r // cancelled: not a result worth keeping
-	}
 	p.mu.Lock()
+	if ctx.Err() != nil && !r.Success || !slices.ContainsFunc(p.probes, func(q Probe) bool { return q.Name == pr.Name }) {
+		p.mu.Unlock()
+		return r // cancelled, or replaced: not a result worth keeping
+	}
 	p.latest[pr.Name] = r
 	p.runs[pr.Name]++
 	if !r.Success {
@@ -79,9 +114,10 @@ func (p *Prober) runOne(ctx context.Context, pr Probe) Result {
 // RunOnce runs every probe now, at most Concurrency at a time, and returns
 // the results in probe order.
 func (p *Prober) RunOnce(ctx context.Context) []Result {
-	out := make([]Result, len(p.probes))
+	probes := p.Probes()
+	out := make([]Result, len(probes))
 	var wg sync.WaitGroup
-	for i, pr := range p.probes {
+	for i, pr := range probes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -94,26 +130,46 @@ func (p *Prober) RunOnce(ctx context.Context) []Result {
 
 // Run runs every probe on its schedule until ctx ends.
 func (p *Prober) Run(ctx context.Context) {
-	var wg sync.WaitGroup
-	iv := p.opts.Interval
-	for _, pr := range p.probes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t := time.NewTimer(rand.N(iv))
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-				}
-				p.runOne(ctx, pr)
-				t.Reset(iv - iv/20 + rand.N(iv/10+1))
-			}
-		}()
+	for {
+		p.mu.Lock()
+		probes := p.probes
+		p.reset = make(chan struct{})
+		reset := p.reset
+		p.mu.Unlock()
+		rctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		for _, pr := range probes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p.schedule(rctx, pr)
+			}()
+		}
+		select {
+		case <-ctx.Done():
+		case <-reset:
+		}
+		cancel()
+		wg.Wait()
+		if ctx.Err() != nil {
+			return
+		}
 	}
-	wg.Wait()
+}
+
+func (p *Prober) schedule(ctx context.Context, pr Probe) {
+	iv := p.opts.Interval
+	t := time.NewTimer(rand.N(iv))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.runOne(ctx, pr)
+		t.Reset(iv - iv/20 + rand.N(iv/10+1))
+	}
 }
 
 // Results returns the latest result of every probe that has run, in probe

@@ -101,6 +101,13 @@ func Run(ctx context.Context, p Probe, d Dialer, opts RunOptions) Result {
 	r.Duration = opts.Now().Sub(start)
 	if err != nil {
 		r.Reason, r.Detail = classify(err), err.Error()
+		if r.Reason == ReasonDenied && p.Tunnel == "" && (strings.HasPrefix(p.Via, "tunnel ") || strings.HasPrefix(p.Via, "forward ")) {
+			// A tunnel entrance or a forward accepts, then closes when it
+			// cannot connect onwards: on a path the inventory admits, that
+			// is far likelier than its access list refusing us.
+			r.Reason = ReasonConnect
+			r.Detail = fmt.Sprintf("%s closed the connection before any answer: it could not connect onwards (or its access list refused us): %v", p.Via, err)
+		}
 		return r
 	}
 	r.Success = true
@@ -206,9 +213,7 @@ func classify(err error) string {
 	}
 	var de *dialError
 	if errors.As(err, &de) {
-		var cv *tls.CertificateVerificationError
-		var ae tls.AlertError
-		if errors.As(err, &cv) || errors.As(err, &ae) {
+		if isTLSFailure(err) {
 			return ReasonTLS
 		}
 		return ReasonConnect

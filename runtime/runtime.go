@@ -304,6 +304,25 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return nil
 }
 
+// OpenTunnel opens the named tunnel from this node's entrance, as the
+// entrance does for a client, for a probe to speak the service's protocol
+// through it.
+func (n *Node) OpenTunnel(ctx context.Context, name string) (net.Conn, error) {
+	n.mu.Lock()
+	var ent *tunnel.Entrance
+	for _, r := range n.listeners {
+		if e, ok := r.role.(*tunnel.Entrance); ok && r.spec.Entrance != nil && r.spec.Entrance.Name == name {
+			ent = e
+			break
+		}
+	}
+	n.mu.Unlock()
+	if ent == nil {
+		return nil, fmt.Errorf("node %s runs no entrance of tunnel %q", n.name, name)
+	}
+	return ent.Open(ctx)
+}
+
 // ListenerStatus is one listener as the status page shows it.
 type ListenerStatus struct {
 	Name     string `json:"name"`

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/offedge/offedge/lab"
+	"github.com/offedge/offedge/observe"
 )
 
 func cmdLab(e *env, args []string) error {
@@ -19,6 +20,9 @@ func cmdLab(e *env, args []string) error {
 	noEngines := fs.Bool("no-engines", false, "use stand-ins even where real engines (redis-server) are installed")
 	verbose := fs.Bool("v", false, "log every listener and denial")
 	for64 := fs.Duration("for", 0, "stop after this `DURATION` (default: until Ctrl-C)")
+	promDir := fs.String("prometheus", "", "write into `DIR` the Prometheus and Alertmanager files (offedge export prometheus) that scrape this lab's nodes")
+	alertmanager := fs.String("alertmanager", "127.0.0.1:9093", "with --prometheus, the `ADDR` of the Alertmanager Prometheus notifies")
+	probeInterval := fs.Duration("probe-interval", 0, "how often each probe runs, a `DURATION` (default 30s)")
 	instance := fs.Int("instance", 0, "lab instance `N` from 0 to 4: each uses its own loopback ranges, so several labs can run side by side")
 	if err := e.parseNone(fs, args); err != nil {
 		return err
@@ -37,7 +41,7 @@ func cmdLab(e *env, args []string) error {
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	l, err := lab.Start(ctx, m, lab.Options{Dir: *dir, Logger: log, NoEngines: *noEngines, Instance: *instance})
+	l, err := lab.Start(ctx, m, lab.Options{Dir: *dir, Logger: log, NoEngines: *noEngines, Instance: *instance, ProbeInterval: *probeInterval})
 	if err != nil {
 		return err
 	}
@@ -56,6 +60,21 @@ func cmdLab(e *env, args []string) error {
 	}
 	if err := l.WriteTour(e.stdout, statusAddr); err != nil {
 		return err
+	}
+	if *promDir != "" {
+		opts := l.ExportOptions()
+		if *alertmanager != "" {
+			opts.Alertmanagers = []string{*alertmanager}
+		}
+		files, err := observe.Export(m, l.Probes(), opts)
+		if err == nil {
+			err = files.Write(*promDir)
+		}
+		if err != nil {
+			return fmt.Errorf("--prometheus: %w", err)
+		}
+		fmt.Fprintf(e.stdout, "\nPrometheus files for this lab in %s: prometheus --config.file=%s/%s; prometheus-alertmanager --config.file=%s/%s\n",
+			*promDir, *promDir, observe.PrometheusFile, *promDir, observe.AlertmanagerFile)
 	}
 	if *for64 > 0 {
 		select {

@@ -7,7 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"os/signal"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -94,7 +97,10 @@ func cmdProbe(e *env, args []string) error {
 	fs := e.newFlags("probe")
 	inv := inventoryFlag(fs)
 	node := fs.String("node", "", "run the probes of this node (this machine is that node); default: the internet-side probes")
-	lab := fs.String("lab", "", "ask the lab at this status address (offedge lab --status) to run the probes from their own vantage points")
+	lab := fs.String("lab", "", "ask the lab at this status `ADDR` (offedge lab --status) to run the probes from their own vantage points")
+	admin := fs.String("admin", "", "print the latest results of the node running at this admin `ADDR` (offedge run --admin), from its own vantage point")
+	serve := fs.String("serve", "", "keep running the probes on a schedule and serve their metrics on `ADDR` (GET /metrics): the internet-side prober Prometheus scrapes")
+	interval := fs.Duration("interval", observe.DefaultInterval, "with --serve, how often each probe runs")
 	format := fs.String("format", "text", "output format: text or json")
 	timeout := fs.Duration("timeout", observe.DefaultTimeout, "timeout of each probe")
 	list := fs.Bool("list", false, "list the probes without running them")
@@ -110,10 +116,17 @@ func cmdProbe(e *env, args []string) error {
 	}
 	var results []observe.Result
 	switch {
+	case *lab != "" && *admin != "":
+		return usageError("--lab and --admin are exclusive")
 	case *lab != "":
-		results, err = labProbes(*lab, *node)
+		results, err = fetchResults("http://"+strings.TrimPrefix(*lab, "http://")+"/api/probes", *node)
 		if err != nil {
-			return err
+			return fmt.Errorf("asking the lab: %w", err)
+		}
+	case *admin != "":
+		results, err = fetchResults("http://"+strings.TrimPrefix(*admin, "http://")+"/probes", "")
+		if err != nil {
+			return fmt.Errorf("asking the node: %w", err)
 		}
 	default:
 		m, err := loadInventory(*inv)
@@ -133,7 +146,10 @@ func cmdProbe(e *env, args []string) error {
 			}
 			return writeProbes(e.stdout, *format, results, true)
 		}
-		pr := observe.NewProber(probes, observe.NetDialer{}, observe.ProberOptions{RunOptions: observe.RunOptions{Timeout: *timeout}})
+		pr := observe.NewProber(probes, observe.NetDialer{}, observe.ProberOptions{Interval: *interval, RunOptions: observe.RunOptions{Timeout: *timeout}})
+		if *serve != "" {
+			return serveProbes(e, pr, *serve)
+		}
 		results = pr.RunOnce(context.Background())
 	}
 	if err := writeProbes(e.stdout, *format, results, *list); err != nil {
@@ -155,26 +171,50 @@ func countFailed(rs []observe.Result) int {
 	return n
 }
 
-func labProbes(addr, node string) ([]observe.Result, error) {
-	u := "http://" + strings.TrimPrefix(addr, "http://") + "/api/probes"
+// fetchResults reads probe results as JSON from a lab or a running node.
+func fetchResults(u, node string) ([]observe.Result, error) {
 	if node != "" {
-		u += "?node=" + node
+		u += "?node=" + url.QueryEscape(node)
 	}
 	c := &http.Client{Timeout: 2 * time.Minute}
 	resp, err := c.Get(u)
 	if err != nil {
-		return nil, fmt.Errorf("asking the lab: %w", err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("the lab answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
+		return nil, fmt.Errorf("%s answered %s: %s", u, resp.Status, strings.TrimSpace(string(b)))
 	}
 	var out []observe.Result
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&out); err != nil {
-		return nil, fmt.Errorf("reading the lab's answer: %w", err)
+		return nil, fmt.Errorf("reading the answer of %s: %w", u, err)
 	}
 	return out, nil
+}
+
+// serveProbes runs the probes on their schedule and serves their metrics
+// and latest results until SIGINT or SIGTERM.
+func serveProbes(e *env, pr *observe.Prober, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--serve: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", observe.Handler(observe.NewRegistry(observe.NodeOptions{Prober: pr, GoRuntime: true})))
+	mux.HandleFunc("GET /probes", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(pr.Results())
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go srv.Serve(ln)
+	fmt.Fprintf(e.stderr, "offedge probe: %d probes, metrics on http://%s/metrics\n", len(pr.Probes()), ln.Addr())
+	pr.Run(ctx)
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
 }
 
 func writeProbes(w io.Writer, format string, rs []observe.Result, listOnly bool) error {

@@ -1,10 +1,19 @@
 package main
 
 import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/offedge/offedge/internal/testutil"
 )
 
 func TestObserveCommands(t *testing.T) {
@@ -39,4 +48,62 @@ func TestObserveCommands(t *testing.T) {
 			t.Errorf("prometheus.yml lacks %q:\n%s", want, b)
 		}
 	}
+}
+
+// TestRunMetrics drives the real binary: the admin endpoint serves the
+// node's metrics, with the probes the node runs from its vantage point.
+func TestRunMetrics(t *testing.T) {
+	bin := buildBinary(t)
+	appPort := serveRunApp(t)
+	_, sitePort, _ := net.SplitHostPort(testutil.FreeAddr(t))
+	admin := testutil.FreeAddr(t)
+	dir := t.TempDir()
+	inv := strings.Replace(fmt.Sprintf(runInventory, appPort, sitePort, "1"),
+		"addresses: [{network: lan, ip: 127.0.0.31}]}", "addresses: [{network: lan, ip: 127.0.0.31}], uses: [web]}", 1)
+	if err := os.WriteFile(filepath.Join(dir, "inventory.yaml"), []byte(inv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--node", "edge", "--inventory", dir, "--admin", admin, "--probe-interval", "100ms")
+	var logs strings.Builder
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	testutil.WaitTCP(t, admin, 10*time.Second)
+	metrics := func() string {
+		resp, err := http.Get("http://" + admin + "/metrics")
+		if err != nil {
+			t.Fatalf("GET /metrics: %v\nlogs:\n%s", err, logs.String())
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	wants := []string{
+		`offedge_probe_success{from="edge",kind="upstream",object="web",probe="upstream/edge/web/service:web",protocol="http"} 1`,
+		`offedge_probe_success{from="edge",kind="service",object="web",probe="service/edge/web",protocol="http"} 1`,
+		`offedge_listener_connections_total{kind="http",listener="http 127.0.0.31:` + sitePort + `",network="lan"}`,
+		`offedge_reloads_total{result="failed"} 0`,
+		`offedge_config_last_reload_successful 1`,
+		`offedge_plan_generation 1`,
+		`offedge_plan_info{hash="`,
+		`go_goroutines `,
+	}
+	var text string
+	testutil.Eventually(t, 10*time.Second, "the node's metrics with both probes green", func() bool {
+		text = metrics()
+		for _, w := range wants {
+			if !strings.Contains(text, w) {
+				return false
+			}
+		}
+		return true
+	})
+	out, _, code := run("probe", "--admin", admin)
+	if code != 0 || !strings.Contains(out, "upstream/edge/web/service:web") || !strings.Contains(out, "2 probes, 0 failed") {
+		t.Fatalf("offedge probe --admin: exit %d\n%s", code, out)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/offedge/offedge/check"
 	"github.com/offedge/offedge/inventory"
+	"github.com/offedge/offedge/observe"
 	"github.com/offedge/offedge/plan"
 	"github.com/offedge/offedge/runtime"
 )
@@ -66,7 +67,8 @@ func cmdRun(e *env, args []string) error {
 	fs := e.newFlags("run")
 	inv := inventoryFlag(fs)
 	node := fs.String("node", "", "the `NAME` of the node to run (required)")
-	admin := fs.String("admin", "", "`ADDR` of the admin endpoint (GET /status, POST /-/reload), e.g. 127.0.0.1:9901")
+	admin := fs.String("admin", "", "`ADDR` of the admin endpoint (GET /status, GET /metrics, GET /probes, POST /-/reload), e.g. 127.0.0.1:9901")
+	probeInterval := fs.Duration("probe-interval", observe.DefaultInterval, "how often each of the node's probes runs, a `DURATION` (0: no probes)")
 	root := fs.String("root", "", "`DIR` prefixed to every file path in the plan")
 	logFormat := fs.String("log-format", "text", "log format: `text|json`")
 	drain := fs.Duration("drain", 30*time.Second, "how long SIGTERM waits for connections to finish, a `DURATION`")
@@ -81,18 +83,27 @@ func cmdRun(e *env, args []string) error {
 		return err
 	}
 	opts := plan.Options{Root: *root}
-	_, p, err := compileChecked(*inv, *node, opts)
+	m, p, err := compileChecked(*inv, *node, opts)
 	if err != nil {
 		return err
 	}
-	if len(p.Listeners) == 0 {
-		return fmt.Errorf("node %q has nothing to serve in this inventory", *node)
+	probes := observe.For(observe.Generate(m), *node)
+	if *probeInterval <= 0 {
+		probes = nil
+	}
+	if len(p.Listeners) == 0 && (len(probes) == 0 || *admin == "") {
+		return fmt.Errorf("node %q has nothing to serve in this inventory (and no probes to run behind --admin)", *node)
 	}
 	rt, err := runtime.Start(p, runtime.Options{Logger: log, ShutdownTimeout: *drain})
 	if err != nil {
 		return err
 	}
-	log.Info("offedge running", "node", *node, "listeners", len(p.Listeners), "version", Version)
+	log.Info("offedge running", "node", *node, "listeners", len(p.Listeners), "probes", len(probes), "version", Version)
+	prober := observe.NewProber(probes, observe.NetDialer{OpenTunnel: observe.TunnelOpener(rt.OpenTunnel)},
+		observe.ProberOptions{Interval: *probeInterval})
+	probeCtx, stopProbes := context.WithCancel(context.Background())
+	defer stopProbes()
+	go prober.Run(probeCtx)
 
 	sd := notifier{log: log}
 	var mu sync.Mutex
@@ -100,7 +111,7 @@ func cmdRun(e *env, args []string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		sd.reloading()
-		_, np, err := compileChecked(*inv, *node, opts)
+		nm, np, err := compileChecked(*inv, *node, opts)
 		if err != nil {
 			log.Error("reload refused; the running configuration keeps serving", "err", err)
 			sd.ready("reload refused; serving the previous configuration")
@@ -110,6 +121,9 @@ func cmdRun(e *env, args []string) error {
 			log.Error("reload applied with errors", "err", err)
 			sd.ready("reload failed; see the log")
 			return err
+		}
+		if *probeInterval > 0 {
+			prober.SetProbes(observe.For(observe.Generate(nm), *node))
 		}
 		log.Info("reloaded", "listeners", len(np.Listeners))
 		sd.ready(fmt.Sprintf("serving %d listeners (reloaded)", len(np.Listeners)))
@@ -141,6 +155,12 @@ func cmdRun(e *env, args []string) error {
 			}
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			p.WriteText(w)
+		})
+		mux.Handle("GET /metrics", observe.Handler(observe.NewRegistry(observe.NodeOptions{
+			Runtime: func() *runtime.Node { return rt }, Prober: prober, GoRuntime: true})))
+		mux.HandleFunc("GET /probes", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(prober.Results())
 		})
 		mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, r *http.Request) {
 			if err := reload(); err != nil {

@@ -30,6 +30,20 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
+// serveRunApp serves the "app" node's web service of runInventory on
+// 127.0.0.32 until the test ends, and returns its port.
+func serveRunApp(t *testing.T) string {
+	t.Helper()
+	appLn, err := net.Listen("tcp", "127.0.0.32:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go http.Serve(appLn, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "app") }))
+	t.Cleanup(func() { appLn.Close() })
+	_, appPort, _ := net.SplitHostPort(appLn.Addr().String())
+	return appPort
+}
+
 const runInventory = `providers: [{name: local}]
 networks: [{name: lan, kind: private, prefixes: [127.0.0.0/8]}]
 servers:
@@ -52,13 +66,7 @@ sites:
 // serving, a good reload applies, and SIGTERM drains and exits 0.
 func TestRunProcess(t *testing.T) {
 	bin := buildBinary(t)
-	appLn, err := net.Listen("tcp", "127.0.0.32:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go http.Serve(appLn, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "app") }))
-	defer appLn.Close()
-	_, appPort, _ := net.SplitHostPort(appLn.Addr().String())
+	appPort := serveRunApp(t)
 	site := testutil.FreeAddr(t)
 	_, sitePort, _ := net.SplitHostPort(site)
 	site = "127.0.0.31:" + sitePort
@@ -215,13 +223,7 @@ func TestLabProcess(t *testing.T) {
 // SIGHUP, STOPPING=1 on SIGTERM.
 func TestRunNotify(t *testing.T) {
 	bin := buildBinary(t)
-	appLn, err := net.Listen("tcp", "127.0.0.32:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go http.Serve(appLn, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "app") }))
-	defer appLn.Close()
-	_, appPort, _ := net.SplitHostPort(appLn.Addr().String())
+	appPort := serveRunApp(t)
 	_, sitePort, _ := net.SplitHostPort(testutil.FreeAddr(t))
 	site := "127.0.0.31:" + sitePort
 	dir := t.TempDir()

@@ -223,6 +223,16 @@ func (e *Entrance) handle(c net.Conn) {
 	}
 }
 
+// Open connects to the first exit that answers, exactly as for a client,
+// and returns the TLS connection that carries the service's bytes. Probes
+// use it to check the tunnel end to end from its entrance node, without
+// going through the entrance's listener (whose allow list admits the
+// tunnel's users, not the node itself).
+func (e *Entrance) Open(ctx context.Context) (net.Conn, error) {
+	st := e.cur.Load()
+	return e.connect(ctx, st, e.opts.Logger.With("tunnel", st.cfg.Name, "client", "probe"))
+}
+
 // connect tries the exits in order and returns the first established TLS
 // connection.
 func (e *Entrance) connect(ctx context.Context, st *entranceState, log *slog.Logger) (*tls.Conn, error) {

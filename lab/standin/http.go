@@ -74,6 +74,9 @@ func newHTTP(kind string, info Info, opts Options) *httpServer {
 		s.mux.HandleFunc("/{$}", s.genericHome)
 	default:
 		s.mux.HandleFunc("/health", s.health)
+		// Grafana's health endpoint, which the monitoring upstream's
+		// health check (and its probe) ask for.
+		s.mux.HandleFunc("/api/health", s.health)
 		s.mux.HandleFunc("/{$}", s.genericHome)
 	}
 	s.mux.HandleFunc("/", s.notFound)
