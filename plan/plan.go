@@ -34,8 +34,9 @@ type Plan struct {
 	// Dials says, for every address the node's handlers connect to, which
 	// network it is on and which source address the node presents there
 	// (its own address, or its gateway's public address through NAT). The
-	// lab uses it to bind the same source on loopback; production lets the
-	// kernel choose.
+	// runtime binds that source (the lab maps it to loopback), so that an
+	// access list at the other end, written from the inventory, sees it; a
+	// dial through NAT or on loopback lets the kernel choose.
 	Dials map[netip.AddrPort]Dial `json:"dials"`
 	// Firewall is the node's nftables ruleset, when the inventory gives the
 	// node a firewall (see firewall.go).

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/offedge/offedge/edge/acl"
+	"github.com/offedge/offedge/edge/conn"
 	"github.com/offedge/offedge/edge/forward"
 	httpedge "github.com/offedge/offedge/edge/http"
 	"github.com/offedge/offedge/edge/tunnel"
@@ -188,33 +189,35 @@ func (n *Node) update(r *running, l plan.Listener) error {
 	return nil
 }
 
-// dial connects to a plan address: mapped, and from the node's own source
-// address when the map says so (the lab), so that access lists downstream
-// see who is connecting.
+// dial connects to a plan address: mapped (the lab), and from the source
+// address the plan shows, so that access lists downstream (a tunnel exit
+// admits only its entrance node's inventory address) see who is
+// connecting. Production binds that source too, unless the plan goes
+// through a NAT gateway (the source is then the gateway's) or stays on
+// loopback; a source this host does not have fails with reason "source".
 func (n *Node) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: not an address of the plan: %w", addr, err)
 	}
-	var d net.Dialer
+	var d conn.Dialer
 	target := ap
-	if n.opts.Map != nil {
-		info, ok := n.plan.Load().Dials[ap]
-		if !ok {
+	info, known := n.plan.Load().Dials[ap]
+	switch {
+	case n.opts.Map != nil:
+		if !known {
 			return nil, fmt.Errorf("dial %s: the plan of %s does not reach this address", addr, n.name)
 		}
 		if target, err = n.opts.Map.Dial(info.Network, ap); err != nil {
 			return nil, err
 		}
-		src, err := n.opts.Map.Source(info.Network, info.Source)
-		if err != nil {
+		if d.Source, err = n.opts.Map.Source(info.Network, info.Source); err != nil {
 			return nil, fmt.Errorf("dial %s: %w", addr, err)
 		}
-		if src.IsValid() {
-			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
-		}
+	case known && info.Via == "" && info.Network != plan.LoopbackNetwork:
+		d.Source = info.Source
 	}
-	return d.DialContext(ctx, "tcp", target.String())
+	return d.DialContext(ctx, target.String())
 }
 
 func sameConfig(a, b plan.Listener) bool {

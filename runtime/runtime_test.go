@@ -326,3 +326,62 @@ func TestShutdownDrains(t *testing.T) {
 		return err != nil
 	})
 }
+
+// TestDialFromPlanSource: a tunnel entrance dials its exit from the source
+// address the plan shows (the node's inventory address), not the one the
+// kernel would choose (127.0.0.1 for every loopback destination), so the
+// exit, which admits only the entrance node's address, lets it in.
+func TestDialFromPlanSource(t *testing.T) {
+	db, err := net.Listen("tcp", "127.0.0.43:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	go func() {
+		for {
+			c, err := db.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); io.Copy(c, c) }()
+		}
+	}()
+	_, dbPort, _ := net.SplitHostPort(db.Addr().String())
+	dir := t.TempDir()
+	psk := filepath.Join(dir, "db.psk")
+	if err := os.WriteFile(psk, []byte("Eev1ieghoo4Ahsh7aiph9ootheeZ3eiF\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	entPort := freePort(t, "127.0.0.41")
+	src, err := os.ReadFile("testdata/tunnel/inventory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := strings.NewReplacer("PORT_DB", dbPort, "PORT_ENT", entPort, "PORT_EXIT", freePort(t, "127.0.0.42"), "PSK_FILE", psk)
+	if err := os.WriteFile(filepath.Join(dir, "inventory.yaml"), []byte(r.Replace(string(src))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := inventory.LoadPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, node := range []string{"ext", "ent"} {
+		p, err := plan.Compile(m, node, plan.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := Start(p, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.Shutdown(context.Background())
+	}
+	c, err := dialFrom(t, "127.0.0.44", "127.0.0.41:"+entPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got, err := echo(c, "through the tunnel"); err != nil || got != "through the tunnel" {
+		t.Fatalf("echo through the tunnel: %q, %v; want the exit to admit the entrance from 127.0.0.41", got, err)
+	}
+}
