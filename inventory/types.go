@@ -269,6 +269,9 @@ type TLS struct {
 	// CertFile and KeyFile name PEM files directly.
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+	// HSTS, unless false, makes the site send Strict-Transport-Security
+	// (max-age two years) with every answer on its TLS listeners.
+	HSTS *bool `yaml:"hsts"`
 }
 
 // Route sends requests whose path matches to an upstream, a static root, or a

@@ -321,7 +321,11 @@ func (c *compiler) sites() {
 					c.fail("site %q: listens with tls on %s but has no certificate source", s.Name, k.addr)
 				}
 				g.owners = append(g.owners, fmt.Sprintf("%q", s.Name))
-				g.l.HTTP.Sites = append(g.l.HTTP.Sites, c.site(s, l.Network))
+				hs := c.site(s, l.Network)
+				if l.TLS && s.TLS != nil && (s.TLS.HSTS == nil || *s.TLS.HSTS) {
+					hs.HSTS = httpedge.DefaultHSTS
+				}
+				g.l.HTTP.Sites = append(g.l.HTTP.Sites, hs)
 				if len(s.Allow) == 0 {
 					g.open = true
 				} else {

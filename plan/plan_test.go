@@ -205,3 +205,39 @@ sites:
 		}
 	}
 }
+
+// TestHSTSDefaultAndOptOut: a site on a TLS listener gets the default
+// Strict-Transport-Security unless its tls block says hsts: false; its
+// plain listener (redirect_https) never does.
+func TestHSTSDefaultAndOptOut(t *testing.T) {
+	m, err := inventory.Load(openfoodfacts.FS(), "inventory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hsts := func() map[bool]string {
+		p, err := Compile(m, "off1", Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[bool]string{}
+		for _, l := range p.Listeners {
+			if l.HTTP == nil {
+				continue
+			}
+			for _, s := range l.HTTP.Sites {
+				if s.Name == "off" {
+					got[l.HTTP.TLS] = s.HSTS
+				}
+			}
+		}
+		return got
+	}
+	if got := hsts(); got[true] != httpedge.DefaultHSTS || got[false] != "" {
+		t.Fatalf("default: %q on TLS, %q on plain; want %q and none", got[true], got[false], httpedge.DefaultHSTS)
+	}
+	off := false
+	m.Site("off").TLS.HSTS = &off
+	if got := hsts(); got[true] != "" {
+		t.Fatalf("hsts: false still sends %q", got[true])
+	}
+}

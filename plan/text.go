@@ -85,6 +85,9 @@ func writeHTTP(b *strings.Builder, c *httpedge.Config) {
 		if s.CertFile != "" {
 			fmt.Fprintf(b, "    cert: %s\n", s.CertFile)
 		}
+		if s.HSTS != "" {
+			fmt.Fprintf(b, "    hsts: %s\n", s.HSTS)
+		}
 		if s.Allow != nil {
 			fmt.Fprintf(b, "    allow: %s\n", s.Allow.String())
 		}

@@ -37,6 +37,7 @@ type site struct {
 	allow   *acl.List
 	cert    *certs.Cert
 	headers []headerKV
+	hsts    []string // Strict-Transport-Security value (TLS listeners), nil none
 }
 
 type headerKV struct{ k, v string }
@@ -142,6 +143,9 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, store *certs.Store) 
 		return nil, errors.New("a site needs a name")
 	}
 	st := &site{name: sc.Name, allow: sc.Allow, pages: map[int][]byte{}}
+	if cfg.TLS && sc.HSTS != "" {
+		st.hsts = []string{sc.HSTS}
+	}
 	if cfg.TLS {
 		if sc.CertFile == "" || sc.KeyFile == "" {
 			return nil, errors.New("a TLS listener needs cert_file and key_file for every site")

@@ -62,6 +62,11 @@ type Site struct {
 	AccessLog *AccessLog `json:"access_log,omitempty"`
 	// Allow restricts who may use the site (checked per request, 403); nil: anyone.
 	Allow *acl.List `json:"allow,omitempty"`
+	// HSTS is the Strict-Transport-Security value sent with every answer
+	// of the site on a TLS listener, errors included (nginx add_header
+	// ... always); "" sends none. The plan sets DefaultHSTS unless the
+	// inventory opts out.
+	HSTS string `json:"hsts,omitempty"`
 }
 
 // AccessLog configures a buffered access log file.

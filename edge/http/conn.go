@@ -521,6 +521,7 @@ func (l *edgeListener) acceptLoop() {
 }
 
 func (l *edgeListener) handshake(c net.Conn) {
+	l.srv.tickets.rotate()
 	ec := l.srv.wrapConn(c, false)
 	tc := tls.Server(ec, l.tlsCfg)
 	ctx, cancel := context.WithTimeout(l.ctx, l.srv.limits.ReadHeaderTimeout)

@@ -66,12 +66,6 @@ func (s *Server) serve(ch *chain, w *recorder, r *http.Request, ec *edgeConn) {
 		s.plainError(w, r, http.StatusMethodNotAllowed, "CONNECT is not allowed")
 		return
 	}
-	// One path for everything below: routing, access control, static
-	// files, the cache key and what goes upstream.
-	if err := normalizeRequestPath(r); err != nil {
-		s.plainError(w, r, http.StatusBadRequest, err.Error())
-		return
-	}
 	st := ch.def
 	host, ok := normalizeHost(r.Host)
 	if ok {
@@ -83,6 +77,15 @@ func (s *Server) serve(ch *chain, w *recorder, r *http.Request, ec *edgeConn) {
 		return
 	}
 	w.site = st
+	if st.hsts != nil {
+		w.Header()["Strict-Transport-Security"] = st.hsts
+	}
+	// One path for everything below: routing, access control, static
+	// files, the cache key and what goes upstream.
+	if err := normalizeRequestPath(r); err != nil {
+		s.plainError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
 	if ch.cfg.RedirectHTTPS && !(ch.acme && hasPrefix(r.URL.Path, acmePrefix)) {
 		if host == "" {
 			s.plainError(w, r, http.StatusBadRequest, "no Host header to redirect to")

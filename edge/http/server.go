@@ -78,6 +78,7 @@ type Server struct {
 	tunnels tunnelSet // hijacked (WebSocket) connections
 	// refusedLog bounds the warnings a client causes per request.
 	refusedLog rateLog
+	tickets    ticketKeys // session ticket keys of tlsConfig
 }
 
 // NewServer validates cfg and builds everything once: certificates, error
@@ -107,11 +108,7 @@ func NewServer(cfg Config, opts Options) (*Server, error) {
 	}
 	s.chain.Store(ch)
 	if s.tlsOn {
-		s.tlsConfig = &tls.Config{
-			MinVersion:     tls.VersionTLS12,
-			NextProtos:     []string{"h2", "http/1.1"},
-			GetCertificate: s.getCertificate,
-		}
+		s.tlsConfig = s.newTLSConfig()
 	}
 	s.srv = &http.Server{
 		Handler: s,
