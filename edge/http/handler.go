@@ -77,7 +77,7 @@ func (s *Server) serve(ch *chain, w *recorder, r *http.Request, ec *edgeConn) {
 		return
 	}
 	w.site = st
-	if st.hsts != nil {
+	if st != nil && st.hsts != nil {
 		w.Header()["Strict-Transport-Security"] = st.hsts
 	}
 	// One path for everything below: routing, access control, static
