@@ -165,4 +165,7 @@ type Options struct {
 	// BodyTempDir holds the temporary files of buffered request bodies
 	// (created and unlinked at once); "" is os.TempDir().
 	BodyTempDir string
+	// NetHTTP1 serves HTTP/1 with net/http's server loop instead of the
+	// edge's own (edge/http/h1), for comparisons (bench/http).
+	NetHTTP1 bool
 }

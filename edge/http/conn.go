@@ -175,6 +175,17 @@ func (c *edgeConn) sendfileSection(rc syscall.RawConn, src io.Reader, fd int, of
 	return total, nil
 }
 
+// SyscallConn exposes the socket of a plain connection, so that
+// edge/http/h1 can park it on readiness while it is idle.
+func (c *edgeConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errNotSocket
+}
+
+var errNotSocket = errors.New("not a socket")
+
 // CloseWrite half-closes the connection when the underlying one can.
 func (c *edgeConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
@@ -472,7 +483,8 @@ func (l *edgeListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		return l.srv.wrapConn(c, true), nil
+		// edge/http/h1 parses the framing itself: no head scanning.
+		return l.srv.wrapConn(c, l.srv.h1 == nil), nil
 	}
 	select {
 	case c := <-l.conns:
@@ -533,7 +545,13 @@ func (l *edgeListener) handshake(c net.Conn) {
 		return
 	}
 	var out net.Conn = tc
-	if tc.ConnectionState().NegotiatedProtocol != "h2" {
+	if st := tc.ConnectionState(); st.NegotiatedProtocol != "h2" && l.srv.h1 != nil {
+		hc := l.srv.wrapConn(tc, false)
+		hc.sendTimeout = 0 // the inner connection refreshes the deadline
+		cancel()
+		l.srv.h1.ServeConn(hc, &st)
+		return
+	} else if st.NegotiatedProtocol != "h2" {
 		hc := l.srv.wrapConn(tc, true)
 		hc.sendTimeout = 0 // the inner connection refreshes the deadline
 		out = hc

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -338,4 +340,41 @@ func FuzzHeadScanner(f *testing.F) {
 			t.Fatalf("one read: %v %d; two reads: %v %d", a.heads, a.state, b.heads, b.state)
 		}
 	})
+}
+
+// TestHTTP1ParksIdleConnections: plain HTTP/1 is served by edge/http/h1,
+// whose idle keep-alive connections hold no goroutine and no buffer.
+func TestHTTP1ParksIdleConnections(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "a.txt"), []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, addr := start(t, Config{Listener: "t", Sites: []Site{{
+		Name: "s", Hosts: []string{"example.org"}, Default: true,
+		Routes: []Route{{Path: "/", Static: &Static{Root: root}}},
+	}}}, Options{})
+	const n = 20
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET /a.txt HTTP/1.1\r\nHost: example.org\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if string(b) != "hello" {
+			t.Fatalf("body %q", b)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.h1.Stats().Parked.Load() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle connections parked, want %d", s.h1.Stats().Parked.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/offedge/offedge/edge/http/h1"
 )
 
 // Defaults applied to zero [Limits] fields.
@@ -59,7 +61,8 @@ type Server struct {
 	limits    Limits // fixed for the server's life
 	tlsOn     bool
 	tlsConfig *tls.Config
-	srv       *http.Server
+	srv       *http.Server // HTTP/2 (and HTTP/1 with Options.NetHTTP1)
+	h1        *h1.Server   // HTTP/1
 
 	chain atomic.Pointer[chain]
 	stats counters
@@ -122,22 +125,41 @@ func NewServer(cfg Config, opts Options) (*Server, error) {
 		MaxHeaderBytes: s.limits.MaxHeaderBytes + MaxRequestLineBytes,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		TLSConfig:      s.tlsConfig,
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if ec, ok := c.(*edgeConn); ok {
-				return context.WithValue(ctx, connCtxKey{}, ec)
-			}
-			return ctx
-		},
-		ConnState: func(c net.Conn, st http.ConnState) {
-			switch st {
-			case http.StateNew:
-				s.stats.openConns.Add(1)
-			case http.StateClosed, http.StateHijacked:
-				s.stats.openConns.Add(-1)
-			}
-		},
+		ConnContext:    s.connContext,
+		ConnState:      s.connState,
+	}
+	if !opts.NetHTTP1 {
+		s.h1 = &h1.Server{
+			Handler:           s,
+			ReadHeaderTimeout: s.limits.ReadHeaderTimeout,
+			IdleTimeout:       s.limits.IdleTimeout,
+			// The same bound as net/http's (its read limit is
+			// MaxHeaderBytes plus 4096); below it the handler tells a
+			// long request line (414) from big headers (431).
+			MaxHeadBytes:                 s.limits.MaxHeaderBytes + MaxRequestLineBytes + 4096,
+			DisableGeneralOptionsHandler: true,
+			ConnContext:                  s.connContext,
+			ConnState:                    s.connState,
+			Logger:                       s.log,
+		}
 	}
 	return s, nil
+}
+
+func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
+	if ec, ok := c.(*edgeConn); ok {
+		return context.WithValue(ctx, connCtxKey{}, ec)
+	}
+	return ctx
+}
+
+func (s *Server) connState(c net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		s.stats.openConns.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		s.stats.openConns.Add(-1)
+	}
 }
 
 func (s *Server) name() string { return s.chain.Load().cfg.Listener }
@@ -153,7 +175,12 @@ func (s *Server) Serve(ln net.Listener) error {
 	if closing {
 		return http.ErrServerClosed
 	}
-	err := s.srv.Serve(s.newListener(ln))
+	var err error
+	if s.h1 != nil && !s.tlsOn {
+		err = s.h1.Serve(s.newListener(ln))
+	} else {
+		err = s.srv.Serve(s.newListener(ln))
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -199,11 +226,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.limits.ShutdownTimeout)
 	defer cancel()
 	err := s.srv.Shutdown(ctx)
+	if s.h1 != nil {
+		if err1 := s.h1.Shutdown(ctx); err == nil {
+			err = err1
+		}
+	}
 	if err == nil {
 		err = s.tunnels.wait(ctx)
 	}
 	if err != nil {
 		s.srv.Close()
+		if s.h1 != nil {
+			s.h1.Close()
+		}
 		s.tunnels.closeAll()
 		err = fmt.Errorf("listener %q: shutdown: %w", s.name(), err)
 	}

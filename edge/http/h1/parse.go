@@ -2,6 +2,8 @@ package h1
 
 import (
 	"net/http"
+
+	"github.com/offedge/offedge/edge/http/guard"
 	"net/url"
 	"strconv"
 	"strings"
@@ -44,6 +46,7 @@ type head struct {
 	host                  string
 	contentLength         int64 // -1 with chunked
 	hasCL                 bool  // a Content-Length field was present (even with chunked)
+	hasTE                 bool  // a Transfer-Encoding field was present (even on HTTP/1.0)
 	chunked               bool
 	close                 bool // the connection closes after this request
 	keepAlive10           bool // HTTP/1.0 with Connection: keep-alive
@@ -180,16 +183,17 @@ func (h *head) parse(s string) error {
 		return errBadName
 	}
 	delete(hdr, "Host")
-	// The edge's own rule, where it would refuse in the handler: a length
-	// and a chunked coding together are request smuggling (RFC 9112 6.1).
-	if h.chunked && h.hasCL {
-		return errCLAndTE
-	}
 	if e := hdr["Expect"]; len(e) > 0 && e[0] != "" {
 		if !hasToken(e[0], "100-continue") {
 			return errExpectation
 		}
 		h.expectContinue = h.minor >= 1 && h.contentLength != 0
+	}
+	// The edge's own rules, where its handler would refuse: a length and
+	// a transfer coding together, or a transfer coding on HTTP/1.0, are
+	// request smuggling (RFC 9112 6.1 and 6.3).
+	if err := guard.CheckFraming(h.hasCL, h.hasTE, h.major == 1 && h.minor >= 1); err != nil {
+		return &statusError{http.StatusBadRequest, err.Error(), true}
 	}
 	if h.major == 1 && h.minor == 0 && len(conn) > 0 {
 		h.keepAlive10 = hasToken(conn[0], "keep-alive")
@@ -325,6 +329,7 @@ func (h *head) parseFields(s string) error {
 func (h *head) parseFraming() error {
 	hdr := h.header
 	if te, ok := hdr["Transfer-Encoding"]; ok {
+		h.hasTE = true
 		delete(hdr, "Transfer-Encoding")
 		// Ignored on HTTP/1.0, as net/http (which takes HTTP/0.0 for 1.1).
 		if h.major > 1 || h.major == 1 && h.minor >= 1 || h.major == 0 && h.minor == 0 {

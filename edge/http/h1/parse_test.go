@@ -172,14 +172,16 @@ func (l *oneConnListener) Addr() net.Addr { return l.c.LocalAddr() }
 // intended reports the inputs where the edge decides differently from
 // net/http on purpose.
 func intended(in []byte, o, ref parsed) bool {
-	// Content-Length with Transfer-Encoding: net/http drops the length,
-	// the edge refuses (request smuggling, RFC 9112 6.1).
-	if o.Status == 400 && ref.Status == 0 && ref.TE != nil {
+	// Content-Length with Transfer-Encoding, or Transfer-Encoding on
+	// HTTP/1.0: net/http drops the length or ignores the coding, the edge
+	// refuses (request smuggling, guard.CheckFraming).
+	if o.Status == 400 && ref.Status == 0 {
 		var h head
 		h.reset()
 		end, _, _ := findHeadEnd(in, 0)
-		_ = h.parse(string(in[:end]))
-		return h.hasCL
+		err := h.parse(string(in[:end]))
+		var se *statusError
+		return errors.As(err, &se) && h.hasTE && (h.hasCL || ref.Minor == 0)
 	}
 	// "PRI * HTTP/2.0": net/http hands the HTTP/2 preface to the handler;
 	// the edge speaks HTTP/2 only after ALPN.

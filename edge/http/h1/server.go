@@ -47,7 +47,10 @@ type Server struct {
 	// ConnState is called as net/http's Server.ConnState: New, Active,
 	// Idle, Hijacked, Closed.
 	ConnState func(net.Conn, http.ConnState)
-	Logger    *slog.Logger
+	// DisableGeneralOptionsHandler passes "OPTIONS *" to the handler
+	// instead of answering it with 200 (net/http's field of that name).
+	DisableGeneralOptionsHandler bool
+	Logger                       *slog.Logger
 
 	stats Stats
 
@@ -833,7 +836,7 @@ func (c *conn) serveRequest(x *exchange) bool {
 	w.req = req
 	c.setInFlight(cancel)
 	var hijacked, panicked bool
-	if h.method == http.MethodOptions && h.target == "*" {
+	if h.method == http.MethodOptions && h.target == "*" && !s.DisableGeneralOptionsHandler {
 		// "OPTIONS *" asks about the server, not a resource: answered
 		// here, as net/http does.
 		w.Header().Set("Content-Length", "0")
