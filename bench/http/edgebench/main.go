@@ -32,6 +32,7 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this file until SIGINT/SIGTERM")
 	memProfile := flag.String("memprofile", "", "write an allocation profile (alloc_space/alloc_objects) to this file at SIGINT/SIGTERM")
 	memRate := flag.Int("memprofilerate", 0, "runtime.MemProfileRate when -memprofile is set (0: Go's default, 512 KiB)")
+	netHTTP1 := flag.Bool("nethttp1", false, "serve HTTP/1 with net/http's server loop instead of edge/http/h1 (for comparisons)")
 	flag.Parse()
 
 	route := httpedge.Route{Path: "/"}
@@ -44,12 +45,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "edgebench: -mode must be proxy or static")
 		os.Exit(2)
 	}
-	site := httpedge.Site{Name: "bench", Hosts: []string{"localhost"}, Routes: []httpedge.Route{route}}
+	// Default: wrk and idleconns name the address or localhost as Host.
+	site := httpedge.Site{Name: "bench", Hosts: []string{"localhost"}, Default: true, Routes: []httpedge.Route{route}}
 	if *accessLog != "" {
 		site.AccessLog = &httpedge.AccessLog{Path: *accessLog, Format: "combined"}
 	}
 	srv, err := httpedge.NewServer(httpedge.Config{Listener: "edgebench " + *listen, Sites: []httpedge.Site{site}},
-		httpedge.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		httpedge.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), NetHTTP1: *netHTTP1})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "edgebench:", err)
 		os.Exit(1)

@@ -28,7 +28,6 @@ var (
 	errManyHosts     = &statusError{http.StatusBadRequest, "too many Host headers", false}
 	errBadLength     = &statusError{http.StatusBadRequest, "bad Content-Length", false}
 	errTwoLengths    = &statusError{http.StatusBadRequest, "differing Content-Length fields", false}
-	errCLAndTE       = &statusError{http.StatusBadRequest, "request has both Content-Length and Transfer-Encoding", true}
 	errBadTrailer    = &statusError{http.StatusBadRequest, "bad trailer key", false}
 	errTooLarge      = &statusError{http.StatusRequestHeaderFieldsTooLarge, "Request Header Fields Too Large", false}
 	errUnsupportedTE = &statusError{http.StatusNotImplemented, "Unsupported transfer encoding", false}

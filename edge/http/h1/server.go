@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/offedge/offedge/edge/forward/accept"
 )
 
 // Defaults for zero [Server] fields, net/http's where it has one.
@@ -139,9 +141,9 @@ func (s *Server) Serve(ln net.Listener) error {
 			if s.closing.Load() {
 				return errServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if accept.Temporary(err) { // out of descriptors, aborted: back off
 				delay = max(5*time.Millisecond, min(2*delay, time.Second))
+				s.logger().Warn("http/1 accept failed; backing off", "err", err, "delay", delay)
 				select {
 				case <-time.After(delay):
 					continue
