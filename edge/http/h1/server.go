@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/offedge/offedge/edge/forward/accept"
+	edgeconn "github.com/offedge/offedge/edge/conn"
 )
 
 // Defaults for zero [Server] fields, net/http's where it has one.
@@ -141,7 +141,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			if s.closing.Load() {
 				return errServerClosed
 			}
-			if accept.Temporary(err) { // out of descriptors, aborted: back off
+			if edgeconn.Temporary(err) { // out of descriptors, aborted: back off
 				delay = max(5*time.Millisecond, min(2*delay, time.Second))
 				s.logger().Warn("http/1 accept failed; backing off", "err", err, "delay", delay)
 				select {
