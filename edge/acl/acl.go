@@ -105,6 +105,16 @@ type ListenerOptions struct {
 	Stats *Stats
 	// Now is the clock (tests inject one); nil means time.Now.
 	Now func() time.Time
+	// Gate, when set, is asked about every connection the list admits
+	// (the node's ban list): a refusal is counted and logged as a denial,
+	// with the rule the gate names.
+	Gate Gate
+}
+
+// Gate refuses connections the access list admits: banned clients. Refuse
+// returns the rule that decided.
+type Gate interface {
+	Refuse(addr netip.Addr) (rule string, refused bool)
 }
 
 // Wrap returns a listener whose Accept only returns connections that list
@@ -156,6 +166,11 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		ap := PeerAddr(c)
 		ok, by := l.list.Load().Decide(ap.Addr())
+		if ok && l.opts.Gate != nil {
+			if rule, refused := l.opts.Gate.Refuse(ap.Addr()); refused {
+				ok, by = false, rule
+			}
+		}
 		if ok {
 			l.opts.Stats.Accepted.Add(1)
 			return c, nil
