@@ -110,6 +110,9 @@ func (b *Block) Reason() string { return b.text(false) }
 // text is the one place a refusal is put into words.
 func (b *Block) text(full bool) string {
 	where, list, seen := "", listText(b.Allow), b.Source.String()
+	if b.Source.IsUnspecified() {
+		seen = "any address" // the internet client of [Engine.Internet]
+	}
 	if full {
 		if !b.Pos.IsZero() {
 			where = " at " + b.Pos.String()

@@ -2,6 +2,7 @@ package topology
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -17,51 +18,51 @@ import (
 type ImpactReport struct {
 	// Down are the nodes asked about; DownNodes adds the guests of the down
 	// servers (a server down takes its guests down).
-	Down      []string
-	DownNodes []string
+	Down      []string `json:"down"`
+	DownNodes []string `json:"down_nodes"`
 	// LostServices run on a down node.
-	LostServices []string
+	LostServices []string `json:"lost_services"`
 	// LostSites are the hostnames (as the inventory writes them, wildcards
 	// included) of sites served by a down node or whose "/" route lost
 	// every upstream member.
-	LostSites []string
+	LostSites []string `json:"lost_sites"`
 	// LostTunnels carried traffic before and cannot now: entrance down,
 	// every exit down or out of reach, the service gone.
-	LostTunnels []string
+	LostTunnels []string `json:"lost_tunnels"`
 	// LostForwards are forwards whose node or target is lost.
-	LostForwards []string
+	LostForwards []string `json:"lost_forwards"`
 	// LostGateways are private networks whose NAT gateway is down.
-	LostGateways []string
+	LostGateways []string `json:"lost_gateways"`
 	// StaleReplicas will miss their copies: source or target down, or the
 	// two can no longer reach each other.
-	StaleReplicas []string
+	StaleReplicas []string `json:"stale_replicas"`
 	// Unreachable lists who loses what.
-	Unreachable []Unreachable
+	Unreachable []Unreachable `json:"unreachable"`
 	// Losses are every loss above with its reason, for people.
-	Losses []Loss
+	Losses []Loss `json:"losses"`
 }
 
 // Unreachable is one client losing one target.
 type Unreachable struct {
 	// Client is a node name, or "internet" for a site's public clients.
-	Client string
+	Client string `json:"client"`
 	// Target is a service name, a site hostname, an upstream member
 	// ("service blog", "tunnel robotoff", "node off1:443"), or "internet".
-	Target string
+	Target string `json:"target"`
 	// Kind is "service" or "site" (a node's uses), "site" with Client
 	// "internet" (a lost site), "upstream" (a site's node losing a pool
 	// member), "egress-ipv4" or "egress-ipv6" (a node losing the internet).
-	Kind   string
-	Reason string
+	Kind   string `json:"kind"`
+	Reason string `json:"reason"`
 }
 
 // Loss is one lost object and why.
 type Loss struct {
 	// Kind is "node", "service", "site", "route", "fallback", "tunnel",
 	// "forward", "gateway" or "replica".
-	Kind   string
-	Name   string
-	Reason string
+	Kind   string `json:"kind"`
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
 }
 
 // Impact reports what becomes unreachable, and for whom, when the named
@@ -363,6 +364,27 @@ var lossTitles = []struct{ kind, title string }{
 	{"forward", "lost forwards"},
 	{"gateway", "lost NAT gateways"},
 	{"replica", "stale replicas"},
+}
+
+// WriteJSON writes the report as one JSON object; every list is present,
+// empty rather than null, so that a consumer can index it directly.
+func (r *ImpactReport) WriteJSON(w io.Writer) error {
+	out := *r
+	for _, l := range []*[]string{&out.Down, &out.DownNodes, &out.LostServices, &out.LostSites, &out.LostTunnels,
+		&out.LostForwards, &out.LostGateways, &out.StaleReplicas} {
+		if *l == nil {
+			*l = []string{}
+		}
+	}
+	if out.Unreachable == nil {
+		out.Unreachable = []Unreachable{}
+	}
+	if out.Losses == nil {
+		out.Losses = []Loss{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }
 
 // WriteText writes the report for a person: each kind of loss with its

@@ -4,6 +4,7 @@ import (
 	"github.com/offedge/offedge/internal/testutil"
 
 	"bytes"
+	"encoding/json"
 	"encoding/xml"
 	"flag"
 	"io"
@@ -414,5 +415,103 @@ func TestCompactHosts(t *testing.T) {
 func TestMermaidEscape(t *testing.T) {
 	if got, want := mermaidText(`a "b" <c> #1 |x|`), `a #quot;b#quot; #lt;c#gt; #35;1 #124;x#124;`; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestWhyJSON: the JSON answer carries the refusal as data (kind, name,
+// position, list, refused node, source), not only as text.
+func TestWhyJSON(t *testing.T) {
+	m := loadFixture(t)
+	ex, err := Why(m, "c1-app", "cache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := ex.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Reachable    bool `json:"reachable"`
+		Destinations []struct {
+			Pos   string   `json:"pos"`
+			Notes []string `json:"notes"`
+			Paths []struct {
+				Open    bool `json:"open"`
+				Hops    []struct{ From, To, Kind, Via, Network, Addr string }
+				Blocked *struct {
+					Kind, Name, Pos, Node, Source, Network, Reason string
+					Allow                                          []string
+				} `json:"blocked"`
+			} `json:"paths"`
+		} `json:"destinations"`
+	}
+	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	if got.Reachable || len(got.Destinations) != 1 || len(got.Destinations[0].Paths) != 1 {
+		t.Fatalf("want one unreachable destination with one path:\n%s", b.String())
+	}
+	p := got.Destinations[0].Paths[0]
+	blk := p.Blocked
+	if p.Open || blk == nil || blk.Kind != "tunnel" || blk.Name != "cache-cloud" || blk.Pos != m.Tunnel("cache-cloud").Pos.String() ||
+		blk.Node != "c1-app" || blk.Source != "10.1.0.201" || blk.Network != "cloud-lan" || !slices.Equal(blk.Allow, []string{"c1-proxy"}) {
+		t.Errorf("block: %+v\n%s", blk, b.String())
+	}
+	if len(p.Hops) != 1 || p.Hops[0].From != "c1-app" || p.Hops[0].To != "c1-tun" || p.Hops[0].Kind != "entrance" || p.Hops[0].Addr != "10.1.0.113:6379" {
+		t.Errorf("hops: %+v", p.Hops)
+	}
+	if got.Destinations[0].Pos == "" || len(got.Destinations[0].Notes) == 0 {
+		t.Errorf("destination lacks its position or notes:\n%s", b.String())
+	}
+}
+
+// TestImpactJSON: every list is present (empty, not null) and the losses
+// keep their kinds.
+func TestImpactJSON(t *testing.T) {
+	r, err := Impact(loadFixture(t), "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := r.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]json.RawMessage
+	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"down", "down_nodes", "lost_services", "lost_sites", "lost_tunnels", "lost_forwards", "lost_gateways", "stale_replicas", "unreachable", "losses"} {
+		if v, ok := got[k]; !ok || string(v) == "null" {
+			t.Errorf("%s: %s", k, v)
+		}
+	}
+	if string(got["lost_forwards"]) != "[]" {
+		t.Errorf("lost_forwards = %s; want []", got["lost_forwards"])
+	}
+	if !strings.Contains(string(got["unreachable"]), `"client": "c1-proxy"`) {
+		t.Errorf("unreachable: %s", got["unreachable"])
+	}
+}
+
+// TestWhyFromTheInternet: "internet" is any client on the internet, admitted
+// only by lists admitting everyone.
+func TestWhyFromTheInternet(t *testing.T) {
+	m := loadFixture(t)
+	ex, err := Why(m, "internet", "api.example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ex.Reachable() || ex.Destinations[0].Paths[0].Hops[0].From.Name != "internet" {
+		t.Errorf("the internet does not reach api.example.org: %+v", ex)
+	}
+	ex, err = Why(m, "internet", "smtp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex.Reachable() {
+		t.Error("the internet passes forward smtp's allow list [h1]")
+	}
+	if _, err := Why(m, "internt", "smtp"); err == nil || !strings.Contains(err.Error(), `did you mean "internet"`) {
+		t.Errorf("misspelt internet: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"github.com/offedge/offedge/internal/suggest"
 
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -18,29 +19,29 @@ import (
 // every service of a node), the paths hop by hop, and the reasons the other
 // ways do not exist.
 type Explanation struct {
-	From string
-	To   string
+	From string `json:"from"`
+	To   string `json:"to"`
 	// Kind is what To named: "service", "site" (a hostname) or "node".
-	Kind         string
-	Destinations []Destination
+	Kind         string        `json:"kind"`
+	Destinations []Destination `json:"destinations"`
 }
 
 // Destination is one service or site From tries to reach.
 type Destination struct {
 	// Kind is "service" or "site".
-	Kind string
+	Kind string `json:"kind"`
 	// Name is the service or site name; Host the hostname asked for a site.
-	Name string
-	Host string
+	Name string `json:"name"`
+	Host string `json:"host,omitempty"`
 	// Node is where the service runs or the site is served.
-	Node string
-	Port int
-	Pos  inventory.Pos
+	Node string        `json:"node"`
+	Port int           `json:"port,omitempty"`
+	Pos  inventory.Pos `json:"-"`
 	// Paths are every way there, open or blocked by an allow list.
-	Paths []Path
+	Paths []Path `json:"paths"`
 	// Notes say why the other ways do not exist ("no shared network", "no
 	// IPv6 egress", "its entrance is down").
-	Notes []string
+	Notes []string `json:"notes"`
 }
 
 // Reachable reports whether some path to d is open.
@@ -59,7 +60,8 @@ func (e *Explanation) Reachable() bool {
 	return true
 }
 
-// Why explains how node from reaches to: a service name, a site hostname
+// Why explains how node from reaches to (from "internet", when no node has
+// that name, is any client on the internet: [reach.Engine.Internet]): a service name, a site hostname
 // (client -> the site's listener -> each upstream pool member -> its
 // service, through a tunnel entrance when the member is a tunnel), or a node
 // name (each of its services). A prefix "service:", "site:" (a site name or a
@@ -69,11 +71,14 @@ func (e *Explanation) Reachable() bool {
 // The error is only for names the inventory does not know, with a
 // did-you-mean; an unreachable destination is an answer, not an error.
 func Why(m *inventory.Model, from, to string) (*Explanation, error) {
-	src := m.Node(from)
-	if src == nil {
-		return nil, fmt.Errorf("unknown node %q%s", from, didYouMean(from, nodeNames(m)))
-	}
 	f := reach.New(m)
+	src := m.Node(from)
+	if src == nil && from == reach.InternetClient {
+		src = f.Internet()
+	}
+	if src == nil {
+		return nil, fmt.Errorf("unknown node %q%s", from, didYouMean(from, append(nodeNames(m), reach.InternetClient)))
+	}
 	e := &Explanation{From: from, To: to}
 	kind, name, explicit := strings.Cut(to, ":")
 	if !explicit || (kind != "service" && kind != "site" && kind != "node") {
@@ -186,6 +191,34 @@ func didYouMean(name string, cands []string) string {
 		best = pre[0]
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// WriteJSON writes the explanation as one JSON object: from, to, kind, a
+// reachable verdict, and each destination with its position, verdict,
+// paths (hops, and the typed block of a refused one) and notes.
+func (e *Explanation) WriteJSON(w io.Writer) error {
+	type dest struct {
+		Destination
+		Pos       string `json:"pos"`
+		Reachable bool   `json:"reachable"`
+	}
+	out := struct {
+		*Explanation
+		Reachable    bool   `json:"reachable"`
+		Destinations []dest `json:"destinations"`
+	}{Explanation: e, Reachable: e.Reachable(), Destinations: []dest{}}
+	for _, d := range e.Destinations {
+		if d.Paths == nil {
+			d.Paths = []Path{}
+		}
+		if d.Notes == nil {
+			d.Notes = []string{}
+		}
+		out.Destinations = append(out.Destinations, dest{d, d.Pos.String(), d.Reachable()})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }
 
 // WriteText writes the explanation for a person: each destination, its

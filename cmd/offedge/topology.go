@@ -11,12 +11,16 @@ import (
 func cmdWhy(e *env, args []string) error {
 	fs := e.newFlags("why")
 	inv := inventoryFlag(fs)
+	format := fs.String("format", "text", "output format: `text|json`")
 	pos, err := e.parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 2 {
-		return usageError("name a node and a service, site hostname or node: offedge why docker-prod mongodb")
+		return usageError("name a node (or internet) and a service, site hostname or node: offedge why docker-prod mongodb")
+	}
+	if *format != "text" && *format != "json" {
+		return usageError("--format must be text or json, not %q", *format)
 	}
 	m, err := loadInventory(*inv)
 	if err != nil {
@@ -26,7 +30,11 @@ func cmdWhy(e *env, args []string) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	if err := ex.WriteText(e.stdout); err != nil {
+	write := ex.WriteText
+	if *format == "json" {
+		write = ex.WriteJSON
+	}
+	if err := write(e.stdout); err != nil {
 		return err
 	}
 	if !ex.Reachable() {
@@ -38,12 +46,16 @@ func cmdWhy(e *env, args []string) error {
 func cmdImpact(e *env, args []string) error {
 	fs := e.newFlags("impact")
 	inv := inventoryFlag(fs)
+	format := fs.String("format", "text", "output format: `text|json`")
 	pos, err := e.parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) == 0 {
 		return usageError("name the node(s) that go down: offedge impact ovh1")
+	}
+	if *format != "text" && *format != "json" {
+		return usageError("--format must be text or json, not %q", *format)
 	}
 	m, err := loadInventory(*inv)
 	if err != nil {
@@ -52,6 +64,9 @@ func cmdImpact(e *env, args []string) error {
 	r, err := topology.Impact(m, pos...)
 	if err != nil {
 		return &exitError{code: 2, err: err}
+	}
+	if *format == "json" {
+		return r.WriteJSON(e.stdout)
 	}
 	return r.WriteText(e.stdout)
 }
