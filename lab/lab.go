@@ -562,6 +562,9 @@ func (l *Lab) Status() []NodeStatus {
 		for _, a := range ln.apps {
 			st.Apps = append(st.Apps, a.status())
 		}
+		if ln.obs != nil {
+			st.Probes = ln.obs.prober.Results()
+		}
 		out = append(out, st)
 	}
 	return out
@@ -575,4 +578,6 @@ type NodeStatus struct {
 	Down    bool           `json:"down"`
 	Runtime runtime.Status `json:"runtime"`
 	Apps    []AppStatus    `json:"apps"`
+	// Probes are the latest results of the probes the node runs.
+	Probes []observe.Result `json:"probes,omitempty"`
 }

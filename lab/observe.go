@@ -121,29 +121,63 @@ func (l *Lab) Probes() []observe.Probe { return l.probes }
 
 // RunProbes runs the probes of node ("" for all, observe.Internet for the
 // internet side) now, each from its own vantage point, and returns their
-// results in probe order. The probes of a node that is down are not run:
-// they are left out.
+// results, the internet's first, then each node's in inventory order. The
+// probes of a node that is down are not run: their results say so
+// (Skipped).
 func (l *Lab) RunProbes(ctx context.Context, node string) ([]observe.Result, error) {
 	if node != "" && node != observe.Internet && l.m.Node(node) == nil {
 		return nil, fmt.Errorf("unknown node %q", node)
 	}
+	type batch struct {
+		prober  *observe.Prober
+		skipped []observe.Probe
+		why     string
+	}
 	l.mu.Lock()
-	var probers []*observe.Prober
+	var batches []batch
 	if node == "" || node == observe.Internet {
-		probers = append(probers, l.internet.prober)
+		batches = append(batches, batch{prober: l.internet.prober})
 	}
 	for _, n := range l.m.Nodes {
 		ln := l.nodes[n.Name]
-		if (node == "" || node == n.Name) && ln.obs != nil {
-			probers = append(probers, ln.obs.prober)
+		switch {
+		case node != "" && node != n.Name:
+		case ln.obs != nil:
+			batches = append(batches, batch{prober: ln.obs.prober})
+		default:
+			batches = append(batches, batch{skipped: ln.probes, why: n.Name + " is down"})
 		}
 	}
 	l.mu.Unlock()
 	var out []observe.Result
-	for _, p := range probers {
-		out = append(out, p.RunOnce(ctx)...)
+	for _, b := range batches {
+		if b.prober != nil {
+			out = append(out, b.prober.RunOnce(ctx)...)
+		}
+		for _, p := range b.skipped {
+			out = append(out, observe.Result{Probe: p, Skipped: b.why, At: time.Now()})
+		}
 	}
 	return out, nil
+}
+
+// ProbeResults returns the latest result of every probe that has run on
+// its schedule, the internet's first, then each node's in inventory order
+// (a down node's are gone with it). Nothing is run: this is the current
+// probe state, for status pages and dashboards.
+func (l *Lab) ProbeResults() []observe.Result {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []observe.Result
+	if l.internet != nil {
+		out = append(out, l.internet.prober.Results()...)
+	}
+	for _, n := range l.m.Nodes {
+		if o := l.nodes[n.Name].obs; o != nil {
+			out = append(out, o.prober.Results()...)
+		}
+	}
+	return out
 }
 
 // StopService stops the application behind a service (its node stays up),

@@ -69,6 +69,9 @@ type Result struct {
 	Status int `json:"status,omitempty"`
 	// NotAfter is the earliest expiry of the certificates a TLS peer sent.
 	NotAfter time.Time `json:"not_after,omitzero"`
+	// Skipped says why the probe did not run (its vantage node is down);
+	// such a result is neither a success nor a failure.
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // RunOptions tune one probe run.

@@ -156,7 +156,7 @@ func cmdProbe(e *env, args []string) error {
 		return err
 	}
 	if failed := countFailed(results); failed > 0 && !*list {
-		return &exitError{code: 1, err: fmt.Errorf("%d of %d probes failed", failed, len(results))}
+		return &exitError{code: 1, err: fmt.Errorf("%d of %d probes failed", failed, len(results)-countSkipped(results))}
 	}
 	return nil
 }
@@ -164,7 +164,17 @@ func cmdProbe(e *env, args []string) error {
 func countFailed(rs []observe.Result) int {
 	n := 0
 	for _, r := range rs {
-		if !r.Success {
+		if !r.Success && r.Skipped == "" {
+			n++
+		}
+	}
+	return n
+}
+
+func countSkipped(rs []observe.Result) int {
+	n := 0
+	for _, r := range rs {
+		if r.Skipped != "" {
 			n++
 		}
 	}
@@ -243,7 +253,10 @@ func writeProbes(w io.Writer, format string, rs []observe.Result, listOnly bool)
 	for _, r := range rs {
 		p := r.Probe
 		res, reason := "ok", ""
-		if !r.Success {
+		switch {
+		case r.Skipped != "":
+			res, reason = "-", "not run: "+r.Skipped
+		case !r.Success:
 			res, reason = "FAIL", r.Reason+": "+r.Detail
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", res, p.Name, p.From, p.Protocol, p.Target(), r.Duration.Round(time.Millisecond), reason)
@@ -251,6 +264,10 @@ func writeProbes(w io.Writer, format string, rs []observe.Result, listOnly bool)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "%d probes, %d failed\n", len(rs), countFailed(rs))
+	fmt.Fprintf(w, "%d probes, %d failed", len(rs), countFailed(rs))
+	if n := countSkipped(rs); n > 0 {
+		fmt.Fprintf(w, ", %d not run (their node is down)", n)
+	}
+	fmt.Fprintln(w)
 	return nil
 }
