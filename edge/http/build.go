@@ -37,7 +37,8 @@ type site struct {
 	allow   *acl.List
 	cert    *certs.Cert
 	headers []headerKV
-	hsts    []string // Strict-Transport-Security value (TLS listeners), nil none
+	hsts    []string    // Strict-Transport-Security value (TLS listeners), nil none
+	stats   *routeStats // requests answered outside the site's routes
 }
 
 type headerKV struct{ k, v string }
@@ -65,6 +66,7 @@ type route struct {
 	streamBody bool // request body streamed upstream, not buffered
 	auth       *basicAuth
 	desc       string // for logs: "site \"off\" route \"/api/\""
+	stats      *routeStats
 }
 
 type routeTable struct {
@@ -142,7 +144,7 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, store *certs.Store) 
 	if sc.Name == "" {
 		return nil, errors.New("a site needs a name")
 	}
-	st := &site{name: sc.Name, allow: sc.Allow, pages: map[int][]byte{}}
+	st := &site{name: sc.Name, allow: sc.Allow, pages: map[int][]byte{}, stats: s.routes.get(sc.Name, "")}
 	if cfg.TLS && sc.HSTS != "" {
 		st.hsts = []string{sc.HSTS}
 	}
@@ -217,7 +219,7 @@ func (s *Server) buildRoute(ch *chain, st *site, rc *Route) (*route, error) {
 		return nil, errors.New("path must start with /")
 	}
 	rt := &route{site: st, path: rc.Path, exact: rc.Exact, websocket: rc.WebSocket, streamBody: rc.StreamRequestBody,
-		desc: fmt.Sprintf("site %q route %q", st.name, rc.Path)}
+		desc: fmt.Sprintf("site %q route %q", st.name, rc.Path), stats: s.routes.get(st.name, routeName(rc))}
 	n := 0
 	if rc.Upstream != nil {
 		n++
@@ -356,4 +358,13 @@ func (m *maintenance) active() bool {
 		m.on.Store(err == nil)
 	}
 	return m.on.Load()
+}
+
+// routeName is the route label of a route's counters: its path, with "="
+// in front for an exact route (nginx's "location =").
+func routeName(rc *Route) string {
+	if rc.Exact {
+		return "=" + rc.Path
+	}
+	return rc.Path
 }

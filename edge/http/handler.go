@@ -27,9 +27,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ec, _ := r.Context().Value(connCtxKey{}).(*edgeConn)
 	rec.conn = ec
 	defer func() {
-		s.stats.countStatus(rec.loggedStatus())
+		code, end := rec.loggedStatus(), s.opts.Now()
+		s.stats.countStatus(code)
+		rs := s.nohost
+		switch {
+		case rec.route != nil:
+			rs = rec.route.stats
+		case rec.site != nil:
+			rs = rec.site.stats
+		}
+		rs.observe(code, rec.bytes, end.Sub(start))
 		if rec.site != nil && rec.site.alog != nil {
-			rec.site.alog.log(r, rec, start, s.opts.Now())
+			rec.site.alog.log(r, rec, start, end)
 		}
 		rec.reset(nil)
 		recPool.Put(rec)

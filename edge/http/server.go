@@ -66,6 +66,10 @@ type Server struct {
 
 	chain atomic.Pointer[chain]
 	stats counters
+	// routes counts requests per site and route; nohost those no site
+	// answered.
+	routes routeStatsSet
+	nohost *routeStats
 
 	mu     sync.Mutex // guards pools, logs, closing; serialises Update
 	pools  map[string]*pool
@@ -103,6 +107,7 @@ func NewServer(cfg Config, opts Options) (*Server, error) {
 		logs:   make(map[string]*logSink),
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	s.nohost = s.routes.get("", "")
 	ch, err := s.build(cfg)
 	if err != nil {
 		s.bgCancel()

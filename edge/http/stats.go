@@ -25,6 +25,9 @@ type Stats struct {
 	QueueRejected uint64          `json:"queue_rejected"`
 	QueueTimeouts uint64          `json:"queue_timeouts"`
 	Upstreams     []UpstreamStats `json:"upstreams"`
+	// Routes counts requests per site and route, with their duration and
+	// bytes sent.
+	Routes []RouteStats `json:"routes,omitempty"`
 }
 
 // UpstreamStats is the state of one server of one pool.
@@ -85,6 +88,7 @@ func (s *Server) Stats() Stats {
 		QueueRejected:      s.stats.queueRejected.Load(),
 		QueueTimeouts:      s.stats.queueTimeouts.Load(),
 	}
+	st.Routes = s.routes.snapshot()
 	s.mu.Lock()
 	for _, p := range s.pools {
 		now := s.opts.Now()
