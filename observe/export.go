@@ -357,6 +357,23 @@ const (
 	AlertReplicaStale        = "OffedgeReplicaStale"
 )
 
+// certWhat names the certificate an alert is about: the one a probe saw,
+// or one a node serves.
+const certWhat = `{{ with $labels.probe }}the certificate of {{ . }}{{ else }}certificate {{ $labels.certificate }}{{ end }}`
+
+// certExpr selects the certificates, seen by probes or served by nodes,
+// whose remaining validity (seconds) satisfies cond (and, if set, also).
+func certExpr(cond, also string) string {
+	one := func(metric string) string {
+		e := fmt.Sprintf("(%s - time()) %s", metric, cond)
+		if also != "" {
+			e += fmt.Sprintf(" (%s - time()) %s", metric, also)
+		}
+		return e
+	}
+	return one("offedge_probe_tls_not_after_seconds") + " or " + one("offedge_certificate_not_after_seconds")
+}
+
 // reasonTemplate renders the failure reason of the alert's probe.
 const reasonTemplate = `{{ with printf "offedge_probe_failure_reason{probe=%q}" $labels.probe | query }}{{ . | first | label "reason" }}{{ else }}unknown{{ end }}`
 
@@ -453,17 +470,17 @@ func alertRules(m *inventory.Model, probes []Probe, c *Causes, opts ExportOption
 		})
 	}
 	general := ruleGroup{Name: "offedge-certificates-reloads", Rules: []rule{
-		{Alert: AlertCertificateExpiring, For: "10m", Expr: "(offedge_probe_tls_not_after_seconds - time()) < 14 * 86400 and (offedge_probe_tls_not_after_seconds - time()) > 0",
+		{Alert: AlertCertificateExpiring, For: "10m", Expr: certExpr("< 14 * 86400 and", "> 0"),
 			Labels: map[string]string{"severity": "warning"},
 			Annotations: map[string]string{
-				"summary":     "certificate of {{ $labels.probe }} expires in less than 14 days",
-				"description": "The certificate served for {{ $labels.probe }} (seen from {{ $labels.from }}) expires in {{ $value | humanizeDuration }}.",
+				"summary":     certWhat + " expires in less than 14 days",
+				"description": certWhat + " (seen from {{ $labels.node }}) expires in {{ $value | humanizeDuration }}.",
 				"runbook_url": opts.runbook("offedgecertificateexpiring")}},
-		{Alert: AlertCertificateExpired, Expr: "(offedge_probe_tls_not_after_seconds - time()) <= 0",
+		{Alert: AlertCertificateExpired, Expr: certExpr("<= 0", ""),
 			Labels: map[string]string{"severity": "critical"},
 			Annotations: map[string]string{
-				"summary":     "certificate of {{ $labels.probe }} has expired",
-				"description": "The certificate served for {{ $labels.probe }} (seen from {{ $labels.from }}) expired {{ $value | humanizeDuration }} ago.",
+				"summary":     certWhat + " has expired",
+				"description": certWhat + " (seen from {{ $labels.node }}) is past its expiry.",
 				"runbook_url": opts.runbook("offedgecertificateexpired")}},
 		{Alert: AlertReloadRefused, Expr: "offedge_config_last_reload_successful == 0",
 			Labels: map[string]string{"severity": "warning"},
