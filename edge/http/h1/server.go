@@ -62,7 +62,8 @@ type Server struct {
 	poll      *poller
 	pollErr   error
 	closing   atomic.Bool
-	done      chan struct{} // closed by Shutdown/Close: stops the poller's sweeper
+	done      chan struct{} // closed by Shutdown/Close: stops the poller's sweeper and idle workers
+	work      chan *conn    // to idle worker goroutines
 	date      atomic.Pointer[dateCache]
 }
 
@@ -87,6 +88,7 @@ func (s *Server) init() {
 		s.conns = make(map[*conn]struct{})
 		s.listeners = make(map[net.Listener]struct{})
 		s.done = make(chan struct{})
+		s.work = make(chan *conn)
 	}
 }
 
@@ -162,13 +164,47 @@ func (s *Server) Serve(ln net.Listener) error {
 			if p := s.poller(); p != nil {
 				c.raw = raw
 				if err := p.add(c); err == nil {
-					go c.loop()
+					s.dispatch(c)
 					continue
 				}
 				c.raw = nil
 			}
 		}
-		go c.loop()
+		s.dispatch(c)
+	}
+}
+
+// workerIdle is how long a worker goroutine waits for a connection to
+// serve before it exits.
+const workerIdle = 10 * time.Second
+
+// dispatch serves c on an idle worker goroutine, or on a new one. Workers
+// outlive the connections they serve: a fresh goroutine per request would
+// grow its stack again each time (copying it, at a cost the profile shows
+// above the whole parse), while a worker keeps the stack it grew. There are
+// as many workers as requests in flight at the peak, not as connections;
+// they exit after workerIdle without work.
+func (s *Server) dispatch(c *conn) {
+	select {
+	case s.work <- c:
+	default:
+		go s.worker(c)
+	}
+}
+
+func (s *Server) worker(c *conn) {
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
+	for {
+		c.loop()
+		t.Reset(workerIdle)
+		select {
+		case c = <-s.work:
+		case <-t.C:
+			return
+		case <-s.done:
+			return
+		}
 	}
 }
 
@@ -503,7 +539,7 @@ func (c *conn) wake(hup bool) {
 		case stateParked:
 			if c.state.CompareAndSwap(stateParked, stateActive) {
 				c.srv.stats.Parked.Add(-1)
-				go c.loop()
+				c.srv.dispatch(c)
 				return
 			}
 		case stateActive:
