@@ -29,6 +29,19 @@ type edgeConn struct {
 	headMu   sync.Mutex  // Read (net/http's background read too) vs the handler
 	head     headScanner // guarded by headMu
 	sendfile bool        // a plain socket: file bodies go out by sendfile
+	raw      syscall.RawConn
+	sf       sendfileOp // used by the goroutine writing a response
+}
+
+// rawConn returns the socket's raw connection (nil when not a socket),
+// made once.
+func (c *edgeConn) rawConn() syscall.RawConn {
+	if c.raw == nil {
+		if sc, ok := c.Conn.(syscall.Conn); ok {
+			c.raw, _ = sc.SyscallConn()
+		}
+	}
+	return c.raw
 }
 
 type connCtxKey struct{}
@@ -111,10 +124,8 @@ func (c *edgeConn) ReadFrom(src io.Reader) (int64, error) {
 		return io.Copy(writerOnly{c}, src)
 	}
 	if fd, off, n, ok := fileSection(src); ok {
-		if sc, ok := c.Conn.(syscall.Conn); ok {
-			if rc, err := sc.SyscallConn(); err == nil {
-				return c.sendfileSection(rc, src, fd, off, n)
-			}
+		if rc := c.rawConn(); rc != nil {
+			return c.sendfileSection(rc, src, fd, off, n)
 		}
 	}
 	var f *os.File
@@ -163,7 +174,7 @@ func (c *edgeConn) sendfileSection(rc syscall.RawConn, src io.Reader, fd int, of
 	var total int64
 	for total < n {
 		c.refreshWriteDeadline()
-		m, err := sendfileAt(rc, fd, off+total, min(n-total, sendfileChunk))
+		m, err := c.sf.run(rc, fd, off+total, min(n-total, sendfileChunk))
 		total += m
 		c.srv.stats.zeroCopyBytes.Add(uint64(m))
 		if err != nil {

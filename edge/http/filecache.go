@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -44,6 +45,8 @@ type openFile struct {
 	modTime time.Time
 	etag    []string // header values, len == cap so that no append writes into them
 	ctype   []string
+	lastMod []string // Last-Modified, nil for a zero time (as http.ServeContent)
+	length  []string // Content-Length of the whole file
 	expires time.Time
 	refs    atomic.Int32
 }
@@ -81,6 +84,10 @@ func (c *fileCache) acquire(name string, open func(string) (*os.File, fs.FileInf
 		_ = rc.Control(func(fd uintptr) { e.fd = int(fd) })
 	}
 	e.etag = []string{etagFor(fi)}
+	e.length = []string{strconv.FormatInt(e.size, 10)}
+	if mt := e.modTime; !mt.IsZero() && !mt.Equal(time.Unix(0, 0)) {
+		e.lastMod = []string{mt.UTC().Format(http.TimeFormat)}
+	}
 	if ct := mime.TypeByExtension(path.Ext(e.name)); ct != "" {
 		e.ctype = []string{ct}
 	} else {
@@ -165,35 +172,49 @@ func advance(src io.Reader, n int64) {
 	lr.R.(*io.SectionReader).Seek(n, io.SeekCurrent)
 }
 
-// sendfileAt sends n bytes of fd from off on the socket behind rc, waiting
-// for writability (and so the write deadline) as the netpoller does.
-func sendfileAt(rc syscall.RawConn, fd int, off, n int64) (int64, error) {
-	var sent int64
-	var serr error
-	err := rc.Write(func(s uintptr) bool {
-		for sent < n {
-			o := off + sent
-			m, e := syscall.Sendfile(int(s), fd, &o, int(min(n-sent, 1<<30)))
-			if m > 0 {
-				sent += int64(m)
-			}
-			switch {
-			case e == syscall.EINTR:
-				continue
-			case e == syscall.EAGAIN:
-				return false
-			case e != nil:
-				serr = e
-				return true
-			case m == 0:
-				serr = io.ErrUnexpectedEOF // the file shrank
-				return true
-			}
-		}
-		return true
-	})
-	if serr == nil {
-		serr = err
+// sendfileOp sends n bytes of fd from off on the socket behind a raw
+// connection, waiting for writability (and so the write deadline) as the
+// netpoller does. A connection keeps one, with its method value bound once,
+// so that a sendfile allocates nothing.
+type sendfileOp struct {
+	fd        int
+	off, n    int64
+	sent      int64
+	err       error
+	writeFunc func(uintptr) bool
+}
+
+func (op *sendfileOp) run(rc syscall.RawConn, fd int, off, n int64) (int64, error) {
+	if op.writeFunc == nil {
+		op.writeFunc = op.write
 	}
-	return sent, serr
+	op.fd, op.off, op.n, op.sent, op.err = fd, off, n, 0, nil
+	err := rc.Write(op.writeFunc)
+	if op.err == nil {
+		op.err = err
+	}
+	return op.sent, op.err
+}
+
+func (op *sendfileOp) write(s uintptr) bool {
+	for op.sent < op.n {
+		o := op.off + op.sent
+		m, e := syscall.Sendfile(int(s), op.fd, &o, int(min(op.n-op.sent, 1<<30)))
+		if m > 0 {
+			op.sent += int64(m)
+		}
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN:
+			return false
+		case e != nil:
+			op.err = e
+			return true
+		case m == 0:
+			op.err = io.ErrUnexpectedEOF // the file shrank
+			return true
+		}
+	}
+	return true
 }
