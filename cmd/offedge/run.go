@@ -72,6 +72,9 @@ func cmdRun(e *env, args []string) error {
 	root := fs.String("root", "", "`DIR` prefixed to every file path in the plan")
 	logFormat := fs.String("log-format", "text", "log format: `text|json`")
 	drain := fs.Duration("drain", 30*time.Second, "how long SIGTERM waits for connections to finish, a `DURATION`")
+	fwOn := fs.Bool("firewall", false, "apply the node's nftables firewall at start and on every reload (root)")
+	fwRemove := fs.Bool("firewall-remove", false, "with --firewall: remove the table on stop (default: leave it)")
+	fwNetns := fs.String("netns", "", "with --firewall: the network namespace `PATH` whose firewall to manage")
 	if err := e.parseNone(fs, args); err != nil {
 		return err
 	}
@@ -82,6 +85,12 @@ func cmdRun(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Signals are caught from the start: a SIGHUP while starting (as the
+	// firewall applies, say) waits for the loop below instead of killing
+	// the process, which is SIGHUP's default.
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
 	opts := plan.Options{Root: *root}
 	m, p, err := compileChecked(*inv, *node, opts)
 	if err != nil {
@@ -91,9 +100,15 @@ func cmdRun(e *env, args []string) error {
 	if *probeInterval <= 0 {
 		probes = nil
 	}
-	if len(p.Listeners) == 0 && (len(probes) == 0 || *admin == "") {
+	if len(p.Listeners) == 0 && (len(probes) == 0 || *admin == "") && !(*fwOn && p.Firewall != nil) {
 		return fmt.Errorf("node %q has nothing to serve in this inventory (and no probes to run behind --admin)", *node)
 	}
+	// The firewall first: listeners open behind it.
+	fw, err := startFirewall(*fwOn, *fwRemove, *fwNetns, p, log)
+	if err != nil {
+		return err
+	}
+	defer fw.stop()
 	rt, err := runtime.Start(p, runtime.Options{Logger: log, ShutdownTimeout: *drain})
 	if err != nil {
 		return err
@@ -114,6 +129,11 @@ func cmdRun(e *env, args []string) error {
 		nm, np, err := compileChecked(*inv, *node, opts)
 		if err != nil {
 			log.Error("reload refused; the running configuration keeps serving", "err", err)
+			sd.ready("reload refused; serving the previous configuration")
+			return err
+		}
+		if err := fw.apply(np); err != nil {
+			log.Error("reload refused: the firewall could not be applied; the previous table and configuration stay", "err", err)
 			sd.ready("reload refused; serving the previous configuration")
 			return err
 		}
@@ -174,9 +194,6 @@ func cmdRun(e *env, args []string) error {
 		log.Info("admin endpoint", "addr", ln.Addr().String())
 	}
 
-	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sig)
 	// Ready only now: every listener and the admin endpoint are open.
 	sd.ready(fmt.Sprintf("serving %d listeners", len(p.Listeners)))
 	wdCtx, stopWatchdog := context.WithCancel(context.Background())

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/offedge/offedge/firewall"
+	"github.com/offedge/offedge/internal/testutil"
+	"github.com/offedge/offedge/inventory"
+	"github.com/offedge/offedge/plan"
+)
+
+const runFirewallInventory = `providers: [{name: p}]
+networks: [{name: lan, kind: private, prefixes: [10.9.0.0/16]}]
+servers:
+  - name: db
+    provider: p
+    firewall: {}
+%s
+    addresses: [{network: lan, ip: 10.9.0.1}]
+  - {name: app, provider: p, addresses: [{network: lan, ip: 10.9.0.2}]}
+services:
+  - {name: pg, node: db, port: %d, protocol: postgresql, bind: [lan], allow: [app]}
+`
+
+const withSSH = "    management: [{name: ssh, allow: [10.9.0.0/24]}]"
+
+// TestRunFirewall: offedge run --firewall applies the table at start and on
+// a reload, a reload check refuses changes nothing, stop leaves the table,
+// and --firewall-remove removes it. The process runs in a namespace of the
+// test's own.
+func TestRunFirewall(t *testing.T) {
+	ns := testutil.Netns(t, "oefw-run")
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	write := func(mgmt string, port int) *plan.Firewall {
+		y := fmt.Sprintf(runFirewallInventory, mgmt, port)
+		if err := os.WriteFile(filepath.Join(dir, "inventory.yaml"), []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m, err := inventory.LoadPath(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := plan.Compile(m, "db", plan.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Firewall
+	}
+	c, err := firewall.Open(ns.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	inSync := func(fw *plan.Firewall) {
+		t.Helper()
+		live, err := c.Read("offedge")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, ok := firewall.Diff(fw, live); !ok {
+			t.Fatalf("live table is not the plan:\n%s", d)
+		}
+	}
+	start := func(extra ...string) (*exec.Cmd, chan string) {
+		args := append([]string{"netns", "exec", ns.Name, bin, "run", "--node", "db", "--inventory", dir, "--firewall"}, extra...)
+		cmd := exec.Command("ip", args...)
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lines := make(chan string, 100)
+		go func() {
+			sc := bufio.NewScanner(stderr)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+			close(lines)
+		}()
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd, lines
+	}
+	waitLog := func(lines chan string, want string) {
+		t.Helper()
+		timeout := time.After(60 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("offedge exited before logging %q", want)
+				}
+				t.Log(l)
+				if strings.Contains(l, want) {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no %q in the log", want)
+			}
+		}
+	}
+
+	v1 := write(withSSH, 5432)
+	cmd, lines := start()
+	waitLog(lines, `msg="firewall applied"`)
+	inSync(v1)
+
+	v2 := write(withSSH, 5433)
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(lines, `msg=reloaded`)
+	inSync(v2)
+
+	write("", 5434) // no management: OE601 refuses it
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(lines, "reload refused")
+	inSync(v2)
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	waitLog(lines, "firewall left in place")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("run exited with %v", err)
+	}
+	inSync(v2)
+
+	v3 := write(withSSH, 5435)
+	cmd, lines = start("--firewall-remove")
+	waitLog(lines, `msg="firewall applied"`)
+	inSync(v3)
+	cmd.Process.Signal(syscall.SIGTERM)
+	waitLog(lines, "firewall removed")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("run exited with %v", err)
+	}
+	if _, err := c.Read("offedge"); err != firewall.ErrNoTable {
+		t.Fatalf("after --firewall-remove: %v", err)
+	}
+}
