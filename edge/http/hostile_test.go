@@ -18,7 +18,13 @@ import (
 	"github.com/offedge/offedge/internal/testutil"
 )
 
-func TestHostileRequests(t *testing.T) {
+func TestHostileRequests(t *testing.T) { testHostileRequests(t, Options{}) }
+
+// TestHostileRequestsNetHTTP1: the same on net/http's HTTP/1 loop (Options.NetHTTP1),
+// where the connection's head scanner enforces the framing rules.
+func TestHostileRequestsNetHTTP1(t *testing.T) { testHostileRequests(t, Options{NetHTTP1: true}) }
+
+func testHostileRequests(t *testing.T, opts Options) {
 	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		n, _ := io.Copy(io.Discard, r.Body)
 		fmt.Fprintf(w, "ok %d", n)
@@ -26,7 +32,7 @@ func TestHostileRequests(t *testing.T) {
 	// Marked default: HTTP/1.0 without Host goes to the default site.
 	def := proxySite("s", []string{"s"}, be.addr())
 	def.Default = true
-	_, addr := start(t, Config{Sites: []Site{def}}, Options{})
+	_, addr := start(t, Config{Sites: []Site{def}}, opts)
 	long := strings.Repeat("a", 9000)
 	tests := []struct {
 		name   string
@@ -68,12 +74,18 @@ func TestHostileRequests(t *testing.T) {
 // Transfer-Encoding pipelined, in the same write, behind requests of every
 // framing: each smuggling attempt must be refused, the requests before it
 // answered.
-func TestSmugglingPipelined(t *testing.T) {
+func TestSmugglingPipelined(t *testing.T) { testSmugglingPipelined(t, Options{}) }
+
+// TestSmugglingPipelinedNetHTTP1: the same on net/http's HTTP/1 loop (Options.NetHTTP1),
+// where the connection's head scanner enforces the framing rules.
+func TestSmugglingPipelinedNetHTTP1(t *testing.T) { testSmugglingPipelined(t, Options{NetHTTP1: true}) }
+
+func testSmugglingPipelined(t *testing.T, opts Options) {
 	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		n, _ := io.Copy(io.Discard, r.Body)
 		fmt.Fprintf(w, "ok %d", n)
 	})
-	_, addr := start(t, Config{Sites: []Site{proxySite("s", []string{"s"}, be.addr())}}, Options{})
+	_, addr := start(t, Config{Sites: []Site{proxySite("s", []string{"s"}, be.addr())}}, opts)
 	smuggle := "POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /x HTTP/1.1\r\nHost: s\r\n\r\n"
 	tests := []struct {
 		name   string
