@@ -1,10 +1,12 @@
 package tunnel
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -29,8 +31,44 @@ type credentials struct {
 	mode   string // "psk" or "pki", for logs
 }
 
-// loadCredentials reads the secret or the PKI files named by a.
-func loadCredentials(name string, a Auth, now func() time.Time) (*credentials, error) {
+// pskKeys carries derived keys from one build of a role to the next, by
+// SHA-256(lower(name) || 0 || secret), so that an Update does not run the
+// (deliberately slow) derivation again for a secret that did not change.
+// Each build keeps only the keys it used.
+type pskKeys struct {
+	prev, next map[[32]byte]*PSKKey
+}
+
+func newPSKKeys(prev map[[32]byte]*PSKKey) *pskKeys {
+	return &pskKeys{prev: prev, next: map[[32]byte]*PSKKey{}}
+}
+
+func (k *pskKeys) derive(name string, secret []byte) (*PSKKey, error) {
+	h := sha256.New()
+	h.Write([]byte(strings.ToLower(name)))
+	h.Write([]byte{0})
+	h.Write(secret)
+	var id [32]byte
+	h.Sum(id[:0])
+	if key, ok := k.next[id]; ok {
+		return key, nil
+	}
+	if key, ok := k.prev[id]; ok {
+		k.next[id] = key
+		return key, nil
+	}
+	key, err := DerivePSKKey(name, secret)
+	if err != nil {
+		return nil, err
+	}
+	k.next[id] = key
+	return key, nil
+}
+
+// loadCredentials reads the secret or the PKI files named by a. A secret
+// shorter than RecommendedSecretLen or that looks low in entropy is
+// accepted (existing stunnel secrets must keep working) with a warning.
+func loadCredentials(name string, a Auth, now func() time.Time, keys *pskKeys, log *slog.Logger) (*credentials, error) {
 	switch {
 	case a.PSKFile != "" && a.PKI != nil:
 		return nil, errors.New("auth: both psk_file and pki are set; choose one")
@@ -39,7 +77,11 @@ func loadCredentials(name string, a Auth, now func() time.Time) (*credentials, e
 		if err != nil {
 			return nil, fmt.Errorf("auth psk: %w", err)
 		}
-		k, err := DerivePSKKey(name, secret)
+		if weak := secretfile.Weakness(secret); weak != "" {
+			log.Warn("weak tunnel secret: an exit presents a certificate derived from it, so it can be guessed offline; replace it on both ends",
+				"tunnel", name, "file", a.PSKFile, "problem", weak, "fix", "offedge secret new "+a.PSKFile+".new (then move it into place on both ends)")
+		}
+		k, err := keys.derive(name, secret)
 		clear(secret)
 		if err != nil {
 			return nil, err

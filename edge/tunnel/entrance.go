@@ -31,6 +31,7 @@ type entranceState struct {
 	cfg   EntranceConfig
 	creds *credentials
 	tls   *tls.Config
+	keys  map[[32]byte]*PSKKey // derived keys, for the next build
 }
 
 // NewEntrance checks cfg, reads its secret or key files, and returns an
@@ -38,7 +39,7 @@ type entranceState struct {
 // public network unless AllowPublic is set.
 func NewEntrance(cfg EntranceConfig, opts Options) (*Entrance, error) {
 	opts = opts.withDefaults()
-	st, err := buildEntrance(cfg, opts)
+	st, err := buildEntrance(cfg, opts, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +59,7 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-func buildEntrance(cfg EntranceConfig, opts Options) (*entranceState, error) {
+func buildEntrance(cfg EntranceConfig, opts Options, prev *entranceState) (*entranceState, error) {
 	if err := checkName(cfg.Name); err != nil {
 		return nil, err
 	}
@@ -98,13 +99,18 @@ func buildEntrance(cfg EntranceConfig, opts Options) (*entranceState, error) {
 	default:
 		return nil, wrap(fmt.Errorf("key_exchange %q: want \"hybrid\" (default) or \"x25519\"", cfg.KeyExchange))
 	}
-	creds, err := loadCredentials(cfg.Name, cfg.Auth, opts.Now)
+	var prevKeys map[[32]byte]*PSKKey
+	if prev != nil {
+		prevKeys = prev.keys
+	}
+	keys := newPSKKeys(prevKeys)
+	creds, err := loadCredentials(cfg.Name, cfg.Auth, opts.Now, keys, opts.Logger)
 	if err != nil {
 		return nil, wrap(err)
 	}
 	tc := creds.clientConfig(cfg.Name)
 	tc.CurvePreferences = curves
-	return &entranceState{cfg: cfg, creds: creds, tls: tc}, nil
+	return &entranceState{cfg: cfg, creds: creds, tls: tc, keys: keys.next}, nil
 }
 
 // checkName refuses a tunnel name that cannot travel as a TLS server name.
@@ -171,7 +177,7 @@ func publicReason(a net.Addr) string {
 // Update replaces the configuration for new connections; open connections
 // keep the one they started with. On error nothing changes.
 func (e *Entrance) Update(cfg EntranceConfig) error {
-	st, err := buildEntrance(cfg, e.opts)
+	st, err := buildEntrance(cfg, e.opts, e.cur.Load())
 	if err != nil {
 		return err
 	}

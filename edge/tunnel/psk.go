@@ -3,7 +3,6 @@ package tunnel
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/hkdf"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,11 +13,28 @@ import (
 	"math/big"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/argon2"
 )
 
-// PSKSalt is the HKDF salt of the pre-shared-secret key derivation. Changing
-// it changes every derived key: it is versioned, never edited.
-const PSKSalt = "offedge tunnel psk v1"
+// PSKSalt starts the Argon2id salt of the pre-shared-secret key
+// derivation. Changing it changes every derived key: it is versioned, never
+// edited. (v1 was HKDF-SHA256 alone: a weak secret could be guessed offline
+// at billions of tries a second from the certificate an exit presents.)
+const PSKSalt = "offedge tunnel psk v2"
+
+// Argon2id parameters of the derivation: OWASP's first recommended
+// configuration (2 passes over 19 MiB, 1 lane), about 25 ms and 19 MiB per
+// guess. Heavier settings (RFC 9106's 64 MiB × 3) cost 0.1–0.5 s per tunnel
+// end, paid at every start by each end of every tunnel and by the lab for
+// the whole estate; this keeps a start quick while turning an offline guess
+// from one hash into a memory-hard computation. Paid once per start and
+// secret: Update reuses keys whose secret did not change.
+const (
+	PSKArgonTime    = 2
+	PSKArgonMemory  = 19 << 10 // KiB
+	PSKArgonThreads = 1
+)
 
 // pskNotBefore and pskNotAfter are the fixed validity of derived
 // certificates, so that both ends (and stunnel) build the same bytes.
@@ -48,7 +64,8 @@ type PSKKey struct {
 
 // DerivePSKKey derives the tunnel key from a pre-shared secret:
 //
-//	seed = HKDF-SHA256(secret, salt = "offedge tunnel psk v1", info = lower(name), 32 bytes)
+//	seed = Argon2id(password = secret, salt = "offedge tunnel psk v2" || 0x00 || lower(name),
+//	                t = 2, m = 19 MiB, p = 1, 32 bytes)      (RFC 9106)
 //	key  = Ed25519 key whose RFC 8032 seed is seed
 //
 // and the self-signed certificate: X.509 v3, serial = the first 16 bytes of
@@ -68,10 +85,7 @@ func DerivePSKKey(name string, secret []byte) (*PSKKey, error) {
 	if len(secret) == 0 {
 		return nil, fmt.Errorf("tunnel %q: deriving key: empty secret", name)
 	}
-	seed, err := hkdf.Key(sha256.New, secret, []byte(PSKSalt), name, ed25519.SeedSize)
-	if err != nil {
-		return nil, fmt.Errorf("tunnel %q: deriving key: %w", name, err)
-	}
+	seed := argon2.IDKey(secret, pskArgonSalt(name), PSKArgonTime, PSKArgonMemory, PSKArgonThreads, ed25519.SeedSize)
 	priv := ed25519.NewKeyFromSeed(seed)
 	pub := priv.Public().(ed25519.PublicKey)
 
@@ -109,6 +123,10 @@ func DerivePSKKey(name string, secret []byte) (*PSKKey, error) {
 		CertPEM:     pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		KeyPEM:      pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}),
 	}, nil
+}
+
+func pskArgonSalt(name string) []byte {
+	return append([]byte(PSKSalt+"\x00"), name...)
 }
 
 // verifyPeer checks that the peer's leaf certificate carries the derived public key.

@@ -6,9 +6,12 @@ package secretfile
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 )
 
@@ -58,7 +61,80 @@ func Read(path string) ([]byte, error) {
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	b = bytes.TrimSuffix(b, []byte("\r"))
 	if len(b) < MinLen {
-		return nil, fmt.Errorf("secret file %s: %d bytes: %w (need at least %d; generate one with: pwgen 32 1 > %s)", path, len(b), ErrTooShort, MinLen, path)
+		return nil, fmt.Errorf("secret file %s: %d bytes: %w (need at least %d; generate one with: offedge secret new %s, or pwgen 32 1 > %s)", path, len(b), ErrTooShort, MinLen, path, path)
 	}
 	return b, nil
+}
+
+// NewLen is the number of random bytes [Generate] draws for a new secret
+// (256 bits); a secret file shorter than this, or that [Weakness] judges
+// low in entropy, is accepted with a warning.
+const NewLen = 32
+
+// Generate writes a new secret to path: NewLen bytes from crypto/rand,
+// base64url-encoded (43 characters) with a trailing newline, mode 0600. It
+// refuses to replace an existing file (O_EXCL, so never through a symlink).
+func Generate(path string) error {
+	b := make([]byte, NewLen)
+	rand.Read(b)
+	enc := base64.RawURLEncoding.AppendEncode(nil, b)
+	clear(b)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("new secret: %w", err)
+	}
+	_, err = f.Write(append(enc, '\n'))
+	clear(enc)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("new secret %s: %w", path, err)
+	}
+	return nil
+}
+
+// Weakness says why secret looks guessable ("" when it does not): shorter
+// than NewLen bytes, or an estimated entropy under 128 bits. The estimate
+// is length × log2 of the smaller of the alphabet its character classes
+// suggest and the number of distinct bytes it uses, so that "aaaa…" or a
+// repeated word scores low; it never says a secret is strong, only that it
+// is not obviously weak.
+func Weakness(secret []byte) string {
+	if len(secret) < NewLen {
+		return fmt.Sprintf("%d bytes, fewer than the %d random bytes of a new secret", len(secret), NewLen)
+	}
+	var lower, upper, digit, other bool
+	distinct := map[byte]bool{}
+	for _, c := range secret {
+		distinct[c] = true
+		switch {
+		case c >= 'a' && c <= 'z':
+			lower = true
+		case c >= 'A' && c <= 'Z':
+			upper = true
+		case c >= '0' && c <= '9':
+			digit = true
+		default:
+			other = true
+		}
+	}
+	alphabet := 0
+	for _, c := range []struct {
+		has bool
+		n   int
+	}{{lower, 26}, {upper, 26}, {digit, 10}, {other, 33}} {
+		if c.has {
+			alphabet += c.n
+		}
+	}
+	if other && !lower && !upper && !digit {
+		alphabet = 256 // binary
+	}
+	alphabet = min(alphabet, len(distinct))
+	if bits := float64(len(secret)) * math.Log2(float64(max(alphabet, 1))); bits < 128 {
+		return fmt.Sprintf("about %.0f bits of entropy (%d distinct characters), under 128", bits, len(distinct))
+	}
+	return ""
 }

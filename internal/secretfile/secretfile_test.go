@@ -93,3 +93,49 @@ func TestReadRefusesOddFiles(t *testing.T) {
 		}
 	})
 }
+
+func TestGenerate(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "new.psk")
+	if err := Generate(p); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Read(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != 43 || Weakness(b) != "" {
+		t.Fatalf("new secret of %d characters, weakness %q; want 43 base64url characters (32 bytes) judged not weak", len(b), Weakness(b))
+	}
+	st, _ := os.Stat(p)
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v; want 0600", st.Mode().Perm())
+	}
+	if err := Generate(p); err == nil {
+		t.Fatal("Generate replaced an existing secret")
+	}
+	q := filepath.Join(t.TempDir(), "other.psk")
+	if err := Generate(q); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := Read(q); string(c) == string(b) {
+		t.Fatal("two new secrets are equal")
+	}
+}
+
+func TestWeakness(t *testing.T) {
+	for _, tt := range []struct {
+		secret string
+		weak   bool
+	}{
+		{"Ahng7eeShie5ohch0EeW4ieM1aiPh5ee", false},                                 // pwgen 32
+		{"9f23f0677c38b417d164ff6a1ab719fa082d3e7d9bf84f9ccb268d891f78e967", false}, // hex of 32 bytes
+		{"short-but-random-Xq9", true},
+		{"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", true},
+		{"passwordpasswordpasswordpassword", true},
+		{"01234567890123456789012345678901", true},
+	} {
+		if got := Weakness([]byte(tt.secret)); (got != "") != tt.weak {
+			t.Errorf("Weakness(%q) = %q; want weak %v", tt.secret, got, tt.weak)
+		}
+	}
+}
