@@ -59,6 +59,7 @@ type Lab struct {
 	ca    *labCA
 	log   *slog.Logger
 	opts  Options
+	keys  tunnel.KeyCache // keys derived from the tunnel secrets, shared by every node
 
 	mu      sync.Mutex
 	downSet sync.Map // node name -> true; read by dialers without l.mu
@@ -328,7 +329,7 @@ func (l *Lab) up(ctx context.Context, ln *labNode) error {
 	}
 	if len(ln.plan.Listeners) > 0 {
 		rt, err := runtime.Start(ln.plan, runtime.Options{
-			Logger: l.log, Map: l.mapFor(ln.node.Name), RootCAs: l.ca.pool, ShutdownTimeout: 5 * time.Second,
+			Logger: l.log, Map: l.mapFor(ln.node.Name), RootCAs: l.ca.pool, ShutdownTimeout: 5 * time.Second, Keys: &l.keys,
 		})
 		if err != nil {
 			l.down(ln)

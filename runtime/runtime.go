@@ -56,6 +56,9 @@ type Options struct {
 	RootCAs *x509.CertPool
 	// ShutdownTimeout bounds the drain of a removed listener and of Shutdown.
 	ShutdownTimeout time.Duration
+	// Keys caches the keys tunnels derive from their secrets (a slow KDF);
+	// nil gives the node its own. The lab shares one between all nodes.
+	Keys *tunnel.KeyCache
 }
 
 type role interface {
@@ -96,6 +99,9 @@ func Start(p *plan.Plan, opts Options) (*Node, error) {
 	}
 	if opts.ShutdownTimeout == 0 {
 		opts.ShutdownTimeout = 30 * time.Second
+	}
+	if opts.Keys == nil {
+		opts.Keys = new(tunnel.KeyCache)
 	}
 	n := &Node{name: p.Node, opts: opts, log: opts.Logger.With("node", p.Node), listeners: map[string]*running{}}
 	n.plan.Store(p)
@@ -153,9 +159,9 @@ func (n *Node) newRole(l plan.Listener) (role, error) {
 	case l.HTTP != nil:
 		return httpedge.NewServer(*l.HTTP, httpedge.Options{Logger: n.log, Dial: n.dial, RootCAs: n.opts.RootCAs})
 	case l.Entrance != nil:
-		return tunnel.NewEntrance(*l.Entrance, tunnel.Options{Logger: n.log, Dial: n.dial})
+		return tunnel.NewEntrance(*l.Entrance, tunnel.Options{Logger: n.log, Dial: n.dial, Keys: n.opts.Keys})
 	case l.Exit != nil:
-		return tunnel.NewExit(*l.Exit, tunnel.Options{Logger: n.log, Dial: n.dial})
+		return tunnel.NewExit(*l.Exit, tunnel.Options{Logger: n.log, Dial: n.dial, Keys: n.opts.Keys})
 	case l.Forward != nil:
 		return forward.New(*l.Forward, forward.Options{Logger: n.log, Dial: n.dial})
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/offedge/offedge/internal/secretfile"
@@ -31,44 +32,57 @@ type credentials struct {
 	mode   string // "psk" or "pki", for logs
 }
 
-// pskKeys carries derived keys from one build of a role to the next, by
-// SHA-256(lower(name) || 0 || secret), so that an Update does not run the
-// (deliberately slow) derivation again for a secret that did not change.
-// Each build keeps only the keys it used.
-type pskKeys struct {
-	prev, next map[[32]byte]*PSKKey
+// KeyCache remembers keys derived from pre-shared secrets, by
+// SHA-256(lower(name) || 0 || secret), so that the (deliberately slow)
+// derivation runs once per secret: across Updates of a role, and across the
+// roles that share the cache (the lab shares one between every node, whose
+// two tunnel ends derive the same key). It holds at most MaxEntries keys.
+// The zero value is ready; it is safe for concurrent use.
+type KeyCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]*PSKKey
 }
 
-func newPSKKeys(prev map[[32]byte]*PSKKey) *pskKeys {
-	return &pskKeys{prev: prev, next: map[[32]byte]*PSKKey{}}
-}
+// MaxEntries bounds a KeyCache; when full, an arbitrary entry makes room.
+const MaxEntries = 1024
 
-func (k *pskKeys) derive(name string, secret []byte) (*PSKKey, error) {
+// Derive returns DerivePSKKey(name, secret), from the cache when it can.
+func (k *KeyCache) Derive(name string, secret []byte) (*PSKKey, error) {
 	h := sha256.New()
 	h.Write([]byte(strings.ToLower(name)))
 	h.Write([]byte{0})
 	h.Write(secret)
 	var id [32]byte
 	h.Sum(id[:0])
-	if key, ok := k.next[id]; ok {
-		return key, nil
-	}
-	if key, ok := k.prev[id]; ok {
-		k.next[id] = key
+	k.mu.Lock()
+	key, ok := k.m[id]
+	k.mu.Unlock()
+	if ok {
 		return key, nil
 	}
 	key, err := DerivePSKKey(name, secret)
 	if err != nil {
 		return nil, err
 	}
-	k.next[id] = key
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.m == nil {
+		k.m = map[[32]byte]*PSKKey{}
+	}
+	if len(k.m) >= MaxEntries {
+		for old := range k.m {
+			delete(k.m, old)
+			break
+		}
+	}
+	k.m[id] = key
 	return key, nil
 }
 
 // loadCredentials reads the secret or the PKI files named by a. A secret
 // shorter than RecommendedSecretLen or that looks low in entropy is
 // accepted (existing stunnel secrets must keep working) with a warning.
-func loadCredentials(name string, a Auth, now func() time.Time, keys *pskKeys, log *slog.Logger) (*credentials, error) {
+func loadCredentials(name string, a Auth, now func() time.Time, keys *KeyCache, log *slog.Logger) (*credentials, error) {
 	switch {
 	case a.PSKFile != "" && a.PKI != nil:
 		return nil, errors.New("auth: both psk_file and pki are set; choose one")
@@ -81,7 +95,7 @@ func loadCredentials(name string, a Auth, now func() time.Time, keys *pskKeys, l
 			log.Warn("weak tunnel secret: an exit presents a certificate derived from it, so it can be guessed offline; replace it on both ends",
 				"tunnel", name, "file", a.PSKFile, "problem", weak, "fix", "offedge secret new "+a.PSKFile+".new (then move it into place on both ends)")
 		}
-		k, err := keys.derive(name, secret)
+		k, err := keys.Derive(name, secret)
 		clear(secret)
 		if err != nil {
 			return nil, err

@@ -93,4 +93,8 @@ type Options struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Keys caches keys derived from pre-shared secrets; nil gives the role
+	// its own (kept across its Updates). Share one between roles to derive
+	// each secret once.
+	Keys *KeyCache
 }

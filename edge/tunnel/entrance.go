@@ -31,7 +31,6 @@ type entranceState struct {
 	cfg   EntranceConfig
 	creds *credentials
 	tls   *tls.Config
-	keys  map[[32]byte]*PSKKey // derived keys, for the next build
 }
 
 // NewEntrance checks cfg, reads its secret or key files, and returns an
@@ -39,7 +38,7 @@ type entranceState struct {
 // public network unless AllowPublic is set.
 func NewEntrance(cfg EntranceConfig, opts Options) (*Entrance, error) {
 	opts = opts.withDefaults()
-	st, err := buildEntrance(cfg, opts, nil)
+	st, err := buildEntrance(cfg, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -56,10 +55,13 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Keys == nil {
+		o.Keys = new(KeyCache)
+	}
 	return o
 }
 
-func buildEntrance(cfg EntranceConfig, opts Options, prev *entranceState) (*entranceState, error) {
+func buildEntrance(cfg EntranceConfig, opts Options) (*entranceState, error) {
 	if err := checkName(cfg.Name); err != nil {
 		return nil, err
 	}
@@ -99,18 +101,13 @@ func buildEntrance(cfg EntranceConfig, opts Options, prev *entranceState) (*entr
 	default:
 		return nil, wrap(fmt.Errorf("key_exchange %q: want \"hybrid\" (default) or \"x25519\"", cfg.KeyExchange))
 	}
-	var prevKeys map[[32]byte]*PSKKey
-	if prev != nil {
-		prevKeys = prev.keys
-	}
-	keys := newPSKKeys(prevKeys)
-	creds, err := loadCredentials(cfg.Name, cfg.Auth, opts.Now, keys, opts.Logger)
+	creds, err := loadCredentials(cfg.Name, cfg.Auth, opts.Now, opts.Keys, opts.Logger)
 	if err != nil {
 		return nil, wrap(err)
 	}
 	tc := creds.clientConfig(cfg.Name)
 	tc.CurvePreferences = curves
-	return &entranceState{cfg: cfg, creds: creds, tls: tc, keys: keys.next}, nil
+	return &entranceState{cfg: cfg, creds: creds, tls: tc}, nil
 }
 
 // checkName refuses a tunnel name that cannot travel as a TLS server name.
@@ -177,7 +174,7 @@ func publicReason(a net.Addr) string {
 // Update replaces the configuration for new connections; open connections
 // keep the one they started with. On error nothing changes.
 func (e *Entrance) Update(cfg EntranceConfig) error {
-	st, err := buildEntrance(cfg, e.opts, e.cur.Load())
+	st, err := buildEntrance(cfg, e.opts)
 	if err != nil {
 		return err
 	}

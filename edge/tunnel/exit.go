@@ -28,7 +28,6 @@ type exitState struct {
 	cfg     ExitConfig
 	tunnels map[string]*exitTunnel // by lower-cased name
 	base    *tls.Config
-	keys    map[[32]byte]*PSKKey // derived keys, for the next build
 }
 
 type exitTunnel struct {
@@ -41,7 +40,7 @@ type exitTunnel struct {
 // an exit ready to Serve.
 func NewExit(cfg ExitConfig, opts Options) (*Exit, error) {
 	opts = opts.withDefaults()
-	st, err := buildExit(cfg, opts, nil)
+	st, err := buildExit(cfg, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +50,7 @@ func NewExit(cfg ExitConfig, opts Options) (*Exit, error) {
 	return x, nil
 }
 
-func buildExit(cfg ExitConfig, opts Options, prev *exitState) (*exitState, error) {
+func buildExit(cfg ExitConfig, opts Options) (*exitState, error) {
 	if len(cfg.Tunnels) == 0 {
 		return nil, fmt.Errorf("exit %s: no tunnels", cfg.Listener)
 	}
@@ -68,11 +67,7 @@ func buildExit(cfg ExitConfig, opts Options, prev *exitState) (*exitState, error
 		return nil, fmt.Errorf("exit %s: %w", cfg.Listener, err)
 	}
 	st := &exitState{cfg: cfg, tunnels: make(map[string]*exitTunnel, len(cfg.Tunnels))}
-	var prevKeys map[[32]byte]*PSKKey
-	if prev != nil {
-		prevKeys = prev.keys
-	}
-	keys := newPSKKeys(prevKeys)
+
 	for i := range cfg.Tunnels {
 		t := &cfg.Tunnels[i]
 		if err := checkName(t.Name); err != nil {
@@ -89,13 +84,12 @@ func buildExit(cfg ExitConfig, opts Options, prev *exitState) (*exitState, error
 		t.ConnectTimeout = orDefault(t.ConnectTimeout, DefaultConnectTimeout)
 		t.IdleTimeout = orDefault(t.IdleTimeout, DefaultIdleTimeout)
 		t.KeepAlive = orDefault(t.KeepAlive, DefaultKeepAlive)
-		creds, err := loadCredentials(t.Name, t.Auth, opts.Now, keys, opts.Logger)
+		creds, err := loadCredentials(t.Name, t.Auth, opts.Now, opts.Keys, opts.Logger)
 		if err != nil {
 			return nil, wrap(err)
 		}
 		st.tunnels[key] = &exitTunnel{cfg: *t, creds: creds, tls: creds.serverConfig()}
 	}
-	st.keys = keys.next
 	st.base = &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
@@ -141,7 +135,7 @@ func (x *Exit) Serve(ln net.Listener) error { return x.srv.serve(ln, x.handle) }
 // Update replaces the configuration for new connections; open connections
 // keep the one they started with. On error nothing changes.
 func (x *Exit) Update(cfg ExitConfig) error {
-	st, err := buildExit(cfg, x.opts, x.cur.Load())
+	st, err := buildExit(cfg, x.opts)
 	if err != nil {
 		return err
 	}
