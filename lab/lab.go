@@ -7,6 +7,7 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/offedge/offedge/edge/tunnel"
+	"github.com/offedge/offedge/internal/secretfile"
 	"github.com/offedge/offedge/inventory"
 	"github.com/offedge/offedge/lab/standin"
 	"github.com/offedge/offedge/observe"
@@ -134,6 +136,11 @@ func Start(ctx context.Context, m *inventory.Model, opts Options) (*Lab, error) 
 		l.Close()
 		return nil, fmt.Errorf("lab: preparing files: %w", err)
 	}
+	// Derive the tunnel keys (a slow KDF) on every core while the nodes
+	// start; a node that needs one before it is ready waits for it.
+	for name, s := range l.secrets {
+		go l.keys.Derive(name, bytes.TrimSuffix(s, []byte("\n")))
+	}
 	for _, n := range m.Nodes {
 		if err := l.up(ctx, l.nodes[n.Name]); err != nil {
 			l.Close()
@@ -180,7 +187,7 @@ func (l *Lab) prepareFiles() error {
 		if s, ok := l.secrets[name]; ok {
 			return s
 		}
-		b := make([]byte, 16)
+		b := make([]byte, secretfile.NewLen)
 		rand.Read(b)
 		s := []byte(hex.EncodeToString(b) + "\n")
 		l.secrets[name] = s

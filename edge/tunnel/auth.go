@@ -36,11 +36,18 @@ type credentials struct {
 // SHA-256(lower(name) || 0 || secret), so that the (deliberately slow)
 // derivation runs once per secret: across Updates of a role, and across the
 // roles that share the cache (the lab shares one between every node, whose
-// two tunnel ends derive the same key). It holds at most MaxEntries keys.
-// The zero value is ready; it is safe for concurrent use.
+// two tunnel ends derive the same key). Concurrent requests for one key
+// wait for a single derivation. It holds at most MaxEntries keys. The zero
+// value is ready; it is safe for concurrent use.
 type KeyCache struct {
 	mu sync.Mutex
-	m  map[[32]byte]*PSKKey
+	m  map[[32]byte]*keyEntry
+}
+
+type keyEntry struct {
+	done chan struct{}
+	key  *PSKKey
+	err  error
 }
 
 // MaxEntries bounds a KeyCache; when full, an arbitrary entry makes room.
@@ -55,19 +62,13 @@ func (k *KeyCache) Derive(name string, secret []byte) (*PSKKey, error) {
 	var id [32]byte
 	h.Sum(id[:0])
 	k.mu.Lock()
-	key, ok := k.m[id]
-	k.mu.Unlock()
-	if ok {
-		return key, nil
+	if e, ok := k.m[id]; ok {
+		k.mu.Unlock()
+		<-e.done
+		return e.key, e.err
 	}
-	key, err := DerivePSKKey(name, secret)
-	if err != nil {
-		return nil, err
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
 	if k.m == nil {
-		k.m = map[[32]byte]*PSKKey{}
+		k.m = map[[32]byte]*keyEntry{}
 	}
 	if len(k.m) >= MaxEntries {
 		for old := range k.m {
@@ -75,8 +76,17 @@ func (k *KeyCache) Derive(name string, secret []byte) (*PSKKey, error) {
 			break
 		}
 	}
-	k.m[id] = key
-	return key, nil
+	e := &keyEntry{done: make(chan struct{})}
+	k.m[id] = e
+	k.mu.Unlock()
+	e.key, e.err = DerivePSKKey(name, secret)
+	close(e.done)
+	if e.err != nil {
+		k.mu.Lock()
+		delete(k.m, id)
+		k.mu.Unlock()
+	}
+	return e.key, e.err
 }
 
 // loadCredentials reads the secret or the PKI files named by a. A secret
