@@ -208,12 +208,20 @@ func (l *Lab) prepareFiles() error {
 	names := sortedKeys(l.nodes)
 	for _, name := range names {
 		ln := l.nodes[name]
+		for _, a := range ln.plan.Resources.AccessLogs {
+			os.MkdirAll(filepath.Dir(a.Path), 0o755)
+		}
+		for _, c := range ln.plan.Resources.Caches {
+			if c.Dir != "" {
+				os.MkdirAll(c.Dir, 0o755)
+			}
+		}
 		for _, li := range ln.plan.Listeners {
 			switch {
 			case li.HTTP != nil:
 				for _, s := range li.HTTP.Sites {
-					if s.CertFile != "" {
-						k := [2]string{s.CertFile, s.KeyFile}
+					if c, ok := ln.plan.Resources.Certificates[s.Certificate]; ok {
+						k := [2]string{c.CertFile, c.KeyFile}
 						if _, ok := certs[k]; !ok {
 							certOrder = append(certOrder, k)
 						}
@@ -225,15 +233,9 @@ func (l *Lab) prepareFiles() error {
 					if s.MaintenanceFile != "" {
 						os.MkdirAll(filepath.Dir(s.MaintenanceFile), 0o755)
 					}
-					if s.AccessLog != nil {
-						os.MkdirAll(filepath.Dir(s.AccessLog.Path), 0o755)
-					}
 					for _, r := range s.Routes {
 						if r.Static != nil {
-							roots[r.Static.Root] = roots[r.Static.Root] || r.Static.Fallback != nil
-							if r.Static.Cache != nil && r.Static.Cache.Dir != "" {
-								os.MkdirAll(r.Static.Cache.Dir, 0o755)
-							}
+							roots[r.Static.Root] = roots[r.Static.Root] || r.Static.Fallback != ""
 						}
 					}
 				}

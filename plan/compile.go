@@ -30,19 +30,6 @@ type Options struct {
 	UserspaceForwards bool
 }
 
-// Defaults applied when the inventory leaves a value unset. They follow
-// nginx and stunnel where Open Food Facts relied on their defaults.
-const (
-	DefaultConnectTimeout   = 10 * time.Second // stunnel TIMEOUTconnect
-	DefaultUpstreamRead     = 60 * time.Second // nginx proxy_read_timeout
-	DefaultFailTimeout      = 10 * time.Second // nginx fail_timeout
-	DefaultKeepalive        = 32
-	DefaultTunnelIdle       = 12 * time.Hour // stunnel TIMEOUTidle
-	DefaultHandshakeTimeout = 10 * time.Second
-	DefaultTCPKeepAlive     = 30 * time.Second
-	DefaultCacheBytes       = 1 << 30
-)
-
 func (o Options) file(p string) string {
 	if p == "" {
 		return ""
@@ -69,6 +56,9 @@ type compiler struct {
 	opts     Options
 	plan     *Plan
 	problems []string
+	// upstreamOK remembers, per upstream name, whether it compiled (each
+	// upstream is compiled once per node, however many routes use it).
+	upstreamOK map[string]bool
 }
 
 func (c *compiler) fail(format string, args ...any) {
@@ -89,7 +79,12 @@ func Compile(m *inventory.Model, node string, opts Options) (*Plan, error) {
 	if opts.PKIDir == "" {
 		opts.PKIDir = "/etc/offedge/pki"
 	}
-	c := &compiler{m: m, node: n, opts: opts, plan: &Plan{Node: node, Dials: map[netip.AddrPort]Dial{}}}
+	c := &compiler{m: m, node: n, opts: opts, upstreamOK: map[string]bool{}, plan: &Plan{Node: node, Dials: map[netip.AddrPort]Dial{}, Resources: Resources{
+		Upstreams:    map[string]httpedge.Upstream{},
+		Caches:       map[string]httpedge.Cache{},
+		AccessLogs:   map[string]httpedge.AccessLog{},
+		Certificates: map[string]httpedge.Certificate{},
+	}}}
 	c.sites()
 	c.tunnels()
 	c.forwards()
@@ -157,49 +152,51 @@ func (c *compiler) addrsOn(network string, only netip.Addr) []netip.Addr {
 	return out
 }
 
-func (c *compiler) upstream(u *inventory.Upstream, object string) *httpedge.Upstream {
-	if u == nil {
-		return nil
+// upstream declares the named upstream among the node's resources (once,
+// whatever number of routes and listeners use it) and returns its name.
+func (c *compiler) upstream(name, object string) string {
+	if ok, done := c.upstreamOK[name]; done {
+		if !ok {
+			return ""
+		}
+		return name
 	}
-	out := &httpedge.Upstream{
+	u := c.m.Upstream(name)
+	if u == nil {
+		c.fail("%s: unknown upstream %q", object, name)
+		c.upstreamOK[name] = false
+		return ""
+	}
+	out := httpedge.Upstream{
 		Name:           u.Name,
 		Host:           u.Host,
-		Keepalive:      u.Keepalive,
-		ConnectTimeout: u.ConnectTimeout.D(),
-		ReadTimeout:    u.ReadTimeout.D(),
-		MaxFails:       u.MaxFails,
-		FailTimeout:    u.FailTimeout.D(),
-	}
-	if out.Keepalive == 0 {
-		out.Keepalive = DefaultKeepalive
-	}
-	if out.ConnectTimeout == 0 {
-		out.ConnectTimeout = DefaultConnectTimeout
-	}
-	if out.ReadTimeout == 0 {
-		out.ReadTimeout = DefaultUpstreamRead
-	}
-	if out.MaxFails == 0 {
-		out.MaxFails = 1
-	}
-	if out.FailTimeout == 0 {
-		out.FailTimeout = DefaultFailTimeout
+		Keepalive:      orInt(u.Keepalive, DefaultKeepalive),
+		ConnectTimeout: or(u.ConnectTimeout.D(), DefaultConnectTimeout),
+		ReadTimeout:    or(u.ReadTimeout.D(), DefaultUpstreamRead),
+		MaxFails:       orInt(u.MaxFails, DefaultMaxFails),
+		FailTimeout:    or(u.FailTimeout.D(), DefaultFailTimeout),
 	}
 	if h := u.HealthCheck; h != nil {
-		out.HealthCheck = &httpedge.HealthCheck{Path: h.Path, Interval: h.Interval.D(), Timeout: h.Timeout.D(), Rise: h.Rise, Fall: h.Fall, Status: h.Status}
+		out.HealthCheck = &httpedge.HealthCheck{
+			Path: h.Path, Status: h.Status,
+			Interval: or(h.Interval.D(), DefaultHealthInterval), Timeout: or(h.Timeout.D(), DefaultHealthTimeout),
+			Rise: orInt(h.Rise, DefaultHealthRise), Fall: orInt(h.Fall, DefaultHealthFall),
+		}
 	}
+	ok := true
 	for i, s := range u.Servers {
-		t, ok := c.m.ReachUpstreamServer(c.node, s)
-		if !ok {
+		t, reached := c.m.ReachUpstreamServer(c.node, s)
+		if !reached {
 			c.fail("%s: upstream %q server %d: no network path from %s", object, u.Name, i, c.node.Name)
+			ok = false
 			continue
 		}
 		out.Servers = append(out.Servers, httpedge.UpstreamServer{
-			Addr: c.dial(t), Weight: s.Weight, Backup: s.Backup, TLS: s.TLS, ServerName: s.ServerName, MaxConns: s.MaxConns,
+			Addr: c.dial(t), Weight: orInt(s.Weight, DefaultWeight), Backup: s.Backup, TLS: s.TLS, ServerName: s.ServerName, MaxConns: s.MaxConns,
 		})
 		if s.MaxConns > 0 {
 			// Only a capped pool queues: its wait is shown, resolved.
-			out.Queue, out.QueueTimeout = u.Queue, or(u.QueueTimeout.D(), httpedge.DefaultQueueTimeout)
+			out.Queue, out.QueueTimeout = u.Queue, or(u.QueueTimeout.D(), DefaultQueueTimeout)
 		}
 	}
 	if u.Retries != nil {
@@ -207,7 +204,66 @@ func (c *compiler) upstream(u *inventory.Upstream, object string) *httpedge.Upst
 	} else {
 		out.Retries = max(len(out.Servers)-1, 0)
 	}
-	return out
+	c.upstreamOK[name] = ok
+	if !ok {
+		return ""
+	}
+	c.plan.Resources.Upstreams[name] = out
+	return name
+}
+
+// certificate declares a site's certificate and returns its name: the
+// certbot lineage, or the certificate file.
+func (c *compiler) certificate(t *inventory.TLS) string {
+	if t.Certbot == "" {
+		c.plan.Resources.Certificates[t.CertFile] = httpedge.Certificate{CertFile: c.opts.file(t.CertFile), KeyFile: c.opts.file(t.KeyFile)}
+		return t.CertFile
+	}
+	dir, name := c.opts.CertbotDir, t.Certbot
+	if t.CertbotDir != "" {
+		dir, name = t.CertbotDir, path.Join(t.CertbotDir, t.Certbot)
+	}
+	c.plan.Resources.Certificates[name] = httpedge.Certificate{
+		CertFile: c.opts.file(path.Join(dir, "live", t.Certbot, "fullchain.pem")),
+		KeyFile:  c.opts.file(path.Join(dir, "live", t.Certbot, "privkey.pem")),
+	}
+	return name
+}
+
+// accessLog declares a log file, named by its path: one writer per file,
+// whatever number of sites and listeners write to it.
+func (c *compiler) accessLog(a *inventory.AccessLog, object string) *httpedge.SiteLog {
+	p := c.opts.file(a.Path)
+	f := httpedge.AccessLog{Path: p, BufferBytes: orInt(int(a.Buffer), DefaultLogBuffer), FlushInterval: or(a.Flush.D(), DefaultLogFlush)}
+	if prev, ok := c.plan.Resources.AccessLogs[p]; ok && prev != f {
+		c.fail("%s: access log %s: buffer %d and flush %s differ from another site's (%d, %s) writing the same file",
+			object, a.Path, f.BufferBytes, f.FlushInterval, prev.BufferBytes, prev.FlushInterval)
+	}
+	c.plan.Resources.AccessLogs[p] = f
+	format := a.Format
+	if format == "" {
+		format = DefaultLogFormat
+	}
+	return &httpedge.SiteLog{File: p, Format: format}
+}
+
+// cache declares the cache of a static route with a fallback, named after
+// the site and the route: the same route served on two listeners (ports 80
+// and 443) shares one cache.
+func (c *compiler) cache(s *inventory.Site, r *inventory.Route) string {
+	name := s.Name + " " + r.Path
+	hc := httpedge.Cache{MaxBytes: DefaultCacheBytes, TTL: map[int]time.Duration{200: DefaultFallbackTTL}}
+	if ca := r.Static.Cache; ca != nil {
+		hc = httpedge.Cache{Dir: c.opts.file(ca.Dir), MaxBytes: int64(ca.MaxSize), TTL: map[int]time.Duration{}}
+		if hc.MaxBytes == 0 {
+			hc.MaxBytes = DefaultCacheBytes
+		}
+		for code, d := range ca.TTL {
+			hc.TTL[code] = d.D()
+		}
+	}
+	c.plan.Resources.Caches[name] = hc
+	return name
 }
 
 func (c *compiler) site(s *inventory.Site, network string) httpedge.Site {
@@ -216,17 +272,8 @@ func (c *compiler) site(s *inventory.Site, network string) httpedge.Site {
 		Name: s.Name, Hosts: s.Hosts, Default: s.Default, Headers: s.Headers,
 		MaintenanceFile: c.opts.file(s.MaintenanceFile),
 	}
-	if t := s.TLS; t != nil {
-		if t.Certbot != "" {
-			dir := c.opts.CertbotDir
-			if t.CertbotDir != "" {
-				dir = t.CertbotDir
-			}
-			out.CertFile = c.opts.file(path.Join(dir, "live", t.Certbot, "fullchain.pem"))
-			out.KeyFile = c.opts.file(path.Join(dir, "live", t.Certbot, "privkey.pem"))
-		} else {
-			out.CertFile, out.KeyFile = c.opts.file(t.CertFile), c.opts.file(t.KeyFile)
-		}
+	if s.TLS != nil {
+		out.Certificate = c.certificate(s.TLS)
 	}
 	if len(s.ErrorPages) > 0 {
 		out.ErrorPages = map[int]string{}
@@ -235,10 +282,7 @@ func (c *compiler) site(s *inventory.Site, network string) httpedge.Site {
 		}
 	}
 	if a := s.AccessLog; a != nil {
-		out.AccessLog = &httpedge.AccessLog{Path: c.opts.file(a.Path), Format: a.Format, BufferBytes: int(a.Buffer), FlushInterval: a.Flush.D()}
-		if out.AccessLog.Format == "" {
-			out.AccessLog.Format = "combined"
-		}
+		out.AccessLog = c.accessLog(a, obj)
 	}
 	if len(s.Allow) > 0 {
 		l := c.aclFor(s.Allow, network, obj)
@@ -247,31 +291,25 @@ func (c *compiler) site(s *inventory.Site, network string) httpedge.Site {
 	for _, r := range s.Routes {
 		robj := fmt.Sprintf("%s: route %q", obj, r.Path)
 		hr := httpedge.Route{
-			Path: r.Path, Exact: r.Exact, Redirect: r.Redirect, RedirectCode: r.RedirectCode,
+			Path: r.Path, Exact: r.Exact, Redirect: r.Redirect,
 			Headers: r.Headers, MaxBodyBytes: int64(r.MaxBodySize), WebSocket: r.WebSocket,
 			BasicAuthFile:     c.opts.file(r.BasicAuth),
 			StreamRequestBody: r.RequestBuffering != nil && !*r.RequestBuffering,
 		}
+		if hr.MaxBodyBytes == 0 {
+			hr.MaxBodyBytes = DefaultMaxBodyBytes
+		}
+		if r.Redirect != "" {
+			hr.RedirectCode = orInt(r.RedirectCode, DefaultRedirectCode)
+		}
 		if r.Upstream != "" {
-			hr.Upstream = c.upstream(c.m.Upstream(r.Upstream), robj)
+			hr.Upstream = c.upstream(r.Upstream, robj)
 		}
 		if st := r.Static; st != nil {
 			hs := &httpedge.Static{Root: c.opts.file(st.Root)}
 			if st.Fallback != "" {
-				hs.Fallback = c.upstream(c.m.Upstream(st.Fallback), robj+" fallback")
-			}
-			if ca := st.Cache; ca != nil {
-				hc := &httpedge.Cache{Dir: c.opts.file(ca.Dir), MaxBytes: int64(ca.MaxSize), TTL: map[int]time.Duration{}}
-				if hc.MaxBytes == 0 {
-					hc.MaxBytes = DefaultCacheBytes
-				}
-				for code, d := range ca.TTL {
-					hc.TTL[code] = d.D()
-				}
-				hs.Cache = hc
-			} else if hs.Fallback != nil {
-				// nginx's reference config caches fallback 200s for a day.
-				hs.Cache = &httpedge.Cache{MaxBytes: DefaultCacheBytes, TTL: map[int]time.Duration{200: 24 * time.Hour}}
+				hs.Fallback = c.upstream(st.Fallback, robj+" fallback")
+				hs.Cache = c.cache(s, r)
 			}
 			hr.Static = hs
 		}
@@ -306,7 +344,8 @@ func (c *compiler) sites() {
 					g = &group{tls: l.TLS, redirect: l.RedirectHTTPS, l: &Listener{
 						Name: fmt.Sprintf("http %s", k.addr), Kind: KindHTTP, Network: l.Network, Addr: k.addr,
 						Public: c.m.IsPublic(l.Network),
-						HTTP:   &httpedge.Config{Listener: fmt.Sprintf("%s %s", c.node.Name, k.addr), TLS: l.TLS, RedirectHTTPS: l.RedirectHTTPS},
+						HTTP: &httpedge.Config{Listener: fmt.Sprintf("%s %s", c.node.Name, k.addr), TLS: l.TLS, RedirectHTTPS: l.RedirectHTTPS,
+							Limits: DefaultLimits()},
 					}}
 					groups[k] = g
 					order = append(order, k)
@@ -380,6 +419,7 @@ func (c *compiler) tunnels() {
 				Name: t.Name, ConnectTimeout: or(t.ConnectTimeout.D(), DefaultConnectTimeout),
 				HandshakeTimeout: DefaultHandshakeTimeout, IdleTimeout: or(t.IdleTimeout.D(), DefaultTunnelIdle),
 				KeepAlive: DefaultTCPKeepAlive, AllowPublic: t.Entrance.Public, KeyExchange: t.KeyExchange,
+				MaxConns: DefaultMaxConns,
 			}
 			var peers []string
 			for i, ex := range t.Exits {
@@ -435,7 +475,8 @@ func (c *compiler) tunnels() {
 					l = &Listener{
 						Name: fmt.Sprintf("tunnel exit %s", ap), Kind: KindTunnelExit, Network: network, Addr: ap,
 						Public: c.m.IsPublic(network),
-						Exit:   &tunnel.ExitConfig{Listener: fmt.Sprintf("%s %s", c.node.Name, ap), HandshakeTimeout: DefaultHandshakeTimeout},
+						Exit: &tunnel.ExitConfig{Listener: fmt.Sprintf("%s %s", c.node.Name, ap), HandshakeTimeout: DefaultHandshakeTimeout,
+							MaxConns: DefaultMaxConns},
 					}
 					exits[k] = l
 					exitOrder = append(exitOrder, k)
@@ -474,7 +515,7 @@ func (c *compiler) forwards() {
 			continue // a kernel forward is a DNAT rule of the node's firewall
 		}
 		obj := fmt.Sprintf("forward %q", f.Name)
-		cfg := &forward.Config{Name: f.Name, ProxyProtocol: f.ProxyProtocol, ConnectTimeout: DefaultConnectTimeout, IdleTimeout: DefaultTunnelIdle}
+		cfg := &forward.Config{Name: f.Name, ProxyProtocol: f.ProxyProtocol, ConnectTimeout: DefaultConnectTimeout, IdleTimeout: DefaultTunnelIdle, MaxConns: DefaultMaxConns}
 		if svc := c.m.Service(f.Service); svc != nil {
 			tg, ok := c.m.ReachService(c.node, svc)
 			if !ok {
@@ -512,4 +553,11 @@ func or(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+func orInt(n, def int) int {
+	if n == 0 {
+		return def
+	}
+	return n
 }

@@ -27,9 +27,13 @@ const (
 // the node itself (a tunnel entrance used by a local proxy).
 const LoopbackNetwork = "loopback"
 
-// Plan is what one node runs.
+// Plan is what one node runs: its resources, each declared once, and the
+// listeners whose handlers name them.
 type Plan struct {
-	Node      string     `json:"node"`
+	Node string `json:"node"`
+	// Resources are built once per node by the runtime and shared by every
+	// listener that names them.
+	Resources Resources  `json:"resources"`
 	Listeners []Listener `json:"listeners"`
 	// Dials says, for every address the node's handlers connect to, which
 	// network it is on and which source address the node presents there
@@ -41,6 +45,22 @@ type Plan struct {
 	// Firewall is the node's nftables ruleset, when the inventory gives the
 	// node a firewall (see firewall.go).
 	Firewall *Firewall `json:"firewall,omitempty"`
+}
+
+// Resources are the node-level objects routes refer to by name, each
+// declared once with every default resolved: ovh-proxy's four listeners
+// name the same upstreams, which the runtime builds once (one pool, one
+// health check, one failure state per upstream).
+type Resources struct {
+	// Upstreams are HTTP upstream pools, by inventory name.
+	Upstreams map[string]httpedge.Upstream `json:"upstreams"`
+	// Caches are fallback caches of static routes, named "<site> <route path>".
+	Caches map[string]httpedge.Cache `json:"caches"`
+	// AccessLogs are access log files, named by their path.
+	AccessLogs map[string]httpedge.AccessLog `json:"access_logs"`
+	// Certificates are TLS certificates of sites, named by certbot lineage
+	// (or by certificate file).
+	Certificates map[string]httpedge.Certificate `json:"certificates"`
 }
 
 // Dial is how the node reaches one upstream address.

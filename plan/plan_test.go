@@ -175,7 +175,7 @@ sites:
 		t.Fatal(err)
 	}
 	text := tb.String()
-	for _, want := range []string{"/ -> upstream capped [127.0.0.1:8080 max_conns 4], queue 10 for 1m0s", "/upload/ -> upstream open [127.0.0.1:8080], bodies streamed"} {
+	for _, want := range []string{"upstream capped [127.0.0.1:8080 max_conns 4], queue 10 for 1m0s", "/ -> upstream capped", "/upload/ -> upstream open, bodies streamed"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("plan text lacks %q:\n%s", want, text)
 		}
@@ -194,13 +194,13 @@ sites:
 	for _, r := range routes {
 		switch r.Path {
 		case "/":
-			u := r.Upstream
-			if u.Servers[0].MaxConns != 4 || u.Queue != 10 || u.QueueTimeout != httpedge.DefaultQueueTimeout || r.StreamRequestBody {
+			u := p.Resources.Upstreams[r.Upstream]
+			if u.Servers[0].MaxConns != 4 || u.Queue != 10 || u.QueueTimeout != DefaultQueueTimeout || r.StreamRequestBody {
 				t.Errorf("capped route: max_conns %d queue %d timeout %s stream %v", u.Servers[0].MaxConns, u.Queue, u.QueueTimeout, r.StreamRequestBody)
 			}
 		case "/upload/":
-			if !r.StreamRequestBody || r.Upstream.Servers[0].MaxConns != 0 || r.Upstream.QueueTimeout != 0 {
-				t.Errorf("upload route: stream %v, upstream %+v", r.StreamRequestBody, r.Upstream)
+			if u := p.Resources.Upstreams[r.Upstream]; !r.StreamRequestBody || u.Servers[0].MaxConns != 0 || u.QueueTimeout != 0 {
+				t.Errorf("upload route: stream %v, upstream %+v", r.StreamRequestBody, u)
 			}
 		}
 	}
@@ -239,5 +239,72 @@ func TestHSTSDefaultAndOptOut(t *testing.T) {
 	m.Site("off").TLS.HSTS = &off
 	if got := hsts(); got[true] != "" {
 		t.Fatalf("hsts: false still sends %q", got[true])
+	}
+}
+
+// TestUpstreamsDeclaredOnce: ovh-proxy's four HTTP listeners name the same
+// upstreams; the plan declares each once (it used to copy each into every
+// route of every listener: 36 copies of 8 upstreams) and ovh3's image cache
+// is one cache for ports 80 and 443.
+func TestUpstreamsDeclaredOnce(t *testing.T) {
+	m, err := inventory.Load(openfoodfacts.FS(), "inventory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Compile(m, "ovh-proxy", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, want := strings.Count(string(js), `"servers":`), len(p.Resources.Upstreams); n != want || want < 8 {
+		t.Errorf("the plan holds %d server lists for %d upstreams", n, want)
+	}
+	named := map[string]int{}
+	for _, l := range p.Listeners {
+		if l.HTTP == nil {
+			continue
+		}
+		for _, s := range l.HTTP.Sites {
+			for _, r := range s.Routes {
+				if r.Upstream != "" {
+					if _, ok := p.Resources.Upstreams[r.Upstream]; !ok {
+						t.Errorf("route %s names undeclared upstream %q", r.Path, r.Upstream)
+					}
+					named[r.Upstream]++
+				}
+			}
+		}
+	}
+	if len(named) != len(p.Resources.Upstreams) {
+		t.Errorf("routes name %d upstreams, the plan declares %d", len(named), len(p.Resources.Upstreams))
+	}
+
+	p3, err := Compile(m, "ovh3", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caches := map[string]int{}
+	for _, l := range p3.Listeners {
+		if l.HTTP == nil {
+			continue
+		}
+		for _, s := range l.HTTP.Sites {
+			for _, r := range s.Routes {
+				if r.Static != nil && r.Static.Cache != "" {
+					caches[r.Static.Cache]++
+				}
+			}
+		}
+	}
+	if len(p3.Resources.Caches) != 1 || len(caches) != 1 {
+		t.Fatalf("ovh3 declares caches %v, routes name %v: want one image cache", p3.Resources.Caches, caches)
+	}
+	for name, n := range caches {
+		if n < 2 {
+			t.Errorf("cache %q is named by %d listener(s); want ports 80 and 443 sharing it", name, n)
+		}
 	}
 }

@@ -3,7 +3,9 @@ package plan
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -17,6 +19,7 @@ import (
 func (p *Plan) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node %s: %d listeners\n", p.Node, len(p.Listeners))
+	writeResources(&b, &p.Resources)
 	for _, l := range p.Listeners {
 		pub := ""
 		if l.Public {
@@ -31,14 +34,17 @@ func (p *Plan) WriteText(w io.Writer) error {
 			e := l.Entrance
 			fmt.Fprintf(&b, "  tunnel %s entrance -> TLS 1.3 -> %s\n", e.Name, strings.Join(e.Exits, ", "))
 			fmt.Fprintf(&b, "    auth: %s\n", authText(e.Auth))
-			fmt.Fprintf(&b, "    timeouts: connect %s, idle %s\n", dur(e.ConnectTimeout), dur(e.IdleTimeout))
+			fmt.Fprintf(&b, "    timeouts: connect %s, handshake %s, idle %s; tcp keepalive %s; max %d connections\n",
+				dur(e.ConnectTimeout), dur(e.HandshakeTimeout), dur(e.IdleTimeout), dur(e.KeepAlive), e.MaxConns)
 			if e.AllowPublic {
 				b.WriteString("    public address acknowledged (public: true)\n")
 			}
 		case l.Exit != nil:
+			fmt.Fprintf(&b, "  handshake %s; max %d connections\n", dur(l.Exit.HandshakeTimeout), l.Exit.MaxConns)
 			for _, t := range l.Exit.Tunnels {
 				fmt.Fprintf(&b, "  tunnel %s exit -> %s\n", t.Name, t.Target)
 				fmt.Fprintf(&b, "    auth: %s\n", authText(t.Auth))
+				fmt.Fprintf(&b, "    timeouts: connect %s, idle %s; tcp keepalive %s\n", dur(t.ConnectTimeout), dur(t.IdleTimeout), dur(t.KeepAlive))
 			}
 		case l.Forward != nil:
 			f := l.Forward
@@ -47,6 +53,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 				pp = " (PROXY protocol v2)"
 			}
 			fmt.Fprintf(&b, "  forward %s -> %s%s\n", f.Name, f.Target, pp)
+			fmt.Fprintf(&b, "    timeouts: connect %s, idle %s; max %d connections\n", dur(f.ConnectTimeout), dur(f.IdleTimeout), f.MaxConns)
 		}
 	}
 	if len(p.Dials) > 0 {
@@ -72,7 +79,52 @@ func (p *Plan) WriteText(w io.Writer) error {
 	return err
 }
 
+// writeResources lists the node's resources, each once, with every value
+// it runs with.
+func writeResources(b *strings.Builder, r *Resources) {
+	if len(r.Upstreams)+len(r.Caches)+len(r.AccessLogs)+len(r.Certificates) == 0 {
+		return
+	}
+	b.WriteString("\nresources:\n")
+	for _, name := range slices.Sorted(maps.Keys(r.Upstreams)) {
+		u := r.Upstreams[name]
+		fmt.Fprintf(b, "  %s\n", upstreamText(&u))
+		fmt.Fprintf(b, "    keepalive %d, connect %s, read %s, max_fails %d per %s, retries %d\n",
+			u.Keepalive, dur(u.ConnectTimeout), dur(u.ReadTimeout), u.MaxFails, dur(u.FailTimeout), u.Retries)
+		if h := u.HealthCheck; h != nil {
+			want := "2xx or 3xx"
+			if h.Status != 0 {
+				want = fmt.Sprint(h.Status)
+			}
+			fmt.Fprintf(b, "    health GET %s every %s (timeout %s, %s, up after %d, down after %d)\n", h.Path, dur(h.Interval), dur(h.Timeout), want, h.Rise, h.Fall)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.Caches)) {
+		ca := r.Caches[name]
+		var ttls []string
+		for code, d := range ca.TTL {
+			ttls = append(ttls, fmt.Sprintf("%d:%s", code, dur(d)))
+		}
+		sort.Strings(ttls)
+		where := "memory"
+		if ca.Dir != "" {
+			where = ca.Dir
+		}
+		fmt.Fprintf(b, "  cache %q: %s, %d bytes, ttl %s\n", name, where, ca.MaxBytes, strings.Join(ttls, " "))
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.AccessLogs)) {
+		a := r.AccessLogs[name]
+		fmt.Fprintf(b, "  access log %s: buffer %d bytes, flush every %s\n", a.Path, a.BufferBytes, dur(a.FlushInterval))
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.Certificates)) {
+		fmt.Fprintf(b, "  certificate %s: %s\n", name, r.Certificates[name].CertFile)
+	}
+}
+
 func writeHTTP(b *strings.Builder, c *httpedge.Config) {
+	l := c.Limits
+	fmt.Fprintf(b, "  limits: header %s (%d bytes), body %s, idle %s, send %s, drain %s\n",
+		dur(l.ReadHeaderTimeout), l.MaxHeaderBytes, dur(l.ReadBodyTimeout), dur(l.IdleTimeout), dur(l.SendTimeout), dur(l.ShutdownTimeout))
 	if c.RedirectHTTPS {
 		b.WriteString("  every request -> 301 https://$host$request_uri\n")
 	}
@@ -82,8 +134,11 @@ func writeHTTP(b *strings.Builder, c *httpedge.Config) {
 			def = " (default)"
 		}
 		fmt.Fprintf(b, "  site %s%s: %s\n", s.Name, def, strings.Join(s.Hosts, " "))
-		if s.CertFile != "" {
-			fmt.Fprintf(b, "    cert: %s\n", s.CertFile)
+		if s.Certificate != "" {
+			fmt.Fprintf(b, "    certificate %s\n", s.Certificate)
+		}
+		if s.AccessLog != nil {
+			fmt.Fprintf(b, "    access log %s (%s)\n", s.AccessLog.File, s.AccessLog.Format)
 		}
 		if s.HSTS != "" {
 			fmt.Fprintf(b, "    hsts: %s\n", s.HSTS)
@@ -103,33 +158,34 @@ func writeHTTP(b *strings.Builder, c *httpedge.Config) {
 				match = "= " + r.Path
 			}
 			switch {
-			case r.Upstream != nil:
-				stream := ""
+			case r.Upstream != "":
+				fmt.Fprintf(b, "    %s -> upstream %s", match, r.Upstream)
 				if r.StreamRequestBody {
-					stream = ", bodies streamed"
+					b.WriteString(", bodies streamed")
 				}
-				fmt.Fprintf(b, "    %s -> %s%s\n", match, upstreamText(r.Upstream), stream)
 			case r.Static != nil:
 				fmt.Fprintf(b, "    %s -> files %s", match, r.Static.Root)
-				if r.Static.Fallback != nil {
-					fmt.Fprintf(b, ", missing -> %s", upstreamText(r.Static.Fallback))
+				if r.Static.Fallback != "" {
+					fmt.Fprintf(b, ", missing -> upstream %s", r.Static.Fallback)
 				}
-				if ca := r.Static.Cache; ca != nil {
-					var ttls []string
-					for code, d := range ca.TTL {
-						ttls = append(ttls, fmt.Sprintf("%d:%s", code, dur(d)))
-					}
-					sort.Strings(ttls)
-					fmt.Fprintf(b, ", cache %s", strings.Join(ttls, " "))
+				if r.Static.Cache != "" {
+					fmt.Fprintf(b, ", cache %q", r.Static.Cache)
 				}
-				b.WriteString("\n")
 			case r.Redirect != "":
-				code := r.RedirectCode
-				if code == 0 {
-					code = 301
-				}
-				fmt.Fprintf(b, "    %s -> %d %s\n", match, code, r.Redirect)
+				fmt.Fprintf(b, "    %s -> %d %s", match, r.RedirectCode, r.Redirect)
 			}
+			body := "unlimited"
+			if r.MaxBodyBytes >= 0 {
+				body = fmt.Sprint(r.MaxBodyBytes)
+			}
+			fmt.Fprintf(b, " (body %s)", body)
+			if r.BasicAuthFile != "" {
+				fmt.Fprintf(b, " (basic auth %s)", r.BasicAuthFile)
+			}
+			if r.WebSocket {
+				b.WriteString(" (websocket)")
+			}
+			b.WriteString("\n")
 		}
 	}
 }

@@ -1,10 +1,20 @@
 // Package runtime is the only place where a plan meets the operating
-// system: it opens the plan's listeners, filters each through the same
-// access-list wrapper, builds the role behind each (HTTP sites, tunnel
-// entrances and exits, forwards) once, and on reload applies only what
-// changed: an unchanged listener keeps its socket and its connections, a
-// changed one is updated in place (new connections see the new config, open
-// ones finish on the old), a removed one drains.
+// system. It builds the node's resources once (upstream pools, caches,
+// access log files, certificates: see registry), shares them between the
+// listeners, opens the plan's listeners, filters each through the same
+// access-list wrapper and serves each with its role (an HTTP server, a
+// tunnel entrance or exit, a forward).
+//
+// A reload (Apply) is all or nothing: every new resource is built, every
+// changed listener's configuration prepared and every new socket bound
+// before anything is swapped, so a reload that names a missing
+// certificate, a bad htpasswd file or a missing static root, or whose new
+// listener cannot bind, leaves the old configuration serving in full. An
+// unchanged listener keeps its socket and its connections, a changed one is
+// updated in place (new connections see the new configuration, open ones
+// finish on the old), a removed one drains; a resource the new plan still
+// declares unchanged survives the reload untouched, one it no longer
+// declares is closed.
 package runtime
 
 import (
@@ -14,9 +24,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -61,16 +73,11 @@ type Options struct {
 	Keys *tunnel.KeyCache
 }
 
-type role interface {
-	Serve(net.Listener) error
-	Shutdown(context.Context) error
-}
-
 type running struct {
 	spec   plan.Listener
 	bound  netip.AddrPort
 	ln     *acl.Listener
-	role   role
+	role   Role
 	stats  *acl.Stats
 	served chan struct{}
 }
@@ -80,19 +87,23 @@ type Node struct {
 	name string
 	opts Options
 	log  *slog.Logger
+	reg  *registry
 
-	mu        sync.Mutex
+	mu        sync.Mutex // serialises Apply, Reload and Shutdown
 	plan      atomic.Pointer[plan.Plan]
+	pending   atomic.Pointer[plan.Plan] // the plan being applied: its dials are valid while it is prepared
+	gen       *generation
 	listeners map[string]*running
 	reloads   atomic.Uint64
 	failures  atomic.Uint64
 	lastErr   atomic.Pointer[string]
 }
 
-// Start opens every listener of p and serves it. When one cannot be opened
-// (address in use, a secret file with loose permissions, a clear-text tunnel
-// entrance on a public address) nothing is left running and the error says
-// which listener failed.
+// Start builds the resources of p, opens every listener and serves it.
+// When one cannot be opened (address in use, a certificate that does not
+// load, a secret file with loose permissions, a clear-text tunnel entrance
+// on a public address) nothing is left running and the error says which
+// listener or resource failed.
 func Start(p *plan.Plan, opts Options) (*Node, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -104,14 +115,26 @@ func Start(p *plan.Plan, opts Options) (*Node, error) {
 		opts.Keys = new(tunnel.KeyCache)
 	}
 	n := &Node{name: p.Node, opts: opts, log: opts.Logger.With("node", p.Node), listeners: map[string]*running{}}
+	n.reg = newRegistry(httpedge.Options{Logger: n.log, Dial: n.dial, RootCAs: opts.RootCAs})
 	n.plan.Store(p)
+	gen, err := n.reg.acquire(&p.Resources)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", p.Node, err)
+	}
+	var opened []*running
 	for _, l := range p.Listeners {
-		r, err := n.open(l)
+		r, err := n.prepare(l, gen)
 		if err != nil {
-			n.Shutdown(context.Background())
+			n.discard(opened)
+			gen.release()
 			return nil, err
 		}
-		n.listeners[l.Key()] = r
+		opened = append(opened, r)
+	}
+	n.gen = gen
+	for _, r := range opened {
+		n.listeners[r.spec.Key()] = r
+		n.serve(r)
 	}
 	return n, nil
 }
@@ -122,77 +145,63 @@ func (n *Node) Name() string { return n.name }
 // Plan returns the plan in force.
 func (n *Node) Plan() *plan.Plan { return n.plan.Load() }
 
-func (n *Node) open(l plan.Listener) (*running, error) {
+// aclOf is the access list of l, mapped.
+func (n *Node) aclOf(l plan.Listener) acl.List {
+	if n.opts.Map != nil {
+		return n.opts.Map.ACL(l.Network, l.ACL)
+	}
+	return l.ACL
+}
+
+// prepare builds the role of l and binds its socket; nothing is served
+// until serve.
+func (n *Node) prepare(l plan.Listener, gen *generation) (*running, error) {
+	rl, err := n.newRole(l, gen.http)
+	if err != nil {
+		return nil, fmt.Errorf("%s on %s: %w", l.Name, l.Addr, err)
+	}
+	r, err := n.bind(l, rl)
+	if err != nil {
+		rl.Shutdown(context.Background())
+		return nil, err
+	}
+	return r, nil
+}
+
+// bind opens the socket of l for role rl.
+func (n *Node) bind(l plan.Listener, rl Role) (*running, error) {
 	addr := l.Addr
-	list := l.ACL
 	if n.opts.Map != nil {
 		var err error
 		if addr, err = n.opts.Map.Listen(l.Network, l.Addr); err != nil {
 			return nil, fmt.Errorf("%s on %s: %w", l.Name, l.Addr, err)
 		}
-		list = n.opts.Map.ACL(l.Network, l.ACL)
-	}
-	rl, err := n.newRole(l)
-	if err != nil {
-		return nil, fmt.Errorf("%s on %s: %w", l.Name, l.Addr, err)
 	}
 	ln, err := net.Listen("tcp", addr.String())
 	if err != nil {
-		rl.Shutdown(context.Background())
 		return nil, fmt.Errorf("%s: listening on %s: %w", l.Name, addr, err)
 	}
 	stats := new(acl.Stats)
-	fl := acl.Wrap(ln, list, acl.ListenerOptions{Name: l.Name, Logger: n.log, Stats: stats})
-	r := &running{spec: l, bound: addr, ln: fl, role: rl, stats: stats, served: make(chan struct{})}
+	fl := acl.Wrap(ln, n.aclOf(l), acl.ListenerOptions{Name: l.Name, Logger: n.log, Stats: stats})
+	return &running{spec: l, bound: addr, ln: fl, role: rl, stats: stats, served: make(chan struct{})}, nil
+}
+
+func (n *Node) serve(r *running) {
 	go func() {
 		defer close(r.served)
-		if err := rl.Serve(fl); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, forward.ErrServerClosed) && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Error("listener stopped", "listener", l.Name, "addr", addr.String(), "err", err)
+		if err := r.role.Serve(r.ln); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, forward.ErrServerClosed) && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("listener stopped", "listener", r.spec.Name, "addr", r.bound.String(), "err", err)
 		}
 	}()
-	n.log.Info("listening", "listener", l.Name, "addr", addr.String(), "kind", l.Kind)
-	return r, nil
+	n.log.Info("listening", "listener", r.spec.Name, "addr", r.bound.String(), "kind", r.spec.Kind)
 }
 
-func (n *Node) newRole(l plan.Listener) (role, error) {
-	switch {
-	case l.HTTP != nil:
-		return httpedge.NewServer(*l.HTTP, httpedge.Options{Logger: n.log, Dial: n.dial, RootCAs: n.opts.RootCAs})
-	case l.Entrance != nil:
-		return tunnel.NewEntrance(*l.Entrance, tunnel.Options{Logger: n.log, Dial: n.dial, Keys: n.opts.Keys})
-	case l.Exit != nil:
-		return tunnel.NewExit(*l.Exit, tunnel.Options{Logger: n.log, Dial: n.dial, Keys: n.opts.Keys})
-	case l.Forward != nil:
-		return forward.New(*l.Forward, forward.Options{Logger: n.log, Dial: n.dial})
+// discard closes listeners prepared but never served.
+func (n *Node) discard(rs []*running) {
+	for _, r := range rs {
+		r.role.Shutdown(context.Background())
+		r.ln.Close()
 	}
-	return nil, fmt.Errorf("listener of kind %q has no configuration", l.Kind)
-}
-
-// update applies a changed configuration to a running role in place.
-func (n *Node) update(r *running, l plan.Listener) error {
-	var err error
-	switch rl := r.role.(type) {
-	case *httpedge.Server:
-		err = rl.Update(*l.HTTP)
-	case *tunnel.Entrance:
-		err = rl.Update(*l.Entrance)
-	case *tunnel.Exit:
-		err = rl.Update(*l.Exit)
-	case *forward.Forwarder:
-		err = rl.Update(*l.Forward)
-	default:
-		err = fmt.Errorf("cannot update a %T", r.role)
-	}
-	if err != nil {
-		return err
-	}
-	list := l.ACL
-	if n.opts.Map != nil {
-		list = n.opts.Map.ACL(l.Network, l.ACL)
-	}
-	r.ln.SetList(list)
-	r.spec = l
-	return nil
 }
 
 // dial connects to a plan address: mapped (the lab), and from the source
@@ -209,6 +218,12 @@ func (n *Node) dial(ctx context.Context, network, addr string) (net.Conn, error)
 	var d conn.Dialer
 	target := ap
 	info, known := n.plan.Load().Dials[ap]
+	if !known {
+		// A reload being prepared (its new pools' first health probes).
+		if p := n.pending.Load(); p != nil {
+			info, known = p.Dials[ap]
+		}
+	}
 	switch {
 	case n.opts.Map != nil:
 		if !known {
@@ -232,57 +247,165 @@ func sameConfig(a, b plan.Listener) bool {
 	return err1 == nil && err2 == nil && string(ja) == string(jb)
 }
 
-// Apply makes p the node's plan, changing only what differs: listeners
-// whose configuration is identical are untouched, changed ones are updated
-// in place, new ones opened, removed ones drained. If anything fails, the
-// listeners already changed keep their new configuration and the error says
-// what failed; callers validate (compile) before calling Apply, so failures
-// here are operating-system ones (a port taken by another program).
+// needsNewRole reports whether going from a to b cannot be an update in
+// place: another kind, or an HTTP listener whose TLS switch or limits
+// changed (fixed for a server's life).
+func needsNewRole(a, b plan.Listener) bool {
+	if a.Kind != b.Kind {
+		return true
+	}
+	if a.HTTP != nil && b.HTTP != nil {
+		return a.HTTP.TLS != b.HTTP.TLS || a.HTTP.Limits != b.HTTP.Limits
+	}
+	return false
+}
+
+// Apply makes p the node's plan, all or nothing. It first builds what p
+// needs and the running plan does not have: resources, the new
+// configuration of every changed listener, the roles and sockets of new
+// listeners. If any of that fails, it is all discarded, the running
+// configuration keeps serving untouched, the failure is counted
+// (failed_reloads) and the error lists every problem. Only then does it
+// swap: changed listeners are updated in place, new ones start serving,
+// removed ones drain, and resources p no longer declares are closed.
+// Listeners whose configuration and resources are identical are untouched.
 func (n *Node) Apply(ctx context.Context, p *plan.Plan) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.reloads.Add(1)
-	n.plan.Store(p)
-	var errs []error
-	want := map[string]plan.Listener{}
-	for _, l := range p.Listeners {
-		want[l.Key()] = l
+	if err := n.apply(ctx, p); err != nil {
+		n.failed(err)
+		return err
 	}
-	for k, r := range n.listeners {
-		if _, keep := want[k]; !keep {
-			n.stop(ctx, r)
-			delete(n.listeners, k)
-		}
+	n.lastErr.Store(nil)
+	return nil
+}
+
+// Reload loads a new plan and applies it. A plan that cannot be loaded
+// (the inventory fails to load, check or compile) is a refused reload:
+// counted in failed_reloads like one that fails to apply.
+func (n *Node) Reload(ctx context.Context, load func() (*plan.Plan, error)) error {
+	p, err := load()
+	if err != nil {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.reloads.Add(1)
+		err = fmt.Errorf("reload refused; the running configuration keeps serving: %w", err)
+		n.failed(err)
+		return err
 	}
+	return n.Apply(ctx, p)
+}
+
+func (n *Node) failed(err error) {
+	n.failures.Add(1)
+	msg := err.Error()
+	n.lastErr.Store(&msg)
+}
+
+type replacement struct {
+	old  *running
+	spec plan.Listener
+	role Role
+}
+
+type update struct {
+	r      *running
+	spec   plan.Listener
+	commit func()
+}
+
+func (n *Node) apply(ctx context.Context, p *plan.Plan) error {
+	n.pending.Store(p)
+	defer n.pending.Store(nil)
+	gen, err := n.reg.acquire(&p.Resources)
+	if err != nil {
+		return fmt.Errorf("reload refused; the running configuration keeps serving: %w", err)
+	}
+	sameRes := n.gen != nil && n.gen.sameHTTP(gen)
+	var (
+		errs     []error
+		updates  []update
+		opened   []*running
+		replaced []replacement
+		want     = map[string]bool{}
+	)
 	for _, l := range p.Listeners {
 		k := l.Key()
+		want[k] = true
 		r, exists := n.listeners[k]
 		switch {
-		case exists && sameConfig(r.spec, l):
-		case exists && r.spec.Kind == l.Kind:
-			if err := n.update(r, l); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", l.Name, err))
+		case exists && sameConfig(r.spec, l) && (l.HTTP == nil || sameRes):
+			// Untouched.
+		case exists && !needsNewRole(r.spec, l):
+			commit, err := r.role.Update(l, gen.http)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s on %s: %w", l.Name, l.Addr, err))
+				continue
 			}
+			updates = append(updates, update{r, l, commit})
+		case exists:
+			rl, err := n.newRole(l, gen.http)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s on %s: %w", l.Name, l.Addr, err))
+				continue
+			}
+			replaced = append(replaced, replacement{r, l, rl})
 		default:
-			if exists {
-				n.stop(ctx, r)
-				delete(n.listeners, k)
-			}
-			nr, err := n.open(l)
+			nr, err := n.prepare(l, gen)
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			n.listeners[k] = nr
+			opened = append(opened, nr)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		n.failures.Add(1)
-		msg := err.Error()
-		n.lastErr.Store(&msg)
-		return err
+	if len(errs) > 0 {
+		n.discard(opened)
+		for _, rp := range replaced {
+			rp.role.Shutdown(context.Background())
+		}
+		gen.release()
+		return fmt.Errorf("reload refused; the running configuration keeps serving: %w", errors.Join(errs...))
 	}
-	n.lastErr.Store(nil)
+
+	// Everything is built: swap.
+	n.plan.Store(p)
+	for _, u := range updates {
+		u.commit()
+		u.r.ln.SetList(n.aclOf(u.spec))
+		u.r.spec = u.spec
+	}
+	for _, r := range opened {
+		n.listeners[r.spec.Key()] = r
+		n.serve(r)
+	}
+	for k, r := range n.listeners {
+		if !want[k] {
+			n.stop(ctx, r)
+			delete(n.listeners, k)
+		}
+	}
+	// A listener that changed kind (or TLS, or limits) needs its socket:
+	// the old role drains, then the new one binds the address it freed.
+	for _, rp := range replaced {
+		n.stop(ctx, rp.old)
+		delete(n.listeners, rp.spec.Key())
+		r, err := n.bind(rp.spec, rp.role)
+		if err != nil {
+			rp.role.Shutdown(context.Background())
+			errs = append(errs, err)
+			continue
+		}
+		n.listeners[rp.spec.Key()] = r
+		n.serve(r)
+	}
+	old := n.gen
+	n.gen = gen
+	old.release()
+	if len(errs) > 0 {
+		return fmt.Errorf("reload applied, but a replaced listener could not reopen its socket: %w", errors.Join(errs...))
+	}
 	return nil
 }
 
@@ -296,7 +419,8 @@ func (n *Node) stop(ctx context.Context, r *running) {
 	<-r.served
 }
 
-// Shutdown drains every listener within the shutdown timeout.
+// Shutdown drains every listener within the shutdown timeout, then closes
+// the node's resources.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -310,6 +434,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		delete(n.listeners, k)
 	}
 	wg.Wait()
+	n.gen.release()
+	n.gen = nil
 	return nil
 }
 
@@ -318,9 +444,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 // through it.
 func (n *Node) OpenTunnel(ctx context.Context, name string) (net.Conn, error) {
 	n.mu.Lock()
-	var ent *tunnel.Entrance
+	var ent opener
 	for _, r := range n.listeners {
-		if e, ok := r.role.(*tunnel.Entrance); ok && r.spec.Entrance != nil && r.spec.Entrance.Name == name {
+		if e, ok := r.role.(opener); ok && r.spec.Entrance != nil && r.spec.Entrance.Name == name {
 			ent = e
 			break
 		}
@@ -341,22 +467,33 @@ type ListenerStatus struct {
 	Bound    string `json:"bound"` // socket actually bound
 	Accepted uint64 `json:"accepted"`
 	Denied   uint64 `json:"denied"`
+	// Stats is the role's own snapshot (requests, tunnels, bytes...).
+	Stats RoleStats `json:"stats"`
 }
 
-// Status is a snapshot of the node's listeners and reloads.
+// Status is a snapshot of the node: its listeners, its resources and its
+// reloads. Metrics (package observe) read it.
 type Status struct {
-	Node          string           `json:"node"`
-	Listeners     []ListenerStatus `json:"listeners"`
-	Reloads       uint64           `json:"reloads"`
-	FailedReloads uint64           `json:"failed_reloads"`
-	LastError     string           `json:"last_error,omitempty"`
+	Node      string           `json:"node"`
+	Listeners []ListenerStatus `json:"listeners"`
+	// Upstreams is the state of every server of every pool of the node,
+	// once each (the listeners share the pools).
+	Upstreams []httpedge.UpstreamStats `json:"upstreams,omitempty"`
+	// Resources lists the node's open resources, "kind name".
+	Resources []string `json:"resources,omitempty"`
+	// Reloads counts reload attempts; FailedReloads those refused (the
+	// running configuration kept serving) or, rarely, applied only in part
+	// (a replaced listener could not reopen its socket).
+	Reloads       uint64 `json:"reloads"`
+	FailedReloads uint64 `json:"failed_reloads"`
+	LastError     string `json:"last_error,omitempty"`
 }
 
 // Status reports the node's listeners and counters.
 func (n *Node) Status() Status {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	st := Status{Node: n.name, Reloads: n.reloads.Load(), FailedReloads: n.failures.Load()}
+	st := Status{Node: n.name, Reloads: n.reloads.Load(), FailedReloads: n.failures.Load(), Resources: n.reg.open()}
 	if e := n.lastErr.Load(); e != nil {
 		st.LastError = *e
 	}
@@ -364,8 +501,14 @@ func (n *Node) Status() Status {
 		st.Listeners = append(st.Listeners, ListenerStatus{
 			Name: r.spec.Name, Kind: r.spec.Kind, Network: r.spec.Network, Addr: r.spec.Addr.String(),
 			Bound: r.bound.String(), Accepted: r.stats.Accepted.Load(), Denied: r.stats.Denied.Load(),
+			Stats: r.role.Stats(),
 		})
 	}
 	sort.Slice(st.Listeners, func(i, j int) bool { return st.Listeners[i].Bound < st.Listeners[j].Bound })
+	if n.gen != nil {
+		for _, name := range slices.Sorted(maps.Keys(n.gen.http.Pools)) {
+			st.Upstreams = append(st.Upstreams, n.gen.http.Pools[name].Stats()...)
+		}
+	}
 	return st
 }

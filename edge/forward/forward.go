@@ -125,13 +125,25 @@ func (f *Forwarder) Serve(ln net.Listener) error { return f.srv.Serve(ln, f.hand
 // Update replaces the configuration for new connections; open connections
 // keep theirs. On error nothing changes.
 func (f *Forwarder) Update(cfg Config) error {
-	c, err := normalize(cfg)
+	commit, err := f.Prepare(cfg)
 	if err != nil {
 		return err
 	}
-	f.cur.Store(c)
-	f.srv.SetLimits(c.MaxConns, c.MaxConnsPerClient)
+	commit()
 	return nil
+}
+
+// Prepare checks cfg without changing what is served, and returns the
+// function that swaps it in.
+func (f *Forwarder) Prepare(cfg Config) (commit func(), err error) {
+	c, err := normalize(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		f.cur.Store(c)
+		f.srv.SetLimits(c.MaxConns, c.MaxConnsPerClient)
+	}, nil
 }
 
 // Shutdown stops accepting, waits for open connections until ctx is done,

@@ -12,12 +12,6 @@ import (
 	"time"
 )
 
-// Access log defaults (the reference config: buffer=256K flush=1s).
-const (
-	DefaultLogBuffer = 256 << 10
-	DefaultLogFlush  = time.Second
-)
-
 // logSink is one open access log file, shared by every site (and every
 // chain across Updates) that names its path. It is buffered, flushed every
 // interval, and reopened when the path no longer names the open file
@@ -38,37 +32,17 @@ type accessLogger struct {
 	format string
 }
 
-func (s *Server) accessLoggerLocked(cfg AccessLog) (*accessLogger, error) {
+func newAccessLogger(cfg SiteLog, res Resources) (*accessLogger, error) {
 	switch cfg.Format {
-	case "", "combined", "combined_upstream", "json":
+	case "combined", "combined_upstream", "json":
 	default:
 		return nil, fmt.Errorf("format %q: use combined, combined_upstream or json", cfg.Format)
 	}
-	if cfg.Path == "" {
-		return nil, fmt.Errorf("path is empty")
-	}
-	sink, ok := s.logs[cfg.Path]
+	f, ok := res.AccessLogs[cfg.File]
 	if !ok {
-		buf := cfg.BufferBytes
-		if buf <= 0 {
-			buf = DefaultLogBuffer
-		}
-		every := cfg.FlushInterval
-		if every <= 0 {
-			every = DefaultLogFlush
-		}
-		sink = &logSink{path: cfg.Path, stop: make(chan struct{})}
-		if err := sink.open(buf); err != nil {
-			return nil, err
-		}
-		go sink.flushLoop(every, buf)
-		s.logs[cfg.Path] = sink
+		return nil, fmt.Errorf("file %q is not among the node's access logs", cfg.File)
 	}
-	f := cfg.Format
-	if f == "" {
-		f = "combined"
-	}
-	return &accessLogger{sink: sink, format: f}, nil
+	return &accessLogger{sink: f.s, format: cfg.Format}, nil
 }
 
 func (l *logSink) open(buf int) error {

@@ -15,8 +15,8 @@ import (
 // that -benchmem counts the edge's allocations per request. -nethttp1 is
 // BenchmarkStatic4KNetHTTP1's comparison with net/http's loop.
 
-func benchEdge(b *testing.B, site Site, opts Options, path string) {
-	_, addr := start(b, Config{Listener: "bench", Sites: []Site{site}}, opts)
+func benchEdge(b *testing.B, n *testNode, site Site, opts Options, path string) {
+	_, addr := n.start(Config{Listener: "bench", Sites: []Site{site}}, opts)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
@@ -74,20 +74,26 @@ func staticBenchSite(b *testing.B) Site {
 	return Site{Name: "s", Hosts: []string{"example.org"}, Routes: []Route{{Path: "/", Static: &Static{Root: root}}}}
 }
 
-func BenchmarkStatic4K(b *testing.B) { benchEdge(b, staticBenchSite(b), Options{}, "/4k.bin") }
+func BenchmarkStatic4K(b *testing.B) {
+	benchEdge(b, newNode(b), staticBenchSite(b), Options{}, "/4k.bin")
+}
 
 func BenchmarkStatic4KNetHTTP1(b *testing.B) {
-	benchEdge(b, staticBenchSite(b), Options{NetHTTP1: true}, "/4k.bin")
+	benchEdge(b, newNode(b), staticBenchSite(b), Options{NetHTTP1: true}, "/4k.bin")
 }
 
-func proxyBenchSite(b *testing.B) Site {
+func proxyBenchSite(b *testing.B, n *testNode) Site {
 	body := strings.Repeat("x", 1024)
 	be := newBackend(b, textHandler(body))
-	return proxySite("p", []string{"example.org"}, be.addr())
+	return n.proxySite("p", []string{"example.org"}, be.addr())
 }
 
-func BenchmarkProxy1K(b *testing.B) { benchEdge(b, proxyBenchSite(b), Options{}, "/1k") }
+func BenchmarkProxy1K(b *testing.B) {
+	n := newNode(b)
+	benchEdge(b, n, proxyBenchSite(b, n), Options{}, "/1k")
+}
 
 func BenchmarkProxy1KNetHTTP1(b *testing.B) {
-	benchEdge(b, proxyBenchSite(b), Options{NetHTTP1: true}, "/1k")
+	n := newNode(b)
+	benchEdge(b, n, proxyBenchSite(b, n), Options{NetHTTP1: true}, "/1k")
 }

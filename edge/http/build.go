@@ -3,8 +3,10 @@ package httpedge
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -14,17 +16,14 @@ import (
 	"github.com/offedge/offedge/edge/acl"
 )
 
-// DefaultMaxBodyBytes is nginx's client_max_body_size default.
-const DefaultMaxBodyBytes = 1 << 20
-
 // chain is one compiled Config: immutable once built.
 type chain struct {
 	cfg        Config
 	hosts      *hostTable[*site]
 	sites      []*site
-	def        *site // answers unknown hosts
-	tlsDefault *site // explicitly Default site with a certificate (TLS only)
-	pools      []*pool
+	def        *site   // answers unknown hosts
+	tlsDefault *site   // explicitly Default site with a certificate (TLS only)
+	pools      []*pool // the pools the chain's routes use, once each (for Stats)
 	acme       bool
 }
 
@@ -43,23 +42,37 @@ type site struct {
 
 type headerKV struct{ k, v string }
 
-type routeKind int
+// routeHandler is what a route does once the site's rules (allow list,
+// maintenance, authentication, body limit) have passed: proxy to a pool,
+// serve files with a fallback, or redirect. Each is a value built once
+// with the chain.
+type routeHandler interface {
+	serve(s *Server, w *recorder, r *http.Request, rt *route, body *bodyReader)
+}
 
-const (
-	kindProxy routeKind = iota
-	kindStatic
-	kindRedirect
-)
+// proxyHandler sends the request to a pool.
+type proxyHandler struct{ pool *pool }
+
+func (h proxyHandler) serve(s *Server, w *recorder, r *http.Request, rt *route, body *bodyReader) {
+	s.proxy(w, r, rt, h.pool, body)
+}
+
+// redirectHandler answers with a redirect to prefix + request URI.
+type redirectHandler struct {
+	prefix string
+	code   int
+}
+
+func (h redirectHandler) serve(_ *Server, w *recorder, r *http.Request, _ *route, _ *bodyReader) {
+	w.Header().Set("Location", h.prefix+targetURI(r))
+	w.WriteHeader(h.code)
+}
 
 type route struct {
 	site       *site
 	path       string
 	exact      bool
-	kind       routeKind
-	pool       *pool
-	static     *staticHandler
-	redirect   string
-	code       int
+	handler    routeHandler
 	headers    []headerKV // site headers then route headers (route wins)
 	maxBody    int64
 	websocket  bool
@@ -86,26 +99,20 @@ func (t *routeTable) match(path string) *route {
 	return nil
 }
 
-// build compiles cfg. Resources (pools, logs) are acquired from the server
-// so that they outlive a chain and are shared across Updates.
-func (s *Server) build(cfg Config) (*chain, error) {
+// build compiles cfg against the node's resources, which it names and
+// never owns: a chain holds no resource of its own but static roots, which
+// the server keeps open for its life.
+func (s *Server) build(cfg Config, res Resources) (*chain, error) {
 	ch := &chain{cfg: cfg, hosts: newHostTable[*site]()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ok := false
-	defer func() {
-		if !ok {
-			s.releaseLocked(ch)
-		}
-	}()
 	if len(cfg.Sites) == 0 {
 		return nil, fmt.Errorf("listener %q: no sites", cfg.Listener)
 	}
-	store := certs.NewStore(certs.Options{Logger: s.log, Now: s.opts.Now})
 	names := map[string]bool{}
 	for i := range cfg.Sites {
 		sc := &cfg.Sites[i]
-		st, err := s.buildSite(ch, cfg, sc, store)
+		st, err := s.buildSite(ch, cfg, sc, res)
 		if err != nil {
 			if sc.Name == "" {
 				return nil, fmt.Errorf("listener %q: site #%d: %w", cfg.Listener, i+1, err)
@@ -136,11 +143,29 @@ func (s *Server) build(cfg Config) (*chain, error) {
 	// an unknown SNI is on TLS, unless a site is explicitly marked default.
 	// (nginx falls back to the first server block, which is how a
 	// misconfigured name ends up served by whatever site comes first.)
-	ok = true
 	return ch, nil
 }
 
-func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, store *certs.Store) (*site, error) {
+// usePool notes that the chain uses p (once, for Stats).
+func (ch *chain) usePool(p *pool) {
+	for _, x := range ch.pools {
+		if x == p {
+			return
+		}
+	}
+	ch.pools = append(ch.pools, p)
+}
+
+// pool finds the named pool among the node's resources.
+func (res Resources) pool(name string) (*pool, error) {
+	p, ok := res.Pools[name]
+	if !ok {
+		return nil, fmt.Errorf("upstream %q is not among the node's upstreams", name)
+	}
+	return p.p, nil
+}
+
+func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, res Resources) (*site, error) {
 	if sc.Name == "" {
 		return nil, errors.New("a site needs a name")
 	}
@@ -149,16 +174,16 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, store *certs.Store) 
 		st.hsts = []string{sc.HSTS}
 	}
 	if cfg.TLS {
-		if sc.CertFile == "" || sc.KeyFile == "" {
-			return nil, errors.New("a TLS listener needs cert_file and key_file for every site")
+		if sc.Certificate == "" {
+			return nil, errors.New("a TLS listener needs a certificate for every site")
 		}
-		c, err := store.Add(sc.CertFile, sc.KeyFile)
-		if err != nil {
-			return nil, err
+		c, ok := res.Certificates[sc.Certificate]
+		if !ok {
+			return nil, fmt.Errorf("certificate %q is not among the node's certificates", sc.Certificate)
 		}
 		st.cert = c
 	}
-	for _, k := range sortedKeys(sc.Headers) {
+	for _, k := range slices.Sorted(maps.Keys(sc.Headers)) {
 		if !validHeaderName(k) {
 			return nil, fmt.Errorf("header %q: not a valid header name", k)
 		}
@@ -178,7 +203,7 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, store *certs.Store) 
 		st.maint = &maintenance{path: sc.MaintenanceFile, now: s.opts.Now}
 	}
 	if sc.AccessLog != nil {
-		al, err := s.accessLoggerLocked(*sc.AccessLog)
+		al, err := newAccessLogger(*sc.AccessLog, res)
 		if err != nil {
 			return nil, fmt.Errorf("access log: %w", err)
 		}
@@ -188,7 +213,7 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, store *certs.Store) 
 	seen := map[string]bool{}
 	for i := range sc.Routes {
 		rc := &sc.Routes[i]
-		rt, err := s.buildRoute(ch, st, rc)
+		rt, err := s.buildRoute(ch, st, rc, res)
 		if err != nil {
 			return nil, fmt.Errorf("route %q: %w", rc.Path, err)
 		}
@@ -214,14 +239,14 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, store *certs.Store) 
 
 const acmePrefix = "/.well-known/acme-challenge/"
 
-func (s *Server) buildRoute(ch *chain, st *site, rc *Route) (*route, error) {
+func (s *Server) buildRoute(ch *chain, st *site, rc *Route, res Resources) (*route, error) {
 	if !strings.HasPrefix(rc.Path, "/") {
 		return nil, errors.New("path must start with /")
 	}
 	rt := &route{site: st, path: rc.Path, exact: rc.Exact, websocket: rc.WebSocket, streamBody: rc.StreamRequestBody,
 		desc: fmt.Sprintf("site %q route %q", st.name, rc.Path), stats: s.routes.get(st.name, routeName(rc))}
 	n := 0
-	if rc.Upstream != nil {
+	if rc.Upstream != "" {
 		n++
 	}
 	if rc.Static != nil {
@@ -234,40 +259,33 @@ func (s *Server) buildRoute(ch *chain, st *site, rc *Route) (*route, error) {
 		return nil, errors.New("exactly one of upstream, static and redirect must be set")
 	}
 	switch {
-	case rc.Upstream != nil:
-		if err := validateUpstream(rc.Upstream); err != nil {
-			return nil, fmt.Errorf("upstream %q: %w", rc.Upstream.Name, err)
-		}
-		p, err := s.acquirePool(*rc.Upstream)
+	case rc.Upstream != "":
+		p, err := res.pool(rc.Upstream)
 		if err != nil {
-			return nil, fmt.Errorf("upstream %q: %w", rc.Upstream.Name, err)
+			return nil, err
 		}
-		ch.pools = append(ch.pools, p)
-		rt.kind, rt.pool = kindProxy, p
+		ch.usePool(p)
+		rt.handler = proxyHandler{p}
 	case rc.Static != nil:
-		sh, err := s.buildStatic(ch, rc.Static)
+		sh, err := s.buildStatic(ch, rc.Static, res)
 		if err != nil {
 			return nil, fmt.Errorf("static: %w", err)
 		}
-		rt.kind, rt.static = kindStatic, sh
+		rt.handler = sh
 	default:
 		if !strings.HasPrefix(rc.Redirect, "http://") && !strings.HasPrefix(rc.Redirect, "https://") && !strings.HasPrefix(rc.Redirect, "/") {
 			return nil, fmt.Errorf("redirect %q: must be an absolute URL or a path", rc.Redirect)
 		}
-		rt.kind, rt.redirect = kindRedirect, strings.TrimSuffix(rc.Redirect, "/")
-		rt.code = rc.RedirectCode
-		if rt.code == 0 {
-			rt.code = http.StatusMovedPermanently
-		}
-		switch rt.code {
+		switch rc.RedirectCode {
 		case 301, 302, 303, 307, 308:
 		default:
-			return nil, fmt.Errorf("redirect code %d: must be 301, 302, 303, 307 or 308", rt.code)
+			return nil, fmt.Errorf("redirect code %d: must be 301, 302, 303, 307 or 308", rc.RedirectCode)
 		}
+		rt.handler = redirectHandler{prefix: strings.TrimSuffix(rc.Redirect, "/"), code: rc.RedirectCode}
 	}
 	switch {
 	case rc.MaxBodyBytes == 0:
-		rt.maxBody = DefaultMaxBodyBytes
+		return nil, errors.New("max_body_bytes is 0: give the limit in bytes (-1: unlimited)")
 	case rc.MaxBodyBytes < -1:
 		return nil, fmt.Errorf("max_body_bytes %d: use -1 for unlimited", rc.MaxBodyBytes)
 	default:
@@ -283,7 +301,7 @@ func (s *Server) buildRoute(ch *chain, st *site, rc *Route) (*route, error) {
 		}
 		hs[http.CanonicalHeaderKey(k)] = v
 	}
-	for _, k := range sortedKeys(hs) {
+	for _, k := range slices.Sorted(maps.Keys(hs)) {
 		rt.headers = append(rt.headers, headerKV{k, hs[k]})
 	}
 	if rc.BasicAuthFile != "" {
@@ -294,38 +312,6 @@ func (s *Server) buildRoute(ch *chain, st *site, rc *Route) (*route, error) {
 		rt.auth = a
 	}
 	return rt, nil
-}
-
-// release drops a chain's references to shared resources; pools no chain
-// uses any more are closed (health checks stopped, idle connections closed;
-// requests in flight on them finish normally).
-func (s *Server) release(ch *chain) {
-	if ch == nil {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.releaseLocked(ch)
-}
-
-func (s *Server) releaseLocked(ch *chain) {
-	for _, p := range ch.pools {
-		p.refs--
-		if p.refs <= 0 {
-			p.close()
-			delete(s.pools, p.fp)
-		}
-	}
-	ch.pools = nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 func validHeaderName(k string) bool {

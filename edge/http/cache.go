@@ -64,9 +64,8 @@ type cache struct {
 	flight flightGroup
 }
 
-// cacheFor returns the server's cache for cfg, shared by identical configs
-// (so a cache survives Update). Called with s.mu held.
-func (s *Server) cacheFor(cfg Cache) (*cache, error) {
+// newCache builds the cache cfg describes, loading a disk cache's entries.
+func newCache(cfg Cache, now func() time.Time) (*cache, error) {
 	if cfg.MaxBytes <= 0 {
 		return nil, errors.New("max_bytes must be positive")
 	}
@@ -78,17 +77,7 @@ func (s *Server) cacheFor(cfg Cache) (*cache, error) {
 			return nil, fmt.Errorf("ttl for %d: a status and a positive duration", code)
 		}
 	}
-	key := "cache:" + cfg.Dir + ":" + strconv.FormatInt(cfg.MaxBytes, 10)
-	if s.caches == nil {
-		s.caches = map[string]*cache{}
-	}
-	if c, ok := s.caches[key]; ok {
-		c.mu.Lock()
-		c.ttl = cfg.TTL
-		c.mu.Unlock()
-		return c, nil
-	}
-	c := &cache{dir: cfg.Dir, max: cfg.MaxBytes, ttl: cfg.TTL, now: s.opts.Now, ll: list.New(), m: map[string]*list.Element{}}
+	c := &cache{dir: cfg.Dir, max: cfg.MaxBytes, ttl: cfg.TTL, now: now, ll: list.New(), m: map[string]*list.Element{}}
 	if c.dir != "" {
 		if err := os.MkdirAll(c.dir, 0o700); err != nil {
 			return nil, err
@@ -97,7 +86,6 @@ func (s *Server) cacheFor(cfg Cache) (*cache, error) {
 			return nil, err
 		}
 	}
-	s.caches[key] = c
 	return c, nil
 }
 

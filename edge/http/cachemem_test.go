@@ -26,6 +26,7 @@ func heapInUse() int64 {
 // the heap within the bound plus a small margin. A URI longer than
 // MaxCacheKeyBytes is proxied uncached.
 func TestCacheBoundsMemory(t *testing.T) {
+	n := newNode(t)
 	const maxBytes = 4 << 20
 	img := strings.Repeat("i", 56)
 	fb := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
@@ -39,15 +40,15 @@ func TestCacheBoundsMemory(t *testing.T) {
 	root := t.TempDir()
 	site := Site{Name: "img", Hosts: []string{"img"}, Routes: []Route{{Path: "/", Static: &Static{
 		Root:     root,
-		Fallback: &Upstream{Name: "off", Servers: []UpstreamServer{{Addr: fb.addr()}}},
-		Cache:    &Cache{MaxBytes: maxBytes, TTL: map[int]time.Duration{200: 24 * time.Hour}},
+		Fallback: n.up(Upstream{Name: "off", Servers: []UpstreamServer{{Addr: fb.addr()}}}),
+		Cache:    n.cache(Cache{MaxBytes: maxBytes, TTL: map[int]time.Duration{200: 24 * time.Hour}}),
 	}}}}
-	srv, err := NewServer(Config{Sites: []Site{site}}, Options{Logger: testLogger(t)})
+	srv, err := n.newServer(Config{Sites: []Site{site}}, Options{Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Shutdown(t.Context()) })
-	c := srv.caches["cache::"+fmt.Sprint(maxBytes)]
+	c := n.built.Caches["cache0"].c
 	serve := func(uri string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodGet, "http://img"+uri, nil)
 		req.RemoteAddr = "192.0.2.1:40000"
@@ -70,14 +71,14 @@ func TestCacheBoundsMemory(t *testing.T) {
 			t.Fatalf("after %d keys the cache accounts %d bytes, over its bound %d", i+1, size, maxBytes)
 		}
 	}
-	n, size := c.stats()
+	kept, size := c.stats()
 	grown := heapInUse() - before
-	t.Logf("%d entries, %d bytes accounted, heap grew %d bytes (%d per entry)", n, size, grown, grown/int64(max(n, 1)))
+	t.Logf("%d entries, %d bytes accounted, heap grew %d bytes (%d per entry)", kept, size, grown, grown/int64(max(kept, 1)))
 	if margin := int64(maxBytes / 4); grown > maxBytes+margin {
 		t.Fatalf("heap grew %d bytes for a cache bounded at %d (margin %d)", grown, maxBytes, margin)
 	}
-	if n < 1000 {
-		t.Fatalf("only %d entries kept: the accounting overcharges", n)
+	if kept < 1000 {
+		t.Fatalf("only %d entries kept: the accounting overcharges", kept)
 	}
 	long := "/images/long.jpg?q=" + strings.Repeat("x", 7<<10)
 	rec := serve(long)

@@ -35,7 +35,8 @@ type waiter struct {
 // acquire picks a server for a request and takes a slot on it, waiting in
 // the queue when every candidate is at its cap. It returns errNoServer
 // when no server is left to try.
-func (p *pool) acquire(ctx context.Context, tried uint64) (*backend, error) {
+// The listener's counters (stats) count refusals: pools are shared.
+func (p *pool) acquire(ctx context.Context, tried uint64, stats *counters) (*backend, error) {
 	p.mu.Lock()
 	b, full := p.pickLocked(tried)
 	if b != nil {
@@ -49,7 +50,9 @@ func (p *pool) acquire(ctx context.Context, tried uint64) (*backend, error) {
 	}
 	if len(p.queue) >= p.cfg.Queue {
 		p.mu.Unlock()
-		p.stats.queueRejected.Add(1)
+		if stats != nil {
+			stats.queueRejected.Add(1)
+		}
 		return nil, errQueueFull
 	}
 	w := &waiter{tried: tried, got: make(chan *backend, 1)}
@@ -62,7 +65,9 @@ func (p *pool) acquire(ctx context.Context, tried uint64) (*backend, error) {
 		return b, nil
 	case <-timer.C:
 		p.leave(w)
-		p.stats.queueTimeouts.Add(1)
+		if stats != nil {
+			stats.queueTimeouts.Add(1)
+		}
 		return nil, errQueueTimeout
 	case <-ctx.Done():
 		p.leave(w)

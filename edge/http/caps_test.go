@@ -17,9 +17,7 @@ import (
 
 // queued is the number of requests waiting in the pool named name.
 func queued(s *Server, name string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, p := range s.pools {
+	for _, p := range s.chain.Load().pools {
 		if p.name == name {
 			p.mu.Lock()
 			n := len(p.queue)
@@ -72,13 +70,14 @@ func newGateBackend(t *testing.T) *gateBackend {
 // then a quick request, and the upstream has seen one connection. When
 // the bodies complete, each reaches the upstream whole.
 func TestSlowBodiesHoldNoUpstreamConnection(t *testing.T) {
+	nd := newNode(t)
 	var bodies sync.Map
 	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		bodies.Store(r.URL.Path, string(b))
 		fmt.Fprintf(w, "got %d", len(b))
 	})
-	srv, addr := start(t, Config{Sites: []Site{proxySite("s", []string{"s"}, be.addr())}}, Options{})
+	srv, addr := nd.start(Config{Sites: []Site{nd.proxySite("s", []string{"s"}, be.addr())}}, Options{})
 	const slow = 20
 	var conns []net.Conn
 	for i := range slow {
@@ -117,6 +116,7 @@ func TestSlowBodiesHoldNoUpstreamConnection(t *testing.T) {
 // visible in the directory, and a PUT whose first server dropped it is
 // sent again, whole, to the next.
 func TestRequestBodyBuffering(t *testing.T) {
+	n := newNode(t)
 	type seen struct{ te, cl, body string }
 	got := make(chan seen, 4)
 	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
@@ -124,9 +124,9 @@ func TestRequestBodyBuffering(t *testing.T) {
 		got <- seen{strings.Join(r.TransferEncoding, ","), r.Header.Get("Content-Length"), string(b)}
 	})
 	tmp := t.TempDir()
-	site := proxySite("s", []string{"s"}, be.addr())
+	site := n.proxySite("s", []string{"s"}, be.addr())
 	site.Routes[0].MaxBodyBytes = 4 << 20
-	_, addr := start(t, Config{Sites: []Site{site}}, Options{BodyTempDir: tmp})
+	_, addr := n.start(Config{Sites: []Site{site}}, Options{BodyTempDir: tmp})
 	resp, _ := raw(t, addr, "POST / HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
 	if resp.StatusCode != 200 {
 		t.Fatalf("chunked POST: %d", resp.StatusCode)
@@ -159,8 +159,8 @@ func TestRequestBodyBuffering(t *testing.T) {
 	// A server that takes the request and drops it: the buffered PUT is
 	// sent again to the next server, whole.
 	ln, _ := droppingServer(t, 64)
-	up := &Upstream{Name: "p", Servers: []UpstreamServer{{Addr: ln.Addr().String(), Weight: 1000}, {Addr: be.addr()}}}
-	_, addr3 := start(t, Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{})
+	up := n.up(Upstream{Name: "p", Servers: []UpstreamServer{{Addr: ln.Addr().String(), Weight: 1000}, {Addr: be.addr()}}})
+	_, addr3 := n.start(Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{})
 	req, _ = http.NewRequest(http.MethodPut, "http://s/doc", strings.NewReader("document body"))
 	r3, err := client(addr3).Do(req)
 	if err != nil {
@@ -177,17 +177,18 @@ func TestRequestBodyBuffering(t *testing.T) {
 // more than 3 in flight (health probes included) nor more than 3
 // connections.
 func TestMaxConnsNeverExceeded(t *testing.T) {
+	n := newNode(t)
 	g := newGateBackend(t)
-	up := &Upstream{Name: "capped", Queue: 100, QueueTimeout: 20 * time.Second, Servers: []UpstreamServer{{Addr: g.addr(), MaxConns: 3}},
+	up := n.up(Upstream{Name: "capped", Queue: 100, QueueTimeout: 20 * time.Second, Servers: []UpstreamServer{{Addr: g.addr(), MaxConns: 3}},
 		// Probes run all along: they must not exceed the cap either, nor
 		// mark the busy server down.
-		HealthCheck: &HealthCheck{Path: "/health", Interval: 5 * time.Millisecond, Timeout: 5 * time.Second, Rise: 1, Fall: 1}}
-	srv, addr := start(t, Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{})
+		HealthCheck: &HealthCheck{Path: "/health", Interval: 5 * time.Millisecond, Timeout: 5 * time.Second, Rise: 1, Fall: 1}})
+	srv, addr := n.start(Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{})
 	c := client(addr)
 	c.Timeout = 30 * time.Second
-	const n = 30
-	codes := make(chan int, n)
-	for range n {
+	const total = 30
+	codes := make(chan int, total)
+	for range total {
 		go func() {
 			resp, err := c.Get("http://s/")
 			if err != nil {
@@ -200,13 +201,13 @@ func TestMaxConnsNeverExceeded(t *testing.T) {
 		}()
 	}
 	testutil.Eventually(t, 10*time.Second, "3 in flight and 27 queued", func() bool {
-		return g.inflight.Load() == 3 && queued(srv, "capped") == n-3
+		return g.inflight.Load() == 3 && queued(srv, "capped") == total-3
 	})
 	if st := upstreamStats(srv, g.addr()); st.Active != 3 || st.MaxConns != 3 || !st.Up {
 		t.Fatalf("stats %+v, want 3 active of max 3, up", st)
 	}
 	close(g.gate)
-	for range n {
+	for range total {
 		if code := <-codes; code != 200 {
 			t.Fatalf("a queued request got %d, want 200", code)
 		}
@@ -224,9 +225,10 @@ func TestMaxConnsNeverExceeded(t *testing.T) {
 // queue while there is one; 503 with Retry-After at once when the queue is
 // full, or when its wait exceeds queue_timeout.
 func TestQueueFullAndTimeout(t *testing.T) {
+	n := newNode(t)
 	g := newGateBackend(t)
-	up := &Upstream{Name: "one", Queue: 1, QueueTimeout: 300 * time.Millisecond, Servers: []UpstreamServer{{Addr: g.addr(), MaxConns: 1}}}
-	srv, addr := start(t, Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{})
+	up := n.up(Upstream{Name: "one", Queue: 1, QueueTimeout: 300 * time.Millisecond, Servers: []UpstreamServer{{Addr: g.addr(), MaxConns: 1}}})
+	srv, addr := n.start(Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{})
 	c := client(addr)
 	type result struct {
 		code  int
@@ -268,6 +270,7 @@ func TestQueueFullAndTimeout(t *testing.T) {
 
 // The queue is served in order: each freed slot goes to the oldest waiter.
 func TestQueueServedInOrder(t *testing.T) {
+	n := newNode(t)
 	gate := make(chan struct{})
 	var mu sync.Mutex
 	var order []string
@@ -277,8 +280,8 @@ func TestQueueServedInOrder(t *testing.T) {
 		mu.Unlock()
 		<-gate
 	})
-	up := &Upstream{Name: "one", Queue: 10, QueueTimeout: 20 * time.Second, Servers: []UpstreamServer{{Addr: be.addr(), MaxConns: 1}}}
-	srv, addr := start(t, Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{})
+	up := n.up(Upstream{Name: "one", Queue: 10, QueueTimeout: 20 * time.Second, Servers: []UpstreamServer{{Addr: be.addr(), MaxConns: 1}}})
+	srv, addr := n.start(Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{})
 	c := client(addr)
 	c.Timeout = 30 * time.Second
 	done := make(chan error, 4)

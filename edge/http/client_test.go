@@ -78,6 +78,7 @@ func (b *headBackend) received() []string {
 // client): after a probe and three requests, each server saw one
 // connection.
 func TestOneClientForPlainAndTLSUpstreams(t *testing.T) {
+	nd := newNode(t)
 	for _, withTLS := range []bool{false, true} {
 		name := map[bool]string{false: "plain", true: "tls"}[withTLS]
 		t.Run(name, func(t *testing.T) {
@@ -88,9 +89,9 @@ func TestOneClientForPlainAndTLSUpstreams(t *testing.T) {
 				roots.AddCert(be.srv.Certificate())
 				opts.RootCAs = roots
 			}
-			up := &Upstream{Name: "p", Host: "example.com", Servers: []UpstreamServer{{Addr: be.addr(), TLS: withTLS, ServerName: "example.com"}},
-				HealthCheck: &HealthCheck{Path: "/health?deep=1", Interval: time.Hour, Timeout: 5 * time.Second, Rise: 1, Fall: 1}}
-			_, addr := start(t, Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, opts)
+			up := nd.up(Upstream{Name: "p", Host: "example.com", Servers: []UpstreamServer{{Addr: be.addr(), TLS: withTLS, ServerName: "example.com"}},
+				HealthCheck: &HealthCheck{Path: "/health?deep=1", Interval: time.Hour, Timeout: 5 * time.Second, Rise: 1, Fall: 1}})
+			_, addr := nd.start(Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, opts)
 			testutil.Eventually(t, 5*time.Second, "first health probe", func() bool { return len(be.received()) >= 1 })
 			c := client(addr)
 			for range 3 {
@@ -150,6 +151,7 @@ func (l *logRecorder) at(level slog.Level) []string {
 // the upstream, no upstream failure counted, and the access log says 499
 // (client closed) with the bytes that were sent, not 200.
 func TestClientHangupMidResponse(t *testing.T) {
+	n := newNode(t)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
@@ -163,10 +165,10 @@ func TestClientHangupMidResponse(t *testing.T) {
 		}
 	})
 	dir := t.TempDir()
-	st := proxySite("s", []string{"s"}, be.addr())
-	st.AccessLog = &AccessLog{Path: filepath.Join(dir, "a.log"), Format: "json", FlushInterval: 10 * time.Millisecond}
+	st := n.proxySite("s", []string{"s"}, be.addr())
+	st.AccessLog = n.log(AccessLog{Path: filepath.Join(dir, "a.log"), FlushInterval: 10 * time.Millisecond}, "json")
 	logs := &logRecorder{}
-	srv, addr := start(t, Config{Sites: []Site{st}}, Options{Logger: slog.New(logs)})
+	srv, addr := n.start(Config{Sites: []Site{st}}, Options{Logger: slog.New(logs)})
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +186,7 @@ func TestClientHangupMidResponse(t *testing.T) {
 	conn.Close()
 	var rec map[string]any
 	testutil.Eventually(t, 5*time.Second, "access log line", func() bool {
-		b, _ := os.ReadFile(st.AccessLog.Path)
+		b, _ := os.ReadFile(st.AccessLog.File)
 		return json.Unmarshal(b, &rec) == nil
 	})
 	if rec["status"] != float64(499) || rec["status_sent"] != float64(200) || rec["body_bytes_sent"] != float64(1000) {
@@ -205,13 +207,14 @@ func TestClientHangupMidResponse(t *testing.T) {
 // The upstream's Server banner (and nginx's internal X-Accel-* fields)
 // are not passed to clients, as nginx's proxy_hide_header defaults.
 func TestUpstreamServerBannerHidden(t *testing.T) {
+	n := newNode(t)
 	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Server", "Apache/2.4.62 (Debian)")
 		w.Header().Set("X-Accel-Redirect", "/internal/secret")
 		w.Header().Set("X-Powered-By", "Product Opener")
 		io.WriteString(w, "ok")
 	})
-	_, addr := start(t, Config{Sites: []Site{proxySite("s", []string{"s"}, be.addr())}}, Options{})
+	_, addr := n.start(Config{Sites: []Site{n.proxySite("s", []string{"s"}, be.addr())}}, Options{})
 	resp, body := get(t, client(addr), "http://s/")
 	if body != "ok" {
 		t.Fatalf("%q", body)

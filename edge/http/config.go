@@ -22,20 +22,22 @@ type Config struct {
 	// Sites are the virtual hosts; the one marked Default (else the first)
 	// answers requests whose Host matches no site.
 	Sites []Site `json:"sites"`
-	// Limits bound what one client may hold; zero fields take defaults.
+	// Limits bound what one client may hold. Every field must be set (the
+	// plan resolves them from its defaults table); NewServer refuses zeros.
 	Limits Limits `json:"limits"`
 }
 
-// Limits bound slow or hostile clients. Zero values mean the defaults below.
+// Limits bound slow or hostile clients. The plan's defaults table
+// (plan.DefaultLimits) gives the values a node runs with.
 type Limits struct {
-	ReadHeaderTimeout time.Duration `json:"read_header_timeout"` // default 10s
-	ReadBodyTimeout   time.Duration `json:"read_body_timeout"`   // default 60s (per request body)
-	IdleTimeout       time.Duration `json:"idle_timeout"`        // default 75s (nginx keepalive_timeout)
-	MaxHeaderBytes    int           `json:"max_header_bytes"`    // default 16 KiB total; request line limit 8 KiB -> 414
-	ShutdownTimeout   time.Duration `json:"shutdown_timeout"`    // default 30s
+	ReadHeaderTimeout time.Duration `json:"read_header_timeout"`
+	ReadBodyTimeout   time.Duration `json:"read_body_timeout"` // per request body
+	IdleTimeout       time.Duration `json:"idle_timeout"`      // nginx keepalive_timeout
+	MaxHeaderBytes    int           `json:"max_header_bytes"`  // all fields; request line limit 8 KiB -> 414
+	ShutdownTimeout   time.Duration `json:"shutdown_timeout"`
 	// SendTimeout drops a client that accepts no byte for this long while we
-	// write to it (nginx send_timeout); default 60s.
-	SendTimeout time.Duration `json:"send_timeout,omitempty"`
+	// write to it (nginx send_timeout).
+	SendTimeout time.Duration `json:"send_timeout"`
 }
 
 // Site is one virtual host.
@@ -47,9 +49,9 @@ type Site struct {
 	// Default makes this site answer unknown hosts (and, on TLS, present its
 	// certificate to clients whose SNI matches no site).
 	Default bool `json:"default,omitempty"`
-	// CertFile is a PEM chain (certbot fullchain.pem); KeyFile its key.
-	CertFile string `json:"cert_file,omitempty"`
-	KeyFile  string `json:"key_file,omitempty"`
+	// Certificate names the site's certificate among the node's resources
+	// (required on a TLS listener).
+	Certificate string `json:"certificate,omitempty"`
 	// Routes are matched by longest path prefix (exact routes first).
 	Routes []Route `json:"routes"`
 	// Headers are added to every response of the site.
@@ -59,7 +61,7 @@ type Site struct {
 	// MaintenanceFile, while it exists, turns every answer into 503.
 	MaintenanceFile string `json:"maintenance_file,omitempty"`
 	// AccessLog, when set, logs every request of the site.
-	AccessLog *AccessLog `json:"access_log,omitempty"`
+	AccessLog *SiteLog `json:"access_log,omitempty"`
 	// Allow restricts who may use the site (checked per request, 403); nil: anyone.
 	Allow *acl.List `json:"allow,omitempty"`
 	// HSTS is the Strict-Transport-Security value sent with every answer
@@ -69,27 +71,43 @@ type Site struct {
 	HSTS string `json:"hsts,omitempty"`
 }
 
-// AccessLog configures a buffered access log file.
+// SiteLog is how a site writes to an access log file of the node.
+type SiteLog struct {
+	// File names the log file among the node's resources (AccessLogs).
+	File   string `json:"file"`
+	Format string `json:"format"` // "combined" | "combined_upstream" | "json"
+}
+
+// AccessLog is one buffered access log file, shared by every site and
+// listener of the node that names it.
 type AccessLog struct {
 	Path          string        `json:"path"`
-	Format        string        `json:"format"` // "combined" | "json"
 	BufferBytes   int           `json:"buffer_bytes"`
 	FlushInterval time.Duration `json:"flush_interval"`
+}
+
+// Certificate is a PEM chain (certbot fullchain.pem) and its key, loaded
+// once per node and reloaded when the files change.
+type Certificate struct {
+	CertFile string `json:"cert_file"`
+	KeyFile  string `json:"key_file"`
 }
 
 // Route is one location of a site: exactly one of Upstream, Static or
 // Redirect says what it does.
 type Route struct {
-	Path          string            `json:"path"` // prefix, or exact when Exact
-	Exact         bool              `json:"exact,omitempty"`
-	Upstream      *Upstream         `json:"upstream,omitempty"`
-	Static        *Static           `json:"static,omitempty"`
-	Redirect      string            `json:"redirect,omitempty"`      // URL prefix; request URI appended
-	RedirectCode  int               `json:"redirect_code,omitempty"` // default 301
-	Headers       map[string]string `json:"headers,omitempty"`
-	MaxBodyBytes  int64             `json:"max_body_bytes,omitempty"` // 0 = default 1 MiB as nginx; -1 = unlimited
-	WebSocket     bool              `json:"websocket,omitempty"`
-	BasicAuthFile string            `json:"basic_auth_file,omitempty"` // htpasswd, bcrypt ($2y$/$2a$/$2b$) entries
+	Path  string `json:"path"` // prefix, or exact when Exact
+	Exact bool   `json:"exact,omitempty"`
+	// Upstream names the pool (among the node's resources) requests are proxied to.
+	Upstream     string            `json:"upstream,omitempty"`
+	Static       *Static           `json:"static,omitempty"`
+	Redirect     string            `json:"redirect,omitempty"`      // URL prefix; request URI appended
+	RedirectCode int               `json:"redirect_code,omitempty"` // 301, 302, 303, 307 or 308 (required with Redirect)
+	Headers      map[string]string `json:"headers,omitempty"`
+	MaxBodyBytes int64             `json:"max_body_bytes"` // -1 = unlimited; 0 is refused
+	WebSocket    bool              `json:"websocket,omitempty"`
+	// BasicAuthFile is an htpasswd file with bcrypt ($2y$/$2a$/$2b$) entries.
+	BasicAuthFile string `json:"basic_auth_file,omitempty"`
 	// StreamRequestBody sends a proxied request's body upstream as it
 	// arrives (nginx proxy_request_buffering off), for streaming uploads.
 	// By default the whole body is read first (in memory up to
@@ -101,30 +119,39 @@ type Route struct {
 // Static serves files from Root, falling back to an upstream for files
 // missing locally (nginx try_files $uri @fallback).
 type Static struct {
-	Root     string    `json:"root"`
-	Fallback *Upstream `json:"fallback,omitempty"`
-	Cache    *Cache    `json:"cache,omitempty"`
+	Root string `json:"root"`
+	// Fallback names the pool missing files are fetched from.
+	Fallback string `json:"fallback,omitempty"`
+	// Cache names the cache (among the node's resources) fallback answers are kept in.
+	Cache string `json:"cache,omitempty"`
 }
 
-// Cache keeps fallback responses.
+// Cache keeps fallback responses; one per declared cache of the node,
+// shared by every listener whose routes name it.
 type Cache struct {
 	Dir      string                `json:"dir,omitempty"` // "" = memory only
 	MaxBytes int64                 `json:"max_bytes"`
 	TTL      map[int]time.Duration `json:"ttl"` // status -> ttl; statuses absent are not cached
 }
 
-// Upstream is a pool of servers a route proxies to.
+// Upstream is a pool of servers routes proxy to. Every field is required
+// (the plan resolves defaults); NewPool refuses zeros it would otherwise
+// have to replace.
 type Upstream struct {
-	Name           string           `json:"name"`
-	Servers        []UpstreamServer `json:"servers"`
-	Host           string           `json:"host,omitempty"` // Host header sent; "" keeps the client's
-	Keepalive      int              `json:"keepalive"`
-	ConnectTimeout time.Duration    `json:"connect_timeout"`
-	ReadTimeout    time.Duration    `json:"read_timeout"`
-	MaxFails       int              `json:"max_fails"`
-	FailTimeout    time.Duration    `json:"fail_timeout"`
-	Retries        int              `json:"retries"`
-	HealthCheck    *HealthCheck     `json:"health_check,omitempty"`
+	Name    string           `json:"name"`
+	Servers []UpstreamServer `json:"servers"`
+	Host    string           `json:"host,omitempty"` // Host header sent; "" keeps the client's
+	// Keepalive is the number of idle connections kept per server; -1 keeps none.
+	Keepalive      int           `json:"keepalive"`
+	ConnectTimeout time.Duration `json:"connect_timeout"`
+	ReadTimeout    time.Duration `json:"read_timeout"`
+	// MaxFails failures within FailTimeout take a server out for
+	// FailTimeout; -1 never takes it out.
+	MaxFails    int           `json:"max_fails"`
+	FailTimeout time.Duration `json:"fail_timeout"`
+	// Retries is how many other servers a request may be retried on; 0: none.
+	Retries     int          `json:"retries"`
+	HealthCheck *HealthCheck `json:"health_check,omitempty"`
 	// Queue is how many requests may wait when every server is at its
 	// MaxConns (0: none wait, they get 503 at once); QueueTimeout how long
 	// each may wait (then 503). nginx's upstream queue directive.
@@ -135,7 +162,7 @@ type Upstream struct {
 // UpstreamServer is one member of a pool.
 type UpstreamServer struct {
 	Addr       string `json:"addr"`   // host:port, IP literal (the lead's dialer maps it)
-	Weight     int    `json:"weight"` // 0 means 1
+	Weight     int    `json:"weight"` // at least 1
 	Backup     bool   `json:"backup,omitempty"`
 	TLS        bool   `json:"tls,omitempty"`
 	ServerName string `json:"server_name,omitempty"`
@@ -151,7 +178,8 @@ type HealthCheck struct {
 	Timeout  time.Duration `json:"timeout"`
 	Rise     int           `json:"rise"`
 	Fall     int           `json:"fall"`
-	Status   int           `json:"status,omitempty"`
+	// Status is the expected status; 0 accepts any 2xx or 3xx.
+	Status int `json:"status,omitempty"`
 }
 
 // Options are the runtime's injections.

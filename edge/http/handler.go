@@ -147,16 +147,7 @@ func (s *Server) serve(ch *chain, w *recorder, r *http.Request, ec *edgeConn) {
 		_ = body.ctl.SetReadDeadline(time.Now().Add(s.limits.ReadBodyTimeout))
 		r.Body = body
 	}
-	switch rt.kind {
-	case kindRedirect:
-		w.Header().Set("Location", rt.redirect+targetURI(r))
-		w.WriteHeader(rt.code)
-	case kindStatic:
-		limitRanges(r)
-		rt.static.serve(s, w, r, rt)
-	case kindProxy:
-		s.proxy(w, r, rt, rt.pool, body)
-	}
+	rt.handler.serve(s, w, r, rt, body)
 }
 
 // normalizeRequestPath replaces the request's path by its normalised form

@@ -18,11 +18,12 @@ import (
 // make a file into a much larger answer (issue 9 finding 8: 4,000 ranges of
 // 0-0 turned 100 KB into 568 KB).
 func TestRangesCappedAndCoalesced(t *testing.T) {
+	nd := newNode(t)
 	root := t.TempDir()
 	file := bytes.Repeat([]byte("0123456789"), 10_000) // 100 KB
 	writeFile(t, filepath.Join(root, "f.bin"), string(file))
 	site := Site{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Static: &Static{Root: root}}}}
-	_, addr := start(t, Config{Sites: []Site{site}}, Options{})
+	_, addr := nd.start(Config{Sites: []Site{site}}, Options{})
 	disjoint := func(n int) string {
 		var parts []string
 		for i := range n {
@@ -83,11 +84,12 @@ func TestRangesCappedAndCoalesced(t *testing.T) {
 // ("GET http://host/path") is redirected to the path and query, not to
 // the whole target glued to the redirect prefix.
 func TestRedirectAbsoluteFormTarget(t *testing.T) {
+	n := newNode(t)
 	// Default: the origin-form request below says Host: x.
 	site := Site{Name: "s", Hosts: []string{"s"}, Default: true, Routes: []Route{{Path: "/", Redirect: "https://example.org"}}}
-	_, addr := start(t, Config{Sites: []Site{site}}, Options{})
+	_, addr := n.start(Config{Sites: []Site{site}}, Options{})
 	https := Site{Name: "h", Hosts: []string{"h"}, Routes: []Route{{Path: "/", Redirect: "https://example.org"}}}
-	_, haddr := start(t, Config{RedirectHTTPS: true, Sites: []Site{https}}, Options{})
+	_, haddr := n.start(Config{RedirectHTTPS: true, Sites: []Site{https}}, Options{})
 	tests := []struct{ addr, target, want string }{
 		{addr, "http://s/a/b?c=d", "https://example.org/a/b?c=d"},
 		{addr, "http://s", "https://example.org/"},
@@ -132,6 +134,7 @@ func (l *logRecords) with(msg string) []map[string]any {
 // causes at most one warning a second, and the next says how many were
 // suppressed (issue 9 finding 8).
 func TestRefusalWarningsRateLimited(t *testing.T) {
+	n := newNode(t)
 	dir := t.TempDir()
 	root := filepath.Join(dir, "root")
 	os.MkdirAll(root, 0o755)
@@ -140,7 +143,7 @@ func TestRefusalWarningsRateLimited(t *testing.T) {
 	logs := &logRecords{}
 	clk := newClock()
 	site := Site{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Static: &Static{Root: root}}}}
-	_, addr := start(t, Config{Sites: []Site{site}}, Options{Now: clk.Now, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	_, addr := n.start(Config{Sites: []Site{site}}, Options{Now: clk.Now, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	for range 50 {
 		if resp, _ := raw(t, addr, "GET /escape HTTP/1.1\r\nHost: s\r\nConnection: close\r\n\r\n"); resp.StatusCode != 403 {
 			t.Fatalf("status %d", resp.StatusCode)

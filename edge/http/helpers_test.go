@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -11,12 +12,14 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/offedge/offedge/certs"
 	"github.com/offedge/offedge/internal/testutil"
 )
 
@@ -36,13 +39,210 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// start runs a Server for cfg on 127.0.0.1:0 and returns it and its address.
-func start(t testing.TB, cfg Config, opts Options) (*Server, string) {
-	t.Helper()
-	if opts.Logger == nil {
-		opts.Logger = testLogger(t)
+// testNode declares the node-level resources a test's Config names
+// (pools, caches, access logs, certificates) and builds them once, as the
+// runtime does for a node. It fills the zero values a plan would have
+// resolved, so that a test states only what it is about.
+type testNode struct {
+	t      testing.TB
+	ups    map[string]Upstream
+	caches map[string]Cache
+	logs   map[string]AccessLog
+	certs  map[string]Certificate
+	built  Resources
+	specs  map[string]any // what each built resource was built from
+}
+
+func newNode(t testing.TB) *testNode {
+	n := &testNode{t: t, ups: map[string]Upstream{}, caches: map[string]Cache{}, logs: map[string]AccessLog{}, certs: map[string]Certificate{},
+		built: Resources{Pools: map[string]*Pool{}, Caches: map[string]*ResponseCache{}, AccessLogs: map[string]*LogFile{}, Certificates: map[string]*certs.Cert{}},
+		specs: map[string]any{}}
+	t.Cleanup(func() { n.built.Close() })
+	return n
+}
+
+// up declares a pool and returns its name.
+func (n *testNode) up(u Upstream) string {
+	if u.Keepalive == 0 {
+		u.Keepalive = 16
 	}
-	s, err := NewServer(cfg, opts)
+	if u.ConnectTimeout == 0 {
+		u.ConnectTimeout = 5 * time.Second
+	}
+	if u.ReadTimeout == 0 {
+		u.ReadTimeout = 60 * time.Second
+	}
+	if u.MaxFails == 0 {
+		u.MaxFails = 1
+	}
+	if u.FailTimeout == 0 {
+		u.FailTimeout = 10 * time.Second
+	}
+	u.Servers = append([]UpstreamServer(nil), u.Servers...)
+	for i := range u.Servers {
+		if u.Servers[i].Weight == 0 {
+			u.Servers[i].Weight = 1
+		}
+	}
+	if hc := u.HealthCheck; hc != nil {
+		c := *hc
+		if c.Interval == 0 {
+			c.Interval = 5 * time.Second
+		}
+		if c.Timeout == 0 {
+			c.Timeout = 2 * time.Second
+		}
+		if c.Rise == 0 {
+			c.Rise = 2
+		}
+		if c.Fall == 0 {
+			c.Fall = 3
+		}
+		u.HealthCheck = &c
+	}
+	n.ups[u.Name] = u
+	return u.Name
+}
+
+// cache declares a cache and returns its name.
+func (n *testNode) cache(c Cache) string {
+	name := fmt.Sprintf("cache%d", len(n.caches))
+	n.caches[name] = c
+	return name
+}
+
+// log declares an access log file and returns a site's use of it.
+func (n *testNode) log(a AccessLog, format string) *SiteLog {
+	if a.BufferBytes == 0 {
+		a.BufferBytes = 256 << 10
+	}
+	if a.FlushInterval == 0 {
+		a.FlushInterval = time.Second
+	}
+	n.logs[a.Path] = a
+	return &SiteLog{File: a.Path, Format: format}
+}
+
+// cert declares a certificate and returns its name.
+func (n *testNode) cert(certFile, keyFile string) string {
+	n.certs[certFile] = Certificate{CertFile: certFile, KeyFile: keyFile}
+	return certFile
+}
+
+// res builds what was declared and not built yet (or declared anew).
+func (n *testNode) res(opts Options) (Resources, error) {
+	same := func(key string, spec any) bool {
+		old, ok := n.specs[key]
+		return ok && reflect.DeepEqual(old, spec)
+	}
+	for name, u := range n.ups {
+		if same("u"+name, u) {
+			continue
+		}
+		p, err := NewPool(u, opts)
+		if err != nil {
+			return Resources{}, err
+		}
+		if old, ok := n.built.Pools[name]; ok {
+			old.Close()
+		}
+		n.built.Pools[name], n.specs["u"+name] = p, u
+	}
+	for name, c := range n.caches {
+		if same("c"+name, c) {
+			continue
+		}
+		rc, err := NewCache(c, opts)
+		if err != nil {
+			return Resources{}, err
+		}
+		n.built.Caches[name], n.specs["c"+name] = rc, c
+	}
+	for name, a := range n.logs {
+		if same("l"+name, a) {
+			continue
+		}
+		l, err := OpenAccessLog(a)
+		if err != nil {
+			return Resources{}, err
+		}
+		n.built.AccessLogs[name], n.specs["l"+name] = l, a
+	}
+	for name, c := range n.certs {
+		if same("t"+name, c) {
+			continue
+		}
+		ct, err := LoadCertificate(c, opts)
+		if err != nil {
+			return Resources{}, err
+		}
+		n.built.Certificates[name], n.specs["t"+name] = ct, c
+	}
+	return n.built, nil
+}
+
+// testLimits are the limits of a test server whose test sets none.
+var testLimits = Limits{ReadHeaderTimeout: 10 * time.Second, ReadBodyTimeout: 60 * time.Second, IdleTimeout: 75 * time.Second,
+	MaxHeaderBytes: 16 << 10, ShutdownTimeout: 30 * time.Second, SendTimeout: 60 * time.Second}
+
+// filled returns cfg with the zero values a plan resolves filled.
+func filled(cfg Config) Config {
+	l := &cfg.Limits
+	for _, f := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&l.ReadHeaderTimeout, testLimits.ReadHeaderTimeout}, {&l.ReadBodyTimeout, testLimits.ReadBodyTimeout}, {&l.IdleTimeout, testLimits.IdleTimeout},
+		{&l.ShutdownTimeout, testLimits.ShutdownTimeout}, {&l.SendTimeout, testLimits.SendTimeout}} {
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+	}
+	if l.MaxHeaderBytes == 0 {
+		l.MaxHeaderBytes = testLimits.MaxHeaderBytes
+	}
+	cfg.Sites = append([]Site(nil), cfg.Sites...)
+	for i := range cfg.Sites {
+		st := &cfg.Sites[i]
+		st.Routes = append([]Route(nil), st.Routes...)
+		for j := range st.Routes {
+			rt := &st.Routes[j]
+			if rt.MaxBodyBytes == 0 {
+				rt.MaxBodyBytes = 1 << 20
+			}
+			if rt.Redirect != "" && rt.RedirectCode == 0 {
+				rt.RedirectCode = 301
+			}
+		}
+	}
+	return cfg
+}
+
+// newServer builds a Server for cfg on the node's resources.
+func (n *testNode) newServer(cfg Config, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = testLogger(n.t)
+	}
+	res, err := n.res(opts)
+	if err != nil {
+		return nil, err
+	}
+	return NewServer(filled(cfg), res, opts)
+}
+
+// update applies cfg to s on the node's resources.
+func (n *testNode) update(s *Server, cfg Config) error {
+	res, err := n.res(s.opts)
+	if err != nil {
+		return err
+	}
+	return s.Update(filled(cfg), res)
+}
+
+// start runs a Server for cfg on 127.0.0.1:0 and returns it and its address.
+func (n *testNode) start(cfg Config, opts Options) (*Server, string) {
+	t := n.t
+	t.Helper()
+	s, err := n.newServer(cfg, opts)
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
 	}
@@ -103,12 +303,12 @@ func textHandler(body string) http.HandlerFunc {
 }
 
 // proxySite is a one-route site proxying everything to addrs.
-func proxySite(name string, hosts []string, addrs ...string) Site {
-	up := &Upstream{Name: name + "-up"}
+func (n *testNode) proxySite(name string, hosts []string, addrs ...string) Site {
+	up := Upstream{Name: name + "-up"}
 	for _, a := range addrs {
 		up.Servers = append(up.Servers, UpstreamServer{Addr: a})
 	}
-	return Site{Name: name, Hosts: hosts, Routes: []Route{{Path: "/", Upstream: up}}}
+	return Site{Name: name, Hosts: hosts, Routes: []Route{{Path: "/", Upstream: n.up(up)}}}
 }
 
 // client returns an HTTP client that sends every request to addr,

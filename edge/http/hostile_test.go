@@ -25,14 +25,15 @@ func TestHostileRequests(t *testing.T) { testHostileRequests(t, Options{}) }
 func TestHostileRequestsNetHTTP1(t *testing.T) { testHostileRequests(t, Options{NetHTTP1: true}) }
 
 func testHostileRequests(t *testing.T, opts Options) {
+	nd := newNode(t)
 	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		n, _ := io.Copy(io.Discard, r.Body)
 		fmt.Fprintf(w, "ok %d", n)
 	})
 	// Marked default: HTTP/1.0 without Host goes to the default site.
-	def := proxySite("s", []string{"s"}, be.addr())
+	def := nd.proxySite("s", []string{"s"}, be.addr())
 	def.Default = true
-	_, addr := start(t, Config{Sites: []Site{def}}, opts)
+	_, addr := nd.start(Config{Sites: []Site{def}}, opts)
 	long := strings.Repeat("a", 9000)
 	tests := []struct {
 		name   string
@@ -81,11 +82,12 @@ func TestSmugglingPipelined(t *testing.T) { testSmugglingPipelined(t, Options{})
 func TestSmugglingPipelinedNetHTTP1(t *testing.T) { testSmugglingPipelined(t, Options{NetHTTP1: true}) }
 
 func testSmugglingPipelined(t *testing.T, opts Options) {
+	nd := newNode(t)
 	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		n, _ := io.Copy(io.Discard, r.Body)
 		fmt.Fprintf(w, "ok %d", n)
 	})
-	_, addr := start(t, Config{Sites: []Site{proxySite("s", []string{"s"}, be.addr())}}, opts)
+	_, addr := nd.start(Config{Sites: []Site{nd.proxySite("s", []string{"s"}, be.addr())}}, opts)
 	smuggle := "POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /x HTTP/1.1\r\nHost: s\r\n\r\n"
 	tests := []struct {
 		name   string
@@ -133,11 +135,12 @@ func testSmugglingPipelined(t *testing.T, opts Options) {
 // request on a keep-alive connection: a legit chunked request after a
 // request with Content-Length is not refused.
 func TestContentLengthScanKeepAlive(t *testing.T) {
+	nd := newNode(t)
 	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		n, _ := io.Copy(io.Discard, r.Body)
 		fmt.Fprintf(w, "%d", n)
 	})
-	_, addr := start(t, Config{Sites: []Site{proxySite("s", []string{"s"}, be.addr())}}, Options{})
+	_, addr := nd.start(Config{Sites: []Site{nd.proxySite("s", []string{"s"}, be.addr())}}, Options{})
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -190,6 +193,7 @@ func TestHeadScanner(t *testing.T) {
 }
 
 func TestSlowClientsTimedOut(t *testing.T) {
+	n := newNode(t)
 	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		_, err := io.Copy(io.Discard, r.Body)
 		if err != nil {
@@ -197,10 +201,10 @@ func TestSlowClientsTimedOut(t *testing.T) {
 		}
 	})
 	cfg := Config{
-		Sites:  []Site{proxySite("s", []string{"s"}, be.addr())},
+		Sites:  []Site{n.proxySite("s", []string{"s"}, be.addr())},
 		Limits: Limits{ReadHeaderTimeout: 300 * time.Millisecond, ReadBodyTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond},
 	}
-	_, addr := start(t, cfg, Options{})
+	_, addr := n.start(cfg, Options{})
 	tests := []struct {
 		name, send string
 	}{
@@ -234,16 +238,17 @@ func TestSlowClientsTimedOut(t *testing.T) {
 // body) against the server for a few seconds while a normal client keeps
 // getting answers.
 func TestSlowHTTPTest(t *testing.T) {
+	n := newNode(t)
 	bin := testutil.RequireBinary(t, "slowhttptest")
 	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		io.WriteString(w, "fine")
 	})
 	cfg := Config{
-		Sites:  []Site{proxySite("s", []string{"127.0.0.1"}, be.addr())},
+		Sites:  []Site{n.proxySite("s", []string{"127.0.0.1"}, be.addr())},
 		Limits: Limits{ReadHeaderTimeout: time.Second, ReadBodyTimeout: time.Second, IdleTimeout: 2 * time.Second},
 	}
-	srv, addr := start(t, cfg, Options{})
+	srv, addr := n.start(cfg, Options{})
 	_, port, _ := net.SplitHostPort(addr)
 	for _, mode := range []struct{ name, flag string }{{"slowloris", "-H"}, {"slow body", "-B"}} {
 		t.Run(mode.name, func(t *testing.T) {
@@ -357,11 +362,12 @@ func FuzzHeadScanner(f *testing.F) {
 // TestHTTP1ParksIdleConnections: plain HTTP/1 is served by edge/http/h1,
 // whose idle keep-alive connections hold no goroutine and no buffer.
 func TestHTTP1ParksIdleConnections(t *testing.T) {
+	nd := newNode(t)
 	root := t.TempDir()
 	if err := os.WriteFile(filepath.Join(root, "a.txt"), []byte("hello"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, addr := start(t, Config{Listener: "t", Sites: []Site{{
+	s, addr := nd.start(Config{Listener: "t", Sites: []Site{{
 		Name: "s", Hosts: []string{"example.org"}, Default: true,
 		Routes: []Route{{Path: "/", Static: &Static{Root: root}}},
 	}}}, Options{})

@@ -12,7 +12,8 @@ import (
 // bookkeeping, metrics included, weighs most. Compare instruction counts
 // (perf stat -e instructions) across changes, not wall-clock time.
 func BenchmarkServeHTTPRedirect(b *testing.B) {
-	s, err := NewServer(Config{Listener: "bench", Sites: []Site{{Name: "www", Hosts: []string{"www.example.org"},
+	n := newNode(b)
+	s, err := n.newServer(Config{Listener: "bench", Sites: []Site{{Name: "www", Hosts: []string{"www.example.org"},
 		Routes: []Route{{Path: "/", Redirect: "https://www.example.org"}}}}}, Options{})
 	if err != nil {
 		b.Fatal(err)

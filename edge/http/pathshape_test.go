@@ -69,6 +69,7 @@ http {
 // credentials (or refused), never answered with the secret; with
 // credentials, nginx is asked for the normalised path.
 func TestPathShapesCannotBypassAuth(t *testing.T) {
+	n := newNode(t)
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "admin"), 0o755)
 	os.MkdirAll(filepath.Join(root, "x"), 0o755)
@@ -77,12 +78,12 @@ func TestPathShapesCannotBypassAuth(t *testing.T) {
 	ngx, accessLog := startNginx(t, root)
 	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
 	htp := writeFile(t, filepath.Join(t.TempDir(), "htpasswd"), "admin:"+string(hash)+"\n")
-	up := &Upstream{Name: "app", Servers: []UpstreamServer{{Addr: ngx}}}
+	up := n.up(Upstream{Name: "app", Servers: []UpstreamServer{{Addr: ngx}}})
 	site := Site{Name: "s", Hosts: []string{"s"}, Routes: []Route{
 		{Path: "/", Upstream: up},
 		{Path: "/admin/", Upstream: up, BasicAuthFile: htp},
 	}}
-	_, addr := start(t, Config{Sites: []Site{site}}, Options{})
+	_, addr := n.start(Config{Sites: []Site{site}}, Options{})
 
 	tests := []struct {
 		path   string

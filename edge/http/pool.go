@@ -3,7 +3,6 @@ package httpedge
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,58 +18,37 @@ import (
 	"time"
 )
 
-// Upstream defaults (nginx's where they exist, shorter connect timeout so
-// that a retry to the next server happens quickly).
-const (
-	DefaultKeepalive      = 16
-	DefaultConnectTimeout = 5 * time.Second
-	DefaultReadTimeout    = 60 * time.Second
-	DefaultMaxFails       = 1
-	DefaultFailTimeout    = 10 * time.Second
-	DefaultHealthInterval = 5 * time.Second
-	DefaultHealthTimeout  = 2 * time.Second
-	DefaultHealthRise     = 2
-	DefaultHealthFall     = 3
-	DefaultQueueTimeout   = 60 * time.Second // nginx's queue timeout
-	upstreamIdleTimeout   = 60 * time.Second
-)
+// upstreamIdleTimeout closes kept-alive upstream connections idle this long.
+const upstreamIdleTimeout = 60 * time.Second
 
-func (u Upstream) withDefaults() Upstream {
-	if u.Keepalive == 0 {
-		u.Keepalive = DefaultKeepalive
+// checkUpstream refuses the zero values a pool would otherwise have to
+// replace: the plan resolves every default.
+func checkUpstream(u *Upstream) error {
+	switch {
+	case u.Keepalive == 0:
+		return errors.New("keepalive is 0: give the number of idle connections kept per server (-1 keeps none)")
+	case u.ConnectTimeout <= 0:
+		return fmt.Errorf("connect_timeout %v must be positive", u.ConnectTimeout)
+	case u.ReadTimeout <= 0:
+		return fmt.Errorf("read_timeout %v must be positive", u.ReadTimeout)
+	case u.MaxFails == 0:
+		return errors.New("max_fails is 0: give the failures that take a server out (-1: never)")
+	case u.FailTimeout <= 0:
+		return fmt.Errorf("fail_timeout %v must be positive", u.FailTimeout)
+	case u.Queue > 0 && u.QueueTimeout <= 0:
+		return fmt.Errorf("queue_timeout %v must be positive when requests may queue", u.QueueTimeout)
 	}
-	if u.ConnectTimeout <= 0 {
-		u.ConnectTimeout = DefaultConnectTimeout
-	}
-	if u.ReadTimeout <= 0 {
-		u.ReadTimeout = DefaultReadTimeout
-	}
-	if u.MaxFails == 0 {
-		u.MaxFails = DefaultMaxFails
-	}
-	if u.FailTimeout <= 0 {
-		u.FailTimeout = DefaultFailTimeout
-	}
-	if u.QueueTimeout <= 0 {
-		u.QueueTimeout = DefaultQueueTimeout
+	for _, sv := range u.Servers {
+		if sv.Weight < 1 {
+			return fmt.Errorf("server %q: weight %d must be at least 1", sv.Addr, sv.Weight)
+		}
 	}
 	if hc := u.HealthCheck; hc != nil {
-		c := *hc
-		if c.Interval <= 0 {
-			c.Interval = DefaultHealthInterval
+		if hc.Interval <= 0 || hc.Timeout <= 0 || hc.Rise <= 0 || hc.Fall <= 0 {
+			return fmt.Errorf("health check: interval (%v), timeout (%v), rise (%d) and fall (%d) must all be positive", hc.Interval, hc.Timeout, hc.Rise, hc.Fall)
 		}
-		if c.Timeout <= 0 {
-			c.Timeout = DefaultHealthTimeout
-		}
-		if c.Rise <= 0 {
-			c.Rise = DefaultHealthRise
-		}
-		if c.Fall <= 0 {
-			c.Fall = DefaultHealthFall
-		}
-		u.HealthCheck = &c
 	}
-	return u
+	return nil
 }
 
 func validateUpstream(u *Upstream) error {
@@ -136,18 +114,16 @@ func validateUpstream(u *Upstream) error {
 	return nil
 }
 
-// pool is a compiled upstream: its servers, their transports and health.
-// Pools are shared between the chains of successive Updates when their
-// configuration is identical (same fingerprint).
+// pool is a built upstream: its servers, their connections and health. One
+// pool exists per declared upstream of a node, shared by every Server
+// (listener) whose routes name it, so health checks run once and one
+// failure state decides for all listeners.
 type pool struct {
 	name     string
-	fp       string
-	cfg      Upstream // with defaults
+	cfg      Upstream
 	backends []*backend
 	log      *slog.Logger
 	now      func() time.Time
-	stats    *counters
-	refs     int // chains using the pool; guarded by Server.mu
 	cancel   context.CancelFunc
 	probeReq *http.Request // the health check's request (URI, User-Agent)
 
@@ -178,25 +154,20 @@ type backend struct {
 	failWindow time.Duration
 }
 
-func upstreamFingerprint(u Upstream) string {
-	b, _ := json.Marshal(u)
-	return string(b)
-}
-
-// acquirePool returns the server's pool for u, creating it when no pool
-// with the same configuration exists. Called with s.mu held.
-func (s *Server) acquirePool(u Upstream) (*pool, error) {
-	u = u.withDefaults()
-	fp := upstreamFingerprint(u)
-	if p, ok := s.pools[fp]; ok {
-		p.refs++
-		return p, nil
+// newPool builds the pool for u and starts its health checks.
+func newPool(u Upstream, opts Options) (*pool, error) {
+	if err := validateUpstream(&u); err != nil {
+		return nil, err
 	}
-	p := &pool{name: u.Name, fp: fp, cfg: u, log: s.log, now: s.opts.Now, stats: &s.stats, refs: 1}
+	if err := checkUpstream(&u); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	p := &pool{name: u.Name, cfg: u, log: opts.Logger, now: opts.Now}
 	for _, sv := range u.Servers {
-		b := &backend{addr: sv.Addr, weight: max(sv.Weight, 1), backup: sv.Backup, maxConns: sv.MaxConns,
+		b := &backend{addr: sv.Addr, weight: sv.Weight, backup: sv.Backup, maxConns: sv.MaxConns,
 			maxFails: u.MaxFails, failWindow: u.FailTimeout, hostHeader: sv.Addr}
-		b.client = s.newH1Client(u, sv)
+		b.client = newH1Client(opts, u, sv)
 		p.backends = append(p.backends, b)
 	}
 	if hc := u.HealthCheck; hc != nil {
@@ -205,13 +176,12 @@ func (s *Server) acquirePool(u Upstream) (*pool, error) {
 			return nil, fmt.Errorf("health check path %q: %w", hc.Path, err)
 		}
 		p.probeReq = &http.Request{Method: http.MethodGet, URL: uri, Header: http.Header{"User-Agent": {"offedge-health-check"}}}
-		ctx, cancel := context.WithCancel(s.bgCtx)
+		ctx, cancel := context.WithCancel(context.Background())
 		p.cancel = cancel
 		for _, b := range p.backends {
 			go p.healthLoop(ctx, b)
 		}
 	}
-	s.pools[fp] = p
 	return p, nil
 }
 
@@ -227,8 +197,8 @@ func (p *pool) close() {
 // newH1Client is the one client of a server, plain or TLS: the same
 // connection pool, request writer (one forwarding-header policy) and
 // response reader; TLS only changes how a connection is opened.
-func (s *Server) newH1Client(u Upstream, sv UpstreamServer) *h1Client {
-	dial := s.opts.Dial
+func newH1Client(opts Options, u Upstream, sv UpstreamServer) *h1Client {
+	dial := opts.Dial
 	if dial == nil {
 		d := &net.Dialer{KeepAlive: 30 * time.Second}
 		dial = d.DialContext
@@ -244,7 +214,7 @@ func (s *Server) newH1Client(u Upstream, sv UpstreamServer) *h1Client {
 				sni = h
 			}
 		}
-		c.tls = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: s.opts.RootCAs, ServerName: sni,
+		c.tls = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: opts.RootCAs, ServerName: sni,
 			NextProtos: []string{"http/1.1"}, ClientSessionCache: tls.NewLRUClientSessionCache(max(u.Keepalive, 1))}
 	}
 	return c
@@ -426,7 +396,7 @@ func (p *pool) roundTrip(pr *proxyRequest) (*http.Response, *backend, error) {
 	var lastErr error = errNoServer
 	var last *backend
 	for a := 0; a < attempts; a++ {
-		b, err := p.acquire(pr.ctx, tried)
+		b, err := p.acquire(pr.ctx, tried, pr.stats)
 		if errors.Is(err, errNoServer) {
 			break // every server tried: report the last failure
 		}
@@ -457,7 +427,9 @@ func (p *pool) roundTrip(pr *proxyRequest) (*http.Response, *backend, error) {
 		if errors.As(err, &cbe) {
 			return nil, b, err // the client's body failed; not the server's fault
 		}
-		p.stats.upstreamErrors.Add(1)
+		if pr.stats != nil {
+			pr.stats.upstreamErrors.Add(1)
+		}
 		b.failure(p.now())
 		var ce *connectError
 		if !errors.As(err, &ce) && !canRetryAfterSend {

@@ -31,15 +31,16 @@ func TestSmoothWeightedRoundRobin(t *testing.T) {
 }
 
 func TestPoolWeightsAndBackup(t *testing.T) {
+	n := newNode(t)
 	var hits [3]atomic.Int64
 	mk := func(i int) *testBackend {
 		return newBackend(t, func(w http.ResponseWriter, r *http.Request) { hits[i].Add(1); fmt.Fprint(w, i) })
 	}
 	a, b, bk := mk(0), mk(1), mk(2)
-	up := &Upstream{Name: "off", Servers: []UpstreamServer{
+	up := n.up(Upstream{Name: "off", Servers: []UpstreamServer{
 		{Addr: a.addr(), Weight: 100}, {Addr: b.addr()}, {Addr: bk.addr(), Backup: true},
-	}}
-	_, addr := start(t, Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{})
+	}})
+	_, addr := n.start(Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{})
 	c := client(addr)
 	for range 202 {
 		get(t, c, "http://s/")
@@ -59,11 +60,12 @@ func TestPoolWeightsAndBackup(t *testing.T) {
 }
 
 func TestRetryAndPassiveHealth(t *testing.T) {
+	n := newNode(t)
 	live := newBackend(t, textHandler("live"))
 	dead := deadAddr(t)
 	clk := newClock()
-	up := &Upstream{Name: "p", MaxFails: 1, FailTimeout: 10 * time.Second, Servers: []UpstreamServer{{Addr: dead}, {Addr: live.addr()}}}
-	srv, addr := start(t, Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{Now: clk.Now})
+	up := n.up(Upstream{Name: "p", MaxFails: 1, FailTimeout: 10 * time.Second, Servers: []UpstreamServer{{Addr: dead}, {Addr: live.addr()}}})
+	srv, addr := n.start(Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{Now: clk.Now})
 	c := client(addr)
 	for i := range 6 {
 		resp, body := get(t, c, "http://s/")
@@ -95,11 +97,12 @@ func TestRetryAndPassiveHealth(t *testing.T) {
 }
 
 func TestNoRetryOfNonIdempotentAfterSend(t *testing.T) {
+	n := newNode(t)
 	// A server that accepts and resets: the request was sent.
 	ln, _ := droppingServer(t, 16)
 	other := newBackend(t, textHandler("other"))
-	up := &Upstream{Name: "p", Servers: []UpstreamServer{{Addr: ln.Addr().String(), Weight: 1000}, {Addr: other.addr()}}}
-	_, addr := start(t, Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{})
+	up := n.up(Upstream{Name: "p", Servers: []UpstreamServer{{Addr: ln.Addr().String(), Weight: 1000}, {Addr: other.addr()}}})
+	_, addr := n.start(Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{})
 	c := client(addr)
 	resp, err := c.Post("http://s/", "text/plain", strings.NewReader("order=1"))
 	if err != nil {
@@ -116,6 +119,7 @@ func TestNoRetryOfNonIdempotentAfterSend(t *testing.T) {
 }
 
 func TestActiveHealthCheck(t *testing.T) {
+	n := newNode(t)
 	var healthy atomic.Bool
 	healthy.Store(true)
 	a := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
@@ -128,9 +132,9 @@ func TestActiveHealthCheck(t *testing.T) {
 		io.WriteString(w, "a")
 	})
 	b := newBackend(t, textHandler("b"))
-	up := &Upstream{Name: "p", Servers: []UpstreamServer{{Addr: a.addr()}, {Addr: b.addr()}},
-		HealthCheck: &HealthCheck{Path: "/health", Interval: 20 * time.Millisecond, Timeout: time.Second, Rise: 2, Fall: 2}}
-	srv, addr := start(t, Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{})
+	up := n.up(Upstream{Name: "p", Servers: []UpstreamServer{{Addr: a.addr()}, {Addr: b.addr()}},
+		HealthCheck: &HealthCheck{Path: "/health", Interval: 20 * time.Millisecond, Timeout: time.Second, Rise: 2, Fall: 2}})
+	srv, addr := n.start(Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{})
 	up0 := func() bool {
 		for _, u := range srv.Stats().Upstreams {
 			if u.Addr == a.addr() {
@@ -160,8 +164,9 @@ func TestActiveHealthCheck(t *testing.T) {
 }
 
 func TestKeepaliveReuse(t *testing.T) {
+	nd := newNode(t)
 	be := newBackend(t, textHandler(strings.Repeat("x", 1024)))
-	_, addr := start(t, Config{Sites: []Site{proxySite("s", []string{"s"}, be.addr())}}, Options{})
+	_, addr := nd.start(Config{Sites: []Site{nd.proxySite("s", []string{"s"}, be.addr())}}, Options{})
 	c := client(addr)
 	for range 50 {
 		get(t, c, "http://s/")
@@ -172,6 +177,7 @@ func TestKeepaliveReuse(t *testing.T) {
 }
 
 func TestUpstreamTimeouts(t *testing.T) {
+	n := newNode(t)
 	release := make(chan struct{})
 	slow := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -180,8 +186,8 @@ func TestUpstreamTimeouts(t *testing.T) {
 		}
 	})
 	defer close(release)
-	up := &Upstream{Name: "slow", ReadTimeout: 200 * time.Millisecond, Servers: []UpstreamServer{{Addr: slow.addr()}}}
-	_, addr := start(t, Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{})
+	up := n.up(Upstream{Name: "slow", ReadTimeout: 200 * time.Millisecond, Servers: []UpstreamServer{{Addr: slow.addr()}}})
+	_, addr := n.start(Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{})
 	start := time.Now()
 	resp, _ := get(t, client(addr), "http://s/")
 	if resp.StatusCode != 504 {
@@ -193,6 +199,7 @@ func TestUpstreamTimeouts(t *testing.T) {
 }
 
 func TestStreamingIsFlushed(t *testing.T) {
+	nd := newNode(t)
 	next := make(chan struct{})
 	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -206,7 +213,7 @@ func TestStreamingIsFlushed(t *testing.T) {
 			}
 		}
 	})
-	_, addr := start(t, Config{Sites: []Site{proxySite("s", []string{"s"}, be.addr())}}, Options{})
+	_, addr := nd.start(Config{Sites: []Site{nd.proxySite("s", []string{"s"}, be.addr())}}, Options{})
 	resp, err := client(addr).Get("http://s/events")
 	if err != nil {
 		t.Fatal(err)

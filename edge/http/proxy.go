@@ -91,7 +91,7 @@ func (s *Server) proxy(w *recorder, r *http.Request, rt *route, p *pool, body *b
 			upgrade = u
 		}
 	}
-	pr := proxyRequest{ctx: r.Context(), r: r, method: r.Method, host: p.cfg.Host, upgrade: upgrade, tls: s.tlsOn}
+	pr := proxyRequest{ctx: r.Context(), r: r, method: r.Method, host: p.cfg.Host, upgrade: upgrade, tls: s.tlsOn, stats: &s.stats}
 	if pr.host == "" {
 		pr.host = r.Host
 	}

@@ -19,9 +19,10 @@ func routeStat(s *Server, site, route string) RouteStats {
 // with their bytes and a duration histogram, and the counts survive an
 // update.
 func TestRouteStats(t *testing.T) {
+	n := newNode(t)
 	b := newBackend(t, textHandler("hello"))
-	cfg := Config{Listener: "test", Sites: []Site{proxySite("www", []string{"www.example.org"}, b.addr())}}
-	s, addr := start(t, cfg, Options{})
+	cfg := Config{Listener: "test", Sites: []Site{n.proxySite("www", []string{"www.example.org"}, b.addr())}}
+	s, addr := n.start(cfg, Options{})
 	c := client(addr)
 	for range 3 {
 		get(t, c, "http://www.example.org/some/path")
@@ -36,7 +37,7 @@ func TestRouteStats(t *testing.T) {
 	if no := routeStat(s, "", ""); no.Status[4] != 1 {
 		t.Errorf("requests no site answered: %+v, want one 4xx", no)
 	}
-	if err := s.Update(cfg); err != nil {
+	if err := n.update(s, cfg); err != nil {
 		t.Fatal(err)
 	}
 	get(t, c, "http://www.example.org/")

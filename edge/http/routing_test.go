@@ -20,19 +20,20 @@ import (
 )
 
 func TestVirtualHosts(t *testing.T) {
+	n := newNode(t)
 	off := newBackend(t, textHandler("off"))
 	pro := newBackend(t, textHandler("pro"))
 	def := newBackend(t, textHandler("default"))
 	ip6 := newBackend(t, textHandler("v6"))
 	cfg := Config{Listener: "test", Sites: []Site{
-		proxySite("off", []string{"openfoodfacts.org", "*.openfoodfacts.org"}, off.addr()),
-		proxySite("pro", []string{"pro.openfoodfacts.org", "*.pro.openfoodfacts.org"}, pro.addr()),
-		proxySite("v6", []string{"2001:db8::10"}, ip6.addr()),
+		n.proxySite("off", []string{"openfoodfacts.org", "*.openfoodfacts.org"}, off.addr()),
+		n.proxySite("pro", []string{"pro.openfoodfacts.org", "*.pro.openfoodfacts.org"}, pro.addr()),
+		n.proxySite("v6", []string{"2001:db8::10"}, ip6.addr()),
 	}}
-	d := proxySite("catchall", []string{"catchall.example"}, def.addr())
+	d := n.proxySite("catchall", []string{"catchall.example"}, def.addr())
 	d.Default = true
 	cfg.Sites = append(cfg.Sites, d)
-	_, addr := start(t, cfg, Options{})
+	_, addr := n.start(cfg, Options{})
 	c := client(addr)
 	tests := []struct{ host, want string }{
 		{"openfoodfacts.org", "off"},
@@ -58,9 +59,10 @@ func TestVirtualHosts(t *testing.T) {
 // TLS rule. Before, an unknown Host was served by the first site, so a
 // misspelt or stale DNS name showed whatever site came first.
 func TestUnknownHostRefusedWithoutDefault(t *testing.T) {
+	n := newNode(t)
 	a := newBackend(t, textHandler("a"))
 	b := newBackend(t, textHandler("b"))
-	_, addr := start(t, Config{Sites: []Site{proxySite("a", []string{"a.example"}, a.addr()), proxySite("b", []string{"b.example"}, b.addr())}}, Options{})
+	_, addr := n.start(Config{Sites: []Site{n.proxySite("a", []string{"a.example"}, a.addr()), n.proxySite("b", []string{"b.example"}, b.addr())}}, Options{})
 	c := client(addr)
 	for _, host := range []string{"nowhere.example", "192.0.2.1"} {
 		if resp, body := get(t, c, "http://x/", "Host", host); resp.StatusCode != http.StatusMisdirectedRequest || body == "a" || body == "b" {
@@ -84,8 +86,9 @@ func TestUnknownHostRefusedWithoutDefault(t *testing.T) {
 }
 
 func TestRedirectHTTPS(t *testing.T) {
+	n := newNode(t)
 	cfg := Config{RedirectHTTPS: true, Sites: []Site{{Name: "off", Hosts: []string{"*.openfoodfacts.org"}}}}
-	_, addr := start(t, cfg, Options{})
+	_, addr := n.start(cfg, Options{})
 	tests := []struct{ host, uri, want string }{
 		{"world.openfoodfacts.org", "/product/123?x=1&y=%20", "https://world.openfoodfacts.org/product/123?x=1&y=%20"},
 		{"world.openfoodfacts.org:80", "/", "https://world.openfoodfacts.org/"},
@@ -102,6 +105,7 @@ func TestRedirectHTTPS(t *testing.T) {
 }
 
 func TestRoutesAndForwardedHeaders(t *testing.T) {
+	n := newNode(t)
 	api := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "api %s host=%s xri=%s xff=%s xfp=%s xfh=%s conn=%q", r.URL.RequestURI(), r.Host,
 			r.Header.Get("X-Real-IP"), r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Proto"),
@@ -114,14 +118,14 @@ func TestRoutesAndForwardedHeaders(t *testing.T) {
 		Hosts:   []string{"world.openfoodfacts.org"},
 		Headers: map[string]string{"Strict-Transport-Security": "max-age=63072000", "X-Content-Type-Options": "nosniff"},
 		Routes: []Route{
-			{Path: "/", Upstream: &Upstream{Name: "root", Servers: []UpstreamServer{{Addr: root.addr()}}}},
-			{Path: "/api/", Upstream: &Upstream{Name: "api", Host: "backend.internal", Servers: []UpstreamServer{{Addr: api.addr()}}},
+			{Path: "/", Upstream: n.up(Upstream{Name: "root", Servers: []UpstreamServer{{Addr: root.addr()}}})},
+			{Path: "/api/", Upstream: n.up(Upstream{Name: "api", Host: "backend.internal", Servers: []UpstreamServer{{Addr: api.addr()}}}),
 				Headers: map[string]string{"Access-Control-Allow-Origin": "*"}},
-			{Path: "/api/v2/health", Exact: true, Upstream: &Upstream{Name: "exact", Servers: []UpstreamServer{{Addr: exact.addr()}}}},
+			{Path: "/api/v2/health", Exact: true, Upstream: n.up(Upstream{Name: "exact", Servers: []UpstreamServer{{Addr: exact.addr()}}})},
 			{Path: "/old/", Redirect: "https://static.openfoodfacts.org", RedirectCode: 302},
 		},
 	}}}
-	_, addr := start(t, cfg, Options{})
+	_, addr := n.start(cfg, Options{})
 	c := client(addr)
 
 	t.Run("longest prefix", func(t *testing.T) {
@@ -160,7 +164,7 @@ func TestRoutesAndForwardedHeaders(t *testing.T) {
 	})
 	t.Run("no route", func(t *testing.T) {
 		cfg2 := Config{Sites: []Site{{Name: "x", Hosts: []string{"x"}, Routes: []Route{{Path: "/only/", Redirect: "/"}}}}}
-		_, addr2 := start(t, cfg2, Options{})
+		_, addr2 := n.start(cfg2, Options{})
 		resp, _ := get(t, client(addr2), "http://x/other")
 		if resp.StatusCode != 404 {
 			t.Fatalf("status %d, want 404", resp.StatusCode)
@@ -169,6 +173,7 @@ func TestRoutesAndForwardedHeaders(t *testing.T) {
 }
 
 func TestHeadersOnlyOnSuccess(t *testing.T) {
+	n := newNode(t)
 	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/missing" {
 			http.NotFound(w, r)
@@ -176,9 +181,9 @@ func TestHeadersOnlyOnSuccess(t *testing.T) {
 		}
 		io.WriteString(w, "ok")
 	})
-	site := proxySite("s", []string{"s"}, be.addr())
+	site := n.proxySite("s", []string{"s"}, be.addr())
 	site.Headers = map[string]string{"Link": "<http://creativecommons.org/licenses/by-sa/3.0/>; rel='license'"}
-	_, addr := start(t, Config{Sites: []Site{site}}, Options{})
+	_, addr := n.start(Config{Sites: []Site{site}}, Options{})
 	c := client(addr)
 	if resp, _ := get(t, c, "http://s/ok"); resp.Header.Get("Link") == "" {
 		t.Fatal("Link missing on 200")
@@ -189,17 +194,18 @@ func TestHeadersOnlyOnSuccess(t *testing.T) {
 }
 
 func TestBodyLimit(t *testing.T) {
+	nd := newNode(t)
 	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		n, err := io.Copy(io.Discard, r.Body)
 		fmt.Fprintf(w, "%d %v", n, err)
 	})
-	up := &Upstream{Name: "be", Servers: []UpstreamServer{{Addr: be.addr()}}}
+	up := nd.up(Upstream{Name: "be", Servers: []UpstreamServer{{Addr: be.addr()}}})
 	cfg := Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{
 		{Path: "/", Upstream: up},
 		{Path: "/upload/", Upstream: up, MaxBodyBytes: 20 << 20},
 		{Path: "/small/", Upstream: up, MaxBodyBytes: 100},
 	}}}}
-	_, addr := start(t, cfg, Options{})
+	_, addr := nd.start(cfg, Options{})
 	c := client(addr)
 	post := func(path string, body io.Reader, size int64) (int, string) {
 		req, _ := http.NewRequest("POST", "http://s"+path, body)
@@ -248,12 +254,13 @@ func TestBodyLimit(t *testing.T) {
 }
 
 func TestSiteAllowList(t *testing.T) {
+	n := newNode(t)
 	be := newBackend(t, textHandler("secret"))
-	deny := proxySite("deny", []string{"deny"}, be.addr())
+	deny := n.proxySite("deny", []string{"deny"}, be.addr())
 	deny.Allow = &acl.List{Default: false}
-	allow := proxySite("allow", []string{"allow"}, be.addr())
+	allow := n.proxySite("allow", []string{"allow"}, be.addr())
 	allow.Allow = &acl.List{Rules: []acl.Rule{{Prefix: mustPrefix("127.0.0.0/8"), Allow: true}}}
-	_, addr := start(t, Config{Sites: []Site{deny, allow}}, Options{})
+	_, addr := n.start(Config{Sites: []Site{deny, allow}}, Options{})
 	c := client(addr)
 	if resp, body := get(t, c, "http://deny/"); resp.StatusCode != 403 || strings.Contains(body, "secret") {
 		t.Fatalf("deny: %d %q", resp.StatusCode, body)
@@ -264,14 +271,15 @@ func TestSiteAllowList(t *testing.T) {
 }
 
 func TestBasicAuth(t *testing.T) {
+	n := newNode(t)
 	dir := t.TempDir()
 	hash, _ := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
 	hy := strings.Replace(string(hash), "$2a$", "$2y$", 1) // htpasswd -B writes $2y$
 	htp := writeFile(t, filepath.Join(dir, "htpasswd"), "# exporters\nprometheus:"+hy+"\n")
 	be := newBackend(t, textHandler("metrics"))
-	site := proxySite("exp", []string{"exp"}, be.addr())
+	site := n.proxySite("exp", []string{"exp"}, be.addr())
 	site.Routes[0].BasicAuthFile = htp
-	_, addr := start(t, Config{Sites: []Site{site}}, Options{})
+	_, addr := n.start(Config{Sites: []Site{site}}, Options{})
 	c := client(addr)
 	tests := []struct {
 		name, user, pass string
@@ -304,9 +312,9 @@ func TestBasicAuth(t *testing.T) {
 	}
 	t.Run("non-bcrypt file refused", func(t *testing.T) {
 		bad := writeFile(t, filepath.Join(dir, "md5"), "u:$apr1$abc$def\n")
-		s2 := proxySite("exp", []string{"exp"}, be.addr())
+		s2 := n.proxySite("exp", []string{"exp"}, be.addr())
 		s2.Routes[0].BasicAuthFile = bad
-		_, err := NewServer(Config{Sites: []Site{s2}}, Options{})
+		_, err := n.newServer(Config{Sites: []Site{s2}}, Options{})
 		if err == nil || !strings.Contains(err.Error(), "only bcrypt") || !strings.Contains(err.Error(), `site "exp"`) {
 			t.Fatalf("err = %v", err)
 		}
@@ -314,6 +322,7 @@ func TestBasicAuth(t *testing.T) {
 }
 
 func TestErrorAndMaintenancePages(t *testing.T) {
+	n := newNode(t)
 	dir := t.TempDir()
 	p502 := writeFile(t, filepath.Join(dir, "502.html"), "<h1>Open Food Facts is resting</h1>")
 	p503 := writeFile(t, filepath.Join(dir, "503.html"), "<h1>maintenance</h1>")
@@ -327,12 +336,12 @@ func TestErrorAndMaintenancePages(t *testing.T) {
 		}
 		io.WriteString(w, "up")
 	})
-	dead := proxySite("dead", []string{"dead"}, deadAddr(t))
+	dead := n.proxySite("dead", []string{"dead"}, deadAddr(t))
 	dead.ErrorPages = map[int]string{502: p502}
-	live := proxySite("live", []string{"live"}, be.addr())
+	live := n.proxySite("live", []string{"live"}, be.addr())
 	live.ErrorPages = map[int]string{502: p502, 503: p503}
 	live.MaintenanceFile = maint
-	_, addr := start(t, Config{Sites: []Site{dead, live}}, Options{Now: clk.Now})
+	_, addr := n.start(Config{Sites: []Site{dead, live}}, Options{Now: clk.Now})
 	c := client(addr)
 
 	if resp, body := get(t, c, "http://dead/"); resp.StatusCode != 502 || !strings.Contains(body, "resting") {
@@ -361,29 +370,67 @@ func TestConfigErrorsNameTheObject(t *testing.T) {
 	good := Upstream{Name: "u", Servers: []UpstreamServer{{Addr: "127.0.0.1:1"}}}
 	tests := []struct {
 		name string
-		cfg  Config
+		cfg  func(n *testNode) Config
 		want string
 	}{
-		{"no sites", Config{Listener: "l"}, `listener "l": no sites`},
-		{"no action", Config{Sites: []Site{{Name: "off", Routes: []Route{{Path: "/"}}}}}, `site "off": route "/": exactly one`},
-		{"two actions", Config{Sites: []Site{{Name: "off", Routes: []Route{{Path: "/", Upstream: &good, Redirect: "/x"}}}}}, `exactly one`},
-		{"bad path", Config{Sites: []Site{{Name: "off", Routes: []Route{{Path: "api", Upstream: &good}}}}}, `route "api": path must start with /`},
-		{"bad addr", Config{Sites: []Site{{Name: "off", Routes: []Route{{Path: "/", Upstream: &Upstream{Name: "pool", Servers: []UpstreamServer{{Addr: "10.1.0.113"}}}}}}}}, `site "off": route "/": upstream "pool": server 0 "10.1.0.113": address must be host:port`},
-		{"only backups", Config{Sites: []Site{{Name: "off", Routes: []Route{{Path: "/", Upstream: &Upstream{Name: "p", Servers: []UpstreamServer{{Addr: "127.0.0.1:1", Backup: true}}}}}}}}, `every server is a backup`},
-		{"bad host", Config{Sites: []Site{{Name: "off", Hosts: []string{"a.*.org"}}}}, `site "off": host "a.*.org"`},
-		{"dup host", Config{Sites: []Site{{Name: "a", Hosts: []string{"x.org"}}, {Name: "b", Hosts: []string{"x.org"}}}}, `site "b": host "x.org": listed twice`},
-		{"two defaults", Config{Sites: []Site{{Name: "a", Default: true}, {Name: "b", Default: true}}}, `site "b": a second default site`},
-		{"tls without cert", Config{TLS: true, Sites: []Site{{Name: "a"}}}, `site "a": a TLS listener needs cert_file`},
-		{"missing page", Config{Sites: []Site{{Name: "a", ErrorPages: map[int]string{502: "/nonexistent/502.html"}}}}, `site "a": error page for 502`},
-		{"bad log format", Config{Sites: []Site{{Name: "a", AccessLog: &AccessLog{Path: "/dev/null", Format: "main"}}}}, `site "a": access log: format "main"`},
-		{"missing root", Config{Sites: []Site{{Name: "img", Routes: []Route{{Path: "/", Static: &Static{Root: "/nonexistent/root"}}}}}}, `site "img": route "/": static: root`},
-		{"cache without fallback", Config{Sites: []Site{{Name: "img", Routes: []Route{{Path: "/", Static: &Static{Root: os.TempDir(), Cache: &Cache{MaxBytes: 1, TTL: map[int]time.Duration{200: time.Hour}}}}}}}}, `needs a fallback`},
-		{"bad redirect code", Config{Sites: []Site{{Name: "a", Routes: []Route{{Path: "/", Redirect: "/x", RedirectCode: 200}}}}}, `redirect code 200`},
-		{"bad header", Config{Sites: []Site{{Name: "a", Headers: map[string]string{"Bad Header": "x"}}}}, `header "Bad Header"`},
+		{"no sites", func(n *testNode) Config { return Config{Listener: "l"} }, `listener "l": no sites`},
+		{"no action", func(n *testNode) Config { return Config{Sites: []Site{{Name: "off", Routes: []Route{{Path: "/"}}}}} }, `site "off": route "/": exactly one`},
+		{"two actions", func(n *testNode) Config {
+			return Config{Sites: []Site{{Name: "off", Routes: []Route{{Path: "/", Upstream: n.up(good), Redirect: "/x"}}}}}
+		}, `exactly one`},
+		{"bad path", func(n *testNode) Config {
+			return Config{Sites: []Site{{Name: "off", Routes: []Route{{Path: "api", Upstream: n.up(good)}}}}}
+		}, `route "api": path must start with /`},
+		{"bad addr", func(n *testNode) Config {
+			return Config{Sites: []Site{{Name: "off", Routes: []Route{{Path: "/", Upstream: n.up(Upstream{Name: "pool", Servers: []UpstreamServer{{Addr: "10.1.0.113"}}})}}}}}
+		}, `upstream "pool": server 0 "10.1.0.113": address must be host:port`},
+		{"only backups", func(n *testNode) Config {
+			return Config{Sites: []Site{{Name: "off", Routes: []Route{{Path: "/", Upstream: n.up(Upstream{Name: "p", Servers: []UpstreamServer{{Addr: "127.0.0.1:1", Backup: true}}})}}}}}
+		}, `every server is a backup`},
+		{"bad host", func(n *testNode) Config { return Config{Sites: []Site{{Name: "off", Hosts: []string{"a.*.org"}}}} }, `site "off": host "a.*.org"`},
+		{"dup host", func(n *testNode) Config {
+			return Config{Sites: []Site{{Name: "a", Hosts: []string{"x.org"}}, {Name: "b", Hosts: []string{"x.org"}}}}
+		}, `site "b": host "x.org": listed twice`},
+		{"two defaults", func(n *testNode) Config {
+			return Config{Sites: []Site{{Name: "a", Default: true}, {Name: "b", Default: true}}}
+		}, `site "b": a second default site`},
+		{"tls without cert", func(n *testNode) Config { return Config{TLS: true, Sites: []Site{{Name: "a"}}} }, `site "a": a TLS listener needs a certificate`},
+		{"missing page", func(n *testNode) Config {
+			return Config{Sites: []Site{{Name: "a", ErrorPages: map[int]string{502: "/nonexistent/502.html"}}}}
+		}, `site "a": error page for 502`},
+		{"bad log format", func(n *testNode) Config {
+			return Config{Sites: []Site{{Name: "a", AccessLog: n.log(AccessLog{Path: "/dev/null"}, "main")}}}
+		}, `site "a": access log: format "main"`},
+		{"missing root", func(n *testNode) Config {
+			return Config{Sites: []Site{{Name: "img", Routes: []Route{{Path: "/", Static: &Static{Root: "/nonexistent/root"}}}}}}
+		}, `site "img": route "/": static: root`},
+		{"cache without fallback", func(n *testNode) Config {
+			return Config{Sites: []Site{{Name: "img", Routes: []Route{{Path: "/", Static: &Static{Root: os.TempDir(), Cache: n.cache(Cache{MaxBytes: 1, TTL: map[int]time.Duration{200: time.Hour}})}}}}}}
+		}, `needs a fallback`},
+		{"bad redirect code", func(n *testNode) Config {
+			return Config{Sites: []Site{{Name: "a", Routes: []Route{{Path: "/", Redirect: "/x", RedirectCode: 200}}}}}
+		}, `redirect code 200`},
+		{"unknown upstream", func(n *testNode) Config {
+			return Config{Sites: []Site{{Name: "a", Routes: []Route{{Path: "/", Upstream: "nope"}}}}}
+		}, `site "a": route "/": upstream "nope" is not among the node's upstreams`},
+		{"unknown cache", func(n *testNode) Config {
+			return Config{Sites: []Site{{Name: "a", Routes: []Route{{Path: "/", Static: &Static{Root: os.TempDir(), Fallback: n.up(good), Cache: "nope"}}}}}}
+		}, `cache "nope" is not among the node's caches`},
+		{"unknown certificate", func(n *testNode) Config { return Config{TLS: true, Sites: []Site{{Name: "a", Certificate: "nope"}}} }, `site "a": certificate "nope" is not among the node's certificates`},
+		{"unknown log", func(n *testNode) Config {
+			return Config{Sites: []Site{{Name: "a", AccessLog: &SiteLog{File: "nope", Format: "json"}}}}
+		}, `site "a": access log: file "nope" is not among the node's access logs`},
+		{"zero limits", func(n *testNode) Config {
+			return Config{Listener: "l", Sites: []Site{{Name: "a"}}, Limits: Limits{ReadHeaderTimeout: -1}}
+		}, `every limit must be positive`},
+		{"bad header", func(n *testNode) Config {
+			return Config{Sites: []Site{{Name: "a", Headers: map[string]string{"Bad Header": "x"}}}}
+		}, `header "Bad Header"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := NewServer(tt.cfg, Options{})
+			n := newNode(t)
+			s, err := n.newServer(tt.cfg(n), Options{})
 			if err == nil {
 				s.Shutdown(t.Context())
 				t.Fatal("accepted")
@@ -396,6 +443,7 @@ func TestConfigErrorsNameTheObject(t *testing.T) {
 }
 
 func TestIPv6Listener(t *testing.T) {
+	n := newNode(t)
 	ln, err := net.Listen("tcp", "[::1]:0")
 	if err != nil {
 		if testutil.InCI() {
@@ -404,7 +452,7 @@ func TestIPv6Listener(t *testing.T) {
 		t.Skip("no IPv6 loopback here:", err)
 	}
 	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Header.Get("X-Real-IP")) })
-	s, err := NewServer(Config{Sites: []Site{proxySite("v6", []string{"v6"}, be.addr())}}, Options{})
+	s, err := n.newServer(Config{Sites: []Site{n.proxySite("v6", []string{"v6"}, be.addr())}}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,44 +11,21 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/offedge/offedge/edge/http/h1"
 )
 
-// Defaults applied to zero [Limits] fields.
-const (
-	DefaultReadHeaderTimeout = 10 * time.Second
-	DefaultReadBodyTimeout   = 60 * time.Second
-	DefaultIdleTimeout       = 75 * time.Second
-	DefaultMaxHeaderBytes    = 16 << 10
-	DefaultShutdownTimeout   = 30 * time.Second
-	DefaultSendTimeout       = 60 * time.Second
-	// MaxRequestLineBytes is the longest request line (method, URI, version)
-	// answered normally; longer ones get 414, as nginx's 8k header buffer.
-	MaxRequestLineBytes = 8 << 10
-)
+// MaxRequestLineBytes is the longest request line (method, URI, version)
+// answered normally; longer ones get 414, as nginx's 8k header buffer.
+const MaxRequestLineBytes = 8 << 10
 
-func (l Limits) withDefaults() Limits {
-	if l.ReadHeaderTimeout <= 0 {
-		l.ReadHeaderTimeout = DefaultReadHeaderTimeout
+// check refuses the zero limits a server would otherwise have to replace:
+// the plan resolves every default.
+func (l Limits) check() error {
+	if l.ReadHeaderTimeout <= 0 || l.ReadBodyTimeout <= 0 || l.IdleTimeout <= 0 || l.ShutdownTimeout <= 0 || l.SendTimeout <= 0 || l.MaxHeaderBytes <= 0 {
+		return fmt.Errorf("limits %+v: every limit must be positive", l)
 	}
-	if l.ReadBodyTimeout <= 0 {
-		l.ReadBodyTimeout = DefaultReadBodyTimeout
-	}
-	if l.IdleTimeout <= 0 {
-		l.IdleTimeout = DefaultIdleTimeout
-	}
-	if l.MaxHeaderBytes <= 0 {
-		l.MaxHeaderBytes = DefaultMaxHeaderBytes
-	}
-	if l.ShutdownTimeout <= 0 {
-		l.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if l.SendTimeout <= 0 {
-		l.SendTimeout = DefaultSendTimeout
-	}
-	return l
+	return nil
 }
 
 // Server serves one [Config] on any number of listeners (typically the IPv4
@@ -71,16 +48,11 @@ type Server struct {
 	routes routeStatsSet
 	nohost *routeStats
 
-	mu     sync.Mutex // guards pools, logs, closing; serialises Update
-	pools  map[string]*pool
-	logs   map[string]*logSink
-	caches map[string]*cache
-	roots  map[string]*os.Root
+	mu    sync.Mutex // guards roots, closing; serialises Update
+	roots map[string]*os.Root
 	// fileCaches are the open-file caches of the static roots (by path).
 	fileCaches map[string]*fileCache
 	closing    bool
-	bgCtx      context.Context
-	bgCancel   context.CancelFunc
 
 	tunnels tunnelSet // hijacked (WebSocket) connections
 	// refusedLog bounds the warnings a client causes per request.
@@ -88,29 +60,24 @@ type Server struct {
 	tickets    ticketKeys // session ticket keys of tlsConfig
 }
 
-// NewServer validates cfg and builds everything once: certificates, error
-// pages, htpasswd files, upstream pools (starting their health checks),
-// access logs. An error names the site and route it is about.
-func NewServer(cfg Config, opts Options) (*Server, error) {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+// NewServer validates cfg and builds its handler chain once: error pages,
+// htpasswd files, static roots, and the routes' references to the node's
+// resources (pools, caches, access logs, certificates), which res holds and
+// the caller owns. An error names the site and route it is about.
+func NewServer(cfg Config, res Resources, opts Options) (*Server, error) {
+	opts = opts.withDefaults()
+	if err := cfg.Limits.check(); err != nil {
+		return nil, fmt.Errorf("listener %q: %w", cfg.Listener, err)
 	}
 	s := &Server{
 		opts:   opts,
 		log:    opts.Logger,
-		limits: cfg.Limits.withDefaults(),
+		limits: cfg.Limits,
 		tlsOn:  cfg.TLS,
-		pools:  make(map[string]*pool),
-		logs:   make(map[string]*logSink),
 	}
-	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.nohost = s.routes.get("", "")
-	ch, err := s.build(cfg)
+	ch, err := s.build(cfg, res)
 	if err != nil {
-		s.bgCancel()
 		s.closeResources()
 		return nil, err
 	}
@@ -192,32 +159,44 @@ func (s *Server) Serve(ln net.Listener) error {
 	return fmt.Errorf("listener %q: %w", s.name(), err)
 }
 
-// Update compiles cfg and swaps it in atomically. On error the running chain
-// is untouched. Requests in flight, WebSocket tunnels and long downloads
-// finish on the chain they started with. Upstream pools whose configuration
-// did not change are reused with their health state and idle connections;
-// access logs stay open. The TLS switch and the Limits are fixed when the
+// Prepare compiles cfg against res without changing what is served, and
+// returns the function that swaps it in (atomically; it cannot fail). On
+// error nothing changed. The TLS switch and the Limits are fixed when the
 // server is created: changing them is an error (open a new Server).
-func (s *Server) Update(cfg Config) error {
+func (s *Server) Prepare(cfg Config, res Resources) (commit func(), err error) {
 	if cfg.TLS != s.tlsOn {
-		return fmt.Errorf("listener %q: tls cannot change on update; start a new server", cfg.Listener)
+		return nil, fmt.Errorf("listener %q: tls cannot change on update; start a new server", cfg.Listener)
 	}
-	if cfg.Limits.withDefaults() != s.limits {
-		return fmt.Errorf("listener %q: limits cannot change on update; start a new server", cfg.Listener)
+	if cfg.Limits != s.limits {
+		return nil, fmt.Errorf("listener %q: limits cannot change on update; start a new server", cfg.Listener)
 	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		return fmt.Errorf("listener %q: server is shut down", cfg.Listener)
+		return nil, fmt.Errorf("listener %q: server is shut down", cfg.Listener)
 	}
 	s.mu.Unlock()
-	ch, err := s.build(cfg)
+	ch, err := s.build(cfg, res)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		s.chain.Store(ch)
+		s.log.Info("configuration updated", "listener", cfg.Listener, "sites", len(cfg.Sites))
+	}, nil
+}
+
+// Update compiles cfg and swaps it in atomically. On error the running chain
+// is untouched. Requests in flight, WebSocket tunnels and long downloads
+// finish on the chain they started with; resources res shares with the
+// previous configuration (pools with their health state and idle
+// connections, caches, open access logs) simply carry on.
+func (s *Server) Update(cfg Config, res Resources) error {
+	commit, err := s.Prepare(cfg, res)
 	if err != nil {
 		return err
 	}
-	old := s.chain.Swap(ch)
-	s.release(old)
-	s.log.Info("configuration updated", "listener", cfg.Listener, "sites", len(cfg.Sites))
+	commit()
 	return nil
 }
 
@@ -247,23 +226,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.tunnels.closeAll()
 		err = fmt.Errorf("listener %q: shutdown: %w", s.name(), err)
 	}
-	s.release(s.chain.Load())
-	s.bgCancel()
 	s.closeResources()
 	return err
 }
 
+// closeResources closes what the server itself opened: its static roots.
 func (s *Server) closeResources() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k, p := range s.pools {
-		p.close()
-		delete(s.pools, k)
-	}
-	for k, l := range s.logs {
-		l.close()
-		delete(s.logs, k)
-	}
 	for k, r := range s.roots {
 		r.Close()
 		delete(s.roots, k)

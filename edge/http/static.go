@@ -26,7 +26,7 @@ type staticHandler struct {
 	cache    *cache
 }
 
-func (s *Server) buildStatic(ch *chain, sc *Static) (*staticHandler, error) {
+func (s *Server) buildStatic(ch *chain, sc *Static, res Resources) (*staticHandler, error) {
 	if sc.Root == "" {
 		return nil, errors.New("root is empty")
 	}
@@ -35,26 +35,23 @@ func (s *Server) buildStatic(ch *chain, sc *Static) (*staticHandler, error) {
 		return nil, fmt.Errorf("root: %w", err)
 	}
 	sh := &staticHandler{root: root, rootPath: sc.Root, files: s.fileCaches[sc.Root]}
-	if sc.Fallback != nil {
-		if err := validateUpstream(sc.Fallback); err != nil {
-			return nil, fmt.Errorf("fallback %q: %w", sc.Fallback.Name, err)
-		}
-		p, err := s.acquirePool(*sc.Fallback)
+	if sc.Fallback != "" {
+		p, err := res.pool(sc.Fallback)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("fallback: %w", err)
 		}
-		ch.pools = append(ch.pools, p)
+		ch.usePool(p)
 		sh.fallback = p
 	}
-	if sc.Cache != nil {
-		if sc.Fallback == nil {
+	if sc.Cache != "" {
+		if sc.Fallback == "" {
 			return nil, errors.New("cache: a cache needs a fallback upstream to fill it")
 		}
-		c, err := s.cacheFor(*sc.Cache)
-		if err != nil {
-			return nil, fmt.Errorf("cache: %w", err)
+		c, ok := res.Caches[sc.Cache]
+		if !ok {
+			return nil, fmt.Errorf("cache %q is not among the node's caches", sc.Cache)
 		}
-		sh.cache = c
+		sh.cache = c.c
 	}
 	return sh, nil
 }
@@ -83,7 +80,8 @@ func etagFor(fi fs.FileInfo) string {
 	return `"` + strconv.FormatInt(fi.ModTime().Unix(), 16) + "-" + strconv.FormatInt(fi.Size(), 16) + `"`
 }
 
-func (h *staticHandler) serve(s *Server, w *recorder, r *http.Request, rt *route) {
+func (h *staticHandler) serve(s *Server, w *recorder, r *http.Request, rt *route, _ *bodyReader) {
+	limitRanges(r)
 	name, err := cleanStaticPath(r.URL.Path)
 	if err != nil {
 		if ok, suppressed := s.refusedLog.allow(s.opts.Now()); ok {
@@ -233,7 +231,7 @@ func (h *staticHandler) serveCached(s *Server, w *recorder, r *http.Request, rt 
 			delete(get.Header, k)
 		}
 		// HEAD fills the cache with the GET answer, as nginx.
-		pr := proxyRequest{ctx: ctx, r: get, method: http.MethodGet, host: h.fallback.cfg.Host, tls: s.tlsOn}
+		pr := proxyRequest{ctx: ctx, r: get, method: http.MethodGet, host: h.fallback.cfg.Host, tls: s.tlsOn, stats: &s.stats}
 		if pr.host == "" {
 			pr.host = get.Host
 		}

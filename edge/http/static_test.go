@@ -20,7 +20,7 @@ import (
 // through sendfile.
 var jpeg = "JPEGDATA-" + strings.Repeat("x", 100<<10) + "0123456789"
 
-func staticSetup(t *testing.T, fallback *Upstream, cache *Cache) (string, string, *Server) {
+func staticSetup(t *testing.T, n *testNode, fallback, cache string) (string, string, *Server) {
 	t.Helper()
 	dir := t.TempDir()
 	root := filepath.Join(dir, "root")
@@ -33,12 +33,12 @@ func staticSetup(t *testing.T, fallback *Upstream, cache *Cache) (string, string
 	site := Site{Name: "images", Hosts: []string{"images.openfoodfacts.org"},
 		Headers: map[string]string{"Link": "<http://creativecommons.org/licenses/by-sa/3.0/>; rel='license'; title='CC-BY-SA 3.0'", "Access-Control-Allow-Origin": "*"},
 		Routes:  []Route{{Path: "/", Static: &Static{Root: root, Fallback: fallback, Cache: cache}}}}
-	srv, addr := start(t, Config{Sites: []Site{site}}, Options{})
+	srv, addr := n.start(Config{Sites: []Site{site}}, Options{})
 	return addr, root, srv
 }
 
 func TestStaticFiles(t *testing.T) {
-	addr, _, srv := staticSetup(t, nil, nil)
+	addr, _, srv := staticSetup(t, newNode(t), "", "")
 	c := client(addr)
 	base := "http://images.openfoodfacts.org"
 	resp, body := get(t, c, base+"/images/products/300/000/1.jpg")
@@ -97,8 +97,9 @@ func TestStaticFiles(t *testing.T) {
 }
 
 func TestStaticTraversalRefused(t *testing.T) {
+	n := newNode(t)
 	fb := newBackend(t, textHandler("FALLBACK"))
-	addr, _, _ := staticSetup(t, &Upstream{Name: "fb", Servers: []UpstreamServer{{Addr: fb.addr()}}}, nil)
+	addr, _, _ := staticSetup(t, n, n.up(Upstream{Name: "fb", Servers: []UpstreamServer{{Addr: fb.addr()}}}), "")
 	tests := []struct{ name, uri string }{
 		{"dotdot", "/../secret.txt"},
 		{"dotdot deep", "/images/../../secret.txt"},
@@ -124,6 +125,7 @@ func TestStaticTraversalRefused(t *testing.T) {
 }
 
 func TestFallbackAndCache(t *testing.T) {
+	nd := newNode(t)
 	var upstreamCalls atomic.Int64
 	gate := make(chan struct{})
 	var gated atomic.Bool
@@ -144,9 +146,9 @@ func TestFallbackAndCache(t *testing.T) {
 		w.Header().Set("Last-Modified", time.Unix(1_600_000_000, 0).UTC().Format(http.TimeFormat))
 		fmt.Fprintf(w, "remote:%s", r.URL.RequestURI())
 	})
-	up := &Upstream{Name: "off1", Host: "cache.openfoodfacts.org", Servers: []UpstreamServer{{Addr: fb.addr()}}}
-	cache := &Cache{MaxBytes: 1 << 20, TTL: map[int]time.Duration{200: 24 * time.Hour}}
-	addr, _, srv := staticSetup(t, up, cache)
+	up := nd.up(Upstream{Name: "off1", Host: "cache.openfoodfacts.org", Servers: []UpstreamServer{{Addr: fb.addr()}}})
+	cache := nd.cache(Cache{MaxBytes: 1 << 20, TTL: map[int]time.Duration{200: 24 * time.Hour}})
+	addr, _, srv := staticSetup(t, nd, up, cache)
 	c := client(addr)
 	base := "http://images.openfoodfacts.org"
 
@@ -248,20 +250,21 @@ func TestCacheLRUAndTTL(t *testing.T) {
 }
 
 func TestDiskCacheSurvivesRestart(t *testing.T) {
+	n := newNode(t)
 	var calls atomic.Int64
 	img := strings.Repeat("i", 64<<10)
 	fb := newBackend(t, func(w http.ResponseWriter, r *http.Request) { calls.Add(1); io.WriteString(w, img) })
 	dir := t.TempDir()
 	root := t.TempDir()
 	cfg := Config{Sites: []Site{{Name: "img", Hosts: []string{"img"}, Routes: []Route{{Path: "/", Static: &Static{Root: root,
-		Fallback: &Upstream{Name: "fb", Servers: []UpstreamServer{{Addr: fb.addr()}}},
-		Cache:    &Cache{Dir: dir, MaxBytes: 1 << 20, TTL: map[int]time.Duration{200: time.Hour}}}}}}}}
-	srv1, addr1 := start(t, cfg, Options{})
+		Fallback: n.up(Upstream{Name: "fb", Servers: []UpstreamServer{{Addr: fb.addr()}}}),
+		Cache:    n.cache(Cache{Dir: dir, MaxBytes: 1 << 20, TTL: map[int]time.Duration{200: time.Hour}})}}}}}}
+	srv1, addr1 := n.start(cfg, Options{})
 	if resp, body := get(t, client(addr1), "http://img/a.jpg"); body != img || resp.Header.Get("X-Cache-Status") != "MISS" {
 		t.Fatalf("%q", body)
 	}
 	srv1.Shutdown(t.Context())
-	srv2, addr2 := start(t, cfg, Options{})
+	srv2, addr2 := n.start(cfg, Options{})
 	resp, body := get(t, client(addr2), "http://img/a.jpg")
 	if body != img || resp.Header.Get("X-Cache-Status") != "HIT" || calls.Load() != 1 {
 		t.Fatalf("after restart: %q %q calls=%d", body, resp.Header.Get("X-Cache-Status"), calls.Load())
@@ -277,7 +280,7 @@ func newList() *list.List { return list.New() }
 // ranges at different offsets must not disturb each other, and a replaced
 // file is seen within the cache's TTL.
 func TestOpenFileCache(t *testing.T) {
-	addr, root, _ := staticSetup(t, nil, nil)
+	addr, root, _ := staticSetup(t, newNode(t), "", "")
 	c := client(addr)
 	base := "http://images.openfoodfacts.org/images/products/300/000/1.jpg"
 	var wg sync.WaitGroup

@@ -1,9 +1,6 @@
 package httpedge
 
-import (
-	"sort"
-	"sync/atomic"
-)
+import "sync/atomic"
 
 // Stats is a snapshot of a server's counters, for a status page or metrics.
 type Stats struct {
@@ -22,9 +19,12 @@ type Stats struct {
 	WebSockets         int64  `json:"websockets"` // tunnels open now
 	// QueueRejected and QueueTimeouts count requests answered 503 because
 	// every server was at max_conns: the queue was full, or the wait too long.
-	QueueRejected uint64          `json:"queue_rejected"`
-	QueueTimeouts uint64          `json:"queue_timeouts"`
-	Upstreams     []UpstreamStats `json:"upstreams"`
+	QueueRejected uint64 `json:"queue_rejected"`
+	QueueTimeouts uint64 `json:"queue_timeouts"`
+	// Upstreams are the servers of the pools this server's routes use. Pools
+	// are shared by the node's listeners: the state is the pool's, the same
+	// seen from every listener.
+	Upstreams []UpstreamStats `json:"upstreams"`
 	// Routes counts requests per site and route, with their duration and
 	// bytes sent.
 	Routes []RouteStats `json:"routes,omitempty"`
@@ -89,28 +89,6 @@ func (s *Server) Stats() Stats {
 		QueueTimeouts:      s.stats.queueTimeouts.Load(),
 	}
 	st.Routes = s.routes.snapshot()
-	s.mu.Lock()
-	for _, p := range s.pools {
-		now := s.opts.Now()
-		p.mu.Lock()
-		for _, b := range p.backends {
-			st.Upstreams = append(st.Upstreams, UpstreamStats{
-				Pool: p.name, Addr: b.addr, Backup: b.backup,
-				Up:       b.usable(now),
-				Requests: b.requests.Load(), Fails: b.fails.Load(),
-				Retried: b.retried.Load(),
-				Active:  b.active, MaxConns: b.maxConns,
-			})
-		}
-		p.mu.Unlock()
-	}
-	s.mu.Unlock()
-	sort.Slice(st.Upstreams, func(i, j int) bool {
-		a, b := st.Upstreams[i], st.Upstreams[j]
-		if a.Pool != b.Pool {
-			return a.Pool < b.Pool
-		}
-		return a.Addr < b.Addr
-	})
+	st.Upstreams = poolStats(s.chain.Load().pools)
 	return st
 }

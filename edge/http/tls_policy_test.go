@@ -9,18 +9,19 @@ import (
 )
 
 // tlsSite is a one-route TLS site with a self-signed certificate for host.
-func tlsSite(t *testing.T, name, host, backend string) Site {
+func tlsSite(t *testing.T, n *testNode, name, host, backend string) Site {
 	cf, kf := writeCert(t, filepath.Join(t.TempDir(), name), host)
-	s := proxySite(name, []string{host}, backend)
-	s.CertFile, s.KeyFile = cf, kf
+	s := n.proxySite(name, []string{host}, backend)
+	s.Certificate = n.cert(cf, kf)
 	return s
 }
 
 // TestTLS12OffersAEADOnly: a TLS 1.2 client offering only CBC suites is
 // refused; one offering every suite gets an AEAD one (issue 9 finding 9).
 func TestTLS12OffersAEADOnly(t *testing.T) {
+	n := newNode(t)
 	be := newBackend(t, textHandler("ok"))
-	_, addr := start(t, Config{TLS: true, Sites: []Site{tlsSite(t, "s", "s.example.org", be.addr())}}, Options{})
+	_, addr := n.start(Config{TLS: true, Sites: []Site{tlsSite(t, n, "s", "s.example.org", be.addr())}}, Options{})
 	var cbc, all []uint16
 	for _, cs := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
 		all = append(all, cs.ID)
@@ -56,9 +57,10 @@ func isAEAD(id uint16) bool {
 // TestSessionTicketsExpire: a session resumes with its ticket, but not once
 // the ticket keys have rotated out (at most a day), for TLS 1.2 and 1.3.
 func TestSessionTicketsExpire(t *testing.T) {
+	n := newNode(t)
 	be := newBackend(t, textHandler("ok"))
 	clk := newClock()
-	_, addr := start(t, Config{TLS: true, Sites: []Site{tlsSite(t, "s", "s.example.org", be.addr())}}, Options{Now: clk.Now})
+	_, addr := n.start(Config{TLS: true, Sites: []Site{tlsSite(t, n, "s", "s.example.org", be.addr())}}, Options{Now: clk.Now})
 	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		t.Run(tls.VersionName(version), func(t *testing.T) {
 			resumed := func(cache tls.ClientSessionCache) bool {
@@ -100,17 +102,18 @@ func TestSessionTicketsExpire(t *testing.T) {
 // errors included; a site with HSTS "" (opted out) and a plain listener
 // send none; a site header of the same name wins on 2xx/3xx.
 func TestHSTS(t *testing.T) {
+	n := newNode(t)
 	be := newBackend(t, textHandler("ok"))
-	on := tlsSite(t, "on", "on.example.org", be.addr())
+	on := tlsSite(t, n, "on", "on.example.org", be.addr())
 	on.HSTS = DefaultHSTS
-	off := tlsSite(t, "off", "off.example.org", be.addr())
-	own := tlsSite(t, "own", "own.example.org", be.addr())
+	off := tlsSite(t, n, "off", "off.example.org", be.addr())
+	own := tlsSite(t, n, "own", "own.example.org", be.addr())
 	own.HSTS = DefaultHSTS
 	own.Headers = map[string]string{"Strict-Transport-Security": "max-age=60"}
-	_, addr := start(t, Config{TLS: true, Sites: []Site{on, off, own}}, Options{})
-	plain := proxySite("on", []string{"on.example.org"}, be.addr())
+	_, addr := n.start(Config{TLS: true, Sites: []Site{on, off, own}}, Options{})
+	plain := n.proxySite("on", []string{"on.example.org"}, be.addr())
 	plain.HSTS = DefaultHSTS
-	_, paddr := start(t, Config{Sites: []Site{plain}}, Options{})
+	_, paddr := n.start(Config{Sites: []Site{plain}}, Options{})
 	tests := []struct{ addr, url, want string }{
 		{addr, "https://on.example.org/", DefaultHSTS},
 		{addr, "https://on.example.org/%2e%2e/x", DefaultHSTS}, // 400 from the path rules

@@ -37,17 +37,18 @@ func tlsDial(t *testing.T, addr, sni string) (*tls.Conn, error) {
 }
 
 func TestTLSSitesBySNI(t *testing.T) {
+	n := newNode(t)
 	dir := t.TempDir()
 	offCert, offKey := writeCert(t, filepath.Join(dir, "off"), "openfoodfacts.org", "*.openfoodfacts.org")
 	imgCert, imgKey := writeCert(t, filepath.Join(dir, "img"), "images.openfoodfacts.org")
 	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s %s", r.Header.Get("X-Forwarded-Proto"), r.Host)
 	})
-	off := proxySite("off", []string{"openfoodfacts.org", "*.openfoodfacts.org"}, be.addr())
-	off.CertFile, off.KeyFile = offCert, offKey
-	img := proxySite("img", []string{"images.openfoodfacts.org"}, be.addr())
-	img.CertFile, img.KeyFile = imgCert, imgKey
-	_, addr := start(t, Config{TLS: true, Sites: []Site{off, img}}, Options{})
+	off := n.proxySite("off", []string{"openfoodfacts.org", "*.openfoodfacts.org"}, be.addr())
+	off.Certificate = n.cert(offCert, offKey)
+	img := n.proxySite("img", []string{"images.openfoodfacts.org"}, be.addr())
+	img.Certificate = n.cert(imgCert, imgKey)
+	_, addr := n.start(Config{TLS: true, Sites: []Site{off, img}}, Options{})
 
 	tests := []struct{ sni, wantName string }{
 		{"world.openfoodfacts.org", "openfoodfacts.org"},
@@ -114,12 +115,13 @@ func TestTLSSitesBySNI(t *testing.T) {
 }
 
 func TestTLSDefaultSiteCertificate(t *testing.T) {
+	n := newNode(t)
 	dir := t.TempDir()
 	cf, kf := writeCert(t, filepath.Join(dir, "d"), "default.example.org")
 	be := newBackend(t, textHandler("d"))
-	d := proxySite("d", []string{"default.example.org"}, be.addr())
-	d.CertFile, d.KeyFile, d.Default = cf, kf, true
-	_, addr := start(t, Config{TLS: true, Sites: []Site{d}}, Options{})
+	d := n.proxySite("d", []string{"default.example.org"}, be.addr())
+	d.Certificate, d.Default = n.cert(cf, kf), true
+	_, addr := n.start(Config{TLS: true, Sites: []Site{d}}, Options{})
 	c, err := tlsDial(t, addr, "unknown.example.com")
 	if err != nil {
 		t.Fatalf("explicit default site: handshake refused: %v", err)
@@ -131,12 +133,13 @@ func TestTLSDefaultSiteCertificate(t *testing.T) {
 }
 
 func TestTLSCertificateReload(t *testing.T) {
+	n := newNode(t)
 	dir := t.TempDir()
 	cf, kf := writeCert(t, dir, "a.example.org")
 	be := newBackend(t, textHandler("x"))
-	s := proxySite("a", []string{"a.example.org", "b.example.org"}, be.addr())
-	s.CertFile, s.KeyFile = cf, kf
-	_, addr := start(t, Config{TLS: true, Sites: []Site{s}}, Options{})
+	s := n.proxySite("a", []string{"a.example.org", "b.example.org"}, be.addr())
+	s.Certificate = n.cert(cf, kf)
+	_, addr := n.start(Config{TLS: true, Sites: []Site{s}}, Options{})
 	serial := func() string {
 		c, err := tlsDial(t, addr, "a.example.org")
 		if err != nil {
@@ -152,19 +155,23 @@ func TestTLSCertificateReload(t *testing.T) {
 }
 
 func TestTLSUpstream(t *testing.T) {
+	n := newNode(t)
 	be := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "tls upstream host=%s", r.Host)
 	}))
 	defer be.Close()
 	pool := x509.NewCertPool()
 	pool.AddCert(be.Certificate())
-	up := &Upstream{Name: "off1", Host: "cache.openfoodfacts.org", Servers: []UpstreamServer{{Addr: strings.TrimPrefix(be.URL, "https://"), TLS: true, ServerName: "example.com"}}}
-	_, addr := start(t, Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{RootCAs: pool})
+	up := n.up(Upstream{Name: "off1", Host: "cache.openfoodfacts.org", Servers: []UpstreamServer{{Addr: strings.TrimPrefix(be.URL, "https://"), TLS: true, ServerName: "example.com"}}})
+	_, addr := n.start(Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{RootCAs: pool})
 	if _, body := get(t, client(addr), "http://s/"); body != "tls upstream host=cache.openfoodfacts.org" {
 		t.Fatalf("%q", body)
 	}
 	// An upstream whose certificate we do not trust is a 502, not a leak.
-	_, addr2 := start(t, Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up}}}}}, Options{RootCAs: x509.NewCertPool()})
+	// (Another node: pools are built with their node's trust roots.)
+	n2 := newNode(t)
+	up2 := n2.up(n.ups[up])
+	_, addr2 := n2.start(Config{Sites: []Site{{Name: "s", Hosts: []string{"s"}, Routes: []Route{{Path: "/", Upstream: up2}}}}}, Options{RootCAs: x509.NewCertPool()})
 	if resp, _ := get(t, client(addr2), "http://s/"); resp.StatusCode != 502 {
 		t.Fatalf("untrusted upstream: %d", resp.StatusCode)
 	}
@@ -213,6 +220,7 @@ func echo(t *testing.T, c net.Conn, br *bufio.Reader, msg string) {
 }
 
 func TestWebSocketAndStreamSurviveUpdate(t *testing.T) {
+	n := newNode(t)
 	ws := echoUpgrade(t)
 	next := make(chan struct{})
 	stream := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
@@ -229,11 +237,11 @@ func TestWebSocketAndStreamSurviveUpdate(t *testing.T) {
 	newer := newBackend(t, textHandler("new config"))
 	site := func(streamAddr string) Site {
 		return Site{Name: "app", Hosts: []string{"app"}, Routes: []Route{
-			{Path: "/ws", WebSocket: true, Upstream: &Upstream{Name: "ws", Servers: []UpstreamServer{{Addr: ws.addr()}}}},
-			{Path: "/", Upstream: &Upstream{Name: "main", Servers: []UpstreamServer{{Addr: streamAddr}}}},
+			{Path: "/ws", WebSocket: true, Upstream: n.up(Upstream{Name: "ws", Servers: []UpstreamServer{{Addr: ws.addr()}}})},
+			{Path: "/", Upstream: n.up(Upstream{Name: "main", Servers: []UpstreamServer{{Addr: streamAddr}}})},
 		}}
 	}
-	srv, addr := start(t, Config{Sites: []Site{site(stream.addr())}}, Options{})
+	srv, addr := n.start(Config{Sites: []Site{site(stream.addr())}}, Options{})
 	wsc, wsr := openWebSocket(t, addr, "app")
 	defer wsc.Close()
 	echo(t, wsc, wsr, "before update")
@@ -250,10 +258,10 @@ func TestWebSocketAndStreamSurviveUpdate(t *testing.T) {
 
 	// A broken config is refused and changes nothing.
 	bad := Config{Sites: []Site{{Name: "app", Routes: []Route{{Path: "nope"}}}}}
-	if err := srv.Update(bad); err == nil {
+	if err := n.update(srv, bad); err == nil {
 		t.Fatal("bad update accepted")
 	}
-	if err := srv.Update(Config{Sites: []Site{site(newer.addr())}}); err != nil {
+	if err := n.update(srv, Config{Sites: []Site{site(newer.addr())}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, body := get(t, client(addr), "http://app/other"); body != "new config" {
@@ -272,15 +280,16 @@ func TestWebSocketAndStreamSurviveUpdate(t *testing.T) {
 }
 
 func TestUpdateKeepsPoolState(t *testing.T) {
+	n := newNode(t)
 	live := newBackend(t, textHandler("live"))
 	dead := deadAddr(t)
 	mk := func(extra string) Config {
-		up := &Upstream{Name: "p", Servers: []UpstreamServer{{Addr: dead}, {Addr: live.addr()}}}
+		up := n.up(Upstream{Name: "p", Servers: []UpstreamServer{{Addr: dead}, {Addr: live.addr()}}})
 		return Config{Sites: []Site{{Name: "s", Hosts: []string{"s", extra}, Routes: []Route{{Path: "/", Upstream: up}}}}}
 	}
-	srv, addr := start(t, mk("a"), Options{})
+	srv, addr := n.start(mk("a"), Options{})
 	get(t, client(addr), "http://s/")
-	if err := srv.Update(mk("b")); err != nil {
+	if err := n.update(srv, mk("b")); err != nil {
 		t.Fatal(err)
 	}
 	for _, u := range srv.Stats().Upstreams {
@@ -291,12 +300,13 @@ func TestUpdateKeepsPoolState(t *testing.T) {
 }
 
 func TestShutdownDrains(t *testing.T) {
+	n := newNode(t)
 	release := make(chan struct{})
 	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		<-release
 		io.WriteString(w, "finished")
 	})
-	srv, err := NewServer(Config{Sites: []Site{proxySite("s", []string{"s"}, be.addr())}}, Options{Logger: testLogger(t)})
+	srv, err := n.newServer(Config{Sites: []Site{n.proxySite("s", []string{"s"}, be.addr())}}, Options{Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,19 +343,20 @@ func TestShutdownDrains(t *testing.T) {
 }
 
 func TestAccessLog(t *testing.T) {
+	n := newNode(t)
 	dir := t.TempDir()
 	be := newBackend(t, textHandler("hello"))
-	comb := proxySite("c", []string{"c"}, be.addr())
-	comb.AccessLog = &AccessLog{Path: filepath.Join(dir, "c.log"), Format: "combined", FlushInterval: 10 * time.Millisecond}
-	js := proxySite("j", []string{"j"}, be.addr())
-	js.AccessLog = &AccessLog{Path: filepath.Join(dir, "j.log"), Format: "json", FlushInterval: 10 * time.Millisecond}
-	_, addr := start(t, Config{Sites: []Site{comb, js}}, Options{})
+	comb := n.proxySite("c", []string{"c"}, be.addr())
+	comb.AccessLog = n.log(AccessLog{Path: filepath.Join(dir, "c.log"), FlushInterval: 10 * time.Millisecond}, "combined")
+	js := n.proxySite("j", []string{"j"}, be.addr())
+	js.AccessLog = n.log(AccessLog{Path: filepath.Join(dir, "j.log"), FlushInterval: 10 * time.Millisecond}, "json")
+	_, addr := n.start(Config{Sites: []Site{comb, js}}, Options{})
 	c := client(addr)
 	get(t, c, "http://c/path?q=1", "User-Agent", "evil\"agent", "Referer", "http://r/")
 	get(t, c, "http://j/x")
 	var line string
 	testutil.Eventually(t, 5*time.Second, "combined line flushed", func() bool {
-		b, _ := os.ReadFile(comb.AccessLog.Path)
+		b, _ := os.ReadFile(comb.AccessLog.File)
 		line = string(b)
 		return line != ""
 	})
@@ -354,7 +365,7 @@ func TestAccessLog(t *testing.T) {
 		t.Fatalf("combined line %q\nwant it to contain %s", line, want)
 	}
 	testutil.Eventually(t, 5*time.Second, "json line flushed", func() bool {
-		b, _ := os.ReadFile(js.AccessLog.Path)
+		b, _ := os.ReadFile(js.AccessLog.File)
 		var rec map[string]any
 		return json.Unmarshal(b, &rec) == nil && rec["status"] == float64(200) && rec["site"] == "j" && rec["upstream"] == be.addr()
 	})

@@ -35,6 +35,9 @@ type proxyRequest struct {
 	// replay, for a buffered body, rewinds it so that the request can be
 	// sent again (another server, a stale kept-alive connection).
 	replay *bufferedBody
+	// stats are the counters of the listener that sent the request (pools
+	// are shared by the listeners of a node); nil for health probes.
+	stats *counters
 }
 
 // bodyStarted reports whether a byte of the client's body may have been

@@ -76,8 +76,9 @@ func (u *rawUpstream) received() []string {
 }
 
 func rawProxy(t *testing.T, u *rawUpstream) string {
+	n := newNode(t)
 	t.Helper()
-	_, addr := start(t, Config{Sites: []Site{proxySite("s", []string{"s"}, u.addr())}}, Options{})
+	_, addr := n.start(Config{Sites: []Site{n.proxySite("s", []string{"s"}, u.addr())}}, Options{})
 	return addr
 }
 
@@ -256,6 +257,7 @@ func TestUpstreamIdleCloseBeforePost(t *testing.T) {
 }
 
 func TestUpstreamRequestFraming(t *testing.T) {
+	n := newNode(t)
 	// A chunked client body is re-framed (chunked upstream); a known
 	// length is sent as Content-Length; Expect is answered by the edge.
 	type seen struct {
@@ -266,9 +268,9 @@ func TestUpstreamRequestFraming(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		got <- seen{strings.Join(r.TransferEncoding, ","), r.Header.Get("Content-Length"), r.Header.Get("Expect"), string(b)}
 	})
-	site := proxySite("s", []string{"s"}, be.addr())
+	site := n.proxySite("s", []string{"s"}, be.addr())
 	site.Routes[0].StreamRequestBody = true // re-framing is what streaming does; buffered bodies go with a length
-	_, addr := start(t, Config{Sites: []Site{site}}, Options{})
+	_, addr := n.start(Config{Sites: []Site{site}}, Options{})
 	resp, _ := raw(t, addr, "POST / HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
 	if resp.StatusCode != 200 {
 		t.Fatalf("chunked POST: %d", resp.StatusCode)

@@ -174,13 +174,26 @@ func publicReason(a net.Addr) string {
 // Update replaces the configuration for new connections; open connections
 // keep the one they started with. On error nothing changes.
 func (e *Entrance) Update(cfg EntranceConfig) error {
-	st, err := buildEntrance(cfg, e.opts)
+	commit, err := e.Prepare(cfg)
 	if err != nil {
 		return err
 	}
-	e.cur.Store(st)
-	e.srv.SetLimits(st.cfg.MaxConns, st.cfg.MaxConnsPerClient)
+	commit()
 	return nil
+}
+
+// Prepare builds cfg (credentials loaded, files read) without changing
+// what is served, and returns the function that swaps it in; it lets the
+// runtime apply a reload to every listener or to none.
+func (e *Entrance) Prepare(cfg EntranceConfig) (commit func(), err error) {
+	st, err := buildEntrance(cfg, e.opts)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		e.cur.Store(st)
+		e.srv.SetLimits(st.cfg.MaxConns, st.cfg.MaxConnsPerClient)
+	}, nil
 }
 
 // Shutdown stops accepting, waits for open connections until ctx is done,

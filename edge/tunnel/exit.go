@@ -135,13 +135,25 @@ func (x *Exit) Serve(ln net.Listener) error { return x.srv.serve(ln, x.handle) }
 // Update replaces the configuration for new connections; open connections
 // keep the one they started with. On error nothing changes.
 func (x *Exit) Update(cfg ExitConfig) error {
-	st, err := buildExit(cfg, x.opts)
+	commit, err := x.Prepare(cfg)
 	if err != nil {
 		return err
 	}
-	x.cur.Store(st)
-	x.srv.SetLimits(st.cfg.MaxConns, st.cfg.MaxConnsPerClient)
+	commit()
 	return nil
+}
+
+// Prepare builds cfg without changing what is served, and returns the
+// function that swaps it in.
+func (x *Exit) Prepare(cfg ExitConfig) (commit func(), err error) {
+	st, err := buildExit(cfg, x.opts)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		x.cur.Store(st)
+		x.srv.SetLimits(st.cfg.MaxConns, st.cfg.MaxConnsPerClient)
+	}, nil
 }
 
 // Shutdown stops accepting, waits for open connections until ctx is done,

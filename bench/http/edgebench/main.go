@@ -19,6 +19,7 @@ import (
 	"time"
 
 	httpedge "github.com/offedge/offedge/edge/http"
+	"github.com/offedge/offedge/plan"
 )
 
 func main() {
@@ -35,10 +36,16 @@ func main() {
 	netHTTP1 := flag.Bool("nethttp1", false, "serve HTTP/1 with net/http's server loop instead of edge/http/h1 (for comparisons)")
 	flag.Parse()
 
-	route := httpedge.Route{Path: "/"}
+	// The node resources and limits a plan would give this one site.
+	route := httpedge.Route{Path: "/", MaxBodyBytes: plan.DefaultMaxBodyBytes}
+	upstreams := map[string]httpedge.Upstream{}
 	switch *mode {
 	case "proxy":
-		route.Upstream = &httpedge.Upstream{Name: "backend", Keepalive: *keepalive, Servers: []httpedge.UpstreamServer{{Addr: *upstream}}}
+		route.Upstream = "backend"
+		upstreams["backend"] = httpedge.Upstream{Name: "backend", Keepalive: *keepalive,
+			ConnectTimeout: plan.DefaultConnectTimeout, ReadTimeout: plan.DefaultUpstreamRead,
+			MaxFails: plan.DefaultMaxFails, FailTimeout: plan.DefaultFailTimeout,
+			Servers: []httpedge.UpstreamServer{{Addr: *upstream, Weight: plan.DefaultWeight}}}
 	case "static":
 		route.Static = &httpedge.Static{Root: *root}
 	default:
@@ -47,11 +54,18 @@ func main() {
 	}
 	// Default: wrk and idleconns name the address or localhost as Host.
 	site := httpedge.Site{Name: "bench", Hosts: []string{"localhost"}, Default: true, Routes: []httpedge.Route{route}}
+	logs := map[string]httpedge.AccessLog{}
 	if *accessLog != "" {
-		site.AccessLog = &httpedge.AccessLog{Path: *accessLog, Format: "combined"}
+		logs[*accessLog] = httpedge.AccessLog{Path: *accessLog, BufferBytes: plan.DefaultLogBuffer, FlushInterval: plan.DefaultLogFlush}
+		site.AccessLog = &httpedge.SiteLog{File: *accessLog, Format: "combined"}
 	}
-	srv, err := httpedge.NewServer(httpedge.Config{Listener: "edgebench " + *listen, Sites: []httpedge.Site{site}},
-		httpedge.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), NetHTTP1: *netHTTP1})
+	opts := httpedge.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), NetHTTP1: *netHTTP1}
+	res, err := httpedge.Build(upstreams, nil, logs, nil, opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "edgebench:", err)
+		os.Exit(1)
+	}
+	srv, err := httpedge.NewServer(httpedge.Config{Listener: "edgebench " + *listen, Sites: []httpedge.Site{site}, Limits: plan.DefaultLimits()}, res, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "edgebench:", err)
 		os.Exit(1)

@@ -1,0 +1,70 @@
+package plan
+
+import (
+	"time"
+
+	httpedge "github.com/offedge/offedge/edge/http"
+)
+
+// The one table of defaults: every value a node runs with that the
+// inventory leaves unset comes from here, and the plan shows it. The edge
+// constructors refuse zero values rather than fill them, so no second
+// table can disagree with this one. They follow nginx and stunnel where
+// Open Food Facts relied on their defaults.
+const (
+	// Upstream pools.
+	DefaultKeepalive      = 32               // idle connections kept per upstream server
+	DefaultConnectTimeout = 10 * time.Second // stunnel TIMEOUTconnect; also HTTP upstreams and forwards
+	DefaultUpstreamRead   = 60 * time.Second // nginx proxy_read_timeout
+	DefaultMaxFails       = 1                // nginx max_fails
+	DefaultFailTimeout    = 10 * time.Second // nginx fail_timeout
+	DefaultWeight         = 1
+	DefaultHealthInterval = 5 * time.Second
+	DefaultHealthTimeout  = 2 * time.Second
+	DefaultHealthRise     = 2
+	DefaultHealthFall     = 3
+	DefaultQueueTimeout   = 60 * time.Second // nginx's upstream queue timeout
+
+	// HTTP listeners and routes.
+	DefaultMaxBodyBytes = 1 << 20 // nginx client_max_body_size
+	DefaultRedirectCode = 301
+
+	// Caches of static routes with a fallback.
+	DefaultCacheBytes  = 1 << 30
+	DefaultFallbackTTL = 24 * time.Hour // nginx's reference config caches fallback 200s a day
+
+	// Access logs (the reference config: buffer=256K flush=1s).
+	DefaultLogFormat = "combined"
+	DefaultLogBuffer = 256 << 10
+	DefaultLogFlush  = time.Second
+
+	// Tunnels and forwards.
+	DefaultTunnelIdle       = 12 * time.Hour // stunnel TIMEOUTidle
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultTCPKeepAlive     = 30 * time.Second
+	DefaultMaxConns         = 4096 // per tunnel entrance, exit and forward listener
+)
+
+// HTTP listener limits on slow or hostile clients (nginx's defaults where
+// it has them: client_header_timeout, client_body_timeout,
+// keepalive_timeout, send_timeout).
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadBodyTimeout   = 60 * time.Second
+	DefaultIdleTimeout       = 75 * time.Second
+	DefaultMaxHeaderBytes    = 16 << 10
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultSendTimeout       = 60 * time.Second
+)
+
+// DefaultLimits are the limits of every HTTP listener.
+func DefaultLimits() httpedge.Limits {
+	return httpedge.Limits{
+		ReadHeaderTimeout: DefaultReadHeaderTimeout,
+		ReadBodyTimeout:   DefaultReadBodyTimeout,
+		IdleTimeout:       DefaultIdleTimeout,
+		MaxHeaderBytes:    DefaultMaxHeaderBytes,
+		ShutdownTimeout:   DefaultShutdownTimeout,
+		SendTimeout:       DefaultSendTimeout,
+	}
+}

@@ -1,0 +1,215 @@
+package runtime
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/offedge/offedge/certs"
+	httpedge "github.com/offedge/offedge/edge/http"
+	"github.com/offedge/offedge/plan"
+)
+
+// registry holds the node's resources (upstream pools, caches, access log
+// files, certificates), each built once from its plan declaration and
+// shared by every listener. A resource is identified by its kind, its name
+// and its declaration: a reload that declares it unchanged gets the same
+// object (a pool keeps its connections and health state, a cache its
+// entries, a log its open file); a changed declaration is a new resource.
+// Each generation (the set of resources one plan uses) holds a reference;
+// a resource no generation holds any more is closed.
+type registry struct {
+	opts httpedge.Options
+
+	mu    sync.Mutex
+	items map[resKey]*resItem
+}
+
+type resKey struct {
+	kind, name, spec string
+}
+
+type resItem struct {
+	key   resKey
+	refs  int
+	value any
+	close func() error
+}
+
+func newRegistry(opts httpedge.Options) *registry {
+	return &registry{opts: opts, items: map[resKey]*resItem{}}
+}
+
+// generation is what one plan uses: a reference to each of its resources,
+// and the view the HTTP servers are built on.
+type generation struct {
+	reg   *registry
+	items []*resItem
+	http  httpedge.Resources
+	// built counts the resources this generation had to build (not shared
+	// with the generation before it).
+	built int
+}
+
+// acquire returns the generation for r: shared resources are referenced,
+// missing ones built. On error nothing is left referenced or open, and the
+// error names the resource.
+func (reg *registry) acquire(r *plan.Resources) (*generation, error) {
+	g := &generation{reg: reg, http: httpedge.Resources{
+		Pools:        map[string]*httpedge.Pool{},
+		Caches:       map[string]*httpedge.ResponseCache{},
+		AccessLogs:   map[string]*httpedge.LogFile{},
+		Certificates: map[string]*certs.Cert{},
+	}}
+	fail := func(err error) (*generation, error) {
+		g.release()
+		return nil, err
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.Upstreams)) {
+		u := r.Upstreams[name]
+		v, err := reg.get("upstream", name, u, g, func() (any, func() error, error) {
+			p, err := httpedge.NewPool(u, reg.opts)
+			if err != nil {
+				return nil, nil, err
+			}
+			return p, p.Close, nil
+		})
+		if err != nil {
+			return fail(err)
+		}
+		g.http.Pools[name] = v.(*httpedge.Pool)
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.Caches)) {
+		c := r.Caches[name]
+		v, err := reg.get("cache", name, c, g, func() (any, func() error, error) {
+			rc, err := httpedge.NewCache(c, reg.opts)
+			if err != nil {
+				return nil, nil, fmt.Errorf("cache %q: %w", name, err)
+			}
+			return rc, rc.Close, nil
+		})
+		if err != nil {
+			return fail(err)
+		}
+		g.http.Caches[name] = v.(*httpedge.ResponseCache)
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.AccessLogs)) {
+		a := r.AccessLogs[name]
+		v, err := reg.get("access log", name, a, g, func() (any, func() error, error) {
+			l, err := httpedge.OpenAccessLog(a)
+			if err != nil {
+				return nil, nil, err
+			}
+			return l, l.Close, nil
+		})
+		if err != nil {
+			return fail(err)
+		}
+		g.http.AccessLogs[name] = v.(*httpedge.LogFile)
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.Certificates)) {
+		c := r.Certificates[name]
+		v, err := reg.get("certificate", name, c, g, func() (any, func() error, error) {
+			ct, err := httpedge.LoadCertificate(c, reg.opts)
+			if err != nil {
+				return nil, nil, fmt.Errorf("certificate %q: %w", name, err)
+			}
+			return ct, func() error { return nil }, nil
+		})
+		if err != nil {
+			return fail(err)
+		}
+		g.http.Certificates[name] = v.(*certs.Cert)
+	}
+	return g, nil
+}
+
+// get references the resource (kind, name, spec), building it when no
+// generation holds it.
+func (reg *registry) get(kind, name string, spec any, g *generation, build func() (any, func() error, error)) (any, error) {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: %w", kind, name, err)
+	}
+	k := resKey{kind, name, string(b)}
+	reg.mu.Lock()
+	it, ok := reg.items[k]
+	if ok {
+		it.refs++
+		reg.mu.Unlock()
+		g.items = append(g.items, it)
+		return it.value, nil
+	}
+	reg.mu.Unlock()
+	// Built outside the lock: opening files and parsing certificates takes
+	// time, and only Apply (serialised by the node) builds.
+	v, closeFn, err := build()
+	if err != nil {
+		return nil, err
+	}
+	it = &resItem{key: k, refs: 1, value: v, close: closeFn}
+	reg.mu.Lock()
+	reg.items[k] = it
+	reg.mu.Unlock()
+	g.items = append(g.items, it)
+	g.built++
+	return v, nil
+}
+
+// release drops the generation's references; resources no generation
+// holds any more are closed.
+func (g *generation) release() {
+	if g == nil {
+		return
+	}
+	reg := g.reg
+	var closing []*resItem
+	reg.mu.Lock()
+	for _, it := range g.items {
+		it.refs--
+		if it.refs == 0 {
+			delete(reg.items, it.key)
+			closing = append(closing, it)
+		}
+	}
+	g.items = nil
+	reg.mu.Unlock()
+	for _, it := range closing {
+		it.close()
+	}
+}
+
+// sameHTTP reports whether g and o hand the same objects to HTTP servers,
+// so that a server whose configuration did not change need not be rebuilt.
+func (g *generation) sameHTTP(o *generation) bool {
+	return sameMap(g.http.Pools, o.http.Pools) && sameMap(g.http.Caches, o.http.Caches) &&
+		sameMap(g.http.AccessLogs, o.http.AccessLogs) && sameMap(g.http.Certificates, o.http.Certificates)
+}
+
+func sameMap[V comparable](a, b map[string]V) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// open lists the resources the registry holds, as "kind name" (for tests
+// and the status page).
+func (reg *registry) open() []string {
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	var out []string
+	for k := range reg.items {
+		out = append(out, k.kind+" "+k.name)
+	}
+	sort.Strings(out)
+	return out
+}
