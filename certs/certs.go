@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/offedge/offedge/internal/secretfile"
 )
 
 // DefaultCheckInterval is how often, at most, a Cert looks at its files.
@@ -208,33 +210,142 @@ func (c *Cert) load() (*certState, error) {
 	if st.keyStat, err = stamp(c.keyFile); err != nil {
 		return nil, fmt.Errorf("certificate key %s: %w", c.keyFile, err)
 	}
-	if fi, err := os.Stat(c.keyFile); err == nil {
-		perm := fi.Mode().Perm()
-		bad := os.FileMode(0o077)
-		if c.opts.AllowGroupReadableKey {
-			bad = 0o007
-		}
-		if perm&bad != 0 {
-			return nil, fmt.Errorf("certificate key %s: mode %v lets other users read the private key; run chmod 600 %s", c.keyFile, perm, c.keyFile)
-		}
-	}
 	if st.certStat, err = stamp(c.certFile); err != nil {
 		return nil, fmt.Errorf("certificate %s: %w", c.certFile, err)
 	}
-	pair, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	pair, err := LoadKeyPair(c.certFile, c.keyFile, c.opts.AllowGroupReadableKey)
 	if err != nil {
-		return nil, fmt.Errorf("certificate %s with key %s: %w", c.certFile, c.keyFile, err)
-	}
-	if pair.Leaf == nil {
-		if pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
-			return nil, fmt.Errorf("certificate %s: %w", c.certFile, err)
-		}
+		return nil, err
 	}
 	st.cert = &pair
 	for _, n := range pair.Leaf.DNSNames {
 		st.names = append(st.names, strings.ToLower(n))
 	}
 	return &st, nil
+}
+
+// LoadKeyPair reads a certificate chain and its private key, the key the
+// way every key file is read: a regular file, opened once, whose mode (of
+// the opened file, not the path) grants nothing to others, nor to the
+// group unless allowGroupRead, with the fix in the error. The leaf is
+// parsed. The key never appears in an error.
+func LoadKeyPair(certFile, keyFile string, allowGroupRead bool) (tls.Certificate, error) {
+	forbidden := os.FileMode(0o077)
+	if allowGroupRead {
+		forbidden = 0o037 // group read allowed, group write and others never
+	}
+	keyPEM, err := secretfile.ReadFile(keyFile, forbidden, "certificate key")
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	defer clear(keyPEM)
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("certificate %s: %w", certFile, err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("certificate %s with key %s: %w", certFile, keyFile, err)
+	}
+	if pair.Leaf == nil {
+		if pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
+			return tls.Certificate{}, fmt.Errorf("certificate %s: %w", certFile, err)
+		}
+	}
+	return pair, nil
+}
+
+// NewCert loads a pair now and returns its reloading handle, outside any
+// Store (a tunnel end's own certificate).
+func NewCert(certFile, keyFile string, opts Options) (*Cert, error) {
+	opts.defaults()
+	c := &Cert{certFile: certFile, keyFile: keyFile, opts: opts}
+	st, err := c.load()
+	if err != nil {
+		return nil, err
+	}
+	c.cur.Store(st)
+	c.checked.Store(opts.Now().UnixNano())
+	return c, nil
+}
+
+// Pool is a CA bundle reloaded when its file changes, on the same terms as
+// a [Cert]: at most once per check interval, a file that fails to load
+// never replaces a working pool.
+type Pool struct {
+	file    string
+	opts    Options
+	cur     atomic.Pointer[poolState]
+	checked atomic.Int64
+	mu      sync.Mutex
+}
+
+type poolState struct {
+	pool  *x509.CertPool
+	stamp fileStamp
+}
+
+// NewPool loads the PEM certificates of file now.
+func NewPool(file string, opts Options) (*Pool, error) {
+	opts.defaults()
+	p := &Pool{file: file, opts: opts}
+	st, err := p.load()
+	if err != nil {
+		return nil, err
+	}
+	p.cur.Store(st)
+	p.checked.Store(opts.Now().UnixNano())
+	return p, nil
+}
+
+func (p *Pool) load() (*poolState, error) {
+	s, err := stamp(p.file)
+	if err != nil {
+		return nil, fmt.Errorf("CA file: %w", err)
+	}
+	b, err := os.ReadFile(p.file)
+	if err != nil {
+		return nil, fmt.Errorf("CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("CA file %s: no PEM certificate found", p.file)
+	}
+	return &poolState{pool: pool, stamp: s}, nil
+}
+
+// Get returns the current pool, first reloading it when the check interval
+// has passed and the file changed.
+func (p *Pool) Get() *x509.CertPool {
+	now := p.opts.Now().UnixNano()
+	last := p.checked.Load()
+	if now-last >= int64(p.opts.CheckInterval) && p.checked.CompareAndSwap(last, now) {
+		if _, err := p.Reload(); err != nil {
+			p.opts.Logger.Error("CA reload failed; keeping the previous one", "ca", p.file, "err", err)
+		}
+	}
+	return p.cur.Load().pool
+}
+
+// Reload checks the file now and reports whether a new pool was loaded.
+func (p *Pool) Reload() (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.checked.Store(p.opts.Now().UnixNano())
+	s, err := stamp(p.file)
+	if err != nil {
+		return false, fmt.Errorf("CA file: %w", err)
+	}
+	if s == p.cur.Load().stamp {
+		return false, nil
+	}
+	st, err := p.load()
+	if err != nil {
+		return false, err
+	}
+	p.cur.Store(st)
+	p.opts.Logger.Info("CA reloaded", "ca", p.file)
+	return true, nil
 }
 
 func (st *certState) matchExact(name string) bool {

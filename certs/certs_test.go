@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -129,5 +130,97 @@ func TestAddRefusesBadFiles(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestLoadKeyPairKeyFileChecks: the key is read the way every key file is:
+// regular files only, the mode of the opened file, the fix in the message,
+// and group-readable keys only when allowed.
+func TestLoadKeyPairKeyFileChecks(t *testing.T) {
+	dir := t.TempDir()
+	cf, kf, err := WriteSelfSigned(dir, SelfSignedOptions{Names: []string{"a.example.org"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, _ := os.ReadFile(kf)
+	fifo := filepath.Join(dir, "fifo-key.pem")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keyDir := filepath.Join(dir, "dir-key.pem")
+	os.Mkdir(keyDir, 0o700)
+	withMode := func(mode os.FileMode) string {
+		p := filepath.Join(t.TempDir(), "key.pem")
+		os.WriteFile(p, keyPEM, 0o600)
+		os.Chmod(p, mode)
+		return p
+	}
+	tests := []struct {
+		name       string
+		key        string
+		allowGroup bool
+		want       string // "" means accepted
+	}{
+		{"0600", withMode(0o600), false, ""},
+		{"0400", withMode(0o400), false, ""},
+		{"group readable", withMode(0o640), false, "chmod 600"},
+		{"group readable, allowed", withMode(0o640), true, ""},
+		{"group writable, allowed group read", withMode(0o660), true, "chmod 640"},
+		{"world readable, allowed group read", withMode(0o644), true, "mode 0644"},
+		{"fifo (would block a plain read)", fifo, false, "not a regular file"},
+		{"directory", keyDir, false, "not a regular file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pair, err := LoadKeyPair(cf, tt.key, tt.allowGroup)
+			if tt.want == "" {
+				if err != nil || pair.Leaf == nil {
+					t.Fatalf("LoadKeyPair: %v (leaf %v); want it accepted", err, pair.Leaf)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v; want it to contain %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "PRIVATE KEY") {
+				t.Fatal("the key appears in the error")
+			}
+		})
+	}
+}
+
+// TestPoolReloads: a CA bundle replaced on disk is used after the check
+// interval; a broken replacement keeps the previous pool.
+func TestPoolReloads(t *testing.T) {
+	dir := t.TempDir()
+	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	a, _, _ := WriteSelfSigned(filepath.Join(dir, "a"), SelfSignedOptions{Names: []string{"a.example.org"}})
+	b, _, _ := WriteSelfSigned(filepath.Join(dir, "b"), SelfSignedOptions{Names: []string{"b.example.org"}})
+	ca := filepath.Join(dir, "ca.pem")
+	copyFile := func(src string) {
+		data, _ := os.ReadFile(src)
+		os.WriteFile(ca+".tmp", data, 0o644)
+		os.Rename(ca+".tmp", ca)
+	}
+	copyFile(a)
+	p, err := NewPool(ca, Options{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := p.Get()
+	copyFile(b)
+	if p.Get() != first {
+		t.Fatal("pool reloaded before the check interval")
+	}
+	clock.Add(DefaultCheckInterval)
+	second := p.Get()
+	if second == first || second.Equal(first) {
+		t.Fatal("pool not reloaded after the file changed")
+	}
+	os.WriteFile(ca+".tmp", []byte("not PEM"), 0o644)
+	os.Rename(ca+".tmp", ca)
+	clock.Add(DefaultCheckInterval)
+	if p.Get() != second {
+		t.Fatal("a broken CA file replaced a working pool")
 	}
 }

@@ -3,7 +3,7 @@
 // certificate whose names are the node name (DNS SAN) and
 // offedge://node/NAME (URI SAN), usable for both TLS client and server
 // authentication. Private keys are written 0600 and never overwritten.
-// It is self-contained on purpose: the HTTP certificate code lives elsewhere.
+// Key files are read through package certs, as every key file is.
 package pki
 
 import (
@@ -11,7 +11,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha1"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -20,9 +19,12 @@ import (
 	"math/big"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"time"
+
+	"github.com/offedge/offedge/certs"
 )
 
 // File names inside a CA directory and a node output directory.
@@ -39,6 +41,22 @@ const (
 
 // NodeURIPrefix prefixes the URI SAN naming a node.
 const NodeURIPrefix = "offedge://node/"
+
+// Files are the paths a node's tunnel ends read: the CA certificate, the
+// node's certificate and its private key.
+type Files struct {
+	CA, Cert, Key string
+}
+
+// NodeFiles is where a node finds its PKI material in dir (the directory
+// Issue wrote for it, /etc/offedge/pki on the node): the layout plans use.
+func NodeFiles(dir, node string) Files {
+	return Files{
+		CA:   path.Join(dir, CACertFile),
+		Cert: path.Join(dir, NodeCertFile(node)),
+		Key:  path.Join(dir, NodeKeyFile(node)),
+	}
+}
 
 // NodeCertFile and NodeKeyFile name the files Issue writes for node.
 func NodeCertFile(node string) string { return node + ".pem" }
@@ -101,13 +119,10 @@ func Issue(dir, node, outDir string) error {
 		return fmt.Errorf("pki issue: node name %q: use lower-case letters, digits, '-' and '.' (a DNS name)", node)
 	}
 	wrap := func(err error) error { return fmt.Errorf("pki issue %q: %w", node, err) }
-	ca, err := tls.LoadX509KeyPair(filepath.Join(dir, CACertFile), filepath.Join(dir, CAKeyFile))
+	// The key's mode is checked on the file opened, before it is used.
+	ca, err := certs.LoadKeyPair(filepath.Join(dir, CACertFile), filepath.Join(dir, CAKeyFile), false)
 	if err != nil {
 		return wrap(fmt.Errorf("loading CA from %s: %w (run pki init first?)", dir, err))
-	}
-	if st, err := os.Stat(filepath.Join(dir, CAKeyFile)); err == nil && st.Mode().Perm()&0o077 != 0 {
-		return wrap(fmt.Errorf("CA key %s is accessible by group or others; fix with: chmod 600 %s",
-			filepath.Join(dir, CAKeyFile), filepath.Join(dir, CAKeyFile)))
 	}
 	caCert, err := x509.ParseCertificate(ca.Certificate[0])
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	httpedge "github.com/offedge/offedge/edge/http"
 	"github.com/offedge/offedge/edge/tunnel"
 	"github.com/offedge/offedge/inventory"
+	"github.com/offedge/offedge/pki"
 )
 
 // Options adjust where a plan finds files. The zero value is production.
@@ -392,11 +393,11 @@ func (c *compiler) tunnelAuth(t *inventory.Tunnel, peers []string) tunnel.Auth {
 	if t.Auth.PSK != "" {
 		return tunnel.Auth{PSKFile: c.opts.file(t.Auth.PSK)}
 	}
-	dir := c.opts.file(c.opts.PKIDir)
+	f := pki.NodeFiles(c.opts.file(c.opts.PKIDir), c.node.Name)
 	return tunnel.Auth{PKI: &tunnel.PKIAuth{
-		CAFile:    path.Join(dir, "ca.pem"),
-		CertFile:  path.Join(dir, c.node.Name+".pem"),
-		KeyFile:   path.Join(dir, c.node.Name+"-key.pem"),
+		CAFile:    f.CA,
+		CertFile:  f.Cert,
+		KeyFile:   f.Key,
 		PeerNames: peers,
 	}}
 }

@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/offedge/offedge/certs"
 	"github.com/offedge/offedge/internal/secretfile"
 )
 
@@ -27,7 +27,10 @@ var ErrPeerNameMismatch = errors.New("peer certificate names none of the allowed
 // credentials is what one tunnel end presents and accepts, built once from
 // Auth (files read at construction or Update, never per connection).
 type credentials struct {
-	cert   tls.Certificate
+	cert tls.Certificate
+	// get, when set, returns the current certificate (pki: reloaded when
+	// its files change); cert is then unused.
+	get    func() (*tls.Certificate, error)
 	verify func(certs []*x509.Certificate) error
 	mode   string // "psk" or "pki", for logs
 }
@@ -112,46 +115,47 @@ func loadCredentials(name string, a Auth, now func() time.Time, keys *KeyCache, 
 		}
 		return &credentials{cert: k.Certificate, verify: k.verifyPeer, mode: "psk"}, nil
 	case a.PKI != nil:
-		return loadPKI(a.PKI, now)
+		return loadPKI(a.PKI, now, log)
 	default:
 		return nil, errors.New("auth: neither psk_file nor pki is set")
 	}
 }
 
-func loadPKI(p *PKIAuth, now func() time.Time) (*credentials, error) {
+// loadPKI loads the node certificate, its key and the CA now (a broken
+// file is an error at start), and returns credentials that reload them when
+// the files change (checked at most every certs.DefaultCheckInterval, on
+// the handshake path): `offedge pki issue` rotating a node's certificate,
+// or a new CA bundle, takes effect without a restart; open connections
+// keep the certificates they were made with; a file that fails to load
+// never replaces a working one.
+func loadPKI(p *PKIAuth, now func() time.Time, log *slog.Logger) (*credentials, error) {
 	if p.CAFile == "" || p.CertFile == "" || p.KeyFile == "" {
 		return nil, errors.New("auth pki: ca_file, cert_file and key_file are all required")
 	}
 	if len(p.PeerNames) == 0 {
 		return nil, errors.New("auth pki: peer_names is empty; list the nodes allowed at the other end")
 	}
-	if st, err := os.Stat(p.KeyFile); err == nil && st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("auth pki: key file %s: mode %04o is accessible by group or others; fix with: chmod 600 %s", p.KeyFile, st.Mode().Perm(), p.KeyFile)
-	}
-	cert, err := tls.LoadX509KeyPair(p.CertFile, p.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("auth pki: loading %s and %s: %w", p.CertFile, p.KeyFile, err)
-	}
-	caPEM, err := os.ReadFile(p.CAFile)
+	copts := certs.Options{Logger: log, Now: now}
+	cert, err := certs.NewCert(p.CertFile, p.KeyFile, copts)
 	if err != nil {
 		return nil, fmt.Errorf("auth pki: %w", err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("auth pki: %s: no PEM certificate found", p.CAFile)
+	ca, err := certs.NewPool(p.CAFile, copts)
+	if err != nil {
+		return nil, fmt.Errorf("auth pki: %w", err)
 	}
 	names := slices.Clone(p.PeerNames)
-	verify := func(certs []*x509.Certificate) error {
-		if len(certs) == 0 {
+	verify := func(peer []*x509.Certificate) error {
+		if len(peer) == 0 {
 			return errors.New("peer sent no certificate")
 		}
 		inter := x509.NewCertPool()
-		for _, c := range certs[1:] {
+		for _, c := range peer[1:] {
 			inter.AddCert(c)
 		}
-		leaf := certs[0]
+		leaf := peer[0]
 		if _, err := leaf.Verify(x509.VerifyOptions{
-			Roots:         pool,
+			Roots:         ca.Get(),
 			Intermediates: inter,
 			CurrentTime:   now(),
 			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
@@ -172,12 +176,12 @@ func loadPKI(p *PKIAuth, now func() time.Time) (*credentials, error) {
 		}
 		return fmt.Errorf("%w: certificate names %v, allowed %v", ErrPeerNameMismatch, have, names)
 	}
-	return &credentials{cert: cert, verify: verify, mode: "pki"}, nil
+	return &credentials{get: cert.Certificate, verify: verify, mode: "pki"}, nil
 }
 
 // clientConfig is the entrance's TLS configuration for one tunnel.
 func (c *credentials) clientConfig(name string) *tls.Config {
-	return &tls.Config{
+	tc := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		ServerName:   name,
 		Certificates: []tls.Certificate{c.cert},
@@ -193,11 +197,16 @@ func (c *credentials) clientConfig(name string) *tls.Config {
 		// the ticket.
 		ClientSessionCache: tls.NewLRUClientSessionCache(64),
 	}
+	if c.get != nil {
+		tc.Certificates = nil
+		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return c.get() }
+	}
+	return tc
 }
 
 // serverConfig is the exit's TLS configuration for one tunnel.
 func (c *credentials) serverConfig() *tls.Config {
-	return &tls.Config{
+	tc := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{c.cert},
 		ClientAuth:   tls.RequireAnyClientCert,
@@ -205,4 +214,9 @@ func (c *credentials) serverConfig() *tls.Config {
 			return c.verify(cs.PeerCertificates)
 		},
 	}
+	if c.get != nil {
+		tc.Certificates = nil
+		tc.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.get() }
+	}
+	return tc
 }

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offedge/offedge/certs"
 	"github.com/offedge/offedge/internal/testutil"
 	"github.com/offedge/offedge/pki"
 	"golang.org/x/crypto/argon2"
@@ -975,4 +976,88 @@ func TestWeakSecretWarned(t *testing.T) {
 	if strong := startPair(t, "redis", startEcho(t, ""), secretA, secretA, nil); strings.Contains(strong.exitLog.String(), "weak tunnel secret") {
 		t.Fatalf("pwgen 32 secret judged weak:\n%s", strong.exitLog)
 	}
+}
+
+// TestPKIRotationWhileConnected: `offedge pki issue` re-issuing both node
+// certificates while a connection is open. The open connection keeps
+// working; after the check interval, new handshakes present the new
+// certificates (the exit's is seen by a probe) and new connections work.
+func TestPKIRotationWhileConnected(t *testing.T) {
+	caDir := filepath.Join(t.TempDir(), "ca")
+	out := t.TempDir()
+	if err := pki.Init(caDir); err != nil {
+		t.Fatal(err)
+	}
+	issue := func() {
+		t.Helper()
+		for _, n := range []string{"ovh1-proxy", "off2-proxy"} {
+			if err := pki.Issue(caDir, n, out); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	issue()
+	auth := func(node string, peers ...string) Auth {
+		return Auth{PKI: &PKIAuth{CAFile: filepath.Join(out, pki.CACertFile), CertFile: filepath.Join(out, pki.NodeCertFile(node)),
+			KeyFile: filepath.Join(out, pki.NodeKeyFile(node)), PeerNames: peers}}
+	}
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	target := startEcho(t, "")
+	xln := listen(t)
+	x, err := NewExit(ExitConfig{Listener: xln.Addr().String(), Tunnels: []ExitTunnel{{Name: "influxdb", Target: target, Auth: auth("ovh1-proxy", "off2-proxy")}}}, Options{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, x, xln)
+	e, err := NewEntrance(EntranceConfig{Name: "influxdb", Exits: []string{xln.Addr().String()}, Auth: auth("off2-proxy", "ovh1-proxy")}, Options{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eln := listen(t)
+	serve(t, e, eln)
+
+	exitSerial := func() string {
+		t.Helper()
+		pair, err := tls.LoadX509KeyPair(filepath.Join(out, pki.NodeCertFile("off2-proxy")), filepath.Join(out, pki.NodeKeyFile("off2-proxy")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := tls.Dial("tcp", xln.Addr().String(), &tls.Config{ServerName: "influxdb", InsecureSkipVerify: true, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS13})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	held, err := net.Dial("tcp", eln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	exchange := func(c net.Conn, msg string) {
+		t.Helper()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, msg); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
+			t.Fatalf("echo %q: got %q, %v", msg, got, err)
+		}
+	}
+	exchange(held, "before")
+	before := exitSerial()
+
+	issue()
+	clock.Add(int64(2 * certs.DefaultCheckInterval))
+	exchange(held, "during") // the open connection is untouched
+	if after := exitSerial(); after == before {
+		t.Fatalf("exit still presents certificate %s after the re-issue; want the new one", before)
+	}
+	if got, err := roundTrip(t, eln.Addr().String(), "after"); got != "after" {
+		t.Fatalf("new connection after the rotation: %q, %v", got, err)
+	}
+	exchange(held, "still")
 }

@@ -13,6 +13,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"syscall"
 )
 
 // MinLen is the shortest secret accepted, in bytes, after the trailing
@@ -34,34 +35,55 @@ var ErrTooShort = errors.New("secret is too short")
 // or CRLF). The file must be a regular file whose mode grants nothing to
 // group or others (0600 or 0400); the error then names the path and the fix.
 func Read(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	b, err := ReadFile(path, 0o077, "secret file")
 	if err != nil {
-		return nil, fmt.Errorf("secret file: %w", err)
-	}
-	defer f.Close()
-	// Stat the open file, not the path, so that the mode checked is the mode
-	// of the bytes read.
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("secret file: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("secret file %s: not a regular file (%s)", path, st.Mode().Type())
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("secret file %s: mode %04o: %w; fix with: chmod 600 %s", path, perm, ErrPermissions, path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, MaxLen+1))
-	if err != nil {
-		return nil, fmt.Errorf("secret file %s: %w", path, err)
-	}
-	if len(b) > MaxLen {
-		return nil, fmt.Errorf("secret file %s: larger than %d bytes; is it the right file?", path, MaxLen)
+		return nil, err
 	}
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	b = bytes.TrimSuffix(b, []byte("\r"))
 	if len(b) < MinLen {
 		return nil, fmt.Errorf("secret file %s: %d bytes: %w (need at least %d; generate one with: offedge secret new %s, or pwgen 32 1 > %s)", path, len(b), ErrTooShort, MinLen, path, path)
+	}
+	return b, nil
+}
+
+// ReadFile returns the whole content of a file holding key material (a
+// secret, a private key) the way [Read] checks it: a regular file, opened
+// once, whose mode — of the opened file, not of the path, so that a file
+// swapped between a check and the open cannot slip through — grants none of
+// the bits in forbidden (0o077: nothing to group or others; 0o007: the
+// group may read, as Debian's ssl-cert group does), and at most MaxLen
+// bytes. what names the file in errors ("secret file", "certificate key");
+// an error never carries the content.
+func ReadFile(path string, forbidden os.FileMode, what string) ([]byte, error) {
+	// O_NONBLOCK: opening a FIFO put in place of the file must not block
+	// (it is then refused as not regular); regular files ignore the flag.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s %s: not a regular file (%s)", what, path, st.Mode().Type())
+	}
+	if perm := st.Mode().Perm(); perm&forbidden != 0 {
+		fix := "chmod 600 " + path
+		if forbidden&0o040 == 0 {
+			fix = "chmod 640 " + path + " (group-readable keys are allowed here), or chmod 600"
+		}
+		return nil, fmt.Errorf("%s %s: mode %04o: %w; fix with: %s", what, path, perm, ErrPermissions, fix)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxLen+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	if len(b) > MaxLen {
+		clear(b)
+		return nil, fmt.Errorf("%s %s: larger than %d bytes; is it the right file?", what, path, MaxLen)
 	}
 	return b, nil
 }
