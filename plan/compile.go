@@ -420,7 +420,7 @@ func (c *compiler) tunnels() {
 				Name: t.Name, ConnectTimeout: or(t.ConnectTimeout.D(), DefaultConnectTimeout),
 				HandshakeTimeout: DefaultHandshakeTimeout, IdleTimeout: or(t.IdleTimeout.D(), DefaultTunnelIdle),
 				KeepAlive: DefaultTCPKeepAlive, AllowPublic: t.Entrance.Public, KeyExchange: t.KeyExchange,
-				MaxConns: DefaultMaxConns,
+				MaxConns: DefaultMaxConns, MaxConnsPerClient: DefaultMaxConnsPerClient,
 			}
 			var peers []string
 			for i, ex := range t.Exits {
@@ -477,7 +477,7 @@ func (c *compiler) tunnels() {
 						Name: fmt.Sprintf("tunnel exit %s", ap), Kind: KindTunnelExit, Network: network, Addr: ap,
 						Public: c.m.IsPublic(network),
 						Exit: &tunnel.ExitConfig{Listener: fmt.Sprintf("%s %s", c.node.Name, ap), HandshakeTimeout: DefaultHandshakeTimeout,
-							MaxConns: DefaultMaxConns},
+							MaxConns: DefaultMaxConns, MaxConnsPerClient: DefaultMaxConnsPerClient},
 					}
 					exits[k] = l
 					exitOrder = append(exitOrder, k)
@@ -516,7 +516,7 @@ func (c *compiler) forwards() {
 			continue // a kernel forward is a DNAT rule of the node's firewall
 		}
 		obj := fmt.Sprintf("forward %q", f.Name)
-		cfg := &forward.Config{Name: f.Name, ProxyProtocol: f.ProxyProtocol, ConnectTimeout: DefaultConnectTimeout, IdleTimeout: DefaultTunnelIdle, MaxConns: DefaultMaxConns}
+		cfg := &forward.Config{Name: f.Name, ProxyProtocol: f.ProxyProtocol, ConnectTimeout: DefaultConnectTimeout, IdleTimeout: DefaultTunnelIdle, MaxConns: DefaultMaxConns, MaxConnsPerClient: DefaultMaxConnsPerClient}
 		if svc := c.m.Service(f.Service); svc != nil {
 			tg, ok := c.m.ReachService(c.node, svc)
 			if !ok {

@@ -43,6 +43,10 @@ const (
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultTCPKeepAlive     = 30 * time.Second
 	DefaultMaxConns         = 4096 // per tunnel entrance, exit and forward listener
+	// DefaultMaxConnsPerClient bounds one client address of a tunnel
+	// entrance, exit (one entrance node) or forward: a quarter of
+	// DefaultMaxConns, so that one client cannot lock the others out.
+	DefaultMaxConnsPerClient = 1024
 )
 
 // HTTP listener limits on slow or hostile clients (nginx's defaults where

@@ -34,13 +34,13 @@ func (p *Plan) WriteText(w io.Writer) error {
 			e := l.Entrance
 			fmt.Fprintf(&b, "  tunnel %s entrance -> TLS 1.3 -> %s\n", e.Name, strings.Join(e.Exits, ", "))
 			fmt.Fprintf(&b, "    auth: %s\n", authText(e.Auth))
-			fmt.Fprintf(&b, "    timeouts: connect %s, handshake %s, idle %s; tcp keepalive %s; max %d connections\n",
-				dur(e.ConnectTimeout), dur(e.HandshakeTimeout), dur(e.IdleTimeout), dur(e.KeepAlive), e.MaxConns)
+			fmt.Fprintf(&b, "    timeouts: connect %s, handshake %s, idle %s; tcp keepalive %s; max %d connections, %d per client\n",
+				dur(e.ConnectTimeout), dur(e.HandshakeTimeout), dur(e.IdleTimeout), dur(e.KeepAlive), e.MaxConns, e.MaxConnsPerClient)
 			if e.AllowPublic {
 				b.WriteString("    public address acknowledged (public: true)\n")
 			}
 		case l.Exit != nil:
-			fmt.Fprintf(&b, "  handshake %s; max %d connections\n", dur(l.Exit.HandshakeTimeout), l.Exit.MaxConns)
+			fmt.Fprintf(&b, "  handshake %s; max %d connections, %d per client (entrance node)\n", dur(l.Exit.HandshakeTimeout), l.Exit.MaxConns, l.Exit.MaxConnsPerClient)
 			for _, t := range l.Exit.Tunnels {
 				fmt.Fprintf(&b, "  tunnel %s exit -> %s\n", t.Name, t.Target)
 				fmt.Fprintf(&b, "    auth: %s\n", authText(t.Auth))
@@ -53,7 +53,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 				pp = " (PROXY protocol v2)"
 			}
 			fmt.Fprintf(&b, "  forward %s -> %s%s\n", f.Name, f.Target, pp)
-			fmt.Fprintf(&b, "    timeouts: connect %s, idle %s; max %d connections\n", dur(f.ConnectTimeout), dur(f.IdleTimeout), f.MaxConns)
+			fmt.Fprintf(&b, "    timeouts: connect %s, idle %s; max %d connections, %d per client\n", dur(f.ConnectTimeout), dur(f.IdleTimeout), f.MaxConns, f.MaxConnsPerClient)
 		}
 	}
 	if len(p.Dials) > 0 {

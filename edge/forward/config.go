@@ -20,7 +20,7 @@ type Config struct {
 	MaxConns       int           `json:"max_conns"`
 	// MaxConnsPerClient bounds the connections of one client address
 	// (default 1024, or MaxConns when that is lower; never above MaxConns).
-	MaxConnsPerClient int `json:"max_conns_per_client,omitempty"`
+	MaxConnsPerClient int `json:"max_conns_per_client"`
 }
 
 // Options are the process-level dependencies of a forwarder.

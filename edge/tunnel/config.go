@@ -51,7 +51,7 @@ type EntranceConfig struct {
 	MaxConns         int           `json:"max_conns"`
 	// MaxConnsPerClient bounds the connections of one client address
 	// (default 1024, or MaxConns when that is lower; never above MaxConns).
-	MaxConnsPerClient int `json:"max_conns_per_client,omitempty"`
+	MaxConnsPerClient int `json:"max_conns_per_client"`
 	// KeyExchange selects the TLS 1.3 key exchange the entrance offers:
 	// "" or "hybrid" (default) offers X25519MLKEM768 (post-quantum hybrid)
 	// and X25519, as Go does; "x25519" offers X25519 only, which costs about
@@ -70,7 +70,7 @@ type ExitConfig struct {
 	MaxConns         int           `json:"max_conns"`
 	// MaxConnsPerClient bounds the connections of one client address, that
 	// is of one entrance node (default 1024, or MaxConns when that is lower; never above MaxConns).
-	MaxConnsPerClient int `json:"max_conns_per_client,omitempty"`
+	MaxConnsPerClient int `json:"max_conns_per_client"`
 }
 
 // ExitTunnel is one tunnel served by an exit listener.
