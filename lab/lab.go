@@ -121,7 +121,7 @@ func Start(ctx context.Context, m *inventory.Model, opts Options) (*Lab, error) 
 	var problems []string
 	l.probes = observe.Generate(m)
 	for _, n := range m.Nodes {
-		p, err := plan.Compile(m, n.Name, plan.Options{Root: l.nodeDir(n.Name), UserspaceForwards: true})
+		p, err := runtime.Load(m, n.Name, plan.Options{Root: l.nodeDir(n.Name), UserspaceForwards: true})
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue

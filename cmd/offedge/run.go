@@ -11,12 +11,10 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/offedge/offedge/check"
 	"github.com/offedge/offedge/inventory"
 	"github.com/offedge/offedge/observe"
 	"github.com/offedge/offedge/plan"
@@ -33,34 +31,18 @@ func newLogger(w io.Writer, format string) (*slog.Logger, error) {
 	return nil, usageError("--log-format must be text or json, not %q", format)
 }
 
-// compileChecked loads, checks and compiles: the one path both start-up and
-// reload take, so a reload can never accept what start-up would refuse.
+// compileChecked loads the inventory and runs runtime.Load on it (check,
+// then compile): the path start-up, reload and plan --diff share.
 func compileChecked(invPath, node string, opts plan.Options) (*inventory.Model, *plan.Plan, error) {
 	m, err := loadInventory(invPath)
 	if err != nil {
 		return nil, nil, err
 	}
-	findings := check.Run(m)
-	if errs, _, _ := check.Counts(findings); errs > 0 {
-		var b strings.Builder
-		check.WriteText(&b, onlyErrors(findings))
-		return nil, nil, fmt.Errorf("the inventory fails check with %d error(s):\n%s", errs, b.String())
-	}
-	p, err := plan.Compile(m, node, opts)
+	p, err := runtime.Load(m, node, opts)
 	if err != nil {
 		return nil, nil, err
 	}
 	return m, p, nil
-}
-
-func onlyErrors(fs []check.Finding) []check.Finding {
-	var out []check.Finding
-	for _, f := range fs {
-		if f.Severity == check.Error && f.Suppressed == "" {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 func cmdRun(e *env, args []string) error {
@@ -126,20 +108,25 @@ func cmdRun(e *env, args []string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		sd.reloading()
-		nm, np, err := compileChecked(*inv, *node, opts)
+		// rt.Reload counts a refused reload (the inventory fails to load,
+		// check or compile, or the firewall cannot be applied) as a failed
+		// one, like one the runtime cannot apply.
+		var nm *inventory.Model
+		var np *plan.Plan
+		err := rt.Reload(context.Background(), func() (*plan.Plan, error) {
+			m, p, err := compileChecked(*inv, *node, opts)
+			if err != nil {
+				return nil, err
+			}
+			if err := fw.apply(p); err != nil {
+				return nil, fmt.Errorf("the firewall could not be applied; the previous table stays: %w", err)
+			}
+			nm, np = m, p
+			return p, nil
+		})
 		if err != nil {
 			log.Error("reload refused; the running configuration keeps serving", "err", err)
 			sd.ready("reload refused; serving the previous configuration")
-			return err
-		}
-		if err := fw.apply(np); err != nil {
-			log.Error("reload refused: the firewall could not be applied; the previous table and configuration stay", "err", err)
-			sd.ready("reload refused; serving the previous configuration")
-			return err
-		}
-		if err := rt.Apply(context.Background(), np); err != nil {
-			log.Error("reload applied with errors", "err", err)
-			sd.ready("reload failed; see the log")
 			return err
 		}
 		if *probeInterval > 0 {
