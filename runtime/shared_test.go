@@ -266,11 +266,10 @@ func TestAccessLogLinesNeverSplit(t *testing.T) {
 // reloadFixture is a node with two listeners serving version "1" of a
 // site, and the means to build other versions of its plan.
 type reloadFixture struct {
-	t        *testing.T
-	be       *counting
-	a, b     netip.AddrPort
-	node     *Node
-	htpasswd string
+	t    *testing.T
+	be   *counting
+	a, b netip.AddrPort
+	node *Node
 }
 
 func newReloadFixture(t *testing.T) *reloadFixture {
