@@ -308,3 +308,35 @@ func TestUpstreamsDeclaredOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestSecrets lists each secret file once with the tunnel ends using it:
+// off2 holds the exits of the Open Food Facts tunnels.
+func TestSecrets(t *testing.T) {
+	m, err := inventory.Load(openfoodfacts.FS(), "inventory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Compile(m, "off2", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := p.Secrets()
+	if len(got) == 0 {
+		t.Fatal("off2 holds tunnel exits but its plan lists no secret")
+	}
+	seen := map[string]bool{}
+	for _, s := range got {
+		if seen[s.Path] || s.Kind != SecretPSK || len(s.Uses) == 0 {
+			t.Errorf("secret %+v: want each path once, a psk, with its uses", s)
+		}
+		seen[s.Path] = true
+		for _, u := range s.Uses {
+			if !strings.HasSuffix(u, " exit") {
+				t.Errorf("off2 secret %s used by %q; off2 holds exits", s.Path, u)
+			}
+		}
+	}
+	if !seen["/etc/offedge/psk/redis-ovh.psk"] {
+		t.Errorf("off2's secrets %v lack redis-ovh's", got)
+	}
+}

@@ -186,3 +186,40 @@ func TestVersionLine(t *testing.T) {
 		}
 	}
 }
+
+// TestSecrets: secrets init creates every pre-shared secret the node's plan
+// reads (0600, 32 random bytes), never replaces one, and plan marks the
+// ones missing on this machine.
+func TestSecrets(t *testing.T) {
+	root := t.TempDir()
+	_, errOut, code := run("plan", "--node", "off2", "--root", root)
+	if code != 0 || !strings.Contains(errOut, "4 secret file(s) of this plan are missing") || !strings.Contains(errOut, root+"/etc/offedge/psk/redis-ovh.psk") {
+		t.Fatalf("plan before init: exit %d, stderr %q; want the four missing secrets marked", code, errOut)
+	}
+	out, errOut, code := run("secrets", "init", "--node", "off2", "--root", root)
+	if code != 0 || !strings.Contains(out, "4 created, 0 kept") || !strings.Contains(out, "ovh-stunnel-client:/etc/offedge/psk/redis-ovh.psk") {
+		t.Fatalf("secrets init: exit %d out %q err %q", code, out, errOut)
+	}
+	path := root + "/etc/offedge/psk/redis-ovh.psk"
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("secret %s: %v mode %v; want 0600", path, err, st.Mode())
+	}
+	first, _ := os.ReadFile(path)
+	if len(strings.TrimSpace(string(first))) < 32 {
+		t.Fatalf("secret is %d bytes; want 32 random bytes encoded", len(first))
+	}
+	out, _, code = run("secrets", "init", "--node", "off2", "--root", root)
+	if again, _ := os.ReadFile(path); code != 0 || !strings.Contains(out, "0 created, 4 kept") || string(again) != string(first) {
+		t.Fatalf("second init: exit %d out %q; want every secret kept as it was", code, out)
+	}
+	if _, errOut, _ := run("plan", "--node", "off2", "--root", root); strings.Contains(errOut, "missing") {
+		t.Fatalf("plan after init still marks secrets missing: %q", errOut)
+	}
+	if _, errOut, code := run("secrets", "new", path); code != 1 || !strings.Contains(errOut, "exists") {
+		t.Fatalf("secrets new over an existing file: exit %d err %q; want a refusal", code, errOut)
+	}
+	if _, errOut, code := run("secrets", "init"); code != 2 || !strings.Contains(errOut, "--node") {
+		t.Fatalf("secrets init without --node: exit %d err %q", code, errOut)
+	}
+}

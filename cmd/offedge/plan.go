@@ -55,6 +55,14 @@ func cmdPlan(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The secrets the plan reads and this machine lacks: run would refuse
+	// to start. Said on stderr, so that stdout stays the plan.
+	if miss := missingSecrets(p); len(miss) > 0 {
+		fmt.Fprintf(e.stderr, "offedge plan: %d secret file(s) of this plan are missing on this machine (offedge run refuses to start without them; create with: offedge secrets init --node %s):\n", len(miss), *node)
+		for _, s := range miss {
+			fmt.Fprintf(e.stderr, "  missing %s (%s %s)\n", s.Path, s.Kind, strings.Join(s.Uses, ", "))
+		}
+	}
 	if *format == "json" {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")

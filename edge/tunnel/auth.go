@@ -106,7 +106,7 @@ func loadCredentials(name string, a Auth, now func() time.Time, keys *KeyCache, 
 		}
 		if weak := secretfile.Weakness(secret); weak != "" {
 			log.Warn("weak tunnel secret: an exit presents a certificate derived from it, so it can be guessed offline; replace it on both ends",
-				"tunnel", name, "file", a.PSKFile, "problem", weak, "fix", "offedge secret new "+a.PSKFile+".new (then move it into place on both ends)")
+				"tunnel", name, "file", a.PSKFile, "problem", weak, "fix", "offedge secrets new "+a.PSKFile+".new (then move it into place on both ends)")
 		}
 		k, err := keys.Derive(name, secret)
 		clear(secret)

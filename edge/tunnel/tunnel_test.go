@@ -969,7 +969,7 @@ func TestWeakSecretWarned(t *testing.T) {
 		t.Fatalf("tunnel with a weak secret: %q, %v", got, err)
 	}
 	for _, log := range []*syncBuffer{p.entranceLog, p.exitLog} {
-		if s := log.String(); !strings.Contains(s, "weak tunnel secret") || !strings.Contains(s, "offedge secret new") || strings.Contains(s, weak) {
+		if s := log.String(); !strings.Contains(s, "weak tunnel secret") || !strings.Contains(s, "offedge secrets new") || strings.Contains(s, weak) {
 			t.Fatalf("log lacks the weak-secret warning, or shows the secret:\n%s", s)
 		}
 	}

@@ -42,7 +42,7 @@ func Read(path string) ([]byte, error) {
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	b = bytes.TrimSuffix(b, []byte("\r"))
 	if len(b) < MinLen {
-		return nil, fmt.Errorf("secret file %s: %d bytes: %w (need at least %d; generate one with: offedge secret new %s, or pwgen 32 1 > %s)", path, len(b), ErrTooShort, MinLen, path, path)
+		return nil, fmt.Errorf("secret file %s: %d bytes: %w (need at least %d; generate one with: offedge secrets new %s, or pwgen 32 1 > %s)", path, len(b), ErrTooShort, MinLen, path, path)
 	}
 	return b, nil
 }
