@@ -333,7 +333,7 @@ func (c *compiler) sites() {
 	}
 	groups := map[key]*group{}
 	var order []key
-	for _, s := range c.m.Sites {
+	for _, s := range c.m.SitesOn(c.node.Name) { // the model's index: compiling every node stays linear
 		if s.Node != c.node.Name {
 			continue
 		}
@@ -412,7 +412,7 @@ func (c *compiler) endpointListeners(e *inventory.Endpoint) (network string, add
 func (c *compiler) tunnels() {
 	exits := map[string]*Listener{}
 	var exitOrder []string
-	for _, t := range c.m.Tunnels {
+	for _, t := range c.m.TunnelsAt(c.node.Name) {
 		obj := fmt.Sprintf("tunnel %q", t.Name)
 		svc := c.m.Service(t.Service)
 		if t.Entrance != nil && t.Entrance.Node == c.node.Name {
@@ -511,7 +511,7 @@ func hasPrefix(rules []acl.Rule, p netip.Prefix) bool {
 }
 
 func (c *compiler) forwards() {
-	for _, f := range c.m.Forwards {
+	for _, f := range c.m.ForwardsOn(c.node.Name) {
 		if f.Node != c.node.Name || f.Listen == nil || (f.IsKernel() && !c.opts.UserspaceForwards) {
 			continue // a kernel forward is a DNAT rule of the node's firewall
 		}
