@@ -38,6 +38,7 @@ type site struct {
 	headers []headerKV
 	hsts    []string    // Strict-Transport-Security value (TLS listeners), nil none
 	stats   *routeStats // requests answered outside the site's routes
+	protect *siteProtect
 }
 
 type headerKV struct{ k, v string }
@@ -78,6 +79,7 @@ type route struct {
 	websocket  bool
 	streamBody bool // request body streamed upstream, not buffered
 	auth       *basicAuth
+	limits     []routeLimit
 	desc       string // for logs: "site \"off\" route \"/api/\""
 	stats      *routeStats
 }
@@ -199,6 +201,11 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, res Resources) (*sit
 		}
 		st.pages[code] = b
 	}
+	sp, err := buildSiteProtect(sc, res)
+	if err != nil {
+		return nil, err
+	}
+	st.protect = sp
 	if sc.MaintenanceFile != "" {
 		st.maint = &maintenance{path: sc.MaintenanceFile, now: s.opts.Now}
 	}
@@ -258,6 +265,9 @@ func (s *Server) buildRoute(ch *chain, st *site, rc *Route, res Resources) (*rou
 	if n != 1 {
 		return nil, errors.New("exactly one of upstream, static and redirect must be set")
 	}
+	if rc.Cache != nil && rc.Upstream == "" {
+		return nil, errors.New("cache: only a proxied route (upstream) has a cache policy; a static fallback names its cache itself")
+	}
 	switch {
 	case rc.Upstream != "":
 		p, err := res.pool(rc.Upstream)
@@ -266,6 +276,13 @@ func (s *Server) buildRoute(ch *chain, st *site, rc *Route, res Resources) (*rou
 		}
 		ch.usePool(p)
 		rt.handler = proxyHandler{p}
+		if rc.Cache != nil {
+			pol, err := compileCachePolicy(rc.Cache, res)
+			if err != nil {
+				return nil, fmt.Errorf("cache: %w", err)
+			}
+			rt.handler = cachedProxyHandler{p, pol}
+		}
 	case rc.Static != nil:
 		sh, err := s.buildStatic(ch, rc.Static, res)
 		if err != nil {
@@ -304,6 +321,11 @@ func (s *Server) buildRoute(ch *chain, st *site, rc *Route, res Resources) (*rou
 	for _, k := range slices.Sorted(maps.Keys(hs)) {
 		rt.headers = append(rt.headers, headerKV{k, hs[k]})
 	}
+	lims, err := buildRouteLimits(rc, res)
+	if err != nil {
+		return nil, err
+	}
+	rt.limits = lims
 	if rc.BasicAuthFile != "" {
 		a, err := loadHtpasswd(rc.BasicAuthFile, st.name)
 		if err != nil {

@@ -60,6 +60,7 @@ type cache struct {
 	ll   *list.List               // front = most recent
 	m    map[string]*list.Element // by cacheKey
 	size int64                    // sum of entry costs
+	uses map[string]int           // requests per key, for min_uses
 
 	flight flightGroup
 }
@@ -93,23 +94,38 @@ func (c *cache) entryLimit() int64 { return min(c.max, maxBufferedEntry) }
 
 // get returns a fresh entry, or nil; expired entries are dropped.
 func (c *cache) get(key string) *entry {
+	e, fresh := c.lookup(key, false)
+	if !fresh {
+		return nil
+	}
+	return e
+}
+
+// lookup returns the entry of key and whether it is fresh. An expired
+// entry is returned (not fresh) when keepStale, for use_stale; otherwise it
+// is dropped and lookup returns nil.
+func (c *cache) lookup(key string, keepStale bool) (*entry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.m[key]
 	if !ok {
-		return nil
+		return nil, false
 	}
 	e := el.Value.(*entry)
 	if !c.now().Before(e.expires) {
-		c.removeLocked(el)
-		return nil
+		if !keepStale {
+			c.removeLocked(el)
+			return nil, false
+		}
+		c.ll.MoveToFront(el)
+		return e, false
 	}
 	c.ll.MoveToFront(el)
-	return e
+	return e, true
 }
 
-// put stores e when its status has a TTL and the response allows caching;
-// it reports whether it did.
+// put stores e when its status has a TTL and the response allows caching
+// (the static fallback's rules); it reports whether it did.
 func (c *cache) put(e *entry, resp *http.Response) bool {
 	c.mu.Lock()
 	ttl, ok := c.ttl[e.status]
@@ -117,8 +133,14 @@ func (c *cache) put(e *entry, resp *http.Response) bool {
 	if !ok || !cacheable(resp) {
 		return false
 	}
+	return c.store(e, ttl)
+}
+
+// store keeps e for ttl; it reports whether it did (an entry larger than
+// the whole cache, or a disk write that failed, is not kept).
+func (c *cache) store(e *entry, ttl time.Duration) bool {
 	e.cost = e.entryCost()
-	if e.cost > c.max {
+	if e.cost > c.max || ttl <= 0 {
 		return false
 	}
 	e.expires = c.now().Add(ttl)
@@ -137,6 +159,35 @@ func (c *cache) put(e *entry, resp *http.Response) bool {
 	for c.size > c.max && c.ll.Len() > 0 {
 		c.removeLocked(c.ll.Back())
 	}
+	return true
+}
+
+// maxUseCounts bounds the keys whose requests are counted for min_uses
+// (nginx counts them in the keys zone); when full the counts start over.
+const maxUseCounts = 1 << 16
+
+// use counts one request of key and returns the count so far (min_uses).
+func (c *cache) use(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.uses == nil || len(c.uses) >= maxUseCounts {
+		c.uses = map[string]int{}
+	}
+	c.uses[key]++
+	n := c.uses[key]
+	return n
+}
+
+// purge drops the entry of key; it reports whether there was one.
+func (c *cache) purge(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.m[key]
+	if !ok {
+		return false
+	}
+	c.removeLocked(el)
+	delete(c.uses, key)
 	return true
 }
 
@@ -315,6 +366,14 @@ type flightGroup struct {
 type flightCall struct {
 	done chan struct{}
 	res  *fetchResult
+}
+
+// running reports whether a fetch of key is under way.
+func (g *flightGroup) running(key string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, ok := g.calls[key]
+	return ok
 }
 
 func (g *flightGroup) do(key string, fn func() *fetchResult) (res *fetchResult, shared bool) {

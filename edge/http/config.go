@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/offedge/offedge/edge/acl"
+	"github.com/offedge/offedge/edge/protect"
 )
 
 // Config is everything one listening socket serves.
@@ -64,6 +65,13 @@ type Site struct {
 	AccessLog *SiteLog `json:"access_log,omitempty"`
 	// Allow restricts who may use the site (checked per request, 403); nil: anyone.
 	Allow *acl.List `json:"allow,omitempty"`
+	// Bots are matched in order against every request of the site; the
+	// first that matches decides (the stop-crawling page, 403, 429, a
+	// tarpit, or a close without an answer).
+	Bots []protect.BotRuleConfig `json:"bots,omitempty"`
+	// Jails name the node's jails this site's requests feed (limit hits,
+	// bot matches, 4xx answers), which ban at accept.
+	Jails []string `json:"jails,omitempty"`
 	// HSTS is the Strict-Transport-Security value sent with every answer
 	// of the site on a TLS listener, errors included (nginx add_header
 	// ... always); "" sends none. The plan sets DefaultHSTS unless the
@@ -114,6 +122,12 @@ type Route struct {
 	// BodyBufferBytes, then in an unlinked temporary file), so that a slow
 	// client holds no upstream connection.
 	StreamRequestBody bool `json:"stream_request_body,omitempty"`
+	// Cache keeps the route's proxied answers in one of the node's caches
+	// (nginx proxy_cache on a location); nil: not cached.
+	Cache *CachePolicy `json:"cache,omitempty"`
+	// Limits name the node's rate zones every request of the route counts
+	// against, in order (nginx limit_req, one per zone).
+	Limits []string `json:"limits,omitempty"`
 }
 
 // Static serves files from Root, falling back to an upstream for files

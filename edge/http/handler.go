@@ -37,6 +37,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rs = rec.site.stats
 		}
 		rs.observe(code, rec.bytes, end.Sub(start))
+		if rec.site != nil {
+			rec.site.protect.observeAnswer(r, code)
+		}
 		if rec.site != nil && rec.site.alog != nil {
 			rec.site.alog.log(r, rec, start, end)
 		}
@@ -130,6 +133,9 @@ func (s *Server) serve(ch *chain, w *recorder, r *http.Request, ec *edgeConn) {
 	}
 	w.route = rt
 	w.addHeaders = rt.headers
+	if (st.protect != nil || rt.limits != nil) && !s.protectRequest(w, r, st, rt) {
+		return
+	}
 	if rt.auth != nil && !rt.auth.check(r) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+rt.auth.realm+`", charset="UTF-8"`)
 		s.errorPage(w, r, st, http.StatusUnauthorized, "authentication required")

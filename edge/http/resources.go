@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/offedge/offedge/certs"
+	"github.com/offedge/offedge/edge/protect"
 )
 
 // Resources are the built, node-level objects that a Config's sites and
@@ -26,6 +27,13 @@ type Resources struct {
 	Caches       map[string]*ResponseCache
 	AccessLogs   map[string]*LogFile
 	Certificates map[string]*certs.Cert
+	// Zones, Maps and Jails are the node's rate zones, class maps and
+	// jails (edge/protect); Tarpit bounds the requests the tarpit action
+	// holds. Routes and sites name them.
+	Zones  map[string]*protect.Zone
+	Maps   map[string]*protect.Map
+	Jails  map[string]*protect.Jail
+	Tarpit *protect.Tarpit
 }
 
 func (o Options) withDefaults() Options {

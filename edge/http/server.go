@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/offedge/offedge/edge/http/h1"
+	"github.com/offedge/offedge/edge/protect"
 )
 
 // MaxRequestLineBytes is the longest request line (method, URI, version)
@@ -57,7 +58,9 @@ type Server struct {
 	tunnels tunnelSet // hijacked (WebSocket) connections
 	// refusedLog bounds the warnings a client causes per request.
 	refusedLog rateLog
-	tickets    ticketKeys // session ticket keys of tlsConfig
+	// decisions logs the protections' decisions (bot rules, zones).
+	decisions *protect.DecisionLog
+	tickets   ticketKeys // session ticket keys of tlsConfig
 }
 
 // NewServer validates cfg and builds its handler chain once: error pages,
@@ -76,6 +79,7 @@ func NewServer(cfg Config, res Resources, opts Options) (*Server, error) {
 		tlsOn:  cfg.TLS,
 	}
 	s.nohost = s.routes.get("", "")
+	s.decisions = protect.NewDecisionLog(opts.Logger, opts.Now)
 	ch, err := s.build(cfg, res)
 	if err != nil {
 		s.closeResources()

@@ -1,8 +1,6 @@
 package httpedge
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +22,7 @@ type staticHandler struct {
 	files    *fileCache // shared by the handlers of one root
 	fallback *pool
 	cache    *cache
+	pol      *cachePolicy // the fallback's use of cache
 }
 
 func (s *Server) buildStatic(ch *chain, sc *Static, res Resources) (*staticHandler, error) {
@@ -52,6 +51,7 @@ func (s *Server) buildStatic(ch *chain, sc *Static, res Resources) (*staticHandl
 			return nil, fmt.Errorf("cache %q is not among the node's caches", sc.Cache)
 		}
 		sh.cache = c.c
+		sh.pol = fallbackPolicy(c.c)
 	}
 	return sh, nil
 }
@@ -146,7 +146,7 @@ func (h *staticHandler) serve(s *Server, w *recorder, r *http.Request, rt *route
 		s.proxy(w, r, rt, h.fallback, nil)
 		return
 	}
-	h.serveCached(s, w, r, rt)
+	s.serveCache(w, r, rt, h.fallback, h.pol)
 }
 
 var errIsDir = errors.New("is a directory")
@@ -202,95 +202,6 @@ func (h *staticHandler) open(name string) (*os.File, fs.FileInfo, error) {
 // cacheRequestHeaders are not forwarded when filling the cache: the entry
 // must be the whole, unconditional response.
 var cacheRequestHeaders = []string{"Range", "If-Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "Cookie", "Authorization"}
-
-func (h *staticHandler) serveCached(s *Server, w *recorder, r *http.Request, rt *route) {
-	c := h.cache
-	uri := targetURI(r)
-	if len(uri) > MaxCacheKeyBytes {
-		w.cache = "BYPASS"
-		w.Header().Set("X-Cache-Status", "BYPASS")
-		s.proxy(w, r, rt, h.fallback, nil)
-		return
-	}
-	key := cacheKey(uri)
-	if e := c.get(key); e != nil {
-		s.stats.cacheHits.Add(1)
-		w.cache = "HIT"
-		c.serve(w, r, e, "HIT")
-		return
-	}
-	s.stats.cacheMisses.Add(1)
-	res, shared := c.flight.do(key, func() *fetchResult {
-		// Detached from this client: the others waiting on the same key
-		// must not fail because the first one went away.
-		ctx := context.WithoutCancel(r.Context())
-		ctx, cancel := context.WithTimeout(ctx, h.fallback.cfg.ReadTimeout+h.fallback.cfg.ConnectTimeout)
-		defer cancel()
-		get := r.Clone(ctx)
-		for _, k := range cacheRequestHeaders {
-			delete(get.Header, k)
-		}
-		// HEAD fills the cache with the GET answer, as nginx.
-		pr := proxyRequest{ctx: ctx, r: get, method: http.MethodGet, host: h.fallback.cfg.Host, tls: s.tlsOn, stats: &s.stats}
-		if pr.host == "" {
-			pr.host = get.Host
-		}
-		resp, b, err := h.fallback.roundTrip(&pr)
-		if err != nil {
-			return &fetchResult{err: err, server: b}
-		}
-		defer resp.Body.Close()
-		limit := c.entryLimit()
-		var buf bytes.Buffer
-		if resp.ContentLength > 0 && resp.ContentLength <= limit {
-			buf.Grow(int(resp.ContentLength) + 1)
-		}
-		n, err := io.Copy(&buf, io.LimitReader(resp.Body, limit+1))
-		if err != nil {
-			return &fetchResult{err: fmt.Errorf("reading fallback response: %w", err), server: b}
-		}
-		if n > limit {
-			return &fetchResult{tooBig: true, server: b}
-		}
-		body := buf.Bytes()
-		if cap(body) > len(body)+len(body)/8+64 {
-			body = bytes.Clone(body) // do not keep the buffer's slack
-		}
-		e := newEntry(key, resp, body, s.opts.Now())
-		stored := c.put(e, resp)
-		return &fetchResult{entry: e, stored: stored, server: b}
-	})
-	if res.server != nil {
-		w.upstream = res.server.addr
-	}
-	switch {
-	case res.err != nil:
-		if r.Context().Err() != nil {
-			w.status = statusClientClosed
-			return
-		}
-		s.log.Error("fallback failed", "listener", s.name(), "site", rt.site.name, "route", rt.path, "upstream", h.fallback.name, "err", res.err)
-		s.errorPage(w, r, rt.site, http.StatusBadGateway, "the upstream server did not answer")
-	case res.tooBig:
-		// Too large to cache: each client streams it itself.
-		w.cache = "BYPASS"
-		w.Header().Set("X-Cache-Status", "BYPASS")
-		s.proxy(w, r, rt, h.fallback, nil)
-	default:
-		status := "MISS"
-		if shared && res.stored {
-			status = "HIT"
-		}
-		w.cache = status
-		if res.entry.status >= 400 {
-			if _, ok := rt.site.pages[res.entry.status]; ok {
-				s.errorPage(w, r, rt.site, res.entry.status, "")
-				return
-			}
-		}
-		c.serve(w, r, res.entry, status)
-	}
-}
 
 // entry is one cached response.
 type entry struct {
