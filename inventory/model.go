@@ -28,6 +28,8 @@ type Model struct {
 	Policies  []*Policy
 	Replicas  []*Replica
 	Suppress  []*Suppression
+	// Protection declares nodes' shared protections (protect.go).
+	Protection []*Protection
 
 	// Nodes are the servers then the guests, as one list: everything that has
 	// addresses and runs things.
@@ -172,6 +174,7 @@ func build(files []*File, names []string) (*Model, Errors) {
 		m.Policies = append(m.Policies, f.Policies...)
 		m.Replicas = append(m.Replicas, f.Replicas...)
 		m.Suppress = append(m.Suppress, f.Suppress...)
+		m.Protection = append(m.Protection, f.Protection...)
 	}
 	b := &builder{m: m, guestIDs: map[string]*Node{}}
 	b.index()
@@ -396,6 +399,10 @@ func (b *builder) validate() {
 	}
 	for _, p := range m.Policies {
 		b.validateAllow(p.Allow, p.Pos, fmt.Sprintf("policy %q", p.Name))
+	}
+	seen := map[string]Pos{}
+	for _, p := range m.Protection {
+		b.validateProtection(p, seen)
 	}
 }
 
@@ -703,6 +710,7 @@ func (b *builder) validateSite(s *Site) {
 		b.errf(a.Pos, obj+": access_log", `use "combined" or "json"`, "unknown format %q", a.Format)
 	}
 	b.validateAllow(s.Allow, s.Pos, obj)
+	b.validateSiteProtection(s, obj)
 }
 
 func (b *builder) validateEndpoint(e *Endpoint, obj, node string) {

@@ -25,6 +25,8 @@ type File struct {
 	Policies  []*Policy      `yaml:"policies"`
 	Replicas  []*Replica     `yaml:"replicas"`
 	Suppress  []*Suppression `yaml:"suppress"`
+	// Protection declares nodes' caches, rate zones, ban lists and jails.
+	Protection []*Protection `yaml:"protection"`
 }
 
 // Provider is an organisation hosting servers (Free, OVH, Moji).
@@ -243,6 +245,8 @@ type Site struct {
 	// Allow restricts who may connect; empty means anyone.
 	Allow       []string `yaml:"allow"`
 	Description string   `yaml:"description"`
+	// Bots are matched in order against every request of the site.
+	Bots []*BotRule `yaml:"bots"`
 }
 
 // Listen is one listening socket of a site.
@@ -296,6 +300,10 @@ type Route struct {
 	// RequestBuffering, on by default, reads a proxied request's whole body
 	// before sending it upstream; false streams it (uploads).
 	RequestBuffering *bool `yaml:"request_buffering"`
+	// Cache keeps the route's proxied answers in a node cache.
+	Cache *RouteCache `yaml:"cache"`
+	// Limits name the node's rate zones the route counts against.
+	Limits []string `yaml:"limits"`
 }
 
 // Static serves files from Root; a file missing there is fetched from the

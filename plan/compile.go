@@ -86,6 +86,7 @@ func Compile(m *inventory.Model, node string, opts Options) (*Plan, error) {
 		AccessLogs:   map[string]httpedge.AccessLog{},
 		Certificates: map[string]httpedge.Certificate{},
 	}}}
+	c.protection()
 	c.sites()
 	c.tunnels()
 	c.forwards()
@@ -289,6 +290,7 @@ func (c *compiler) site(s *inventory.Site, network string) httpedge.Site {
 		l := c.aclFor(s.Allow, network, obj)
 		out.Allow = &l
 	}
+	c.siteProtection(s, &out, network)
 	for _, r := range s.Routes {
 		robj := fmt.Sprintf("%s: route %q", obj, r.Path)
 		hr := httpedge.Route{
@@ -305,7 +307,11 @@ func (c *compiler) site(s *inventory.Site, network string) httpedge.Site {
 		}
 		if r.Upstream != "" {
 			hr.Upstream = c.upstream(r.Upstream, robj)
+			if r.Cache != nil {
+				hr.Cache = routeCache(r.Cache)
+			}
 		}
+		hr.Limits = r.Limits
 		if st := r.Static; st != nil {
 			hs := &httpedge.Static{Root: c.opts.file(st.Root)}
 			if st.Fallback != "" {

@@ -12,6 +12,7 @@ import (
 	"github.com/offedge/offedge/edge/acl"
 	"github.com/offedge/offedge/edge/forward"
 	httpedge "github.com/offedge/offedge/edge/http"
+	"github.com/offedge/offedge/edge/protect"
 	"github.com/offedge/offedge/edge/tunnel"
 )
 
@@ -61,6 +62,14 @@ type Resources struct {
 	// Certificates are TLS certificates of sites, named by certbot lineage
 	// (or by certificate file).
 	Certificates map[string]httpedge.Certificate `json:"certificates"`
+	// Zones, Maps and Jails are the node's rate zones, class maps and
+	// jails; Bans bounds its ban list (checked at accept on every
+	// listener) and Tarpit the tarpit action (docs/protection.md).
+	Zones  map[string]protect.ZoneConfig `json:"limit_zones,omitempty"`
+	Maps   map[string]protect.MapConfig  `json:"maps,omitempty"`
+	Jails  map[string]Jail               `json:"jails,omitempty"`
+	Bans   *protect.BanListConfig        `json:"bans,omitempty"`
+	Tarpit *protect.TarpitConfig         `json:"tarpit,omitempty"`
 }
 
 // Dial is how the node reaches one upstream address.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/offedge/offedge/certs"
 	httpedge "github.com/offedge/offedge/edge/http"
+	"github.com/offedge/offedge/edge/protect"
 	"github.com/offedge/offedge/plan"
 )
 
@@ -23,6 +24,9 @@ import (
 // a resource no generation holds any more is closed.
 type registry struct {
 	opts httpedge.Options
+	// bans is the node's ban list, which jails ban into: one for the
+	// node's life (bans are state a reload keeps).
+	bans *protect.BanList
 
 	mu    sync.Mutex
 	items map[resKey]*resItem
@@ -39,8 +43,8 @@ type resItem struct {
 	close func() error
 }
 
-func newRegistry(opts httpedge.Options) *registry {
-	return &registry{opts: opts, items: map[resKey]*resItem{}}
+func newRegistry(opts httpedge.Options, bans *protect.BanList) *registry {
+	return &registry{opts: opts, bans: bans, items: map[resKey]*resItem{}}
 }
 
 // generation is what one plan uses: a reference to each of its resources,
@@ -124,7 +128,82 @@ func (reg *registry) acquire(r *plan.Resources) (*generation, error) {
 		}
 		g.http.Certificates[name] = v.(*certs.Cert)
 	}
+	if err := reg.acquireProtect(r, g); err != nil {
+		return fail(err)
+	}
 	return g, nil
+}
+
+// acquireProtect references the node's rate zones, class maps, jails and
+// tarpit: a zone kept across a reload keeps its counts, a jail its
+// clients' events.
+func (reg *registry) acquireProtect(r *plan.Resources, g *generation) error {
+	noClose := func() error { return nil }
+	for _, name := range slices.Sorted(maps.Keys(r.Zones)) {
+		zc := r.Zones[name]
+		v, err := reg.get("limit zone", name, zc, g, func() (any, func() error, error) {
+			z, err := protect.NewZone(zc)
+			if err != nil {
+				return nil, nil, fmt.Errorf("limit zone %q: %w", name, err)
+			}
+			return z, noClose, nil
+		})
+		if err != nil {
+			return err
+		}
+		if g.http.Zones == nil {
+			g.http.Zones = map[string]*protect.Zone{}
+		}
+		g.http.Zones[name] = v.(*protect.Zone)
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.Maps)) {
+		mc := r.Maps[name]
+		v, err := reg.get("map", name, mc, g, func() (any, func() error, error) {
+			m, err := protect.NewMap(mc)
+			if err != nil {
+				return nil, nil, fmt.Errorf("map %q: %w", name, err)
+			}
+			return m, noClose, nil
+		})
+		if err != nil {
+			return err
+		}
+		if g.http.Maps == nil {
+			g.http.Maps = map[string]*protect.Map{}
+		}
+		g.http.Maps[name] = v.(*protect.Map)
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.Jails)) {
+		jc := r.Jails[name]
+		v, err := reg.get("jail", name, jc, g, func() (any, func() error, error) {
+			j, err := protect.NewJail(jc.JailConfig, jc.Site, reg.bans, reg.opts.Now)
+			if err != nil {
+				return nil, nil, err
+			}
+			return j, noClose, nil
+		})
+		if err != nil {
+			return err
+		}
+		if g.http.Jails == nil {
+			g.http.Jails = map[string]*protect.Jail{}
+		}
+		g.http.Jails[name] = v.(*protect.Jail)
+	}
+	if tc := r.Tarpit; tc != nil {
+		v, err := reg.get("tarpit", "tarpit", *tc, g, func() (any, func() error, error) {
+			t, err := protect.NewTarpit(*tc)
+			if err != nil {
+				return nil, nil, err
+			}
+			return t, noClose, nil
+		})
+		if err != nil {
+			return err
+		}
+		g.http.Tarpit = v.(*protect.Tarpit)
+	}
+	return nil
 }
 
 // get references the resource (kind, name, spec), building it when no
@@ -186,7 +265,9 @@ func (g *generation) release() {
 // so that a server whose configuration did not change need not be rebuilt.
 func (g *generation) sameHTTP(o *generation) bool {
 	return sameMap(g.http.Pools, o.http.Pools) && sameMap(g.http.Caches, o.http.Caches) &&
-		sameMap(g.http.AccessLogs, o.http.AccessLogs) && sameMap(g.http.Certificates, o.http.Certificates)
+		sameMap(g.http.AccessLogs, o.http.AccessLogs) && sameMap(g.http.Certificates, o.http.Certificates) &&
+		sameMap(g.http.Zones, o.http.Zones) && sameMap(g.http.Maps, o.http.Maps) && sameMap(g.http.Jails, o.http.Jails) &&
+		g.http.Tarpit == o.http.Tarpit
 }
 
 func sameMap[V comparable](a, b map[string]V) bool {

@@ -38,6 +38,7 @@ import (
 	"github.com/offedge/offedge/edge/conn"
 	"github.com/offedge/offedge/edge/forward"
 	httpedge "github.com/offedge/offedge/edge/http"
+	"github.com/offedge/offedge/edge/protect"
 	"github.com/offedge/offedge/edge/tunnel"
 	"github.com/offedge/offedge/plan"
 )
@@ -88,6 +89,8 @@ type Node struct {
 	opts Options
 	log  *slog.Logger
 	reg  *registry
+	// bans is the node's ban list, asked at accept by every listener.
+	bans *protect.BanList
 
 	mu        sync.Mutex // serialises Apply, Reload and Shutdown
 	plan      atomic.Pointer[plan.Plan]
@@ -115,7 +118,16 @@ func Start(p *plan.Plan, opts Options) (*Node, error) {
 		opts.Keys = new(tunnel.KeyCache)
 	}
 	n := &Node{name: p.Node, opts: opts, log: opts.Logger.With("node", p.Node), listeners: map[string]*running{}}
-	n.reg = newRegistry(httpedge.Options{Logger: n.log, Dial: n.dial, RootCAs: opts.RootCAs})
+	bc := protect.BanListConfig{MaxBans: plan.DefaultMaxBans}
+	if p.Resources.Bans != nil {
+		bc = *p.Resources.Bans
+	}
+	bans, err := protect.NewBanList(bc, nil)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: bans: %w", p.Node, err)
+	}
+	n.bans = bans
+	n.reg = newRegistry(httpedge.Options{Logger: n.log, Dial: n.dial, RootCAs: opts.RootCAs}, bans)
 	n.plan.Store(p)
 	gen, err := n.reg.acquire(&p.Resources)
 	if err != nil {
@@ -182,7 +194,7 @@ func (n *Node) bind(l plan.Listener, rl Role) (*running, error) {
 		return nil, fmt.Errorf("%s: listening on %s: %w", l.Name, addr, err)
 	}
 	stats := new(acl.Stats)
-	fl := acl.Wrap(ln, n.aclOf(l), acl.ListenerOptions{Name: l.Name, Logger: n.log, Stats: stats})
+	fl := acl.Wrap(ln, n.aclOf(l), acl.ListenerOptions{Name: l.Name, Logger: n.log, Stats: stats, Gate: n.bans})
 	return &running{spec: l, bound: addr, ln: fl, role: rl, stats: stats, served: make(chan struct{})}, nil
 }
 
@@ -321,6 +333,12 @@ func (n *Node) apply(ctx context.Context, p *plan.Plan) error {
 	gen, err := n.reg.acquire(&p.Resources)
 	if err != nil {
 		return fmt.Errorf("reload refused; the running configuration keeps serving: %w", err)
+	}
+	if bc := p.Resources.Bans; bc != nil {
+		if err := n.bans.SetConfig(*bc); err != nil {
+			gen.release()
+			return fmt.Errorf("reload refused; the running configuration keeps serving: bans: %w", err)
+		}
 	}
 	sameRes := n.gen != nil && n.gen.sameHTTP(gen)
 	var (
@@ -481,6 +499,9 @@ type Status struct {
 	Upstreams []httpedge.UpstreamStats `json:"upstreams,omitempty"`
 	// Resources lists the node's open resources, "kind name".
 	Resources []string `json:"resources,omitempty"`
+	// Protection counts the decisions of the node's rate zones, jails and
+	// ban list.
+	Protection ProtectionStatus `json:"protection"`
 	// Reloads counts reload attempts; FailedReloads those refused (the
 	// running configuration kept serving) or, rarely, applied only in part
 	// (a replaced listener could not reopen its socket).
@@ -505,10 +526,55 @@ func (n *Node) Status() Status {
 		})
 	}
 	sort.Slice(st.Listeners, func(i, j int) bool { return st.Listeners[i].Bound < st.Listeners[j].Bound })
+	st.Protection.Bans = n.bans.Stats()
 	if n.gen != nil {
+		for name, z := range n.gen.http.Zones {
+			if st.Protection.Zones == nil {
+				st.Protection.Zones = map[string]protect.ZoneStats{}
+			}
+			st.Protection.Zones[name] = z.Stats()
+		}
+		for name, j := range n.gen.http.Jails {
+			if st.Protection.Jails == nil {
+				st.Protection.Jails = map[string]uint64{}
+			}
+			st.Protection.Jails[name] = j.Banned()
+		}
+		if t := n.gen.http.Tarpit; t != nil {
+			st.Protection.TarpitHeld, st.Protection.TarpitOverrun = t.Held(), t.Overrun()
+		}
 		for _, name := range slices.Sorted(maps.Keys(n.gen.http.Pools)) {
 			st.Upstreams = append(st.Upstreams, n.gen.http.Pools[name].Stats()...)
 		}
 	}
 	return st
+}
+
+// ProtectionStatus is what the node's protections did.
+type ProtectionStatus struct {
+	Zones map[string]protect.ZoneStats `json:"zones,omitempty"`
+	// Jails counts the bans each jail made.
+	Jails         map[string]uint64 `json:"jails,omitempty"`
+	Bans          protect.BanStats  `json:"bans"`
+	TarpitHeld    uint64            `json:"tarpit_held,omitempty"`
+	TarpitOverrun uint64            `json:"tarpit_overrun,omitempty"`
+}
+
+// Bans is the node's ban list: bans added here are refused at accept by
+// every listener, from the next connection on.
+func (n *Node) Bans() *protect.BanList { return n.bans }
+
+// PurgeCache drops the entry of key (the key text: its parts joined by
+// spaces) from the named cache; it reports whether there was one.
+func (n *Node) PurgeCache(cache, key string) (bool, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.gen == nil {
+		return false, errors.New("the node serves nothing")
+	}
+	c, ok := n.gen.http.Caches[cache]
+	if !ok {
+		return false, fmt.Errorf("no cache %q on node %s", cache, n.name)
+	}
+	return c.Purge(key), nil
 }

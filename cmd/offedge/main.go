@@ -69,6 +69,7 @@ func commands() []command {
 		{"graph", "[INVENTORY]", "draw the topology", cmdGraph, false},
 		{"run", "", "serve a node's listeners; SIGHUP reloads, SIGTERM drains", cmdRun, false},
 		{"reload", "", "ask a running offedge to reload its inventory", cmdReload, false},
+		{"ban", "add|del|list [ADDRESS]", "ban an address or prefix at accept on a running offedge, lift a ban, or list them", cmdBan, false},
 		{"lab", "", "run every node of the inventory on this machine, on loopback", cmdLab, false},
 		{"pki", "init|issue NODE", "make the internal CA and node certificates for pki tunnels", cmdPKI, false},
 		{"secrets", "new FILE|init", "write tunnel secrets: one file, or every one a node's plan reads (never replacing one)", cmdSecrets, false},

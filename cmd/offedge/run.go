@@ -49,7 +49,7 @@ func cmdRun(e *env, args []string) error {
 	fs := e.newFlags("run")
 	inv := inventoryFlag(fs)
 	node := fs.String("node", "", "the `NAME` of the node to run (required)")
-	admin := fs.String("admin", "", "`ADDR` of the admin endpoint (GET /status, GET /metrics, GET /probes, POST /-/reload), e.g. 127.0.0.1:9901")
+	admin := fs.String("admin", "", "`ADDR` of the admin endpoint (GET /status, GET /metrics, GET /probes, POST /-/reload, GET|POST|DELETE /bans, POST /cache/purge), e.g. 127.0.0.1:9901")
 	probeInterval := fs.Duration("probe-interval", observe.DefaultInterval, "how often each of the node's probes runs, a `DURATION` (0: no probes)")
 	root := fs.String("root", "", "`DIR` prefixed to every file path in the plan")
 	logFormat := fs.String("log-format", "text", "log format: `text|json`")
@@ -169,6 +169,7 @@ func cmdRun(e *env, args []string) error {
 			w.Header().Set("Content-Type", "application/json")
 			json.NewEncoder(w).Encode(prober.Results())
 		})
+		protectHandlers(mux, func() *runtime.Node { return rt })
 		mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, r *http.Request) {
 			if err := reload(); err != nil {
 				http.Error(w, err.Error(), http.StatusUnprocessableEntity)

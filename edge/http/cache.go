@@ -70,9 +70,6 @@ func newCache(cfg Cache, now func() time.Time) (*cache, error) {
 	if cfg.MaxBytes <= 0 {
 		return nil, errors.New("max_bytes must be positive")
 	}
-	if len(cfg.TTL) == 0 {
-		return nil, errors.New("ttl lists no status: nothing would be cached")
-	}
 	for code, d := range cfg.TTL {
 		if code < 100 || code > 599 || d <= 0 {
 			return nil, fmt.Errorf("ttl for %d: a status and a positive duration", code)

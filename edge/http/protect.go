@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"time"
 
@@ -36,7 +37,15 @@ func buildSiteProtect(sc *Site, res Resources) (*siteProtect, error) {
 	}
 	sp := &siteProtect{tarpit: res.Tarpit}
 	for i := range sc.Bots {
-		b, err := protect.NewBotRule(sc.Bots[i])
+		bc := sc.Bots[i]
+		if bc.PageFile != "" {
+			page, err := os.ReadFile(bc.PageFile)
+			if err != nil {
+				return nil, fmt.Errorf("bot rule %q: page: %w", bc.Name, err)
+			}
+			bc.Page = string(page)
+		}
+		b, err := protect.NewBotRule(bc)
 		if err != nil {
 			return nil, err
 		}

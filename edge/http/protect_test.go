@@ -284,7 +284,7 @@ func protectNode(t *testing.T, n *testNode, zones map[string]protect.ZoneConfig,
 func TestCrawlerClassLimited(t *testing.T) {
 	n := newNode(t)
 	be := newBackend(t, textHandler("ok"))
-	crawlers := protect.MapConfig{Source: protect.SourceUserAgent, Rules: []protect.MapRule{{Pattern: protect.Pattern{Regex: `(?i)bot|crawl|spider`}, Class: "crawler"}}}
+	crawlers := protect.MapConfig{Source: protect.SourceUserAgent, Rules: []protect.MapRule{{Regex: `(?i)bot|crawl|spider`, Class: "crawler"}}}
 	zone := protect.ZoneConfig{Rate: 1, Burst: 2, NoDelay: true, Status: 429, MaxKeys: 100, Key: protect.KeyClassAddress, Map: "crawlers"}
 	dry := zone
 	dry.DryRun = true

@@ -50,6 +50,9 @@ func (s *Server) buildStatic(ch *chain, sc *Static, res Resources) (*staticHandl
 		if !ok {
 			return nil, fmt.Errorf("cache %q is not among the node's caches", sc.Cache)
 		}
+		if len(c.c.ttl) == 0 {
+			return nil, fmt.Errorf("cache %q: ttl lists no status: no fallback answer would be cached", sc.Cache)
+		}
 		sh.cache = c.c
 		sh.pol = fallbackPolicy(c.c)
 	}

@@ -66,6 +66,26 @@ func NewBanList(c BanListConfig, now func() time.Time) (*BanList, error) {
 	return l, nil
 }
 
+// SetConfig changes the bound and the allow list (a reload); bans in
+// force stay, and those the new allow list covers are lifted.
+func (l *BanList) SetConfig(c BanListConfig) error {
+	if c.MaxBans <= 0 {
+		return fmt.Errorf("max_bans %d: must be positive", c.MaxBans)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cfg = c
+	for p := range l.bans {
+		for _, a := range c.Allow {
+			if a.Overlaps(p) {
+				delete(l.bans, p)
+			}
+		}
+	}
+	l.publishLocked()
+	return nil
+}
+
 // ErrAllowListed is returned when a ban would cover an address of the
 // allow list.
 var ErrAllowListed = errors.New("covers an address of the ban allow list")
@@ -81,7 +101,10 @@ func (l *BanList) add(p netip.Prefix, d time.Duration, reason string, manual boo
 		return Ban{}, errors.New("not an address or prefix")
 	}
 	p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-unmapShift(p)).Masked()
-	for _, a := range l.cfg.Allow {
+	l.mu.Lock()
+	allow := l.cfg.Allow
+	l.mu.Unlock()
+	for _, a := range allow {
 		if a.Overlaps(p) {
 			return Ban{}, fmt.Errorf("%s: %w (%s)", p, ErrAllowListed, a)
 		}
@@ -220,7 +243,10 @@ func (l *BanList) Refuse(a netip.Addr) (string, bool) {
 // Allowed reports whether a is on the allow list (never banned).
 func (l *BanList) Allowed(a netip.Addr) bool {
 	a = a.Unmap()
-	for _, p := range l.cfg.Allow {
+	l.mu.Lock()
+	allow := l.cfg.Allow
+	l.mu.Unlock()
+	for _, p := range allow {
 		if p.Contains(a) {
 			return true
 		}

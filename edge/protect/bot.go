@@ -27,9 +27,12 @@ type BotRuleConfig struct {
 	Path      []Pattern      `json:"path,omitempty"`
 	Addr      []netip.Prefix `json:"addr,omitempty"`
 	Action    string         `json:"action"`
-	// Page is the body served by the page action, read by the plan's
-	// builder (a file path in the inventory); PageType its Content-Type.
-	Page     string `json:"page,omitempty"`
+	// PageFile is the file the page action answers with, read when the
+	// rule is built (the HTTP edge reads it into Page); PageType its
+	// Content-Type (default text/plain, as the reference's
+	// stop-crawling.txt).
+	PageFile string `json:"page_file,omitempty"`
+	Page     string `json:"-"`
 	PageType string `json:"page_type,omitempty"`
 }
 
@@ -57,7 +60,7 @@ func NewBotRule(c BotRuleConfig) (*BotRule, error) {
 			r.PageType = "text/plain; charset=utf-8"
 		}
 	case ActionDeny, ActionLimit, ActionTarpit, ActionClose:
-		if c.Page != "" {
+		if c.Page != "" || c.PageFile != "" {
 			return nil, fmt.Errorf("bot rule %q: a page is only served by the page action", c.Name)
 		}
 	default:

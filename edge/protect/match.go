@@ -108,9 +108,11 @@ type MapConfig struct {
 	Default string    `json:"default,omitempty"`
 }
 
-// MapRule is one line of a map.
+// MapRule is one line of a map: a pattern (Exact or Regex) and the class
+// it gives.
 type MapRule struct {
-	Pattern
+	Exact string `json:"exact,omitempty"`
+	Regex string `json:"regex,omitempty"`
 	Class string `json:"class"`
 }
 
@@ -133,7 +135,7 @@ func NewMap(c MapConfig) (*Map, error) {
 	}
 	m := &Map{source: c.Source, def: c.Default}
 	for i, r := range c.Rules {
-		p, err := compilePattern(r.Pattern)
+		p, err := compilePattern(Pattern{Exact: r.Exact, Regex: r.Regex})
 		if err != nil {
 			return nil, fmt.Errorf("rule #%d: %w", i+1, err)
 		}

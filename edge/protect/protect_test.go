@@ -144,9 +144,9 @@ func TestClientKeyIPv6By64(t *testing.T) {
 // and "~*/\d+\.jpg" are big, the rest small).
 func TestMapClasses(t *testing.T) {
 	m, err := NewMap(MapConfig{Source: SourcePath, Default: "small", Rules: []MapRule{
-		{Pattern{Regex: `(?i)\.full\.jpg`}, "big"},
-		{Pattern{Regex: `(?i)/\d+\.jpg`}, "big"},
-		{Pattern{Exact: "/robots.txt"}, ""},
+		{Regex: `(?i)\.full\.jpg`, Class: "big"},
+		{Regex: `(?i)/\d+\.jpg`, Class: "big"},
+		{Exact: "/robots.txt", Class: ""},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +161,7 @@ func TestMapClasses(t *testing.T) {
 			t.Errorf("%s: class %q, want %q", path, got, want)
 		}
 	}
-	h, err := NewMap(MapConfig{Source: "header:X-Api-Client", Rules: []MapRule{{Pattern{Exact: "robotoff"}, "api"}}})
+	h, err := NewMap(MapConfig{Source: "header:X-Api-Client", Rules: []MapRule{{Exact: "robotoff", Class: "api"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestMapClasses(t *testing.T) {
 	if _, err := NewMap(MapConfig{Source: "cookie"}); err == nil {
 		t.Fatal("an unknown source was accepted")
 	}
-	if _, err := NewMap(MapConfig{Source: SourcePath, Rules: []MapRule{{Pattern{Regex: "("}, "x"}}}); err == nil {
+	if _, err := NewMap(MapConfig{Source: SourcePath, Rules: []MapRule{{Regex: "(", Class: "x"}}}); err == nil {
 		t.Fatal("a bad regex was accepted")
 	}
 }
