@@ -138,70 +138,50 @@ func (reg *registry) acquire(r *plan.Resources) (*generation, error) {
 // tarpit: a zone kept across a reload keeps its counts, a jail its
 // clients' events.
 func (reg *registry) acquireProtect(r *plan.Resources, g *generation) error {
-	noClose := func() error { return nil }
-	for _, name := range slices.Sorted(maps.Keys(r.Zones)) {
-		zc := r.Zones[name]
-		v, err := reg.get("limit zone", name, zc, g, func() (any, func() error, error) {
-			z, err := protect.NewZone(zc)
-			if err != nil {
-				return nil, nil, fmt.Errorf("limit zone %q: %w", name, err)
-			}
-			return z, noClose, nil
-		})
-		if err != nil {
-			return err
-		}
-		if g.http.Zones == nil {
-			g.http.Zones = map[string]*protect.Zone{}
-		}
-		g.http.Zones[name] = v.(*protect.Zone)
+	if err := acquireEach(reg, g, "limit zone", r.Zones, &g.http.Zones, protect.NewZone); err != nil {
+		return err
 	}
-	for _, name := range slices.Sorted(maps.Keys(r.Maps)) {
-		mc := r.Maps[name]
-		v, err := reg.get("map", name, mc, g, func() (any, func() error, error) {
-			m, err := protect.NewMap(mc)
-			if err != nil {
-				return nil, nil, fmt.Errorf("map %q: %w", name, err)
-			}
-			return m, noClose, nil
-		})
-		if err != nil {
-			return err
-		}
-		if g.http.Maps == nil {
-			g.http.Maps = map[string]*protect.Map{}
-		}
-		g.http.Maps[name] = v.(*protect.Map)
+	if err := acquireEach(reg, g, "map", r.Maps, &g.http.Maps, protect.NewMap); err != nil {
+		return err
 	}
-	for _, name := range slices.Sorted(maps.Keys(r.Jails)) {
-		jc := r.Jails[name]
-		v, err := reg.get("jail", name, jc, g, func() (any, func() error, error) {
-			j, err := protect.NewJail(jc.JailConfig, jc.Site, reg.bans, reg.opts.Now)
-			if err != nil {
-				return nil, nil, err
-			}
-			return j, noClose, nil
-		})
-		if err != nil {
-			return err
-		}
-		if g.http.Jails == nil {
-			g.http.Jails = map[string]*protect.Jail{}
-		}
-		g.http.Jails[name] = v.(*protect.Jail)
+	err := acquireEach(reg, g, "jail", r.Jails, &g.http.Jails, func(jc plan.Jail) (*protect.Jail, error) {
+		return protect.NewJail(jc.JailConfig, jc.Site, reg.bans, reg.opts.Now)
+	})
+	if err != nil || r.Tarpit == nil {
+		return err
 	}
-	if tc := r.Tarpit; tc != nil {
-		v, err := reg.get("tarpit", "tarpit", *tc, g, func() (any, func() error, error) {
-			t, err := protect.NewTarpit(*tc)
+	tc := *r.Tarpit
+	v, err := reg.get("tarpit", "tarpit", tc, g, func() (any, func() error, error) {
+		t, err := protect.NewTarpit(tc)
+		return t, func() error { return nil }, err
+	})
+	if err != nil {
+		return err
+	}
+	g.http.Tarpit = v.(*protect.Tarpit)
+	return nil
+}
+
+// acquireEach references (building when needed) one resource per
+// declaration of specs, into *out; these resources hold no file or
+// goroutine, so closing them is a no-op.
+func acquireEach[C any, V any](reg *registry, g *generation, kind string, specs map[string]C, out *map[string]V, build func(C) (V, error)) error {
+	for _, name := range slices.Sorted(maps.Keys(specs)) {
+		c := specs[name]
+		v, err := reg.get(kind, name, c, g, func() (any, func() error, error) {
+			x, err := build(c)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, fmt.Errorf("%s %q: %w", kind, name, err)
 			}
-			return t, noClose, nil
+			return x, func() error { return nil }, nil
 		})
 		if err != nil {
 			return err
 		}
-		g.http.Tarpit = v.(*protect.Tarpit)
+		if *out == nil {
+			*out = map[string]V{}
+		}
+		(*out)[name] = v.(V)
 	}
 	return nil
 }
