@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/offedge/offedge/internal/testutil"
+	"github.com/offedge/offedge/interop/stunnel"
 	"github.com/offedge/offedge/inventory"
-	"github.com/offedge/offedge/stunnelconf"
 )
 
 // TestImportReferenceStunnel imports Open Food Facts' real stunnel configs
@@ -58,7 +58,7 @@ func TestExportStunnel(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	cfg, err := stunnelconf.Parse("export.conf", strings.NewReader(out))
+	cfg, err := stunnel.Parse("export.conf", strings.NewReader(out))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

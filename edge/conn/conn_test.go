@@ -14,15 +14,7 @@ import (
 	"github.com/offedge/offedge/internal/testutil"
 )
 
-func listen(t testing.TB) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	return ln
-}
+func listen(t testing.TB) net.Listener { return testutil.Listen(t) }
 
 // echo answers each connection with what it reads and half-closes at EOF.
 func echo(t testing.TB) string {

@@ -1,7 +1,6 @@
 package tunnel
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -55,32 +53,9 @@ func runHelperExit(js string) int {
 }
 
 // syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+type syncBuffer = testutil.SyncBuffer
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newLogger(t *testing.T) (*slog.Logger, *syncBuffer) {
-	buf := new(syncBuffer)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("log:\n%s", buf)
-		}
-	})
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
-}
+func newLogger(t *testing.T) (*slog.Logger, *testutil.SyncBuffer) { return testutil.Logger(t) }
 
 // writeSecret writes a 0600 secret file and returns its path.
 func writeSecret(t *testing.T, content string) string {
@@ -98,15 +73,7 @@ const (
 )
 
 // listen opens a loopback listener closed at the end of the test.
-func listen(t testing.TB) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	return ln
-}
+func listen(t testing.TB) net.Listener { return testutil.Listen(t) }
 
 // startEcho runs a TCP echo server that answers each connection with
 // prefix followed by everything it reads, and half-closes at EOF.

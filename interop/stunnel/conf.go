@@ -1,11 +1,12 @@
-// Package stunnelconf reads and writes stunnel4 configuration files: global
+// Package stunnel is offedge's interoperation with stunnel4: it reads and
+// writes stunnel4 configuration files (Parse, Render): global
 // options, then `[service]` sections of `key = value` options, with `;` and
 // `#` comment lines. Parse keeps everything it does not know verbatim, in
 // order and with line numbers, and reports what stunnel would silently
 // accept but an operator should not (a service name used twice). Render
 // writes a configuration stunnel4 reads back; `offedge export stunnel` uses
 // it to emit configs interoperable with offedge tunnels.
-package stunnelconf
+package stunnel
 
 import (
 	"bufio"
@@ -187,9 +188,9 @@ func Render(cfg *Config) ([]byte, error) {
 		k, v := strings.TrimSpace(o.Key), strings.TrimSpace(o.Value)
 		switch {
 		case k == "" || strings.ContainsAny(k, "=\r\n") || k[0] == ';' || k[0] == '#' || k[0] == '[':
-			return fmt.Errorf("stunnelconf: option name %q cannot be written", o.Key)
+			return fmt.Errorf("stunnel: option name %q cannot be written", o.Key)
 		case strings.ContainsAny(v, "\r\n"):
-			return fmt.Errorf("stunnelconf: option %s: value contains a newline", k)
+			return fmt.Errorf("stunnel: option %s: value contains a newline", k)
 		}
 		fmt.Fprintf(&b, "%s = %s\n", k, v)
 		return nil
@@ -206,7 +207,7 @@ func Render(cfg *Config) ([]byte, error) {
 	for _, s := range cfg.Sections {
 		name := strings.TrimSpace(s.Name)
 		if name == "" || strings.ContainsAny(name, "\r\n") {
-			return nil, fmt.Errorf("stunnelconf: section name %q cannot be written", s.Name)
+			return nil, fmt.Errorf("stunnel: section name %q cannot be written", s.Name)
 		}
 		if b.Len() > 0 {
 			b.WriteString("\n")

@@ -1,10 +1,8 @@
-package tunnel
+package stunnel
 
-import "github.com/offedge/offedge/stunnelconf"
-
-// StunnelSection describes one end of a tunnel run by stunnel4 facing an
-// offedge end, for `offedge export stunnel`.
-type StunnelSection struct {
+// End describes one end of a tunnel run by stunnel4 facing an offedge
+// end, for `offedge export stunnel`.
+type End struct {
 	// Name is the tunnel name (the section name, and the SNI an entrance sends).
 	Name string
 	// Client is true for an entrance (client = yes), false for an exit.
@@ -12,7 +10,7 @@ type StunnelSection struct {
 	// Accept and Connect are in stunnel syntax (host:port, IPv6 as [addr]:port
 	// or addr:port, or a bare port).
 	Accept, Connect string
-	// CertFile and KeyFile are where the PEMs of [DerivePSKKey] (or a PKI
+	// CertFile and KeyFile are where the PEMs of tunnel.DerivePSKKey (or a PKI
 	// node certificate and key) are installed; KeyFile must be mode 0600.
 	CertFile, KeyFile string
 	// CAFile is the trust anchor: for psk, the derived certificate itself
@@ -24,7 +22,7 @@ type StunnelSection struct {
 // with the peer certificate checked against CAFile (verifyPeer = yes):
 // with a derived PSK certificate both ends hold the same self-signed
 // certificate, so only a holder of the secret is accepted.
-func (s StunnelSection) Section() stunnelconf.Section {
+func (s End) Section() Section {
 	ca := s.CAFile
 	if ca == "" {
 		ca = s.CertFile
@@ -33,20 +31,20 @@ func (s StunnelSection) Section() stunnelconf.Section {
 	if s.Client {
 		client = "yes"
 	}
-	opts := []stunnelconf.Option{
+	opts := []Option{
 		{Key: "client", Value: client},
 		{Key: "accept", Value: s.Accept},
 		{Key: "connect", Value: s.Connect},
 	}
 	if s.Client {
-		opts = append(opts, stunnelconf.Option{Key: "sni", Value: s.Name})
+		opts = append(opts, Option{Key: "sni", Value: s.Name})
 	}
 	opts = append(opts,
-		stunnelconf.Option{Key: "sslVersionMin", Value: "TLSv1.3"},
-		stunnelconf.Option{Key: "cert", Value: s.CertFile},
-		stunnelconf.Option{Key: "key", Value: s.KeyFile},
-		stunnelconf.Option{Key: "CAfile", Value: ca},
-		stunnelconf.Option{Key: "verifyPeer", Value: "yes"},
+		Option{Key: "sslVersionMin", Value: "TLSv1.3"},
+		Option{Key: "cert", Value: s.CertFile},
+		Option{Key: "key", Value: s.KeyFile},
+		Option{Key: "CAfile", Value: ca},
+		Option{Key: "verifyPeer", Value: "yes"},
 	)
-	return stunnelconf.Section{Name: s.Name, Options: opts}
+	return Section{Name: s.Name, Options: opts}
 }

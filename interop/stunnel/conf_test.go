@@ -1,4 +1,4 @@
-package stunnelconf
+package stunnel
 
 import (
 	"bytes"
