@@ -411,7 +411,7 @@ func (b *fwBuilder) replicaSSH() {
 // network: it admits only what its allow list resolves to there.
 func (b *fwBuilder) services() {
 	in := b.chain("input")
-	for _, s := range b.c.m.Services {
+	for _, s := range b.c.m.ServicesOn(b.c.node.Name) {
 		if s.Node != b.c.node.Name || s.Loopback {
 			continue
 		}
@@ -431,7 +431,7 @@ func (b *fwBuilder) services() {
 // allow list resolves them on the forward's network.
 func (b *fwBuilder) forwardedTo(s *inventory.Service) {
 	c := b.c
-	for _, f := range c.m.Forwards {
+	for _, f := range c.m.ForwardsTo(s.Name) {
 		if !f.IsKernel() || f.Service != s.Name || f.Listen == nil {
 			continue
 		}
@@ -535,7 +535,7 @@ func (b *fwBuilder) natChain(name string) *FirewallChain {
 // input chain, where nothing admits the port.
 func (b *fwBuilder) kernelForwards() {
 	c := b.c
-	for _, f := range c.m.Forwards {
+	for _, f := range c.m.ForwardsOn(c.node.Name) {
 		if f.Node != c.node.Name || f.Listen == nil || !f.IsKernel() {
 			continue
 		}

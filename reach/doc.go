@@ -6,12 +6,14 @@
 // egress", "its NAT gateway is down").
 //
 // `offedge check`, `why`, `impact`, `graph` and the lab all ask it; none of
-// them walks the model for paths or resolves allow lists itself. The
+// them walks the model for paths or explains a missing one itself. The
 // addressing it builds on — which address a node dials, which source it
 // presents, which NAT gateway it goes through — is the model's
-// ([inventory.Live]); allow lists are resolved here, once per entry and
-// network, so a question costs what the paths it explores cost, not a scan
-// of the whole model.
+// ([inventory.Live], [inventory.Model.GatewayOf]), and so is the resolution
+// of an allow list into prefixes ([inventory.Model.ResolveAllow], which the
+// plan's listener ACLs and firewall sets use too); the engine caches it once
+// per entry and network, so a question costs what the paths it explores
+// cost, not a scan of the whole model.
 //
 // An [Engine] is built once per model with [New]; [Engine.Without] gives
 // the same engine on the model with some nodes down (a down node is never
