@@ -258,25 +258,25 @@ func memberName(us *inventory.UpstreamServer) string {
 
 func (im *impact) tunnels() {
 	for _, tn := range im.m.Tunnels {
-		if ok, _ := im.before.TunnelCarries(tn); !ok {
-			continue
-		}
-		if ok, why := im.after.TunnelCarries(tn); !ok {
-			im.r.LostTunnels = append(im.r.LostTunnels, tn.Name)
-			im.loss("tunnel", tn.Name, why)
-		}
+		lostCarrier(im, "tunnel", tn.Name, &im.r.LostTunnels, func(e *reach.Engine) (bool, string) { return e.TunnelCarries(tn) })
 	}
 }
 
 func (im *impact) forwards() {
 	for _, fw := range im.m.Forwards {
-		if ok, _ := im.before.ForwardCarries(fw); !ok {
-			continue
-		}
-		if ok, why := im.after.ForwardCarries(fw); !ok {
-			im.r.LostForwards = append(im.r.LostForwards, fw.Name)
-			im.loss("forward", fw.Name, why)
-		}
+		lostCarrier(im, "forward", fw.Name, &im.r.LostForwards, func(e *reach.Engine) (bool, string) { return e.ForwardCarries(fw) })
+	}
+}
+
+// lostCarrier reports a tunnel or forward that carried traffic before and
+// does not with the nodes down.
+func lostCarrier(im *impact, kind, name string, lost *[]string, carries func(*reach.Engine) (bool, string)) {
+	if ok, _ := carries(im.before); !ok {
+		return
+	}
+	if ok, why := carries(im.after); !ok {
+		*lost = append(*lost, name)
+		im.loss(kind, name, why)
 	}
 }
 
