@@ -24,8 +24,12 @@ func cmdLab(e *env, args []string) error {
 	alertmanager := fs.String("alertmanager", "127.0.0.1:9093", "with --prometheus, the `ADDR` of the Alertmanager Prometheus notifies")
 	probeInterval := fs.Duration("probe-interval", 0, "how often each probe runs, a `DURATION` (default 30s)")
 	instance := fs.Int("instance", 0, "lab instance `N` from 0 to 4: each uses its own loopback ranges, so several labs can run side by side")
+	netnsMode := fs.Bool("netns", false, "every node in its own network namespace, with its real addresses, routes, NAT and firewall (root); see docs/firewall.md")
 	if err := e.parseNone(fs, args); err != nil {
 		return err
+	}
+	if *netnsMode {
+		return labNetns(e, *inv, *for64)
 	}
 	if *instance < 0 || *instance > 4 {
 		return usageError("--instance must be from 0 to 4, not %d", *instance)
@@ -58,6 +62,7 @@ func cmdLab(e *env, args []string) error {
 		}
 		statusAddr = a.String()
 	}
+	fmt.Fprintln(e.stdout, "mode: loopback (every node on its own loopback addresses; no root needed). offedge lab --netns runs the kernel's firewall, NAT and routes in network namespaces.")
 	if err := l.WriteTour(e.stdout, statusAddr); err != nil {
 		return err
 	}
