@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offedge/offedge/certs"
 	"github.com/offedge/offedge/edge/acl"
 	httpedge "github.com/offedge/offedge/edge/http"
 	"github.com/offedge/offedge/internal/testutil"
@@ -431,4 +433,45 @@ func TestReloadKeepsResourcesStillDeclared(t *testing.T) {
 		t.Fatalf("a refused load: %+v; want counted as a failed reload", st)
 	}
 	f.requireVersion("3")
+}
+
+// TestReloadReplacesAListenerThatTurnsTLS: a listener whose TLS switch
+// changes cannot be updated in place; the reload builds the new server
+// first (certificate loaded), then moves the socket to it. The other
+// listener is updated in place.
+func TestReloadReplacesAListenerThatTurnsTLS(t *testing.T) {
+	f := newReloadFixture(t)
+	cf, kf, err := certs.WriteSelfSigned(t.TempDir(), certs.SelfSignedOptions{Names: []string{"www.example.org"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.plan("2", func(p *plan.Plan) {
+		p.Resources.Certificates["www"] = httpedge.Certificate{CertFile: cf, KeyFile: kf}
+		cfg := *p.Listeners[0].HTTP
+		cfg.TLS = true
+		cfg.Sites = []httpedge.Site{cfg.Sites[0]}
+		cfg.Sites[0].Certificate = "www"
+		cfg.Sites[0].Default = true
+		p.Listeners[0].HTTP = &cfg
+	})
+	if err := f.node.Apply(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	req, _ := http.NewRequest("GET", "https://"+f.a.String()+"/", nil)
+	req.Host = "www.example.org"
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("the replaced listener does not speak TLS: %v", err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("X-Version") != "2" {
+		t.Fatalf("TLS listener serves version %q", resp.Header.Get("X-Version"))
+	}
+	if r, _ := get(t, f.b.String(), "www.example.org", "/"); r.Header.Get("X-Version") != "2" {
+		t.Fatalf("the other listener serves version %q", r.Header.Get("X-Version"))
+	}
+	if st := f.node.Status(); len(st.Listeners) != 2 || st.FailedReloads != 0 {
+		t.Fatalf("status %+v", st)
+	}
 }
