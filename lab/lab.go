@@ -120,8 +120,14 @@ func Start(ctx context.Context, m *inventory.Model, opts Options) (*Lab, error) 
 	}
 	var problems []string
 	l.probes = observe.Generate(m)
+	// runtime.Load, checking once for every node: what run would serve.
+	checked, err := runtime.Check(m)
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("lab: %w", err)
+	}
 	for _, n := range m.Nodes {
-		p, err := runtime.Load(m, n.Name, plan.Options{Root: l.nodeDir(n.Name), UserspaceForwards: true})
+		p, err := checked.Plan(n.Name, plan.Options{Root: l.nodeDir(n.Name), UserspaceForwards: true})
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
