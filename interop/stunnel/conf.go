@@ -76,6 +76,7 @@ func Parse(name string, r io.Reader) (*Config, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 4096), MaxLineLen+2)
 	var cur *Section
+	var comments []string    // comment lines since the last blank or option line
 	seen := map[string]int{} // lower-cased section name → first line
 	lineNo := 0
 	for sc.Scan() {
@@ -92,7 +93,13 @@ func Parse(name string, r io.Reader) (*Config, error) {
 			return nil, &ParseError{name, lineNo, fmt.Sprintf("control character %q at column %d", line[i], i+1)}
 		}
 		switch {
-		case line == "" || line[0] == ';' || line[0] == '#':
+		case line == "":
+			comments = nil
+			continue
+		case line[0] == ';' || line[0] == '#':
+			if len(comments) < 64 {
+				comments = append(comments, strings.TrimSpace(line[1:]))
+			}
 			continue
 		case line[0] == '[':
 			if !strings.HasSuffix(line, "]") {
@@ -110,7 +117,11 @@ func Parse(name string, r io.Reader) (*Config, error) {
 			} else {
 				seen[key] = lineNo
 			}
-			cfg.Sections = append(cfg.Sections, Section{Name: sname, Line: lineNo})
+			// The comment right above a header is the section's (Render
+			// writes Section.Comment there), so a rendered config reads back
+			// with its comments.
+			cfg.Sections = append(cfg.Sections, Section{Name: sname, Line: lineNo, Comment: strings.Join(comments, "\n")})
+			comments = nil
 			cur = &cfg.Sections[len(cfg.Sections)-1]
 		default:
 			k, v, ok := strings.Cut(line, "=")
@@ -121,6 +132,7 @@ func Parse(name string, r io.Reader) (*Config, error) {
 			if k == "" {
 				return nil, &ParseError{name, lineNo, "option with an empty name"}
 			}
+			comments = nil
 			opt := Option{Key: k, Value: v, Line: lineNo}
 			if cur == nil {
 				cfg.Global = append(cfg.Global, opt)

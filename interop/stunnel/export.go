@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/offedge/offedge/edge/tunnel"
 	"github.com/offedge/offedge/internal/secretfile"
@@ -53,6 +54,7 @@ func Export(p *plan.Plan, dir string) (*Config, error) {
 			}
 			for i, exit := range l.Entrance.Exits {
 				s := End{Name: l.Entrance.Name, Client: true, Accept: l.Addr.String(), Connect: exit, CertFile: cert, KeyFile: key, CAFile: ca}.Section()
+				s.Comment = pskMark(l.Entrance.Auth)
 				if i > 0 {
 					// stunnel takes several connect lines in one section as
 					// failover, in order.
@@ -70,6 +72,7 @@ func Export(p *plan.Plan, dir string) (*Config, error) {
 					return nil, err
 				}
 				s := End{Name: t.Name, Accept: l.Addr.String(), Connect: t.Target, CertFile: cert, KeyFile: key, CAFile: ca}.Section()
+				s.Comment = pskMark(t.Auth)
 				if primary == "" {
 					primary = t.Name
 				} else {
@@ -115,4 +118,27 @@ func replaceFile(path string, data []byte, mode os.FileMode) error {
 		os.Remove(tmp)
 	}
 	return err
+}
+
+// PSKMarker starts the comment Export writes above a psk tunnel's section,
+// naming the secret its certificate and key were derived from; Import reads
+// it back, so export then import keeps `auth: {psk: FILE}` (the
+// configuration itself only shows a certificate).
+const PSKMarker = "offedge psk: "
+
+func pskMark(a tunnel.Auth) string {
+	if a.PSKFile == "" {
+		return ""
+	}
+	return PSKMarker + a.PSKFile + "\n(certificate and key derived from this secret; re-export after changing it)"
+}
+
+// pskFromComment returns the secret path of an exported psk section, or "".
+func pskFromComment(comment string) string {
+	for _, l := range strings.Split(comment, "\n") {
+		if p, ok := strings.CutPrefix(strings.TrimSpace(l), PSKMarker); ok {
+			return strings.TrimSpace(p)
+		}
+	}
+	return ""
 }

@@ -105,8 +105,9 @@ func (im Importer) Convert(cfg *Config) (string, []string) {
 	var b strings.Builder
 	var problems []string
 	fmt.Fprintf(&b, "# Imported by offedge from %s for node %s. Review every line.\n", cfg.Name, im.Node)
-	b.WriteString("# stunnel PSKsecrets files hold IDENTITY:KEY lines; an offedge psk file holds the key alone:\n")
-	b.WriteString("# keep only what follows the colon, one line, mode 0600.\n")
+	b.WriteString("# A psk file is used whole as the tunnel's secret (minus one trailing newline), so a\n")
+	b.WriteString("# stunnel PSKsecrets file (IDENTITY:KEY) works as is, when both ends read the same file\n")
+	b.WriteString("# (mode 0600; one file per tunnel). See docs/tunnels.md.\n")
 	b.WriteString("tunnels:\n")
 	globalClient, _ := Get(cfg.Global, "client")
 	dup := map[int]Finding{}
@@ -171,11 +172,28 @@ func (im Importer) Convert(cfg *Config) (string, []string) {
 			fmt.Fprintf(&b, "    exits:\n      - %s\n", ep)
 			fmt.Fprintf(&b, "    # the exit connected to %s\n", strings.Join(connects, ", "))
 		}
-		if psk != "" {
+		switch exported := pskFromComment(s.Comment); {
+		case psk != "":
 			fmt.Fprintf(&b, "    auth: {psk: %s}\n", psk)
-		} else {
+		case exported != "":
+			// Written by offedge export: a certificate derived from this
+			// secret, not a PKI certificate.
+			fmt.Fprintf(&b, "    auth: {psk: %s}  # from the offedge export marker\n", exported)
+		case derivedPair(s):
+			problems = append(problems, fmt.Sprintf("%s:%d: [%s] pins one self-signed certificate (cert = CAfile), as offedge export writes for a psk tunnel, but names no secret: set auth.psk to the tunnel's secret file", cfg.Name, s.Line, s.Name))
+			b.WriteString("    auth: {psk: FIXME}  # cert = CAfile: a certificate derived from a tunnel secret; name that secret's file\n")
+		default:
 			b.WriteString("    auth: {pki: true}\n")
 		}
 	}
 	return b.String(), problems
+}
+
+// derivedPair reports whether section s trusts exactly its own certificate
+// (cert = CAfile with verifyPeer): the shape of a psk tunnel's derived
+// certificate, never of a PKI node certificate.
+func derivedPair(s Section) bool {
+	cert, _ := s.Get("cert")
+	ca, _ := s.Get("CAfile")
+	return cert != "" && cert == ca
 }
