@@ -187,6 +187,7 @@ func (l *Lab) prepareFiles() error {
 	var certOrder [][2]string
 	roots := map[string]bool{} // static root -> has fallback
 	pages := map[string]int{}
+	botPages := map[string]bool{}
 	var pkiNodes []struct{ node, dir string }
 	var err error
 	secret := func(name string) []byte {
@@ -236,6 +237,11 @@ func (l *Lab) prepareFiles() error {
 					for code, p := range s.ErrorPages {
 						pages[p] = code
 					}
+					for _, b := range s.Bots {
+						if b.PageFile != "" {
+							botPages[b.PageFile] = true
+						}
+					}
 					if s.MaintenanceFile != "" {
 						os.MkdirAll(filepath.Dir(s.MaintenanceFile), 0o755)
 					}
@@ -259,6 +265,15 @@ func (l *Lab) prepareFiles() error {
 	}
 	for i, k := range certOrder {
 		if err := l.ca.issue(certs[k], k[0], k[1], int64(i+2)); err != nil {
+			return err
+		}
+	}
+	for p := range botPages {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		// A stand-in for the stop-crawling page bot rules answer with.
+		if err := os.WriteFile(p, []byte("This address is crawling the site. Please download the data export instead: https://world.openfoodfacts.org/data\n"), 0o644); err != nil {
 			return err
 		}
 	}

@@ -110,7 +110,11 @@ func writeResources(b *strings.Builder, r *Resources) {
 		if ca.Dir != "" {
 			where = ca.Dir
 		}
-		fmt.Fprintf(b, "  cache %q: %s, %d bytes, ttl %s\n", name, where, ca.MaxBytes, strings.Join(ttls, " "))
+		ttl := "ttl " + strings.Join(ttls, " ")
+		if len(ttls) == 0 {
+			ttl = "validity set by the routes that use it"
+		}
+		fmt.Fprintf(b, "  cache %q: %s, %d bytes, %s\n", name, where, ca.MaxBytes, ttl)
 	}
 	for _, name := range slices.Sorted(maps.Keys(r.AccessLogs)) {
 		a := r.AccessLogs[name]
@@ -119,6 +123,7 @@ func writeResources(b *strings.Builder, r *Resources) {
 	for _, name := range slices.Sorted(maps.Keys(r.Certificates)) {
 		fmt.Fprintf(b, "  certificate %s: %s\n", name, r.Certificates[name].CertFile)
 	}
+	writeProtection(b, r)
 }
 
 func writeHTTP(b *strings.Builder, c *httpedge.Config) {
@@ -149,6 +154,16 @@ func writeHTTP(b *strings.Builder, c *httpedge.Config) {
 		if s.MaintenanceFile != "" {
 			fmt.Fprintf(b, "    maintenance while %s exists\n", s.MaintenanceFile)
 		}
+		for _, br := range s.Bots {
+			fmt.Fprintf(b, "    bot rule %s -> %s", br.Name, br.Action)
+			if br.PageFile != "" {
+				fmt.Fprintf(b, " %s", br.PageFile)
+			}
+			fmt.Fprintf(b, " (%d user agents, %d referers, %d paths, %d ranges)\n", len(br.UserAgent), len(br.Referer), len(br.Path), len(br.Addr))
+		}
+		if len(s.Jails) > 0 {
+			fmt.Fprintf(b, "    jails: %s\n", strings.Join(s.Jails, ", "))
+		}
 		if c.RedirectHTTPS {
 			continue
 		}
@@ -162,6 +177,9 @@ func writeHTTP(b *strings.Builder, c *httpedge.Config) {
 				fmt.Fprintf(b, "    %s -> upstream %s", match, r.Upstream)
 				if r.StreamRequestBody {
 					b.WriteString(", bodies streamed")
+				}
+				if r.Cache != nil {
+					b.WriteString(", " + cachePolicyText(r.Cache))
 				}
 			case r.Static != nil:
 				fmt.Fprintf(b, "    %s -> files %s", match, r.Static.Root)
@@ -184,6 +202,9 @@ func writeHTTP(b *strings.Builder, c *httpedge.Config) {
 			}
 			if r.WebSocket {
 				b.WriteString(" (websocket)")
+			}
+			if len(r.Limits) > 0 {
+				fmt.Fprintf(b, " (limits %s)", strings.Join(r.Limits, ", "))
 			}
 			b.WriteString("\n")
 		}
@@ -236,4 +257,76 @@ func dur(d time.Duration) string {
 		return fmt.Sprintf("%dh", d/time.Hour)
 	}
 	return d.String()
+}
+
+// writeProtection writes the node's rate zones, maps, jails, ban list and
+// tarpit.
+func writeProtection(b *strings.Builder, r *Resources) {
+	for _, name := range slices.Sorted(maps.Keys(r.Maps)) {
+		m := r.Maps[name]
+		def := m.Default
+		if def == "" {
+			def = "none"
+		}
+		fmt.Fprintf(b, "  map %q: %s, %d rules, default class %s\n", name, m.Source, len(m.Rules), def)
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.Zones)) {
+		z := r.Zones[name]
+		key := z.Key
+		if z.Map != "" {
+			key += " (map " + z.Map + ")"
+		}
+		mode := ""
+		if z.NoDelay {
+			mode += ", nodelay"
+		}
+		if z.DryRun {
+			mode += ", dry run"
+		}
+		fmt.Fprintf(b, "  limit zone %q: by %s, %g/s burst %d%s, status %d, %d keys\n", name, key, z.Rate, z.Burst, mode, z.Status, z.MaxKeys)
+	}
+	if bn := r.Bans; bn != nil {
+		var allow []string
+		for _, p := range bn.Allow {
+			allow = append(allow, p.String())
+		}
+		never := "no allow list"
+		if len(allow) > 0 {
+			never = "never " + strings.Join(allow, " ")
+		}
+		fmt.Fprintf(b, "  bans: at most %d, %s\n", bn.MaxBans, never)
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.Jails)) {
+		j := r.Jails[name]
+		fmt.Fprintf(b, "  jail %q: site %s, %d of %s in %s -> ban %s\n", name, j.Site, j.MaxEvents, strings.Join(j.Events, "+"), dur(j.Window), dur(j.BanTime))
+	}
+	if t := r.Tarpit; t != nil {
+		fmt.Fprintf(b, "  tarpit: %d held at most, %s each\n", t.Max, dur(t.Hold))
+	}
+}
+
+func cachePolicyText(c *httpedge.CachePolicy) string {
+	var valid []string
+	for code, d := range c.Valid {
+		s := "any"
+		if code != 0 {
+			s = fmt.Sprint(code)
+		}
+		valid = append(valid, s+":"+dur(d))
+	}
+	sort.Strings(valid)
+	t := fmt.Sprintf("cache %q key %s valid %s", c.Cache, strings.Join(c.Key, "+"), strings.Join(valid, " "))
+	if c.MinUses > 1 {
+		t += fmt.Sprintf(" min_uses %d", c.MinUses)
+	}
+	if len(c.Bypass) > 0 {
+		t += " bypass " + strings.Join(c.Bypass, ",")
+	}
+	if len(c.UseStale) > 0 {
+		t += " stale " + strings.Join(c.UseStale, ",")
+	}
+	if c.BackgroundUpdate {
+		t += " (background update)"
+	}
+	return t
 }

@@ -115,7 +115,8 @@ func (s *Server) protectRequest(w *recorder, r *http.Request, st *site, rt *rout
 				action = "dry-run"
 			}
 			s.decisions.Log("limit "+l.name, action, client, "site", st.name, "route", rt.path)
-			if st.protect != nil {
+			if st.protect != nil && !cfg.DryRun {
+				// A dry run only logs and counts: it feeds no jail.
 				st.protect.observe(pr.Addr, protect.EventLimit)
 			}
 		}
