@@ -2,7 +2,10 @@ package lab
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +43,27 @@ func TestLabProbes(t *testing.T) {
 	// the current state.
 	if got := len(l.ProbeResults()); got != len(l.Probes()) {
 		t.Errorf("ProbeResults has %d results, want one per probe (%d)", got, len(l.Probes()))
+	}
+
+	// Every node's metrics endpoint: its runtime's counters and its probes.
+	targets, _ := l.MetricsTargets()
+	for node, wants := range map[string][]string{
+		"off1": {`offedge_certificate_not_after_seconds{certificate="`, `offedge_http_route_requests_total{code="2xx",route="/",site="off"}`,
+			`offedge_conn_connections_total{kind="tunnel-entrance",listener="tunnel off-query entrance"}`, `offedge_probe_success{`},
+		"off2":        {`offedge_conn_bytes_total{direction="up",kind="tunnel-exit"`, `offedge_plan_info{hash="`},
+		"docker-prod": {`offedge_probe_success{from="docker-prod",kind="service",object="mongodb"`},
+	} {
+		resp, err := http.Get("http://" + targets[node] + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, w := range wants {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("%s's metrics lack %s", node, w)
+			}
+		}
 	}
 
 	causes, err := observe.NewCauses(l.Model())

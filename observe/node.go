@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	httpedge "github.com/offedge/offedge/edge/http"
 	"github.com/offedge/offedge/edge/tunnel"
 	"github.com/offedge/offedge/plan"
 	"github.com/offedge/offedge/runtime"
@@ -61,13 +62,14 @@ var (
 	descReloads      = prometheus.NewDesc("offedge_reloads_total", "Reloads, by result: applied, or failed (refused: the inventory failed to load, check or compile, or could not be applied; the running configuration kept serving).", []string{"result"}, nil)
 	descLastReloadOK = prometheus.NewDesc("offedge_config_last_reload_successful", "1 when the last reload was applied (or none was tried), 0 when it failed.", nil, nil)
 	descGeneration   = prometheus.NewDesc("offedge_plan_generation", "Number of plans this process has applied: 1 at start, plus one per applied reload.", nil, nil)
+	descCertNotAfter = prometheus.NewDesc("offedge_certificate_not_after_seconds", "Expiry (Unix time) of a certificate the node serves; label certificate is the plan's resource name.", []string{"certificate"}, nil)
 	descPlanInfo     = prometheus.NewDesc("offedge_plan_info", "The plan in force: label hash is the first 12 hex digits of the SHA-256 of its JSON form (`offedge plan --format json`).", []string{"hash"}, nil)
 )
 
 type runtimeCollector struct{ rt func() *runtime.Node }
 
 func (c runtimeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descAccepted, descDenied, descReloads, descLastReloadOK, descGeneration, descPlanInfo} {
+	for _, d := range append([]*prometheus.Desc{descAccepted, descDenied, descReloads, descLastReloadOK, descGeneration, descPlanInfo, descCertNotAfter}, roleDescs...) {
 		ch <- d
 	}
 }
@@ -78,10 +80,27 @@ func (c runtimeCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	st := rt.Status()
+	var routes [][]httpedge.RouteStats
 	for _, l := range st.Listeners {
 		lv := []string{l.Name, l.Kind, l.Network}
 		ch <- prometheus.MustNewConstMetric(descAccepted, prometheus.CounterValue, float64(l.Accepted), lv...)
 		ch <- prometheus.MustNewConstMetric(descDenied, prometheus.CounterValue, float64(l.Denied), lv...)
+		switch rs := l.Stats; {
+		case rs.HTTP != nil:
+			collectHTTP(ch, l.Name, rs.HTTP)
+			routes = append(routes, rs.HTTP.Routes)
+		case rs.Tunnel != nil:
+			collectTunnel(ch, l.Name, l.Kind, rs.Tunnel)
+		case rs.Forward != nil:
+			collectForward(ch, l.Name, l.Kind, rs.Forward)
+		}
+	}
+	collectRoutes(ch, routes)
+	collectUpstreams(ch, st.Upstreams)
+	for _, c := range st.Certificates {
+		if !c.NotAfter.IsZero() {
+			gauge(ch, descCertNotAfter, float64(c.NotAfter.Unix()), c.Name)
+		}
 	}
 	applied := st.Reloads - min(st.FailedReloads, st.Reloads)
 	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(applied), "applied")

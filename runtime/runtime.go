@@ -502,12 +502,22 @@ type Status struct {
 	// Protection counts the decisions of the node's rate zones, jails and
 	// ban list.
 	Protection ProtectionStatus `json:"protection"`
+	// Certificates are the certificates the node serves, once each.
+	Certificates []CertificateStatus `json:"certificates,omitempty"`
 	// Reloads counts reload attempts; FailedReloads those refused (the
 	// running configuration kept serving) or, rarely, applied only in part
 	// (a replaced listener could not reopen its socket).
 	Reloads       uint64 `json:"reloads"`
 	FailedReloads uint64 `json:"failed_reloads"`
 	LastError     string `json:"last_error,omitempty"`
+}
+
+// CertificateStatus is one certificate resource of the node.
+type CertificateStatus struct {
+	// Name is the plan's resource name.
+	Name     string    `json:"name"`
+	Names    []string  `json:"names"`
+	NotAfter time.Time `json:"not_after"`
 }
 
 // Status reports the node's listeners and counters.
@@ -545,6 +555,14 @@ func (n *Node) Status() Status {
 		}
 		for _, name := range slices.Sorted(maps.Keys(n.gen.http.Pools)) {
 			st.Upstreams = append(st.Upstreams, n.gen.http.Pools[name].Stats()...)
+		}
+		for _, name := range slices.Sorted(maps.Keys(n.gen.http.Certificates)) {
+			c := n.gen.http.Certificates[name]
+			cs := CertificateStatus{Name: name, Names: c.Names()}
+			if leaf := c.Leaf(); leaf != nil {
+				cs.NotAfter = leaf.NotAfter
+			}
+			st.Certificates = append(st.Certificates, cs)
 		}
 	}
 	return st

@@ -104,6 +104,59 @@ func TestRunMetrics(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "upstream/edge/web/service:web") || !strings.Contains(out, "2 probes, 0 failed") {
 		t.Fatalf("offedge probe --admin: exit %d\n%s", code, out)
 	}
+
+	// A request: counted on its site and route, with its duration.
+	req, _ := http.NewRequest("GET", "http://127.0.0.31:"+sitePort+"/x", nil)
+	req.Host = "www.example.org"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	text = metrics()
+	for _, w := range []string{
+		`offedge_http_route_requests_total{code="2xx",route="/",site="www"} 1`,
+		`offedge_http_route_request_duration_seconds_count{route="/",site="www"} 1`,
+		`offedge_http_route_response_bytes_total{route="/",site="www"} 4`,
+		`offedge_http_requests_total{code="2xx",listener="http 127.0.0.31:` + sitePort + `"} 1`,
+		`offedge_upstream_server_up{server="127.0.0.32:` + appPort + `",upstream="web"} 1`,
+	} {
+		if !strings.Contains(text, w) {
+			t.Errorf("after one request, the metrics lack %s", w)
+		}
+	}
+
+	// A refused reload is counted: failed_reloads no longer stays 0.
+	if err := os.WriteFile(filepath.Join(dir, "inventory.yaml"), []byte("servers: [{name: edge, bogus: true}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, code := run("reload", "--admin", admin); code != 1 {
+		t.Fatalf("reload of a broken inventory: exit %d, want 1", code)
+	}
+	text = metrics()
+	for _, w := range []string{`offedge_reloads_total{result="failed"} 1`, `offedge_reloads_total{result="applied"} 0`,
+		`offedge_config_last_reload_successful 0`, `offedge_plan_generation 1`} {
+		if !strings.Contains(text, w) {
+			t.Errorf("after a refused reload, the metrics lack %s", w)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "inventory.yaml"), []byte(inv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, code := run("reload", "--admin", admin); code != 0 {
+		t.Fatalf("reload: exit %d %s", code, out)
+	}
+	text = metrics()
+	for _, w := range []string{`offedge_reloads_total{result="failed"} 1`, `offedge_reloads_total{result="applied"} 1`,
+		`offedge_config_last_reload_successful 1`, `offedge_plan_generation 2`} {
+		if !strings.Contains(text, w) {
+			t.Errorf("after a good reload, the metrics lack %s", w)
+		}
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", text)
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
 }
