@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -328,4 +329,43 @@ func TestOpenFileCache(t *testing.T) {
 		resp, _ := get(t, c, "http://images.openfoodfacts.org/style.css")
 		return resp.StatusCode == 404
 	})
+}
+
+// TestStaticPlainGetMatchesServeContent: the fast path for a GET with no
+// Range or condition answers what http.ServeContent answers (the same
+// request with an If-Modified-Since in the past goes through it).
+func TestStaticPlainGetMatchesServeContent(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "f.css"), []byte(strings.Repeat("a{}", 100)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, addr := start(t, Config{Listener: "t", Sites: []Site{{
+		Name: "s", Hosts: []string{"example.org"},
+		Routes: []Route{{Path: "/", Static: &Static{Root: root}}},
+	}}}, Options{})
+	get := func(method string, hdr map[string]string) (http.Header, string) {
+		req, _ := http.NewRequest(method, "http://example.org/f.css", nil)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := client(addr).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s %v: status %d", method, hdr, resp.StatusCode)
+		}
+		resp.Header.Del("Date")
+		return resp.Header, string(b)
+	}
+	past := map[string]string{"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}
+	for _, m := range []string{"GET", "HEAD"} {
+		fastH, fastB := get(m, nil)
+		fullH, fullB := get(m, past)
+		if !reflect.DeepEqual(fastH, fullH) || fastB != fullB {
+			t.Errorf("%s: fast path\n %v %q\nhttp.ServeContent\n %v %q", m, fastH, fastB, fullH, fullB)
+		}
+	}
 }

@@ -16,7 +16,12 @@ type Stats struct {
 	TLSHandshakeErrors uint64 `json:"tls_handshake_errors"`
 	ZeroCopyBytes      uint64 `json:"zero_copy_bytes"` // file bytes handed to sendfile
 	OpenConnections    int64  `json:"open_connections"`
-	WebSockets         int64  `json:"websockets"` // tunnels open now
+	// IdleConnections are the HTTP/1 keep-alive connections parked between
+	// requests (no goroutine, no buffer); RefusedHeads the request heads
+	// the HTTP/1 loop refused before the handler (400, 413-431, 501, 505).
+	IdleConnections int64  `json:"idle_connections"`
+	RefusedHeads    uint64 `json:"refused_heads"`
+	WebSockets      int64  `json:"websockets"` // tunnels open now
 	// QueueRejected and QueueTimeouts count requests answered 503 because
 	// every server was at max_conns: the queue was full, or the wait too long.
 	QueueRejected uint64 `json:"queue_rejected"`
@@ -87,6 +92,11 @@ func (s *Server) Stats() Stats {
 		WebSockets:         s.stats.websockets.Load(),
 		QueueRejected:      s.stats.queueRejected.Load(),
 		QueueTimeouts:      s.stats.queueTimeouts.Load(),
+	}
+	if s.h1 != nil {
+		hs := s.h1.Stats()
+		st.IdleConnections = hs.Parked.Load()
+		st.RefusedHeads = hs.Refused.Load()
 	}
 	st.Routes = s.routes.snapshot()
 	st.Upstreams = poolStats(s.chain.Load().pools)
