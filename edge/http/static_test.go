@@ -339,7 +339,7 @@ func TestStaticPlainGetMatchesServeContent(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "f.css"), []byte(strings.Repeat("a{}", 100)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, addr := start(t, Config{Listener: "t", Sites: []Site{{
+	_, addr := newNode(t).start(Config{Listener: "t", Sites: []Site{{
 		Name: "s", Hosts: []string{"example.org"},
 		Routes: []Route{{Path: "/", Static: &Static{Root: root}}},
 	}}}, Options{})
