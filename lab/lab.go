@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -142,10 +143,17 @@ func Start(ctx context.Context, m *inventory.Model, opts Options) (*Lab, error) 
 		l.Close()
 		return nil, fmt.Errorf("lab: preparing files: %w", err)
 	}
-	// Derive the tunnel keys (a slow KDF) on every core while the nodes
-	// start; a node that needs one before it is ready waits for it.
+	// Derive the tunnel keys (a slow, memory-hard KDF: 19 MiB each) on
+	// every core while the nodes start, one per core at a time so that the
+	// memory peak stays at a few of them; a node that needs a key before
+	// it is ready waits for it.
+	sem := make(chan struct{}, goruntime.GOMAXPROCS(0))
 	for name, s := range l.secrets {
-		go l.keys.Derive(name, bytes.TrimSuffix(s, []byte("\n")))
+		go func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			l.keys.Derive(name, bytes.TrimSuffix(s, []byte("\n")))
+		}()
 	}
 	for _, n := range m.Nodes {
 		if err := l.up(ctx, l.nodes[n.Name]); err != nil {
