@@ -59,6 +59,13 @@ const (
 	DefaultMaxHeaderBytes    = 16 << 10
 	DefaultShutdownTimeout   = 30 * time.Second
 	DefaultSendTimeout       = 60 * time.Second
+	// DefaultHTTPMaxConns bounds a listener's open connections (the
+	// runtime's descriptor budget lowers it); DefaultHTTPMaxConnsPerClient
+	// one client address's, as for tunnels and forwards: large enough for a
+	// carrier-grade NAT's users, small enough that one client cannot hold
+	// the listener.
+	DefaultHTTPMaxConns          = 16384
+	DefaultHTTPMaxConnsPerClient = 1024
 )
 
 // DefaultLimits are the limits of every HTTP listener.
@@ -70,5 +77,7 @@ func DefaultLimits() httpedge.Limits {
 		MaxHeaderBytes:    DefaultMaxHeaderBytes,
 		ShutdownTimeout:   DefaultShutdownTimeout,
 		SendTimeout:       DefaultSendTimeout,
+		MaxConns:          DefaultHTTPMaxConns,
+		MaxConnsPerClient: DefaultHTTPMaxConnsPerClient,
 	}
 }

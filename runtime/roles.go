@@ -50,10 +50,12 @@ type RoleStats struct {
 
 // newRole builds the role of spec; nothing is served until Serve.
 func (n *Node) newRole(spec plan.Listener, res httpedge.Resources) (Role, error) {
+	spec = n.budgeted(spec)
 	switch spec.Kind {
 	case plan.KindHTTP:
 		if spec.HTTP != nil {
-			s, err := httpedge.NewServer(*spec.HTTP, res, httpedge.Options{Logger: n.log, Dial: n.dial, RootCAs: n.opts.RootCAs})
+			s, err := httpedge.NewServer(*spec.HTTP, res, httpedge.Options{Logger: n.log, Dial: n.dial, RootCAs: n.opts.RootCAs,
+				MaxConns: n.caps[spec.Key()]})
 			if err != nil {
 				return nil, err
 			}

@@ -72,6 +72,10 @@ type Options struct {
 	// Keys caches the keys tunnels derive from their secrets (a slow KDF);
 	// nil gives the node its own. The lab shares one between all nodes.
 	Keys *tunnel.KeyCache
+	// FDLimit is the number of file descriptors the node's listeners
+	// share (see connCaps); 0 raises RLIMIT_NOFILE to its hard limit and
+	// takes that.
+	FDLimit uint64
 }
 
 type running struct {
@@ -93,6 +97,8 @@ type Node struct {
 	bans *protect.BanList
 
 	mu        sync.Mutex // serialises Apply, Reload and Shutdown
+	fdLimit   uint64
+	caps      map[string]int // connection caps by listener key (connCaps), guarded by mu
 	plan      atomic.Pointer[plan.Plan]
 	pending   atomic.Pointer[plan.Plan] // the plan being applied: its dials are valid while it is prepared
 	gen       *generation
@@ -129,6 +135,11 @@ func Start(p *plan.Plan, opts Options) (*Node, error) {
 	n.bans = bans
 	n.reg = newRegistry(httpedge.Options{Logger: n.log, Dial: n.dial, RootCAs: opts.RootCAs}, bans)
 	n.plan.Store(p)
+	n.fdLimit = opts.FDLimit
+	if n.fdLimit == 0 {
+		n.fdLimit = raiseNoFile()
+	}
+	n.caps = connCaps(n.fdLimit, p.Listeners)
 	gen, err := n.reg.acquire(&p.Resources)
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", p.Node, err)
@@ -330,6 +341,7 @@ type update struct {
 func (n *Node) apply(ctx context.Context, p *plan.Plan) error {
 	n.pending.Store(p)
 	defer n.pending.Store(nil)
+	n.caps = connCaps(n.fdLimit, p.Listeners)
 	gen, err := n.reg.acquire(&p.Resources)
 	if err != nil {
 		return fmt.Errorf("reload refused; the running configuration keeps serving: %w", err)
@@ -356,7 +368,7 @@ func (n *Node) apply(ctx context.Context, p *plan.Plan) error {
 		case exists && sameConfig(r.spec, l) && (l.HTTP == nil || sameRes):
 			// Untouched.
 		case exists && !needsNewRole(r.spec, l):
-			commit, err := r.role.Update(l, gen.http)
+			commit, err := r.role.Update(n.budgeted(l), gen.http)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s on %s: %w", l.Name, l.Addr, err))
 				continue

@@ -39,6 +39,13 @@ type Limits struct {
 	// SendTimeout drops a client that accepts no byte for this long while we
 	// write to it (nginx send_timeout).
 	SendTimeout time.Duration `json:"send_timeout"`
+	// MaxConns bounds the listener's open connections (all its sockets);
+	// more wait in the kernel's backlog. The runtime's descriptor budget
+	// (Options.MaxConns) may lower it.
+	MaxConns int `json:"max_conns"`
+	// MaxConnsPerClient bounds one client address's open connections;
+	// over it a connection is reset. Negative: no bound.
+	MaxConnsPerClient int `json:"max_conns_per_client"`
 }
 
 // Site is one virtual host.
@@ -210,4 +217,8 @@ type Options struct {
 	// NetHTTP1 serves HTTP/1 with net/http's server loop instead of the
 	// edge's own (edge/http/h1), for comparisons (bench/http).
 	NetHTTP1 bool
+	// MaxConns is the listener's share of the process's file descriptors
+	// in connections (the runtime's budget); 0: no budget. It lowers
+	// Limits.MaxConns, never raises it.
+	MaxConns int
 }

@@ -11,6 +11,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/offedge/offedge/edge/acl"
+	"github.com/offedge/offedge/edge/conn"
 )
 
 // edgeConn wraps every accepted connection. It refreshes the write deadline
@@ -31,6 +34,8 @@ type edgeConn struct {
 	sendfile bool        // a plain socket: file bodies go out by sendfile
 	raw      syscall.RawConn
 	sf       sendfileOp // used by the goroutine writing a response
+	release  func()     // gives back the connection's slot (connGate), once
+	closed   sync.Once
 }
 
 // rawConn returns the socket's raw connection (nil when not a socket),
@@ -53,6 +58,15 @@ func (s *Server) wrapConn(c net.Conn, scanning bool) *edgeConn {
 	}
 	ec.head.reset()
 	return ec
+}
+
+// Close closes the connection and gives back its slot.
+func (c *edgeConn) Close() error {
+	err := c.Conn.Close()
+	if c.release != nil {
+		c.closed.Do(c.release)
+	}
+	return err
 }
 
 func (c *edgeConn) refreshWriteDeadline() {
@@ -490,12 +504,19 @@ func (s *Server) newListener(ln net.Listener) *edgeListener {
 
 func (l *edgeListener) Accept() (net.Conn, error) {
 	if l.tlsCfg == nil {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
+		for {
+			c, release, err := l.accept()
+			if err != nil {
+				return nil, err
+			}
+			if c == nil {
+				continue // over its client's cap: reset
+			}
+			// edge/http/h1 parses the framing itself: no head scanning.
+			ec := l.srv.wrapConn(c, l.srv.h1 == nil)
+			ec.release = release
+			return ec, nil
 		}
-		// edge/http/h1 parses the framing itself: no head scanning.
-		return l.srv.wrapConn(c, l.srv.h1 == nil), nil
 	}
 	select {
 	case c := <-l.conns:
@@ -505,6 +526,32 @@ func (l *edgeListener) Accept() (net.Conn, error) {
 	case <-l.ctx.Done():
 		return nil, net.ErrClosed
 	}
+}
+
+// accept takes a slot of the server's connection cap (waiting for one:
+// the connection waits in the backlog, holding no descriptor), accepts, and
+// counts the connection against its client. A client over its cap gets its
+// connection reset: c is nil, err nil.
+func (l *edgeListener) accept() (c net.Conn, release func(), err error) {
+	g := l.srv.gate
+	if !g.acquire() {
+		return nil, nil, net.ErrClosed
+	}
+	c, err = l.Listener.Accept()
+	if err != nil {
+		g.releaseSlot()
+		return nil, nil, err
+	}
+	release, ok := g.admit(c)
+	if !ok {
+		if ok, n := l.srv.refusedLog.allow(l.srv.opts.Now()); ok {
+			l.srv.log.Warn("client over its connection cap; connection reset", "listener", l.srv.name(),
+				"client", acl.PeerAddr(c).Addr().String(), "max_conns_per_client", g.perClient, "suppressed", n)
+		}
+		conn.Abort(c)
+		return nil, nil, nil
+	}
+	return c, release, nil
 }
 
 func (l *edgeListener) Close() error {
@@ -520,7 +567,10 @@ func (l *edgeListener) Close() error {
 func (l *edgeListener) acceptLoop() {
 	var delay time.Duration
 	for {
-		c, err := l.Listener.Accept()
+		c, release, err := l.accept()
+		if err == nil && c == nil {
+			continue // over its client's cap: reset
+		}
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -539,13 +589,14 @@ func (l *edgeListener) acceptLoop() {
 			return
 		}
 		delay = 0
-		go l.handshake(c)
+		go l.handshake(c, release)
 	}
 }
 
-func (l *edgeListener) handshake(c net.Conn) {
+func (l *edgeListener) handshake(c net.Conn, release func()) {
 	l.srv.tickets.rotate()
 	ec := l.srv.wrapConn(c, false)
+	ec.release = release
 	tc := tls.Server(ec, l.tlsCfg)
 	ctx, cancel := context.WithTimeout(l.ctx, l.srv.limits.ReadHeaderTimeout)
 	defer cancel()

@@ -183,7 +183,7 @@ func (n *testNode) res(opts Options) (Resources, error) {
 
 // testLimits are the limits of a test server whose test sets none.
 var testLimits = Limits{ReadHeaderTimeout: 10 * time.Second, ReadBodyTimeout: 60 * time.Second, IdleTimeout: 75 * time.Second,
-	MaxHeaderBytes: 16 << 10, ShutdownTimeout: 30 * time.Second, SendTimeout: 60 * time.Second}
+	MaxHeaderBytes: 16 << 10, ShutdownTimeout: 30 * time.Second, SendTimeout: 60 * time.Second, MaxConns: 16384, MaxConnsPerClient: 1024}
 
 // filled returns cfg with the zero values a plan resolves filled.
 func filled(cfg Config) Config {
@@ -199,6 +199,12 @@ func filled(cfg Config) Config {
 	}
 	if l.MaxHeaderBytes == 0 {
 		l.MaxHeaderBytes = testLimits.MaxHeaderBytes
+	}
+	if l.MaxConns == 0 {
+		l.MaxConns = testLimits.MaxConns
+	}
+	if l.MaxConnsPerClient == 0 {
+		l.MaxConnsPerClient = testLimits.MaxConnsPerClient
 	}
 	cfg.Sites = append([]Site(nil), cfg.Sites...)
 	for i := range cfg.Sites {

@@ -23,7 +23,8 @@ const MaxRequestLineBytes = 8 << 10
 // check refuses the zero limits a server would otherwise have to replace:
 // the plan resolves every default.
 func (l Limits) check() error {
-	if l.ReadHeaderTimeout <= 0 || l.ReadBodyTimeout <= 0 || l.IdleTimeout <= 0 || l.ShutdownTimeout <= 0 || l.SendTimeout <= 0 || l.MaxHeaderBytes <= 0 {
+	if l.ReadHeaderTimeout <= 0 || l.ReadBodyTimeout <= 0 || l.IdleTimeout <= 0 || l.ShutdownTimeout <= 0 || l.SendTimeout <= 0 || l.MaxHeaderBytes <= 0 ||
+		l.MaxConns <= 0 || l.MaxConnsPerClient == 0 {
 		return fmt.Errorf("limits %+v: every limit must be positive", l)
 	}
 	return nil
@@ -61,6 +62,7 @@ type Server struct {
 	// decisions logs the protections' decisions (bot rules, zones).
 	decisions *protect.DecisionLog
 	tickets   ticketKeys // session ticket keys of tlsConfig
+	gate      *connGate  // connection caps of every socket of the server
 }
 
 // NewServer validates cfg and builds its handler chain once: error pages,
@@ -78,6 +80,11 @@ func NewServer(cfg Config, res Resources, opts Options) (*Server, error) {
 		limits: cfg.Limits,
 		tlsOn:  cfg.TLS,
 	}
+	maxConns := s.limits.MaxConns
+	if opts.MaxConns > 0 {
+		maxConns = min(maxConns, opts.MaxConns)
+	}
+	s.gate = newConnGate(maxConns, s.limits.MaxConnsPerClient)
 	s.nohost = s.routes.get("", "")
 	s.decisions = protect.NewDecisionLog(opts.Logger, opts.Now)
 	ch, err := s.build(cfg, res)
@@ -211,6 +218,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
 	s.mu.Unlock()
+	s.gate.close() // accept loops waiting for a slot stop
 	ctx, cancel := context.WithTimeout(ctx, s.limits.ShutdownTimeout)
 	defer cancel()
 	err := s.srv.Shutdown(ctx)
