@@ -171,41 +171,8 @@ fi
 waitport "$BPORT" "$BHOST"
 for p in $NPROXY $NSTATIC; do waitport "$p"; done
 for p in $OPROXY $OSTATIC; do waitport "$p" "$OHOST"; done
-nginx_worker=""
-for _ in $(seq 1 100); do
-	nginx_worker=$(pgrep -P "$nginx_master" | head -1 || true)
-	[ -n "$nginx_worker" ] && break
-	sleep 0.05
-done
-[ -n "$nginx_worker" ] || { echo "nginx worker not found" >&2; exit 1; }
+nginx_worker=$(nginx_worker "$nginx_master") || exit 1
 
-cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-hz=$(getconf CLK_TCK)
-
-# cpustat CPU -> "busy total" jiffies of that CPU from /proc/stat
-cpustat() { awk -v c="cpu$1" '$1 == c {t=0; for (i=2; i<=NF; i++) t+=$i; print t-$5-$6, t}' /proc/stat; }
-
-# run NAME PID URL -> appends "rps p99ms cpu_ms_per_1k load_cpu_%" to $work/res.NAME
-run() {
-	local name=$1 pid=$2 url=$3 out t0 t1 rps p99 reqs l0 l1 load
-	t0=$(cputicks "$pid")
-	l0=$(cpustat "$LOAD_CPU")
-	out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DUR" --latency "$url")
-	l1=$(cpustat "$LOAD_CPU")
-	t1=$(cputicks "$pid")
-	load=$(awk -v a="$l0" -v b="$l1" 'BEGIN {split(a, x, " "); split(b, y, " "); d=y[2]-x[2]; if (d <= 0) print 0; else printf "%.0f", 100 * (y[1]-x[1]) / d}')
-	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-	p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; print v}' <<<"$out")
-	if grep -q "Non-2xx\|Socket errors" <<<"$out"; then
-		echo "warning: $name: $(grep 'Non-2xx\|Socket errors' <<<"$out")" >&2
-	fi
-	echo "$rps $p99 $(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$reqs" 'BEGIN {printf "%.1f", d * 1000 / hz / (n / 1000)}') $load" >>"$work/res.$name"
-}
-
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-col() { awk -v c="$2" '{print $c}' "$work/res.$1" | median; }
 
 scenarios=("proxy_1k|$NPROXY|$OPROXY|/1k|$edge_proxy" "static_4k|$NSTATIC|$OSTATIC|/4k.bin|$edge_static" "static_100k|$NSTATIC|$OSTATIC|/100k.bin|$edge_static")
 ourl() { echo "http://$OHOST:$1$2"; }
@@ -258,7 +225,6 @@ echo "holding $IDLE idle keep-alive connections on each..."
 idle_nginx=$(idle "$nginx_worker" "127.0.0.1:$NPROXY" /1k)
 idle_edge=$(idle "$edge_proxy" "$OHOST:$OPROXY" /1k)
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "n/a"; else printf "%.2f", a / b}'; }
 
 echo
 echo "offedge HTTP edge ($MODE mode${EDGEFLAGS:+ $EDGEFLAGS}) vs nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///')  (SUT on CPU $SUT_CPU, load on CPU $LOAD_CPU, $CONNS conns, median of $RUNS x $DUR)"

@@ -72,6 +72,9 @@ func (c runtimeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range append([]*prometheus.Desc{descAccepted, descDenied, descReloads, descLastReloadOK, descGeneration, descPlanInfo, descCertNotAfter}, roleDescs...) {
 		ch <- d
 	}
+	for _, d := range protectDescs {
+		ch <- d
+	}
 }
 
 func (c runtimeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -102,6 +105,7 @@ func (c runtimeCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(ch, descCertNotAfter, float64(c.NotAfter.Unix()), c.Name)
 		}
 	}
+	collectProtection(ch, st.Protection)
 	applied := st.Reloads - min(st.FailedReloads, st.Reloads)
 	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(applied), "applied")
 	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(st.FailedReloads), "failed")
