@@ -85,16 +85,19 @@ func WriteSelfSigned(dir string, opts SelfSignedOptions) (certFile, keyFile stri
 		return "", "", err
 	}
 	certFile, keyFile = filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem")
-	if err := writeAtomic(keyFile, k, 0o600); err != nil {
+	if err := WriteFileAtomic(keyFile, k, 0o600); err != nil {
 		return "", "", err
 	}
-	if err := writeAtomic(certFile, c, 0o644); err != nil {
+	if err := WriteFileAtomic(certFile, c, 0o644); err != nil {
 		return "", "", err
 	}
 	return certFile, keyFile, nil
 }
 
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
+// WriteFileAtomic replaces path with data (mode set on the new file before
+// it is renamed into place), so a reader sees the old file or the new one,
+// never a part.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, mode); err != nil {
 		return err
