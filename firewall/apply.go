@@ -139,6 +139,27 @@ func (c *Conn) Ban(name string, p netip.Prefix, d time.Duration) error {
 	return c.nft.Flush()
 }
 
+// Unban removes p from the ban set of its family (p exactly as it was
+// banned).
+func (c *Conn) Unban(name string, p netip.Prefix) error {
+	t, err := lookupTable(c.nft, name)
+	if err != nil {
+		return err
+	}
+	setName := plan.BanSet4
+	if p.Addr().Is6() {
+		setName = plan.BanSet6
+	}
+	s, err := c.nft.GetSetByName(t, setName)
+	if err != nil {
+		return fmt.Errorf("ban set %s: %w", setName, err)
+	}
+	if err := c.nft.SetDeleteElements(s, elements([]netip.Prefix{p})); err != nil {
+		return err
+	}
+	return c.nft.Flush()
+}
+
 // Snapshot is offedge's table as it was before an apply, for rollback.
 type Snapshot struct {
 	name string

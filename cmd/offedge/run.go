@@ -95,6 +95,10 @@ func cmdRun(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if fw != nil {
+		// Bans go to the firewall's ban sets as well as to the accept check.
+		rt.Bans().OnChange(fw.exportBans)
+	}
 	log.Info("offedge running", "node", *node, "listeners", len(p.Listeners), "probes", len(probes), "version", Version)
 	prober := observe.NewProber(probes, observe.NetDialer{OpenTunnel: observe.TunnelOpener(rt.OpenTunnel)},
 		observe.ProberOptions{Interval: *probeInterval})

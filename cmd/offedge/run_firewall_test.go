@@ -145,3 +145,55 @@ func TestRunFirewall(t *testing.T) {
 		t.Fatalf("after --firewall-remove: %v", err)
 	}
 }
+
+// TestRunFirewallExportsBans: with --firewall, a ban made through the
+// admin endpoint is written to the table's ban set, and lifting it removes
+// it. The process runs in a namespace of the test's own.
+func TestRunFirewallExportsBans(t *testing.T) {
+	ns := testutil.Netns(t, "oefw-ban")
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "inventory.yaml"), []byte(fmt.Sprintf(runFirewallInventory, withSSH, 5432)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := firewall.Open(ns.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const admin = "127.0.0.1:9901" // inside the test's namespace
+	cmd := exec.Command("ip", "netns", "exec", ns.Name, bin, "run", "--node", "db", "--inventory", dir, "--firewall", "--admin", admin)
+	var logs strings.Builder
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	inNS := func(args ...string) (string, error) {
+		out, err := exec.Command("ip", append([]string{"netns", "exec", ns.Name, bin}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	testutil.Eventually(t, 60*time.Second, "the admin endpoint", func() bool {
+		_, err := inNS("ban", "list", "--admin", admin)
+		return err == nil
+	})
+	banned := func() int {
+		live, err := c.Read("offedge")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return live.Banned[plan.BanSet4]
+	}
+	if out, err := inNS("ban", "add", "10.9.0.99", "--for", "1h", "--admin", admin); err != nil {
+		t.Fatalf("ban add: %v\n%s\n%s", err, out, logs.String())
+	}
+	if n := banned(); n != 1 {
+		t.Fatalf("%d elements in ban4 after a ban; want 1\n%s", n, logs.String())
+	}
+	if out, err := inNS("ban", "del", "10.9.0.99", "--admin", admin); err != nil {
+		t.Fatalf("ban del: %v\n%s", err, out)
+	}
+	if n := banned(); n != 0 {
+		t.Fatalf("%d elements in ban4 after lifting the ban; want 0\n%s", n, logs.String())
+	}
+}
