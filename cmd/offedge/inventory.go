@@ -9,6 +9,7 @@ import (
 	"github.com/offedge/offedge/examples/openfoodfacts"
 	"github.com/offedge/offedge/internal/suggest"
 	"github.com/offedge/offedge/inventory"
+	"github.com/offedge/offedge/plan"
 )
 
 // inventoryFlag adds the --inventory flag every command shares.
@@ -67,6 +68,24 @@ func checkNode(m *inventory.Model, name string) error {
 		names, more = names[:12], fmt.Sprintf(" and %d more", len(m.Nodes)-12)
 	}
 	return usageError("unknown node %q (the inventory's nodes: %s%s)", name, strings.Join(names, ", "), more)
+}
+
+// nodePlan loads the inventory at path, refuses a node it does not have
+// (with a suggestion) and compiles the node's plan: what plan, secrets init
+// and export stunnel start from.
+func nodePlan(path, node string, opts plan.Options) (*inventory.Model, *plan.Plan, error) {
+	m, err := loadInventory(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkNode(m, node); err != nil {
+		return nil, nil, err
+	}
+	p, err := plan.Compile(m, node, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, p, nil
 }
 
 // cmdNodes prints the node names, one a line, for the completion scripts.

@@ -44,14 +44,7 @@ func cmdPlan(e *env, args []string) error {
 		}
 		return planDiff(e, path, *node, *admin, plan.Options{Root: *root})
 	}
-	m, err := loadInventory(path)
-	if err != nil {
-		return err
-	}
-	if err := checkNode(m, *node); err != nil {
-		return err
-	}
-	p, err := plan.Compile(m, *node, plan.Options{Root: *root})
+	_, p, err := nodePlan(path, *node, plan.Options{Root: *root})
 	if err != nil {
 		return err
 	}

@@ -73,14 +73,7 @@ func cmdSecrets(e *env, args []string) error {
 	if *node == "" {
 		return usageError("secrets init needs --node NAME")
 	}
-	m, err := loadInventory(*inv)
-	if err != nil {
-		return err
-	}
-	if err := checkNode(m, *node); err != nil {
-		return err
-	}
-	p, err := plan.Compile(m, *node, plan.Options{Root: *root})
+	m, p, err := nodePlan(*inv, *node, plan.Options{Root: *root})
 	if err != nil {
 		return err
 	}

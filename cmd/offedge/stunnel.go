@@ -95,14 +95,7 @@ func cmdExport(e *env, args []string) error {
 	if *node == "" {
 		return usageError("--node is required")
 	}
-	m, err := loadInventory(*inv)
-	if err != nil {
-		return err
-	}
-	if err := checkNode(m, *node); err != nil {
-		return err
-	}
-	p, err := plan.Compile(m, *node, plan.Options{Root: *root})
+	_, p, err := nodePlan(*inv, *node, plan.Options{Root: *root})
 	if err != nil {
 		return err
 	}
