@@ -76,7 +76,9 @@ type Node struct {
 	// Management and Firewall come from the server or guest (see there).
 	Management []*Management
 	Firewall   *NodeFirewall
-	Pos        Pos
+	// Storage comes from the server (nil for guests and servers without).
+	Storage *NodeStorage
+	Pos     Pos
 }
 
 // Title is the node's human title, or its kind and id.
@@ -214,7 +216,7 @@ func (b *builder) index() {
 	for _, s := range m.Servers {
 		n := &Node{Name: s.Name, Kind: "server", Server: s, Provider: s.Provider, Location: s.Location,
 			Cluster: s.Cluster, Addresses: s.Addresses, Uses: s.Uses, Pos: s.Pos,
-			Management: s.Management, Firewall: s.Firewall}
+			Management: s.Management, Firewall: s.Firewall, Storage: s.Storage}
 		if register(b, m.nodes, "node", s.Name, s.Pos, n, nodePos) {
 			m.Nodes = append(m.Nodes, n)
 		}
@@ -453,6 +455,7 @@ func (b *builder) validateNode(n *Node) {
 		}
 	}
 	b.validateFirewall(n, obj)
+	b.validateStorage(n, obj)
 	for i, a := range n.Addresses {
 		aobj := fmt.Sprintf("%s: address %d", obj, i)
 		if !ref(b, m.networks, a.Pos, aobj, "network", "network", a.Network) {

@@ -111,8 +111,34 @@ type Server struct {
 	Management []*Management `yaml:"management"`
 	// Firewall makes offedge own the node's nftables table (`offedge
 	// firewall`, `offedge run --firewall`).
-	Firewall    *NodeFirewall `yaml:"firewall"`
-	Description string        `yaml:"description"`
+	Firewall *NodeFirewall `yaml:"firewall"`
+	// Storage names the server's ZFS datasets: what replicas copy and what
+	// it exports over NFS (docs/storage.md).
+	Storage     *NodeStorage `yaml:"storage"`
+	Description string       `yaml:"description"`
+}
+
+// NodeStorage is what a server holds on ZFS. When present, every zfs
+// replica from or to the server must name one of its datasets.
+type NodeStorage struct {
+	Pos      Pos        `yaml:"-"`
+	Datasets []*Dataset `yaml:"datasets"`
+}
+
+// Dataset is one ZFS dataset of a server.
+type Dataset struct {
+	Pos  Pos    `yaml:"-"`
+	Name string `yaml:"name"`
+	// NFS lists the clients the dataset is exported to (its sharenfs):
+	// addresses or prefixes. Empty: not exported.
+	NFS []string `yaml:"nfs"`
+	// NFSInherit says the dataset is meant to share the export of its
+	// nearest exported parent (ZFS children inherit sharenfs).
+	NFSInherit bool `yaml:"nfs_inherit"`
+	// NFSOff says the dataset is not exported even under an exported
+	// parent (sharenfs=off set on it).
+	NFSOff      bool   `yaml:"nfs_off"`
+	Description string `yaml:"description"`
 }
 
 // Guest is a Proxmox container (kind "ct") or virtual machine (kind "vm").
