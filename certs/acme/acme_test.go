@@ -6,10 +6,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,6 +20,8 @@ import (
 	legoacme "github.com/go-acme/lego/v5/acme"
 
 	"github.com/offedge/offedge/certs"
+	httpedge "github.com/offedge/offedge/edge/http"
+	"github.com/offedge/offedge/plan"
 	"github.com/offedge/offedge/internal/testutil"
 )
 
@@ -206,5 +210,31 @@ func TestRenewalWhileServing(t *testing.T) {
 	s := m.Statuses()[0]
 	if s.LastError != "" || s.LastAttempt.IsZero() || !s.NextRenewal.After(s.LastAttempt) {
 		t.Fatalf("status after renewals: %+v", s)
+	}
+}
+
+// TestHTTP01ThroughTheEdge: pebble validates HTTP-01 against the node's own
+// plain-HTTP listener (edge/http, with redirect_https, no site naming the
+// host), the challenge store being the listener's Challenges resource.
+func TestHTTP01ThroughTheEdge(t *testing.T) {
+	ch := NewChallenges()
+	srv, err := httpedge.NewServer(httpedge.Config{Listener: "http", RedirectHTTPS: true, Limits: plan.DefaultLimits(),
+		Sites: []httpedge.Site{{Name: "off", Hosts: []string{"world.openfoodfacts.test"}}}},
+		httpedge.Resources{Challenges: ch}, httpedge.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := testutil.Listen(t)
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	pn, _ := strconv.Atoi(port)
+	p := startPebble(t, pn, 1, 0)
+	iss, err := NewIssuer(context.Background(), Config{Directory: p.dir, Email: "ops@example.org", StateDir: t.TempDir(), HTTP01: ch, HTTPClient: p.client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := iss.Obtain(context.Background(), []string{"images.openfoodfacts.test"}); err != nil {
+		t.Fatalf("HTTP-01 through the edge listener: %v", err)
 	}
 }

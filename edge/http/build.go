@@ -25,6 +25,8 @@ type chain struct {
 	tlsDefault *site   // explicitly Default site with a certificate (TLS only)
 	pools      []*pool // the pools the chain's routes use, once each (for Stats)
 	acme       bool
+	// challenges answers ACME HTTP-01 tokens on a plain-HTTP listener.
+	challenges Challenges
 }
 
 type site struct {
@@ -106,6 +108,9 @@ func (t *routeTable) match(path string) *route {
 // the server keeps open for its life.
 func (s *Server) build(cfg Config, res Resources) (*chain, error) {
 	ch := &chain{cfg: cfg, hosts: newHostTable[*site]()}
+	if !cfg.TLS {
+		ch.challenges = res.Challenges
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(cfg.Sites) == 0 {

@@ -98,6 +98,9 @@ func (s *Server) serve(ch *chain, w *recorder, r *http.Request, ec *edgeConn) {
 		s.plainError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
+	if ch.challenges != nil && hasPrefix(r.URL.Path, acmePrefix) && s.answerChallenge(w, r, ch.challenges) {
+		return
+	}
 	if ch.cfg.RedirectHTTPS && !(ch.acme && hasPrefix(r.URL.Path, acmePrefix)) {
 		if host == "" {
 			s.plainError(w, r, http.StatusBadRequest, "no Host header to redirect to")
@@ -440,3 +443,24 @@ func (b *bodyReader) finish(err error) {
 }
 
 func (b *bodyReader) Close() error { return b.rc.Close() }
+
+// answerChallenge answers GET or HEAD of a pending ACME HTTP-01 token, for
+// any host (the CA asks for the name being validated, which may be served
+// by no site of this listener yet); it reports whether it answered. An
+// unknown token goes on to the site's routes and the redirect, as before.
+func (s *Server) answerChallenge(w *recorder, r *http.Request, c Challenges) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	k, ok := c.KeyAuth(r.URL.Path[len(acmePrefix):])
+	if !ok {
+		return false
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.Header().Set("Content-Length", strconv.Itoa(len(k)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		io.WriteString(w, k)
+	}
+	return true
+}

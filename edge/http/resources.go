@@ -34,6 +34,15 @@ type Resources struct {
 	Maps   map[string]*protect.Map
 	Jails  map[string]*protect.Jail
 	Tarpit *protect.Tarpit
+	// Challenges holds the node's pending ACME HTTP-01 tokens (the
+	// certs/acme challenge store); nil when the node issues none. Plain-HTTP
+	// listeners answer them before redirect_https and routing.
+	Challenges Challenges
+}
+
+// Challenges looks up an ACME HTTP-01 token's key authorisation.
+type Challenges interface {
+	KeyAuth(token string) (string, bool)
 }
 
 func (o Options) withDefaults() Options {

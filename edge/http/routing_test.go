@@ -463,3 +463,42 @@ func TestIPv6Listener(t *testing.T) {
 		t.Fatalf("X-Real-IP %q, want ::1", body)
 	}
 }
+
+type tokens map[string]string
+
+func (t tokens) KeyAuth(tok string) (string, bool) { k, ok := t[tok]; return k, ok }
+
+// TestACMEChallengeOnRedirectingListener: a plain-HTTP listener with
+// redirect_https answers the node's pending HTTP-01 tokens for any host
+// (GET and HEAD), and still redirects every other request, unknown tokens
+// included.
+func TestACMEChallengeOnRedirectingListener(t *testing.T) {
+	n := newNode(t)
+	n.built.Challenges = tokens{"tok-1": "tok-1.thumbprint"}
+	cfg := Config{RedirectHTTPS: true, Sites: []Site{{Name: "off", Hosts: []string{"*.openfoodfacts.org"}}}}
+	_, addr := n.start(cfg, Options{})
+	for _, host := range []string{"world.openfoodfacts.org", "images.example.net"} {
+		resp, body := raw(t, addr, "GET /.well-known/acme-challenge/tok-1 HTTP/1.1\r\nHost: "+host+"\r\nConnection: close\r\n\r\n")
+		if resp.StatusCode != 200 || body != "tok-1.thumbprint" || resp.Header.Get("Content-Type") != "text/plain" {
+			t.Fatalf("token for %s: %d %q %q", host, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+	}
+	head, err := http.Head("http://" + addr + "/.well-known/acme-challenge/tok-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	head.Body.Close()
+	if head.StatusCode != 200 || head.ContentLength != int64(len("tok-1.thumbprint")) {
+		t.Fatalf("HEAD token: %d %d", head.StatusCode, head.ContentLength)
+	}
+	for _, req := range []string{
+		"GET /.well-known/acme-challenge/other HTTP/1.1\r\n",
+		"POST /.well-known/acme-challenge/tok-1 HTTP/1.1\r\nContent-Length: 0\r\n",
+		"GET /product/1 HTTP/1.1\r\n",
+	} {
+		resp, _ := raw(t, addr, req+"Host: world.openfoodfacts.org\r\nConnection: close\r\n\r\n")
+		if resp.StatusCode != 301 {
+			t.Fatalf("%q: %d, want the redirect", req, resp.StatusCode)
+		}
+	}
+}
