@@ -21,8 +21,8 @@ import (
 
 	"github.com/offedge/offedge/certs"
 	httpedge "github.com/offedge/offedge/edge/http"
-	"github.com/offedge/offedge/plan"
 	"github.com/offedge/offedge/internal/testutil"
+	"github.com/offedge/offedge/plan"
 )
 
 func TestChallengesServe(t *testing.T) {
