@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -285,7 +287,7 @@ func (c *cache) loadDisk() error {
 			}
 			return nil
 		}
-		e := &entry{key: key, status: m.Status, header: storedFields(m.Header), size: m.Size, expires: m.Expires, modTime: m.ModTime, file: bodyPath}
+		e := &entry{key: key, status: m.Status, header: metaFields(m.Header), size: m.Size, expires: m.Expires, modTime: m.ModTime, file: bodyPath}
 		e.cost = e.entryCost()
 		all = append(all, found{e, fi.ModTime()})
 		return nil
@@ -397,4 +399,17 @@ func (g *flightGroup) do(key string, fn func() *fetchResult) (res *fetchResult, 
 	}()
 	c.res = fn()
 	return c.res, false
+}
+
+// metaFields are the fields a disk entry's meta file kept: every one of
+// them (a fallback entry kept storedHeaders, a proxied one its end-to-end
+// fields), in a stable order.
+func metaFields(h http.Header) []headerKV {
+	var out []headerKV
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		for _, v := range h[k] {
+			out = append(out, headerKV{k, v})
+		}
+	}
+	return slices.Clip(out)
 }

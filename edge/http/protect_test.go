@@ -393,3 +393,32 @@ func TestBotRulesAndJail(t *testing.T) {
 		t.Fatalf("not banned after three 4xx answers; bans %+v", bans.List())
 	}
 }
+
+// A proxied route's disk entry keeps its end-to-end fields across a
+// restart (the cache is found again from its files).
+func TestProxyCacheOnDiskKeepsFields(t *testing.T) {
+	n := newNode(t)
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{}`)
+	})
+	dir := t.TempDir()
+	clk := newClock()
+	up := n.up(Upstream{Name: "po", Servers: []UpstreamServer{{Addr: be.addr()}}})
+	c := n.cache(Cache{Dir: dir, MaxBytes: 1 << 20})
+	site := Site{Name: "off", Hosts: []string{"x"}, Routes: []Route{{Path: "/", Upstream: up, Cache: &CachePolicy{Cache: c, Key: []string{"uri"}, Valid: map[int]time.Duration{200: time.Hour}, MinUses: 1}}}}
+	_, addr := n.start(Config{Listener: "t", Sites: []Site{site}}, Options{Now: clk.Now})
+	get(t, client(addr), "http://x/api/d")
+	again, err := NewCache(Cache{Dir: dir, MaxBytes: 1 << 20}, Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, fresh := again.c.lookup(cacheKey("/api/d"), false)
+	if e == nil || !fresh {
+		t.Fatal("the entry was not found again on disk")
+	}
+	if h := e.httpHeader(); h.Get("Access-Control-Allow-Origin") != "*" || h.Get("Content-Type") != "application/json" {
+		t.Fatalf("fields after a restart: %v", h)
+	}
+}
