@@ -4,38 +4,36 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"html/template"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/offedge/offedge/dashboard"
 )
 
-var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>offedge lab</title>
-<meta http-equiv="refresh" content="5">
-<style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}.down{color:#b00;font-weight:bold}h2{margin-bottom:.3em}small{color:#666}</style>
-</head><body><h1>offedge lab</h1>
-<p>Every listener below is served by the same runtime as <code>offedge run</code>. Counters refresh every 5 s.
-Failure drill: <code>curl -X POST http://HOST/api/nodes/NAME/down</code> and <code>.../up</code>.</p>
-{{range .}}<h2>{{.Node}} <small>{{.Kind}}{{if .Host}} on {{.Host}}{{end}}</small>{{if .Down}} <span class="down">DOWN</span>{{end}}</h2>
-{{if or .Runtime.Listeners .Apps}}<table><tr><th>kind</th><th>listener / service</th><th>production</th><th>lab socket</th><th>accepted</th><th>denied</th></tr>
-{{range .Runtime.Listeners}}<tr><td>{{.Kind}}</td><td>{{.Name}}</td><td>{{.Addr}}</td><td>{{.Bound}}</td><td>{{.Accepted}}</td><td>{{.Denied}}</td></tr>
-{{end}}{{range .Apps}}<tr><td>service</td><td>{{.Service}} <small>({{.Label}})</small></td><td></td><td>{{range .Addrs}}{{.}} {{end}}</td><td></td><td></td></tr>
-{{end}}</table>{{end}}{{end}}
-</body></html>
-`))
+// dashboardNodes is the lab's live state for the dashboard.
+func (l *Lab) dashboardNodes() (map[string]any, map[string]bool) {
+	status, down := map[string]any{}, map[string]bool{}
+	for _, st := range l.Status() {
+		status[st.Node] = st
+		down[st.Node] = st.Down
+	}
+	return status, down
+}
 
-// Handler serves the status page (GET /), its JSON (GET /api/status), the
+// Handler serves the dashboard (GET /, see package dashboard), the status JSON (GET /api/status), the
 // probes run now from their vantage points (GET /api/probes[?node=NAME],
 // what `offedge probe --lab` asks) and the failure-drill API (POST
 // /api/nodes/{name}/down and /up, POST /api/services/{name}/stop and
 // /start).
 func (l *Lab) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		statusPage.Execute(w, l.Status())
-	})
+	dash := dashboard.Handler(dashboard.Source{Model: l.m, Drill: true, Nodes: l.dashboardNodes})
+	mux.Handle("GET /{$}", dash)
+	mux.Handle("GET /dashboard/", dash)
+	mux.Handle("GET /api/dashboard", dash)
+	mux.Handle("GET /api/topology.svg", dash)
+	mux.Handle("GET /api/impact", dash)
 	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(l.Status())

@@ -39,7 +39,7 @@ func (l *Lab) WriteTour(w io.Writer, statusAddr string) error {
 		fmt.Fprintf(&b, "  # %s\n  %s\n", c.What, c.Command)
 	}
 	if statusAddr != "" {
-		fmt.Fprintf(&b, "\nStatus page: http://%s/  (failure drill: curl -X POST http://%s/api/nodes/ovh1/down, then .../up)\n", statusAddr, statusAddr)
+		fmt.Fprintf(&b, "\nStatus page: http://%s/  (the dashboard, with failure drill buttons; or curl -X POST http://%s/api/nodes/ovh1/down, then .../up)\n", statusAddr, statusAddr)
 		fmt.Fprintf(&b, "Probes, each from its own vantage point: offedge probe --lab %s\n", statusAddr)
 	}
 	nodes, internet := l.MetricsTargets()

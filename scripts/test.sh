@@ -3,7 +3,8 @@
 # Debian's packages when missing (as root, with apt-get): the real engines
 # the integration tests drive (nginx, stunnel4, HAProxy, redis-server,
 # PostgreSQL, slowhttptest, wrk, socat, Prometheus and Alertmanager),
-# graphviz to validate the DOT output, nftables and iproute2 for the
+# graphviz to validate the DOT output, chromium for the dashboard's
+# browser test, nftables and iproute2 for the
 # firewall tests (which create network namespaces, so they need root),
 # pebble (with pebble-challtestsrv) for the ACME tests.
 # Then gofmt, go vet, staticcheck and go test.
@@ -33,6 +34,7 @@ have amtool       || missing+=(prometheus-alertmanager)
 have nft          || missing+=(nftables)  # firewall tests read the ruleset back
 have ip           || missing+=(iproute2)  # network namespaces of the firewall tests
 have pebble       || missing+=(pebble)    # the ACME tests run pebble and pebble-challtestsrv on loopback
+have chromium     || missing+=(chromium)  # the dashboard's browser test
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${missing[*]}; run as root (or with sudo) so apt-get can install them" >&2

@@ -675,8 +675,8 @@ func drawBox(w *bufio.Writer, n *lnode, server bool) {
 	if server {
 		fill, stroke, sw = "#fdfdfd", "#333", "1.6"
 	}
-	fmt.Fprintf(w, `<g><title>%s</title><rect x="%s" y="%s" width="%s" height="%s" rx="6" fill="%s" stroke="%s" stroke-width="%s"/>`+"\n",
-		xmlEscape(n.gn.Name), rnum(b.x), rnum(b.y), rnum(b.w), rnum(b.h), fill, stroke, sw)
+	fmt.Fprintf(w, `<g data-node="%s"><title>%s</title><rect x="%s" y="%s" width="%s" height="%s" rx="6" fill="%s" stroke="%s" stroke-width="%s"/>`+"\n",
+		xmlEscape(n.gn.Name), xmlEscape(n.gn.Name), rnum(b.x), rnum(b.y), rnum(b.w), rnum(b.h), fill, stroke, sw)
 	cap := n.gn.Name
 	x := b.x + 8
 	if !server {
