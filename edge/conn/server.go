@@ -21,9 +21,19 @@ import (
 	"github.com/offedge/offedge/edge/acl"
 )
 
-// DefaultMaxConnsPerClient is the per-client bound of tunnels and forwards
-// when none is configured: a quarter of their default of 4096 connections.
-const DefaultMaxConnsPerClient = 1024
+// Required refuses a zero or negative configuration value: the plan sets
+// every value of a tunnel or forward (plan/defaults.go is the one table of
+// defaults), so a zero here is a caller that skipped the plan, and the edge
+// does not guess for it. field is the inventory name ("idle_timeout").
+func Required[T ~int | ~int64](field string, v T) error {
+	switch {
+	case v == 0:
+		return fmt.Errorf("%s is 0: the plan sets every value (plan/defaults.go)", field)
+	case v < 0:
+		return fmt.Errorf("%s %v is negative", field, v)
+	}
+	return nil
+}
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("server closed")

@@ -19,7 +19,7 @@ type Config struct {
 	IdleTimeout    time.Duration `json:"idle_timeout"`
 	MaxConns       int           `json:"max_conns"`
 	// MaxConnsPerClient bounds the connections of one client address
-	// (default 1024, or MaxConns when that is lower; never above MaxConns).
+	// (never above MaxConns).
 	MaxConnsPerClient int `json:"max_conns_per_client"`
 }
 

@@ -17,17 +17,10 @@ import (
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = conn.ErrServerClosed
 
-// Defaults applied to zero fields of a Config. A negative IdleTimeout
-// disables the idle timeout.
+// TCP keepalive of the target connection (a forward has no keepalive
+// setting: this is the edge's own choice, not a configuration default).
 const (
-	DefaultConnectTimeout = 10 * time.Second
-	DefaultIdleTimeout    = 12 * time.Hour
-	DefaultMaxConns       = 4096
-	// DefaultMaxConnsPerClient bounds one client address (on an exit, one
-	// entrance node): a quarter of DefaultMaxConns, so that it takes four
-	// clients to fill a role. A MaxConns below it is the bound instead.
-	DefaultMaxConnsPerClient = conn.DefaultMaxConnsPerClient
-	keepAlivePeriod          = 30 * time.Second
+	keepAlivePeriod = 30 * time.Second
 	// keepAliveAfter is when keepalive is switched on for the target
 	// connection. The first probe comes after keepAlivePeriod of silence,
 	// so a connection that ends sooner would never use it: enabling it
@@ -90,31 +83,18 @@ func normalize(cfg Config) (*Config, error) {
 	if _, _, err := net.SplitHostPort(cfg.Target); err != nil {
 		return nil, fmt.Errorf("forward %q: target %q: %w (IPv6 literals need brackets: [2001:db8::1]:25)", cfg.Name, cfg.Target, err)
 	}
-	if cfg.MaxConns < 0 {
-		return nil, fmt.Errorf("forward %q: max_conns %d is negative", cfg.Name, cfg.MaxConns)
+	for _, err := range []error{
+		conn.Required("connect_timeout", cfg.ConnectTimeout),
+		conn.Required("idle_timeout", cfg.IdleTimeout),
+		conn.Required("max_conns", cfg.MaxConns),
+		conn.Required("max_conns_per_client", cfg.MaxConnsPerClient),
+	} {
+		if err != nil {
+			return nil, fmt.Errorf("forward %q: %w", cfg.Name, err)
+		}
 	}
-	if cfg.MaxConns == 0 {
-		cfg.MaxConns = DefaultMaxConns
-	}
-	switch {
-	case cfg.MaxConnsPerClient < 0:
-		return nil, fmt.Errorf("forward %q: max_conns_per_client %d is negative", cfg.Name, cfg.MaxConnsPerClient)
-	case cfg.MaxConnsPerClient == 0:
-		cfg.MaxConnsPerClient = min(DefaultMaxConnsPerClient, cfg.MaxConns)
-	case cfg.MaxConnsPerClient > cfg.MaxConns:
+	if cfg.MaxConnsPerClient > cfg.MaxConns {
 		return nil, fmt.Errorf("forward %q: max_conns_per_client %d is above max_conns %d", cfg.Name, cfg.MaxConnsPerClient, cfg.MaxConns)
-	}
-	switch {
-	case cfg.ConnectTimeout == 0:
-		cfg.ConnectTimeout = DefaultConnectTimeout
-	case cfg.ConnectTimeout < 0:
-		return nil, fmt.Errorf("forward %q: connect_timeout %v is negative", cfg.Name, cfg.ConnectTimeout)
-	}
-	switch {
-	case cfg.IdleTimeout == 0:
-		cfg.IdleTimeout = DefaultIdleTimeout
-	case cfg.IdleTimeout < 0:
-		cfg.IdleTimeout = 0
 	}
 	return &cfg, nil
 }

@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -59,7 +60,7 @@ func startEcho(t testing.TB, headers chan<- ProxyHeader) string {
 
 func start(t *testing.T, cfg Config, ln net.Listener) *Forwarder {
 	t.Helper()
-	f, err := New(cfg, Options{})
+	f, err := New(full(cfg), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +205,7 @@ func TestConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(tt.cfg, Options{})
+			_, err := New(full(tt.cfg), Options{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err %v; want %q", err, tt.want)
 			}
@@ -329,7 +330,77 @@ func TestForwardPerClientCap(t *testing.T) {
 	if s := f.Stats(); s.RefusedPerClient != 1 {
 		t.Fatalf("RefusedPerClient = %d; want 1", s.RefusedPerClient)
 	}
-	if _, err := New(Config{Name: "x", Target: target, MaxConns: 2, MaxConnsPerClient: 3}, Options{}); err == nil || !strings.Contains(err.Error(), "above max_conns") {
+	if _, err := New(full(Config{Name: "x", Target: target, MaxConns: 2, MaxConnsPerClient: 3}), Options{}); err == nil || !strings.Contains(err.Error(), "above max_conns") {
 		t.Fatalf("per-client cap above max_conns: %v", err)
+	}
+}
+
+// Test values for the fields the plan always sets (plan/defaults.go has the
+// real ones; this package cannot import plan, which imports it).
+const (
+	testConnectTimeout    = 10 * time.Second
+	testIdleTimeout       = 12 * time.Hour
+	testMaxConns          = 4096
+	testMaxConnsPerClient = 1024
+)
+
+// full fills the zero timeouts and limits of c with test values, as the
+// plan would.
+func full(c Config) Config {
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = testConnectTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = testIdleTimeout
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = testMaxConns
+	}
+	if c.MaxConnsPerClient == 0 {
+		c.MaxConnsPerClient = min(testMaxConnsPerClient, c.MaxConns)
+	}
+	return c
+}
+
+// TestZeroValuesRefused: the plan sets every timeout and limit
+// (plan/defaults.go is the one table of defaults), so New, Update and
+// Prepare refuse a zero or negative one instead of filling in a second
+// table's value.
+func TestZeroValuesRefused(t *testing.T) {
+	valid := func() Config { return full(Config{Name: "smtp", Target: "127.0.0.1:25"}) }
+	ok, err := New(valid(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := []struct {
+		field string
+		set   func(*Config, int)
+	}{
+		{"connect_timeout", func(c *Config, v int) { c.ConnectTimeout = time.Duration(v) }},
+		{"idle_timeout", func(c *Config, v int) { c.IdleTimeout = time.Duration(v) }},
+		{"max_conns", func(c *Config, v int) { c.MaxConns = v }},
+		{"max_conns_per_client", func(c *Config, v int) { c.MaxConnsPerClient = v }},
+	}
+	for _, v := range []int{0, -1} {
+		for _, f := range fields {
+			t.Run(fmt.Sprintf("%s %d", f.field, v), func(t *testing.T) {
+				want := `forward "smtp": ` + f.field + " is 0: the plan sets every value (plan/defaults.go)"
+				if v < 0 {
+					want = `forward "smtp": ` + f.field + " -1"
+				}
+				cfg := valid()
+				f.set(&cfg, v)
+				_, err := New(cfg, Options{})
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("New: err = %v; want it to contain %q", err, want)
+				}
+				if err := ok.Update(cfg); err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("Update: err = %v; want it to contain %q", err, want)
+				}
+				if _, err := ok.Prepare(cfg); err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("Prepare: err = %v; want it to contain %q", err, want)
+				}
+			})
+		}
 	}
 }

@@ -50,7 +50,7 @@ type EntranceConfig struct {
 	KeepAlive        time.Duration `json:"keepalive"`
 	MaxConns         int           `json:"max_conns"`
 	// MaxConnsPerClient bounds the connections of one client address
-	// (default 1024, or MaxConns when that is lower; never above MaxConns).
+	// (never above MaxConns).
 	MaxConnsPerClient int `json:"max_conns_per_client"`
 	// KeyExchange selects the TLS 1.3 key exchange the entrance offers:
 	// "" or "hybrid" (default) offers X25519MLKEM768 (post-quantum hybrid)
@@ -69,7 +69,7 @@ type ExitConfig struct {
 	HandshakeTimeout time.Duration `json:"handshake_timeout"`
 	MaxConns         int           `json:"max_conns"`
 	// MaxConnsPerClient bounds the connections of one client address, that
-	// is of one entrance node (default 1024, or MaxConns when that is lower; never above MaxConns).
+	// is of one entrance node (never above MaxConns).
 	MaxConnsPerClient int `json:"max_conns_per_client"`
 }
 

@@ -78,21 +78,13 @@ func buildEntrance(cfg EntranceConfig, opts Options) (*entranceState, error) {
 		return nil, wrap(errors.New("the listener is on a public network: an entrance accepts clear text from anyone who can reach it; " +
 			"put it on a private address, or set allow_public if this is really intended"))
 	}
-	if cfg.MaxConns < 0 {
-		return nil, wrap(fmt.Errorf("max_conns %d is negative", cfg.MaxConns))
-	}
-	cfg.Exits = append([]string(nil), cfg.Exits...)
-	cfg.ConnectTimeout = orDefault(cfg.ConnectTimeout, DefaultConnectTimeout)
-	cfg.HandshakeTimeout = orDefault(cfg.HandshakeTimeout, DefaultHandshakeTimeout)
-	cfg.IdleTimeout = orDefault(cfg.IdleTimeout, DefaultIdleTimeout)
-	cfg.KeepAlive = orDefault(cfg.KeepAlive, DefaultKeepAlive)
-	if cfg.MaxConns == 0 {
-		cfg.MaxConns = DefaultMaxConns
-	}
-	var err error
-	if cfg.MaxConnsPerClient, err = perClient(cfg.MaxConnsPerClient, cfg.MaxConns); err != nil {
+	if err := dialing(cfg.ConnectTimeout, cfg.IdleTimeout, cfg.KeepAlive); err != nil {
 		return nil, wrap(err)
 	}
+	if err := limits(cfg.HandshakeTimeout, cfg.MaxConns, cfg.MaxConnsPerClient); err != nil {
+		return nil, wrap(err)
+	}
+	cfg.Exits = append([]string(nil), cfg.Exits...)
 	var curves []tls.CurveID
 	switch cfg.KeyExchange {
 	case "", "hybrid":

@@ -54,18 +54,10 @@ func buildExit(cfg ExitConfig, opts Options) (*exitState, error) {
 	if len(cfg.Tunnels) == 0 {
 		return nil, fmt.Errorf("exit %s: no tunnels", cfg.Listener)
 	}
-	if cfg.MaxConns < 0 {
-		return nil, fmt.Errorf("exit %s: max_conns %d is negative", cfg.Listener, cfg.MaxConns)
-	}
-	cfg.Tunnels = slices.Clone(cfg.Tunnels)
-	cfg.HandshakeTimeout = orDefault(cfg.HandshakeTimeout, DefaultHandshakeTimeout)
-	if cfg.MaxConns == 0 {
-		cfg.MaxConns = DefaultMaxConns
-	}
-	var err error
-	if cfg.MaxConnsPerClient, err = perClient(cfg.MaxConnsPerClient, cfg.MaxConns); err != nil {
+	if err := limits(cfg.HandshakeTimeout, cfg.MaxConns, cfg.MaxConnsPerClient); err != nil {
 		return nil, fmt.Errorf("exit %s: %w", cfg.Listener, err)
 	}
+	cfg.Tunnels = slices.Clone(cfg.Tunnels)
 	st := &exitState{cfg: cfg, tunnels: make(map[string]*exitTunnel, len(cfg.Tunnels))}
 
 	for i := range cfg.Tunnels {
@@ -81,9 +73,9 @@ func buildExit(cfg ExitConfig, opts Options) (*exitState, error) {
 		if _, _, err := net.SplitHostPort(t.Target); err != nil {
 			return nil, wrap(fmt.Errorf("target %q: %w (IPv6 literals need brackets: [2001:db8::102]:16000)", t.Target, err))
 		}
-		t.ConnectTimeout = orDefault(t.ConnectTimeout, DefaultConnectTimeout)
-		t.IdleTimeout = orDefault(t.IdleTimeout, DefaultIdleTimeout)
-		t.KeepAlive = orDefault(t.KeepAlive, DefaultKeepAlive)
+		if err := dialing(t.ConnectTimeout, t.IdleTimeout, t.KeepAlive); err != nil {
+			return nil, wrap(err)
+		}
 		creds, err := loadCredentials(t.Name, t.Auth, opts.Now, opts.Keys, opts.Logger)
 		if err != nil {
 			return nil, wrap(err)

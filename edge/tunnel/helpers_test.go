@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ func runHelperExit(js string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	x, err := NewExit(cfg, Options{})
+	x, err := NewExit(fullExit(cfg), Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -149,12 +150,12 @@ func startPair(t *testing.T, name, target, entranceSecret, exitSecret string, tw
 		tweak(&ecfg, &xcfg)
 	}
 	var err error
-	p.exit, err = NewExit(xcfg, Options{Logger: exitLogger})
+	p.exit, err = NewExit(fullExit(xcfg), Options{Logger: exitLogger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	serve(t, p.exit, xln)
-	p.entrance, err = NewEntrance(ecfg, Options{Logger: entLogger})
+	p.entrance, err = NewEntrance(fullEntrance(ecfg), Options{Logger: entLogger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,3 +199,48 @@ func aclListener(ln net.Listener, allow string) net.Listener {
 }
 
 var _ = testutil.FreeAddr
+
+// Test values for the fields the plan always sets (plan/defaults.go has the
+// real ones; this package cannot import plan, which imports it).
+const (
+	testConnectTimeout    = 10 * time.Second
+	testHandshakeTimeout  = 10 * time.Second
+	testIdleTimeout       = 12 * time.Hour
+	testKeepAlive         = 30 * time.Second
+	testMaxConns          = 4096
+	testMaxConnsPerClient = 1024
+)
+
+func orTest[T int | time.Duration](v *T, def T) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
+// fullEntrance fills the zero timeouts and limits of c with test values, as
+// the plan would.
+func fullEntrance(c EntranceConfig) EntranceConfig {
+	orTest(&c.ConnectTimeout, testConnectTimeout)
+	orTest(&c.HandshakeTimeout, testHandshakeTimeout)
+	orTest(&c.IdleTimeout, testIdleTimeout)
+	orTest(&c.KeepAlive, testKeepAlive)
+	orTest(&c.MaxConns, testMaxConns)
+	orTest(&c.MaxConnsPerClient, min(testMaxConnsPerClient, c.MaxConns))
+	return c
+}
+
+// fullExit fills the zero timeouts and limits of c and of its tunnels with
+// test values, as the plan would.
+func fullExit(c ExitConfig) ExitConfig {
+	orTest(&c.HandshakeTimeout, testHandshakeTimeout)
+	orTest(&c.MaxConns, testMaxConns)
+	orTest(&c.MaxConnsPerClient, min(testMaxConnsPerClient, c.MaxConns))
+	c.Tunnels = slices.Clone(c.Tunnels)
+	for i := range c.Tunnels {
+		t := &c.Tunnels[i]
+		orTest(&t.ConnectTimeout, testConnectTimeout)
+		orTest(&t.IdleTimeout, testIdleTimeout)
+		orTest(&t.KeepAlive, testKeepAlive)
+	}
+	return c
+}

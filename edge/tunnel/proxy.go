@@ -14,43 +14,33 @@ import (
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = conn.ErrServerClosed
 
-// Defaults applied to zero durations and limits.
-const (
-	DefaultConnectTimeout   = 10 * time.Second
-	DefaultHandshakeTimeout = 10 * time.Second
-	// DefaultIdleTimeout matches stunnel's TIMEOUTidle (43200 s).
-	DefaultIdleTimeout = 12 * time.Hour
-	DefaultKeepAlive   = 30 * time.Second
-	DefaultMaxConns    = 4096
-	// DefaultMaxConnsPerClient bounds one client address (on an exit, one
-	// entrance node): a quarter of DefaultMaxConns, so that it takes four
-	// clients to fill a role. A MaxConns below it is the bound instead.
-	DefaultMaxConnsPerClient = conn.DefaultMaxConnsPerClient
-)
-
-// perClient resolves max_conns_per_client against max_conns.
-func perClient(n, maxConns int) (int, error) {
-	switch {
-	case n < 0:
-		return 0, fmt.Errorf("max_conns_per_client %d is negative", n)
-	case n == 0:
-		return min(DefaultMaxConnsPerClient, maxConns), nil
-	case n > maxConns:
-		return 0, fmt.Errorf("max_conns_per_client %d is above max_conns %d", n, maxConns)
+// limits checks the values every entrance and exit needs from its plan,
+// and max_conns_per_client against max_conns.
+func limits(handshake time.Duration, maxConns, perClient int) error {
+	if err := conn.Required("handshake_timeout", handshake); err != nil {
+		return err
 	}
-	return n, nil
+	if err := conn.Required("max_conns", maxConns); err != nil {
+		return err
+	}
+	if err := conn.Required("max_conns_per_client", perClient); err != nil {
+		return err
+	}
+	if perClient > maxConns {
+		return fmt.Errorf("max_conns_per_client %d is above max_conns %d", perClient, maxConns)
+	}
+	return nil
 }
 
-// orDefault returns d, or def when d is zero. A negative duration means
-// "disabled" and is returned as 0.
-func orDefault(d, def time.Duration) time.Duration {
-	switch {
-	case d == 0:
-		return def
-	case d < 0:
-		return 0
+// dialing checks the values a side that dials needs from its plan.
+func dialing(connect, idle, keepAlive time.Duration) error {
+	if err := conn.Required("connect_timeout", connect); err != nil {
+		return err
 	}
-	return d
+	if err := conn.Required("idle_timeout", idle); err != nil {
+		return err
+	}
+	return conn.Required("keepalive", keepAlive)
 }
 
 // Stats is a snapshot of an entrance's or exit's counters.

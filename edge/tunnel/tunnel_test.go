@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -170,10 +171,10 @@ func TestExitSelectsTunnelBySNI(t *testing.T) {
 	redis := startEcho(t, "redis:")
 	mongo := startEcho(t, "mongo:")
 	xln := listen(t)
-	x, err := NewExit(ExitConfig{Listener: xln.Addr().String(), Tunnels: []ExitTunnel{
+	x, err := NewExit(fullExit(ExitConfig{Listener: xln.Addr().String(), Tunnels: []ExitTunnel{
 		{Name: "redis", Target: redis, Auth: Auth{PSKFile: writeSecret(t, secretA)}},
 		{Name: "MongoDB", Target: mongo, Auth: Auth{PSKFile: writeSecret(t, secretB)}},
-	}}, Options{})
+	}}), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +185,7 @@ func TestExitSelectsTunnelBySNI(t *testing.T) {
 		{"mongodb", secretB, "mongo:x"}, // server names compare without case
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e, err := NewEntrance(EntranceConfig{Name: tc.name, Exits: []string{xln.Addr().String()}, Auth: Auth{PSKFile: writeSecret(t, tc.secret)}}, Options{})
+			e, err := NewEntrance(fullEntrance(EntranceConfig{Name: tc.name, Exits: []string{xln.Addr().String()}, Auth: Auth{PSKFile: writeSecret(t, tc.secret)}}), Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -197,7 +198,7 @@ func TestExitSelectsTunnelBySNI(t *testing.T) {
 	}
 	t.Run("unknown tunnel", func(t *testing.T) {
 		log, buf := newLogger(t)
-		e, err := NewEntrance(EntranceConfig{Name: "influxdb", Exits: []string{xln.Addr().String()}, Auth: Auth{PSKFile: writeSecret(t, secretA)}}, Options{Logger: log})
+		e, err := NewEntrance(fullEntrance(EntranceConfig{Name: "influxdb", Exits: []string{xln.Addr().String()}, Auth: Auth{PSKFile: writeSecret(t, secretA)}}), Options{Logger: log})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -235,7 +236,7 @@ func TestIPv6LiteralExit(t *testing.T) {
 		t.Skipf("no IPv6 loopback: %v", err)
 	}
 	target := startEcho(t, "")
-	x, err := NewExit(ExitConfig{Listener: ln.Addr().String(), Tunnels: []ExitTunnel{{Name: "robotoff", Target: target, Auth: Auth{PSKFile: writeSecret(t, secretA)}}}}, Options{})
+	x, err := NewExit(fullExit(ExitConfig{Listener: ln.Addr().String(), Tunnels: []ExitTunnel{{Name: "robotoff", Target: target, Auth: Auth{PSKFile: writeSecret(t, secretA)}}}}), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +245,7 @@ func TestIPv6LiteralExit(t *testing.T) {
 	if !strings.HasPrefix(addr, "[::1]:") {
 		t.Fatalf("listener address %s", addr)
 	}
-	e, err := NewEntrance(EntranceConfig{Name: "robotoff", Exits: []string{addr}, Auth: Auth{PSKFile: writeSecret(t, secretA)}}, Options{})
+	e, err := NewEntrance(fullEntrance(EntranceConfig{Name: "robotoff", Exits: []string{addr}, Auth: Auth{PSKFile: writeSecret(t, secretA)}}), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,11 +365,11 @@ func TestExitDropsGarbageAndSilence(t *testing.T) {
 func TestPublicEntranceRefused(t *testing.T) {
 	psk := writeSecret(t, secretA)
 	t.Run("inventory says public", func(t *testing.T) {
-		_, err := NewEntrance(EntranceConfig{Name: "mongodb", Exits: []string{"127.0.0.1:1"}, Auth: Auth{PSKFile: psk}, Public: true}, Options{})
+		_, err := NewEntrance(fullEntrance(EntranceConfig{Name: "mongodb", Exits: []string{"127.0.0.1:1"}, Auth: Auth{PSKFile: psk}, Public: true}), Options{})
 		if err == nil || !strings.Contains(err.Error(), `tunnel "mongodb": entrance: the listener is on a public network`) {
 			t.Fatalf("err = %v", err)
 		}
-		if _, err := NewEntrance(EntranceConfig{Name: "mongodb", Exits: []string{"127.0.0.1:1"}, Auth: Auth{PSKFile: psk}, Public: true, AllowPublic: true}, Options{}); err != nil {
+		if _, err := NewEntrance(fullEntrance(EntranceConfig{Name: "mongodb", Exits: []string{"127.0.0.1:1"}, Auth: Auth{PSKFile: psk}, Public: true, AllowPublic: true}), Options{}); err != nil {
 			t.Fatalf("allow_public: %v", err)
 		}
 	})
@@ -390,7 +391,7 @@ func TestPublicEntranceRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.addr, func(t *testing.T) {
 			log, buf := newLogger(t)
-			e, err := NewEntrance(EntranceConfig{Name: "mongodb", Exits: []string{"127.0.0.1:1"}, Auth: Auth{PSKFile: psk}}, Options{Logger: log})
+			e, err := NewEntrance(fullEntrance(EntranceConfig{Name: "mongodb", Exits: []string{"127.0.0.1:1"}, Auth: Auth{PSKFile: psk}}), Options{Logger: log})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -403,7 +404,7 @@ func TestPublicEntranceRefused(t *testing.T) {
 					t.Fatalf("Serve on %s: %v; want refusal", tt.addr, err)
 				}
 				// With the override it serves, loudly.
-				e2, _ := NewEntrance(EntranceConfig{Name: "mongodb", Exits: []string{"127.0.0.1:1"}, Auth: Auth{PSKFile: psk}, AllowPublic: true}, Options{Logger: log})
+				e2, _ := NewEntrance(fullEntrance(EntranceConfig{Name: "mongodb", Exits: []string{"127.0.0.1:1"}, Auth: Auth{PSKFile: psk}, AllowPublic: true}), Options{Logger: log})
 				go func() { errc <- e2.Serve(ln) }()
 				testutil.Eventually(t, 5*time.Second, "warning", func() bool { return strings.Contains(buf.String(), "PUBLIC ADDRESS") })
 				e2.Shutdown(context.Background())
@@ -467,7 +468,7 @@ func TestConfigErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := valid()
 			tt.change(&cfg)
-			_, err := NewEntrance(cfg, Options{})
+			_, err := NewEntrance(fullEntrance(cfg), Options{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v; want it to contain %q", err, tt.want)
 			}
@@ -490,7 +491,7 @@ func TestConfigErrors(t *testing.T) {
 	}
 	for _, tt := range exitTests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewExit(tt.cfg, Options{})
+			_, err := NewExit(fullExit(tt.cfg), Options{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v; want it to contain %q", err, tt.want)
 			}
@@ -531,7 +532,7 @@ func TestExitKilledMidStream(t *testing.T) {
 	}
 	exitAddr := strings.TrimSpace(string(line[:n]))
 
-	e, err := NewEntrance(EntranceConfig{Name: "redis", Exits: []string{exitAddr}, Auth: Auth{PSKFile: psk}}, Options{})
+	e, err := NewEntrance(fullEntrance(EntranceConfig{Name: "redis", Exits: []string{exitAddr}, Auth: Auth{PSKFile: psk}}), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -801,7 +802,7 @@ func TestPKITunnel(t *testing.T) {
 	target := startEcho(t, "")
 	xlog, xbuf := newLogger(t)
 	xln := listen(t)
-	x, err := NewExit(ExitConfig{Listener: xln.Addr().String(), Tunnels: []ExitTunnel{{Name: "influxdb", Target: target, Auth: auth("ovh1-proxy", "off2-proxy")}}}, Options{Logger: xlog})
+	x, err := NewExit(fullExit(ExitConfig{Listener: xln.Addr().String(), Tunnels: []ExitTunnel{{Name: "influxdb", Target: target, Auth: auth("ovh1-proxy", "off2-proxy")}}}), Options{Logger: xlog})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -819,7 +820,7 @@ func TestPKITunnel(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			elog, ebuf := newLogger(t)
-			e, err := NewEntrance(EntranceConfig{Name: "influxdb", Exits: []string{xln.Addr().String()}, Auth: tt.auth}, Options{Logger: elog})
+			e, err := NewEntrance(fullEntrance(EntranceConfig{Name: "influxdb", Exits: []string{xln.Addr().String()}, Auth: tt.auth}), Options{Logger: elog})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -907,16 +908,16 @@ func TestPerClientCap(t *testing.T) {
 			t.Skip("holds 1,025 connections")
 		}
 		xln := listen(t)
-		x, err := NewExit(ExitConfig{Listener: xln.Addr().String(), Tunnels: []ExitTunnel{{Name: "redis", Target: target, Auth: Auth{PSKFile: writeSecret(t, secretA)}}}}, Options{})
+		x, err := NewExit(fullExit(ExitConfig{Listener: xln.Addr().String(), Tunnels: []ExitTunnel{{Name: "redis", Target: target, Auth: Auth{PSKFile: writeSecret(t, secretA)}}}}), Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		serve(t, x, xln)
 		// The greedy entrance node: raw TCP, never a handshake, so each
 		// connection holds an exit slot for the handshake timeout.
-		holdIdle(t, xln.Addr().String(), "127.0.0.1", DefaultMaxConnsPerClient)
+		holdIdle(t, xln.Addr().String(), "127.0.0.1", testMaxConnsPerClient)
 		testutil.Eventually(t, 20*time.Second, "greedy connections accepted", func() bool {
-			return x.Stats().Active == DefaultMaxConnsPerClient
+			return x.Stats().Active == testMaxConnsPerClient
 		})
 		// Reset at once: the reset may even beat the end of connect.
 		if c, err := net.Dial("tcp", xln.Addr().String()); err == nil {
@@ -932,7 +933,7 @@ func TestPerClientCap(t *testing.T) {
 		}
 		testutil.Eventually(t, 5*time.Second, "refusal counted", func() bool { return x.Stats().RefusedPerClient == 1 })
 		// Another entrance node, from its own address.
-		e, err := NewEntrance(EntranceConfig{Name: "redis", Exits: []string{xln.Addr().String()}, Auth: Auth{PSKFile: writeSecret(t, secretA)}},
+		e, err := NewEntrance(fullEntrance(EntranceConfig{Name: "redis", Exits: []string{xln.Addr().String()}, Auth: Auth{PSKFile: writeSecret(t, secretA)}}),
 			Options{Dial: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).DialContext})
 		if err != nil {
 			t.Fatal(err)
@@ -1006,12 +1007,12 @@ func TestPKIRotationWhileConnected(t *testing.T) {
 	now := func() time.Time { return time.Unix(0, clock.Load()) }
 	target := startEcho(t, "")
 	xln := listen(t)
-	x, err := NewExit(ExitConfig{Listener: xln.Addr().String(), Tunnels: []ExitTunnel{{Name: "influxdb", Target: target, Auth: auth("ovh1-proxy", "off2-proxy")}}}, Options{Now: now})
+	x, err := NewExit(fullExit(ExitConfig{Listener: xln.Addr().String(), Tunnels: []ExitTunnel{{Name: "influxdb", Target: target, Auth: auth("ovh1-proxy", "off2-proxy")}}}), Options{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	serve(t, x, xln)
-	e, err := NewEntrance(EntranceConfig{Name: "influxdb", Exits: []string{xln.Addr().String()}, Auth: auth("off2-proxy", "ovh1-proxy")}, Options{Now: now})
+	e, err := NewEntrance(fullEntrance(EntranceConfig{Name: "influxdb", Exits: []string{xln.Addr().String()}, Auth: auth("off2-proxy", "ovh1-proxy")}), Options{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1060,4 +1061,86 @@ func TestPKIRotationWhileConnected(t *testing.T) {
 		t.Fatalf("new connection after the rotation: %q, %v", got, err)
 	}
 	exchange(held, "still")
+}
+
+// TestZeroValuesRefused: the plan sets every timeout and limit
+// (plan/defaults.go is the one table of defaults), so the constructors and
+// updates refuse a zero or negative one instead of filling in a second
+// table's value.
+func TestZeroValuesRefused(t *testing.T) {
+	psk := writeSecret(t, secretA)
+	entrance := func() EntranceConfig {
+		return fullEntrance(EntranceConfig{Name: "redis", Exits: []string{"127.0.0.1:1"}, Auth: Auth{PSKFile: psk}})
+	}
+	exit := func() ExitConfig {
+		return fullExit(ExitConfig{Listener: ":1", Tunnels: []ExitTunnel{{Name: "redis", Target: "127.0.0.1:1", Auth: Auth{PSKFile: psk}}}})
+	}
+	ok, err := NewEntrance(entrance(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	okExit, err := NewExit(exit(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entranceFields := []struct {
+		field string
+		set   func(*EntranceConfig, int)
+	}{
+		{"connect_timeout", func(c *EntranceConfig, v int) { c.ConnectTimeout = time.Duration(v) }},
+		{"handshake_timeout", func(c *EntranceConfig, v int) { c.HandshakeTimeout = time.Duration(v) }},
+		{"idle_timeout", func(c *EntranceConfig, v int) { c.IdleTimeout = time.Duration(v) }},
+		{"keepalive", func(c *EntranceConfig, v int) { c.KeepAlive = time.Duration(v) }},
+		{"max_conns", func(c *EntranceConfig, v int) { c.MaxConns = v }},
+		{"max_conns_per_client", func(c *EntranceConfig, v int) { c.MaxConnsPerClient = v }},
+	}
+	exitFields := []struct {
+		field, prefix string
+		set           func(*ExitConfig, int)
+	}{
+		{"handshake_timeout", "exit :1: ", func(c *ExitConfig, v int) { c.HandshakeTimeout = time.Duration(v) }},
+		{"max_conns", "exit :1: ", func(c *ExitConfig, v int) { c.MaxConns = v }},
+		{"max_conns_per_client", "exit :1: ", func(c *ExitConfig, v int) { c.MaxConnsPerClient = v }},
+		{"connect_timeout", `tunnel "redis": exit :1: `, func(c *ExitConfig, v int) { c.Tunnels[0].ConnectTimeout = time.Duration(v) }},
+		{"idle_timeout", `tunnel "redis": exit :1: `, func(c *ExitConfig, v int) { c.Tunnels[0].IdleTimeout = time.Duration(v) }},
+		{"keepalive", `tunnel "redis": exit :1: `, func(c *ExitConfig, v int) { c.Tunnels[0].KeepAlive = time.Duration(v) }},
+	}
+	check := func(t *testing.T, err error, want string) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("err = %v; want it to contain %q", err, want)
+		}
+	}
+	for _, v := range []int{0, -1} {
+		for _, f := range entranceFields {
+			t.Run(fmt.Sprintf("entrance %s %d", f.field, v), func(t *testing.T) {
+				want := `tunnel "redis": entrance: ` + f.field + " is 0: the plan sets every value (plan/defaults.go)"
+				if v < 0 {
+					want = `tunnel "redis": entrance: ` + f.field + " -1"
+				}
+				cfg := entrance()
+				f.set(&cfg, v)
+				_, err := NewEntrance(cfg, Options{})
+				check(t, err, want)
+				check(t, ok.Update(cfg), want)
+				_, err = ok.Prepare(cfg)
+				check(t, err, want)
+			})
+		}
+		for _, f := range exitFields {
+			t.Run(fmt.Sprintf("exit %s %d", f.field, v), func(t *testing.T) {
+				want := f.prefix + f.field + " is 0: the plan sets every value (plan/defaults.go)"
+				if v < 0 {
+					want = f.prefix + f.field + " -1"
+				}
+				cfg := exit()
+				f.set(&cfg, v)
+				_, err := NewExit(cfg, Options{})
+				check(t, err, want)
+				check(t, okExit.Update(cfg), want)
+				_, err = okExit.Prepare(cfg)
+				check(t, err, want)
+			})
+		}
+	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/offedge/offedge/edge/tunnel"
 	"github.com/offedge/offedge/internal/testutil"
+	"github.com/offedge/offedge/plan"
 )
 
 const (
@@ -108,10 +109,10 @@ func TestStunnelInterop(t *testing.T) {
 	t.Run("stunnel4 entrance to offedge exit", func(t *testing.T) {
 		xlog, xbuf := newLogger(t)
 		xln := listen(t)
-		x, err := tunnel.NewExit(tunnel.ExitConfig{Listener: xln.Addr().String(), Tunnels: []tunnel.ExitTunnel{
+		x, err := tunnel.NewExit(fullExit(tunnel.ExitConfig{Listener: xln.Addr().String(), Tunnels: []tunnel.ExitTunnel{
 			{Name: "OffRedis", Target: redis, Auth: tunnel.Auth{PSKFile: writeSecret(t, secretA)}},
 			{Name: "other", Target: "127.0.0.1:1", Auth: tunnel.Auth{PSKFile: writeSecret(t, secretB)}},
-		}}, tunnel.Options{Logger: xlog})
+		}}), tunnel.Options{Logger: xlog})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,7 +139,7 @@ func TestStunnelInterop(t *testing.T) {
 	t.Run("offedge entrance to stunnel4 exit", func(t *testing.T) {
 		accept := testutil.FreeAddr(t)
 		sout := stunnelEnd(t, End{Name: "redis", Client: false, Accept: accept, Connect: redis}, secretA)
-		e, err := tunnel.NewEntrance(tunnel.EntranceConfig{Name: "redis", Exits: []string{accept}, Auth: tunnel.Auth{PSKFile: writeSecret(t, secretA)}}, tunnel.Options{})
+		e, err := tunnel.NewEntrance(fullEntrance(tunnel.EntranceConfig{Name: "redis", Exits: []string{accept}, Auth: tunnel.Auth{PSKFile: writeSecret(t, secretA)}}), tunnel.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +153,7 @@ func TestStunnelInterop(t *testing.T) {
 
 		// Wrong secret on the offedge side: refused with a clear line.
 		elog, ebuf := newLogger(t)
-		bad, err := tunnel.NewEntrance(tunnel.EntranceConfig{Name: "redis", Exits: []string{accept}, Auth: tunnel.Auth{PSKFile: writeSecret(t, secretB)}}, tunnel.Options{Logger: elog})
+		bad, err := tunnel.NewEntrance(fullEntrance(tunnel.EntranceConfig{Name: "redis", Exits: []string{accept}, Auth: tunnel.Auth{PSKFile: writeSecret(t, secretB)}}), tunnel.Options{Logger: elog})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,4 +166,23 @@ func TestStunnelInterop(t *testing.T) {
 			return strings.Contains(ebuf.String(), "peer key does not match the tunnel's pre-shared secret")
 		})
 	})
+}
+
+// fullEntrance and fullExit set the timeouts and limits the plan always
+// sets, from the plan's table of defaults.
+func fullEntrance(c tunnel.EntranceConfig) tunnel.EntranceConfig {
+	c.ConnectTimeout, c.HandshakeTimeout = plan.DefaultConnectTimeout, plan.DefaultHandshakeTimeout
+	c.IdleTimeout, c.KeepAlive = plan.DefaultTunnelIdle, plan.DefaultTCPKeepAlive
+	c.MaxConns, c.MaxConnsPerClient = plan.DefaultMaxConns, plan.DefaultMaxConnsPerClient
+	return c
+}
+
+func fullExit(c tunnel.ExitConfig) tunnel.ExitConfig {
+	c.HandshakeTimeout = plan.DefaultHandshakeTimeout
+	c.MaxConns, c.MaxConnsPerClient = plan.DefaultMaxConns, plan.DefaultMaxConnsPerClient
+	for i := range c.Tunnels {
+		t := &c.Tunnels[i]
+		t.ConnectTimeout, t.IdleTimeout, t.KeepAlive = plan.DefaultConnectTimeout, plan.DefaultTunnelIdle, plan.DefaultTCPKeepAlive
+	}
+	return c
 }

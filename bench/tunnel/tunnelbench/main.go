@@ -19,6 +19,7 @@ import (
 
 	"github.com/offedge/offedge/edge/forward"
 	"github.com/offedge/offedge/edge/tunnel"
+	"github.com/offedge/offedge/plan"
 )
 
 type server interface {
@@ -33,7 +34,7 @@ func main() {
 	target := flag.String("target", "", "exit and forward: service host:port; entrance: comma-separated exits")
 	psk := flag.String("psk", "", "pre-shared secret file (mode 0600)")
 	proxyProto := flag.Bool("proxy-protocol", false, "forward: send a PROXY v2 header")
-	maxConns := flag.Int("max-conns", 0, "maximum concurrent connections (0: default)")
+	maxConns := flag.Int("max-conns", plan.DefaultMaxConns, "maximum concurrent connections")
 	kx := flag.String("kx", "", "entrance: key exchange, hybrid (default) or x25519")
 	verbose := flag.Bool("v", false, "log connection errors")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this file until stopped")
@@ -58,15 +59,22 @@ func main() {
 	opts := tunnel.Options{Logger: log}
 	var srv server
 	var err error
+	// The plan's defaults (plan/defaults.go), as offedge run would use.
+	perClient := min(plan.DefaultMaxConnsPerClient, *maxConns)
 	switch *mode {
 	case "entrance":
 		srv, err = tunnel.NewEntrance(tunnel.EntranceConfig{Name: *name, Exits: strings.Split(*target, ","),
-			Auth: tunnel.Auth{PSKFile: *psk}, MaxConns: *maxConns, KeyExchange: *kx}, opts)
+			Auth: tunnel.Auth{PSKFile: *psk}, MaxConns: *maxConns, MaxConnsPerClient: perClient, KeyExchange: *kx,
+			ConnectTimeout: plan.DefaultConnectTimeout, HandshakeTimeout: plan.DefaultHandshakeTimeout,
+			IdleTimeout: plan.DefaultTunnelIdle, KeepAlive: plan.DefaultTCPKeepAlive}, opts)
 	case "exit":
-		srv, err = tunnel.NewExit(tunnel.ExitConfig{Listener: *listen, MaxConns: *maxConns,
-			Tunnels: []tunnel.ExitTunnel{{Name: *name, Target: *target, Auth: tunnel.Auth{PSKFile: *psk}}}}, opts)
+		srv, err = tunnel.NewExit(tunnel.ExitConfig{Listener: *listen, MaxConns: *maxConns, MaxConnsPerClient: perClient,
+			HandshakeTimeout: plan.DefaultHandshakeTimeout,
+			Tunnels: []tunnel.ExitTunnel{{Name: *name, Target: *target, Auth: tunnel.Auth{PSKFile: *psk},
+				ConnectTimeout: plan.DefaultConnectTimeout, IdleTimeout: plan.DefaultTunnelIdle, KeepAlive: plan.DefaultTCPKeepAlive}}}, opts)
 	case "forward":
-		srv, err = forward.New(forward.Config{Name: *name, Target: *target, ProxyProtocol: *proxyProto, MaxConns: *maxConns},
+		srv, err = forward.New(forward.Config{Name: *name, Target: *target, ProxyProtocol: *proxyProto,
+			MaxConns: *maxConns, MaxConnsPerClient: perClient, ConnectTimeout: plan.DefaultConnectTimeout, IdleTimeout: plan.DefaultTunnelIdle},
 			forward.Options{Logger: log})
 	default:
 		err = fmt.Errorf("-mode must be entrance, exit or forward")
