@@ -28,6 +28,9 @@ type NodeOptions struct {
 	Runtime func() *runtime.Node
 	// Prober runs the node's probes; nil when it has none.
 	Prober *Prober
+	// Storage measures the replicas the node holds (storage.Watch); nil
+	// when it holds none.
+	Storage prometheus.Collector
 	// GoRuntime adds the Go runtime and process metrics (production; the
 	// lab runs every node in one process and leaves them out).
 	GoRuntime bool
@@ -43,6 +46,9 @@ func NewRegistry(opts NodeOptions) *prometheus.Registry {
 	}
 	if opts.Prober != nil {
 		reg.MustRegister(opts.Prober)
+	}
+	if opts.Storage != nil {
+		reg.MustRegister(opts.Storage)
 	}
 	if opts.GoRuntime {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

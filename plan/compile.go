@@ -92,6 +92,7 @@ func Compile(m *inventory.Model, node string, opts Options) (*Plan, error) {
 	c.forwards()
 	c.conflicts()
 	c.plan.Firewall = c.firewall()
+	c.plan.Storage = c.storage()
 	if len(c.problems) > 0 {
 		return nil, &CompileError{Node: node, Problems: c.problems}
 	}

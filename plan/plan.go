@@ -46,6 +46,9 @@ type Plan struct {
 	// Firewall is the node's nftables ruleset, when the inventory gives the
 	// node a firewall (see firewall.go).
 	Firewall *Firewall `json:"firewall,omitempty"`
+	// Storage is what the node measures of the replicas it holds (see
+	// storage.go); nil when it holds none.
+	Storage *Storage `json:"storage,omitempty"`
 }
 
 // Resources are the node-level objects routes refer to by name, each

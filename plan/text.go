@@ -75,6 +75,9 @@ func (p *Plan) WriteText(w io.Writer) error {
 	if p.Firewall != nil {
 		p.Firewall.writeSummary(&b, p.Node)
 	}
+	if p.Storage != nil {
+		p.Storage.writeText(&b)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

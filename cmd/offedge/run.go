@@ -19,6 +19,8 @@ import (
 	"github.com/offedge/offedge/observe"
 	"github.com/offedge/offedge/plan"
 	"github.com/offedge/offedge/runtime"
+	"github.com/offedge/offedge/storage"
+	"github.com/offedge/offedge/storage/zfs"
 )
 
 func newLogger(w io.Writer, format string) (*slog.Logger, error) {
@@ -105,6 +107,10 @@ func cmdRun(e *env, args []string) error {
 	probeCtx, stopProbes := context.WithCancel(context.Background())
 	defer stopProbes()
 	go prober.Run(probeCtx)
+	// The replicas this node holds, measured with the real zfs command
+	// (docs/storage.md); the plan in force says which.
+	storageWatch := storage.New(func() *plan.Storage { return rt.Plan().Storage }, zfs.Runner{}, log)
+	go storageWatch.Run(probeCtx)
 
 	sd := notifier{log: log}
 	var mu sync.Mutex
@@ -168,7 +174,7 @@ func cmdRun(e *env, args []string) error {
 			p.WriteText(w)
 		})
 		mux.Handle("GET /metrics", observe.Handler(observe.NewRegistry(observe.NodeOptions{
-			Runtime: func() *runtime.Node { return rt }, Prober: prober, GoRuntime: true})))
+			Runtime: func() *runtime.Node { return rt }, Prober: prober, Storage: storageWatch, GoRuntime: true})))
 		mux.HandleFunc("GET /probes", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			json.NewEncoder(w).Encode(prober.Results())
