@@ -30,6 +30,8 @@ import (
 	legoacme "github.com/go-acme/lego/v5/acme"
 	"github.com/go-acme/lego/v5/certcrypto"
 	"github.com/go-acme/lego/v5/certificate"
+	"github.com/go-acme/lego/v5/challenge"
+	"github.com/go-acme/lego/v5/challenge/dns01"
 	"github.com/go-acme/lego/v5/lego"
 	"github.com/go-acme/lego/v5/registration"
 
@@ -115,6 +117,14 @@ type Config struct {
 	// HTTP01 answers HTTP-01 challenges; it must be served by the node's
 	// plain-HTTP listener on port 80 of every name.
 	HTTP01 *Challenges
+	// DNS01, when set, answers DNS-01 challenges (wildcards need it) by
+	// writing _acme-challenge TXT records (a lego DNS provider).
+	DNS01 challenge.Provider
+	// Nameservers are the recursive resolvers ("host:port") lego asks
+	// whether a TXT record has propagated; empty means the system's, and
+	// the authoritative servers are asked too. They are process-wide
+	// (lego's DNS client is).
+	Nameservers []string
 	// HTTPClient talks to the CA; nil means lego's default.
 	HTTPClient *http.Client
 	// Logger receives issue and renewal events; nil discards them.
@@ -202,6 +212,16 @@ func NewIssuer(ctx context.Context, cfg Config) (*Issuer, error) {
 	}
 	if cfg.HTTP01 != nil {
 		if err := client.Challenge.SetHTTP01Provider(cfg.HTTP01); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.DNS01 != nil {
+		var opts []dns01.ChallengeOption
+		if len(cfg.Nameservers) > 0 {
+			dns01.SetDefaultClient(dns01.NewClient(&dns01.Options{RecursiveNameservers: cfg.Nameservers, Timeout: 10 * time.Second}))
+			opts = append(opts, dns01.DisableAuthoritativeNssPropagationRequirement())
+		}
+		if err := client.Challenge.SetDNS01Provider(cfg.DNS01, opts...); err != nil {
 			return nil, err
 		}
 	}

@@ -1,10 +1,13 @@
 package acme
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"net/http"
@@ -18,6 +21,7 @@ import (
 	"time"
 
 	legoacme "github.com/go-acme/lego/v5/acme"
+	"github.com/go-acme/lego/v5/challenge/dns01"
 
 	"github.com/offedge/offedge/certs"
 	httpedge "github.com/offedge/offedge/edge/http"
@@ -156,12 +160,12 @@ func intermediates(t *testing.T, state, name string) *x509.CertPool {
 }
 
 // TestRenewalWhileServing runs a Manager against pebble issuing
-// certificates that live 20 seconds (renewed after about 13): a client keeps
+// certificates that live 30 seconds (renewed after about 20): a client keeps
 // handshaking with a TLS server whose GetCertificate is the certs.Store,
 // and every handshake succeeds while the served certificate changes.
 func TestRenewalWhileServing(t *testing.T) {
 	ch := NewChallenges()
-	p := startPebble(t, serveChallenges(t, ch), 1, 20*time.Second)
+	p := startPebble(t, serveChallenges(t, ch), 1, 30*time.Second)
 	state := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -189,7 +193,7 @@ func TestRenewalWhileServing(t *testing.T) {
 
 	var handshakes atomic.Int64
 	serials := map[string]bool{}
-	deadline := time.Now().Add(40 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for len(serials) < 2 && time.Now().Before(deadline) {
 		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: "images.openfoodfacts.test", InsecureSkipVerify: true})
 		if err != nil {
@@ -236,5 +240,61 @@ func TestHTTP01ThroughTheEdge(t *testing.T) {
 	}
 	if _, err := iss.Obtain(context.Background(), []string{"images.openfoodfacts.test"}); err != nil {
 		t.Fatalf("HTTP-01 through the edge listener: %v", err)
+	}
+}
+
+// challtestsrvDNS is a lego DNS provider writing TXT records through
+// pebble-challtestsrv's management API (pebble's DNS server in the tests).
+type challtestsrvDNS struct {
+	mgmt    string
+	present atomic.Int64
+	cleaned atomic.Int64
+}
+
+func (c *challtestsrvDNS) post(ctx context.Context, path string, body map[string]string) error {
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+c.mgmt+path, bytes.NewReader(b))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("challtestsrv %s: %s", path, resp.Status)
+	}
+	return nil
+}
+
+func (c *challtestsrvDNS) Present(ctx context.Context, domain, _, keyAuth string) error {
+	info := dns01.GetChallengeInfo(ctx, domain, keyAuth)
+	c.present.Add(1)
+	return c.post(ctx, "/set-txt", map[string]string{"host": info.EffectiveFQDN, "value": info.Value})
+}
+
+func (c *challtestsrvDNS) CleanUp(ctx context.Context, domain, _, keyAuth string) error {
+	info := dns01.GetChallengeInfo(ctx, domain, keyAuth)
+	c.cleaned.Add(1)
+	return c.post(ctx, "/clear-txt", map[string]string{"host": info.EffectiveFQDN})
+}
+
+// TestDNS01Wildcard issues a wildcard certificate by DNS-01: TXT records
+// set through challtestsrv, which pebble resolves against, and removed after.
+func TestDNS01Wildcard(t *testing.T) {
+	p := startPebble(t, 1, 1, 0)
+	dns := &challtestsrvDNS{mgmt: p.chall}
+	iss, err := NewIssuer(context.Background(), Config{Directory: p.dir, Email: "ops@example.org", StateDir: t.TempDir(),
+		DNS01: dns, Nameservers: []string{p.dnsAddr}, HTTPClient: p.client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := iss.Obtain(context.Background(), []string{"*.openfoodfacts.test", "openfoodfacts.test"})
+	if err != nil {
+		t.Fatalf("DNS-01: %v", err)
+	}
+	if leaf.VerifyHostname("world.openfoodfacts.test") != nil || leaf.VerifyHostname("openfoodfacts.test") != nil {
+		t.Fatalf("names %v", leaf.DNSNames)
+	}
+	if dns.present.Load() != 2 || dns.cleaned.Load() != 2 {
+		t.Fatalf("presented %d, cleaned %d TXT records; want 2 and 2", dns.present.Load(), dns.cleaned.Load())
 	}
 }
