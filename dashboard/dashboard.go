@@ -24,7 +24,8 @@ var assets embed.FS
 
 // Source is what the dashboard shows.
 type Source struct {
-	Model *inventory.Model
+	// Model returns the inventory the estate runs now (it changes on reload).
+	Model func() *inventory.Model
 	// Nodes returns each node's live status by node name (any JSON value:
 	// listeners, counters, probes) and whether the node is down now.
 	Nodes func() (status map[string]any, down map[string]bool)
@@ -125,26 +126,38 @@ func Compute(m *inventory.Model, status map[string]any, down map[string]bool, dr
 // and one node's impact (GET /api/impact?node=NAME).
 func Handler(src Source) http.Handler {
 	mux := http.NewServeMux()
+	Mount(mux, src)
+	return mux
+}
+
+// Mount adds Handler's paths to mux, beside the server's own.
+func Mount(mux *http.ServeMux, src Source) {
 	sub, _ := fs.Sub(assets, "assets")
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		http.ServeFileFS(w, r, sub, "index.html")
 	})
 	mux.Handle("GET /dashboard/", http.StripPrefix("/dashboard/", http.FileServerFS(sub)))
-	var once sync.Once
+	// The drawing is made once per model.
+	var mu sync.Mutex
+	var drawn *inventory.Model
 	var svg []byte
 	mux.HandleFunc("GET /api/topology.svg", func(w http.ResponseWriter, r *http.Request) {
-		once.Do(func() {
+		m := src.Model()
+		mu.Lock()
+		if drawn != m {
 			var b bytes.Buffer
-			topology.Build(src.Model).WriteSVG(&b)
-			svg = b.Bytes()
-		})
+			topology.Build(m).WriteSVG(&b)
+			drawn, svg = m, b.Bytes()
+		}
+		out := svg
+		mu.Unlock()
 		w.Header().Set("Content-Type", "image/svg+xml")
-		w.Write(svg)
+		w.Write(out)
 	})
 	mux.HandleFunc("GET /api/dashboard", func(w http.ResponseWriter, r *http.Request) {
 		status, down := src.Nodes()
-		st, err := Compute(src.Model, status, down, src.Drill)
+		st, err := Compute(src.Model(), status, down, src.Drill)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -155,7 +168,7 @@ func Handler(src Source) http.Handler {
 	})
 	// "If this goes down": the impact of one node, as `offedge impact`.
 	mux.HandleFunc("GET /api/impact", func(w http.ResponseWriter, r *http.Request) {
-		rep, err := topology.Impact(src.Model, r.URL.Query().Get("node"))
+		rep, err := topology.Impact(src.Model(), r.URL.Query().Get("node"))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -163,5 +176,4 @@ func Handler(src Source) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		rep.WriteJSON(w)
 	})
-	return mux
 }

@@ -91,7 +91,7 @@ func TestComputeOVH1Down(t *testing.T) {
 
 func TestHandlerServesEmbeddedAssets(t *testing.T) {
 	m := offModel(t)
-	srv := httptest.NewServer(Handler(Source{Model: m, Nodes: func() (map[string]any, map[string]bool) { return nil, nil }}))
+	srv := httptest.NewServer(Handler(Source{Model: func() *inventory.Model { return m }, Nodes: func() (map[string]any, map[string]bool) { return nil, nil }}))
 	defer srv.Close()
 	for path, want := range map[string]string{
 		"/":                       "<title>offedge dashboard</title>",

@@ -28,12 +28,7 @@ func (l *Lab) dashboardNodes() (map[string]any, map[string]bool) {
 // /start).
 func (l *Lab) Handler() http.Handler {
 	mux := http.NewServeMux()
-	dash := dashboard.Handler(dashboard.Source{Model: l.m, Drill: true, Nodes: l.dashboardNodes})
-	mux.Handle("GET /{$}", dash)
-	mux.Handle("GET /dashboard/", dash)
-	mux.Handle("GET /api/dashboard", dash)
-	mux.Handle("GET /api/topology.svg", dash)
-	mux.Handle("GET /api/impact", dash)
+	dashboard.Mount(mux, dashboard.Source{Model: l.Model, Drill: true, Nodes: l.dashboardNodes})
 	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(l.Status())

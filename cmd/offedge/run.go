@@ -12,9 +12,11 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/offedge/offedge/dashboard"
 	"github.com/offedge/offedge/inventory"
 	"github.com/offedge/offedge/observe"
 	"github.com/offedge/offedge/plan"
@@ -51,7 +53,7 @@ func cmdRun(e *env, args []string) error {
 	fs := e.newFlags("run")
 	inv := inventoryFlag(fs)
 	node := fs.String("node", "", "the `NAME` of the node to run (required)")
-	admin := fs.String("admin", "", "`ADDR` of the admin endpoint (GET /status, GET /metrics, GET /probes, POST /-/reload, GET|POST|DELETE /bans, POST /cache/purge), e.g. 127.0.0.1:9901")
+	admin := fs.String("admin", "", "`ADDR` of the admin endpoint (GET /status, GET /metrics, GET /probes, POST /-/reload, GET|POST|DELETE /bans, POST /cache/purge, GET / the dashboard), e.g. 127.0.0.1:9901")
 	probeInterval := fs.Duration("probe-interval", observe.DefaultInterval, "how often each of the node's probes runs, a `DURATION` (0: no probes)")
 	root := fs.String("root", "", "`DIR` prefixed to every file path in the plan")
 	logFormat := fs.String("log-format", "text", "log format: `text|json`")
@@ -80,6 +82,9 @@ func cmdRun(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// current is the model the node runs now, for the dashboard.
+	var current atomic.Pointer[inventory.Model]
+	current.Store(m)
 	probes := observe.For(observe.Generate(m), *node)
 	if *probeInterval <= 0 {
 		probes = nil
@@ -132,6 +137,7 @@ func cmdRun(e *env, args []string) error {
 				return nil, fmt.Errorf("the firewall could not be applied; the previous table stays: %w", err)
 			}
 			nm, np = m, p
+			current.Store(m)
 			return p, nil
 		})
 		if err != nil {
@@ -180,6 +186,11 @@ func cmdRun(e *env, args []string) error {
 			json.NewEncoder(w).Encode(prober.Results())
 		})
 		protectHandlers(mux, func() *runtime.Node { return rt })
+		// The dashboard (GET /, docs/dashboard.md): this node's state in the
+		// estate's drawing, and "if this goes down" for every node.
+		dashboard.Mount(mux, dashboard.Source{Model: current.Load, Nodes: func() (map[string]any, map[string]bool) {
+			return map[string]any{*node: map[string]any{"node": *node, "runtime": rt.Status(), "probes": prober.Results()}}, nil
+		}})
 		mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, r *http.Request) {
 			if err := reload(); err != nil {
 				http.Error(w, err.Error(), http.StatusUnprocessableEntity)

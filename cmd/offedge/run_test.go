@@ -112,6 +112,19 @@ func TestRunProcess(t *testing.T) {
 	if v := version(); v != "1" {
 		t.Fatalf("version %q; want 1", v)
 	}
+	// The admin endpoint serves the dashboard: the page, and this node's
+	// state with its listeners in the dashboard's JSON.
+	for path, want := range map[string]string{"/": "<title>offedge dashboard</title>", "/api/dashboard": `"listeners"`, "/api/topology.svg": `data-node="edge"`} {
+		resp, err := http.Get("http://" + admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s on the admin endpoint: %d, no %q in %.300s", path, resp.StatusCode, want, body)
+		}
+	}
 
 	// A broken inventory: refused, the old one keeps serving.
 	write("servers: [{name: edge, bogus: true}]\n")
