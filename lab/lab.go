@@ -34,6 +34,7 @@ import (
 	"github.com/offedge/offedge/plan"
 	"github.com/offedge/offedge/reach"
 	"github.com/offedge/offedge/runtime"
+	"github.com/offedge/offedge/storage/zfs/zfstest"
 )
 
 // Options configure a lab.
@@ -86,6 +87,8 @@ type labNode struct {
 	// node's metrics while the node is up.
 	probes []observe.Probe
 	obs    *observer
+	// zfs is the node's zfs stand-in when it holds replicas (storage.go).
+	zfs *zfstest.Standin
 }
 
 // Visitor returns the address standing for "someone on the internet" in
@@ -162,7 +165,7 @@ func Start(ctx context.Context, m *inventory.Model, opts Options) (*Lab, error) 
 		}
 	}
 	internet := observe.NewProber(observe.For(l.probes, observe.Internet), l.labDialer(nil), l.proberOptions())
-	if l.internet, err = l.startObserver(netip.AddrPortFrom(l.Visitor(), AdminPort), internet, nil); err != nil {
+	if l.internet, err = l.startObserver(netip.AddrPortFrom(l.Visitor(), AdminPort), internet, nil, nil); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("lab: internet prober: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/offedge/offedge/inventory"
 	"github.com/offedge/offedge/observe"
 	"github.com/offedge/offedge/runtime"
+	"github.com/offedge/offedge/storage"
 )
 
 // AdminPort is the port of every lab node's metrics endpoint, on the node's
@@ -60,12 +61,16 @@ func (l *Lab) labDialer(rt *runtime.Node) observe.Dialer {
 }
 
 // startObserver serves reg-backed metrics on addr and runs the prober.
-func (l *Lab) startObserver(addr netip.AddrPort, prober *observe.Prober, rt func() *runtime.Node) (*observer, error) {
+func (l *Lab) startObserver(addr netip.AddrPort, prober *observe.Prober, rt func() *runtime.Node, sw *storage.Watch) (*observer, error) {
 	ln, err := net.Listen("tcp", addr.String())
 	if err != nil {
 		return nil, fmt.Errorf("metrics endpoint: %w", err)
 	}
-	reg := observe.NewRegistry(observe.NodeOptions{Runtime: rt, Prober: prober})
+	opts := observe.NodeOptions{Runtime: rt, Prober: prober}
+	if sw != nil {
+		opts.Storage = sw
+	}
+	reg := observe.NewRegistry(opts)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", observe.Handler(reg))
 	o := &observer{addr: addr, prober: prober, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
@@ -74,6 +79,10 @@ func (l *Lab) startObserver(addr netip.AddrPort, prober *observe.Prober, rt func
 	o.wg.Add(2)
 	go func() { defer o.wg.Done(); o.srv.Serve(ln) }()
 	go func() { defer o.wg.Done(); prober.Run(ctx) }()
+	if sw != nil {
+		o.wg.Add(1)
+		go func() { defer o.wg.Done(); sw.Run(ctx) }()
+	}
 	return o, nil
 }
 
@@ -90,8 +99,12 @@ func (o *observer) stop() {
 func (l *Lab) observeNode(ln *labNode) error {
 	rt := ln.rt
 	prober := observe.NewProber(ln.probes, l.labDialer(rt), l.proberOptions())
+	sw, err := l.storageWatch(ln)
+	if err != nil {
+		return fmt.Errorf("lab: node %s: zfs stand-in: %w", ln.node.Name, err)
+	}
 	o, err := l.startObserver(netip.AddrPortFrom(l.addrs.Loopback(ln.node.Name), AdminPort), prober,
-		func() *runtime.Node { return rt })
+		func() *runtime.Node { return rt }, sw)
 	if err != nil {
 		return fmt.Errorf("lab: node %s: %w", ln.node.Name, err)
 	}

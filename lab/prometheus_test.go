@@ -129,6 +129,7 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	opts.Alertmanagers = []string{amAddr}
 	opts.ScrapeInterval, opts.EvaluationInterval = time.Second, time.Second
 	opts.NodeDownFor, opts.ProbeFor = time.Second, 3*time.Second
+	opts.ReplicaFor = time.Second
 	files, err := observe.Export(m, l.Probes(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -263,6 +264,37 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	post("/api/services/blog/start")
 	waitFor(t, 60*time.Second, "the blog probe green again", func() (bool, string) {
 		return promValue(promAddr, `offedge_probe_success{probe="upstream/ovh-proxy/blog/service:blog"}`, 1)
+	})
+
+	// Every replica of the inventory measured on its target, fresh.
+	var measured int
+	for _, rp := range m.Replicas {
+		if rp.Kind == "zfs" || rp.Kind == "pvesr" {
+			measured++
+		}
+	}
+	if measured != len(m.Replicas) {
+		t.Errorf("%d of %d replicas are zfs or pvesr", measured, len(m.Replicas))
+	}
+	waitFor(t, 60*time.Second, "a fresh lag for every replica", func() (bool, string) {
+		return promValue(promAddr, `count(offedge_replica_lag_seconds < 3600 and offedge_replica_up == 1)`, float64(len(m.Replicas)))
+	})
+	// A stalled replica (syncoid stopped: the newest copy on ovh3 is
+	// older than max_lag): OffedgeReplicaStale fires for it alone.
+	post("/api/replicas/off-products-ovh3/stall")
+	waitFor(t, 60*time.Second, "OffedgeReplicaStale for off-products-ovh3", func() (bool, string) {
+		as, err := amAlerts(amAddr, false)
+		for _, a := range as {
+			if a.Labels["alertname"] == observe.AlertReplicaStale && a.Labels["replica"] == "off-products-ovh3" {
+				return len(as) == 1, fmt.Sprint(alertKeys(as))
+			}
+		}
+		return false, fmt.Sprint(err, alertKeys(as))
+	})
+	post("/api/replicas/off-products-ovh3/resume")
+	waitFor(t, 60*time.Second, "every alert resolved with the replica resumed", func() (bool, string) {
+		as, err := amAlerts(amAddr, true)
+		return err == nil && len(as) == 0, fmt.Sprint(err, alertKeys(as))
 	})
 }
 

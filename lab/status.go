@@ -25,7 +25,7 @@ func (l *Lab) dashboardNodes() (map[string]any, map[string]bool) {
 // probes run now from their vantage points (GET /api/probes[?node=NAME],
 // what `offedge probe --lab` asks) and the failure-drill API (POST
 // /api/nodes/{name}/down and /up, POST /api/services/{name}/stop and
-// /start).
+// /start, POST /api/replicas/{name}/stall and /resume).
 func (l *Lab) Handler() http.Handler {
 	mux := http.NewServeMux()
 	dashboard.Mount(mux, dashboard.Source{Model: l.Model, Drill: true, Nodes: l.dashboardNodes})
@@ -63,6 +63,18 @@ func (l *Lab) Handler() http.Handler {
 			return
 		}
 		fmt.Fprintf(w, "service %s: %s\n", name, action)
+	})
+	mux.HandleFunc("POST /api/replicas/{name}/{action}", func(w http.ResponseWriter, r *http.Request) {
+		name, action := r.PathValue("name"), r.PathValue("action")
+		if action != "stall" && action != "resume" {
+			http.Error(w, "action must be stall or resume", http.StatusNotFound)
+			return
+		}
+		if err := l.StallReplica(name, action == "stall"); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "replica %s: %s\n", name, action)
 	})
 	mux.HandleFunc("POST /api/nodes/{name}/{action}", func(w http.ResponseWriter, r *http.Request) {
 		name, action := r.PathValue("name"), r.PathValue("action")

@@ -48,6 +48,9 @@ type ExportOptions struct {
 	// longer so that the cause reaches Alertmanager before its
 	// consequences and inhibits them.
 	NodeDownFor, ProbeFor time.Duration
+	// ReplicaFor is how long a replica stays older than its max_lag
+	// before it alerts (default 5m).
+	ReplicaFor time.Duration
 	// DocsURL is the base of the runbook links in the alerts' annotations
 	// (default: docs/observability.md of the repository).
 	DocsURL string
@@ -63,6 +66,7 @@ func (o ExportOptions) withDefaults() ExportOptions {
 	def(&o.EvaluationInterval, 15*time.Second)
 	def(&o.NodeDownFor, time.Minute)
 	def(&o.ProbeFor, 2*time.Minute)
+	def(&o.ReplicaFor, 5*time.Minute)
 	if o.DocsURL == "" {
 		o.DocsURL = "https://github.com/offedge/offedge/blob/main/docs/observability.md"
 	}
@@ -497,7 +501,7 @@ func alertRules(m *inventory.Model, probes []Probe, c *Causes, opts ExportOption
 		replicas.Rules = append(replicas.Rules, rule{
 			Alert: AlertReplicaStale,
 			Expr:  fmt.Sprintf("offedge_replica_lag_seconds{replica=%s} > %d", promQuote(rp.Name), int64(rp.MaxLag.D().Seconds())),
-			For:   "5m",
+			For:   promDuration(opts.ReplicaFor),
 			Labels: withCauses(map[string]string{"severity": "warning", "replica": rp.Name},
 				c.label("replica/"+rp.Name)),
 			Annotations: map[string]string{

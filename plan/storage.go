@@ -16,13 +16,13 @@ const (
 	DefaultStorageTimeout = 30 * time.Second
 )
 
-// Storage is what a node measures of the storage it holds: the zfs
-// replicas whose target is this node (docs/storage.md). The runtime reads
+// Storage is what a node measures of the storage it holds: the zfs and
+// pvesr replicas whose target is this node (docs/storage.md). The runtime reads
 // only this, never the inventory.
 type Storage struct {
 	Interval time.Duration `json:"interval"`
 	Timeout  time.Duration `json:"timeout"`
-	// Replicas are the zfs replicas this node is the target of.
+	// Replicas are the zfs and pvesr replicas this node is the target of.
 	Replicas []ReplicaWatch `json:"replicas"`
 }
 
@@ -41,7 +41,9 @@ type ReplicaWatch struct {
 func (c *compiler) storage() *Storage {
 	var st Storage
 	for _, r := range c.m.Replicas {
-		if r.Kind != "zfs" || r.Target == nil || r.Target.Node != c.node.Name {
+		// pvesr (Proxmox storage replication) copies zfs volumes too: its
+		// __replicate_ snapshots are measured the same way.
+		if (r.Kind != "zfs" && r.Kind != "pvesr") || r.Target == nil || r.Target.Node != c.node.Name {
 			continue
 		}
 		src := ""
