@@ -221,7 +221,7 @@ func NewIssuer(ctx context.Context, cfg Config) (*Issuer, error) {
 			dns01.SetDefaultClient(dns01.NewClient(&dns01.Options{RecursiveNameservers: cfg.Nameservers, Timeout: 10 * time.Second}))
 			opts = append(opts, dns01.DisableAuthoritativeNssPropagationRequirement())
 		}
-		if err := client.Challenge.SetDNS01Provider(cfg.DNS01, opts...); err != nil {
+		if err := client.Challenge.SetDNS01Provider(&cleaning{Provider: cfg.DNS01, pending: map[string]int{}}, opts...); err != nil {
 			return nil, err
 		}
 	}
@@ -346,4 +346,52 @@ func Backoff(attempt int, err error) time.Duration {
 		d = rl.RetryAfter
 	}
 	return d
+}
+
+// StaleCleaner is a DNS provider that can remove every _acme-challenge TXT
+// record of a name, left by an earlier order that never cleaned up (the
+// 2024-01-19 wildcard renewals failed on such records).
+type StaleCleaner interface {
+	CleanStale(ctx context.Context, fqdn string) error
+}
+
+// cleaning removes stale records before a DNS-01 challenge is presented,
+// when its provider can, unless a challenge of ours is already pending at
+// the same record (a wildcard and its apex share one _acme-challenge name).
+type cleaning struct {
+	challenge.Provider
+	mu      sync.Mutex
+	pending map[string]int // fqdn -> our challenges presented, not cleaned up
+}
+
+func (c *cleaning) Present(ctx context.Context, domain, token, keyAuth string) error {
+	fqdn := dns01.GetChallengeInfo(ctx, domain, keyAuth).EffectiveFQDN
+	c.mu.Lock()
+	first := c.pending[fqdn] == 0
+	c.pending[fqdn]++
+	c.mu.Unlock()
+	if sc, ok := c.Provider.(StaleCleaner); ok && first {
+		if err := sc.CleanStale(ctx, fqdn); err != nil {
+			c.done(fqdn)
+			return fmt.Errorf("removing stale %s records: %w", fqdn, err)
+		}
+	}
+	if err := c.Provider.Present(ctx, domain, token, keyAuth); err != nil {
+		c.done(fqdn)
+		return err
+	}
+	return nil
+}
+
+func (c *cleaning) CleanUp(ctx context.Context, domain, token, keyAuth string) error {
+	c.done(dns01.GetChallengeInfo(ctx, domain, keyAuth).EffectiveFQDN)
+	return c.Provider.CleanUp(ctx, domain, token, keyAuth)
+}
+
+func (c *cleaning) done(fqdn string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending[fqdn]--; c.pending[fqdn] <= 0 {
+		delete(c.pending, fqdn)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -247,8 +248,17 @@ func TestHTTP01ThroughTheEdge(t *testing.T) {
 // pebble-challtestsrv's management API (pebble's DNS server in the tests).
 type challtestsrvDNS struct {
 	mgmt    string
+	dns     string // challtestsrv's DNS address
 	present atomic.Int64
 	cleaned atomic.Int64
+	// seen are the TXT values resolvers saw right after each Present.
+	mu   sync.Mutex
+	seen [][]string
+}
+
+// CleanStale removes every TXT value of fqdn (challtestsrv's clear-txt).
+func (c *challtestsrvDNS) CleanStale(ctx context.Context, fqdn string) error {
+	return c.post(ctx, "/clear-txt", map[string]string{"host": fqdn})
 }
 
 func (c *challtestsrvDNS) post(ctx context.Context, path string, body map[string]string) error {
@@ -268,7 +278,20 @@ func (c *challtestsrvDNS) post(ctx context.Context, path string, body map[string
 func (c *challtestsrvDNS) Present(ctx context.Context, domain, _, keyAuth string) error {
 	info := dns01.GetChallengeInfo(ctx, domain, keyAuth)
 	c.present.Add(1)
-	return c.post(ctx, "/set-txt", map[string]string{"host": info.EffectiveFQDN, "value": info.Value})
+	if err := c.post(ctx, "/set-txt", map[string]string{"host": info.EffectiveFQDN, "value": info.Value}); err != nil {
+		return err
+	}
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, c.dns)
+	}}
+	txt, err := r.LookupTXT(ctx, info.EffectiveFQDN)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.seen = append(c.seen, txt)
+	c.mu.Unlock()
+	return nil
 }
 
 func (c *challtestsrvDNS) CleanUp(ctx context.Context, domain, _, keyAuth string) error {
@@ -281,7 +304,7 @@ func (c *challtestsrvDNS) CleanUp(ctx context.Context, domain, _, keyAuth string
 // set through challtestsrv, which pebble resolves against, and removed after.
 func TestDNS01Wildcard(t *testing.T) {
 	p := startPebble(t, 1, 1, 0)
-	dns := &challtestsrvDNS{mgmt: p.chall}
+	dns := &challtestsrvDNS{mgmt: p.chall, dns: p.dnsAddr}
 	iss, err := NewIssuer(context.Background(), Config{Directory: p.dir, Email: "ops@example.org", StateDir: t.TempDir(),
 		DNS01: dns, Nameservers: []string{p.dnsAddr}, HTTPClient: p.client})
 	if err != nil {
@@ -296,5 +319,30 @@ func TestDNS01Wildcard(t *testing.T) {
 	}
 	if dns.present.Load() != 2 || dns.cleaned.Load() != 2 {
 		t.Fatalf("presented %d, cleaned %d TXT records; want 2 and 2", dns.present.Load(), dns.cleaned.Load())
+	}
+}
+
+// TestDNS01CleansStaleRecords: a TXT record left at _acme-challenge by an
+// earlier order is removed before the new challenge is presented, so the
+// resolvers (and the CA) see only the new value.
+func TestDNS01CleansStaleRecords(t *testing.T) {
+	p := startPebble(t, 1, 1, 0)
+	dns := &challtestsrvDNS{mgmt: p.chall, dns: p.dnsAddr}
+	ctx := context.Background()
+	if err := dns.post(ctx, "/set-txt", map[string]string{"host": "_acme-challenge.static.openfoodfacts.test.", "value": "stale-from-2024"}); err != nil {
+		t.Fatal(err)
+	}
+	iss, err := NewIssuer(ctx, Config{Directory: p.dir, Email: "ops@example.org", StateDir: t.TempDir(),
+		DNS01: dns, Nameservers: []string{p.dnsAddr}, HTTPClient: p.client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := iss.Obtain(ctx, []string{"static.openfoodfacts.test"}); err != nil {
+		t.Fatalf("DNS-01: %v", err)
+	}
+	dns.mu.Lock()
+	defer dns.mu.Unlock()
+	if len(dns.seen) != 1 || len(dns.seen[0]) != 1 || dns.seen[0][0] == "stale-from-2024" {
+		t.Fatalf("TXT values after Present: %q; want only the new one", dns.seen)
 	}
 }
