@@ -150,7 +150,10 @@ func TestDashboardInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(q(`#nodes li[data-node=%q][data-state="host-down"]`, ct101))),
 		chromedp.WaitVisible(chromedp.CSS(`#nodes li[data-node="docker-prod"][data-state="affected"] li.uses-lost[data-target="mongodb"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#nodes li[data-node="docker-prod"][data-state="affected"] li.uses-lost[data-target="redis"]`)),
-		chromedp.WaitReady(chromedp.CSS(`#svg g[data-node="docker-prod"].affected`)))
+		chromedp.WaitReady(chromedp.CSS(`#svg g[data-node="docker-prod"].affected`)),
+		// The tunnels docker-prod reaches MongoDB and Redis by are drawn lost.
+		chromedp.WaitReady(chromedp.CSS(`#svg path[data-kind="tunnel"][data-names~="mongodb-ovh"].lost`)),
+		chromedp.WaitReady(chromedp.CSS(`#svg path[data-kind="tunnel"][data-names~="redis-ovh"].lost`)))
 	var sites []struct {
 		Name string `json:"name"`
 		Lost string `json:"lost"`
@@ -197,7 +200,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#nodes li[data-node="ovh1"][data-state="up"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#nodes li[data-node="docker-prod"][data-state="up"]`)))
 	var marked int
-	eval(`document.querySelectorAll("#svg g.down, #svg g.host-down, #svg g.affected, #nodes li.uses-lost, #nodes li.site.lost").length`, &marked)
+	eval(`document.querySelectorAll("#svg g.down, #svg g.host-down, #svg g.affected, #svg path.lost, #nodes li.uses-lost, #nodes li.site.lost").length`, &marked)
 	if marked != 0 {
 		t.Errorf("after ovh1 came back, %d elements are still marked failed", marked)
 	}

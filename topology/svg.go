@@ -494,8 +494,8 @@ func (g *Graph) WriteSVG(w io.Writer) error {
 		if st.dashed {
 			dash = ` stroke-dasharray="6 4"`
 		}
-		p(`<path d="%s" fill="none" stroke="%s" stroke-width="%s"%s marker-end="url(#arrow-%s)"><title>%s</title></path>`+"\n",
-			d.String(), st.color, num(st.width), dash, le.e.Kind, xmlEscape(edgeTitle(le.e)))
+		p(`<path data-kind="%s" data-from="%s" data-to="%s" data-names="%s" d="%s" fill="none" stroke="%s" stroke-width="%s"%s marker-end="url(#arrow-%s)"><title>%s</title></path>`+"\n",
+			le.e.Kind, xmlEscape(le.e.From), xmlEscape(le.e.To), xmlEscape(edgeNames(le.e)), d.String(), st.color, num(st.width), dash, le.e.Kind, xmlEscape(edgeTitle(le.e)))
 		if le.label == "" {
 			continue
 		}
@@ -583,6 +583,18 @@ var legendNotes = strings.Fields("Boxes: a server per column (provider, hardware
 	"● services :port; HTTPS: hostnames the node serves; NAT: the private networks it masquerades to the internet.")
 
 var edgeKinds = []string{EdgeIngress, EdgeHTTP, EdgeTunnel, EdgeTunnelExit, EdgeForward, EdgeReplica, EdgeUses}
+
+// edgeNames are the names an edge carries (tunnels, forwards, replicas,
+// uses, sites), without their ports, separated by spaces: the dashboard marks an
+// edge lost by them.
+func edgeNames(e *Edge) string {
+	names := make([]string, 0, len(e.Labels))
+	for _, l := range e.Labels {
+		name, _, _ := strings.Cut(l, " ")
+		names = append(names, name)
+	}
+	return strings.Join(names, " ")
+}
 
 func edgeTitle(e *Edge) string {
 	return fmt.Sprintf("%s %s -> %s: %s", e.Kind, e.From, e.To, strings.Join(e.Labels, ", "))

@@ -45,6 +45,25 @@ function paintSVG() {
   }
 }
 
+// paintEdges marks the edges the impact report says are lost: an end is
+// down, or the tunnel, forward or replica it draws is lost, or the use it
+// draws is one its node lost.
+function paintEdges() {
+  const st = Object.fromEntries(state.nodes.map(n => [n.name, n]));
+  const im = state.impact || {lost_tunnels: [], lost_forwards: [], stale_replicas: []};
+  const downish = name => st[name] && (st[name].state === "down" || st[name].state === "host-down");
+  for (const p of document.querySelectorAll("#svg path[data-kind]")) {
+    const names = (p.dataset.names || "").split(" ");
+    const from = p.dataset.from, to = p.dataset.to, kind = p.dataset.kind;
+    let lost = downish(from) || downish(to);
+    if (kind === "tunnel") lost = lost || names.some(x => (im.lost_tunnels || []).includes(x));
+    if (kind === "forward") lost = lost || names.some(x => (im.lost_forwards || []).includes(x));
+    if (kind === "replica") lost = lost || names.some(x => (im.stale_replicas || []).includes(x));
+    if (kind === "uses" && st[from]) lost = lost || names.some(x => (st[from].lost || []).some(u => u.target === x));
+    p.classList.toggle("lost", !!lost);
+  }
+}
+
 function nodeItem(n) {
   const li = el("li", {class: `st-${n.state}` + (n.host ? " guest" : ""), "data-node": n.name, "data-state": n.state});
   const row = el("div", {class: "row"},
@@ -85,6 +104,7 @@ function render() {
   ul.replaceChildren(...state.nodes.map(nodeItem));
   if (focus) { const b = ul.querySelector(`button[data-drill^="${CSS.escape(focus.split("/")[0])}/"]`); if (b) b.focus(); }
   paintSVG();
+  paintEdges();
   if (selected) renderDetail();
 }
 
@@ -134,13 +154,16 @@ async function drill(name, action) {
 }
 
 async function poll() {
+  let next;
   try {
     const r = await fetch("/api/dashboard");
-    state = await r.json();
-    render();
+    next = await r.json();
   } catch (e) {
     document.getElementById("summary").textContent = "✖ the estate does not answer";
+    return;
   }
+  state = next;
+  render(); // a fault here is the page's own: it reaches the console
 }
 
 (async () => {
