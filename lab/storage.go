@@ -39,6 +39,12 @@ func (l *Lab) storageStandin(ln *labNode) (*zfstest.Standin, error) {
 			return nil, err
 		}
 	}
+	for _, pool := range ln.plan.Storage.Pools {
+		// 16 TB, half used: below any threshold.
+		if err := s.SetPool(pool, 16e12, 8e12); err != nil {
+			return nil, err
+		}
+	}
 	ln.zfs = s
 	return s, nil
 }

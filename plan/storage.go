@@ -24,6 +24,9 @@ type Storage struct {
 	Timeout  time.Duration `json:"timeout"`
 	// Replicas are the zfs and pvesr replicas this node is the target of.
 	Replicas []ReplicaWatch `json:"replicas"`
+	// Pools are the pools holding those replicas' datasets, whose size
+	// and allocation are measured too.
+	Pools []string `json:"pools"`
 }
 
 // ReplicaWatch is one replica measured on its target.
@@ -56,12 +59,22 @@ func (c *compiler) storage() *Storage {
 		return nil
 	}
 	sort.Slice(st.Replicas, func(i, j int) bool { return st.Replicas[i].Name < st.Replicas[j].Name })
+	seen := map[string]bool{}
+	for _, r := range st.Replicas {
+		pool, _, _ := strings.Cut(r.Dataset, "/")
+		if !seen[pool] {
+			seen[pool] = true
+			st.Pools = append(st.Pools, pool)
+		}
+	}
+	sort.Strings(st.Pools)
 	st.Interval, st.Timeout = DefaultStorageInterval, DefaultStorageTimeout
 	return &st
 }
 
 func (s *Storage) writeText(b *strings.Builder) {
 	fmt.Fprintf(b, "\nstorage: every %s, zfs commands time out after %s\n", s.Interval, s.Timeout)
+	fmt.Fprintf(b, "  pools: %s\n", strings.Join(s.Pools, ", "))
 	for _, r := range s.Replicas {
 		lag := "no max_lag"
 		if r.MaxLag > 0 {

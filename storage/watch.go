@@ -27,7 +27,8 @@ type Watch struct {
 	now    func() time.Time
 
 	mu      sync.Mutex
-	results map[string]result // by replica name
+	results map[string]result   // by replica name
+	pools   map[string]zfs.Pool // by pool name, the last measured
 }
 
 // result is the last measurement of one replica.
@@ -46,7 +47,7 @@ func New(current func() *plan.Storage, r zfs.Runner, log *slog.Logger) *Watch {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Watch{plan: current, runner: r, log: log, now: time.Now, results: map[string]result{}}
+	return &Watch{plan: current, runner: r, log: log, now: time.Now, results: map[string]result{}, pools: map[string]zfs.Pool{}}
 }
 
 // Measure lists every replica's snapshots once, one command at a time (a
@@ -88,6 +89,22 @@ func (w *Watch) Measure(ctx context.Context) {
 		w.results[rp.Name] = res
 		w.mu.Unlock()
 	}
+	for _, name := range st.Pools {
+		if ctx.Err() != nil {
+			return
+		}
+		p, err := r.Pool(ctx, name)
+		w.mu.Lock()
+		if err != nil {
+			delete(w.pools, name)
+		} else {
+			w.pools[name] = p
+		}
+		w.mu.Unlock()
+		if err != nil {
+			w.log.Warn("pool not measured", "pool", name, "err", err)
+		}
+	}
 }
 
 // Run measures at start and then every plan interval until ctx ends.
@@ -116,7 +133,9 @@ var (
 	descUp         = prometheus.NewDesc("offedge_replica_up", "1 when the last listing of the replica's dataset succeeded, 0 when zfs failed, timed out or the dataset does not exist.", replicaLabels, nil)
 	descMissing    = prometheus.NewDesc("offedge_replica_dataset_missing", "1 when zfs said the replica's dataset does not exist on this node (a typo in the inventory, or a dataset never created or destroyed).", replicaLabels, nil)
 	descMeasuredAt = prometheus.NewDesc("offedge_replica_last_measured_timestamp_seconds", "When (Unix time) the replica's dataset was last listed, successfully or not.", replicaLabels, nil)
-	watchDescs     = []*prometheus.Desc{descLag, descNewest, descSnapshots, descUp, descMissing, descMeasuredAt}
+	descPoolSize   = prometheus.NewDesc("offedge_pool_size_bytes", "Size of a pool holding replicas on this node (zpool list -Hp).", []string{"pool"}, nil)
+	descPoolAlloc  = prometheus.NewDesc("offedge_pool_allocated_bytes", "Allocated bytes of a pool holding replicas on this node; absent while zpool fails.", []string{"pool"}, nil)
+	watchDescs     = []*prometheus.Desc{descLag, descNewest, descSnapshots, descUp, descMissing, descMeasuredAt, descPoolSize, descPoolAlloc}
 )
 
 // Describe implements prometheus.Collector.
@@ -136,6 +155,12 @@ func (w *Watch) Collect(ch chan<- prometheus.Metric) {
 	now := w.now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	for _, name := range st.Pools {
+		if p, ok := w.pools[name]; ok {
+			ch <- prometheus.MustNewConstMetric(descPoolSize, prometheus.GaugeValue, float64(p.Size), name)
+			ch <- prometheus.MustNewConstMetric(descPoolAlloc, prometheus.GaugeValue, float64(p.Allocated), name)
+		}
+	}
 	for _, rp := range st.Replicas {
 		res, ok := w.results[rp.Name]
 		if !ok || res.dataset != rp.Dataset {

@@ -56,15 +56,21 @@ func TestWatch(t *testing.T) {
 	if err := s.SetSnapshots("rpool/empty", nil); err != nil {
 		t.Fatal(err)
 	}
-	st := &plan.Storage{Interval: time.Minute, Timeout: 300 * time.Millisecond, Replicas: []plan.ReplicaWatch{
+	if err := s.SetPool("rpool", 16e12, 14e12); err != nil {
+		t.Fatal(err)
+	}
+	st := &plan.Storage{Interval: time.Minute, Timeout: 300 * time.Millisecond, Pools: []string{"rpool", "nopool"}, Replicas: []plan.ReplicaWatch{
 		{Name: "products", Dataset: "rpool/off/products", MaxLag: 7 * time.Hour},
 		{Name: "opf", Dataset: "rpool/opff"}, // the typo: no such dataset
 		{Name: "empty", Dataset: "rpool/empty"},
 	}}
-	w := New(func() *plan.Storage { return st }, zfs.Runner{ZFS: s.ZFS}, nil)
+	w := New(func() *plan.Storage { return st }, zfs.Runner{ZFS: s.ZFS, ZPool: s.ZPool}, nil)
 	w.now = func() time.Time { return now }
 	w.Measure(context.Background())
 	got := gather(t, w)
+	if n := len(got); n != 17 {
+		t.Errorf("%d series, want 17 (the missing pool exports none): %v", n, got)
+	}
 	for k, want := range map[string]float64{
 		"offedge_replica_lag_seconds{products}":                       3600,
 		"offedge_replica_newest_snapshot_timestamp_seconds{products}": float64(now.Add(-time.Hour).Unix()),
@@ -77,6 +83,8 @@ func TestWatch(t *testing.T) {
 		"offedge_replica_up{empty}":                                   1,
 		"offedge_replica_snapshots{empty}":                            0,
 		"offedge_replica_lag_seconds{empty}":                          math.Inf(1),
+		"offedge_pool_size_bytes{}":                                   16e12,
+		"offedge_pool_allocated_bytes{}":                              14e12,
 	} {
 		if v, ok := got[k]; !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", k, v, ok, want)
