@@ -145,7 +145,11 @@ async function renderDetail() {
   } catch (e) { box.textContent = "impact unavailable"; }
 }
 
-function select(name) { selected = name; if (state) { paintSVG(); renderDetail(); } }
+function select(name) {
+  selected = name;
+  if (state) { paintSVG(); renderDetail(); }
+  document.getElementById("side").scrollTop = 0; // the details are at the top of the side panel
+}
 
 async function drill(name, action) {
   const r = await fetch(`/api/nodes/${encodeURIComponent(name)}/${action}`, {method: "POST"});
