@@ -215,7 +215,10 @@ func cost(tb testing.TB, fn func() error) time.Duration {
 // forward). Costs are CPU time, so the test does not depend on the machine
 // being idle.
 func TestLinear(t *testing.T) {
-	const factor, bound, perNodeBound = 5, 12.0, 2.5
+	// perNodeBound: one guest's compile measured 1.8-2.1x on a quiet
+	// machine and 2.8x under a loaded CI run (larger maps, colder caches);
+	// the code that scanned every site, tunnel and forward measured 3.7x.
+	const factor, bound, perNodeBound = 5, 12.0, 3.2
 	small := gen.Config{Servers: gen.Large.Servers / factor, Guests: gen.Large.Guests / factor, Services: gen.Large.Services / factor}
 	type measured struct {
 		fsys fs.FS
