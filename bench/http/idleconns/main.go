@@ -20,6 +20,7 @@ func main() {
 	n := flag.Int("n", 10000, "connections")
 	path := flag.String("path", "/", "request path")
 	hold := flag.Duration("hold", 30*time.Second, "how long to hold the connections at most")
+	perSource := flag.Int("per-source", 1000, "connections per source address (127.0.2.x): offedge caps one client address at 1,024")
 	flag.Parse()
 	conns := make([]net.Conn, 0, *n)
 	deadline := time.Now().Add(60 * time.Second)
@@ -28,7 +29,12 @@ func main() {
 			fmt.Fprintf(os.Stderr, "idleconns: gave up after %d connections\n", i)
 			os.Exit(1)
 		}
-		c, err := net.DialTimeout("tcp", *addr, 5*time.Second)
+		// Spread the connections over loopback sources, as many clients
+		// would: a server that caps connections per client address (offedge
+		// does, at 1,024) must not refuse the measurement itself.
+		src := &net.TCPAddr{IP: net.IPv4(127, 0, 2, byte(1 + i / *perSource))}
+		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: src}
+		c, err := d.Dial("tcp", *addr)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "idleconns: connection %d: %v\n", i, err)
 			os.Exit(1)
