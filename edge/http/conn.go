@@ -14,6 +14,7 @@ import (
 
 	"github.com/offedge/offedge/edge/acl"
 	"github.com/offedge/offedge/edge/conn"
+	"github.com/offedge/offedge/edge/http/guard"
 )
 
 // edgeConn wraps every accepted connection. It refreshes the write deadline
@@ -351,12 +352,12 @@ func (h *headScanner) feed(p []byte) bool {
 			}
 		case sChunkSize:
 			switch {
-			case isHexDigit(b):
+			case guard.IsHex(b):
 				if h.remain > 1<<58 {
 					h.lose()
 					continue
 				}
-				h.remain = h.remain<<4 | int64(unhexDigit(b))
+				h.remain = h.remain<<4 | int64(guard.Unhex(b))
 				h.crlf = 1 // a digit was seen
 			case b == ';' || b == ' ' || b == '\t':
 				h.state = sChunkExt
@@ -445,20 +446,6 @@ func (h *headScanner) take() uint8 {
 		h.heads = h.heads[:0:0]
 	}
 	return f
-}
-
-func isHexDigit(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
-func unhexDigit(c byte) byte {
-	switch {
-	case c >= 'a':
-		return c - 'a' + 10
-	case c >= 'A':
-		return c - 'A' + 10
-	}
-	return c - '0'
 }
 
 func (h *headScanner) addName(b byte) {

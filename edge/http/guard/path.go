@@ -50,10 +50,10 @@ func NormalizePath(p string) (string, error) {
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		if c == '%' {
-			if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+			if i+2 >= len(p) || !IsHex(p[i+1]) || !IsHex(p[i+2]) {
 				return "", ErrPathEscape
 			}
-			v := unhex(p[i+1])<<4 | unhex(p[i+2])
+			v := Unhex(p[i+1])<<4 | Unhex(p[i+2])
 			i += 2
 			switch {
 			case v == '/' || v == '\\':
@@ -156,8 +156,8 @@ func DecodePath(norm string) string {
 	b = append(b, norm[:i]...)
 	for ; i < len(norm); i++ {
 		c := norm[i]
-		if c == '%' && i+2 < len(norm) && isHex(norm[i+1]) && isHex(norm[i+2]) {
-			b = append(b, unhex(norm[i+1])<<4|unhex(norm[i+2]))
+		if c == '%' && i+2 < len(norm) && IsHex(norm[i+1]) && IsHex(norm[i+2]) {
+			b = append(b, Unhex(norm[i+1])<<4|Unhex(norm[i+2]))
 			i += 2
 			continue
 		}
@@ -168,11 +168,13 @@ func DecodePath(norm string) string {
 
 const hexUpper = "0123456789ABCDEF"
 
-func isHex(c byte) bool {
+// IsHex reports whether c is a hexadecimal digit (percent-encoding, chunk sizes).
+func IsHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
-func unhex(c byte) byte {
+// Unhex is the value of the hexadecimal digit c (IsHex(c) must hold).
+func Unhex(c byte) byte {
 	switch {
 	case c >= 'a':
 		return c - 'a' + 10
