@@ -1,6 +1,8 @@
 package certs
 
 import (
+	"github.com/offedge/offedge/internal/atomicfile"
+
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -94,16 +96,9 @@ func WriteSelfSigned(dir string, opts SelfSignedOptions) (certFile, keyFile stri
 	return certFile, keyFile, nil
 }
 
-// WriteFileAtomic replaces path with data (mode set on the new file before
-// it is renamed into place), so a reader sees the old file or the new one,
-// never a part.
+// WriteFileAtomic replaces path with data (see atomicfile.Write: a fresh
+// temporary file with mode, synced, renamed into place), so a reader sees
+// the old file or the new one, never a part.
 func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, data, mode)
 }

@@ -7,6 +7,8 @@
 package pki
 
 import (
+	"github.com/offedge/offedge/internal/atomicfile"
+
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -171,10 +173,10 @@ func Issue(dir, node, outDir string) error {
 	if err := writeKey(keyPath, key); err != nil {
 		return wrap(err)
 	}
-	if err := replace(filepath.Join(outDir, NodeCertFile(node)), pemBytes("CERTIFICATE", der), 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(outDir, NodeCertFile(node)), pemBytes("CERTIFICATE", der), 0o644); err != nil {
 		return wrap(err)
 	}
-	if err := replace(filepath.Join(outDir, CACertFile), pemBytes("CERTIFICATE", ca.Certificate[0]), 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(outDir, CACertFile), pemBytes("CERTIFICATE", ca.Certificate[0]), 0o644); err != nil {
 		return wrap(err)
 	}
 	return nil
@@ -217,18 +219,4 @@ func writeNew(path string, data []byte, mode fs.FileMode) error {
 		return err
 	}
 	return f.Close()
-}
-
-// replace writes path atomically through a temporary file and a rename.
-func replace(path string, data []byte, mode fs.FileMode) error {
-	tmp := path + ".tmp"
-	os.Remove(tmp)
-	if err := writeNew(tmp, data, mode); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
 }

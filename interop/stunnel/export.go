@@ -1,6 +1,8 @@
 package stunnel
 
 import (
+	"github.com/offedge/offedge/internal/atomicfile"
+
 	"fmt"
 	"os"
 	"path/filepath"
@@ -36,10 +38,10 @@ func Export(p *plan.Plan, dir string) (*Config, error) {
 			return "", "", "", err
 		}
 		cert, key = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-		if err := replaceFile(cert, k.CertPEM, 0o644); err != nil {
+		if err := atomicfile.Write(cert, k.CertPEM, 0o644); err != nil {
 			return "", "", "", err
 		}
-		if err := replaceFile(key, k.KeyPEM, 0o600); err != nil {
+		if err := atomicfile.Write(key, k.KeyPEM, 0o600); err != nil {
 			return "", "", "", err
 		}
 		return cert, key, "", nil
@@ -94,30 +96,6 @@ func Export(p *plan.Plan, dir string) (*Config, error) {
 		return nil, fmt.Errorf("node %q has no tunnel end to export", p.Node)
 	}
 	return cfg, nil
-}
-
-// replaceFile writes path through a new temporary file (O_EXCL, so never
-// through a file or symlink already there) and a rename, so that the file
-// has mode whatever was at path before (os.WriteFile keeps an existing
-// file's mode: a key file once left 0644 would stay readable).
-func replaceFile(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	os.Remove(tmp)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
 }
 
 // PSKMarker starts the comment Export writes above a psk tunnel's section,
