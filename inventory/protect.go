@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"fmt"
+	"path"
 	"regexp"
 	"strings"
 	"time"
@@ -75,6 +76,8 @@ type Bans struct {
 	MaxBans int      `yaml:"max_bans"`
 	Allow   []string `yaml:"allow"`
 	Jails   []*Jail  `yaml:"jails"`
+	// StateFile keeps the bans across restarts ("none": memory only).
+	StateFile string `yaml:"state_file"`
 }
 
 // Jail bans a client after MaxEvents events of a site within Window.
@@ -224,6 +227,9 @@ func (b *builder) validateProtection(p *Protection, seenNode map[string]Pos) {
 	if bn := p.Bans; bn != nil {
 		if bn.MaxBans < 0 {
 			b.errf(bn.Pos, obj+": bans", "", "max_bans must not be negative")
+		}
+		if f := bn.StateFile; f != "" && f != "none" && !path.IsAbs(f) && (path.Clean(f) != f || strings.HasPrefix(f, "../") || f == "..") {
+			b.errf(bn.Pos, obj+": bans", "a name in the state directory (bans.json), an absolute path, or none", "state_file %q leaves the state directory or is not clean", f)
 		}
 		b.validateAllow(bn.Allow, bn.Pos, obj+": bans")
 		for _, j := range bn.Jails {

@@ -16,10 +16,12 @@ var (
 	descBans         = prometheus.NewDesc("offedge_bans", "Bans in force on the node (manual and automatic).", nil, nil)
 	descBanRefused   = prometheus.NewDesc("offedge_ban_refused_total", "Connections refused at accept because their client is banned.", nil, nil)
 	descBanFull      = prometheus.NewDesc("offedge_ban_list_full_total", "Automatic bans dropped because the ban list was full.", nil, nil)
+	descBanWrites    = prometheus.NewDesc("offedge_ban_state_writes_total", "Writes of the ban state file (the bans kept across restarts).", nil, nil)
+	descBanWriteErrs = prometheus.NewDesc("offedge_ban_state_write_errors_total", "Failed writes of the ban state file: the bans in force would not survive a restart.", nil, nil)
 	descTarpit       = prometheus.NewDesc("offedge_tarpit_requests_total", "Requests of the tarpit action, by result: held, or overrun (answered at once: every slot was taken).", []string{"result"}, nil)
 )
 
-var protectDescs = []*prometheus.Desc{descZoneRequests, descZoneKeys, descZoneEvicted, descJailBans, descBans, descBanRefused, descBanFull, descTarpit}
+var protectDescs = []*prometheus.Desc{descZoneRequests, descZoneKeys, descZoneEvicted, descJailBans, descBans, descBanRefused, descBanFull, descBanWrites, descBanWriteErrs, descTarpit}
 
 func collectProtection(ch chan<- prometheus.Metric, p runtime.ProtectionStatus) {
 	for name, z := range p.Zones {
@@ -38,6 +40,8 @@ func collectProtection(ch chan<- prometheus.Metric, p runtime.ProtectionStatus) 
 	ch <- prometheus.MustNewConstMetric(descBans, prometheus.GaugeValue, float64(p.Bans.Bans))
 	ch <- prometheus.MustNewConstMetric(descBanRefused, prometheus.CounterValue, float64(p.Bans.Refused))
 	ch <- prometheus.MustNewConstMetric(descBanFull, prometheus.CounterValue, float64(p.Bans.Full))
+	ch <- prometheus.MustNewConstMetric(descBanWrites, prometheus.CounterValue, float64(p.BanState.Writes))
+	ch <- prometheus.MustNewConstMetric(descBanWriteErrs, prometheus.CounterValue, float64(p.BanState.WriteErrors))
 	ch <- prometheus.MustNewConstMetric(descTarpit, prometheus.CounterValue, float64(p.TarpitHeld), "held")
 	ch <- prometheus.MustNewConstMetric(descTarpit, prometheus.CounterValue, float64(p.TarpitOverrun), "overrun")
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"path"
 	"slices"
 	"strconv"
 	"time"
@@ -25,6 +26,28 @@ const (
 	DefaultCacheMinUses = 1
 )
 
+// DefaultBanStateFile keeps a node's bans across restarts, in the node's
+// state directory (offedge run --state-dir; the packaged unit's
+// StateDirectory, /var/lib/offedge).
+const DefaultBanStateFile = "bans.json"
+
+// banStateFile is where the node's bans are kept: the inventory's
+// state_file or the default, relative to the state directory unless
+// absolute; "" for none (memory only).
+func (c *compiler) banStateFile(b *inventory.Bans) string {
+	f := DefaultBanStateFile
+	if b != nil && b.StateFile != "" {
+		f = b.StateFile
+	}
+	switch {
+	case f == "none":
+		return ""
+	case path.IsAbs(f):
+		return c.opts.file(f)
+	}
+	return f
+}
+
 // DefaultCacheKey is the key of a route cache that lists none (nginx's
 // $scheme$proxy_host$request_uri, with the client's host).
 var DefaultCacheKey = []string{"scheme", "host", "uri"}
@@ -38,10 +61,13 @@ type Jail struct {
 // protection declares the node's protections among its resources.
 func (c *compiler) protection() {
 	p := c.m.ProtectionOf(c.node.Name)
+	res := &c.plan.Resources
 	if p == nil {
+		// Bans can be added by hand on any node (offedge ban add): their
+		// list is always declared, with its state file.
+		res.Bans = &protect.BanListConfig{MaxBans: DefaultMaxBans, StateFile: c.banStateFile(nil)}
 		return
 	}
-	res := &c.plan.Resources
 	for _, nc := range p.Caches {
 		res.Caches[nc.Name] = httpedge.Cache{Dir: c.opts.file(nc.Dir), MaxBytes: int64(nc.MaxSize), TTL: map[int]time.Duration{}}
 	}
@@ -67,7 +93,7 @@ func (c *compiler) protection() {
 		}
 		res.Zones[z.Name] = zc
 	}
-	bans := protect.BanListConfig{MaxBans: DefaultMaxBans}
+	bans := protect.BanListConfig{MaxBans: DefaultMaxBans, StateFile: c.banStateFile(p.Bans)}
 	if b := p.Bans; b != nil {
 		bans.MaxBans = orInt(b.MaxBans, DefaultMaxBans)
 		bans.Allow = c.clientPrefixes(b.Allow, fmt.Sprintf("protection of %q: bans", p.Node))

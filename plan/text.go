@@ -297,7 +297,11 @@ func writeProtection(b *strings.Builder, r *Resources) {
 		if len(allow) > 0 {
 			never = "never " + strings.Join(allow, " ")
 		}
-		fmt.Fprintf(b, "  bans: at most %d, %s\n", bn.MaxBans, never)
+		kept := "kept in memory only"
+		if bn.StateFile != "" {
+			kept = "kept in " + bn.StateFile
+		}
+		fmt.Fprintf(b, "  bans: at most %d, %s, %s\n", bn.MaxBans, never, kept)
 	}
 	for _, name := range slices.Sorted(maps.Keys(r.Jails)) {
 		j := r.Jails[name]

@@ -28,6 +28,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -76,6 +77,22 @@ type Options struct {
 	// share (see connCaps); 0 raises RLIMIT_NOFILE to its hard limit and
 	// takes that.
 	FDLimit uint64
+	// StateDir is where the node keeps what must survive a restart (its
+	// bans): the plan's relative state files are in it. "" keeps them in
+	// memory (a library user, a test); offedge run passes --state-dir.
+	StateDir string
+}
+
+// statePath is where a plan's state file f is: absolute as the plan says,
+// or in the state directory; "" when there is none.
+func (o Options) statePath(f string) string {
+	if f == "" || filepath.IsAbs(f) {
+		return f
+	}
+	if o.StateDir == "" {
+		return ""
+	}
+	return filepath.Join(o.StateDir, f)
 }
 
 type running struct {
@@ -94,7 +111,8 @@ type Node struct {
 	log  *slog.Logger
 	reg  *registry
 	// bans is the node's ban list, asked at accept by every listener.
-	bans *protect.BanList
+	bans     *protect.BanList
+	banState *banState
 
 	mu        sync.Mutex // serialises Apply, Reload and Shutdown
 	fdLimit   uint64
@@ -133,6 +151,7 @@ func Start(p *plan.Plan, opts Options) (*Node, error) {
 		return nil, fmt.Errorf("node %s: bans: %w", p.Node, err)
 	}
 	n.bans = bans
+	n.banState = restoreBans(n.log, bans, opts.statePath(bc.StateFile), bc.MaxBans)
 	n.reg = newRegistry(httpedge.Options{Logger: n.log, Dial: n.dial, RootCAs: opts.RootCAs}, bans)
 	n.plan.Store(p)
 	n.fdLimit = opts.FDLimit
@@ -401,6 +420,9 @@ func (n *Node) apply(ctx context.Context, p *plan.Plan) error {
 
 	// Everything is built: swap.
 	n.plan.Store(p)
+	if bc := p.Resources.Bans; bc != nil {
+		n.banState.setPath(n.opts.statePath(bc.StateFile))
+	}
 	for _, u := range updates {
 		u.commit()
 		u.r.ln.SetList(n.aclOf(u.spec))
@@ -466,6 +488,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	wg.Wait()
 	n.gen.release()
 	n.gen = nil
+	n.banState.stop()
 	return nil
 }
 
@@ -549,6 +572,7 @@ func (n *Node) Status() Status {
 	}
 	sort.Slice(st.Listeners, func(i, j int) bool { return st.Listeners[i].Bound < st.Listeners[j].Bound })
 	st.Protection.Bans = n.bans.Stats()
+	st.Protection.BanState = n.banState.stats()
 	if n.gen != nil {
 		for name, z := range n.gen.http.Zones {
 			if st.Protection.Zones == nil {
@@ -586,6 +610,7 @@ type ProtectionStatus struct {
 	// Jails counts the bans each jail made.
 	Jails         map[string]uint64 `json:"jails,omitempty"`
 	Bans          protect.BanStats  `json:"bans"`
+	BanState      BanStateStats     `json:"ban_state"`
 	TarpitHeld    uint64            `json:"tarpit_held,omitempty"`
 	TarpitOverrun uint64            `json:"tarpit_overrun,omitempty"`
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,8 +17,8 @@ import (
 )
 
 // offedge ban add|list|del against a running offedge: the banned address
-// is refused at accept, another is served, and lifting the ban serves it
-// again.
+// is refused at accept, another is served, the ban survives a restart of
+// offedge run (its --state-dir), and lifting the ban serves it again.
 func TestBanCommand(t *testing.T) {
 	bin := buildBinary(t)
 	appPort := serveRunApp(t)
@@ -28,14 +29,21 @@ func TestBanCommand(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "inventory.yaml"), []byte(fmt.Sprintf(runInventory, appPort, sitePort, "1")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "run", "--node", "edge", "--inventory", dir, "--admin", admin)
-	var logs strings.Builder
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	state := t.TempDir()
+	var (
+		cmd  *exec.Cmd
+		logs strings.Builder
+	)
+	start := func() {
+		cmd = exec.Command(bin, "run", "--node", "edge", "--inventory", dir, "--admin", admin, "--state-dir", state)
+		cmd.Stderr = &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		testutil.WaitTCP(t, admin, 10*time.Second)
 	}
+	start()
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	testutil.WaitTCP(t, admin, 10*time.Second)
 
 	getFrom := func(src string) error {
 		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
@@ -65,6 +73,18 @@ func TestBanCommand(t *testing.T) {
 	}
 	if err := getFrom("127.0.0.33"); err != nil {
 		t.Fatalf("another address: %v", err)
+	}
+	// A restart (an upgrade, a crash) keeps the ban.
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("offedge run did not stop cleanly: %v\n%s", err, logs.String())
+	}
+	start()
+	if out, _, code := run("ban", "list", "--admin", admin); code != 0 || !strings.Contains(out, "manual: scraping /api/v2/search") {
+		t.Fatalf("after a restart, ban list: exit %d\n%s\n%s", code, out, logs.String())
+	}
+	if err := getFrom("127.0.0.32"); err == nil {
+		t.Fatal("after a restart, the banned address was served")
 	}
 	if _, errOut, code := run("ban", "add", "127.0.0.32/24", "--admin", admin); code != 2 || !strings.Contains(errOut, "127.0.0.0/24") {
 		t.Fatalf("a prefix with host bits: exit %d err %q", code, errOut)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -58,6 +59,7 @@ func cmdRun(e *env, args []string) error {
 	root := fs.String("root", "", "`DIR` prefixed to every file path in the plan")
 	logFormat := fs.String("log-format", "text", "log format: `text|json`")
 	drain := fs.Duration("drain", 30*time.Second, "how long SIGTERM waits for connections to finish, a `DURATION`")
+	stateDir := fs.String("state-dir", defaultRunStateDir(), "the `DIR` where the node keeps what survives a restart (its bans); default: systemd's $STATE_DIRECTORY, else none (kept in memory)")
 	fwOn := fs.Bool("firewall", false, "apply the node's nftables firewall at start and on every reload (root)")
 	fwRemove := fs.Bool("firewall-remove", false, "with --firewall: remove the table on stop (default: leave it)")
 	fwNetns := fs.String("netns", "", "with --firewall: the network namespace `PATH` whose firewall to manage")
@@ -98,13 +100,14 @@ func cmdRun(e *env, args []string) error {
 		return err
 	}
 	defer fw.stop()
-	rt, err := runtime.Start(p, runtime.Options{Logger: log, ShutdownTimeout: *drain})
+	rt, err := runtime.Start(p, runtime.Options{Logger: log, ShutdownTimeout: *drain, StateDir: *stateDir})
 	if err != nil {
 		return err
 	}
 	if fw != nil {
 		// Bans go to the firewall's ban sets as well as to the accept check.
 		rt.Bans().OnChange(fw.exportBans)
+		fw.exportBans(rt.Bans().List()) // those restored from the state file
 	}
 	log.Info("offedge running", "node", *node, "listeners", len(p.Listeners), "probes", len(probes), "version", Version)
 	prober := observe.NewProber(probes, observe.NetDialer{OpenTunnel: observe.TunnelOpener(rt.OpenTunnel)},
@@ -248,4 +251,12 @@ func cmdReload(e *env, args []string) error {
 	}
 	fmt.Fprint(e.stdout, string(body))
 	return nil
+}
+
+// defaultRunStateDir is the state directory systemd gives the unit
+// (StateDirectory=offedge sets $STATE_DIRECTORY; several are separated by
+// colons: the first is the node's).
+func defaultRunStateDir() string {
+	d, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":")
+	return d
 }

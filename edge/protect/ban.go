@@ -1,6 +1,8 @@
 package protect
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -28,6 +30,11 @@ type BanListConfig struct {
 	// Allow lists the addresses never banned, by hand or by a jail (the
 	// node's own monitoring, the operators).
 	Allow []netip.Prefix `json:"allow,omitempty"`
+	// StateFile keeps the bans across restarts: the runtime writes it
+	// (0600, atomically) after each change and restores it at start. A
+	// relative name is in the node's state directory; "" keeps them in
+	// memory only.
+	StateFile string `json:"state_file"`
 }
 
 // BanList is the node's set of banned ranges, checked at accept on every
@@ -267,4 +274,92 @@ func (l *BanList) Stats() BanStats {
 	n := len(l.bans)
 	l.mu.Unlock()
 	return BanStats{Bans: n, Refused: l.refused.Load(), Full: l.full.Load()}
+}
+
+// banStateVersion is the format of the ban state file.
+const banStateVersion = 1
+
+// banStateEntryBytes bounds one ban in the state file (a prefix, two
+// times, a reason), for the file's size limit.
+const banStateEntryBytes = 512
+
+type banState struct {
+	Version int   `json:"version"`
+	Bans    []Ban `json:"bans"`
+}
+
+// EncodeBans is the state file content for bans: JSON, one version field,
+// the bans in force, so that a restart restores them (fail2ban keeps its
+// bans in a database for the same reason: an attacker's ban must not end
+// because the service was upgraded).
+func EncodeBans(bans []Ban) []byte {
+	if bans == nil {
+		bans = []Ban{}
+	}
+	b, _ := json.MarshalIndent(banState{Version: banStateVersion, Bans: bans}, "", " ")
+	return append(b, '\n')
+}
+
+// DecodeBans reads a state file written by EncodeBans, refusing one larger
+// than max bans could make or of another version.
+func DecodeBans(data []byte, max int) ([]Ban, error) {
+	if limit := int64(max)*banStateEntryBytes + 64; int64(len(data)) > limit {
+		return nil, fmt.Errorf("%d bytes: more than %d bans can take (%d bytes)", len(data), max, limit)
+	}
+	var st banState
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		return nil, err
+	}
+	if st.Version != banStateVersion {
+		return nil, fmt.Errorf("version %d: this offedge reads version %d", st.Version, banStateVersion)
+	}
+	for i, b := range st.Bans {
+		if !b.Prefix.IsValid() {
+			return nil, fmt.Errorf("ban %d: no prefix", i+1)
+		}
+	}
+	return st.Bans, nil
+}
+
+// Restore puts back bans saved by an earlier run: those ended by now, or
+// covered by the allow list in force, or beyond the bound are left out and
+// counted in dropped. A ban already held keeps the longer end.
+func (l *BanList) Restore(bans []Ban) (kept, dropped int) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, b := range bans {
+		p := netip.PrefixFrom(b.Prefix.Addr().Unmap(), b.Prefix.Bits()-unmapShift(b.Prefix)).Masked()
+		b.Prefix = p
+		if !p.IsValid() || (!b.Until.IsZero() && !now.Before(b.Until)) || overlapsAny(l.cfg.Allow, p) {
+			dropped++
+			continue
+		}
+		if old, ok := l.bans[p]; ok {
+			if !old.Until.IsZero() && (b.Until.IsZero() || b.Until.After(old.Until)) {
+				l.bans[p] = b
+			}
+			kept++
+			continue
+		}
+		if len(l.bans) >= l.cfg.MaxBans {
+			dropped++
+			continue
+		}
+		l.bans[p] = b
+		kept++
+	}
+	l.publishLocked()
+	return kept, dropped
+}
+
+func overlapsAny(list []netip.Prefix, p netip.Prefix) bool {
+	for _, a := range list {
+		if a.Overlaps(p) {
+			return true
+		}
+	}
+	return false
 }
