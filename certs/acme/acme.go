@@ -33,6 +33,7 @@ import (
 	"github.com/go-acme/lego/v5/challenge"
 	"github.com/go-acme/lego/v5/challenge/dns01"
 	"github.com/go-acme/lego/v5/lego"
+	legolog "github.com/go-acme/lego/v5/log"
 	"github.com/go-acme/lego/v5/registration"
 
 	"github.com/offedge/offedge/certs"
@@ -127,7 +128,9 @@ type Config struct {
 	Nameservers []string
 	// HTTPClient talks to the CA; nil means lego's default.
 	HTTPClient *http.Client
-	// Logger receives issue and renewal events; nil discards them.
+	// Logger receives issue and renewal events, and what lego logs; nil
+	// discards them. lego's logger is process-wide: the last issuer made
+	// sets it.
 	Logger *slog.Logger
 }
 
@@ -178,6 +181,9 @@ func NewIssuer(ctx context.Context, cfg Config) (*Issuer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	// lego logs through one process-wide logger (its default writes to
+	// stdout): it becomes this issuer's.
+	legolog.SetDefault(cfg.Logger.With("lib", "lego"))
 	dir, err := accountDir(cfg)
 	if err != nil {
 		return nil, err
@@ -381,6 +387,15 @@ func (c *cleaning) Present(ctx context.Context, domain, token, keyAuth string) e
 		return err
 	}
 	return nil
+}
+
+// Timeout is the provider's propagation timeout and polling interval, or
+// lego's defaults (lego asks the provider it is given, this wrapper).
+func (c *cleaning) Timeout() (timeout, interval time.Duration) {
+	if t, ok := c.Provider.(challenge.ProviderTimeout); ok {
+		return t.Timeout()
+	}
+	return dns01.DefaultPropagationTimeout, dns01.DefaultPollingInterval
 }
 
 func (c *cleaning) CleanUp(ctx context.Context, domain, token, keyAuth string) error {
