@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/offedge/offedge/edge/http/vars"
 )
 
 // Model is a loaded, validated inventory: every list merged from every file,
@@ -672,10 +674,26 @@ func (b *builder) validateSite(s *Site) {
 	seen := map[string]bool{}
 	for i, r := range s.Routes {
 		robj := fmt.Sprintf("%s: route %d (%s)", obj, i, r.Path)
-		if !strings.HasPrefix(r.Path, "/") {
+		kind := r.Kind()
+		switch {
+		case !oneOf(kind, MatchPrefix, MatchExact, MatchPriorityPrefix, MatchRegex, MatchRegexCI):
+			b.errf(r.Pos, robj, "use prefix, exact, priority_prefix, regex or regex_ci", "unknown match %q", r.Match)
+		case r.Exact && kind != MatchExact:
+			b.errf(r.Pos, robj, "exact: true is match: exact; keep one", "exact: true with match: %s", r.Match)
+		case r.IsRegex():
+			if _, err := vars.CompileRegex(r.Path, kind == MatchRegexCI); err != nil {
+				b.errf(r.Pos, robj, "an RE2 regex, as nginx's location ~ (docs/routing.md)", "%v", err)
+			}
+		case !strings.HasPrefix(r.Path, "/"):
 			b.errf(r.Pos, robj, "e.g. path: /api/", "path must start with /")
 		}
-		key := fmt.Sprint(r.Path, r.Exact)
+		// One route per path and kind; a prefix and a priority prefix on
+		// one path are the same location to nginx ("duplicate location").
+		key := kind + " " + r.Path
+		switch kind {
+		case MatchPriorityPrefix:
+			key = MatchPrefix + " " + r.Path
+		}
 		if seen[key] {
 			b.errf(r.Pos, robj, "merge the two routes", "duplicate route path %q", r.Path)
 		}

@@ -305,11 +305,19 @@ type TLS struct {
 }
 
 // Route sends requests whose path matches to an upstream, a static root, or a
-// redirect. Routes are matched longest path first; Exact routes first of all.
+// redirect. Routes are chosen as nginx chooses a location (docs/routing.md):
+// an exact route, else the longest prefix unless it is a priority prefix,
+// else the first regex in declaration order, else that longest prefix.
 type Route struct {
-	Pos   Pos    `yaml:"-"`
-	Path  string `yaml:"path"`
-	Exact bool   `yaml:"exact"`
+	Pos  Pos    `yaml:"-"`
+	Path string `yaml:"path"`
+	// Match is how Path matches: prefix (the default), exact (nginx
+	// "location ="), priority_prefix ("location ^~": a longest match
+	// stops the regex search), regex ("location ~") or regex_ci
+	// ("location ~*"); for the two regex kinds Path is an RE2 regex.
+	Match string `yaml:"match"`
+	// Exact is match: exact.
+	Exact bool `yaml:"exact"`
 	// Upstream names the pool requests are proxied to.
 	Upstream string  `yaml:"upstream"`
 	Static   *Static `yaml:"static"`
@@ -331,6 +339,29 @@ type Route struct {
 	// Limits name the node's rate zones the route counts against.
 	Limits []string `yaml:"limits"`
 }
+
+// Route match kinds (Route.Match).
+const (
+	MatchPrefix         = "prefix"
+	MatchExact          = "exact"
+	MatchPriorityPrefix = "priority_prefix"
+	MatchRegex          = "regex"
+	MatchRegexCI        = "regex_ci"
+)
+
+// Kind is how the route's path matches: Match, exact when Exact, else prefix.
+func (r *Route) Kind() string {
+	switch {
+	case r.Match != "":
+		return r.Match
+	case r.Exact:
+		return MatchExact
+	}
+	return MatchPrefix
+}
+
+// IsRegex reports whether the route's path is a regex.
+func (r *Route) IsRegex() bool { k := r.Kind(); return k == MatchRegex || k == MatchRegexCI }
 
 // Static serves files from Root; a file missing there is fetched from the
 // Fallback pool and cached.

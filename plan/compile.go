@@ -295,10 +295,13 @@ func (c *compiler) site(s *inventory.Site, network string) httpedge.Site {
 	for _, r := range s.Routes {
 		robj := fmt.Sprintf("%s: route %q", obj, r.Path)
 		hr := httpedge.Route{
-			Path: r.Path, Exact: r.Exact, Redirect: r.Redirect,
+			Path: r.Path, Exact: r.Kind() == inventory.MatchExact, Redirect: r.Redirect,
 			Headers: r.Headers, MaxBodyBytes: int64(r.MaxBodySize), WebSocket: r.WebSocket,
 			BasicAuthFile:     c.opts.file(r.BasicAuth),
 			StreamRequestBody: r.RequestBuffering != nil && !*r.RequestBuffering,
+		}
+		if k := r.Kind(); k != inventory.MatchExact && k != inventory.MatchPrefix {
+			hr.Match = k
 		}
 		if hr.MaxBodyBytes == 0 {
 			hr.MaxBodyBytes = DefaultMaxBodyBytes

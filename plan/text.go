@@ -171,10 +171,7 @@ func writeHTTP(b *strings.Builder, c *httpedge.Config) {
 			continue
 		}
 		for _, r := range s.Routes {
-			match := r.Path
-			if r.Exact {
-				match = "= " + r.Path
-			}
+			match := routeMatchText(r)
 			switch {
 			case r.Upstream != "":
 				fmt.Fprintf(b, "    %s -> upstream %s", match, r.Upstream)
@@ -336,4 +333,20 @@ func cachePolicyText(c *httpedge.CachePolicy) string {
 		t += " (background update)"
 	}
 	return t
+}
+
+// routeMatchText is a route's match as nginx writes the location
+// ("= /", "^~ /images/", "~* \.php$", "/").
+func routeMatchText(r httpedge.Route) string {
+	switch {
+	case r.Exact:
+		return "= " + r.Path
+	case r.Match == "priority_prefix":
+		return "^~ " + r.Path
+	case r.Match == "regex":
+		return "~ " + r.Path
+	case r.Match == "regex_ci":
+		return "~* " + r.Path
+	}
+	return r.Path
 }

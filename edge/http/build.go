@@ -14,6 +14,7 @@ import (
 
 	"github.com/offedge/offedge/certs"
 	"github.com/offedge/offedge/edge/acl"
+	"github.com/offedge/offedge/edge/http/vars"
 )
 
 // chain is one compiled Config: immutable once built.
@@ -75,6 +76,8 @@ type route struct {
 	site       *site
 	path       string
 	exact      bool
+	priority   bool        // a priority prefix (nginx "^~")
+	re         *vars.Regex // a regex route
 	handler    routeHandler
 	headers    []headerKV // site headers then route headers (route wins)
 	maxBody    int64
@@ -86,21 +89,39 @@ type route struct {
 	stats      *routeStats
 }
 
+// routeTable chooses a route as nginx chooses a location
+// (ngx_http_core_find_location): an exact route wins; else the longest
+// matching prefix is remembered, and if it is a priority prefix ("^~") it
+// wins; else the regex routes are tried in declaration order and the first
+// that matches wins; else the remembered prefix.
 type routeTable struct {
 	exact    map[string]*route
-	prefixes []*route // longest first
+	prefixes []*route // prefix and priority prefix routes, longest first
+	regexes  []*route // declaration order
 }
 
-func (t *routeTable) match(path string) *route {
+// match chooses the route of path; a regex route's match records its
+// captures in q (nil when the site has no regex route).
+func (t *routeTable) match(path string, q *vars.Request) *route {
 	if r, ok := t.exact[path]; ok {
 		return r
 	}
+	var longest *route
 	for _, r := range t.prefixes {
 		if strings.HasPrefix(path, r.path) {
+			longest = r
+			break
+		}
+	}
+	if longest != nil && longest.priority {
+		return longest
+	}
+	for _, r := range t.regexes {
+		if r.re.Match(path, q) {
 			return r
 		}
 	}
-	return nil
+	return longest
 }
 
 // build compiles cfg against the node's resources, which it names and
@@ -230,13 +251,19 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, res Resources) (*sit
 			return nil, fmt.Errorf("route %q: %w", rc.Path, err)
 		}
 		key := fmt.Sprint(rc.Exact, rc.Path)
+		if rt.re != nil {
+			key = rc.Match + " " + rc.Path
+		}
 		if seen[key] {
 			return nil, fmt.Errorf("route %q: defined twice", rc.Path)
 		}
 		seen[key] = true
-		if rc.Exact {
+		switch {
+		case rt.re != nil:
+			st.routes.regexes = append(st.routes.regexes, rt)
+		case rc.Exact:
 			st.routes.exact[rc.Path] = rt
-		} else {
+		default:
 			st.routes.prefixes = append(st.routes.prefixes, rt)
 		}
 		if strings.HasPrefix(rc.Path, acmePrefix) {
@@ -252,11 +279,30 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, res Resources) (*sit
 const acmePrefix = "/.well-known/acme-challenge/"
 
 func (s *Server) buildRoute(ch *chain, st *site, rc *Route, res Resources) (*route, error) {
-	if !strings.HasPrefix(rc.Path, "/") {
-		return nil, errors.New("path must start with /")
-	}
 	rt := &route{site: st, path: rc.Path, exact: rc.Exact, websocket: rc.WebSocket, streamBody: rc.StreamRequestBody,
 		desc: fmt.Sprintf("site %q route %q", st.name, rc.Path), stats: s.routes.get(st.name, routeName(rc))}
+	switch rc.Match {
+	case "":
+	case "priority_prefix":
+		if rc.Exact {
+			return nil, errors.New("exact and a priority prefix at once")
+		}
+		rt.priority = true
+	case "regex", "regex_ci":
+		if rc.Exact {
+			return nil, errors.New("exact and a regex at once")
+		}
+		re, err := vars.CompileRegex(rc.Path, rc.Match == "regex_ci")
+		if err != nil {
+			return nil, err
+		}
+		rt.re = re
+	default:
+		return nil, fmt.Errorf("match %q: use priority_prefix, regex or regex_ci (or none: a prefix; exact: an exact path)", rc.Match)
+	}
+	if rt.re == nil && !strings.HasPrefix(rc.Path, "/") {
+		return nil, errors.New("path must start with /")
+	}
 	n := 0
 	if rc.Upstream != "" {
 		n++
@@ -376,8 +422,15 @@ func (m *maintenance) active() bool {
 // routeName is the route label of a route's counters: its path, with "="
 // in front for an exact route (nginx's "location =").
 func routeName(rc *Route) string {
-	if rc.Exact {
+	switch {
+	case rc.Exact:
 		return "=" + rc.Path
+	case rc.Match == "priority_prefix":
+		return "^~" + rc.Path
+	case rc.Match == "regex":
+		return "~" + rc.Path
+	case rc.Match == "regex_ci":
+		return "~*" + rc.Path
 	}
 	return rc.Path
 }

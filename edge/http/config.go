@@ -60,7 +60,9 @@ type Site struct {
 	// Certificate names the site's certificate among the node's resources
 	// (required on a TLS listener).
 	Certificate string `json:"certificate,omitempty"`
-	// Routes are matched by longest path prefix (exact routes first).
+	// Routes are chosen as nginx chooses a location: exact, else the
+	// longest prefix if it is a priority prefix, else the first regex in
+	// order, else the longest prefix.
 	Routes []Route `json:"routes"`
 	// Headers are added to every response of the site.
 	Headers map[string]string `json:"headers,omitempty"`
@@ -111,8 +113,12 @@ type Certificate struct {
 // Route is one location of a site: exactly one of Upstream, Static or
 // Redirect says what it does.
 type Route struct {
-	Path  string `json:"path"` // prefix, or exact when Exact
+	Path  string `json:"path"` // prefix, exact when Exact, a regex for the regex kinds
 	Exact bool   `json:"exact,omitempty"`
+	// Match is "priority_prefix" (nginx "location ^~"), "regex"
+	// ("location ~") or "regex_ci" ("location ~*"); "" is a prefix, or
+	// exact when Exact. See routeTable.match for the precedence.
+	Match string `json:"match,omitempty"`
 	// Upstream names the pool (among the node's resources) requests are proxied to.
 	Upstream     string            `json:"upstream,omitempty"`
 	Static       *Static           `json:"static,omitempty"`

@@ -129,7 +129,7 @@ func (s *Server) serve(ch *chain, w *recorder, r *http.Request, ec *edgeConn) {
 		s.errorPage(w, r, st, http.StatusServiceUnavailable, "down for maintenance")
 		return
 	}
-	rt := st.routes.match(r.URL.Path)
+	rt := st.routes.match(r.URL.Path, nil)
 	if rt == nil {
 		s.errorPage(w, r, st, http.StatusNotFound, "not found")
 		return

@@ -21,7 +21,7 @@ func routeOf(t *routeTable, target string) (*route, string, bool) {
 	if err := normalizeRequestPath(r); err != nil {
 		return nil, "", false
 	}
-	return t.match(r.URL.Path), r.URL.EscapedPath(), true
+	return t.match(r.URL.Path, nil), r.URL.EscapedPath(), true
 }
 
 // FuzzRouteOfNormalisedPath: a raw path and its normalised form choose the
@@ -64,7 +64,7 @@ func FuzzRouteOfNormalisedPath(f *testing.F) {
 		if strings.HasSuffix(dec, "/") || strings.HasSuffix(dec, "/.") || strings.HasSuffix(dec, "/..") {
 			want = strings.TrimSuffix(want, "/") + "/"
 		}
-		if got := tbl.match(want); got != rt {
+		if got := tbl.match(want, nil); got != rt {
 			t.Fatalf("%q -> route %s, nginx would choose %s (for %q)", p, names[rt], names[got], want)
 		}
 	})
