@@ -338,15 +338,8 @@ func cachePolicyText(c *httpedge.CachePolicy) string {
 // routeMatchText is a route's match as nginx writes the location
 // ("= /", "^~ /images/", "~* \.php$", "/").
 func routeMatchText(r httpedge.Route) string {
-	switch {
-	case r.Exact:
-		return "= " + r.Path
-	case r.Match == "priority_prefix":
-		return "^~ " + r.Path
-	case r.Match == "regex":
-		return "~ " + r.Path
-	case r.Match == "regex_ci":
-		return "~* " + r.Path
+	if m := r.Modifier(); m != "" {
+		return m + " " + r.Path
 	}
 	return r.Path
 }

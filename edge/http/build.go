@@ -419,18 +419,22 @@ func (m *maintenance) active() bool {
 	return m.on.Load()
 }
 
-// routeName is the route label of a route's counters: its path, with "="
-// in front for an exact route (nginx's "location =").
-func routeName(rc *Route) string {
+// routeName is the route label of a route's counters: its path, after
+// nginx's location modifier ("=/", "^~/images/", "~*\.jpg$").
+func routeName(rc *Route) string { return rc.Modifier() + rc.Path }
+
+// Modifier is the route's nginx location modifier: "=", "^~", "~", "~*",
+// or "" for a prefix.
+func (rc Route) Modifier() string {
 	switch {
 	case rc.Exact:
-		return "=" + rc.Path
+		return "="
 	case rc.Match == "priority_prefix":
-		return "^~" + rc.Path
+		return "^~"
 	case rc.Match == "regex":
-		return "~" + rc.Path
+		return "~"
 	case rc.Match == "regex_ci":
-		return "~*" + rc.Path
+		return "~*"
 	}
-	return rc.Path
+	return ""
 }

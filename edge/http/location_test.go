@@ -1,14 +1,9 @@
 package httpedge
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/offedge/offedge/internal/testutil"
 )
@@ -37,19 +32,7 @@ http {
 %[3]s
 }
 `, dir, addr, strings.ReplaceAll(servers, "LISTEN", "listen "+addr+";"))
-	cf := writeFile(t, filepath.Join(dir, "nginx.conf"), conf)
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "-p", dir, "-c", cf)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); cmd.Wait() })
-	if err := testutil.WaitTCPErr(t.Context(), addr, 10*time.Second); err != nil {
-		t.Fatalf("nginx did not start: %v\n%s", err, stderr.String())
-	}
+	runNginx(t, bin, dir, addr, conf)
 	return addr
 }
 

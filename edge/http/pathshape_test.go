@@ -45,6 +45,13 @@ http {
   }
 }
 `, dir, accessLog, addr, root)
+	runNginx(t, bin, dir, addr, conf)
+	return addr, accessLog
+}
+
+// runNginx starts bin with conf (written in dir) and waits for addr.
+func runNginx(t *testing.T, bin, dir, addr, conf string) {
+	t.Helper()
 	cf := writeFile(t, filepath.Join(dir, "nginx.conf"), conf)
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "-p", dir, "-c", cf)
@@ -58,7 +65,6 @@ http {
 	if err := testutil.WaitTCPErr(t.Context(), addr, 10*time.Second); err != nil {
 		t.Fatalf("nginx did not start: %v\n%s", err, stderr.String())
 	}
-	return addr, accessLog
 }
 
 // TestPathShapesCannotBypassAuth is the table of path shapes that reached a
