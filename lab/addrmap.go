@@ -181,6 +181,9 @@ type nodeMap struct {
 }
 
 func (n nodeMap) Listen(network string, ap netip.AddrPort) (netip.AddrPort, error) {
+	if n.a == nil {
+		return ap, nil // a namespace lab: the inventory's own addresses
+	}
 	if network == plan.LoopbackNetwork {
 		return netip.AddrPortFrom(n.a.Loopback(n.node), labPort(ap.Port())), nil
 	}

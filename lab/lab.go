@@ -540,31 +540,7 @@ func (l *Lab) sourceFor(from, network string, target netip.Addr) (netip.Addr, er
 // it does: the first path offedge why would show (directly, through a
 // tunnel entrance, or through a forward). It fails when no path is open.
 func (l *Lab) DialService(ctx context.Context, from, service string) (net.Conn, reach.Path, error) {
-	n, s := l.m.Node(from), l.m.Service(service)
-	if n == nil || s == nil {
-		return nil, reach.Path{}, fmt.Errorf("unknown node %q or service %q", from, service)
-	}
-	paths, _ := l.reach.ServicePaths(n, s)
-	var errs []error
-	for _, p := range paths {
-		if !p.Open() {
-			continue
-		}
-		h := p.Hops[0]
-		network := h.Target.Network
-		if h.Target.Loopback {
-			network = plan.LoopbackNetwork
-		}
-		c, err := l.DialFrom(ctx, from, network, h.Target.Addr)
-		if err == nil {
-			return c, p, nil
-		}
-		errs = append(errs, err)
-	}
-	if len(errs) == 0 {
-		return nil, reach.Path{}, fmt.Errorf("%s has no open path to %s", from, service)
-	}
-	return nil, reach.Path{}, errors.Join(errs...)
+	return dialService(ctx, l.m, l.reach, from, service, l.DialFrom)
 }
 
 // SiteAddr returns the lab socket of a node's HTTP listener on port of the
@@ -574,17 +550,7 @@ func (l *Lab) SiteAddr(node string, port int) (netip.AddrPort, error) {
 	if ln == nil {
 		return netip.AddrPort{}, fmt.Errorf("unknown node %q", node)
 	}
-	for _, li := range ln.plan.Listeners {
-		if li.HTTP != nil && li.Public && int(li.Addr.Port()) == port && li.Addr.Addr().Is4() {
-			return l.addrs.Map(li.Network, li.Addr)
-		}
-	}
-	for _, li := range ln.plan.Listeners {
-		if li.HTTP != nil && li.Public && int(li.Addr.Port()) == port {
-			return l.addrs.Map(li.Network, li.Addr)
-		}
-	}
-	return netip.AddrPort{}, fmt.Errorf("node %q has no public HTTP listener on port %d", node, port)
+	return siteAddr(ln.plan, node, port, func(li plan.Listener) (netip.AddrPort, error) { return l.addrs.Map(li.Network, li.Addr) })
 }
 
 // Status reports each node's listeners and applications.

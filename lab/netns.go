@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -16,7 +18,10 @@ import (
 	"github.com/offedge/offedge/firewall"
 	"github.com/offedge/offedge/internal/netns"
 	"github.com/offedge/offedge/inventory"
+	"github.com/offedge/offedge/observe"
 	"github.com/offedge/offedge/plan"
+	"github.com/offedge/offedge/reach"
+	"github.com/offedge/offedge/runtime"
 )
 
 // NetnsPrefix names the namespaces of `offedge lab --netns`: one per node
@@ -33,26 +38,69 @@ const NetnsPrefix = "oelab-"
 // `offedge run --firewall` (firewall.Conn.Apply), NAT and DNAT included.
 // Nothing links the namespaces to the machine's own.
 //
-// Each declared service and each listener of a node's plan is answered by
-// a stand-in that greets with "NODE NAME from PEER" and closes, so a test
-// (or an operator with `ip netns exec`) sees who the server saw.
+// Each node runs as one process inside its namespace (netns_proc.go):
+// `offedge __lab-node`, which starts the node's applications (the loopback
+// lab's engines and stand-ins) and then `offedge run --firewall` for the
+// node, with its state under the lab's directory. A visitor namespace on
+// the internet network (VisitorV4, VisitorV6) stands for the public.
+//
+// With NetnsOptions.Greeters the nodes run no process: each declared
+// service and each listener of a node's plan is answered by a stand-in
+// that greets with "NODE NAME from PEER" and closes, so a test (or an
+// operator with `ip netns exec`) sees who the server saw through the
+// kernel's routes, NAT and firewall alone.
 type NetnsLab struct {
 	m       *inventory.Model
+	opts    NetnsOptions
 	prefix  string
 	sw      *netns.NS
+	visitor *netns.NS
 	nodes   map[string]*netns.NS
 	links   map[string][]string // node -> its interfaces
 	plans   map[string]*plan.Plan
 	lns     []net.Listener
 	wg      sync.WaitGroup
 	Answers []string // "node service addr" of every stand-in, for the tour
+
+	dir     string
+	own     bool
+	ca      *labCA
+	procs   map[string]*nodeProc
+	elapsed time.Duration
+	downs   sync.Map // node -> what took it down ("links", "process", "gateway")
 }
+
+// The visitor's addresses: documentation ranges no inventory node holds.
+var (
+	VisitorV4 = netip.MustParseAddr("203.0.113.254")
+	VisitorV6 = netip.MustParseAddr("2001:db8:fe::1")
+)
 
 // NetnsOptions adjust a namespace lab. The zero value is `offedge lab --netns`.
 type NetnsOptions struct {
 	// Prefix replaces NetnsPrefix (tests use their own, so that labs in
 	// parallel do not remove each other).
 	Prefix string
+	// Greeters runs greeting stand-ins instead of the nodes' processes.
+	Greeters bool
+	// Dir holds the lab's files (certificates, secrets, image trees, the
+	// nodes' state). Empty: a temporary directory removed by Close.
+	Dir string
+	// Inventory is the path the node processes load (offedge run
+	// --inventory); empty is the embedded Open Food Facts inventory. It
+	// must hold the model StartNetns is given.
+	Inventory string
+	// Binary is the offedge executable the node processes run; empty is
+	// this process's own executable.
+	Binary string
+	// Log receives every line the node processes write, prefixed by the
+	// node's name (nil: discarded).
+	Log io.Writer
+	// NoEngines uses stand-ins even where real engines are installed.
+	NoEngines bool
+	// ProbeInterval is each node's offedge run --probe-interval (1s when
+	// zero).
+	ProbeInterval time.Duration
 }
 
 func (o NetnsOptions) prefix() string {
@@ -76,8 +124,10 @@ func CleanStale(prefix string) error {
 	return errors.Join(errs...)
 }
 
-// StartNetns builds the namespace lab. It needs root.
+// StartNetns builds the namespace lab and starts its nodes. It needs root.
+// On any error everything it made is removed again.
 func StartNetns(ctx context.Context, m *inventory.Model, opts NetnsOptions) (l *NetnsLab, err error) {
+	start := time.Now()
 	if err := netns.Available(); err != nil {
 		return nil, fmt.Errorf("lab --netns: %w", err)
 	}
@@ -85,15 +135,29 @@ func StartNetns(ctx context.Context, m *inventory.Model, opts NetnsOptions) (l *
 	if err := CleanStale(prefix); err != nil {
 		return nil, fmt.Errorf("lab --netns: removing a previous lab's namespaces: %w", err)
 	}
-	l = &NetnsLab{m: m, prefix: prefix, nodes: map[string]*netns.NS{}, links: map[string][]string{}, plans: map[string]*plan.Plan{}}
+	l = &NetnsLab{m: m, opts: opts, prefix: prefix, nodes: map[string]*netns.NS{}, links: map[string][]string{}, plans: map[string]*plan.Plan{}, procs: map[string]*nodeProc{}}
 	defer func() {
 		if err != nil {
 			l.Close()
 			l = nil
 		}
 	}()
+	if !opts.Greeters {
+		if err := l.makeDir(); err != nil {
+			return nil, err
+		}
+	}
+	// runtime.Load, checking once for every node: what offedge run serves.
+	checked, err := runtime.Check(m)
+	if err != nil {
+		return nil, fmt.Errorf("lab --netns: %w", err)
+	}
 	for _, n := range m.Nodes {
-		p, err := plan.Compile(m, n.Name, plan.Options{})
+		po := plan.Options{}
+		if !opts.Greeters {
+			po.Root = NodeDir(l.dir, n.Name)
+		}
+		p, err := checked.Plan(n.Name, po)
 		if err != nil {
 			return nil, err
 		}
@@ -102,7 +166,7 @@ func StartNetns(ctx context.Context, m *inventory.Model, opts NetnsOptions) (l *
 	if l.sw, err = netns.Create(prefix + "switch"); err != nil {
 		return nil, err
 	}
-	for i, nw := range m.Networks {
+	for i := range m.Networks {
 		br := fmt.Sprintf("br%d", i)
 		if _, err := l.sw.Run("ip", "link", "add", br, "type", "bridge"); err != nil {
 			return nil, err
@@ -110,7 +174,6 @@ func StartNetns(ctx context.Context, m *inventory.Model, opts NetnsOptions) (l *
 		if _, err := l.sw.Run("ip", "link", "set", br, "up"); err != nil {
 			return nil, err
 		}
-		_ = nw
 	}
 	for i, n := range m.Nodes {
 		ns, err := netns.Create(prefix + n.Name)
@@ -127,17 +190,170 @@ func StartNetns(ctx context.Context, m *inventory.Model, opts NetnsOptions) (l *
 			return nil, fmt.Errorf("lab --netns: node %s: %w", n.Name, err)
 		}
 	}
-	for _, n := range m.Nodes {
-		if err := l.applyFirewall(n.Name); err != nil {
-			return nil, err
-		}
+	if err := l.wireVisitor(); err != nil {
+		return nil, fmt.Errorf("lab --netns: visitor: %w", err)
 	}
-	for _, n := range m.Nodes {
-		if err := l.standIns(n); err != nil {
-			return nil, err
+	if opts.Greeters {
+		for _, n := range m.Nodes {
+			if err := l.applyFirewall(n.Name); err != nil {
+				return nil, err
+			}
 		}
+		for _, n := range m.Nodes {
+			if err := l.standIns(n); err != nil {
+				return nil, err
+			}
+		}
+		l.elapsed = time.Since(start)
+		return l, nil
 	}
+	if err := l.startNodes(ctx); err != nil {
+		return nil, err
+	}
+	l.elapsed = time.Since(start)
 	return l, nil
+}
+
+// makeDir makes the lab's directory and its lab CA.
+func (l *NetnsLab) makeDir() error {
+	l.dir = l.opts.Dir
+	if l.dir == "" {
+		d, err := os.MkdirTemp("", "offedge-lab-netns-")
+		if err != nil {
+			return err
+		}
+		l.dir, l.own = d, true
+	} else if err := os.MkdirAll(l.dir, 0o755); err != nil {
+		return err
+	}
+	// The node processes run as root and read only their own files, but
+	// PostgreSQL runs as its own user: the tree stays traversable.
+	if err := os.Chmod(l.dir, 0o755); err != nil {
+		return err
+	}
+	ca, err := newLabCA(l.dir)
+	if err != nil {
+		return err
+	}
+	l.ca = ca
+	return nil
+}
+
+// startNodes writes the files the plans read (as the loopback lab does)
+// and starts one process per node, then waits until every node is ready.
+func (l *NetnsLab) startNodes(ctx context.Context) error {
+	files := &Lab{m: l.m, dir: l.dir, ca: l.ca, nodes: map[string]*labNode{}, secrets: map[string][]byte{}}
+	for name, p := range l.plans {
+		files.nodes[name] = &labNode{node: l.m.Node(name), plan: p}
+	}
+	if err := files.prepareFiles(); err != nil {
+		return fmt.Errorf("lab --netns: preparing files: %w", err)
+	}
+	bin := l.opts.Binary
+	if bin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("lab --netns: %w", err)
+		}
+		bin = exe
+	}
+	runDir := filepath.Join(l.dir, "run")
+	if err := os.MkdirAll(runDir, 0o700); err != nil {
+		return err
+	}
+	logOut := l.opts.Log
+	if logOut == nil {
+		logOut = io.Discard
+	}
+	logOut = &lineWriter{w: logOut}
+	interval := l.opts.ProbeInterval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	probes := observe.Generate(l.m)
+	for _, n := range l.m.Nodes {
+		p := l.plans[n.Name]
+		serve := len(p.Listeners) > 0 || p.Firewall != nil || len(observe.For(probes, n.Name)) > 0
+		apps := slices.ContainsFunc(l.m.Services, func(s *inventory.Service) bool { return s.Node == n.Name })
+		if !serve && !apps {
+			continue
+		}
+		argv := []string{bin, "__lab-node", "--node", n.Name, "--dir", l.dir}
+		if l.opts.Inventory != "" {
+			argv = append(argv, "--inventory", l.opts.Inventory)
+		}
+		if l.opts.NoEngines {
+			argv = append(argv, "--no-engines")
+		}
+		if serve {
+			argv = append(argv, "--serve", "--probe-interval", interval.String())
+			if p.Firewall != nil {
+				argv = append(argv, "--firewall")
+			}
+		}
+		proc, err := newNodeProc(n.Name, l.nodes[n.Name], argv, []string{"SSL_CERT_FILE=" + l.ca.pemPath}, runDir, logOut)
+		if err != nil {
+			return err
+		}
+		l.procs[n.Name] = proc
+		if err := proc.Start(); err != nil {
+			return err
+		}
+	}
+	for _, name := range sortedKeys(l.procs) {
+		if err := l.procs[name].WaitReady(ctx); err != nil {
+			return fmt.Errorf("lab --netns: %w", err)
+		}
+	}
+	return nil
+}
+
+// lineWriter serialises the node processes' lines onto one writer.
+type lineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
+}
+
+// wireVisitor links a namespace standing for the public to every public
+// network, with VisitorV4 and VisitorV6 on-link there.
+func (l *NetnsLab) wireVisitor() error {
+	vis, err := netns.Create(l.prefix + "visitor")
+	if err != nil {
+		return err
+	}
+	l.visitor = vis
+	for ni, nw := range l.m.Networks {
+		if !l.m.IsPublic(nw.Name) {
+			continue
+		}
+		dev, peer := ifname(ni), fmt.Sprintf("vv-%d", ni)
+		if _, err := l.sw.Run("ip", "link", "add", peer, "type", "veth", "peer", "name", dev, "netns", vis.Name); err != nil {
+			return err
+		}
+		if _, err := l.sw.Run("ip", "link", "set", peer, "master", fmt.Sprintf("br%d", ni), "up"); err != nil {
+			return err
+		}
+		for _, args := range [][]string{
+			{"link", "set", dev, "up"},
+			{"addr", "add", VisitorV4.String() + "/32", "dev", dev},
+			{"-6", "addr", "add", VisitorV6.String() + "/128", "dev", dev, "nodad"},
+			{"route", "replace", "default", "dev", dev},
+			{"-6", "route", "replace", "default", "dev", dev},
+		} {
+			if _, err := vis.Run("ip", args...); err != nil {
+				return err
+			}
+		}
+		l.links["visitor"] = append(l.links["visitor"], dev)
+		break // one public network is the internet
+	}
+	return nil
 }
 
 func (l *NetnsLab) netIndex(network string) int {
@@ -350,15 +566,28 @@ func (l *NetnsLab) standIns(n *inventory.Node) error {
 	return nil
 }
 
-// Namespace returns the namespace of a node (nil if unknown).
-func (l *NetnsLab) Namespace(node string) *netns.NS { return l.nodes[node] }
+// Namespace returns the namespace of a node (nil if unknown); "" is the
+// visitor's.
+func (l *NetnsLab) Namespace(node string) *netns.NS {
+	if node == "" || node == observe.Internet {
+		return l.visitor
+	}
+	return l.nodes[node]
+}
 
-// Dial connects from node's namespace to addr.
+// dialTimeout bounds a connection attempt from a namespace: an address the
+// firewall drops never answers, and an accepted one answers at once.
+const dialTimeout = 1500 * time.Millisecond
+
+// Dial connects from node's namespace to addr ("" is the visitor on the
+// internet), within dialTimeout.
 func (l *NetnsLab) Dial(ctx context.Context, node string, addr netip.AddrPort) (net.Conn, error) {
-	ns := l.nodes[node]
+	ns := l.Namespace(node)
 	if ns == nil {
 		return nil, fmt.Errorf("unknown node %q", node)
 	}
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
 	var c net.Conn
 	err := ns.Do(func() error {
 		var err error
@@ -366,6 +595,121 @@ func (l *NetnsLab) Dial(ctx context.Context, node string, addr netip.AddrPort) (
 		return err
 	})
 	return c, err
+}
+
+// DialFrom connects from node (or the visitor, "") to target, an address
+// on network: the kernel picks the source address and the route, as on
+// the real machine.
+func (l *NetnsLab) DialFrom(ctx context.Context, from, network string, target netip.AddrPort) (net.Conn, error) {
+	return l.Dial(ctx, from, target)
+}
+
+// DialService connects from a node to a service by the first open path
+// offedge why shows, as Lab.DialService does.
+func (l *NetnsLab) DialService(ctx context.Context, from, service string) (net.Conn, reach.Path, error) {
+	return dialService(ctx, l.m, reach.New(l.m), from, service, l.DialFrom)
+}
+
+// SiteAddr is the address of a node's public HTTP listener on port (IPv4
+// first), the address a DNS name points to.
+func (l *NetnsLab) SiteAddr(node string, port int) (netip.AddrPort, error) {
+	return siteAddr(l.plans[node], node, port, func(li plan.Listener) (netip.AddrPort, error) { return li.Addr, nil })
+}
+
+// Visitor is the internet client's IPv4 address.
+func (l *NetnsLab) Visitor() netip.Addr { return VisitorV4 }
+
+// Model is the inventory the lab runs.
+func (l *NetnsLab) Model() *inventory.Model { return l.m }
+
+// Plan is the plan a node runs.
+func (l *NetnsLab) Plan(node string) *plan.Plan { return l.plans[node] }
+
+// Dir is the lab's directory ("" for a greeters lab).
+func (l *NetnsLab) Dir() string { return l.dir }
+
+// CAFile is the PEM file of the lab CA that signed every site certificate.
+func (l *NetnsLab) CAFile() string { return l.ca.pemPath }
+
+// StartupTime is how long StartNetns took, every node ready.
+func (l *NetnsLab) StartupTime() time.Duration { return l.elapsed }
+
+// WaitReady waits until every node's applications accept connections
+// (PostgreSQL initialises in the background).
+func (l *NetnsLab) WaitReady(ctx context.Context) error {
+	for _, name := range sortedKeys(l.procs) {
+		p := l.procs[name]
+		if !p.Running() {
+			continue
+		}
+		if err := p.WaitApps(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Stop stops a node's process (its runtime and applications); its links,
+// routes and firewall stay, as on a machine whose services crashed.
+func (l *NetnsLab) Stop(node string) error {
+	p := l.procs[node]
+	if p == nil {
+		return fmt.Errorf("node %q runs no process in the lab", node)
+	}
+	l.downs.Store(node, "process")
+	return p.Stop(10 * time.Second)
+}
+
+// Start starts a stopped node's process again and waits until it is ready.
+func (l *NetnsLab) Start(ctx context.Context, node string) error {
+	p := l.procs[node]
+	if p == nil {
+		return fmt.Errorf("node %q runs no process in the lab", node)
+	}
+	if err := p.Start(); err != nil {
+		return err
+	}
+	l.downs.Delete(node)
+	return p.WaitReady(ctx)
+}
+
+// Pids are the running node processes' ids.
+func (l *NetnsLab) Pids() map[string]int {
+	out := map[string]int{}
+	for name, p := range l.procs {
+		if pid := p.Pid(); pid != 0 {
+			out[name] = pid
+		}
+	}
+	return out
+}
+
+// RemoveGateway deletes the node's default routes (both families): its
+// links stay up, but nothing leaves its networks. RestoreGateway puts them
+// back.
+func (l *NetnsLab) RemoveGateway(node string) error {
+	ns := l.nodes[node]
+	if ns == nil {
+		return fmt.Errorf("unknown node %q", node)
+	}
+	for _, fam := range []string{"-4", "-6"} {
+		// No default route in a family is not an error.
+		if out, err := ns.Run("ip", fam, "route", "show", "default"); err == nil && len(strings.TrimSpace(string(out))) > 0 {
+			if _, err := ns.Run("ip", fam, "route", "del", "default"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// RestoreGateway gives the node its routes again.
+func (l *NetnsLab) RestoreGateway(node string) error {
+	n := l.m.Node(node)
+	if n == nil {
+		return fmt.Errorf("unknown node %q", node)
+	}
+	return l.route(n)
 }
 
 // Greeting connects from node to addr and returns the stand-in's greeting
@@ -384,15 +728,32 @@ func (l *NetnsLab) Greeting(node string, addr netip.AddrPort, timeout time.Durat
 	return strings.TrimSpace(line), err
 }
 
-// Down takes a node's links down (its namespace stays); Up brings them back.
-func (l *NetnsLab) Down(node string) error { return l.setLinks(node, "down") }
+// Down takes a node's links down (its namespace and processes stay); Up
+// brings them back.
+func (l *NetnsLab) Down(node string) error {
+	if err := l.setLinks(node, "down"); err != nil {
+		return err
+	}
+	l.downs.Store(node, "links")
+	return nil
+}
 
 // Up brings a node's links back up.
 func (l *NetnsLab) Up(node string) error {
 	if err := l.setLinks(node, "up"); err != nil {
 		return err
 	}
+	l.downs.Delete(node)
 	return l.route(l.m.Node(node)) // routes went with the links
+}
+
+// IsDown reports whether the lab took node down (links, process or
+// gateway).
+func (l *NetnsLab) IsDown(node string) bool { return l.isDown(node) }
+
+func (l *NetnsLab) isDown(node string) bool {
+	_, down := l.downs.Load(node)
+	return down
 }
 
 func (l *NetnsLab) setLinks(node, state string) error {
@@ -408,18 +769,40 @@ func (l *NetnsLab) setLinks(node, state string) error {
 	return nil
 }
 
-// Close stops the stand-ins and removes every namespace of the lab.
+// Close stops the node processes and the stand-ins, removes every
+// namespace of the lab (their interfaces and firewalls go with them) and a
+// temporary directory.
 func (l *NetnsLab) Close() error {
+	var errs []error
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, p := range l.procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Close(); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
 	for _, ln := range l.lns {
 		ln.Close()
 	}
 	l.wg.Wait()
-	var errs []error
 	for _, ns := range l.nodes {
 		errs = append(errs, ns.Close())
 	}
+	if l.visitor != nil {
+		errs = append(errs, l.visitor.Close())
+	}
 	if l.sw != nil {
 		errs = append(errs, l.sw.Close())
+	}
+	if l.own {
+		errs = append(errs, os.RemoveAll(l.dir))
 	}
 	return errors.Join(errs...)
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/offedge/offedge/examples/openfoodfacts"
 	"github.com/offedge/offedge/internal/netns"
-	"github.com/offedge/offedge/internal/testutil"
 	"github.com/offedge/offedge/inventory"
 )
 
@@ -24,18 +23,12 @@ const dropWait = 1500 * time.Millisecond
 
 func startNetnsLab(t *testing.T) (*NetnsLab, *inventory.Model) {
 	t.Helper()
-	if err := netns.Available(); err != nil {
-		if testutil.InCI() {
-			t.Fatalf("%v; CI runs as root", err)
-		}
-		t.Skip(err)
-	}
-	testutil.RequireBinary(t, "sysctl")
+	requireNetns(t)
 	m, err := inventory.Load(openfoodfacts.FS(), "inventory.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := StartNetns(context.Background(), m, NetnsOptions{Prefix: fmt.Sprintf("oelt%d-", os.Getpid())})
+	l, err := StartNetns(context.Background(), m, NetnsOptions{Prefix: fmt.Sprintf("oelt%d-", os.Getpid()), Greeters: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,12 +216,7 @@ func links(t *testing.T) []string {
 // TestNetnsStaleCleanup: namespaces a killed lab left behind are removed
 // at the next start.
 func TestNetnsStaleCleanup(t *testing.T) {
-	if err := netns.Available(); err != nil {
-		if testutil.InCI() {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	requireNetns(t)
 	prefix := fmt.Sprintf("oelts%d-", os.Getpid())
 	left, err := netns.Create(prefix + "off1")
 	if err != nil {

@@ -108,11 +108,12 @@ func (a *app) runPostgres(ctx context.Context, initdb, postgres, dir string) err
 			return fmt.Errorf("initdb: %v: %s", err, strings.TrimSpace(lastLine(string(out))))
 		}
 		// Lab clients come from their nodes' loopback addresses, anywhere
-		// in 127.0.0.0/8 (initdb trusts 127.0.0.1 alone); who may connect
-		// is the lab's access lists' business, as it is the firewall's in
-		// production.
+		// in 127.0.0.0/8 (initdb trusts 127.0.0.1 alone), or in the
+		// namespace lab from their inventory addresses; who may connect is
+		// the lab's access lists' and the node's firewall's business, as it
+		// is the firewall's in production.
 		hba := filepath.Join(data, "pg_hba.conf")
-		conf := "# written by offedge lab\nlocal all all trust\nhost all all 127.0.0.0/8 trust\nhost all all ::1/128 trust\n"
+		conf := "# written by offedge lab\nlocal all all trust\nhost all all all trust\n"
 		if err := os.WriteFile(hba, []byte(conf), 0o600); err != nil {
 			return err
 		}

@@ -81,6 +81,7 @@ func commands() []command {
 		{"help", "[COMMAND]", "show help", nil, false},
 		{"__nodes", "", "list the inventory's node names (for completion)", cmdNodes, true},
 		{"__man", "DIR", "write the man pages (for packaging)", cmdMan, true},
+		{"__lab-node", "", "one node of offedge lab --netns, inside its namespace (started by the lab)", cmdLabNode, true},
 	}
 }
 
