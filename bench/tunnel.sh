@@ -10,7 +10,9 @@
 #
 # Environment: ROUNDS (3), BULK_BYTES (2 GiB), CONN_SECS (3), CONC (16),
 # ONLY (an extended regexp on system names: ONLY='forward|haproxy' runs only
-# those; the ratio lines of systems left out print "-").
+# those; the ratio lines of systems left out print "-"), BASE (a commit: its
+# tunnelbench runs beside this tree's as base-tunnel and base-forward, in
+# the same interleaved rounds, so before/after is measured in one run).
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -38,6 +40,11 @@ echo "building..." >&2
 go build -o "$T/" ./bench/tunnel/tunnelbench ./bench/tunnel/tunnelload
 LOAD="$T/tunnelload"
 TB="$T/tunnelbench"
+if [ -n "${BASE:-}" ]; then
+  git worktree add -q --detach "$T/base" "$BASE"
+  (cd "$T/base" && go build -o "$T/base-bin/" ./bench/tunnel/tunnelbench)
+  git worktree remove --force "$T/base"
+fi
 TICK=$(getconf CLK_TCK)
 port() { "$LOAD" freeport; }
 
@@ -80,6 +87,15 @@ bg oent 1 "$TB" -mode entrance -name bench -target "$OEXIT" -psk "$T/psk"
 OENT=$(listen_addr oent)
 bg oentx 1 "$TB" -mode entrance -name bench -target "$OEXIT" -psk "$T/psk" -kx x25519
 OENTX=$(listen_addr oentx)
+
+if [ -n "${BASE:-}" ]; then
+  bg bexit 1 "$T/base-bin/tunnelbench" -mode exit -name bench -target "$SINK" -psk "$T/psk"
+  BEXIT=$(listen_addr bexit)
+  bg bent 1 "$T/base-bin/tunnelbench" -mode entrance -name bench -target "$BEXIT" -psk "$T/psk"
+  BENT=$(listen_addr bent)
+  bg bfwd 1 "$T/base-bin/tunnelbench" -mode forward -name bench -target "$SINK"
+  BFWD=$(listen_addr bfwd)
+fi
 
 # stunnel4 pair with its own PSK, as Open Food Facts runs it today.
 echo "bench:$(cat "$T/psk")" >"$T/stunnel-psk.txt"
@@ -137,6 +153,9 @@ SYSTEMS=(
   "haproxy-splice|$HAP|$PID_hap"
   "socat|$SOC|$PID_soc"
 )
+if [ -n "${BASE:-}" ]; then
+  SYSTEMS+=("base-tunnel|$BENT|$PID_bent $PID_bexit" "base-forward|$BFWD|$PID_bfwd")
+fi
 
 if [ -n "${ONLY:-}" ]; then
   KEPT=()
@@ -196,3 +215,7 @@ echo "  tunnel  CPU/GiB stunnel4/offedge $(ratio "$(m "${BCPU[stunnel4-psk]:-}")
 echo "  forward bulk   offedge/haproxy $(ratio "$(m "${BULK[offedge-forward]:-}")" "$(m "${BULK[haproxy-splice]:-}")") [≥1.5×]   offedge/socat $(ratio "$(m "${BULK[offedge-forward]:-}")" "$(m "${BULK[socat]:-}")")"
 echo "  forward conn/s offedge/haproxy $(ratio "$(m "${CONNS[offedge-forward]:-}")" "$(m "${CONNS[haproxy-splice]:-}")") [≥1.0×]   offedge/socat $(ratio "$(m "${CONNS[offedge-forward]:-}")" "$(m "${CONNS[socat]:-}")")"
 echo "  forward CPU/GiB haproxy/offedge $(ratio "$(m "${BCPU[haproxy-splice]:-}")" "$(m "${BCPU[offedge-forward]:-}")")   CPU/1k conn haproxy/offedge $(ratio "$(m "${CCPU[haproxy-splice]:-}")" "$(m "${CCPU[offedge-forward]:-}")")"
+if [ -n "${BASE:-}" ]; then
+  echo "  against $BASE: tunnel bulk $(ratio "$(m "${BULK[offedge-tunnel]:-}")" "$(m "${BULK[base-tunnel]:-}")")  CPU/GiB $(ratio "$(m "${BCPU[offedge-tunnel]:-}")" "$(m "${BCPU[base-tunnel]:-}")")  conn/s $(ratio "$(m "${CONNS[offedge-tunnel]:-}")" "$(m "${CONNS[base-tunnel]:-}")")  CPU/1k conn $(ratio "$(m "${CCPU[offedge-tunnel]:-}")" "$(m "${CCPU[base-tunnel]:-}")")"
+  echo "  against $BASE: forward bulk $(ratio "$(m "${BULK[offedge-forward]:-}")" "$(m "${BULK[base-forward]:-}")")  CPU/GiB $(ratio "$(m "${BCPU[offedge-forward]:-}")" "$(m "${BCPU[base-forward]:-}")")  conn/s $(ratio "$(m "${CONNS[offedge-forward]:-}")" "$(m "${CONNS[base-forward]:-}")")  CPU/1k conn $(ratio "$(m "${CCPU[offedge-forward]:-}")" "$(m "${CCPU[base-forward]:-}")")"
+fi

@@ -135,7 +135,7 @@ func Relay(a, b net.Conn, o RelayOptions) (Result, error) {
 		}
 		errc <- err
 	}
-	go run(b, a, &up, o.Up)
+	Go(func() { run(b, a, &up, o.Up) })
 	run(a, b, &down, o.Down)
 	err := <-errc
 	if err2 := <-errc; err == nil {

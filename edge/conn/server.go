@@ -211,13 +211,13 @@ func (s *Server) Serve(ln net.Listener, handle func(net.Conn)) error {
 			return ErrServerClosed
 		}
 		s.wg.Add(1)
-		go func() {
+		Go(func() {
 			defer s.wg.Done()
 			defer s.lim.release()
 			defer release()
 			defer s.UntrackClose(c)
 			handle(c)
-		}()
+		})
 	}
 }
 
