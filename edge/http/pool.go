@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -236,6 +237,20 @@ type upstreamConn struct {
 	readTimeout time.Duration
 	lastRead    int64
 	lastWrite   int64
+	// aborted is set when the client went away: a deadline refresh
+	// after it must not undo the deadline in the past that abort set.
+	aborted atomic.Bool
+}
+
+// errAborted is a read or write on an upstream connection after the
+// client went away.
+var errAborted = fmt.Errorf("upstream exchange aborted: the client went away: %w", os.ErrDeadlineExceeded)
+
+// abort ends the exchange on c: a read or write blocked now returns, and
+// later ones fail. The connection is then closed, never reused.
+func (c *upstreamConn) abort() {
+	c.aborted.Store(true)
+	_ = c.Conn.SetDeadline(aLongTimeAgo)
 }
 
 func (c *upstreamConn) refreshEvery() int64 {
@@ -248,6 +263,9 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 		c.lastRead = now
 		_ = c.Conn.SetReadDeadline(time.Unix(0, now).Add(c.readTimeout))
 	}
+	if c.aborted.Load() { // after the refresh: see abort
+		return 0, errAborted
+	}
 	return c.Conn.Read(p)
 }
 
@@ -256,6 +274,9 @@ func (c *upstreamConn) Write(p []byte) (int, error) {
 	if now-c.lastWrite >= c.refreshEvery() {
 		c.lastWrite = now
 		_ = c.Conn.SetWriteDeadline(time.Unix(0, now).Add(c.readTimeout))
+	}
+	if c.aborted.Load() {
+		return 0, errAborted
 	}
 	return c.Conn.Write(p)
 }

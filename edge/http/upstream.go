@@ -188,6 +188,7 @@ type h1Client struct {
 type upConn struct {
 	cl        *h1Client
 	raw       net.Conn
+	up        *upstreamConn // raw with the timeouts; abort on the client's cancellation
 	conn      io.ReadWriter // what requests go over: raw with the read timeout, inside TLS for a TLS server
 	br        *bufio.Reader
 	bw        *bufio.Writer
@@ -238,16 +239,17 @@ func (c *h1Client) get(ctx context.Context, fresh bool) (*upConn, error) {
 	if err != nil {
 		return nil, &connectError{err}
 	}
-	var conn io.ReadWriter = &upstreamConn{Conn: raw, readTimeout: c.readTimeout}
+	up := &upstreamConn{Conn: raw, readTimeout: c.readTimeout}
+	var conn io.ReadWriter = up
 	if c.tls != nil {
-		tc := tls.Client(conn.(net.Conn), c.tls)
+		tc := tls.Client(up, c.tls)
 		if err := tc.HandshakeContext(dctx); err != nil {
 			raw.Close()
 			return nil, &connectError{fmt.Errorf("tls handshake with %s: %w", c.addr, err)}
 		}
 		conn = tc
 	}
-	return &upConn{cl: c, raw: raw, conn: conn, br: bufio.NewReaderSize(conn, upReadBuf), bw: bufio.NewWriterSize(conn, upWriteBuf)}, nil
+	return &upConn{cl: c, raw: raw, up: up, conn: conn, br: bufio.NewReaderSize(conn, upReadBuf), bw: bufio.NewWriterSize(conn, upWriteBuf)}, nil
 }
 
 func (c *h1Client) put(uc *upConn) {
@@ -374,10 +376,10 @@ func (e *errReader) Read(p []byte) (int, error) {
 
 // exchange writes the request and reads the response head. Until the body
 // is closed, a client that goes away (its request context is cancelled)
-// aborts the exchange: the upstream connection's deadline is moved to the
-// past, and the connection is closed rather than reused.
+// aborts the exchange (upstreamConn.abort), and the connection is closed
+// rather than reused.
 func (uc *upConn) exchange(pr *proxyRequest, host string) (resp *http.Response, err error) {
-	stop := context.AfterFunc(pr.ctx, func() { uc.raw.SetDeadline(aLongTimeAgo) })
+	stop := context.AfterFunc(pr.ctx, uc.up.abort)
 	handedOver := false
 	defer func() {
 		if handedOver {

@@ -2,10 +2,12 @@ package httpedge
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -303,5 +305,44 @@ func TestUpstreamRequestFraming(t *testing.T) {
 	}
 	if s := <-got; s.cl != "5" || s.te != "" || s.expect != "" || s.body != "hello" {
 		t.Fatalf("sized body upstream: %+v", s)
+	}
+}
+
+// A client that goes away between two reads of the upstream's body (the
+// edge busy writing to it) aborts the exchange even when the next read
+// refreshes the read timeout's deadline: the refresh once moved the
+// deadline that the cancellation had set in the past back into the
+// future, and the edge waited for the upstream's read timeout.
+func TestUpstreamAbortSurvivesDeadlineRefresh(t *testing.T) {
+	u := newRawUpstream(t, func(_, _ int, _ *http.Request, c net.Conn) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+		io.Copy(io.Discard, c) // idle until the edge closes the connection
+		return false
+	})
+	const readTimeout = 3 * time.Second // deadlines refreshed every 300 ms
+	cl := &h1Client{addr: u.addr(), dial: (&net.Dialer{}).DialContext, connectTimeout: 5 * time.Second, readTimeout: readTimeout, maxIdle: 1}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr := &proxyRequest{ctx: ctx, r: httptest.NewRequest("GET", "http://s/stream", nil), method: "GET", host: "s"}
+	resp, err := cl.roundTrip(pr, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "first" {
+		t.Fatalf("%q %v", buf, err)
+	}
+	cancel()
+	// Time passes (not a synchronisation: the next read must refresh the
+	// deadline, and if the cancellation's hook has not run yet the test
+	// passes whatever the code).
+	time.Sleep(readTimeout/10 + 100*time.Millisecond)
+	start := time.Now()
+	if _, err := resp.Body.Read(buf); err == nil {
+		t.Fatal("read after the client went away succeeded")
+	}
+	if d := time.Since(start); d > readTimeout/2 {
+		t.Fatalf("the aborted read returned after %v: the deadline refresh undid the cancellation", d)
 	}
 }

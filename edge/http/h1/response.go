@@ -494,7 +494,7 @@ func (b *body) Read(p []byte) (int, error) {
 		n, err := b.x.br.Read(p)
 		b.remain -= int64(n)
 		if b.remain == 0 {
-			b.eof = true
+			b.ended()
 			return n, io.EOF
 		}
 		if err == io.EOF {
@@ -511,13 +511,22 @@ func (b *body) Read(p []byte) (int, error) {
 			b.err = terr
 			return n, terr
 		}
-		b.eof = true
+		b.ended()
 		return n, io.EOF
 	}
 	if err != nil {
 		b.err = err
 	}
 	return n, err
+}
+
+// ended marks the body read to its end; a hang-up reported while body
+// bytes were pending is looked at again now.
+func (b *body) ended() {
+	b.eof = true
+	if c := b.x.res.c; c.hup.Load() {
+		c.checkGone()
+	}
 }
 
 var errTrailer = errors.New("http: malformed chunked trailer")

@@ -281,6 +281,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	wait := time.Millisecond
 	for {
 		if s.closeIdle() == 0 {
+			s.closePoller()
 			return nil
 		}
 		select {
@@ -306,11 +307,19 @@ func (s *Server) Close() error {
 	for _, c := range conns {
 		c.state.Store(stateClosed)
 		c.nc.Close()
+		// A handler waiting on something else than the client (an idle
+		// upstream) learns it from its context, as with net/http, whose
+		// background read fails on the closed connection.
+		c.cancelInFlight()
 		c.forget(http.StateClosed)
 	}
+	s.closePoller()
 	return nil
 }
 
+// stop closes the listeners. The poller stays while requests are in
+// flight: it is what sees their clients hang up (a drain would otherwise
+// wait for its deadline on a stream whose client left).
 func (s *Server) stop() {
 	s.mu.Lock()
 	if !s.closing.Swap(true) {
@@ -319,6 +328,11 @@ func (s *Server) stop() {
 	for ln := range s.listeners {
 		ln.Close()
 	}
+	s.mu.Unlock()
+}
+
+func (s *Server) closePoller() {
+	s.mu.Lock()
 	p := s.poll
 	s.mu.Unlock()
 	if p != nil {
@@ -368,6 +382,12 @@ type conn struct {
 	state      atomic.Int32
 	deadline   atomic.Int64 // unix ns: a parked connection is closed after it
 	lastPOST   bool         // the last request was a POST: skip stray CRLF
+
+	// hup is set once the poller reported a hang-up (FIN, reset): no new
+	// readiness edge will come for it, so it is remembered, and a request
+	// that starts (or finishes reading its body) after it looks whether
+	// the client is gone.
+	hup atomic.Bool
 
 	mu       sync.Mutex
 	inFlight context.CancelFunc // cancelled on hang-up while a request is served
@@ -534,6 +554,12 @@ func (c *conn) park(fresh bool) bool {
 
 // wake is the poller's report that c is readable (or hung up).
 func (c *conn) wake(hup bool) {
+	if hup {
+		// Before the state: a connection woken from parked with its
+		// request and a FIN in one edge sees the flag when its request
+		// starts.
+		c.hup.Store(true)
+	}
 	for {
 		switch c.state.Load() {
 		case stateParked:
@@ -544,14 +570,14 @@ func (c *conn) wake(hup bool) {
 			}
 		case stateActive:
 			if hup {
-				c.cancelInFlight()
+				c.checkGone()
 			}
 			if c.state.CompareAndSwap(stateActive, statePending) {
 				return
 			}
 		case statePending:
 			if hup {
-				c.cancelInFlight()
+				c.checkGone()
 			}
 			return
 		default:
@@ -591,6 +617,7 @@ func (c *conn) waitBlocking(x *exchange, fresh bool) bool {
 	return true
 }
 
+// cancelInFlight cancels the request in flight, if any.
 func (c *conn) cancelInFlight() {
 	c.mu.Lock()
 	if c.inFlight != nil {
@@ -599,10 +626,52 @@ func (c *conn) cancelInFlight() {
 	c.mu.Unlock()
 }
 
+// checkGone cancels the request in flight when the client is gone: the
+// socket holds no byte more and reads end of stream or a reset. Bytes
+// still pending (a body not read yet, a pipelined request) come before
+// the hang-up: then the request is left alone, and the end of its body
+// looks again (as net/http starts its background read there).
+func (c *conn) checkGone() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inFlight != nil && c.peerGone() {
+		c.inFlight()
+	}
+}
+
+// peerGone peeks at the socket without blocking: true on end of stream or
+// an error other than "nothing yet".
+func (c *conn) peerGone() bool {
+	if c.raw == nil {
+		return false
+	}
+	gone := false
+	var b [1]byte
+	// Control, not Read: a handler blocked reading the body holds the
+	// descriptor's read lock.
+	_ = c.raw.Control(func(fd uintptr) {
+		for {
+			n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			if err == syscall.EINTR {
+				continue
+			}
+			gone = (n == 0 && err == nil) || (err != nil && err != syscall.EAGAIN)
+			return
+		}
+	})
+	return gone
+}
+
+// setInFlight records the cancellation of the request starting (nil when
+// it ended). A request starting after a hang-up was reported looks at
+// once: no readiness edge will come for it.
 func (c *conn) setInFlight(f context.CancelFunc) {
 	c.mu.Lock()
 	c.inFlight = f
 	c.mu.Unlock()
+	if f != nil && c.hup.Load() {
+		c.checkGone()
+	}
 }
 
 // closeWith flushes what is buffered, closes c and releases x.

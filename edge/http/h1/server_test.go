@@ -10,8 +10,11 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/offedge/offedge/internal/testutil"
 )
 
 // serve runs a Server with h on 127.0.0.1:0 and returns its address.
@@ -250,6 +253,119 @@ func TestClientGoneCancelsContext(t *testing.T) {
 	case <-cancelled:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the request context was not cancelled when the client went away")
+	}
+}
+
+// waitCancelled serves with a handler that (after reading the body, when
+// readBody) waits for its request's context, and returns the channel
+// closed when it is cancelled.
+func waitCancelled(t *testing.T, s *Server, readBody bool) (addr string, started, cancelled chan struct{}) {
+	started, cancelled = make(chan struct{}), make(chan struct{})
+	s.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if readBody {
+			io.Copy(io.Discard, r.Body)
+		}
+		close(started)
+		select {
+		case <-r.Context().Done():
+			close(cancelled)
+		case <-time.After(10 * time.Second):
+		}
+	})
+	return serve(t, s), started, cancelled
+}
+
+// sendAndHangUp sends msg and the FIN in one segment (TCP_CORK holds the
+// bytes until the close), so that the server's poller reports the data and
+// the hang-up in one readiness edge.
+func sendAndHangUp(t *testing.T, c net.Conn, msg string) {
+	t.Helper()
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Control(func(fd uintptr) {
+		if err := syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_CORK, 1); err != nil {
+			t.Error(err)
+		}
+	})
+	io.WriteString(c, msg)
+	c.Close()
+}
+
+func expectCancelled(t *testing.T, cancelled chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request context was not cancelled: " + what)
+	}
+}
+
+// A request and its client's hang-up in one readiness edge, on a parked
+// connection: the hang-up is reported before the request is in flight, and
+// no edge comes after it (the defect: a streamed answer from an idle
+// upstream waited for the upstream's 60 s read timeout).
+func TestHangUpWithRequestCancelsContext(t *testing.T) {
+	s := &Server{}
+	addr, _, cancelled := waitCancelled(t, s, false)
+	c, _ := dial(t, addr)
+	testutil.Eventually(t, 5*time.Second, "connection parked", func() bool { return s.Stats().Parked.Load() == 1 })
+	sendAndHangUp(t, c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	expectCancelled(t, cancelled, "request and hang-up came together")
+}
+
+// A hang-up after a body the handler has not read yet: the request is not
+// cancelled while its bytes are pending, and is once the body is read.
+func TestHangUpAfterBodyCancelsOnceBodyRead(t *testing.T) {
+	s := &Server{}
+	addr, started, cancelled := waitCancelled(t, s, true)
+	c, _ := dial(t, addr)
+	testutil.Eventually(t, 5*time.Second, "connection parked", func() bool { return s.Stats().Parked.Load() == 1 })
+	sendAndHangUp(t, c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello")
+	<-started
+	expectCancelled(t, cancelled, "hang-up after a body")
+}
+
+// Close cancels the requests in flight, as net/http's does (its background
+// read fails on the closed connection): a handler waiting on something
+// else than the client must learn it.
+func TestCloseCancelsInFlight(t *testing.T) {
+	s := &Server{}
+	addr, started, cancelled := waitCancelled(t, s, false)
+	c, _ := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	<-started
+	s.Close()
+	expectCancelled(t, cancelled, "server closed")
+}
+
+// A client that hangs up while Shutdown drains: its request is cancelled
+// and the drain ends, instead of waiting for its deadline (the poller once
+// closed when Shutdown began).
+func TestShutdownSeesHangUp(t *testing.T) {
+	s := &Server{}
+	addr, started, cancelled := waitCancelled(t, s, false)
+	c, _ := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	<-started
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		done <- s.Shutdown(ctx)
+	}()
+	testutil.Eventually(t, 5*time.Second, "listener closed", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	c.Close()
+	expectCancelled(t, cancelled, "client hung up during Shutdown")
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
 	}
 }
 
