@@ -12,6 +12,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -32,6 +33,7 @@ import (
 	"github.com/go-acme/lego/v5/certificate"
 	"github.com/go-acme/lego/v5/challenge"
 	"github.com/go-acme/lego/v5/challenge/dns01"
+	"github.com/go-acme/lego/v5/challenge/tlsalpn01"
 	"github.com/go-acme/lego/v5/lego"
 	legolog "github.com/go-acme/lego/v5/log"
 	"github.com/go-acme/lego/v5/registration"
@@ -107,6 +109,58 @@ func (c *Challenges) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte(k))
 }
 
+// ALPNChallenges holds the TLS-ALPN-01 challenge certificates of the
+// orders in progress, by name, and gives them to the node's TLS listeners
+// (edge/http's Resources.ALPNChallenges), which present one to a client
+// offering only the acme-tls/1 protocol. It is a lego challenge.Provider;
+// at most maxTokens names are pending at once.
+type ALPNChallenges struct {
+	mu    sync.Mutex
+	certs map[string]*tls.Certificate // lower-case name -> challenge certificate
+}
+
+// NewALPNChallenges returns an empty store.
+func NewALPNChallenges() *ALPNChallenges {
+	return &ALPNChallenges{certs: make(map[string]*tls.Certificate)}
+}
+
+// Present makes the challenge certificate of domain (RFC 8737: the name and
+// the key authorisation's digest in the critical acmeIdentifier extension).
+func (a *ALPNChallenges) Present(_ context.Context, domain, _, keyAuth string) error {
+	name := strings.ToLower(strings.TrimSuffix(domain, "."))
+	a.mu.Lock()
+	full := len(a.certs) >= maxTokens && a.certs[name] == nil
+	a.mu.Unlock()
+	if full {
+		return fmt.Errorf("acme: %d TLS-ALPN-01 challenges already pending", maxTokens)
+	}
+	cert, err := tlsalpn01.ChallengeCert(name, keyAuth)
+	if err != nil {
+		return fmt.Errorf("acme: TLS-ALPN-01 certificate for %s: %w", name, err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.certs[name] = cert
+	return nil
+}
+
+// CleanUp forgets the challenge of domain once its authorisation is done.
+func (a *ALPNChallenges) CleanUp(_ context.Context, domain, _, _ string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.certs, strings.ToLower(strings.TrimSuffix(domain, ".")))
+	return nil
+}
+
+// ChallengeCertificate returns the pending challenge certificate of a
+// server name.
+func (a *ALPNChallenges) ChallengeCertificate(serverName string) (*tls.Certificate, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.certs[strings.ToLower(serverName)]
+	return c, ok
+}
+
 // Config configures an [Issuer].
 type Config struct {
 	// Directory is the CA's directory URL; empty means Let's Encrypt.
@@ -118,6 +172,9 @@ type Config struct {
 	// HTTP01 answers HTTP-01 challenges; it must be served by the node's
 	// plain-HTTP listener on port 80 of every name.
 	HTTP01 *Challenges
+	// TLSALPN01, when set, answers TLS-ALPN-01 challenges; it must be given
+	// to the node's TLS listener on port 443 of every name.
+	TLSALPN01 *ALPNChallenges
 	// DNS01, when set, answers DNS-01 challenges (wildcards need it) by
 	// writing _acme-challenge TXT records (a lego DNS provider).
 	DNS01 challenge.Provider
@@ -218,6 +275,11 @@ func NewIssuer(ctx context.Context, cfg Config) (*Issuer, error) {
 	}
 	if cfg.HTTP01 != nil {
 		if err := client.Challenge.SetHTTP01Provider(cfg.HTTP01); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.TLSALPN01 != nil {
+		if err := client.Challenge.SetTLSALPN01Provider(cfg.TLSALPN01); err != nil {
 			return nil, err
 		}
 	}

@@ -28,6 +28,7 @@ type chain struct {
 	acme       bool
 	// challenges answers ACME HTTP-01 tokens on a plain-HTTP listener.
 	challenges Challenges
+	alpn       ALPNChallenges // TLS listeners only
 }
 
 type site struct {
@@ -131,6 +132,8 @@ func (s *Server) build(cfg Config, res Resources) (*chain, error) {
 	ch := &chain{cfg: cfg, hosts: newHostTable[*site]()}
 	if !cfg.TLS {
 		ch.challenges = res.Challenges
+	} else {
+		ch.alpn = res.ALPNChallenges
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -594,6 +594,12 @@ func (l *edgeListener) handshake(c net.Conn, release func()) {
 		return
 	}
 	var out net.Conn = tc
+	if tc.ConnectionState().NegotiatedProtocol == ACMETLS1 {
+		// A TLS-ALPN-01 validation is the handshake: nothing is served.
+		l.srv.log.Debug("ACME TLS-ALPN-01 validation answered", "listener", l.srv.name(), "peer", c.RemoteAddr().String(), "server_name", tc.ConnectionState().ServerName)
+		tc.Close()
+		return
+	}
 	if st := tc.ConnectionState(); st.NegotiatedProtocol != "h2" && l.srv.h1 != nil {
 		hc := l.srv.wrapConn(tc, false)
 		hc.sendTimeout = 0 // the inner connection refreshes the deadline

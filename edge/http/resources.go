@@ -1,6 +1,7 @@
 package httpedge
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,6 +39,17 @@ type Resources struct {
 	// certs/acme challenge store); nil when the node issues none. Plain-HTTP
 	// listeners answer them before redirect_https and routing.
 	Challenges Challenges
+	// ALPNChallenges holds the node's pending ACME TLS-ALPN-01 challenge
+	// certificates; nil when the node issues none. TLS listeners answer a
+	// handshake offering only the acme-tls/1 protocol with the one of its
+	// server name, and close the connection after it.
+	ALPNChallenges ALPNChallenges
+}
+
+// ALPNChallenges looks up the TLS-ALPN-01 challenge certificate of a
+// server name.
+type ALPNChallenges interface {
+	ChallengeCertificate(serverName string) (*tls.Certificate, bool)
 }
 
 // Challenges looks up an ACME HTTP-01 token's key authorisation.

@@ -3,6 +3,7 @@ package httpedge
 import (
 	"crypto/rand"
 	"crypto/tls"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -40,16 +41,47 @@ var tls12Suites = []uint16{
 // tickets under keys that rotate (ticketKeys).
 func (s *Server) newTLSConfig() *tls.Config {
 	cfg := &tls.Config{
-		MinVersion:     tls.VersionTLS12,
-		CipherSuites:   tls12Suites,
-		NextProtos:     []string{"h2", "http/1.1"},
-		GetCertificate: s.getCertificate,
-		Time:           s.opts.Now,
+		MinVersion:         tls.VersionTLS12,
+		CipherSuites:       tls12Suites,
+		NextProtos:         []string{"h2", "http/1.1"},
+		GetCertificate:     s.getCertificate,
+		GetConfigForClient: s.acmeTLSConfig,
+		Time:               s.opts.Now,
 	}
 	s.tickets.cfg = cfg
 	s.tickets.now = s.opts.Now
 	s.tickets.rotate()
 	return cfg
+}
+
+// ACMETLS1 is the ALPN protocol of ACME's TLS-ALPN-01 validation (RFC 8737).
+const ACMETLS1 = "acme-tls/1"
+
+// acmeTLSConfig answers a TLS-ALPN-01 validation: a client offering only
+// acme-tls/1 (as RFC 8737 has the CA do) is given the challenge certificate
+// of its server name, and nothing else; without one pending for that name
+// the handshake fails. Every other client gets the listener's own
+// configuration (nil).
+func (s *Server) acmeTLSConfig(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	if len(hello.SupportedProtos) != 1 || hello.SupportedProtos[0] != ACMETLS1 {
+		return nil, nil
+	}
+	ch := s.chain.Load()
+	if ch.alpn != nil {
+		if host, ok := normalizeHost(hello.ServerName); ok {
+			if cert, ok := ch.alpn.ChallengeCertificate(host); ok {
+				return &tls.Config{
+					MinVersion:             tls.VersionTLS12,
+					CipherSuites:           tls12Suites,
+					NextProtos:             []string{ACMETLS1},
+					Certificates:           []tls.Certificate{*cert},
+					SessionTicketsDisabled: true,
+					Time:                   s.opts.Now,
+				}, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("listener %q: no ACME TLS-ALPN-01 challenge pending for %q", ch.cfg.Listener, hello.ServerName)
 }
 
 // ticketKeys rotates the session ticket keys of a tls.Config: a new key
