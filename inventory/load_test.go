@@ -162,6 +162,14 @@ servers:
 			`inventory.yaml:10:13: upstream "u": queue without max_conns on any server: nothing would wait (set max_conns on the servers requests should wait for)`},
 		{"negative max_conns", map[string]string{"inventory.yaml": base + "upstreams: [{name: u, servers: [{node: s1, port: 80, max_conns: -1}]}]\n"},
 			`inventory.yaml:10:33: upstream "u": server 0: negative max_conns (omit max_conns for no cap)`},
+		{"header in both lists", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], headers: {X-A: a}, headers_always: {X-A: b}, routes: [{path: /, redirect: /x}]}]\n"},
+			`inventory.yaml:10:9: site "w": header "X-A" is in both headers and headers_always (keep it in one of headers and headers_always)`},
+		{"bad header name", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], routes: [{path: /, redirect: /x, headers: {\"X A\": a}}]}]\n"},
+			`inventory.yaml:10:99: site "w": route 0 (/): header "X A": not a valid header name`},
+		{"bad expires", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], expires: 1 hour, routes: [{path: /, redirect: /x}]}]\n"},
+			`expires: invalid expires "1 hour"`},
+		{"unknown log format", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], access_log: {path: /var/log/w.log, format: fancy}, routes: [{path: /, redirect: /x}]}]\n"},
+			`unknown format "fancy" (use "combined", "combined_upstream", "combined_proxy", "json")`},
 		{"two documents", map[string]string{"inventory.yaml": base + "---\nservers: []\n"},
 			`inventory.yaml:10:1: more than one YAML document in a file (split it into files and include them)`},
 	}
@@ -207,6 +215,19 @@ func TestValuesParse(t *testing.T) {
 	for _, bad := range []string{"", "x", "-1s", "1y"} {
 		if err := d.UnmarshalText([]byte(bad)); err == nil {
 			t.Errorf("Duration(%q) parsed; want error", bad)
+		}
+	}
+	var e Expires
+	for in, want := range map[string]Expires{"off": {Mode: "off"}, "epoch": {Mode: "epoch"}, "max": {Mode: "max"},
+		"1h": {"access", 3600}, "30d": {"access", 30 * 86400}, "-1": {"access", -1}, "0": {"access", 0}, "1h30m": {"access", 5400},
+		"1M": {"access", 30 * 86400}, "1y": {"access", 365 * 86400}, "1500ms": {"access", 1}, "modified 1h": {"modified", 3600}, "modified  -10m": {"modified", -600}} {
+		if err := e.UnmarshalText([]byte(in)); err != nil || e != want {
+			t.Errorf("Expires(%q) = %+v, %v; want %+v", in, e, err, want)
+		}
+	}
+	for _, bad := range []string{"", "1 hour", "h", "1x", "@15h30m", "modified", "modifiedx 1h", "11y", "99999999999", "--1", "1h-1"} {
+		if err := e.UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("Expires(%q) parsed as %+v; want error", bad, e)
 		}
 	}
 	var s Size

@@ -2,11 +2,14 @@ package inventory
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/offedge/offedge/edge/http/vars"
 )
@@ -727,8 +730,12 @@ func (b *builder) validateSite(s *Site) {
 			b.errf(s.Pos, obj, "error pages are for 4xx and 5xx statuses", "error page for status %d", code)
 		}
 	}
-	if a := s.AccessLog; a != nil && a.Format != "" && !oneOf(a.Format, "combined", "json") {
-		b.errf(a.Pos, obj+": access_log", `use "combined" or "json"`, "unknown format %q", a.Format)
+	if a := s.AccessLog; a != nil && a.Format != "" && !oneOf(a.Format, LogFormats...) {
+		b.errf(a.Pos, obj+": access_log", `use "`+strings.Join(LogFormats, `", "`)+`"`, "unknown format %q", a.Format)
+	}
+	b.validateHeaders(s.Headers, s.HeadersAlways, s.Pos, obj)
+	for i, r := range s.Routes {
+		b.validateHeaders(r.Headers, r.HeadersAlways, r.Pos, fmt.Sprintf("%s: route %d (%s)", obj, i, r.Path))
 	}
 	b.validateAllow(s.Allow, s.Pos, obj)
 	b.validateSiteProtection(s, obj)
@@ -791,6 +798,29 @@ func (b *builder) validateTunnel(t *Tunnel) {
 		b.errf(t.Auth.Pos, obj+": auth", "set psk: FILE or pki: true", "auth needs exactly one of psk or pki")
 	}
 	b.validateAllow(t.Allow, t.Pos, obj)
+}
+
+// LogFormats are the access log formats a site may name.
+var LogFormats = []string{"combined", "combined_upstream", "combined_proxy", "json"}
+
+// validateHeaders checks added response fields: names are tokens, values
+// have no control characters, and no name is in both lists.
+func (b *builder) validateHeaders(headers, always map[string]string, pos Pos, obj string) {
+	for _, m := range []map[string]string{headers, always} {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if !httpguts.ValidHeaderFieldName(k) {
+				b.errf(pos, obj, "a header name is letters, digits and !#$%&'*+-.^_`|~", "header %q: not a valid header name", k)
+			}
+			if !httpguts.ValidHeaderFieldValue(m[k]) {
+				b.errf(pos, obj, "", "header %q: the value holds a control character", k)
+			}
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(always)) {
+		if _, ok := headers[k]; ok {
+			b.errf(pos, obj, "keep it in one of headers and headers_always", "header %q is in both headers and headers_always", k)
+		}
+	}
 }
 
 // validateAllow checks the syntax of allow entries; whether the names they

@@ -259,8 +259,14 @@ type Site struct {
 	Listen  []*Listen `yaml:"listen"`
 	TLS     *TLS      `yaml:"tls"`
 	Routes  []*Route  `yaml:"routes"`
-	// Headers are response headers added to every response of the site.
-	Headers map[string]string `yaml:"headers"`
+	// Headers are response fields added to the site's successful answers
+	// (nginx add_header), HeadersAlways to every answer (add_header ...
+	// always).
+	Headers       map[string]string `yaml:"headers"`
+	HeadersAlways map[string]string `yaml:"headers_always"`
+	// Expires sets Expires and Cache-Control on successful answers (nginx
+	// expires); a route's own replaces it.
+	Expires *Expires `yaml:"expires"`
 	// ErrorPages maps a status code (502, 503, 504) to an HTML file served
 	// when offedge itself produces that status.
 	ErrorPages map[int]string `yaml:"error_pages"`
@@ -324,9 +330,16 @@ type Route struct {
 	// Redirect answers with a redirect to this URL prefix + the request URI.
 	Redirect     string `yaml:"redirect"`
 	RedirectCode int    `yaml:"redirect_code"`
-	// Headers are response headers added on this route (on top of the site's).
-	Headers     map[string]string `yaml:"headers"`
-	MaxBodySize Size              `yaml:"max_body_size"`
+	// Headers and HeadersAlways are response fields added on this route,
+	// on top of the site's (a name the route sets replaces the site's).
+	Headers       map[string]string `yaml:"headers"`
+	HeadersAlways map[string]string `yaml:"headers_always"`
+	// HeadersInherit false drops the site's fields on this route (what
+	// nginx does to a location with an add_header of its own).
+	HeadersInherit *bool `yaml:"headers_inherit"`
+	// Expires replaces the site's expires on this route ("off" cancels it).
+	Expires     *Expires `yaml:"expires"`
+	MaxBodySize Size     `yaml:"max_body_size"`
 	// WebSocket allows connection upgrades on this route.
 	WebSocket bool `yaml:"websocket"`
 	// BasicAuth names an htpasswd file (bcrypt) guarding the route.
@@ -386,7 +399,10 @@ type Cache struct {
 type AccessLog struct {
 	Pos  Pos    `yaml:"-"`
 	Path string `yaml:"path"`
-	// Format is "combined" (nginx's) or "json".
+	// Format is "combined" (nginx's), "combined_upstream" (combined, then
+	// c=cache u=upstream t=seconds), "combined_proxy" (combined, then
+	// "X-Forwarded-For" cache [upstream seconds]: the Open Food Facts
+	// reverse proxies' format) or "json".
 	Format string   `yaml:"format"`
 	Buffer Size     `yaml:"buffer"`
 	Flush  Duration `yaml:"flush"`

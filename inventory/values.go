@@ -109,3 +109,100 @@ func (s Size) MarshalText() ([]byte, error) {
 
 // String renders the size.
 func (s Size) String() string { b, _ := s.MarshalText(); return string(b) }
+
+// Expires is nginx's expires value: "off", "epoch", "max", a time from
+// the answer ("1h", "30d", "-1": seconds when no unit) or "modified TIME"
+// (from the answer's Last-Modified). Times take nginx's units: ms, s, m,
+// h, d, w, M (30 days) and y (365 days), combined as "1h30m".
+type Expires struct {
+	// Mode is "off", "epoch", "max", "access" or "modified".
+	Mode string
+	// Seconds is the offset of access and modified (negative: in the past,
+	// which sends Cache-Control: no-cache).
+	Seconds int64
+}
+
+// UnmarshalText parses an expires value.
+func (e *Expires) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	switch s {
+	case "off", "epoch", "max":
+		*e = Expires{Mode: s}
+		return nil
+	case "":
+		return fmt.Errorf("empty expires (use off, epoch, max, 1h or modified 1h)")
+	}
+	mode := "access"
+	if rest, ok := strings.CutPrefix(s, "modified"); ok && (rest == "" || rest[0] == ' ' || rest[0] == '\t') {
+		mode, s = "modified", strings.TrimSpace(rest)
+	}
+	if strings.HasPrefix(s, "@") {
+		return fmt.Errorf("expires %q: a time of day (@) is not supported; use a duration such as 1h", string(b))
+	}
+	n, err := parseNginxTime(s)
+	if err != nil {
+		return fmt.Errorf("invalid expires %q: %v (use off, epoch, max, 1h, -1 or modified 1h)", string(b), err)
+	}
+	*e = Expires{Mode: mode, Seconds: n}
+	return nil
+}
+
+// MarshalText renders the value the way it parses.
+func (e Expires) MarshalText() ([]byte, error) {
+	switch e.Mode {
+	case "access":
+		return []byte(strconv.FormatInt(e.Seconds, 10) + "s"), nil
+	case "modified":
+		return []byte("modified " + strconv.FormatInt(e.Seconds, 10) + "s"), nil
+	}
+	return []byte(e.Mode), nil
+}
+
+// parseNginxTime parses nginx's time syntax in seconds: an optional '-',
+// then numbers each with a unit (a bare number is seconds), at most ten
+// years in magnitude.
+func parseNginxTime(s string) (int64, error) {
+	neg := false
+	if rest, ok := strings.CutPrefix(s, "-"); ok {
+		neg, s = true, rest
+	}
+	if s == "" {
+		return 0, fmt.Errorf("no number")
+	}
+	const maxSeconds = 10 * 365 * 86400
+	var total, ms int64
+	for s != "" {
+		i := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == 0 || i > 10 {
+			return 0, fmt.Errorf("expected a number at %q", s)
+		}
+		n, _ := strconv.ParseInt(s[:i], 10, 64)
+		s = s[i:]
+		unit := int64(1)
+		switch {
+		case strings.HasPrefix(s, "ms"):
+			s = s[2:]
+			ms += n
+			unit = 0
+		case s == "":
+		default:
+			mult := map[byte]int64{'s': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 7 * 86400, 'M': 30 * 86400, 'y': 365 * 86400}[s[0]]
+			if mult == 0 {
+				return 0, fmt.Errorf("unknown unit %q", s[:1])
+			}
+			unit, s = mult, s[1:]
+		}
+		total += n * unit
+		if total > maxSeconds {
+			return 0, fmt.Errorf("more than ten years")
+		}
+	}
+	total += ms / 1000
+	if neg {
+		total = -total
+	}
+	return total, nil
+}

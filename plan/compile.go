@@ -272,7 +272,7 @@ func (c *compiler) cache(s *inventory.Site, r *inventory.Route) string {
 func (c *compiler) site(s *inventory.Site, network string) httpedge.Site {
 	obj := fmt.Sprintf("site %q", s.Name)
 	out := httpedge.Site{
-		Name: s.Name, Hosts: s.Hosts, Default: s.Default, Headers: s.Headers,
+		Name: s.Name, Hosts: s.Hosts, Default: s.Default, Headers: s.Headers, HeadersAlways: s.HeadersAlways,
 		MaintenanceFile: c.opts.file(s.MaintenanceFile),
 	}
 	if s.TLS != nil {
@@ -296,7 +296,9 @@ func (c *compiler) site(s *inventory.Site, network string) httpedge.Site {
 		robj := fmt.Sprintf("%s: route %q", obj, r.Path)
 		hr := httpedge.Route{
 			Path: r.Path, Exact: r.Kind() == inventory.MatchExact, Redirect: r.Redirect,
-			Headers: r.Headers, MaxBodyBytes: int64(r.MaxBodySize), WebSocket: r.WebSocket,
+			Headers: r.Headers, HeadersAlways: r.HeadersAlways, NoSiteHeaders: r.HeadersInherit != nil && !*r.HeadersInherit,
+			Expires:      expires(s.Expires, r.Expires),
+			MaxBodyBytes: int64(r.MaxBodySize), WebSocket: r.WebSocket,
 			BasicAuthFile:     c.opts.file(r.BasicAuth),
 			StreamRequestBody: r.RequestBuffering != nil && !*r.RequestBuffering,
 		}
@@ -327,6 +329,19 @@ func (c *compiler) site(s *inventory.Site, network string) httpedge.Site {
 		out.Routes = append(out.Routes, hr)
 	}
 	return out
+}
+
+// expires is a route's expires: its own, else its site's (nginx inherits
+// expires into a location that sets none); "off" is none.
+func expires(site, route *inventory.Expires) *httpedge.Expires {
+	e := site
+	if route != nil {
+		e = route
+	}
+	if e == nil || e.Mode == "off" {
+		return nil
+	}
+	return &httpedge.Expires{Mode: e.Mode, Seconds: e.Seconds}
 }
 
 func (c *compiler) sites() {

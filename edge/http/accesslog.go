@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -34,9 +35,9 @@ type accessLogger struct {
 
 func newAccessLogger(cfg SiteLog, res Resources) (*accessLogger, error) {
 	switch cfg.Format {
-	case "combined", "combined_upstream", "json":
+	case "combined", "combined_upstream", "combined_proxy", "json":
 	default:
-		return nil, fmt.Errorf("format %q: use combined, combined_upstream or json", cfg.Format)
+		return nil, fmt.Errorf("format %q: use combined, combined_upstream, combined_proxy or json", cfg.Format)
 	}
 	f, ok := res.AccessLogs[cfg.File]
 	if !ok {
@@ -114,7 +115,8 @@ func (l *logSink) close() {
 var logBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // log writes one line: nginx "combined", the reference's
-// "combined_upstream" (c=cache u=upstream t=seconds) or one JSON object.
+// "combined_upstream" (c=cache u=upstream t=seconds), its reverse proxies'
+// "combined_proxy" ("X-Forwarded-For" cache [upstream seconds]) or one JSON object.
 func (a *accessLogger) log(r *http.Request, w *recorder, start, end time.Time) {
 	bp := logBufPool.Get().(*[]byte)
 	b := (*bp)[:0]
@@ -174,6 +176,20 @@ func (a *accessLogger) log(r *http.Request, w *recorder, start, end time.Time) {
 			b = append(b, orDash(w.upstream)...)
 			b = append(b, " t="...)
 			b = strconv.AppendFloat(b, end.Sub(start).Seconds(), 'f', 3, 64)
+		}
+		if a.format == "combined_proxy" {
+			// '"$http_x_forwarded_for" $upstream_cache_status [$upstream_response_time]'
+			b = append(b, " \""...)
+			b = append(b, escapeLog(orDash(strings.Join(r.Header["X-Forwarded-For"], ", ")))...)
+			b = append(b, "\" "...)
+			b = append(b, orDash(w.cache)...)
+			b = append(b, " ["...)
+			if w.upTime > 0 {
+				b = strconv.AppendFloat(b, w.upTime.Seconds(), 'f', 3, 64)
+			} else {
+				b = append(b, '-')
+			}
+			b = append(b, ']')
 		}
 		b = append(b, '\n')
 	}

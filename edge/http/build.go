@@ -3,14 +3,14 @@ package httpedge
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"os"
-	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/offedge/offedge/certs"
 	"github.com/offedge/offedge/edge/acl"
@@ -39,7 +39,8 @@ type site struct {
 	alog    *accessLogger
 	allow   *acl.List
 	cert    *certs.Cert
-	headers []headerKV
+	resp    *respPolicy // the site's always fields, for answers outside its routes
+	headers []addHeader
 	hsts    []string    // Strict-Transport-Security value (TLS listeners), nil none
 	stats   *routeStats // requests answered outside the site's routes
 	protect *siteProtect
@@ -80,7 +81,7 @@ type route struct {
 	priority   bool        // a priority prefix (nginx "^~")
 	re         *vars.Regex // a regex route
 	handler    routeHandler
-	headers    []headerKV // site headers then route headers (route wins)
+	resp       *respPolicy // expires and added fields (site's then route's), nil: none
 	maxBody    int64
 	websocket  bool
 	streamBody bool // request body streamed upstream, not buffered
@@ -214,11 +215,13 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, res Resources) (*sit
 		}
 		st.cert = c
 	}
-	for _, k := range slices.Sorted(maps.Keys(sc.Headers)) {
-		if !validHeaderName(k) {
-			return nil, fmt.Errorf("header %q: not a valid header name", k)
-		}
-		st.headers = append(st.headers, headerKV{http.CanonicalHeaderKey(k), sc.Headers[k]})
+	hs, err := headerList(sc.Headers, sc.HeadersAlways)
+	if err != nil {
+		return nil, err
+	}
+	st.headers = hs
+	if len(hs) > 0 {
+		st.resp = &respPolicy{headers: hs}
 	}
 	for code, path := range sc.ErrorPages {
 		if code < 400 || code > 599 {
@@ -362,18 +365,21 @@ func (s *Server) buildRoute(ch *chain, st *site, rc *Route, res Resources) (*rou
 	default:
 		rt.maxBody = rc.MaxBodyBytes
 	}
-	hs := map[string]string{}
-	for _, kv := range st.headers {
-		hs[kv.k] = kv.v
+	own, err := headerList(rc.Headers, rc.HeadersAlways)
+	if err != nil {
+		return nil, err
 	}
-	for k, v := range rc.Headers {
-		if !validHeaderName(k) {
-			return nil, fmt.Errorf("header %q: not a valid header name", k)
+	hs := own
+	if !rc.NoSiteHeaders {
+		hs = mergeHeaders(st.headers, own)
+	}
+	if rc.Expires != nil {
+		if err := rc.Expires.check(); err != nil {
+			return nil, err
 		}
-		hs[http.CanonicalHeaderKey(k)] = v
 	}
-	for _, k := range slices.Sorted(maps.Keys(hs)) {
-		rt.headers = append(rt.headers, headerKV{k, hs[k]})
+	if len(hs) > 0 || rc.Expires != nil {
+		rt.resp = &respPolicy{headers: hs, expires: rc.Expires}
 	}
 	lims, err := buildRouteLimits(rc, res)
 	if err != nil {
@@ -390,18 +396,7 @@ func (s *Server) buildRoute(ch *chain, st *site, rc *Route, res Resources) (*rou
 	return rt, nil
 }
 
-func validHeaderName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
+func validHeaderName(k string) bool { return httpguts.ValidHeaderFieldName(k) }
 
 // maintenance reports whether the maintenance file exists, looking at most
 // once a second so that the check costs nothing per request.

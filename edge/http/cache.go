@@ -353,6 +353,7 @@ type fetchResult struct {
 	tooBig bool
 	err    error
 	server *backend
+	took   time.Duration // asking the upstream, until its body was read
 }
 
 // flightGroup runs one fetch per key at a time; callers arriving while it

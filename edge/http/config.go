@@ -64,8 +64,12 @@ type Site struct {
 	// longest prefix if it is a priority prefix, else the first regex in
 	// order, else the longest prefix.
 	Routes []Route `json:"routes"`
-	// Headers are added to every response of the site.
-	Headers map[string]string `json:"headers,omitempty"`
+	// Headers are added to the site's successful answers (200, 201, 204,
+	// 206, 301, 302, 303, 304, 307, 308: nginx add_header), and
+	// HeadersAlways to every answer, errors included (add_header ...
+	// always). A route's own fields are added on top (see Route).
+	Headers       map[string]string `json:"headers,omitempty"`
+	HeadersAlways map[string]string `json:"headers_always,omitempty"`
 	// ErrorPages maps a status to an HTML file served for it (502, 503, ...).
 	ErrorPages map[int]string `json:"error_pages,omitempty"`
 	// MaintenanceFile, while it exists, turns every answer into 503.
@@ -120,13 +124,23 @@ type Route struct {
 	// exact when Exact. See routeTable.match for the precedence.
 	Match string `json:"match,omitempty"`
 	// Upstream names the pool (among the node's resources) requests are proxied to.
-	Upstream     string            `json:"upstream,omitempty"`
-	Static       *Static           `json:"static,omitempty"`
-	Redirect     string            `json:"redirect,omitempty"`      // URL prefix; request URI appended
-	RedirectCode int               `json:"redirect_code,omitempty"` // 301, 302, 303, 307 or 308 (required with Redirect)
-	Headers      map[string]string `json:"headers,omitempty"`
-	MaxBodyBytes int64             `json:"max_body_bytes"` // -1 = unlimited; 0 is refused
-	WebSocket    bool              `json:"websocket,omitempty"`
+	Upstream     string  `json:"upstream,omitempty"`
+	Static       *Static `json:"static,omitempty"`
+	Redirect     string  `json:"redirect,omitempty"`      // URL prefix; request URI appended
+	RedirectCode int     `json:"redirect_code,omitempty"` // 301, 302, 303, 307 or 308 (required with Redirect)
+	// Headers and HeadersAlways are the route's added fields, as the
+	// site's; a field the route names replaces the site's of that name.
+	Headers       map[string]string `json:"headers,omitempty"`
+	HeadersAlways map[string]string `json:"headers_always,omitempty"`
+	// NoSiteHeaders drops the site's fields on this route (nginx: a
+	// location with an add_header of its own inherits none of the
+	// server's).
+	NoSiteHeaders bool `json:"no_site_headers,omitempty"`
+	// Expires sets Expires and Cache-Control on the route's successful
+	// answers (nginx expires); nil: left as they are.
+	Expires      *Expires `json:"expires,omitempty"`
+	MaxBodyBytes int64    `json:"max_body_bytes"` // -1 = unlimited; 0 is refused
+	WebSocket    bool     `json:"websocket,omitempty"`
 	// BasicAuthFile is an htpasswd file with bcrypt ($2y$/$2a$/$2b$) entries.
 	BasicAuthFile string `json:"basic_auth_file,omitempty"`
 	// StreamRequestBody sends a proxied request's body upstream as it

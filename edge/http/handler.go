@@ -24,6 +24,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.stats.requests.Add(1)
 	rec := recPool.Get().(*recorder)
 	rec.reset(w)
+	rec.now = s.opts.Now
 	ec, _ := r.Context().Value(connCtxKey{}).(*edgeConn)
 	rec.conn = ec
 	defer func() {
@@ -89,8 +90,11 @@ func (s *Server) serve(ch *chain, w *recorder, r *http.Request, ec *edgeConn) {
 		return
 	}
 	w.site = st
-	if st != nil && st.hsts != nil {
-		w.Header()["Strict-Transport-Security"] = st.hsts
+	if st != nil {
+		if st.hsts != nil {
+			w.Header()["Strict-Transport-Security"] = st.hsts
+		}
+		w.resp = st.resp
 	}
 	// One path for everything below: routing, access control, static
 	// files, the cache key and what goes upstream.
@@ -135,7 +139,7 @@ func (s *Server) serve(ch *chain, w *recorder, r *http.Request, ec *edgeConn) {
 		return
 	}
 	w.route = rt
-	w.addHeaders = rt.headers
+	w.resp = rt.resp
 	if (st.protect != nil || rt.limits != nil) && !s.protectRequest(w, r, st, rt) {
 		return
 	}
@@ -258,19 +262,23 @@ func (s *Server) errorPage(w *recorder, r *http.Request, st *site, code int, msg
 }
 
 // recorder wraps the ResponseWriter: it notes the status and size for the
-// access log and stats, adds the configured response headers (on 2xx and
-// 3xx, as nginx add_header without "always"), and keeps ReadFrom (sendfile),
-// Flush and Hijack reachable.
+// access log and stats, applies the site's or route's response policy
+// (expires and added fields, with nginx's status rules), and keeps
+// ReadFrom (sendfile), Flush and Hijack reachable.
 type recorder struct {
-	w          http.ResponseWriter
-	status     int
-	bytes      int64
-	addHeaders []headerKV
-	site       *site
-	route      *route
-	upstream   string
-	cache      string
-	conn       *edgeConn // HTTP/1 connection, nil on HTTP/2
+	w        http.ResponseWriter
+	status   int
+	bytes    int64
+	resp     *respPolicy
+	now      func() time.Time
+	site     *site
+	route    *route
+	upstream string
+	cache    string
+	// upTime is how long the upstream took (0: none was asked), for
+	// $upstream_response_time.
+	upTime time.Duration
+	conn   *edgeConn // HTTP/1 connection, nil on HTTP/2
 	// outcome, when set, is what the access log and stats say instead of
 	// the status sent, for a response that did not complete: 499 when the
 	// client went away (or stopped reading) mid-response, 502 when the
@@ -316,11 +324,8 @@ func (w *recorder) WriteHeader(code int) {
 	}
 	if code >= 200 {
 		w.status = code
-		if code < 400 && w.addHeaders != nil {
-			h := w.w.Header()
-			for _, kv := range w.addHeaders {
-				h[kv.k] = []string{kv.v}
-			}
+		if w.resp != nil {
+			w.resp.apply(w.w.Header(), code, w.now)
 		}
 	}
 	w.w.WriteHeader(code)

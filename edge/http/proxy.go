@@ -118,6 +118,8 @@ func (s *Server) proxy(w *recorder, r *http.Request, rt *route, p *pool, body *b
 			pr.body, pr.replay = nil, nil
 		}
 	}
+	t0 := s.opts.Now()
+	defer func() { w.upTime = max(s.opts.Now().Sub(t0), 1) }()
 	resp, b, err := p.roundTrip(&pr)
 	if err != nil {
 		if s.clientBodyFailed(w, r, rt, body) {

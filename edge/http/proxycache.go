@@ -359,6 +359,9 @@ func (s *Server) serveCache(w *recorder, r *http.Request, rt *route, pool *pool,
 	res, shared := c.flight.do(key, func() *fetchResult { return s.fill(r, pool, p, key, !noStore, stale != nil) })
 	if res.server != nil {
 		w.upstream = res.server.addr
+		if !shared {
+			w.upTime = res.took
+		}
 	}
 	if stale != nil && p.serveStaleFor(res) {
 		s.log.Warn("serving a stale cache entry", "listener", s.name(), "site", rt.site.name, "route", rt.path, "upstream", pool.name, "err", res.err)
@@ -441,9 +444,10 @@ func (s *Server) fill(r *http.Request, pool *pool, p *cachePolicy, key string, m
 	if pr.host == "" {
 		pr.host = get.Host
 	}
+	t0 := s.opts.Now()
 	resp, b, err := pool.roundTrip(&pr)
 	if err != nil {
-		return &fetchResult{err: err, server: b}
+		return &fetchResult{err: err, server: b, took: s.opts.Now().Sub(t0)}
 	}
 	defer resp.Body.Close()
 	limit := c.entryLimit()
@@ -476,7 +480,7 @@ func (s *Server) fill(r *http.Request, pool *pool, p *cachePolicy, key string, m
 			stored = c.store(e, d)
 		}
 	}
-	return &fetchResult{entry: e, stored: stored, server: b}
+	return &fetchResult{entry: e, stored: stored, server: b, took: s.opts.Now().Sub(t0)}
 }
 
 // endToEndFields copies the fields of a proxied answer an entry keeps:
