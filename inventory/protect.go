@@ -29,6 +29,9 @@ type NodeCache struct {
 	// Dir keeps entries on disk; empty keeps them in memory.
 	Dir     string `yaml:"dir"`
 	MaxSize Size   `yaml:"max_size"`
+	// Inactive drops entries unused that long, fresh or not (nginx's
+	// inactive=).
+	Inactive Duration `yaml:"inactive"`
 }
 
 // ClassMap computes a class from a request field (nginx map).

@@ -393,6 +393,9 @@ type Cache struct {
 	MaxSize Size   `yaml:"max_size"`
 	// TTL maps a status code to how long responses with it stay cached.
 	TTL map[int]Duration `yaml:"ttl"`
+	// Inactive drops entries unused that long, fresh or not (nginx's
+	// inactive=).
+	Inactive Duration `yaml:"inactive"`
 }
 
 // AccessLog configures a site's access log.

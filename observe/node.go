@@ -89,7 +89,10 @@ func (c runtimeCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	st := rt.Status()
-	var routes [][]httpedge.RouteStats
+	var (
+		routes [][]httpedge.RouteStats
+		bots   [][]httpedge.BotStats
+	)
 	for _, l := range st.Listeners {
 		lv := []string{l.Name, l.Kind, l.Network}
 		ch <- prometheus.MustNewConstMetric(descAccepted, prometheus.CounterValue, float64(l.Accepted), lv...)
@@ -98,6 +101,7 @@ func (c runtimeCollector) Collect(ch chan<- prometheus.Metric) {
 		case rs.HTTP != nil:
 			collectHTTP(ch, l.Name, rs.HTTP)
 			routes = append(routes, rs.HTTP.Routes)
+			bots = append(bots, rs.HTTP.Bots)
 		case rs.Tunnel != nil:
 			collectTunnel(ch, l.Name, l.Kind, rs.Tunnel)
 		case rs.Forward != nil:
@@ -112,6 +116,8 @@ func (c runtimeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	collectProtection(ch, st.Protection)
+	collectCaches(ch, st.Caches)
+	collectBots(ch, bots)
 	applied := st.Reloads - min(st.FailedReloads, st.Reloads)
 	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(applied), "applied")
 	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(st.FailedReloads), "failed")

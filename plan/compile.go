@@ -255,9 +255,9 @@ func (c *compiler) accessLog(a *inventory.AccessLog, object string) *httpedge.Si
 // and 443) shares one cache.
 func (c *compiler) cache(s *inventory.Site, r *inventory.Route) string {
 	name := s.Name + " " + r.Path
-	hc := httpedge.Cache{MaxBytes: DefaultCacheBytes, TTL: map[int]time.Duration{200: DefaultFallbackTTL}}
+	hc := httpedge.Cache{MaxBytes: DefaultCacheBytes, TTL: map[int]time.Duration{200: DefaultFallbackTTL}, Inactive: DefaultCacheInactive}
 	if ca := r.Static.Cache; ca != nil {
-		hc = httpedge.Cache{Dir: c.opts.file(ca.Dir), MaxBytes: int64(ca.MaxSize), TTL: map[int]time.Duration{}}
+		hc = httpedge.Cache{Dir: c.opts.file(ca.Dir), MaxBytes: int64(ca.MaxSize), TTL: map[int]time.Duration{}, Inactive: or(ca.Inactive.D(), DefaultCacheInactive)}
 		if hc.MaxBytes == 0 {
 			hc.MaxBytes = DefaultCacheBytes
 		}

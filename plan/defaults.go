@@ -32,6 +32,10 @@ const (
 	// Caches of static routes with a fallback.
 	DefaultCacheBytes  = 1 << 30
 	DefaultFallbackTTL = 24 * time.Hour // nginx's reference config caches fallback 200s a day
+	// DefaultCacheInactive drops entries nobody asked for in that long,
+	// fresh or not (nginx's proxy_cache_path inactive= default), for every
+	// cache: static fallbacks and proxy caches.
+	DefaultCacheInactive = 10 * time.Minute
 
 	// Access logs (the reference config: buffer=256K flush=1s).
 	DefaultLogFormat = "combined"

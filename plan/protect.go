@@ -69,7 +69,7 @@ func (c *compiler) protection() {
 		return
 	}
 	for _, nc := range p.Caches {
-		res.Caches[nc.Name] = httpedge.Cache{Dir: c.opts.file(nc.Dir), MaxBytes: int64(nc.MaxSize), TTL: map[int]time.Duration{}}
+		res.Caches[nc.Name] = httpedge.Cache{Dir: c.opts.file(nc.Dir), MaxBytes: int64(nc.MaxSize), TTL: map[int]time.Duration{}, Inactive: or(nc.Inactive.D(), DefaultCacheInactive)}
 	}
 	if len(p.Maps) > 0 {
 		res.Maps = map[string]protect.MapConfig{}

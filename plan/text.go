@@ -117,7 +117,7 @@ func writeResources(b *strings.Builder, r *Resources) {
 		if len(ttls) == 0 {
 			ttl = "validity set by the routes that use it"
 		}
-		fmt.Fprintf(b, "  cache %q: %s, %d bytes, %s\n", name, where, ca.MaxBytes, ttl)
+		fmt.Fprintf(b, "  cache %q: %s, %d bytes, %s, inactive %s\n", name, where, ca.MaxBytes, ttl, dur(ca.Inactive))
 	}
 	for _, name := range slices.Sorted(maps.Keys(r.AccessLogs)) {
 		a := r.AccessLogs[name]

@@ -539,6 +539,9 @@ type Status struct {
 	Protection ProtectionStatus `json:"protection"`
 	// Certificates are the certificates the node serves, once each.
 	Certificates []CertificateStatus `json:"certificates,omitempty"`
+	// Caches are the node's response caches (proxy caches and static
+	// fallbacks) by name: contents, answers, removals.
+	Caches map[string]httpedge.CacheStats `json:"caches,omitempty"`
 	// Reloads counts reload attempts; FailedReloads those refused (the
 	// running configuration kept serving) or, rarely, applied only in part
 	// (a replaced listener could not reopen its socket).
@@ -591,6 +594,12 @@ func (n *Node) Status() Status {
 		}
 		for _, name := range slices.Sorted(maps.Keys(n.gen.http.Pools)) {
 			st.Upstreams = append(st.Upstreams, n.gen.http.Pools[name].Stats()...)
+		}
+		for name, c := range n.gen.http.Caches {
+			if st.Caches == nil {
+				st.Caches = map[string]httpedge.CacheStats{}
+			}
+			st.Caches[name] = c.Stats()
 		}
 		for _, name := range slices.Sorted(maps.Keys(n.gen.http.Certificates)) {
 			c := n.gen.http.Certificates[name]

@@ -237,6 +237,11 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, res Resources) (*sit
 	if err != nil {
 		return nil, err
 	}
+	if sp != nil {
+		for _, b := range sp.bots {
+			sp.hits[b] = s.bots.get(sc.Name, b.Name)
+		}
+	}
 	st.protect = sp
 	if sc.MaintenanceFile != "" {
 		st.maint = &maintenance{path: sc.MaintenanceFile, now: s.opts.Now}

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -63,8 +64,69 @@ type cache struct {
 	m    map[string]*list.Element // by cacheKey
 	size int64                    // sum of entry costs
 	uses map[string]int           // requests per key, for min_uses
+	// inactive drops entries unused for that long (0: never).
+	inactive time.Duration
 
 	flight flightGroup
+	counts cacheCounts
+}
+
+// cacheResults are the answers a cache counts, as X-Cache-Status says them
+// (nginx's $upstream_cache_status).
+var cacheResults = [...]string{"HIT", "MISS", "EXPIRED", "STALE", "UPDATING", "BYPASS"}
+
+// cacheCounts count a cache's answers by result and its removals.
+type cacheCounts struct {
+	results  [len(cacheResults)]atomic.Uint64
+	evicted  atomic.Uint64 // removed to make room (max_size)
+	inactive atomic.Uint64 // removed unused (inactive)
+}
+
+// mark records the cache's answer for the access log and the cache's
+// counters.
+func (c *cache) mark(w *recorder, status string) {
+	w.cache = status
+	for i, r := range cacheResults {
+		if r == status {
+			c.counts.results[i].Add(1)
+			return
+		}
+	}
+}
+
+// CacheStats are a cache's contents and counters.
+type CacheStats struct {
+	Entries  int               `json:"entries"`
+	Bytes    int64             `json:"bytes"`
+	MaxBytes int64             `json:"max_bytes"`
+	Results  map[string]uint64 `json:"results"`
+	Evicted  uint64            `json:"evicted"`
+	Inactive uint64            `json:"inactive"`
+}
+
+func (c *cache) fullStats() CacheStats {
+	n, size := c.stats()
+	st := CacheStats{Entries: n, Bytes: size, MaxBytes: c.max, Results: make(map[string]uint64, len(cacheResults)),
+		Evicted: c.counts.evicted.Load(), Inactive: c.counts.inactive.Load()}
+	for i, r := range cacheResults {
+		st.Results[r] = c.counts.results[i].Load()
+	}
+	return st
+}
+
+// sweepLocked drops the entries unused for inactive: the list is in order
+// of use, so they are at its back.
+func (c *cache) sweepLocked(now time.Time) {
+	if c.inactive <= 0 {
+		return
+	}
+	for el := c.ll.Back(); el != nil; el = c.ll.Back() {
+		if now.Sub(el.Value.(*entry).used) < c.inactive {
+			return
+		}
+		c.removeLocked(el)
+		c.counts.inactive.Add(1)
+	}
 }
 
 // newCache builds the cache cfg describes, loading a disk cache's entries.
@@ -77,7 +139,10 @@ func newCache(cfg Cache, now func() time.Time) (*cache, error) {
 			return nil, fmt.Errorf("ttl for %d: a status and a positive duration", code)
 		}
 	}
-	c := &cache{dir: cfg.Dir, max: cfg.MaxBytes, ttl: cfg.TTL, now: now, ll: list.New(), m: map[string]*list.Element{}}
+	if cfg.Inactive < 0 {
+		return nil, fmt.Errorf("inactive %v: must not be negative", cfg.Inactive)
+	}
+	c := &cache{dir: cfg.Dir, max: cfg.MaxBytes, ttl: cfg.TTL, now: now, ll: list.New(), m: map[string]*list.Element{}, inactive: cfg.Inactive}
 	if c.dir != "" {
 		if err := os.MkdirAll(c.dir, 0o700); err != nil {
 			return nil, err
@@ -106,12 +171,15 @@ func (c *cache) get(key string) *entry {
 func (c *cache) lookup(key string, keepStale bool) (*entry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := c.now()
+	c.sweepLocked(now)
 	el, ok := c.m[key]
 	if !ok {
 		return nil, false
 	}
 	e := el.Value.(*entry)
-	if !c.now().Before(e.expires) {
+	e.used = now
+	if !now.Before(e.expires) {
 		if !keepStale {
 			c.removeLocked(el)
 			return nil, false
@@ -142,7 +210,8 @@ func (c *cache) store(e *entry, ttl time.Duration) bool {
 	if e.cost > c.max || ttl <= 0 {
 		return false
 	}
-	e.expires = c.now().Add(ttl)
+	now := c.now()
+	e.expires, e.used = now.Add(ttl), now
 	if c.dir != "" {
 		if err := c.writeDisk(e); err != nil {
 			return false
@@ -155,8 +224,10 @@ func (c *cache) store(e *entry, ttl time.Duration) bool {
 	}
 	c.m[e.key] = c.ll.PushFront(e)
 	c.size += e.cost
+	c.sweepLocked(now)
 	for c.size > c.max && c.ll.Len() > 0 {
 		c.removeLocked(c.ll.Back())
+		c.counts.evicted.Add(1)
 	}
 	return true
 }
@@ -205,6 +276,7 @@ func (c *cache) removeLocked(el *list.Element) {
 func (c *cache) stats() (n int, size int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.sweepLocked(c.now())
 	return c.ll.Len(), c.size
 }
 
@@ -287,7 +359,7 @@ func (c *cache) loadDisk() error {
 			}
 			return nil
 		}
-		e := &entry{key: key, status: m.Status, header: metaFields(m.Header), size: m.Size, expires: m.Expires, modTime: m.ModTime, file: bodyPath}
+		e := &entry{key: key, status: m.Status, header: metaFields(m.Header), size: m.Size, expires: m.Expires, modTime: m.ModTime, file: bodyPath, used: now}
 		e.cost = e.entryCost()
 		all = append(all, found{e, fi.ModTime()})
 		return nil

@@ -173,6 +173,9 @@ type Cache struct {
 	Dir      string                `json:"dir,omitempty"` // "" = memory only
 	MaxBytes int64                 `json:"max_bytes"`
 	TTL      map[int]time.Duration `json:"ttl"` // status -> ttl; statuses absent are not cached
+	// Inactive drops an entry nobody asked for within it, fresh or not
+	// (nginx's inactive=); 0 keeps entries until they are evicted.
+	Inactive time.Duration `json:"inactive,omitempty"`
 }
 
 // Upstream is a pool of servers routes proxy to. Every field is required

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/offedge/offedge/edge/protect"
@@ -19,6 +20,7 @@ import (
 // siteProtect is what a site applies to every request.
 type siteProtect struct {
 	bots   []*protect.BotRule
+	hits   map[*protect.BotRule]*atomic.Uint64 // the server's counter of each rule (kept across reloads)
 	jails  []*protect.Jail
 	tarpit *protect.Tarpit
 	need4x bool // a jail counts 4xx answers
@@ -35,7 +37,7 @@ func buildSiteProtect(sc *Site, res Resources) (*siteProtect, error) {
 	if len(sc.Bots) == 0 && len(sc.Jails) == 0 {
 		return nil, nil
 	}
-	sp := &siteProtect{tarpit: res.Tarpit}
+	sp := &siteProtect{tarpit: res.Tarpit, hits: map[*protect.BotRule]*atomic.Uint64{}}
 	for i := range sc.Bots {
 		bc := sc.Bots[i]
 		if bc.PageFile != "" {
@@ -98,6 +100,9 @@ func (s *Server) protectRequest(w *recorder, r *http.Request, st *site, rt *rout
 	if sp := st.protect; sp != nil && len(sp.bots) > 0 {
 		if b := protect.FirstMatch(sp.bots, &pr); b != nil {
 			b.Hit()
+			if c := sp.hits[b]; c != nil {
+				c.Add(1)
+			}
 			s.decisions.Log("bot "+b.Name, b.Action, client, "site", st.name, "path", pr.Path, "user_agent", pr.UserAgent)
 			sp.observe(pr.Addr, protect.EventBot)
 			s.botAction(w, r, st, b)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -374,7 +375,7 @@ func TestBotRulesAndJail(t *testing.T) {
 				UserAgent: []protect.Pattern{{Exact: "-"}, {Exact: "Mozilla/5.0 (compatible)"}, {Exact: "python-requests/2.32.2"}}},
 			{Name: "jobothoniel", Action: protect.ActionDeny, Referer: []protect.Pattern{{Regex: `(?i)jobothoniel\.com`}}},
 		}}
-	_, addr := n.start(Config{Listener: "t", Sites: []Site{site}}, Options{})
+	srv, addr := n.start(Config{Listener: "t", Sites: []Site{site}}, Options{})
 	c := client(addr)
 	if resp, body := get(t, c, "http://x/api/v2/search", "User-Agent", "python-requests/2.32.2"); resp.StatusCode != 200 || body != "please use the data export\n" {
 		t.Fatalf("python-requests: %d %q", resp.StatusCode, body)
@@ -384,6 +385,10 @@ func TestBotRulesAndJail(t *testing.T) {
 	}
 	if resp, _ := get(t, c, "http://x/", "User-Agent", "curl", "Referer", "https://jobothoniel.com/"); resp.StatusCode != 403 {
 		t.Fatalf("referer rule: %d", resp.StatusCode)
+	}
+	// Each rule's matches are counted (offedge_bot_requests_total).
+	if got, want := srv.Stats().Bots, []BotStats{{"off", "jobothoniel", 1}, {"off", "stop-crawling", 1}}; !slices.Equal(got, want) {
+		t.Fatalf("bot stats %+v, want %+v", got, want)
 	}
 	// The 403 above counted; two 404s make three 4xx: banned.
 	for range 2 {

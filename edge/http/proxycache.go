@@ -309,10 +309,11 @@ func (h cachedProxyHandler) serve(s *Server, w *recorder, r *http.Request, rt *r
 	s.serveCache(w, r, rt, h.pool, h.pol)
 }
 
-// setCacheStatus records the cache's answer for the access log and the
-// X-Cache-Status header (nginx $upstream_cache_status).
-func setCacheStatus(w *recorder, status string) {
-	w.cache = status
+// setCacheStatus records the cache's answer (c.mark) and sets the
+// X-Cache-Status header (nginx $upstream_cache_status) on an answer the
+// cache does not write itself.
+func setCacheStatus(c *cache, w *recorder, status string) {
+	c.mark(w, status)
 	w.Header().Set("X-Cache-Status", status)
 }
 
@@ -322,13 +323,13 @@ func setCacheStatus(w *recorder, status string) {
 func (s *Server) serveCache(w *recorder, r *http.Request, rt *route, pool *pool, p *cachePolicy) {
 	c := p.cache
 	if len(p.bypass) > 0 && s.anyCondition(r, p.bypass) {
-		setCacheStatus(w, "BYPASS")
+		setCacheStatus(c, w, "BYPASS")
 		s.proxy(w, r, rt, pool, nil)
 		return
 	}
 	text := s.keyText(r, p)
 	if len(text) > MaxCacheKeyBytes {
-		setCacheStatus(w, "BYPASS")
+		setCacheStatus(c, w, "BYPASS")
 		s.proxy(w, r, rt, pool, nil)
 		return
 	}
@@ -336,7 +337,7 @@ func (s *Server) serveCache(w *recorder, r *http.Request, rt *route, pool *pool,
 	stale, fresh := c.lookup(key, p.keepsStale())
 	if fresh {
 		s.stats.cacheHits.Add(1)
-		w.cache = "HIT"
+		c.mark(w, "HIT")
 		c.serve(w, r, stale, "HIT")
 		return
 	}
@@ -350,7 +351,7 @@ func (s *Server) serveCache(w *recorder, r *http.Request, rt *route, pool *pool,
 			go c.flight.do(key, func() *fetchResult { return s.fill(bg, pool, p, key, true, true) })
 		}
 		s.stats.cacheHits.Add(1)
-		w.cache = status
+		c.mark(w, status)
 		c.serve(w, r, stale, status)
 		return
 	}
@@ -365,7 +366,7 @@ func (s *Server) serveCache(w *recorder, r *http.Request, rt *route, pool *pool,
 	}
 	if stale != nil && p.serveStaleFor(res) {
 		s.log.Warn("serving a stale cache entry", "listener", s.name(), "site", rt.site.name, "route", rt.path, "upstream", pool.name, "err", res.err)
-		w.cache = "STALE"
+		c.mark(w, "STALE")
 		c.serve(w, r, stale, "STALE")
 		return
 	}
@@ -387,7 +388,7 @@ func (s *Server) serveCache(w *recorder, r *http.Request, rt *route, pool *pool,
 		// stored: Set-Cookie, private, min_uses not reached): each client
 		// makes its own request, as nginx's waiters do when the lock's
 		// holder stored nothing.
-		setCacheStatus(w, "MISS")
+		setCacheStatus(c, w, "MISS")
 		s.proxy(w, r, rt, pool, nil)
 	default:
 		status := "MISS"
@@ -397,7 +398,7 @@ func (s *Server) serveCache(w *recorder, r *http.Request, rt *route, pool *pool,
 		if shared {
 			status = "HIT"
 		}
-		w.cache = status
+		c.mark(w, status)
 		if res.entry.status >= 400 {
 			if _, ok := rt.site.pages[res.entry.status]; ok {
 				s.errorPage(w, r, rt.site, res.entry.status, "")

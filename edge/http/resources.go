@@ -129,6 +129,10 @@ func (c *ResponseCache) Len() int { n, _ := c.c.stats(); return n }
 // Bytes reports the accounted size of the entries held.
 func (c *ResponseCache) Bytes() int64 { _, b := c.c.stats(); return b }
 
+// Stats reports the entries held, their size and bound, the answers by
+// X-Cache-Status and the entries removed (for room, or unused).
+func (c *ResponseCache) Stats() CacheStats { return c.c.fullStats() }
+
 // LogFile is one open access log file.
 type LogFile struct{ s *logSink }
 

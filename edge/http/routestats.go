@@ -117,3 +117,48 @@ func (s *routeStatsSet) snapshot() []RouteStats {
 	})
 	return out
 }
+
+// hitSet keeps counters by site and name (bot rules) across updates, like
+// routeStatsSet: a reload keeps counting where it was.
+type hitSet struct {
+	mu sync.Mutex
+	m  map[routeKey]*atomic.Uint64
+}
+
+func (s *hitSet) get(site, name string) *atomic.Uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := routeKey{site, name}
+	c := s.m[k]
+	if c == nil {
+		if s.m == nil {
+			s.m = map[routeKey]*atomic.Uint64{}
+		}
+		c = new(atomic.Uint64)
+		s.m[k] = c
+	}
+	return c
+}
+
+// BotStats counts the requests a site's bot rule matched.
+type BotStats struct {
+	Site string `json:"site"`
+	Rule string `json:"rule"`
+	Hits uint64 `json:"hits"`
+}
+
+func (s *hitSet) snapshot() []BotStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]BotStats, 0, len(s.m))
+	for k, c := range s.m {
+		out = append(out, BotStats{Site: k.site, Rule: k.route, Hits: c.Load()})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Site != out[j].Site {
+			return out[i].Site < out[j].Site
+		}
+		return out[i].Rule < out[j].Rule
+	})
+	return out
+}

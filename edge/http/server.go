@@ -48,6 +48,7 @@ type Server struct {
 	// routes counts requests per site and route; nohost those no site
 	// answered.
 	routes routeStatsSet
+	bots   hitSet // bot rule matches by site and rule
 	nohost *routeStats
 
 	mu    sync.Mutex // guards roots, closing; serialises Update

@@ -217,6 +217,7 @@ type entry struct {
 	cost    int64      // what the entry counts against max_bytes (entryCost)
 	expires time.Time
 	modTime time.Time
+	used    time.Time // last stored or looked up (inactive)
 }
 
 // entryCost is what an entry counts against the cache's bound: its body

@@ -33,6 +33,8 @@ type Stats struct {
 	// Routes counts requests per site and route, with their duration and
 	// bytes sent.
 	Routes []RouteStats `json:"routes,omitempty"`
+	// Bots counts the requests each site's bot rules matched.
+	Bots []BotStats `json:"bots,omitempty"`
 }
 
 // UpstreamStats is the state of one server of one pool.
@@ -99,6 +101,7 @@ func (s *Server) Stats() Stats {
 		st.RefusedHeads = hs.Refused.Load()
 	}
 	st.Routes = s.routes.snapshot()
+	st.Bots = s.bots.snapshot()
 	st.Upstreams = poolStats(s.chain.Load().pools)
 	return st
 }

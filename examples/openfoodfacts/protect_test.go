@@ -43,7 +43,7 @@ func TestProductOpenerProtection(t *testing.T) {
 	status := find(site, `limit_req_status (\d+);`)
 	find(site, `limit_req_dry_run on;`)
 	apiKey := find(site, `location /api/ \{(?s:.*?)proxy_cache_key \$host\$request_uri\$cookie_user;\s*proxy_cache_valid any (\d+)s;`)
-	size := find(conf, `keys_zone=mycache:\S+ max_size=(\d+)m`)
+	size := find(conf, `keys_zone=mycache:\S+ max_size=(\d+)m inactive=(\d+)m`)
 
 	p, err := plan.Compile(load(t), "off1", plan.Options{})
 	if err != nil {
@@ -56,8 +56,8 @@ func TestProductOpenerProtection(t *testing.T) {
 	if z != want {
 		t.Errorf("zone off: %+v\nwant %+v (the reference)", z, want)
 	}
-	if c := p.Resources.Caches["off-micro"]; c.MaxBytes != int64(atoi(size[1]))<<20 || c.Dir != "" {
-		t.Errorf("cache off-micro: %+v; want %s MiB in memory", c, size[1])
+	if c := p.Resources.Caches["off-micro"]; c.MaxBytes != int64(atoi(size[1]))<<20 || c.Dir != "" || c.Inactive != time.Duration(atoi(size[2]))*time.Minute {
+		t.Errorf("cache off-micro: %+v; want %s MiB in memory, inactive %s minutes", c, size[1], size[2])
 	}
 	var off *httpedge.Site
 	for _, l := range p.Listeners {
