@@ -68,8 +68,8 @@ func checkUnusedZones(p *pass) {
 				continue
 			}
 			for _, r := range s.Routes {
-				for _, z := range r.Limits {
-					used[z] = true
+				for _, l := range r.Limits {
+					used[l.Zone] = true
 				}
 			}
 		}

@@ -215,6 +215,10 @@ type structFields struct {
 	idx   map[string]int
 	names []string
 	pos   []int
+	// short is the field a plain value fills when the struct is written
+	// as one (`limits: [off]` for `limits: [{zone: off}]`): the field
+	// tagged `yaml:"NAME,short"`; -1 when there is none.
+	short int
 }
 
 // fieldsOf returns the yaml fields of a struct type, computed once per type.
@@ -222,13 +226,16 @@ func (d *decoder) fieldsOf(t reflect.Type) *structFields {
 	if sf, ok := d.structs[t]; ok {
 		return sf
 	}
-	sf := &structFields{idx: map[string]int{}}
+	sf := &structFields{idx: map[string]int{}, short: -1}
 	for i := 0; i < t.NumField(); i++ {
 		tag := t.Field(i).Tag.Get("yaml")
 		if tag == "" || tag == "-" {
 			continue
 		}
-		name := strings.Split(tag, ",")[0]
+		name, opts, _ := strings.Cut(tag, ",")
+		if opts == "short" {
+			sf.short = i
+		}
 		sf.idx[name] = i
 		sf.names = append(sf.names, name)
 	}
@@ -244,11 +251,18 @@ func (d *decoder) fieldsOf(t reflect.Type) *structFields {
 
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, object string) {
 	t := v.Type()
+	sf := d.fieldsOf(t)
+	if n.Kind == yaml.ScalarNode && sf.short >= 0 {
+		if sf.pos != nil {
+			v.FieldByIndex(sf.pos).Set(reflect.ValueOf(Pos{File: d.file, Line: n.Line, Col: n.Column}))
+		}
+		d.decode(n, v.Field(sf.short), object)
+		return
+	}
 	if n.Kind != yaml.MappingNode {
 		d.errorf(n, object, "", "want %s, got %s", describe(t), nodeKind(n))
 		return
 	}
-	sf := d.fieldsOf(t)
 	if sf.pos != nil {
 		v.FieldByIndex(sf.pos).Set(reflect.ValueOf(Pos{File: d.file, Line: n.Line, Col: n.Column}))
 	}

@@ -303,9 +303,12 @@ func (b *builder) validateSiteProtection(s *Site, obj string) {
 				b.errf(c.Pos, robj, "e.g. valid: {any: 5s}", "valid lists no status: nothing would be cached")
 			}
 		}
-		for _, z := range r.Limits {
-			if !has("limit zone", z) {
-				b.errf(r.Pos, robj, fmt.Sprintf("declare it under protection: limit_zones: of node %q", s.Node), "unknown limit zone %q", z)
+		for _, l := range r.Limits {
+			if !has("limit zone", l.Zone) {
+				b.errf(l.Pos, robj, fmt.Sprintf("declare it under protection: limit_zones: of node %q", s.Node), "unknown limit zone %q", l.Zone)
+			}
+			if l.Burst != nil && *l.Burst < 0 {
+				b.errf(l.Pos, robj, "", "limit zone %q: burst must not be negative", l.Zone)
 			}
 		}
 	}

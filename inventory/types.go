@@ -349,8 +349,20 @@ type Route struct {
 	RequestBuffering *bool `yaml:"request_buffering"`
 	// Cache keeps the route's proxied answers in a node cache.
 	Cache *RouteCache `yaml:"cache"`
-	// Limits name the node's rate zones the route counts against.
-	Limits []string `yaml:"limits"`
+	// Limits are the node's rate zones the route counts against (nginx
+	// limit_req), each a zone name or {zone, burst, nodelay}.
+	Limits []*RouteLimit `yaml:"limits"`
+}
+
+// RouteLimit is one rate zone a route counts against (nginx limit_req
+// zone=Zone burst=N [nodelay]); written as the zone's name alone, the
+// zone's own burst and nodelay apply.
+type RouteLimit struct {
+	Pos  Pos    `yaml:"-"`
+	Zone string `yaml:"zone,short"`
+	// Burst and NoDelay override the zone's for this route.
+	Burst   *int  `yaml:"burst"`
+	NoDelay *bool `yaml:"nodelay"`
 }
 
 // Route match kinds (Route.Match).

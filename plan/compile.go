@@ -317,7 +317,7 @@ func (c *compiler) site(s *inventory.Site, network string) httpedge.Site {
 				hr.Cache = routeCache(r.Cache)
 			}
 		}
-		hr.Limits = r.Limits
+		hr.Limits = c.routeLimits(r.Limits)
 		if st := r.Static; st != nil {
 			hs := &httpedge.Static{Root: c.opts.file(st.Root)}
 			if st.Fallback != "" {

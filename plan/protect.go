@@ -91,7 +91,20 @@ func (c *compiler) protection() {
 		if zc.Key == "" {
 			zc.Key = protect.KeyAddress
 		}
+		zc.MaxBurst = zc.Burst
 		res.Zones[z.Name] = zc
+	}
+	// Each route may say its own burst (nginx limit_req burst=): the
+	// zone's state holds the largest.
+	for _, s := range c.m.SitesOn(c.node.Name) {
+		for _, r := range s.Routes {
+			for _, l := range r.Limits {
+				if zc, ok := res.Zones[l.Zone]; ok && l.Burst != nil && *l.Burst > zc.MaxBurst {
+					zc.MaxBurst = *l.Burst
+					res.Zones[l.Zone] = zc
+				}
+			}
+		}
 	}
 	bans := protect.BanListConfig{MaxBans: DefaultMaxBans, StateFile: c.banStateFile(p.Bans)}
 	if b := p.Bans; b != nil {
@@ -184,4 +197,22 @@ func routeCache(rc *inventory.RouteCache) *httpedge.CachePolicy {
 		pc.Valid[code] = d.D()
 	}
 	return pc
+}
+
+// routeLimits resolves a route's limits: its own burst and nodelay, or the
+// zone's.
+func (c *compiler) routeLimits(ls []*inventory.RouteLimit) []httpedge.RouteLimit {
+	var out []httpedge.RouteLimit
+	for _, l := range ls {
+		zc := c.plan.Resources.Zones[l.Zone]
+		rl := httpedge.RouteLimit{Zone: l.Zone, Burst: zc.Burst, NoDelay: zc.NoDelay}
+		if l.Burst != nil {
+			rl.Burst = *l.Burst
+		}
+		if l.NoDelay != nil {
+			rl.NoDelay = *l.NoDelay
+		}
+		out = append(out, rl)
+	}
+	return out
 }

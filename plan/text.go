@@ -204,7 +204,15 @@ func writeHTTP(b *strings.Builder, c *httpedge.Config) {
 				b.WriteString(" (websocket)")
 			}
 			if len(r.Limits) > 0 {
-				fmt.Fprintf(b, " (limits %s)", strings.Join(r.Limits, ", "))
+				var ls []string
+				for _, l := range r.Limits {
+					nd := ""
+					if l.NoDelay {
+						nd = " nodelay"
+					}
+					ls = append(ls, fmt.Sprintf("%s burst %d%s", l.Zone, l.Burst, nd))
+				}
+				fmt.Fprintf(b, " (limits %s)", strings.Join(ls, ", "))
 			}
 			b.WriteString("\n")
 		}
@@ -283,7 +291,7 @@ func writeProtection(b *strings.Builder, r *Resources) {
 		if z.DryRun {
 			mode += ", dry run"
 		}
-		fmt.Fprintf(b, "  limit zone %q: by %s, %g/s burst %d%s, status %d, %d keys\n", name, key, z.Rate, z.Burst, mode, z.Status, z.MaxKeys)
+		fmt.Fprintf(b, "  limit zone %q: by %s, %g/s burst %d%s (routes up to %d), status %d, %d keys\n", name, key, z.Rate, z.Burst, mode, z.MaxBurst, z.Status, z.MaxKeys)
 	}
 	if bn := r.Bans; bn != nil {
 		var allow []string

@@ -152,9 +152,19 @@ type Route struct {
 	// Cache keeps the route's proxied answers in one of the node's caches
 	// (nginx proxy_cache on a location); nil: not cached.
 	Cache *CachePolicy `json:"cache,omitempty"`
-	// Limits name the node's rate zones every request of the route counts
-	// against, in order (nginx limit_req, one per zone).
-	Limits []string `json:"limits,omitempty"`
+	// Limits are the node's rate zones every request of the route counts
+	// against, in order (nginx limit_req, one per zone), each with the
+	// route's burst and nodelay.
+	Limits []RouteLimit `json:"limits,omitempty"`
+}
+
+// RouteLimit is one rate zone a route counts against (nginx limit_req
+// zone=Zone burst=Burst [nodelay]); the plan resolves Burst and NoDelay
+// from the zone when the route does not say.
+type RouteLimit struct {
+	Zone    string `json:"zone"`
+	Burst   int    `json:"burst"`
+	NoDelay bool   `json:"nodelay,omitempty"`
 }
 
 // Static serves files from Root, falling back to an upstream for files

@@ -28,9 +28,11 @@ type siteProtect struct {
 
 // routeLimit is one rate zone a route counts against.
 type routeLimit struct {
-	name string
-	zone *protect.Zone
-	m    *protect.Map // the class map, for class keys
+	name    string
+	zone    *protect.Zone
+	m       *protect.Map // the class map, for class keys
+	burst   int
+	nodelay bool
 }
 
 func buildSiteProtect(sc *Site, res Resources) (*siteProtect, error) {
@@ -69,12 +71,16 @@ func buildSiteProtect(sc *Site, res Resources) (*siteProtect, error) {
 
 func buildRouteLimits(rc *Route, res Resources) ([]routeLimit, error) {
 	var out []routeLimit
-	for _, name := range rc.Limits {
+	for _, lim := range rc.Limits {
+		name := lim.Zone
 		z, ok := res.Zones[name]
 		if !ok {
 			return nil, fmt.Errorf("limit zone %q is not among the node's zones", name)
 		}
-		rl := routeLimit{name: name, zone: z}
+		if mb := z.Config().MaxBurst; lim.Burst < 0 || lim.Burst > mb {
+			return nil, fmt.Errorf("limit zone %q: burst %d: must be from 0 to the zone's max_burst %d", name, lim.Burst, mb)
+		}
+		rl := routeLimit{name: name, zone: z, burst: lim.Burst, nodelay: lim.NoDelay}
 		if m := z.Config().Map; m != "" {
 			if rl.m, ok = res.Maps[m]; !ok {
 				return nil, fmt.Errorf("limit zone %q: map %q is not among the node's maps", name, m)
@@ -112,7 +118,7 @@ func (s *Server) protectRequest(w *recorder, r *http.Request, st *site, rt *rout
 	for i := range rt.limits {
 		l := &rt.limits[i]
 		key := s.zoneKey(l, &pr)
-		v := l.zone.Take(key, s.opts.Now())
+		v := l.zone.TakeBurst(key, s.opts.Now(), l.burst, l.nodelay)
 		if v.Limited {
 			cfg := l.zone.Config()
 			action := "refused"

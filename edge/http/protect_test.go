@@ -264,6 +264,7 @@ func protectNode(t *testing.T, n *testNode, zones map[string]protect.ZoneConfig,
 	t.Helper()
 	n.built.Zones, n.built.Maps = map[string]*protect.Zone{}, map[string]*protect.Map{}
 	for name, zc := range zones {
+		zc.MaxBurst = max(zc.MaxBurst, zc.Burst) // as the plan resolves it
 		z, err := protect.NewZone(zc)
 		if err != nil {
 			t.Fatal(err)
@@ -292,8 +293,8 @@ func TestCrawlerClassLimited(t *testing.T) {
 	protectNode(t, n, map[string]protect.ZoneConfig{"crawlers": zone, "crawlers-dry": dry}, map[string]protect.MapConfig{"crawlers": crawlers})
 	up := n.up(Upstream{Name: "po", Servers: []UpstreamServer{{Addr: be.addr()}}})
 	site := Site{Name: "off", Hosts: []string{"world.openfoodfacts.org"}, Routes: []Route{
-		{Path: "/", Upstream: up, Limits: []string{"crawlers"}},
-		{Path: "/dry/", Upstream: up, Limits: []string{"crawlers-dry"}},
+		{Path: "/", Upstream: up, Limits: []RouteLimit{{Zone: "crawlers", Burst: 2, NoDelay: true}}},
+		{Path: "/dry/", Upstream: up, Limits: []RouteLimit{{Zone: "crawlers-dry", Burst: 2, NoDelay: true}}},
 	}}
 	_, addr := n.start(Config{Listener: "t", Sites: []Site{site}}, Options{Now: newClock().Now})
 	c := client(addr)
@@ -330,7 +331,7 @@ func TestLimitStatus444Closes(t *testing.T) {
 	be := newBackend(t, textHandler("ok"))
 	protectNode(t, n, map[string]protect.ZoneConfig{"off": {Rate: 1, Burst: 0, NoDelay: true, Status: 444, MaxKeys: 10, Key: protect.KeyAddress}}, nil)
 	up := n.up(Upstream{Name: "po", Servers: []UpstreamServer{{Addr: be.addr()}}})
-	_, addr := n.start(Config{Listener: "t", Sites: []Site{{Name: "off", Hosts: []string{"x"}, Routes: []Route{{Path: "/", Upstream: up, Limits: []string{"off"}}}}}}, Options{Now: newClock().Now})
+	_, addr := n.start(Config{Listener: "t", Sites: []Site{{Name: "off", Hosts: []string{"x"}, Routes: []Route{{Path: "/", Upstream: up, Limits: []RouteLimit{{Zone: "off", NoDelay: true}}}}}}}, Options{Now: newClock().Now})
 	if resp, _ := get(t, client(addr), "http://x/"); resp.StatusCode != 200 {
 		t.Fatalf("first: %d", resp.StatusCode)
 	}

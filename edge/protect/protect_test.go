@@ -28,6 +28,7 @@ func zone(t *testing.T, c ZoneConfig) *Zone {
 	if c.Key == "" {
 		c.Key = KeyAddress
 	}
+	c.MaxBurst = max(c.MaxBurst, c.Burst) // as the plan resolves it
 	z, err := NewZone(c)
 	if err != nil {
 		t.Fatal(err)
@@ -338,5 +339,50 @@ func TestJail(t *testing.T) {
 	}
 	if j.Banned() != 3 {
 		t.Fatalf("jail banned %d", j.Banned())
+	}
+}
+
+// Two routes count against one zone with their own bursts (nginx: one
+// limit_req_zone, limit_req zone=api burst=10 nodelay in one location,
+// burst=2 nodelay in another): one state per client, each route judging
+// the requests ahead against its own burst.
+func TestZoneBurstPerRoute(t *testing.T) {
+	z := zone(t, ZoneConfig{Rate: 1, Burst: 10, NoDelay: true})
+	k := ClientKey(addr("203.0.113.9"))
+	t0 := time.Unix(1_700_000_000, 0)
+	// The narrow route admits its burst of 2 plus the first request.
+	for i := range 3 {
+		if v := z.TakeBurst(k, t0, 2, true); v.Limited || v.Delay != 0 {
+			t.Fatalf("narrow request %d: %+v", i+1, v)
+		}
+	}
+	if v := z.TakeBurst(k, t0, 2, true); !v.Refuse || v.RetryAfter <= 0 || v.RetryAfter > time.Second {
+		t.Fatalf("narrow request 4: %+v; want refused, retry within a second", v)
+	}
+	// The wide route still has room: 3 requests are ahead, its burst is 10.
+	for i := range 8 {
+		if v := z.TakeBurst(k, t0, 10, true); v.Limited {
+			t.Fatalf("wide request %d: %+v", i+1, v)
+		}
+	}
+	if v := z.TakeBurst(k, t0, 10, true); !v.Refuse {
+		t.Fatalf("wide request 9 (11 ahead): %+v", v)
+	}
+	// Without nodelay a route's excess waits: 10 ahead of it at 1 r/s.
+	z2 := zone(t, ZoneConfig{Rate: 1, Burst: 10, NoDelay: true})
+	z2.TakeBurst("k", t0, 10, true)
+	for range 9 {
+		z2.TakeBurst("k", t0, 10, true)
+	}
+	if v := z2.TakeBurst("k", t0, 10, false); v.Limited || v.Delay != 10*time.Second {
+		t.Fatalf("delayed request: %+v; want a 10 s wait", v)
+	}
+	// A burst beyond the zone's state is held to it.
+	z3 := zone(t, ZoneConfig{Rate: 1, Burst: 1, NoDelay: true})
+	for range 2 {
+		z3.TakeBurst("k", t0, 50, true)
+	}
+	if v := z3.TakeBurst("k", t0, 50, true); !v.Refuse {
+		t.Fatalf("burst above max_burst: %+v", v)
 	}
 }

@@ -21,11 +21,17 @@ type ZoneConfig struct {
 	// Rate is the sustained rate, in requests per second (nginx
 	// rate=240r/m is 4).
 	Rate float64 `json:"rate"`
-	// Burst is how many requests beyond the rate a key may make at once.
+	// Burst is how many requests beyond the rate a key may make at once,
+	// for a route that names the zone without its own burst.
 	Burst int `json:"burst"`
 	// NoDelay answers the burst at once; without it, excess requests wait
-	// until the rate allows them (at most Burst of them waiting).
+	// until the rate allows them (at most Burst of them waiting). Like
+	// Burst, the default of the routes that do not say.
 	NoDelay bool `json:"nodelay,omitempty"`
+	// MaxBurst is the largest burst of any route counting against the
+	// zone (each nginx limit_req line has its own burst over the zone's
+	// one state per key): the state holds that much excess.
+	MaxBurst int `json:"max_burst"`
 	// DryRun counts and logs the requests the zone would refuse or delay,
 	// and lets them through (nginx limit_req_dry_run on).
 	DryRun bool `json:"dry_run,omitempty"`
@@ -62,6 +68,8 @@ func (c ZoneConfig) Validate() error {
 		return fmt.Errorf("rate %v: must be a positive number of requests per second", c.Rate)
 	case c.Burst < 0:
 		return fmt.Errorf("burst %d: must not be negative", c.Burst)
+	case c.MaxBurst < c.Burst:
+		return fmt.Errorf("max_burst %d: must be at least the zone's burst %d", c.MaxBurst, c.Burst)
 	case c.MaxKeys <= 0:
 		return fmt.Errorf("max_keys %d: must be positive", c.MaxKeys)
 	}
@@ -113,12 +121,13 @@ type ZoneStats struct {
 	Evicted uint64 `json:"evicted"`
 }
 
-// Zone is one built rate zone; safe for concurrent use.
+// Zone is one built rate zone; safe for concurrent use. Each key has one
+// token bucket (x/time/rate) of MaxBurst+1 tokens filled at Rate: the
+// tokens missing are nginx's "excess", the requests ahead of this one, so
+// that each route can judge it against its own burst (Take).
 type Zone struct {
-	cfg      ZoneConfig
-	limit    rate.Limit
-	bucket   int           // token bucket size
-	maxDelay time.Duration // without nodelay: longest wait allowed
+	cfg   ZoneConfig
+	limit rate.Limit
 
 	mu   sync.Mutex
 	ll   *list.List // front = most recently seen
@@ -129,6 +138,7 @@ type Zone struct {
 
 type zoneKey struct {
 	key string
+	mu  sync.Mutex // makes reading the tokens and taking one a single step
 	lim *rate.Limiter
 }
 
@@ -137,49 +147,44 @@ func NewZone(c ZoneConfig) (*Zone, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	z := &Zone{cfg: c, limit: rate.Limit(c.Rate), ll: list.New(), keys: map[string]*list.Element{}}
-	if c.NoDelay {
-		// nginx nodelay: Burst excess requests at once, then one per
-		// 1/Rate: a bucket of Burst+1 tokens.
-		z.bucket = c.Burst + 1
-	} else {
-		// Without nodelay, requests are spaced at the rate: one token,
-		// and up to Burst requests waiting their turn.
-		z.bucket = 1
-		z.maxDelay = time.Duration(float64(c.Burst) / c.Rate * float64(time.Second))
-	}
-	return z, nil
+	return &Zone{cfg: c, limit: rate.Limit(c.Rate), ll: list.New(), keys: map[string]*list.Element{}}, nil
 }
 
 // Config is the declaration the zone was built from.
 func (z *Zone) Config() ZoneConfig { return z.cfg }
 
-// Take counts one request of key at now and returns the zone's verdict.
-// An empty key is not limited.
+// Take counts one request of key at now with the zone's own burst and
+// nodelay, and returns the verdict. An empty key is not limited.
 func (z *Zone) Take(key string, now time.Time) Verdict {
+	return z.TakeBurst(key, now, z.cfg.Burst, z.cfg.NoDelay)
+}
+
+// TakeBurst is Take for a route with its own burst (at most MaxBurst) and
+// nodelay, nginx's limit_req zone=Z burst=N [nodelay]: the request is
+// refused when more than burst requests are ahead of it; otherwise it
+// passes at once (nodelay) or waits until the rate reaches it.
+func (z *Zone) TakeBurst(key string, now time.Time, burst int, nodelay bool) Verdict {
 	if key == "" {
 		return Verdict{}
 	}
-	lim := z.limiter(key)
+	burst = min(max(burst, 0), z.cfg.MaxBurst)
+	k := z.limiter(key)
+	// The tokens that must remain after this request: the share of the
+	// zone's state beyond this route's burst.
+	floor := float64(z.cfg.MaxBurst - burst)
 	var v Verdict
-	if z.cfg.NoDelay {
-		if !lim.AllowN(now, 1) {
-			v.Limited = true
-			v.RetryAfter = time.Duration(float64(time.Second) / z.cfg.Rate)
-		}
+	k.mu.Lock()
+	tokens := k.lim.TokensAt(now)
+	if tokens-1 < floor {
+		v.Limited = true
+		v.RetryAfter = time.Duration((floor + 1 - tokens) / z.cfg.Rate * float64(time.Second))
 	} else {
-		r := lim.ReserveN(now, 1)
-		d := r.DelayFrom(now)
-		switch {
-		case d == 0:
-		case d <= z.maxDelay:
-			v.Delay = d
-		default:
-			r.CancelAt(now)
-			v.Limited = true
-			v.RetryAfter = d - z.maxDelay
+		k.lim.AllowN(now, 1)
+		if excess := float64(z.cfg.MaxBurst) - (tokens - 1); !nodelay && excess > 0 {
+			v.Delay = time.Duration(excess / z.cfg.Rate * float64(time.Second))
 		}
 	}
+	k.mu.Unlock()
 	switch {
 	case v.Limited && z.cfg.DryRun:
 		z.dry.Add(1)
@@ -203,12 +208,12 @@ func (z *Zone) Take(key string, now time.Time) Verdict {
 
 // limiter returns key's limiter, creating it (and forgetting the least
 // recently seen key when the zone is full).
-func (z *Zone) limiter(key string) *rate.Limiter {
+func (z *Zone) limiter(key string) *zoneKey {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	if el, ok := z.keys[key]; ok {
 		z.ll.MoveToFront(el)
-		return el.Value.(*zoneKey).lim
+		return el.Value.(*zoneKey)
 	}
 	for z.ll.Len() >= z.cfg.MaxKeys {
 		old := z.ll.Back()
@@ -216,9 +221,9 @@ func (z *Zone) limiter(key string) *rate.Limiter {
 		delete(z.keys, old.Value.(*zoneKey).key)
 		z.evicted.Add(1)
 	}
-	k := &zoneKey{key: key, lim: rate.NewLimiter(z.limit, z.bucket)}
+	k := &zoneKey{key: key, lim: rate.NewLimiter(z.limit, z.cfg.MaxBurst+1)}
 	z.keys[key] = z.ll.PushFront(k)
-	return k.lim
+	return k
 }
 
 // Stats returns the zone's counters.

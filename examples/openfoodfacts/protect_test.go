@@ -52,7 +52,7 @@ func TestProductOpenerProtection(t *testing.T) {
 	atoi := func(s string) int { n, _ := strconv.Atoi(s); return n }
 	z := p.Resources.Zones["off"]
 	want := protect.ZoneConfig{Rate: float64(atoi(zone[1])) / 60, Burst: atoi(burst[1]), NoDelay: burst[2] != "", DryRun: true,
-		Status: atoi(status[1]), MaxKeys: plan.DefaultZoneMaxKeys, Key: protect.KeyAddress}
+		Status: atoi(status[1]), MaxKeys: plan.DefaultZoneMaxKeys, Key: protect.KeyAddress, MaxBurst: atoi(burst[1])}
 	if z != want {
 		t.Errorf("zone off: %+v\nwant %+v (the reference)", z, want)
 	}
@@ -81,7 +81,11 @@ func TestProductOpenerProtection(t *testing.T) {
 	if api == nil || !slices.Equal(api.Key, []string{"host", "uri", "cookie:user"}) || api.Valid[0] != time.Duration(atoi(apiKey[1]))*time.Second {
 		t.Errorf("/api/ cache %+v; want key host+uri+cookie:user, valid any %ss", api, apiKey[1])
 	}
-	if !slices.Equal(routes["/"].Limits, []string{"off", "off-crawlers"}) || len(routes["/api/"].Limits) != 0 {
+	var zones []string
+	for _, l := range routes["/"].Limits {
+		zones = append(zones, l.Zone)
+	}
+	if !slices.Equal(zones, []string{"off", "off-crawlers"}) || len(routes["/api/"].Limits) != 0 || routes["/"].Limits[0].Burst != atoi(burst[1]) {
 		t.Errorf("limits: / %v, /api/ %v; the reference limits location / only", routes["/"].Limits, routes["/api/"].Limits)
 	}
 	var uas []string
