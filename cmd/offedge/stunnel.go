@@ -28,20 +28,27 @@ var _ flag.Value = hostMap(nil)
 // cmdImport turns a stunnel4 configuration into inventory YAML: client =
 // yes sections become tunnel entrances on --node, client = no sections
 // tunnel exits. Secrets stay files, referenced by path. A duplicated section
-// name is reported and kept apart, never merged.
+// name is reported and kept apart, never merged. `import nginx` is
+// importNginx.
 func cmdImport(e *env, args []string) error {
 	fs := e.newFlags("import")
 	inv := inventoryFlag(fs)
-	node := fs.String("node", "", "the `NAME` of the node this stunnel config runs on (required)")
+	node := fs.String("node", "", "the `NAME` of the node this stunnel or nginx config runs on (required)")
 	network := fs.String("network", "", "`NETWORK` of the node's accept addresses when the inventory cannot tell")
 	hosts := hostMap{}
-	fs.Var(hosts, "host", "the node behind a hostname in connect lines, as `NAME=NODE` (repeatable)")
+	fs.Var(hosts, "host", "the node behind a hostname in connect lines (stunnel) or proxy_pass and upstream servers (nginx), as `NAME=NODE` (repeatable)")
+	prefix := fs.String("prefix", "/etc/nginx", "nginx: the `DIR` relative includes are read from; it stands for /etc/nginx in absolute ones")
+	outFile := fs.String("out", "", "nginx: write the inventory fragment to `FILE` instead of standard output")
+	report := fs.String("report", "", "nginx: write the report to `FILE` instead of standard error")
 	pos, err := e.parse(fs, args)
 	if err != nil {
 		return err
 	}
+	if len(pos) >= 1 && pos[0] == "nginx" {
+		return importNginx(e, *inv, *node, *prefix, *outFile, *report, hosts, pos[1:])
+	}
 	if len(pos) != 2 || pos[0] != "stunnel" {
-		return usageError("offedge import stunnel FILE --node NAME")
+		return usageError("offedge import stunnel FILE --node NAME, or offedge import nginx PATH... --node NAME")
 	}
 	if *node == "" {
 		return usageError("--node is required: the node this stunnel config runs on")
@@ -62,8 +69,8 @@ func cmdImport(e *env, args []string) error {
 		return err
 	}
 	im := stunnel.Importer{Model: m, Node: *node, Network: *network, Hosts: hosts}
-	out, problems := im.Convert(cfg)
-	fmt.Fprint(e.stdout, out)
+	conv, problems := im.Convert(cfg)
+	fmt.Fprint(e.stdout, conv)
 	for _, p := range problems {
 		fmt.Fprintf(e.stderr, "offedge import: %s\n", p)
 	}

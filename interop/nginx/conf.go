@@ -300,13 +300,21 @@ type Loader struct {
 	// Prefix is the directory relative include paths are resolved against
 	// (nginx's conf prefix); when a relative pattern matches nothing
 	// there, the including file's directory is tried. Absolute paths
-	// under /etc/nginx/ that do not exist are read under Prefix, so a
-	// checked-out copy of /etc/nginx imports as it is. Empty: /etc/nginx.
+	// under /etc/nginx/ are read under Prefix, so a checked-out copy of
+	// /etc/nginx imports as it is. Empty: /etc/nginx.
 	Prefix string
 	Limits Limits
 
-	files   int
-	Missing []*Directive // include directives that matched no file
+	files int
+	// Includes are the include directives read, with the files each
+	// matched (none: a pattern that matched nothing, or a missing file).
+	Includes []Included
+}
+
+// Included is one include directive and the files it read.
+type Included struct {
+	Directive *Directive
+	Files     []string
 }
 
 // Load reads the files at paths (a directory is its files, sorted, as
@@ -407,9 +415,7 @@ func (ld *Loader) expand(ds []*Directive, chain []string, depth int) ([]*Directi
 			if err != nil {
 				return nil, err
 			}
-			if files == nil {
-				ld.Missing = append(ld.Missing, d)
-			}
+			ld.Includes = append(ld.Includes, Included{Directive: d, Files: files})
 			for _, f := range files {
 				inc, err := ld.file(f, chain, depth+1)
 				if err != nil {
@@ -443,7 +449,9 @@ func (ld *Loader) resolve(d *Directive) ([]string, error) {
 	if filepath.IsAbs(pat) {
 		cands = []string{pat}
 		if rest, ok := strings.CutPrefix(pat, "/etc/nginx/"); ok && filepath.Clean(ld.Prefix) != "/etc/nginx" {
-			cands = append(cands, filepath.Join(ld.Prefix, rest))
+			// The prefix stands for /etc/nginx: a checked-out copy never
+			// reads this machine's own configuration.
+			cands = []string{filepath.Join(ld.Prefix, rest)}
 		}
 	} else {
 		cands = []string{filepath.Join(ld.Prefix, pat), filepath.Join(filepath.Dir(d.File), pat)}

@@ -110,8 +110,8 @@ func TestIncludes(t *testing.T) {
 	if p := ds[0].Block[0].Pos(); p != filepath.Join(dir, "conf.d/a.conf")+":2" {
 		t.Fatalf("included directive at %s", p)
 	}
-	if len(ld.Missing) != 1 || ld.Missing[0].Line != 4 {
-		t.Fatalf("missing: %v", ld.Missing)
+	if len(ld.Includes) != 3 || len(ld.Includes[0].Files) != 2 || len(ld.Includes[1].Files) != 1 || ld.Includes[2].Files != nil || ld.Includes[2].Directive.Line != 4 {
+		t.Fatalf("includes: %+v", ld.Includes)
 	}
 	// A directory is its files in order.
 	ds, err = (&Loader{Prefix: dir}).Load(filepath.Join(dir, "conf.d"))

@@ -1,0 +1,2622 @@
+package nginx
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/netip"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/offedge/offedge/inventory"
+)
+
+// Importer maps an nginx configuration onto inventory YAML for one node:
+// server blocks become sites, locations routes, upstream blocks and
+// proxy_pass targets upstreams, limit_req_zone and proxy_cache_path the
+// node's protection. Addresses are looked up in Model: an address of a
+// node becomes that node (or the service listening there), a hostname a
+// site's node or a --host mapping; anything else is reported, never
+// invented.
+type Importer struct {
+	// Model is the inventory the output is merged into.
+	Model *inventory.Model
+	// Node is the node the nginx configuration runs on.
+	Node string
+	// Hosts names the node behind a hostname in proxy_pass and upstream
+	// servers (lower-case hostname → node).
+	Hosts map[string]string
+	// Includes are the loader's include directives (Loader.Includes),
+	// reported with the rest.
+	Includes []Included
+}
+
+// Import maps ds (from Loader.Load) and returns the inventory fragment
+// (YAML: upstreams, sites, protection) and the report. The error is for
+// an unusable request (an unknown node); everything about the
+// configuration itself is in the report.
+func (im *Importer) Import(ds []*Directive) ([]byte, *Report, error) {
+	if im.Model == nil {
+		return nil, nil, fmt.Errorf("no inventory")
+	}
+	node := im.Model.Node(im.Node)
+	if node == nil {
+		return nil, nil, fmt.Errorf("unknown node %q", im.Node)
+	}
+	r := &run{im: im, node: node, marks: map[*Directive]*Entry{},
+		upstreamBlocks: map[string]*Directive{}, maps: map[string]*Directive{}, zones: map[string]*Directive{},
+		caches: map[string]*Directive{}, logFormats: map[string]*Directive{},
+		upstreamNames: map[string]bool{}, upstreamByKey: map[string]string{}, siteNames: map[string]bool{},
+		classMaps: map[string]string{}, zonesOut: map[string]*outZone{}, cachesOut: map[string]bool{}}
+	for _, s := range im.Model.Sites {
+		r.siteNames[s.Name] = true
+	}
+	for _, u := range im.Model.Upstreams {
+		r.upstreamNames[u.Name] = true
+	}
+	r.importAll(ds)
+	out, err := r.render()
+	if err != nil {
+		return nil, nil, err
+	}
+	rep := &Report{Findings: r.findings, Unmapped: r.unmapped}
+	for _, inc := range im.Includes {
+		d := inc.Directive
+		e := Entry{File: d.File, Line: d.Line, Directive: short(d), Status: Builtin}
+		switch {
+		case len(inc.Files) > 0:
+			e.Note = fmt.Sprintf("expanded in place (%d files)", len(inc.Files))
+		case path.Base(d.Arg(0)) == "mime.types":
+			e.Note = "nginx's MIME table: static files get their type from offedge's"
+		case strings.ContainsAny(d.Arg(0), "*?["):
+			e.Note = "matched no file (as nginx, fine for a pattern); pass the files it stands for, or --prefix"
+		default:
+			e.Status, e.Note = Unsupported, "no such file: nginx refuses to start; pass the file, or --prefix"
+		}
+		rep.Entries = append(rep.Entries, e)
+	}
+	// The directives inside an unsupported location or a types block
+	// share its fate.
+	walk(ds, func(d *Directive) {
+		if e := r.marks[d]; d.Name == "location" && e != nil && (e.Status == Unsupported || e.Status == Unused) {
+			line := d.Line
+			walk(d.Block, func(x *Directive) {
+				if r.marks[x] == nil {
+					r.mark(x, e.Status, "in the location at line %d, which is %s", line, e.Status)
+				}
+			})
+		}
+		if d.Name == "types" {
+			walk(d.Block, func(x *Directive) {
+				r.mark(x, Builtin, "a MIME type: static files get their type from their extension")
+			})
+		}
+	})
+	walk(ds, func(d *Directive) {
+		e := r.marks[d]
+		if e == nil {
+			st, note := classify(d)
+			e = &Entry{Status: st, Note: note}
+		}
+		e.File, e.Line, e.Directive = d.File, d.Line, short(d)
+		rep.Entries = append(rep.Entries, *e)
+	})
+	return out, rep, nil
+}
+
+func walk(ds []*Directive, f func(*Directive)) {
+	for _, d := range ds {
+		f(d)
+		walk(d.Block, f)
+	}
+}
+
+// short is a directive as written, cut to a readable length.
+func short(d *Directive) string {
+	s := strings.Join(append([]string{d.Name}, d.Args...), " ")
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return s
+}
+
+type run struct {
+	im   *Importer
+	node *inventory.Node
+
+	marks map[*Directive]*Entry
+
+	upstreamBlocks map[string]*Directive
+	maps           map[string]*Directive // variable name without $ → map block
+	zones          map[string]*Directive // zone name → limit_req_zone
+	caches         map[string]*Directive // keys_zone name → proxy_cache_path
+	logFormats     map[string]*Directive
+
+	upstreams     []*outUpstream
+	upstreamNames map[string]bool
+	upstreamByKey map[string]string
+	sites         []*outSite
+	siteNames     map[string]bool
+	classMaps     map[string]string // variable → class map name
+	prot          outProtection
+	zonesOut      map[string]*outZone
+	cachesOut     map[string]bool
+	botFrom       []botOrigin
+
+	findings []string
+	unmapped []string
+}
+
+// mark records what became of d. A directive seen from several places
+// (an inherited one) keeps its worst status: unsupported over mapped.
+func (r *run) mark(d *Directive, st Status, format string, args ...any) {
+	note := fmt.Sprintf(format, args...)
+	if e := r.marks[d]; e != nil {
+		if rank(e.Status) >= rank(st) {
+			return
+		}
+	}
+	r.marks[d] = &Entry{Status: st, Note: note}
+}
+
+func rank(s Status) int {
+	switch s {
+	case Unsupported:
+		return 3
+	case Mapped:
+		return 2
+	case Builtin:
+		return 1
+	}
+	return 0
+}
+
+func (r *run) finding(d *Directive, format string, args ...any) {
+	r.findings = append(r.findings, d.Pos()+": "+fmt.Sprintf(format, args...))
+}
+
+func (r *run) unmappedAt(d *Directive, format string, args ...any) {
+	u := d.Pos() + ": " + fmt.Sprintf(format, args...)
+	for _, x := range r.unmapped {
+		if x == u {
+			return
+		}
+	}
+	r.unmapped = append(r.unmapped, u)
+}
+
+// scope is a block's directives and its parent's, for nginx's
+// inheritance: a directive set in a block wins; an array directive
+// (add_header, proxy_set_header, error_page, limit_req, access_log) set
+// even once in a block replaces all of the parent's.
+type scope struct {
+	ds     []*Directive
+	parent *scope
+}
+
+func (s *scope) get(name string) *Directive {
+	for ; s != nil; s = s.parent {
+		if ds := Find(s.ds, name); len(ds) > 0 {
+			return ds[0]
+		}
+	}
+	return nil
+}
+
+func (s *scope) all(name string) []*Directive {
+	for ; s != nil; s = s.parent {
+		if ds := Find(s.ds, name); len(ds) > 0 {
+			return ds
+		}
+	}
+	return nil
+}
+
+func (r *run) importAll(ds []*Directive) {
+	// The http level: a sites file's top level, and any http block.
+	var httpDs []*Directive
+	for _, d := range ds {
+		if d.Name == "http" && d.IsBlock() {
+			r.mark(d, Builtin, "its directives are imported")
+			httpDs = append(httpDs, d.Block...)
+			continue
+		}
+		httpDs = append(httpDs, d)
+	}
+	http := &scope{ds: httpDs}
+	for _, d := range httpDs {
+		switch d.Name {
+		case "upstream":
+			if d.IsBlock() && len(d.Args) == 1 {
+				r.upstreamBlocks[d.Args[0]] = d
+			}
+		case "map":
+			if d.IsBlock() && len(d.Args) == 2 {
+				r.maps[strings.TrimPrefix(d.Args[1], "$")] = d
+				for _, e := range d.Block {
+					r.mark(e, Mapped, "an entry of the map at line %d", d.Line)
+				}
+			}
+		case "limit_req_zone":
+			if z := argValue(d.Args, "zone"); z != "" {
+				r.zones[strings.SplitN(z, ":", 2)[0]] = d
+			}
+		case "proxy_cache_path":
+			if z := argValue(d.Args, "keys_zone"); z != "" {
+				r.caches[strings.SplitN(z, ":", 2)[0]] = d
+			}
+		case "log_format":
+			if len(d.Args) > 0 {
+				r.logFormats[d.Args[0]] = d
+			}
+		}
+	}
+	for _, d := range httpDs {
+		if d.Name == "server" && d.IsBlock() {
+			r.server(d, http)
+		}
+	}
+	r.mergeRedirects()
+	r.splitRedirectListeners()
+	for name, d := range r.upstreamBlocks {
+		if r.marks[d] == nil {
+			r.mark(d, Unused, "no proxy_pass names upstream %q", name)
+			for _, s := range d.Block {
+				r.mark(s, Unused, "in an unused upstream")
+			}
+		}
+	}
+	for v, d := range r.maps {
+		if r.marks[d] == nil {
+			if used(httpDs, "$"+v, d) {
+				r.mark(d, Unsupported, "$%s is read where the importer cannot map a variable (see the directives reading it); a variable engine would take it", v)
+			} else {
+				r.mark(d, Unused, "nothing reads $%s", v)
+			}
+		}
+	}
+	for name, d := range r.zones {
+		if r.marks[d] == nil {
+			r.mark(d, Unused, "no limit_req uses zone %q", name)
+		}
+	}
+	for name, d := range r.caches {
+		if r.marks[d] == nil {
+			r.mark(d, Unused, "no proxy_cache uses %q", name)
+		}
+	}
+	for name, d := range r.logFormats {
+		if r.marks[d] == nil {
+			r.mark(d, Unused, "no access_log uses format %q", name)
+		}
+	}
+}
+
+// used reports whether variable v appears in an argument of a directive
+// outside the map that defines it (comments are gone already).
+func used(ds []*Directive, v string, def *Directive) bool {
+	found := false
+	walk(ds, func(d *Directive) {
+		if d == def || found {
+			return
+		}
+		for _, a := range d.Args {
+			if strings.Contains(a, v) && !strings.Contains(a, v+"_") {
+				found = true
+			}
+		}
+	})
+	return found
+}
+
+// argValue returns the value of a key=value argument.
+func argValue(args []string, key string) string {
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+var nameRE = regexp.MustCompile(`[^a-z0-9._-]+`)
+
+// objectName makes an inventory name (1–63 of a-z 0-9 . _ -) from s,
+// unique in taken.
+func objectName(s string, taken map[string]bool) string {
+	s = strings.TrimPrefix(strings.ToLower(s), "*.")
+	s = strings.Trim(nameRE.ReplaceAllString(s, "-"), "-._")
+	if s == "" {
+		s = "site"
+	}
+	if len(s) > 56 {
+		s = s[:56]
+	}
+	name := s
+	for i := 2; taken[name]; i++ {
+		name = fmt.Sprintf("%s-%d", s, i)
+	}
+	taken[name] = true
+	return name
+}
+
+func (r *run) render() ([]byte, error) {
+	f := outFile{Upstreams: r.upstreams, Sites: r.sites}
+	if len(r.prot.Caches)+len(r.prot.Maps)+len(r.prot.LimitZones) > 0 {
+		r.prot.Node = r.im.Node
+		f.Protection = []*outProtection{&r.prot}
+	}
+	var doc yaml.Node
+	if err := doc.Encode(f); err != nil {
+		return nil, err
+	}
+	// Each site and route says where it was written.
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		if doc.Content[i].Value != "sites" {
+			continue
+		}
+		for j, sn := range doc.Content[i+1].Content {
+			sn.HeadComment = "from " + r.sites[j].from
+			for k := 0; k+1 < len(sn.Content); k += 2 {
+				if sn.Content[k].Value != "routes" {
+					continue
+				}
+				for l, rn := range sn.Content[k+1].Content {
+					rn.HeadComment = "from " + r.sites[j].Routes[l].from
+				}
+			}
+		}
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# Imported from nginx by offedge import nginx for node %s.\n# Review the report before including this file; see docs/migration.md.\n", r.im.Node)
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, err
+	}
+	enc.Close()
+	return b.Bytes(), nil
+}
+
+// server maps one server block to a site.
+func (r *run) server(sd *Directive, http *scope) {
+	sc := &scope{ds: sd.Block, parent: http}
+	site := &outSite{Node: r.im.Node, from: sd.Pos()}
+	// server_name
+	var hosts []string
+	for _, d := range Find(sd.Block, "server_name") {
+		ok := true
+		for _, h := range d.Args {
+			h = strings.ToLower(strings.TrimSuffix(h, "."))
+			switch {
+			case h == "_" || h == "" || h == "localhost":
+				// nginx's catch-all names: no host; default_server decides.
+			case strings.HasPrefix(h, "~"):
+				r.mark(d, Unsupported, "regex server name %q: offedge matches exact names and leading wildcards", h)
+				ok = false
+			case strings.HasPrefix(h, "."):
+				hosts = append(hosts, h[1:], "*"+h)
+			case strings.HasSuffix(h, ".*") || strings.Count(h, "*") > 1 || (strings.Contains(h, "*") && !strings.HasPrefix(h, "*.")):
+				r.mark(d, Unsupported, "wildcard %q: offedge has leading wildcards only", h)
+				ok = false
+			case !hostNameRE.MatchString(h) || len(h) > 253:
+				r.mark(d, Unsupported, "server name %q: offedge's hosts are DNS names (letters, digits, -)", h)
+				ok = false
+			default:
+				hosts = append(hosts, h)
+			}
+		}
+		if ok {
+			r.mark(d, Mapped, "hosts")
+		}
+	}
+	site.Hosts = dedupe(hosts)
+	// listen
+	plain, tls := r.listens(sd, site)
+	if len(site.Listen) == 0 {
+		// nginx's default: *:80 (or 8000 unprivileged).
+		r.finding(sd, "server without listen: nginx listens on *:80; imported so")
+		site.Listen = r.allNetworks(80, false)
+		plain = true
+	}
+	if len(site.Hosts) == 0 && !site.Default {
+		if len(sd.Block) > 0 {
+			r.finding(sd, "server without a usable server_name: imported as the default site of its listeners (nginx's first server of a port is its default)")
+		}
+		site.Default = true
+	}
+	name := "site"
+	if len(site.Hosts) > 0 {
+		name = site.Hosts[0]
+	} else if len(site.Listen) > 0 {
+		name = fmt.Sprintf("default-%d", site.Listen[0].Port)
+	}
+	if tls && !plain {
+		// the name of the TLS site is the bare host; its plain sibling
+		// (merged into it when it only redirects) is -http.
+	} else if plain && !tls {
+		name += "-http"
+	}
+	site.Name = objectName(name, r.siteNames)
+	if tls {
+		r.tls(sc, site)
+	}
+	// Is the whole server a redirect to https (certbot's block, or a
+	// hand-written return 301 https://$host$request_uri)?
+	if plain && !tls && r.httpsRedirect(sd, site) {
+		for _, l := range site.Listen {
+			l.RedirectHTTPS = true
+		}
+		r.mark(sd, Mapped, "site %s (redirect_https)", site.Name)
+		site.redirectFrom = sd
+		r.sites = append(r.sites, site)
+		return
+	}
+	r.siteSettings(sc, sd, site)
+	r.routes(sc, sd, site)
+	r.sites = append(r.sites, site)
+}
+
+func dedupe(ss []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// listens maps the server's listen directives; it reports whether it has
+// plain and TLS ones.
+func (r *run) listens(sd *Directive, site *outSite) (plain, tls bool) {
+	seen := map[string]bool{}
+	for _, d := range Find(sd.Block, "listen") {
+		if len(d.Args) == 0 {
+			r.mark(d, Unsupported, "listen without an address")
+			continue
+		}
+		addr := d.Args[0]
+		isTLS, notes := false, []string{}
+		bad := ""
+		for _, p := range d.Args[1:] {
+			switch {
+			case p == "ssl":
+				isTLS = true
+			case p == "http2":
+				notes = append(notes, "HTTP/2 by ALPN on TLS")
+			case p == "default_server" || p == "default":
+				site.Default = true
+			case p == "ipv6only=on" || p == "ipv6only=off" || p == "reuseport" || strings.HasPrefix(p, "backlog=") || strings.HasPrefix(p, "so_keepalive="):
+				notes = append(notes, p+" is the runtime's")
+			case p == "proxy_protocol":
+				bad = "PROXY protocol on a site listener (forwards send it; sites do not read it)"
+			case p == "quic" || p == "http3":
+				bad = "HTTP/3"
+			default:
+				bad = "listen parameter " + p
+			}
+		}
+		if bad != "" {
+			r.mark(d, Unsupported, "%s", bad)
+			continue
+		}
+		if strings.HasPrefix(addr, "unix:") {
+			r.mark(d, Unsupported, "UNIX socket listeners")
+			continue
+		}
+		host, port := "", addr
+		if h, p, err := net.SplitHostPort(addr); err == nil {
+			host, port = h, p
+		} else if !isPort(addr) {
+			host, port = addr, "80"
+		}
+		pn, err := strconv.Atoi(port)
+		if err != nil || pn < 1 || pn > 65535 {
+			r.mark(d, Unsupported, "cannot read the port of %q", addr)
+			continue
+		}
+		var ls []*outListen
+		switch host {
+		case "", "*", "::", "0.0.0.0":
+			// Every address: IPv4 and IPv6 are one listen entry per network.
+			ls = r.allNetworks(pn, isTLS)
+			if len(ls) == 0 {
+				r.mark(d, Unsupported, "node %s has no address to listen on", r.im.Node)
+				continue
+			}
+		default:
+			ip, err := netip.ParseAddr(host)
+			if err != nil {
+				r.mark(d, Unsupported, "listen on a hostname (%s): give the address", host)
+				continue
+			}
+			nw := r.networkOf(ip)
+			if nw == "" {
+				r.unmappedAt(d, "%s is not an address of node %s in the inventory", ip, r.im.Node)
+				r.mark(d, Unsupported, "%s is not an address of node %s", ip, r.im.Node)
+				continue
+			}
+			ls = []*outListen{{Network: nw, Address: ip.String(), Port: pn, TLS: isTLS}}
+		}
+		for _, l := range ls {
+			k := fmt.Sprint(l.Network, l.Address, l.Port)
+			if !seen[k] {
+				seen[k] = true
+				site.Listen = append(site.Listen, l)
+			}
+		}
+		if isTLS {
+			tls = true
+		} else {
+			plain = true
+		}
+		note := "listen"
+		if len(notes) > 0 {
+			note += " (" + strings.Join(notes, "; ") + ")"
+		}
+		r.mark(d, Mapped, "%s", note)
+	}
+	return plain, tls
+}
+
+func isPort(s string) bool {
+	_, err := strconv.Atoi(s)
+	return err == nil
+}
+
+// allNetworks is a listener on every network the node has an address on
+// (nginx's listen PORT binds every address).
+func (r *run) allNetworks(port int, tls bool) []*outListen {
+	var out []*outListen
+	seen := map[string]bool{}
+	for _, a := range r.node.Addresses {
+		if !seen[a.Network] {
+			seen[a.Network] = true
+			out = append(out, &outListen{Network: a.Network, Port: port, TLS: tls})
+		}
+	}
+	return out
+}
+
+// networkOf is the network on which the node has ip.
+func (r *run) networkOf(ip netip.Addr) string {
+	for _, a := range r.node.Addresses {
+		if a.IP == ip {
+			return a.Network
+		}
+	}
+	return ""
+}
+
+var certbotRE = regexp.MustCompile(`^(.*)/live/([^/]+)/(fullchain|privkey|cert)\.pem$`)
+
+func (r *run) tls(sc *scope, site *outSite) {
+	cert, key := sc.get("ssl_certificate"), sc.get("ssl_certificate_key")
+	if cert == nil || key == nil {
+		r.finding(&Directive{File: site.from[:strings.LastIndex(site.from, ":")], Line: atoiSafe(site.from[strings.LastIndex(site.from, ":")+1:])},
+			"a TLS listener without ssl_certificate and ssl_certificate_key: the site has no certificate")
+		return
+	}
+	t := &outTLS{}
+	cm, km := certbotRE.FindStringSubmatch(cert.Arg(0)), certbotRE.FindStringSubmatch(key.Arg(0))
+	if cm != nil && km != nil && cm[1] == km[1] && cm[2] == km[2] && cm[3] == "fullchain" && km[3] == "privkey" {
+		t.Certbot = cm[2]
+		if cm[1] != "/etc/letsencrypt" {
+			t.CertbotDir = cm[1]
+		}
+	} else {
+		t.CertFile, t.KeyFile = cert.Arg(0), key.Arg(0)
+	}
+	r.mark(cert, Mapped, "tls")
+	r.mark(key, Mapped, "tls")
+	// nginx sends Strict-Transport-Security only as an add_header says
+	// (2xx/3xx without always); offedge's default sends it on every
+	// answer of a TLS listener. Faithful: hsts off, the header as written.
+	f := false
+	t.HSTS = &f
+	site.TLS = t
+}
+
+func atoiSafe(s string) int { n, _ := strconv.Atoi(s); return n }
+
+var httpsRedirectRE = regexp.MustCompile(`^https://\$(host|server_name|http_host)\$request_uri$`)
+
+// httpsRedirect reports whether the plain server only redirects to https
+// (what redirect_https does): a server-level `return 301
+// https://$host$request_uri`, certbot's `if ($host = NAME) { return 301
+// ... }` for each of its names, or a `location /` doing it. A location
+// for ACME's webroot beside it is served by offedge's own ACME responder
+// or the route it keeps.
+func (r *run) httpsRedirect(sd *Directive, site *outSite) bool {
+	var rets, ifs, locs, others []*Directive
+	for _, d := range sd.Block {
+		switch d.Name {
+		case "listen", "server_name", "access_log", "error_log":
+		case "return":
+			rets = append(rets, d)
+		case "if":
+			ifs = append(ifs, d)
+		case "location":
+			locs = append(locs, d)
+		default:
+			others = append(others, d)
+		}
+	}
+	isRedirect := func(d *Directive) bool {
+		return d.Name == "return" && d.Arg(0) == "301" && httpsRedirectRE.MatchString(d.Arg(1)) &&
+			(!strings.Contains(d.Arg(1), "$server_name") || len(site.Hosts) == 1)
+	}
+	var marks []*Directive
+	ok := false
+	switch {
+	case len(rets) == 1 && isRedirect(rets[0]) && len(ifs) == 0:
+		ok = true
+		marks = append(marks, rets[0])
+	case len(ifs) > 0 && len(rets) <= 1:
+		// certbot: if ($host = NAME) { return 301 https://$host$request_uri; } ... return 404;
+		covered := map[string]bool{}
+		for _, d := range ifs {
+			if len(d.Args) == 3 && d.Args[0] == "($host" && d.Args[1] == "=" && strings.HasSuffix(d.Args[2], ")") &&
+				len(d.Block) == 1 && isRedirect(d.Block[0]) {
+				covered[strings.ToLower(strings.TrimSuffix(d.Args[2], ")"))] = true
+				marks = append(marks, d, d.Block[0])
+			} else if len(d.Args) == 4 && d.Args[0] == "($host" && d.Args[1] == "=" && d.Args[3] == ")" && len(d.Block) == 1 && isRedirect(d.Block[0]) {
+				covered[strings.ToLower(d.Args[2])] = true
+				marks = append(marks, d, d.Block[0])
+			} else {
+				return false
+			}
+		}
+		for _, h := range site.Hosts {
+			if !covered[h] {
+				return false
+			}
+		}
+		if len(rets) == 1 {
+			if rets[0].Arg(0) != "404" {
+				return false
+			}
+			marks = append(marks, rets[0])
+		}
+		ok = true
+	case len(rets) == 0 && len(ifs) == 0:
+		for _, l := range locs {
+			if l.Arg(0) == "/" && len(l.Args) == 1 && len(l.Block) == 1 && isRedirect(l.Block[0]) {
+				ok = true
+				marks = append(marks, l, l.Block[0])
+			}
+		}
+	}
+	if !ok || len(others) > 0 {
+		return false
+	}
+	for _, l := range locs {
+		if !contains(marks, l) && !r.acmeWebroot(l) {
+			return false
+		}
+	}
+	for _, d := range marks {
+		r.mark(d, Mapped, "redirect_https on the site's plain listeners")
+	}
+	for _, l := range locs {
+		if !contains(marks, l) {
+			r.mark(l, Builtin, "ACME webroot: offedge answers HTTP-01 tokens on plain listeners itself (certs/acme); with certbot's webroot, add a route for /.well-known/acme-challenge/")
+			walk(l.Block, func(d *Directive) { r.mark(d, Builtin, "in the ACME webroot location") })
+		}
+	}
+	for _, d := range Find(sd.Block, "access_log") {
+		r.siteAccessLog(d, site)
+	}
+	for _, d := range Find(sd.Block, "error_log") {
+		r.mark(d, Unsupported, "per-site error logs (ng-resp); offedge logs to its own log")
+	}
+	return true
+}
+
+func contains(ds []*Directive, d *Directive) bool {
+	for _, x := range ds {
+		if x == d {
+			return true
+		}
+	}
+	return false
+}
+
+// acmeWebroot reports whether l is a certbot webroot location
+// (`location /.well-known[/acme-challenge] { root DIR; [try_files $uri =404;] }`).
+func (r *run) acmeWebroot(l *Directive) bool {
+	p := l.Arg(len(l.Args) - 1)
+	if !strings.HasPrefix(p, "/.well-known") || (len(l.Args) == 2 && l.Args[0] != "^~") {
+		return false
+	}
+	for _, d := range l.Block {
+		switch {
+		case d.Name == "root" || d.Name == "allow" || d.Name == "default_type":
+		case d.Name == "try_files" && strings.Join(d.Args, " ") == "$uri =404":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// mergeRedirects folds a plain site that only redirects to https into the
+// TLS site with the same hosts (one site, two kinds of listener).
+func (r *run) mergeRedirects() {
+	var out []*outSite
+	for _, s := range r.sites {
+		if !onlyRedirects(s) {
+			out = append(out, s)
+			continue
+		}
+		merged := false
+		for _, t := range r.sites {
+			if t != s && t.TLS != nil && sameHosts(s.Hosts, t.Hosts) && !hasRedirectListener(t) {
+				t.Listen = append(t.Listen, s.Listen...)
+				delete(r.siteNames, s.Name)
+				merged = true
+				break
+			}
+		}
+		if !merged {
+			out = append(out, s)
+		}
+	}
+	r.sites = out
+}
+
+func onlyRedirects(s *outSite) bool {
+	if len(s.Routes) > 0 || s.TLS != nil || len(s.Listen) == 0 {
+		return false
+	}
+	for _, l := range s.Listen {
+		if !l.RedirectHTTPS {
+			return false
+		}
+	}
+	return true
+}
+
+func hasRedirectListener(s *outSite) bool {
+	for _, l := range s.Listen {
+		if l.RedirectHTTPS || !l.TLS {
+			return true
+		}
+	}
+	return false
+}
+
+func sameHosts(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	x, y := append([]string{}, a...), append([]string{}, b...)
+	sort.Strings(x)
+	sort.Strings(y)
+	for i := range x {
+		if x[i] != y[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// splitRedirectListeners resolves a plain listener some sites redirect to
+// https and others serve (nginx decides per server block; offedge per
+// listener): each redirecting site there becomes a redirect route per
+// host (https://HOST + the URI), which a wildcard host cannot be.
+func (r *run) splitRedirectListeners() {
+	serving := map[string]bool{}
+	key := func(l *outListen) string { return fmt.Sprint(l.Network, "|", l.Address, "|", l.Port) }
+	for _, s := range r.sites {
+		for _, l := range s.Listen {
+			if !l.TLS && !l.RedirectHTTPS {
+				serving[key(l)] = true
+			}
+		}
+	}
+	var out []*outSite
+	for _, s := range r.sites {
+		var keep, clash []*outListen
+		for _, l := range s.Listen {
+			if l.RedirectHTTPS && (serving[key(l)] || serving[fmt.Sprint(l.Network, "|", "", "|", l.Port)]) {
+				clash = append(clash, l)
+			} else {
+				keep = append(keep, l)
+			}
+		}
+		if len(clash) == 0 {
+			out = append(out, s)
+			continue
+		}
+		s.Listen = keep
+		if len(keep) > 0 {
+			out = append(out, s)
+		}
+		for _, h := range s.Hosts {
+			if strings.HasPrefix(h, "*.") {
+				if s.redirectFrom != nil {
+					r.mark(s.redirectFrom, Unsupported, "a redirect to https for %s on a port other sites serve: offedge redirects a whole listener, or one host per site (a wildcard needs ng-route's return with $host)", h)
+				}
+				continue
+			}
+			rs := &outSite{Name: objectName(h+"-http", r.siteNames), Node: s.Node, Hosts: []string{h}, from: s.from}
+			for _, l := range clash {
+				c := *l
+				c.RedirectHTTPS = false
+				rs.Listen = append(rs.Listen, &c)
+			}
+			rs.Routes = []*outRoute{{Path: "/", Redirect: "https://" + h, from: s.from}}
+			out = append(out, rs)
+		}
+	}
+	r.sites = out
+}
+
+// siteSettings maps the server-level settings that are the site's.
+func (r *run) siteSettings(sc *scope, sd *Directive, site *outSite) {
+	if ds := sc.all("access_log"); len(ds) > 0 {
+		for _, d := range ds {
+			r.siteAccessLog(d, site)
+		}
+	}
+	for _, d := range sc.all("error_log") {
+		r.mark(d, Unsupported, "per-site error logs (ng-resp); offedge logs to its own log")
+	}
+	// allow/deny at server level: the site's allow list.
+	var allow []string
+	denyAll, other := false, false
+	for _, d := range sd.Block {
+		switch d.Name {
+		case "allow":
+			if d.Arg(0) == "all" {
+				allow = append(allow, "any")
+			} else if p, err := netip.ParsePrefix(d.Arg(0)); err == nil {
+				allow = append(allow, p.Masked().String())
+			} else if a, err := netip.ParseAddr(d.Arg(0)); err == nil {
+				allow = append(allow, a.String())
+			} else {
+				other = true
+			}
+		case "deny":
+			if d.Arg(0) == "all" {
+				denyAll = true
+			} else {
+				other = true
+			}
+		}
+	}
+	for _, d := range sd.Block {
+		if d.Name == "allow" || d.Name == "deny" {
+			if other || (!denyAll && len(allow) > 0) {
+				r.mark(d, Unsupported, "offedge's allow lists admit; a deny of one address among allows would take ordered rules")
+			} else {
+				r.mark(d, Mapped, "the site's allow list (checked at accept, before any byte)")
+			}
+		}
+	}
+	if denyAll && !other {
+		if len(allow) == 0 {
+			allow = []string{}
+			r.finding(sd, "deny all with no allow: the site admits nobody")
+		}
+		site.Allow = allow
+	}
+	// Bot rules from if blocks at server level.
+	for _, d := range Find(sd.Block, "if") {
+		r.botRule(d, sc, site, "")
+	}
+}
+
+func (r *run) siteAccessLog(d *Directive, site *outSite) {
+	if d.Arg(0) == "off" {
+		r.mark(d, Mapped, "no access_log")
+		return
+	}
+	if site.AccessLog != nil {
+		r.mark(d, Unsupported, "a second access log of one site")
+		return
+	}
+	if strings.HasPrefix(d.Arg(0), "syslog:") {
+		r.mark(d, Unsupported, "access logs to syslog")
+		return
+	}
+	al := &outAccessLog{Path: d.Arg(0)}
+	format := "combined"
+	for _, a := range d.Args[1:] {
+		switch {
+		case strings.HasPrefix(a, "buffer="):
+			v, ok := size(strings.TrimPrefix(a, "buffer="))
+			if !ok {
+				r.mark(d, Unsupported, "access_log %s: not a size", a)
+				return
+			}
+			al.Buffer = v
+		case strings.HasPrefix(a, "flush="):
+			v, ok := duration(strings.TrimPrefix(a, "flush="))
+			if !ok {
+				r.mark(d, Unsupported, "access_log %s: not a time", a)
+				return
+			}
+			al.Flush = v
+		case strings.HasPrefix(a, "if="), strings.HasPrefix(a, "gzip"):
+			r.mark(d, Unsupported, "access_log %s", a)
+			return
+		case !strings.Contains(a, "="):
+			format = a
+		}
+	}
+	if format != "combined" {
+		lf := r.logFormats[format]
+		if lf != nil {
+			r.mark(lf, Unsupported, "log format %q: offedge writes combined or json", format)
+		}
+		r.mark(d, Unsupported, "log format %q: offedge writes combined or json (combined_upstream: ng-resp)", format)
+		return
+	}
+	site.AccessLog = al
+	r.mark(d, Mapped, "the site's access_log")
+}
+
+// location is a location block with its match.
+type location struct {
+	d      *Directive
+	mod    string // "", "=", "^~", "~", "~*", "@"
+	path   string
+	re     *regexp.Regexp
+	sc     *scope
+	served string // a static root, when the location only serves files
+}
+
+func parseLocation(d *Directive, parent *scope) *location {
+	l := &location{d: d, sc: &scope{ds: d.Block, parent: parent}}
+	switch len(d.Args) {
+	case 1:
+		a := d.Args[0]
+		switch {
+		case strings.HasPrefix(a, "@"):
+			l.mod, l.path = "@", a
+		case strings.HasPrefix(a, "="):
+			l.mod, l.path = "=", a[1:]
+		case strings.HasPrefix(a, "^~"):
+			l.mod, l.path = "^~", a[2:]
+		case strings.HasPrefix(a, "~*"):
+			l.mod, l.path = "~*", a[2:]
+		case strings.HasPrefix(a, "~"):
+			l.mod, l.path = "~", a[1:]
+		default:
+			l.path = a
+		}
+	case 2:
+		l.mod, l.path = d.Args[0], d.Args[1]
+	default:
+		return nil
+	}
+	switch l.mod {
+	case "", "=", "^~", "@":
+	case "~":
+		l.re, _ = regexp.Compile(l.path)
+	case "~*":
+		l.re, _ = regexp.Compile("(?i)" + l.path)
+	default:
+		return nil
+	}
+	if l.re == nil && (l.mod == "~" || l.mod == "~*") {
+		// Not RE2 (PCRE look-arounds, backreferences): still a regex
+		// location, matching nothing the importer can test.
+		l.re = regexp.MustCompile(`[^\x00-\x{10FFFF}]`)
+	}
+	return l
+}
+
+// selectLocation is nginx's choice for a URI among ls: an exact match, then
+// the longest prefix (^~ stops there), then the first regex, then that
+// longest prefix.
+func selectLocation(ls []*location, uri string) *location {
+	var best *location
+	for _, l := range ls {
+		switch l.mod {
+		case "=":
+			if uri == l.path {
+				return l
+			}
+		case "", "^~":
+			if strings.HasPrefix(uri, l.path) && (best == nil || len(l.path) > len(best.path)) {
+				best = l
+			}
+		}
+	}
+	if best != nil && best.mod == "^~" {
+		return best
+	}
+	for _, l := range ls {
+		if l.re != nil && l.re.MatchString(uri) {
+			return l
+		}
+	}
+	return best
+}
+
+// staticRoot returns the root a location serves files from when that is
+// all it does (root, try_files $uri =404, and settings offedge has built
+// in), else "".
+func (r *run) staticRoot(l *location) string {
+	if l == nil {
+		return ""
+	}
+	if d := l.sc.get("root"); d != nil && d.Arg(0) == "" {
+		return ""
+	}
+	for _, d := range l.d.Block {
+		switch d.Name {
+		case "root", "sendfile", "tcp_nopush", "sendfile_max_chunk", "default_type", "expires", "add_header", "access_log":
+		case "try_files":
+			if strings.Join(d.Args, " ") != "$uri =404" {
+				return ""
+			}
+		default:
+			return ""
+		}
+	}
+	if d := l.sc.get("root"); d != nil {
+		return d.Arg(0)
+	}
+	return ""
+}
+
+// routes maps the server's locations.
+func (r *run) routes(sc *scope, sd *Directive, site *outSite) {
+	var ls []*location
+	named := map[string]*location{}
+	for _, d := range Find(sd.Block, "location") {
+		l := parseLocation(d, sc)
+		if l == nil {
+			r.mark(d, Unsupported, "cannot read the location's match")
+			continue
+		}
+		if l.mod == "@" {
+			named[l.path] = l
+			continue
+		}
+		ls = append(ls, l)
+	}
+	// A server-level return answers before any location.
+	if ret := Find(sd.Block, "return"); len(ret) > 0 {
+		rt := &outRoute{Path: "/", from: ret[0].Pos()}
+		if r.returnRoute(ret[0], rt, site) {
+			r.routeOptions(sc, rt, site, nil)
+			site.Routes = append(site.Routes, rt)
+		} else if ret[0].Arg(0) == "404" && len(ret[0].Args) == 1 {
+			r.mark(ret[0], Mapped, "a site with no routes answers 404")
+		}
+		for _, l := range ls {
+			r.mark(l.d, Unused, "never reached: the server-level return at line %d answers first", ret[0].Line)
+			walk(l.d.Block, func(d *Directive) { r.mark(d, Unused, "in a location never reached") })
+		}
+		for _, l := range named {
+			r.mark(l.d, Unused, "never reached: the server-level return answers first")
+			walk(l.d.Block, func(d *Directive) { r.mark(d, Unused, "in a location never reached") })
+		}
+		r.serverLevelMarks(sd)
+		return
+	}
+	// nginx refuses two locations with one match.
+	seenLoc := map[string]bool{}
+	var uniq []*location
+	for _, l := range ls {
+		k := l.mod + " " + l.path
+		if l.mod == "^~" {
+			k = " " + l.path
+		}
+		if seenLoc[k] {
+			r.mark(l.d, Unsupported, "duplicate location %q: nginx refuses to start", l.path)
+			continue
+		}
+		seenLoc[k] = true
+		uniq = append(uniq, l)
+	}
+	ls = uniq
+	// Error pages: error_page CODE URI with URI served as a file.
+	r.errorPages(sc, sd, ls, site)
+	// The add_header trap: a location with its own add_header drops every
+	// add_header of the server.
+	srvHeaders := sc.all("add_header")
+	for _, l := range ls {
+		if l.re != nil {
+			if l.served != "" {
+				r.mark(l.d, Unsupported, "serves the error page files (error_pages); a direct request for a path it matches needs regex locations (ng-route)")
+			} else {
+				r.mark(l.d, Unsupported, "regex locations (ng-route: location precedence)")
+			}
+			continue
+		}
+		if l.mod == "" && l.re == nil {
+			for _, o := range ls {
+				if o.re != nil && l.path == "/" {
+					_ = o
+				}
+			}
+		}
+		if !strings.HasPrefix(l.path, "/") {
+			r.mark(l.d, Unsupported, "location %q: offedge's routes are paths starting with /", l.path)
+			continue
+		}
+		rt := &outRoute{Path: l.path, Exact: l.mod == "=", from: l.d.Pos()}
+		if l.mod == "^~" {
+			hasRegex := false
+			for _, o := range ls {
+				if o.re != nil {
+					hasRegex = true
+				}
+			}
+			if hasRegex {
+				r.finding(l.d, "^~ stops nginx from trying the regex locations; offedge's routes are prefixes and regex routes are not imported")
+			}
+		}
+		if !r.routeAction(l, rt, site, named, ls) {
+			if r.marks[l.d] == nil {
+				r.mark(l.d, Unsupported, "what it does is not mapped (see the directives inside)")
+			}
+			continue
+		}
+		r.routeOptions(l.sc, rt, site, l)
+		if own := Find(l.d.Block, "add_header"); len(own) > 0 && len(srvHeaders) > 0 && srvHeaders[0] != own[0] {
+			var names []string
+			for _, h := range srvHeaders {
+				names = append(names, h.Arg(0))
+			}
+			r.finding(l.d, "the add_header trap: this location has its own add_header, so nginx drops the server's (%s) here; imported as nginx does (the route's headers only)", strings.Join(names, ", "))
+		}
+		// Bot rules from if blocks in the location.
+		for _, d := range Find(l.d.Block, "if") {
+			r.botRule(d, l.sc, site, l.path)
+		}
+		r.mark(l.d, Mapped, "route %s", l.path)
+		site.Routes = append(site.Routes, rt)
+	}
+	r.siteBotsScope(site, ls)
+	// Server-level settings every location overrides have no effect.
+	for _, d := range sd.Block {
+		if r.marks[d] != nil || d.IsBlock() {
+			continue
+		}
+		all := len(ls)+len(named) > 0
+		for _, l := range append(ls, namedList(named)...) {
+			if len(Find(l.d.Block, d.Name)) == 0 {
+				all = false
+			}
+		}
+		if all {
+			r.mark(d, Unused, "every location sets its own %s (nginx inherits none of the server's then)", d.Name)
+		}
+	}
+	for name, l := range named {
+		if r.marks[l.d] == nil {
+			r.mark(l.d, Unused, "no try_files or error_page names %s", name)
+		}
+	}
+	r.serverLevelMarks(sd)
+	// Headers: nginx sets no headers of the server on a location with its
+	// own; offedge adds a site's headers to every route, so each route
+	// carries what nginx would send and the site none.
+	if len(site.Routes) == 0 {
+		// Every request is a 404: nginx's default location serves the
+		// default root, which the importer cannot see.
+		if len(ls) == 0 && len(named) == 0 && len(Find(sd.Block, "return")) == 0 {
+			r.finding(sd, "server with no location: nginx serves its root (%s); offedge answers 404", rootOr(sc))
+		}
+	}
+}
+
+func namedList(m map[string]*location) []*location {
+	var out []*location
+	for _, l := range m {
+		out = append(out, l)
+	}
+	return out
+}
+
+func rootOr(sc *scope) string {
+	if d := sc.get("root"); d != nil {
+		return d.Arg(0)
+	}
+	return "html under the prefix"
+}
+
+// serverLevelMarks marks the server-level directives the route mapping
+// read (root, add_header, client_max_body_size...) when no route did.
+func (r *run) serverLevelMarks(sd *Directive) {
+	r.mark(sd, Mapped, "site")
+	for _, d := range sd.Block {
+		switch d.Name {
+		case "root":
+			r.mark(d, Mapped, "the static routes' root")
+		}
+	}
+}
+
+// returnRoute maps `return CODE URL` to a redirect route.
+func (r *run) returnRoute(d *Directive, rt *outRoute, site *outSite) bool {
+	code, err := strconv.Atoi(d.Arg(0))
+	if err != nil {
+		r.mark(d, Unsupported, "return with a text: ng-route")
+		return false
+	}
+	switch code {
+	case 301, 302, 303, 307, 308:
+		u := d.Arg(1)
+		prefix, ok := strings.CutSuffix(u, "$request_uri")
+		if !ok || strings.Contains(prefix, "$") || prefix == "" || !(strings.HasPrefix(prefix, "http://") || strings.HasPrefix(prefix, "https://") || strings.HasPrefix(prefix, "/")) {
+			r.mark(d, Unsupported, "return %d with %q: a redirect is a URL prefix + the request URI; variables need ng-route's return", code, u)
+			return false
+		}
+		rt.Redirect = prefix
+		if code != 301 {
+			rt.RedirectCode = code
+		}
+		r.mark(d, Mapped, "route %s: redirect", rt.Path)
+		return true
+	}
+	r.mark(d, Unsupported, "return %d: ng-route's return", code)
+	return false
+}
+
+// routeAction sets the route's one action from the location; false when
+// it cannot (the reason is marked).
+func (r *run) routeAction(l *location, rt *outRoute, site *outSite, named map[string]*location, ls []*location) bool {
+	blk := l.d.Block
+	for _, d := range blk {
+		if d.Name == "location" {
+			r.mark(d, Unsupported, "nested locations (ng-route)")
+			walk(d.Block, func(x *Directive) { r.mark(x, Unsupported, "in a nested location") })
+		}
+	}
+	if ret := Find(blk, "return"); len(ret) > 0 {
+		if r.returnRoute(ret[0], rt, site) {
+			return true
+		}
+		if ret[0].Arg(0) == "404" && len(ret[0].Args) == 1 {
+			shadow := false
+			for _, o := range ls {
+				if o != l && o.mod != "=" && o.re == nil && strings.HasPrefix(l.path, o.path) {
+					shadow = true
+				}
+			}
+			if !shadow {
+				r.mark(ret[0], Mapped, "no route for %s: offedge answers 404", l.path)
+				r.mark(l.d, Mapped, "no route: 404")
+				return false
+			}
+		}
+		r.mark(l.d, Unsupported, "its return is not mapped (see there)")
+		return false
+	}
+	if pp := Find(blk, "proxy_pass"); len(pp) > 0 {
+		name := r.proxyPass(pp[0], l)
+		if name == "" {
+			r.mark(l.d, Unsupported, "its proxy_pass is not mapped (see there)")
+			return false
+		}
+		rt.Upstream = name
+		return true
+	}
+	root := l.sc.get("root")
+	if root != nil && (len(root.Args) != 1 || root.Arg(0) == "") {
+		r.mark(root, Unsupported, "root takes one directory")
+		return false
+	}
+	if tf := Find(blk, "try_files"); len(tf) > 0 {
+		d := tf[0]
+		if root == nil {
+			r.mark(d, Unsupported, "try_files without a root")
+			return false
+		}
+		args := strings.Join(d.Args, " ")
+		switch {
+		case args == "$uri =404":
+			rt.Static = &outStatic{Root: root.Arg(0)}
+			r.mark(d, Mapped, "static root (404 for missing files)")
+		case len(d.Args) == 2 && d.Args[0] == "$uri" && strings.HasPrefix(d.Args[1], "@") && named[d.Args[1]] != nil:
+			fb := named[d.Args[1]]
+			st := &outStatic{Root: root.Arg(0)}
+			if !r.fallback(fb, st) {
+				r.mark(d, Unsupported, "its fallback location %s is not mapped (see there)", d.Args[1])
+				return false
+			}
+			rt.Static = st
+			r.mark(d, Mapped, "static root with fallback")
+			r.mark(fb.d, Mapped, "the static route's fallback")
+		default:
+			r.mark(d, Unsupported, "try_files %s: offedge serves $uri, then a fallback location or 404", args)
+			return false
+		}
+		r.mark(root, Mapped, "static root")
+		return true
+	}
+	if alias := Find(blk, "alias"); len(alias) > 0 {
+		r.mark(alias[0], Unsupported, "alias: a static root that drops the location's prefix (ng-route's URI replacement)")
+		return false
+	}
+	for _, d := range blk {
+		if d.Name == "fastcgi_pass" || d.Name == "uwsgi_pass" || d.Name == "scgi_pass" || d.Name == "grpc_pass" {
+			r.mark(d, Unsupported, "%s: offedge proxies HTTP only (put an HTTP server in front of the application)", d.Name)
+			return false
+		}
+		if d.Name == "stub_status" {
+			r.mark(d, Unsupported, "nginx's status page: offedge's metrics are on `offedge run --admin` (/metrics, docs/observability.md)")
+			return false
+		}
+	}
+	if root != nil {
+		rt.Static = &outStatic{Root: root.Arg(0)}
+		r.mark(root, Mapped, "static root")
+		return true
+	}
+	r.mark(l.d, Unsupported, "no proxy_pass, return or root: nginx serves its default root html, which the importer cannot see")
+	return false
+}
+
+// fallback maps a named location to a static route's fallback: its
+// proxy_pass, and its proxy_cache as the fallback cache.
+func (r *run) fallback(fb *location, st *outStatic) bool {
+	pp := Find(fb.d.Block, "proxy_pass")
+	if len(pp) == 0 {
+		r.mark(fb.d, Unsupported, "a fallback location without proxy_pass")
+		return false
+	}
+	name := r.proxyPass(pp[0], fb)
+	if name == "" {
+		r.mark(fb.d, Unsupported, "its proxy_pass is not mapped (see there)")
+		return false
+	}
+	st.Fallback = name
+	if c := fb.sc.get("proxy_cache"); c != nil && c.Arg(0) != "off" {
+		path := r.caches[c.Arg(0)]
+		if path == nil {
+			r.mark(c, Unsupported, "no proxy_cache_path declares %q", c.Arg(0))
+			return true
+		}
+		cache := &outCache{}
+		if !strings.HasPrefix(path.Arg(0), "/dev/shm/") {
+			cache.Dir = path.Arg(0)
+		}
+		if ms := argValue(path.Args, "max_size"); ms != "" {
+			v, ok := cacheSize(ms)
+			if !ok {
+				r.mark(path, Unsupported, "max_size=%s: not a size", ms)
+				return true
+			}
+			cache.MaxSize = v
+		}
+		if !strings.HasPrefix(path.Arg(0), "/") {
+			r.mark(path, Unsupported, "proxy_cache_path needs a directory first")
+			return true
+		}
+		valid := Find(fb.d.Block, "proxy_cache_valid")
+		cache.TTL = map[int]string{}
+		for _, v := range valid {
+			codes, dur := v.Args[:len(v.Args)-1], v.Args[len(v.Args)-1]
+			if len(codes) == 0 {
+				codes = []string{"200", "301", "302"}
+			}
+			dur, ok := duration(dur)
+			if !ok {
+				r.mark(v, Unsupported, "proxy_cache_valid: %q is not a time", v.Args[len(v.Args)-1])
+				continue
+			}
+			for _, c := range codes {
+				n, err := strconv.Atoi(c)
+				if err != nil || n < 100 || n > 599 {
+					r.mark(v, Unsupported, "proxy_cache_valid %s: the fallback cache keeps listed statuses", c)
+					continue
+				}
+				cache.TTL[n] = dur
+			}
+			r.mark(v, Mapped, "the fallback cache's ttl")
+		}
+		st.Cache = cache
+		r.mark(c, Mapped, "the static route's fallback cache")
+		r.mark(path, Mapped, "the fallback cache (memory for /dev/shm, else dir)")
+		r.cacheParams(path)
+		for _, k := range Find(fb.d.Block, "proxy_cache_key") {
+			if k.Arg(0) == "$request_uri" || k.Arg(0) == "$uri$is_args$args" {
+				r.mark(k, Builtin, "the fallback cache is keyed by the URI")
+			} else {
+				r.mark(k, Unsupported, "the fallback cache is keyed by the URI only")
+			}
+		}
+	}
+	r.routeOptions(fb.sc, nil, nil, fb)
+	return true
+}
+
+// cacheParams notes the proxy_cache_path parameters offedge does not have.
+func (r *run) cacheParams(path *Directive) {
+	for _, a := range path.Args[1:] {
+		if strings.HasPrefix(a, "inactive=") {
+			r.finding(path, "proxy_cache_path %s: offedge keeps entries until max_size evicts the least recently used (no inactivity expiry)", a)
+		}
+	}
+}
+
+// errorPages maps error_page CODE... URI to the site's error_pages when
+// URI resolves to a file a location serves.
+func (r *run) errorPages(sc *scope, sd *Directive, ls []*location, site *outSite) {
+	seen := map[*Directive]bool{}
+	check := func(d *Directive) {
+		if seen[d] {
+			return
+		}
+		seen[d] = true
+		if len(d.Args) < 2 {
+			r.mark(d, Unsupported, "error_page needs codes and a URI")
+			return
+		}
+		uri := d.Args[len(d.Args)-1]
+		if !strings.HasPrefix(uri, "/") || strings.Contains(uri, "$") || strings.HasPrefix(d.Args[len(d.Args)-2], "=") {
+			r.mark(d, Unsupported, "error_page to %s: offedge's error pages are files", uri)
+			return
+		}
+		l := selectLocation(ls, uri)
+		root := r.staticRoot(l)
+		if root == "" {
+			if l == nil {
+				if rd := sc.get("root"); rd != nil {
+					root = rd.Arg(0)
+				}
+			}
+			if root == "" {
+				r.mark(d, Unsupported, "error_page %s is not a file a location serves", uri)
+				return
+			}
+		}
+		if l != nil {
+			l.served = root
+			for _, x := range l.d.Block {
+				if x.Name == "root" {
+					r.mark(x, Mapped, "the error pages' directory")
+				}
+			}
+		}
+		file := path.Join(root, uri)
+		if site.ErrorPages == nil {
+			site.ErrorPages = map[int]string{}
+		}
+		for _, c := range d.Args[:len(d.Args)-1] {
+			n, err := strconv.Atoi(c)
+			if err != nil || n < 400 || n > 599 {
+				r.mark(d, Unsupported, "error_page %s: offedge's pages are for 4xx and 5xx", c)
+				return
+			}
+			site.ErrorPages[n] = file
+		}
+		r.mark(d, Mapped, "the site's error_pages (%s)", file)
+	}
+	for _, d := range Find(sd.Block, "error_page") {
+		check(d)
+	}
+	for _, l := range ls {
+		if l.re != nil {
+			continue
+		}
+		for _, d := range l.sc.all("error_page") {
+			check(d)
+		}
+	}
+}
+
+// routeOptions maps the settings a location (or its server) gives the
+// route: body size, headers, auth, proxy headers, cache, limits.
+func (r *run) routeOptions(sc *scope, rt *outRoute, site *outSite, l *location) {
+	if rt == nil {
+		rt = &outRoute{} // a fallback location: its options are read, not kept
+	}
+	if d := sc.get("client_max_body_size"); d != nil {
+		v, ok := size(d.Arg(0))
+		if v == "0" {
+			r.mark(d, Unsupported, "client_max_body_size 0 (unlimited): offedge's limit is a size (give one)")
+		} else if !ok {
+			r.mark(d, Unsupported, "client_max_body_size %q: not a size", d.Arg(0))
+		} else {
+			if v != "1m" {
+				rt.MaxBodySize = v
+			}
+			r.mark(d, Mapped, "max_body_size")
+		}
+	}
+	cached := false
+	if c := sc.get("proxy_cache"); c != nil && c.Arg(0) != "off" && rt.Upstream != "" {
+		cached = r.routeCache(sc, c, rt)
+	} else if c != nil && c.Arg(0) == "off" {
+		r.mark(c, Mapped, "not cached")
+	}
+	// add_header: the scope's own, or inherited whole.
+	for _, d := range sc.all("add_header") {
+		if len(d.Args) < 2 {
+			r.mark(d, Unsupported, "add_header needs a name and a value")
+			continue
+		}
+		name, val := d.Args[0], d.Args[1]
+		if len(d.Args) == 3 && d.Args[2] == "always" {
+			r.mark(d, Unsupported, "add_header ... always: headers on every status (ng-resp)")
+			continue
+		}
+		if strings.Contains(val, "$") {
+			if val == "$upstream_cache_status" && strings.EqualFold(name, "X-Cache-Status") && cached {
+				r.mark(d, Builtin, "offedge sends X-Cache-Status on every cached route")
+				continue
+			}
+			if val == "$upstream_cache_status" && strings.EqualFold(name, "X-Cache-Status") && l != nil && l.mod == "@" {
+				r.mark(d, Unsupported, "X-Cache-Status on a static fallback (the fallback cache does not send it)")
+				continue
+			}
+			r.mark(d, Unsupported, "add_header with a variable (%s): ng-route's variables", val)
+			continue
+		}
+		if rt.Headers == nil {
+			rt.Headers = map[string]string{}
+		}
+		rt.Headers[name] = val
+		r.mark(d, Mapped, "the route's headers")
+	}
+	// auth_basic
+	if ab := sc.get("auth_basic"); ab != nil {
+		if ab.Arg(0) == "off" {
+			r.mark(ab, Mapped, "no basic_auth")
+		} else if f := sc.get("auth_basic_user_file"); f != nil {
+			rt.BasicAuth = f.Arg(0)
+			r.mark(ab, Mapped, "basic_auth (the realm is offedge's)")
+			r.mark(f, Mapped, "basic_auth")
+			r.finding(f, "basic_auth reads bcrypt entries only (htpasswd -B): check %s", f.Arg(0))
+		}
+	}
+	// proxy settings: request headers, buffering, timeouts.
+	for _, d := range sc.all("proxy_set_header") {
+		r.proxyHeader(d, rt)
+	}
+	if d := sc.get("proxy_request_buffering"); d != nil {
+		if d.Arg(0) == "off" {
+			f := false
+			rt.RequestBuffering = &f
+		}
+		r.mark(d, Mapped, "request_buffering")
+	}
+	// limit_req
+	for _, d := range sc.all("limit_req") {
+		if z := r.limit(d, sc); z != "" {
+			rt.Limits = append(rt.Limits, z)
+		}
+	}
+	if d := sc.get("proxy_intercept_errors"); d != nil {
+		if d.Arg(0) == "on" {
+			r.mark(d, Builtin, "offedge replaces an upstream answer whose status has an error page")
+		} else {
+			r.mark(d, Unsupported, "proxy_intercept_errors off: offedge always replaces an upstream answer whose status has an error page")
+		}
+	} else if site != nil && len(site.ErrorPages) > 0 && rt.Upstream != "" {
+		r.finding(&Directive{File: strings.Split(rt.from, ":")[0], Line: atoiSafe(rt.from[strings.LastIndex(rt.from, ":")+1:])},
+			"nginx passes the upstream's own error answers here (no proxy_intercept_errors); offedge replaces those with the site's error pages")
+	}
+}
+
+// proxyHeader maps one proxy_set_header.
+func (r *run) proxyHeader(d *Directive, rt *outRoute) {
+	name, val := strings.ToLower(d.Arg(0)), d.Arg(1)
+	switch {
+	case name == "x-real-ip" && val == "$remote_addr",
+		name == "x-forwarded-for" && (val == "$proxy_add_x_forwarded_for" || val == "$remote_addr"),
+		name == "x-forwarded-proto" && (val == "$scheme" || val == "https" || val == "http"),
+		name == "x-forwarded-host" && (val == "$host" || val == "$http_host"):
+		r.mark(d, Builtin, "offedge sets X-Real-IP, X-Forwarded-For, -Proto and -Host")
+	case name == "host" && (val == "$host" || val == "$http_host"):
+		r.mark(d, Builtin, "the client's Host is sent (the upstream's default)")
+	case name == "host" && !strings.Contains(val, "$"):
+		r.mark(d, Mapped, "the upstream's host")
+	case name == "connection" && val == "":
+		r.mark(d, Builtin, "offedge keeps upstream connections alive")
+	case name == "upgrade" && val == "$http_upgrade", name == "connection" && strings.EqualFold(val, "upgrade"):
+		rt.WebSocket = true
+		r.mark(d, Mapped, "websocket")
+	default:
+		r.mark(d, Unsupported, "proxy_set_header %s: offedge sets the forwarding fields only (request headers: ng-route's variables)", d.Arg(0))
+	}
+}
+
+// routeCache maps proxy_cache and its companions to the route's cache.
+func (r *run) routeCache(sc *scope, c *Directive, rt *outRoute) bool {
+	path := r.caches[c.Arg(0)]
+	if path == nil {
+		r.mark(c, Unsupported, "no proxy_cache_path declares %q", c.Arg(0))
+		return false
+	}
+	ms, good := cacheSize(argValue(path.Args, "max_size"))
+	if ms == "" {
+		r.mark(path, Unsupported, "proxy_cache_path without max_size: offedge bounds every cache (add max_size)")
+		r.mark(c, Unsupported, "its cache has no max_size")
+		return false
+	}
+	if !good || !strings.HasPrefix(path.Arg(0), "/") {
+		r.mark(path, Unsupported, "proxy_cache_path needs a directory and a max_size")
+		r.mark(c, Unsupported, "its cache is not mapped (see there)")
+		return false
+	}
+	name := objectName(c.Arg(0), map[string]bool{})
+	if !r.cachesOut[name] {
+		r.cachesOut[name] = true
+		nc := &outNodeCache{Name: name, MaxSize: ms}
+		if !strings.HasPrefix(path.Arg(0), "/dev/shm/") {
+			nc.Dir = path.Arg(0)
+		}
+		r.prot.Caches = append(r.prot.Caches, nc)
+		r.mark(path, Mapped, "protection cache %s (memory for /dev/shm, else dir)", name)
+		r.cacheParams(path)
+	}
+	rc := &outRouteCache{Cache: name, Valid: map[string]string{}}
+	if k := sc.get("proxy_cache_key"); k != nil {
+		parts, ok := cacheKey(k.Arg(0))
+		if !ok {
+			r.mark(k, Unsupported, "cache key %q: offedge's keys are scheme, host, uri, path, arg:, cookie:, header:", k.Arg(0))
+			return false
+		}
+		rc.Key = parts
+		r.mark(k, Mapped, "the route cache's key")
+	} else {
+		rc.Key = []string{"scheme", "host", "uri"}
+		r.finding(c, "nginx's default cache key is $scheme$proxy_host$request_uri (the upstream's name); imported as scheme, host, uri")
+	}
+	for _, v := range sc.all("proxy_cache_valid") {
+		codes, dur := v.Args[:len(v.Args)-1], v.Args[len(v.Args)-1]
+		if len(codes) == 0 {
+			codes = []string{"200", "301", "302"}
+		}
+		dur, ok := duration(dur)
+		if !ok {
+			r.mark(v, Unsupported, "proxy_cache_valid: not a time")
+			continue
+		}
+		bad := false
+		for _, code := range codes {
+			if n, err := strconv.Atoi(code); code != "any" && (err != nil || n < 100 || n > 599) {
+				bad = true
+			}
+		}
+		if bad {
+			r.mark(v, Unsupported, "proxy_cache_valid: statuses are numbers or any")
+			continue
+		}
+		for _, code := range codes {
+			rc.Valid[code] = dur
+		}
+		r.mark(v, Mapped, "the route cache's valid")
+	}
+	if len(rc.Valid) == 0 {
+		r.mark(c, Unsupported, "proxy_cache without proxy_cache_valid: nginx then caches by the upstream's Cache-Control only; offedge wants valid")
+		return false
+	}
+	if d := sc.get("proxy_cache_min_uses"); d != nil {
+		if n, ok := positive(d.Arg(0)); ok {
+			rc.MinUses = n
+			r.mark(d, Mapped, "min_uses")
+		} else {
+			r.mark(d, Unsupported, "not a count")
+		}
+	}
+	for _, d := range sc.all("proxy_cache_use_stale") {
+		for _, a := range d.Args {
+			if a != "off" {
+				rc.UseStale = append(rc.UseStale, a)
+			}
+		}
+		r.mark(d, Mapped, "use_stale")
+	}
+	if d := sc.get("proxy_cache_background_update"); d != nil {
+		rc.BackgroundUpdate = d.Arg(0) == "on"
+		r.mark(d, Mapped, "background_update")
+	}
+	if d := sc.get("proxy_cache_lock"); d != nil {
+		r.mark(d, Builtin, "offedge's cache lock is always on")
+	}
+	for _, kind := range []string{"proxy_cache_bypass", "proxy_no_cache"} {
+		for _, d := range sc.all(kind) {
+			var conds []string
+			ok := true
+			for _, a := range d.Args {
+				c, good := condition(a)
+				if !good {
+					ok = false
+				}
+				conds = append(conds, c)
+			}
+			if !ok {
+				r.mark(d, Unsupported, "%s: conditions are $cookie_X, $http_X, $arg_X", kind)
+				continue
+			}
+			if kind == "proxy_cache_bypass" {
+				rc.Bypass = append(rc.Bypass, conds...)
+			} else {
+				rc.NoStore = append(rc.NoStore, conds...)
+			}
+			r.mark(d, Mapped, "%s", map[string]string{"proxy_cache_bypass": "bypass", "proxy_no_cache": "no_store"}[kind])
+		}
+	}
+	if d := sc.get("proxy_ignore_headers"); d != nil {
+		rc.IgnoreCC = true
+		r.mark(d, Mapped, "ignore_cache_control")
+	}
+	rt.Cache = rc
+	r.mark(c, Mapped, "route cache in %s", name)
+	return true
+}
+
+var keyVarRE = regexp.MustCompile(`\$(scheme|host|request_uri|uri|arg_[a-zA-Z0-9_]+|cookie_[a-zA-Z0-9_]+|http_[a-zA-Z0-9_]+)`)
+
+// cacheKey splits an nginx cache key into offedge's parts.
+func cacheKey(k string) ([]string, bool) {
+	var parts []string
+	rest := k
+	for rest != "" {
+		m := keyVarRE.FindStringSubmatchIndex(rest)
+		if m == nil || m[0] != 0 {
+			return nil, false
+		}
+		v := rest[m[2]:m[3]]
+		rest = rest[m[1]:]
+		switch {
+		case v == "scheme", v == "host":
+			parts = append(parts, v)
+		case v == "request_uri":
+			parts = append(parts, "uri")
+		case v == "uri":
+			parts = append(parts, "path")
+		case strings.HasPrefix(v, "arg_"):
+			parts = append(parts, "arg:"+v[4:])
+		case strings.HasPrefix(v, "cookie_"):
+			parts = append(parts, "cookie:"+v[7:])
+		case strings.HasPrefix(v, "http_"):
+			parts = append(parts, "header:"+strings.ReplaceAll(v[5:], "_", "-"))
+		}
+	}
+	return parts, len(parts) > 0
+}
+
+// condition maps a cache bypass variable.
+func condition(a string) (string, bool) {
+	switch {
+	case strings.HasPrefix(a, "$cookie_"):
+		return "cookie:" + a[8:], true
+	case strings.HasPrefix(a, "$arg_"):
+		return "arg:" + a[5:], true
+	case strings.HasPrefix(a, "$http_"):
+		return "header:" + strings.ReplaceAll(a[6:], "_", "-"), true
+	}
+	return "", false
+}
+
+// proxyPass maps a proxy_pass to an upstream name ("" when it cannot).
+func (r *run) proxyPass(d *Directive, l *location) string {
+	raw := d.Arg(0)
+	if strings.Contains(raw, "$") {
+		r.mark(d, Unsupported, "proxy_pass with variables (%s): ng-route's variables", raw)
+		return ""
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok || (scheme != "http" && scheme != "https") {
+		r.mark(d, Unsupported, "proxy_pass %s: offedge proxies to http:// and https://", raw)
+		return ""
+	}
+	hostport, uri := rest, ""
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		hostport, uri = rest[:i], rest[i:]
+	}
+	if uri != "" && !(l.mod == "@" && false) && uri != l.path && !(uri == "/" && l.path == "/") {
+		if l.mod == "@" || l.re != nil {
+			r.mark(d, Unsupported, "proxy_pass with a URI in a named or regex location")
+		} else {
+			r.mark(d, Unsupported, "proxy_pass with a URI part (%s replaces %s): ng-route's URI replacement", uri, l.path)
+		}
+		return ""
+	}
+	sc := l.sc
+	// nginx sends Host: $proxy_host (the proxy_pass name, its port when not
+	// the scheme's) unless proxy_set_header Host says otherwise.
+	host := proxyHost(scheme, hostport)
+	if h, set := hostHeader(sc); set {
+		host = h
+	}
+	connect, ok1 := r.timeout(sc, "proxy_connect_timeout", "connect_timeout")
+	read, ok2 := r.timeout(sc, "proxy_read_timeout", "read_timeout")
+	if !ok1 || !ok2 {
+		return ""
+	}
+	if t := sc.get("proxy_send_timeout"); t != nil {
+		r.mark(t, Builtin, "read_timeout also bounds a write that makes no progress")
+	}
+	// An upstream block?
+	if blk := r.upstreamBlocks[hostport]; blk != nil {
+		return r.upstreamBlock(blk, scheme, host, connect, read, d)
+	}
+	srv, ok := r.target(d, scheme, hostport)
+	if !ok {
+		r.mark(d, Unsupported, "%s is no inventory node, service or site (see unmapped)", hostport)
+		return ""
+	}
+	u := &outUpstream{Servers: []*outUpstreamServer{srv}, Host: host, ConnectTimeout: connect, ReadTimeout: read}
+	name := r.addUpstream(u, srv)
+	r.mark(d, Mapped, "upstream %s", name)
+	return name
+}
+
+// timeout maps the proxy timeout directive name in effect to the
+// upstream's field; false when it is not a time.
+func (r *run) timeout(sc *scope, name, field string) (string, bool) {
+	t := sc.get(name)
+	if t == nil {
+		return "", true
+	}
+	v, ok := duration(t.Arg(0))
+	if !ok {
+		r.mark(t, Unsupported, "not a time")
+		return "", false
+	}
+	r.mark(t, Mapped, "the upstream's %s", field)
+	return v, true
+}
+
+// hostHeader is the Host a proxy_set_header Host in effect sends: a
+// literal, or "" for the client's ($host, $http_host). set is false when
+// none is in effect.
+func hostHeader(sc *scope) (host string, set bool) {
+	for _, d := range sc.all("proxy_set_header") {
+		if strings.EqualFold(d.Arg(0), "host") {
+			if strings.Contains(d.Arg(1), "$") {
+				return "", true
+			}
+			return d.Arg(1), true
+		}
+	}
+	return "", false
+}
+
+// proxyHost is nginx's $proxy_host for a proxy_pass target.
+func proxyHost(scheme, hostport string) string {
+	h, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return hostport
+	}
+	if (scheme == "http" && p == "80") || (scheme == "https" && p == "443") {
+		if strings.Contains(h, ":") {
+			return "[" + h + "]"
+		}
+		return h
+	}
+	return hostport
+}
+
+// addUpstream names u (reusing an inventory upstream or one already made
+// with the same servers and settings) and returns the name.
+func (r *run) addUpstream(u *outUpstream, first *outUpstreamServer) string {
+	key := fmt.Sprintf("%+v|%s|%s|%s|%d|%d|%s", serversKey(u.Servers), u.Host, u.ConnectTimeout, u.ReadTimeout, u.Keepalive, u.MaxFails, u.FailTimeout)
+	if n, ok := r.upstreamByKey[key]; ok {
+		return n
+	}
+	if u.Host == "" && u.ConnectTimeout == "" && u.ReadTimeout == "" && u.Keepalive == 0 && u.MaxFails == 0 {
+		for _, iu := range r.im.Model.Upstreams {
+			if sameInventoryUpstream(iu, u.Servers) {
+				r.upstreamByKey[key] = iu.Name
+				return iu.Name
+			}
+		}
+	}
+	base := u.Name
+	if base == "" {
+		switch {
+		case first.Service != "":
+			base = first.Service
+		case first.Node != "":
+			base = fmt.Sprintf("%s-%d", first.Node, first.Port)
+		}
+		if u.Host != "" {
+			base += "-" + u.Host
+		}
+	}
+	u.Name = objectName(base, r.upstreamNames)
+	r.upstreamByKey[key] = u.Name
+	r.upstreams = append(r.upstreams, u)
+	return u.Name
+}
+
+func serversKey(ss []*outUpstreamServer) string {
+	var b strings.Builder
+	for _, s := range ss {
+		fmt.Fprintf(&b, "%+v;", *s)
+	}
+	return b.String()
+}
+
+func sameInventoryUpstream(iu *inventory.Upstream, ss []*outUpstreamServer) bool {
+	if len(iu.Servers) != len(ss) || iu.Host != "" {
+		return false
+	}
+	for i, s := range iu.Servers {
+		o := ss[i]
+		if s.Service != o.Service || s.Node != o.Node || s.Port != o.Port || s.TLS != o.TLS || s.ServerName != o.ServerName || s.Backup != o.Backup || s.Tunnel != "" {
+			return false
+		}
+		if w := max(s.Weight, 1); w != max(o.Weight, 1) {
+			return false
+		}
+	}
+	return true
+}
+
+// upstreamBlock maps an upstream { server ...; } block.
+func (r *run) upstreamBlock(blk *Directive, scheme, host, connect, read string, pp *Directive) string {
+	u := &outUpstream{Name: blk.Args[0], Host: host, ConnectTimeout: connect, ReadTimeout: read}
+	for _, d := range blk.Block {
+		switch d.Name {
+		case "server":
+			srv, ok := r.target(d, scheme, d.Arg(0))
+			if !ok {
+				r.mark(d, Unsupported, "%s is no inventory node, service or site (see unmapped)", d.Arg(0))
+				continue
+			}
+			good := true
+			for _, p := range d.Args[1:] {
+				k, v, _ := strings.Cut(p, "=")
+				n, isNum := positive(v)
+				switch {
+				case k == "weight" && isNum:
+					srv.Weight = n
+				case k == "backup" && v == "":
+					srv.Backup = true
+				case k == "max_conns" && isNum:
+					srv.MaxConns = n
+				case k == "max_fails" && isNum:
+					u.MaxFails = n
+				case k == "fail_timeout":
+					ft, ok := duration(v)
+					if !ok {
+						r.mark(d, Unsupported, "fail_timeout=%s: not a time", v)
+						good = false
+					}
+					u.FailTimeout = ft
+				default:
+					r.mark(d, Unsupported, "upstream server parameter %s", p)
+					good = false
+				}
+			}
+			if good {
+				u.Servers = append(u.Servers, srv)
+				r.mark(d, Mapped, "an upstream server")
+			}
+		case "keepalive":
+			if n, ok := positive(d.Arg(0)); ok {
+				u.Keepalive = n
+				r.mark(d, Mapped, "keepalive")
+			} else {
+				r.mark(d, Unsupported, "keepalive %q: not a count", d.Arg(0))
+			}
+		case "keepalive_timeout", "keepalive_requests":
+			r.mark(d, Builtin, "idle upstream connections close after 60 s")
+		case "least_conn", "ip_hash", "hash", "random":
+			r.mark(d, Unsupported, "%s: offedge balances by smooth weighted round robin", d.Name)
+		default:
+			r.mark(d, Unsupported, "upstream %s", d.Name)
+		}
+	}
+	if len(u.Servers) == 0 {
+		r.mark(blk, Unsupported, "no server of upstream %q maps to the inventory", blk.Args[0])
+		return ""
+	}
+	name := r.addUpstream(u, u.Servers[0])
+	r.mark(blk, Mapped, "upstream %s", name)
+	r.mark(pp, Mapped, "upstream %s", name)
+	return name
+}
+
+// target maps host:port to an upstream server: a service of the node
+// listening there, else the node and port; a hostname through --host or
+// the inventory's sites.
+func (r *run) target(d *Directive, scheme, hostport string) (*outUpstreamServer, bool) {
+	host, port := hostport, ""
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		host, port = h, p
+	}
+	if port == "" {
+		port = "80"
+		if scheme == "https" {
+			port = "443"
+		}
+	}
+	pn, err := strconv.Atoi(port)
+	if err != nil || pn < 1 || pn > 65535 {
+		r.unmappedAt(d, "cannot read the port of %s", hostport)
+		return nil, false
+	}
+	m := r.im.Model
+	srv := &outUpstreamServer{TLS: scheme == "https"}
+	if ip, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		if ip.IsLoopback() {
+			for _, s := range m.ServicesOn(r.im.Node) {
+				if s.Port == pn {
+					srv.Service = s.Name
+					return srv, true
+				}
+			}
+			r.unmappedAt(d, "%s: no service of node %s on port %d", hostport, r.im.Node, pn)
+			return nil, false
+		}
+		for _, nw := range m.Networks {
+			// An address means something only on a network the node is on.
+			if len(r.node.AddressesOn(nw.Name)) == 0 {
+				continue
+			}
+			n := m.NodeAt(nw.Name, ip)
+			if n == nil {
+				continue
+			}
+			for _, s := range m.ServicesOn(n.Name) {
+				if s.Port == pn && (len(s.Bind) == 0 || slicesContains(s.Bind, nw.Name)) && !s.Loopback {
+					srv.Service = s.Name
+					return srv, true
+				}
+			}
+			srv.Node, srv.Port, srv.Network = n.Name, pn, nw.Name
+			return srv, true
+		}
+		r.unmappedAt(d, "%s is no node's address in the inventory", ip)
+		return nil, false
+	}
+	h := strings.ToLower(host)
+	if scheme == "https" {
+		srv.ServerName = h
+	}
+	if n, ok := r.im.Hosts[h]; ok {
+		srv.Node, srv.Port = n, pn
+		return srv, true
+	}
+	if sites := m.SiteForHost(h); len(sites) > 0 {
+		srv.Node, srv.Port = sites[0].Node, pn
+		return srv, true
+	}
+	r.unmappedAt(d, "%s: no site of the inventory serves this name; pass --host %s=NODE", net.JoinHostPort(host, port), h)
+	return nil, false
+}
+
+func slicesContains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// limit maps a limit_req to the zone it names, with the zone's settings
+// from the limit_req_zone and this scope's limit_req_status/dry_run.
+func (r *run) limit(d *Directive, sc *scope) string {
+	zname := argValue(d.Args, "zone")
+	zd := r.zones[zname]
+	if zd == nil {
+		r.mark(d, Unsupported, "no limit_req_zone %q", zname)
+		return ""
+	}
+	z := &outZone{Name: objectName(zname, map[string]bool{})}
+	rate := argValue(zd.Args, "rate")
+	switch {
+	case strings.HasSuffix(rate, "r/s"):
+		z.Rate = atoiSafe(strings.TrimSuffix(rate, "r/s"))
+	case strings.HasSuffix(rate, "r/m"):
+		z.Rate, z.Per = atoiSafe(strings.TrimSuffix(rate, "r/m")), "1m"
+	}
+	if z.Rate <= 0 {
+		r.mark(zd, Unsupported, "rate %q", rate)
+		return ""
+	}
+	if size := strings.SplitN(argValue(zd.Args, "zone"), ":", 2); len(size) == 2 {
+		// nginx: "one megabyte zone can keep about 16 thousand 64-byte
+		// states".
+		var n inventory.Size
+		if err := n.UnmarshalText([]byte(size[1])); err == nil && n > 0 {
+			keys := int(n / 64)
+			if n >= 1<<20 {
+				keys = int(n>>20) * 16000
+			}
+			if keys != 160000 {
+				z.MaxKeys = keys
+			}
+		}
+	}
+	key := zd.Arg(0)
+	switch key {
+	case "$binary_remote_addr", "$remote_addr":
+	default:
+		cm, ok := r.classKey(strings.TrimPrefix(key, "$"), zd)
+		if !ok {
+			r.mark(zd, Unsupported, "zone key %s: offedge counts by address, by a map's class, or both", key)
+			return ""
+		}
+		z.Key, z.Map = "class+address", cm
+	}
+	for _, a := range d.Args {
+		switch {
+		case strings.HasPrefix(a, "burst="):
+			z.Burst = atoiSafe(strings.TrimPrefix(a, "burst="))
+		case a == "nodelay":
+			z.NoDelay = true
+		case strings.HasPrefix(a, "delay="):
+			r.mark(d, Unsupported, "limit_req delay=: offedge's burst is all delayed or (nodelay) none")
+			return ""
+		}
+	}
+	if st := sc.get("limit_req_status"); st != nil {
+		s := atoiSafe(st.Arg(0))
+		if s != 429 && s != 503 && s != 444 {
+			r.mark(st, Unsupported, "limit_req_status %s: offedge answers 429, 503 or 444", st.Arg(0))
+			return ""
+		}
+		if s != 429 {
+			z.Status = s
+		}
+		r.mark(st, Mapped, "the zones' status")
+	} else {
+		z.Status = 503 // nginx's default
+	}
+	if dr := sc.get("limit_req_dry_run"); dr != nil {
+		z.DryRun = dr.Arg(0) == "on"
+		r.mark(dr, Mapped, "the zones' dry_run")
+		if z.DryRun {
+			r.finding(dr, "zone %s is in dry run: set dry_run_until to when it should end (offedge check OE702)", z.Name)
+		}
+	}
+	if lvl := sc.get("limit_req_log_level"); lvl != nil {
+		r.mark(lvl, Builtin, "offedge logs every refusal once a second per rule")
+	}
+	if prev := r.zonesOut[z.Name]; prev != nil {
+		if *prev != *z {
+			r.mark(d, Unsupported, "zone %s is used with other settings elsewhere (burst, nodelay, status or dry run): offedge sets them on the zone", zname)
+			return ""
+		}
+	} else {
+		r.zonesOut[z.Name] = z
+		r.prot.LimitZones = append(r.prot.LimitZones, z)
+	}
+	r.mark(zd, Mapped, "protection limit zone %s", z.Name)
+	r.mark(d, Mapped, "the route's limits")
+	return z.Name
+}
+
+// classKey turns a map-derived zone key into a class map: the zone's key
+// variable is a map giving $binary_remote_addr (counted) or "" (not
+// counted), from a request field directly or through one more map.
+// Returns the class map's name.
+func (r *run) classKey(v string, zd *Directive) (string, bool) {
+	if n, ok := r.classMaps[v]; ok {
+		return n, true
+	}
+	outer := r.maps[v]
+	if outer == nil {
+		return "", false
+	}
+	src := outer.Args[0]
+	counted := func(val string) (bool, bool) {
+		switch val {
+		case "$binary_remote_addr", "$remote_addr":
+			return true, true
+		case "":
+			return false, true
+		}
+		return false, false
+	}
+	entries, def, ok := mapEntries(outer)
+	if !ok {
+		return "", false
+	}
+	cm := &outClassMap{Name: objectName(v, map[string]bool{})}
+	if inner := r.maps[strings.TrimPrefix(src, "$")]; inner != nil {
+		// Two maps: classify by the inner map's source; a class counts
+		// when the outer map gives it an address.
+		ientries, idef, ok := mapEntries(inner)
+		if !ok {
+			return "", false
+		}
+		source, ok := mapSource(inner.Args[0])
+		if !ok {
+			return "", false
+		}
+		cm.Source = source
+		classOf := func(val string) (string, bool) {
+			out := def
+			for _, e := range entries {
+				if e.match(val) {
+					out = e.value
+					break
+				}
+			}
+			c, ok := counted(out)
+			if !ok {
+				return "", false
+			}
+			if !c {
+				return "", true
+			}
+			if val == "" {
+				return "counted", true
+			}
+			return val, true
+		}
+		for _, e := range ientries {
+			c, ok := classOf(e.value)
+			if !ok {
+				return "", false
+			}
+			cm.Rules = append(cm.Rules, e.rule(c))
+		}
+		c, ok := classOf(idef)
+		if !ok {
+			return "", false
+		}
+		cm.Default = c
+		r.mark(inner, Mapped, "class map %s", cm.Name)
+	} else {
+		source, ok := mapSource(src)
+		if !ok {
+			return "", false
+		}
+		cm.Source = source
+		for _, e := range entries {
+			c, ok := counted(e.value)
+			if !ok {
+				return "", false
+			}
+			class := ""
+			if c {
+				class = "counted"
+			}
+			cm.Rules = append(cm.Rules, e.rule(class))
+		}
+		c, ok := counted(def)
+		if !ok {
+			return "", false
+		}
+		if c {
+			cm.Default = "counted"
+		}
+	}
+	r.mark(outer, Mapped, "class map %s", cm.Name)
+	r.classMaps[v] = cm.Name
+	r.prot.Maps = append(r.prot.Maps, cm)
+	return cm.Name, true
+}
+
+type mapEntry struct {
+	exact string
+	re    *regexp.Regexp
+	raw   string
+	value string
+}
+
+func (e mapEntry) match(v string) bool {
+	if e.re != nil {
+		return e.re.MatchString(v)
+	}
+	return e.exact == v
+}
+
+func (e mapEntry) rule(class string) *outMapRule {
+	if e.re != nil {
+		return &outMapRule{Regex: e.raw, Class: class}
+	}
+	return &outMapRule{Exact: e.exact, Class: class}
+}
+
+// mapEntries reads a map block: its entries in order (exact, then regex
+// in order, as nginx tries them) and its default.
+func mapEntries(d *Directive) ([]mapEntry, string, bool) {
+	var exact, res []mapEntry
+	def := ""
+	for _, e := range d.Block {
+		if len(e.Args) != 1 {
+			if e.Name == "hostnames" || e.Name == "volatile" {
+				return nil, "", false
+			}
+			return nil, "", false
+		}
+		switch {
+		case e.Name == "default":
+			def = e.Args[0]
+		case strings.HasPrefix(e.Name, "~*"):
+			re, err := regexp.Compile("(?i)" + e.Name[2:])
+			if err != nil {
+				return nil, "", false
+			}
+			res = append(res, mapEntry{re: re, raw: "(?i)" + e.Name[2:], value: e.Args[0]})
+		case strings.HasPrefix(e.Name, "~"):
+			re, err := regexp.Compile(e.Name[1:])
+			if err != nil {
+				return nil, "", false
+			}
+			res = append(res, mapEntry{re: re, raw: e.Name[1:], value: e.Args[0]})
+		default:
+			exact = append(exact, mapEntry{exact: strings.TrimPrefix(e.Name, "\\"), value: e.Args[0]})
+		}
+	}
+	return append(exact, res...), def, true
+}
+
+// mapSource is the class map source of an nginx variable.
+func mapSource(v string) (string, bool) {
+	switch {
+	case v == "$uri":
+		return "path", true
+	case v == "$http_user_agent":
+		return "user_agent", true
+	case v == "$http_referer":
+		return "referer", true
+	case v == "$remote_addr", v == "$binary_remote_addr":
+		return "address", true
+	case strings.HasPrefix(v, "$http_"):
+		return "header:" + strings.ReplaceAll(v[6:], "_", "-"), true
+	}
+	return "", false
+}
+
+// botRule maps an `if` on the user agent or referer whose body refuses
+// (return 403/429/444) or sends a page (rewrite ^ URI last; URI a file a
+// location serves) to a bot rule. In a location (path != ""), the rule
+// is kept for that location's paths; siteBotsScope decides.
+func (r *run) botRule(d *Directive, sc *scope, site *outSite, locPath string) {
+	cond := strings.Join(d.Args, " ")
+	cond = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(cond, "("), ")"))
+	parts := strings.SplitN(cond, " ", 3)
+	if len(parts) != 3 || len(d.Block) != 1 {
+		r.mark(d, Unsupported, "if (ng-route)")
+		return
+	}
+	v, op, val := parts[0], parts[1], strings.TrimSpace(parts[2])
+	var field string
+	switch v {
+	case "$http_user_agent":
+		field = "user_agent"
+	case "$http_referer":
+		field = "referer"
+	default:
+		r.mark(d, Unsupported, "if on %s (ng-route)", v)
+		return
+	}
+	pat := &outPattern{}
+	switch op {
+	case "=":
+		pat.Exact = val
+	case "~":
+		pat.Regex = val
+	case "~*":
+		pat.Regex = "(?i)" + val
+	default:
+		r.mark(d, Unsupported, "if with %s (ng-route)", op)
+		return
+	}
+	if pat.Regex != "" {
+		if _, err := regexp.Compile(pat.Regex); err != nil {
+			r.mark(d, Unsupported, "regex %q is not RE2", val)
+			return
+		}
+	}
+	body := d.Block[0]
+	rule := &outBot{}
+	switch {
+	case body.Name == "return" && len(body.Args) == 1 && body.Arg(0) == "403":
+		rule.Action = "deny"
+	case body.Name == "return" && len(body.Args) == 1 && body.Arg(0) == "429":
+		rule.Action = "limit"
+	case body.Name == "return" && len(body.Args) == 1 && body.Arg(0) == "444":
+		rule.Action = "close"
+	case body.Name == "rewrite" && len(body.Args) == 3 && body.Arg(0) == "^" && body.Arg(2) == "last":
+		uri := body.Arg(1)
+		var ls []*location
+		for _, l := range Find(r.serverOf(sc).ds, "location") {
+			if pl := parseLocation(l, r.serverOf(sc)); pl != nil && pl.mod != "@" {
+				ls = append(ls, pl)
+			}
+		}
+		tl := selectLocation(ls, uri)
+		root := r.staticRoot(tl)
+		if root == "" {
+			r.mark(d, Unsupported, "if ... rewrite to %s, which is not a file a location serves (ng-route)", uri)
+			return
+		}
+		rule.Action, rule.Page = "page", path.Join(root, uri)
+		if tl != nil {
+			for _, x := range tl.d.Block {
+				if x.Name == "root" {
+					r.mark(x, Mapped, "the bot page's directory")
+				}
+			}
+		}
+	default:
+		r.mark(d, Unsupported, "if { %s } (ng-route)", short(body))
+		return
+	}
+	if field == "user_agent" {
+		rule.UserAgent = []*outPattern{pat}
+	} else {
+		rule.Referer = []*outPattern{pat}
+	}
+	rule.Name = locPath // resolved in siteBotsScope
+	site.Bots = append(site.Bots, rule)
+	r.botFrom = append(r.botFrom, botOrigin{rule: rule, d: d, site: site})
+	r.mark(d, Mapped, "a bot rule of the site (%s)", rule.Action)
+	r.mark(body, Mapped, "the bot rule's action")
+	if rule.Action == "page" {
+		r.finding(d, "the bot page answers 200 with Cache-Control: no-store (nginx's rewrite served the file with its own headers)")
+	}
+}
+
+type botOrigin struct {
+	rule *outBot
+	d    *Directive
+	site *outSite
+}
+
+// serverOf climbs to the server block's scope (the one whose parent is
+// the http level).
+func (r *run) serverOf(sc *scope) *scope {
+	for sc.parent != nil && sc.parent.parent != nil {
+		sc = sc.parent
+	}
+	return sc
+}
+
+// siteBotsScope turns the bot rules collected from locations into site
+// rules: a rule every prefix location of the site carries applies to the
+// whole site; a rule only some locations carry applies to their paths
+// (when the rule's location is not "/", which longer ones would shadow).
+// Identical rules merge; each gets a name.
+func (r *run) siteBotsScope(site *outSite, ls []*location) {
+	if len(site.Bots) == 0 {
+		return
+	}
+	type key struct{ ua, ref, action, page string }
+	kf := func(b *outBot) key {
+		k := key{action: b.Action, page: b.Page}
+		for _, p := range b.UserAgent {
+			k.ua = p.Exact + "\x00" + p.Regex
+		}
+		for _, p := range b.Referer {
+			k.ref = p.Exact + "\x00" + p.Regex
+		}
+		return k
+	}
+	var prefixes []string
+	for _, l := range ls {
+		if l.re == nil && l.mod != "=" {
+			prefixes = append(prefixes, l.path)
+		}
+	}
+	where := map[key]map[string]bool{}
+	var order []key
+	first := map[key]*outBot{}
+	for _, b := range site.Bots {
+		k := kf(b)
+		if where[k] == nil {
+			where[k] = map[string]bool{}
+			order = append(order, k)
+			first[k] = b
+		}
+		where[k][b.Name] = true
+	}
+	var out []*outBot
+	var pages []*outBot
+	for i, k := range order {
+		b := first[k]
+		locs := where[k]
+		if !locs[""] {
+			all := true
+			for _, p := range prefixes {
+				if !locs[p] {
+					all = false
+				}
+			}
+			if !all {
+				var paths []string
+				for p := range locs {
+					if p == "/" {
+						paths = nil
+						for _, o := range r.botFrom {
+							if o.rule == b {
+								r.mark(o.d, Unsupported, "an if in location / but not in every longer location: a bot rule for / alone would take ng-route's if")
+							}
+						}
+						break
+					}
+					paths = append(paths, p)
+				}
+				if paths == nil {
+					continue
+				}
+				sort.Strings(paths)
+				for _, p := range paths {
+					b.Path = append(b.Path, &outPattern{Regex: "^" + regexp.QuoteMeta(p)})
+				}
+			}
+		}
+		b.Name = fmt.Sprintf("nginx-if-%d", i+1)
+		if b.Action == "page" {
+			pages = append(pages, b)
+		}
+		out = append(out, b)
+	}
+	// Rules that send the same page merge into one with several patterns.
+	site.Bots = mergeBots(out)
+	_ = pages
+}
+
+func mergeBots(bs []*outBot) []*outBot {
+	var out []*outBot
+	for _, b := range bs {
+		merged := false
+		for _, o := range out {
+			if o.Action == b.Action && o.Page == b.Page && len(o.Referer) == 0 && len(b.Referer) == 0 && len(o.UserAgent) > 0 && len(b.UserAgent) > 0 && patternsKey(o.Path) == patternsKey(b.Path) {
+				o.UserAgent = append(o.UserAgent, b.UserAgent...)
+				merged = true
+				break
+			}
+		}
+		if !merged {
+			out = append(out, b)
+		}
+	}
+	for i, b := range out {
+		b.Name = fmt.Sprintf("nginx-if-%d", i+1)
+	}
+	return out
+}
+
+func patternsKey(ps []*outPattern) string {
+	var b strings.Builder
+	for _, p := range ps {
+		b.WriteString(p.Exact + "\x00" + p.Regex + "\x01")
+	}
+	return b.String()
+}
+
+// size is an nginx size as the inventory writes it ("20M" → "20m"), ok
+// when the inventory reads it.
+func size(v string) (string, bool) {
+	v = strings.ToLower(v)
+	var n inventory.Size
+	return v, n.UnmarshalText([]byte(v)) == nil
+}
+
+// cacheSize is a size a cache can have (more than nothing).
+func cacheSize(v string) (string, bool) {
+	var n inventory.Size
+	v, ok := size(v)
+	return v, ok && n.UnmarshalText([]byte(v)) == nil && n > 0
+}
+
+// duration is an nginx time as the inventory writes it: a bare number is
+// seconds; ms, s, m, h, d as they are.
+func duration(v string) (string, bool) {
+	if _, err := strconv.Atoi(v); err == nil {
+		v += "s"
+	}
+	var d inventory.Duration
+	return v, d.UnmarshalText([]byte(v)) == nil
+}
+
+var hostNameRE = regexp.MustCompile(`^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// positive reads a count ≥ 0.
+func positive(v string) (int, bool) {
+	n, err := strconv.Atoi(v)
+	return n, err == nil && n >= 0
+}
