@@ -49,12 +49,13 @@ sites:
 			Title:    "ban allow list misses the node's monitoring",
 			Severity: Warning,
 			Since:    "0.1.0",
-			Why:      `A jail bans a client that makes too many refused or 4xx requests; the monitoring probes a node often, and a probe of a site under maintenance or of a rate-limited route is exactly that. Once the monitoring is banned, the node looks down from the one place meant to see it, and every alert about it is wrong. A node with jails lists its monitoring nodes (those named or titled monitoring, or running a prometheus or blackbox service) in bans: allow:.`,
-			Example: `protection:
+			Why:      `A jail bans a client that makes too many refused or 4xx requests; the monitoring probes a node often, and a probe of a site under maintenance or of a rate-limited route is exactly that. Once the monitoring is banned, the node looks down from the one place meant to see it, and every alert about it is wrong. A node with jails lists its monitoring nodes in bans: allow: — those the inventory names under monitoring:, or, when it names none, those named or titled monitoring or running a prometheus or blackbox service.`,
+			Example: `monitoring: [prometheus-vm]
+protection:
   - node: web
     bans:
       jails: [{name: abuse, site: www, events: [4xx], max_events: 20, window: 1m}]
-      # allow: [monitoring]`,
+      # allow: [prometheus-vm]`,
 		},
 		run: checkBanAllowMonitoring,
 	},
@@ -105,7 +106,13 @@ func checkDryRuns(p *pass) {
 
 // monitoringNodes are the inventory's monitoring: nodes named or titled
 // "monitoring", or running a prometheus or blackbox service.
+// monitoringNodes are the nodes the inventory names under monitoring:, or,
+// when it names none, those that look like monitoring (named or titled so,
+// or running a prometheus or blackbox service).
 func monitoringNodes(m *inventory.Model) []*inventory.Node {
+	if mons := m.MonitoringNodes(); len(mons) > 0 {
+		return mons
+	}
 	var out []*inventory.Node
 	for _, n := range m.Nodes {
 		mon := strings.Contains(strings.ToLower(n.Name+" "+n.Title()), "monitoring")

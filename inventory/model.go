@@ -35,6 +35,8 @@ type Model struct {
 	Suppress  []*Suppression
 	// Protection declares nodes' shared protections (protect.go).
 	Protection []*Protection
+	// Monitoring names the nodes that watch the estate.
+	Monitoring []*Monitor
 
 	// Nodes are the servers then the guests, as one list: everything that has
 	// addresses and runs things.
@@ -182,6 +184,7 @@ func build(files []*File, names []string) (*Model, Errors) {
 		m.Replicas = append(m.Replicas, f.Replicas...)
 		m.Suppress = append(m.Suppress, f.Suppress...)
 		m.Protection = append(m.Protection, f.Protection...)
+		m.Monitoring = append(m.Monitoring, f.Monitoring...)
 	}
 	b := &builder{m: m, guestIDs: map[string]*Node{}}
 	b.index()
@@ -297,6 +300,15 @@ func oneOf(v string, allowed ...string) bool { return slices.Contains(allowed, v
 
 func (b *builder) validate() {
 	m := b.m
+	seenMon := map[string]bool{}
+	for _, mo := range m.Monitoring {
+		obj := fmt.Sprintf("monitoring %q", mo.Node)
+		ref(b, m.nodes, mo.Pos, obj, "node", "node", mo.Node)
+		if seenMon[mo.Node] {
+			b.errf(mo.Pos, obj, "", "listed twice")
+		}
+		seenMon[mo.Node] = true
+	}
 	for _, p := range m.Providers {
 		seen := map[string]bool{}
 		for _, l := range p.Locations {
@@ -832,4 +844,16 @@ func (b *builder) validateAllow(entries []string, pos Pos, obj string) {
 			b.errf(pos, obj, "use any, NODE, provider:NAME, cluster:NAME, network:NAME, policy:NAME or a CIDR", "allow entry %q: %v", e, err)
 		}
 	}
+}
+
+// MonitoringNodes returns the nodes the inventory says watch the estate
+// (monitoring:), in order; nil when it names none.
+func (m *Model) MonitoringNodes() []*Node {
+	var out []*Node
+	for _, mo := range m.Monitoring {
+		if n := m.Node(mo.Node); n != nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }

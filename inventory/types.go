@@ -27,6 +27,16 @@ type File struct {
 	Suppress  []*Suppression `yaml:"suppress"`
 	// Protection declares nodes' caches, rate zones, ban lists and jails.
 	Protection []*Protection `yaml:"protection"`
+	// Monitoring names the nodes that watch the estate (Prometheus, the
+	// blackbox probes): they must never be banned, and offedge export
+	// prometheus runs from the first.
+	Monitoring []*Monitor `yaml:"monitoring"`
+}
+
+// Monitor is one node that watches the estate; written as its name.
+type Monitor struct {
+	Pos  Pos    `yaml:"-"`
+	Node string `yaml:"node,short"`
 }
 
 // Provider is an organisation hosting servers (Free, OVH, Moji).

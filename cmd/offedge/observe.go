@@ -24,7 +24,7 @@ func cmdExportPrometheus(e *env, args []string) error {
 	fs := e.newFlags("export prometheus")
 	inv := inventoryFlag(fs)
 	out := fs.String("out", "", "directory to write prometheus.yml, offedge-scrape.yml, offedge-rules.yml and alertmanager.yml into (required)")
-	from := fs.String("from", "", "the node Prometheus runs on: targets are the addresses it reaches each node at (default: node names, resolved by DNS)")
+	from := fs.String("from", "", "the node Prometheus runs on: targets are the addresses it reaches each node at (default: the inventory's first monitoring: node, else node names resolved by DNS)")
 	port := fs.Int("admin-port", 9901, "port of every node's admin endpoint (offedge run --admin)")
 	internet := fs.String("internet-target", "", "HOST:PORT of the internet-side prober's metrics (offedge probe --serve)")
 	am := fs.String("alertmanager", "", "HOST:PORT of the Alertmanager Prometheus notifies")
@@ -46,6 +46,11 @@ func cmdExportPrometheus(e *env, args []string) error {
 	m, err := loadInventory(*inv)
 	if err != nil {
 		return err
+	}
+	if *from == "" {
+		if mons := m.MonitoringNodes(); len(mons) > 0 {
+			*from = mons[0].Name
+		}
 	}
 	targets, err := adminTargets(e, m, *from, *port)
 	if err != nil {
