@@ -733,7 +733,7 @@ func (b *builder) validateSite(s *Site) {
 				b.errf(r.Pos, robj, "use 301, 302, 303, 307 or 308", "redirect_code %d is not a redirect", r.RedirectCode)
 			}
 		}
-		if set != 1 {
+		if set != 1 && !(set == 0 && len(r.Rewrites) > 0) {
 			b.errf(r.Pos, robj, "set one of upstream, static or redirect", "a route has exactly one action")
 		}
 	}
@@ -751,6 +751,7 @@ func (b *builder) validateSite(s *Site) {
 	}
 	b.validateAllow(s.Allow, s.Pos, obj)
 	b.validateSiteProtection(s, obj)
+	b.validateRouting(s, obj)
 }
 
 func (b *builder) validateEndpoint(e *Endpoint, obj, node string) {

@@ -45,3 +45,50 @@ func TestRouteMatchKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestEAN8RewritesLoad: the 2024-06-20 EAN-8 image path migration of ks1's
+// images-off, with the site's referer block, loads as steps.
+func TestEAN8RewritesLoad(t *testing.T) {
+	y := routingBase + `upstreams: [{name: proxy2, servers: [{node: s1, port: 443}]}]
+sites:
+  - name: images
+    node: s1
+    hosts: [images.example]
+    listen: [{network: internet, port: 80}]
+    rewrites:
+      - if: {variable: $http_referer, op: "~*", value: (jobothoniel.com)}
+        then: [{return: {code: 403}}]
+    maps: [{name: size, source: $uri, default: small, entries: [{regex: '\.full\.jpg', case_insensitive: true, value: big}]}]
+    routes:
+      - path: /
+        static: {root: /srv/images, fallback: proxy2}
+        rewrites:
+          - rewrite: {regex: '^/images/products/(....)/([^/]*)$', replacement: '/images/products/000/000/000/$1/$2', flag: break}
+          - rewrite: {regex: '^/images/products/(..)(...)(....)/([^/]*)$', replacement: '/images/products/000/0$1/$2/$3/$4', flag: break}
+      - {path: '^/v(\d+)/(.*)$', match: regex, upstream: proxy2, upstream_path: '/api/v$1/$2$is_args$args'}
+      - {path: /api/, upstream: proxy2, upstream_path: /v2/}
+`
+	m, err := Load(fstest.MapFS{"inventory.yaml": &fstest.MapFile{Data: []byte(y)}}, "inventory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := m.Site("images")
+	if len(s.Rewrites) != 1 || len(s.Routes[0].Rewrites) != 2 || s.Routes[0].Rewrites[1].Rewrite.Flag != "break" {
+		t.Errorf("steps not loaded: %+v", s.Routes[0].Rewrites)
+	}
+	for name, c := range map[string]struct{ routes, want string }{
+		"capture":  {`[{path: /, redirect: "https://x", rewrites: [{rewrite: {regex: '^/(a)$', replacement: '/$2'}}]}]`, `names $2, but only 1 groups are captured there`},
+		"flag":     {`[{path: /, redirect: "https://x", rewrites: [{rewrite: {regex: '^/', replacement: '/x', flag: stop}}]}]`, `flag "stop"`},
+		"two":      {`[{path: /, redirect: "https://x", rewrites: [{return: {code: 200}, set: {name: a}}]}]`, `exactly one of rewrite, return, set and if`},
+		"return":   {`[{path: /, rewrites: [{return: {code: 301}}]}]`, `a redirect needs a url`},
+		"variable": {`[{path: /, rewrites: [{return: {code: 200, body: "$nope"}}]}]`, `unknown variable $nope`},
+		"filetest": {`[{path: /, rewrites: [{if: {variable: $uri, op: "-f"}, then: [{return: {code: 404}}]}]}]`, `file tests -f/-d/-e/-x are not supported`},
+		"upre":     {`[{path: '^/a', match: regex, upstream: u, upstream_path: /b}]`, `upstream_path on a regex route without variables`},
+		"upnone":   {`[{path: /a, redirect: "https://x", upstream_path: /b}]`, `upstream_path without upstream`},
+	} {
+		_, err := loadRoutes(t, c.routes)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v; want %q", name, err, c.want)
+		}
+	}
+}

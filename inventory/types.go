@@ -289,6 +289,11 @@ type Site struct {
 	Description string   `yaml:"description"`
 	// Bots are matched in order against every request of the site.
 	Bots []*BotRule `yaml:"bots"`
+	// Maps are the site's nginx maps, read as $NAME (docs/routing.md).
+	Maps []*VarMap `yaml:"maps"`
+	// Rewrites run before a route is chosen (nginx's server-level
+	// rewrite, return, set and if).
+	Rewrites []*Step `yaml:"rewrites"`
 }
 
 // Listen is one listening socket of a site.
@@ -362,6 +367,11 @@ type Route struct {
 	// Limits are the node's rate zones the route counts against (nginx
 	// limit_req), each a zone name or {zone, burst, nodelay}.
 	Limits []*RouteLimit `yaml:"limits"`
+	// Rewrites run once the route is chosen (nginx's location-level
+	// rewrite, return, set and if).
+	Rewrites []*Step `yaml:"rewrites"`
+	// UpstreamPath is the URI part of nginx's proxy_pass.
+	UpstreamPath string `yaml:"upstream_path"`
 }
 
 // RouteLimit is one rate zone a route counts against (nginx limit_req

@@ -292,6 +292,7 @@ func (c *compiler) site(s *inventory.Site, network string) httpedge.Site {
 		out.Allow = &l
 	}
 	c.siteProtection(s, &out, network)
+	out.Maps, out.Rewrites = inventory.MapConfigs(s.Maps), inventory.StepConfigs(s.Rewrites)
 	for _, r := range s.Routes {
 		robj := fmt.Sprintf("%s: route %q", obj, r.Path)
 		hr := httpedge.Route{
@@ -318,6 +319,7 @@ func (c *compiler) site(s *inventory.Site, network string) httpedge.Site {
 			}
 		}
 		hr.Limits = c.routeLimits(r.Limits)
+		hr.Rewrites, hr.UpstreamPath = inventory.StepConfigs(r.Rewrites), r.UpstreamPath
 		if st := r.Static; st != nil {
 			hs := &httpedge.Static{Root: c.opts.file(st.Root)}
 			if st.Fallback != "" {

@@ -7,10 +7,12 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	httpedge "github.com/offedge/offedge/edge/http"
+	"github.com/offedge/offedge/edge/http/vars"
 	"github.com/offedge/offedge/edge/tunnel"
 )
 
@@ -170,11 +172,22 @@ func writeHTTP(b *strings.Builder, c *httpedge.Config) {
 		if c.RedirectHTTPS {
 			continue
 		}
+		for _, m := range s.Maps {
+			fmt.Fprintf(b, "    map %s $%s (%d entries", m.Source, m.Name, len(m.Entries))
+			if m.Hostnames {
+				b.WriteString(", hostnames")
+			}
+			fmt.Fprintf(b, ", default %q)\n", m.Default)
+		}
+		stepsText(b, "    ", s.Rewrites)
 		for _, r := range s.Routes {
 			match := routeMatchText(r)
 			switch {
 			case r.Upstream != "":
 				fmt.Fprintf(b, "    %s -> upstream %s", match, r.Upstream)
+				if r.UpstreamPath != "" {
+					fmt.Fprintf(b, " path %s", r.UpstreamPath)
+				}
 				if r.StreamRequestBody {
 					b.WriteString(", bodies streamed")
 				}
@@ -191,6 +204,8 @@ func writeHTTP(b *strings.Builder, c *httpedge.Config) {
 				}
 			case r.Redirect != "":
 				fmt.Fprintf(b, "    %s -> %d %s", match, r.RedirectCode, r.Redirect)
+			default:
+				fmt.Fprintf(b, "    %s -> its rewrites, else 404", match)
 			}
 			body := "unlimited"
 			if r.MaxBodyBytes >= 0 {
@@ -215,6 +230,7 @@ func writeHTTP(b *strings.Builder, c *httpedge.Config) {
 				fmt.Fprintf(b, " (limits %s)", strings.Join(ls, ", "))
 			}
 			b.WriteString("\n")
+			stepsText(b, "      ", r.Rewrites)
 		}
 	}
 }
@@ -350,4 +366,33 @@ func routeMatchText(r httpedge.Route) string {
 		return m + " " + r.Path
 	}
 	return r.Path
+}
+
+// stepsText writes rewrite steps as nginx writes them, one a line.
+func stepsText(b *strings.Builder, indent string, steps []vars.Step) {
+	for _, st := range steps {
+		switch {
+		case st.Rewrite != nil:
+			fmt.Fprintf(b, "%srewrite %s %s", indent, st.Rewrite.Regex, st.Rewrite.Replacement)
+			if st.Rewrite.Flag != "" {
+				b.WriteString(" " + st.Rewrite.Flag)
+			}
+			b.WriteString("\n")
+		case st.Return != nil:
+			fmt.Fprintf(b, "%sreturn %d", indent, st.Return.Code)
+			if t := st.Return.URL + st.Return.Body; t != "" {
+				fmt.Fprintf(b, " %q", t)
+			}
+			b.WriteString("\n")
+		case st.Set != nil:
+			fmt.Fprintf(b, "%sset $%s %q\n", indent, st.Set.Name, st.Set.Value)
+		case st.If != nil:
+			cond := st.If.Variable
+			if st.If.Op != "" {
+				cond += " " + st.If.Op + " " + strconv.Quote(st.If.Value)
+			}
+			fmt.Fprintf(b, "%sif (%s)\n", indent, cond)
+			stepsText(b, indent+"  ", st.Then)
+		}
+	}
 }

@@ -44,6 +44,12 @@ type site struct {
 	hsts    []string    // Strict-Transport-Security value (TLS listeners), nil none
 	stats   *routeStats // requests answered outside the site's routes
 	protect *siteProtect
+	// The rewrite phase: the site's names, its server-level steps, and
+	// whether any request needs the variable engine at all (dynamic).
+	scope      *vars.Scope
+	steps      *vars.Program
+	serverName string
+	dynamic    bool
 }
 
 type headerKV struct{ k, v string }
@@ -74,6 +80,13 @@ func (h redirectHandler) serve(_ *Server, w *recorder, r *http.Request, _ *route
 	w.WriteHeader(h.code)
 }
 
+// notFoundHandler answers 404: a route of steps only, none of which answered.
+type notFoundHandler struct{}
+
+func (notFoundHandler) serve(s *Server, w *recorder, r *http.Request, rt *route, _ *bodyReader) {
+	s.errorPage(w, r, rt.site, http.StatusNotFound, "not found")
+}
+
 type route struct {
 	site       *site
 	path       string
@@ -87,7 +100,10 @@ type route struct {
 	streamBody bool // request body streamed upstream, not buffered
 	auth       *basicAuth
 	limits     []routeLimit
-	desc       string // for logs: "site \"off\" route \"/api/\""
+	steps      *vars.Program  // location-level rewrite phase
+	upPath     string         // proxy_pass URI part replacing the matched prefix
+	upPathTmpl *vars.Template // proxy_pass URI with variables: the whole target
+	desc       string         // for logs: "site \"off\" route \"/api/\""
 	stats      *routeStats
 }
 
@@ -253,6 +269,20 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, res Resources) (*sit
 		}
 		st.alog = al
 	}
+	if len(sc.Hosts) > 0 {
+		st.serverName = strings.TrimPrefix(sc.Hosts[0], "*.")
+	}
+	sets := vars.SetNames(sc.Rewrites, nil)
+	for i := range sc.Routes {
+		sets = vars.SetNames(sc.Routes[i].Rewrites, sets)
+	}
+	if st.scope, err = vars.NewScope(sc.Maps, sets, nil); err != nil {
+		return nil, err
+	}
+	if st.steps, err = vars.CompileSteps(sc.Rewrites, st.scope, 0); err != nil {
+		return nil, fmt.Errorf("rewrites: %w", err)
+	}
+	st.dynamic = st.steps.Len() > 0
 	st.routes.exact = map[string]*route{}
 	seen := map[string]bool{}
 	for i := range sc.Routes {
@@ -279,6 +309,9 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, res Resources) (*sit
 		}
 		if strings.HasPrefix(rc.Path, acmePrefix) {
 			ch.acme = true
+		}
+		if rt.steps.Len() > 0 || rt.upPathTmpl != nil {
+			st.dynamic = true
 		}
 	}
 	sort.SliceStable(st.routes.prefixes, func(i, j int) bool {
@@ -324,8 +357,8 @@ func (s *Server) buildRoute(ch *chain, st *site, rc *Route, res Resources) (*rou
 	if rc.Redirect != "" {
 		n++
 	}
-	if n != 1 {
-		return nil, errors.New("exactly one of upstream, static and redirect must be set")
+	if n != 1 && !(n == 0 && len(rc.Rewrites) > 0) {
+		return nil, errors.New("exactly one of upstream, static and redirect must be set (or rewrites that answer)")
 	}
 	if rc.Cache != nil && rc.Upstream == "" {
 		return nil, errors.New("cache: only a proxied route (upstream) has a cache policy; a static fallback names its cache itself")
@@ -351,6 +384,10 @@ func (s *Server) buildRoute(ch *chain, st *site, rc *Route, res Resources) (*rou
 			return nil, fmt.Errorf("static: %w", err)
 		}
 		rt.handler = sh
+	case rc.Redirect == "":
+		// Only steps: a request they do not answer finds nothing here
+		// (nginx's location without content: its root's files; none).
+		rt.handler = notFoundHandler{}
 	default:
 		if !strings.HasPrefix(rc.Redirect, "http://") && !strings.HasPrefix(rc.Redirect, "https://") && !strings.HasPrefix(rc.Redirect, "/") {
 			return nil, fmt.Errorf("redirect %q: must be an absolute URL or a path", rc.Redirect)
@@ -361,6 +398,36 @@ func (s *Server) buildRoute(ch *chain, st *site, rc *Route, res Resources) (*rou
 			return nil, fmt.Errorf("redirect code %d: must be 301, 302, 303, 307 or 308", rc.RedirectCode)
 		}
 		rt.handler = redirectHandler{prefix: strings.TrimSuffix(rc.Redirect, "/"), code: rc.RedirectCode}
+	}
+	groups := 0
+	if rt.re != nil {
+		groups = rt.re.Groups()
+	}
+	steps, err := vars.CompileSteps(rc.Rewrites, st.scope, groups)
+	if err != nil {
+		return nil, fmt.Errorf("rewrites: %w", err)
+	}
+	rt.steps = steps
+	if rc.UpstreamPath != "" {
+		if rc.Upstream == "" {
+			return nil, errors.New("upstream_path: only a proxied route (upstream) has one")
+		}
+		t, err := vars.Parse(rc.UpstreamPath, st.scope)
+		if err != nil {
+			return nil, fmt.Errorf("upstream_path: %w", err)
+		}
+		switch {
+		case !strings.HasPrefix(rc.UpstreamPath, "/"):
+			return nil, fmt.Errorf("upstream_path %q: must start with /", rc.UpstreamPath)
+		case t.MaxCapture > groups:
+			return nil, fmt.Errorf("upstream_path %q names $%d, but the route captures %d groups", rc.UpstreamPath, t.MaxCapture, groups)
+		case !t.IsLiteral():
+			rt.upPathTmpl = t
+		case rt.re != nil:
+			return nil, errors.New("upstream_path on a regex route must name variables (nginx: proxy_pass cannot have a URI part in a location given by a regular expression)")
+		default:
+			rt.upPath = rc.UpstreamPath
+		}
 	}
 	switch {
 	case rc.MaxBodyBytes == 0:

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/offedge/offedge/edge/acl"
+	"github.com/offedge/offedge/edge/http/vars"
 	"github.com/offedge/offedge/edge/protect"
 )
 
@@ -85,6 +86,11 @@ type Site struct {
 	// Jails name the node's jails this site's requests feed (limit hits,
 	// bot matches, 4xx answers), which ban at accept.
 	Jails []string `json:"jails,omitempty"`
+	// Maps are the site's maps (nginx map), read as $NAME by its templates.
+	Maps []vars.MapConfig `json:"maps,omitempty"`
+	// Rewrites run before a route is chosen (nginx's server-level
+	// rewrite, return, set and if), in order.
+	Rewrites []vars.Step `json:"rewrites,omitempty"`
 	// HSTS is the Strict-Transport-Security value sent with every answer
 	// of the site on a TLS listener, errors included (nginx add_header
 	// ... always); "" sends none. The plan sets DefaultHSTS unless the
@@ -156,6 +162,13 @@ type Route struct {
 	// against, in order (nginx limit_req, one per zone), each with the
 	// route's burst and nodelay.
 	Limits []RouteLimit `json:"limits,omitempty"`
+	// Rewrites run once the route is chosen (nginx's location-level
+	// rewrite, return, set and if), in order.
+	Rewrites []vars.Step `json:"rewrites,omitempty"`
+	// UpstreamPath is the URI part of nginx's proxy_pass: on a prefix or
+	// exact route it replaces the part of the path the route matched; a
+	// template (with variables) is the whole target sent upstream.
+	UpstreamPath string `json:"upstream_path,omitempty"`
 }
 
 // RouteLimit is one rate zone a route counts against (nginx limit_req

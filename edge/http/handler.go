@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/offedge/offedge/edge/http/guard"
+	"github.com/offedge/offedge/edge/http/vars"
 )
 
 // ServeHTTP is the whole per-request path: refuse what is malformed, pick
@@ -133,8 +134,13 @@ func (s *Server) serve(ch *chain, w *recorder, r *http.Request, ec *edgeConn) {
 		s.errorPage(w, r, st, http.StatusServiceUnavailable, "down for maintenance")
 		return
 	}
-	rt := st.routes.match(r.URL.Path, nil)
-	if rt == nil {
+	var rt *route
+	brk := false
+	if st.dynamic {
+		if rt, brk = s.chooseRoute(w, r, st, w.varsFor(r, st, host, s.tlsOn)); rt == nil {
+			return
+		}
+	} else if rt = st.routes.match(r.URL.Path, nil); rt == nil {
 		s.errorPage(w, r, st, http.StatusNotFound, "not found")
 		return
 	}
@@ -160,7 +166,29 @@ func (s *Server) serve(ch *chain, w *recorder, r *http.Request, ec *edgeConn) {
 		_ = body.ctl.SetReadDeadline(time.Now().Add(s.limits.ReadBodyTimeout))
 		r.Body = body
 	}
+	if rt.upPath != "" || rt.upPathTmpl != nil {
+		if err := rt.upstreamTarget(r, w.vq, brk); err != nil {
+			s.log.Warn("upstream path failed", "listener", s.name(), "site", st.name, "route", rt.path, "err", err)
+			s.errorPage(w, r, st, http.StatusInternalServerError, "the upstream path could not be built")
+			return
+		}
+	}
 	rt.handler.serve(s, w, r, rt, body)
+}
+
+// varsFor prepares the request's variables for a site that uses them (the
+// recorder keeps them, so a pooled recorder reuses their storage).
+func (w *recorder) varsFor(r *http.Request, st *site, host string, tls bool) *vars.Request {
+	if w.vq == nil {
+		w.vq = new(vars.Request)
+	}
+	q := w.vq
+	q.Reset(r, st.scope)
+	q.Host, q.ServerName, q.Scheme = host, st.serverName, "http"
+	if tls {
+		q.Scheme = "https"
+	}
+	return q
 }
 
 // normalizeRequestPath replaces the request's path by its normalised form
@@ -279,6 +307,8 @@ type recorder struct {
 	// $upstream_response_time.
 	upTime time.Duration
 	conn   *edgeConn // HTTP/1 connection, nil on HTTP/2
+	// vq is the request's variables, on a site that uses them (varsFor).
+	vq *vars.Request
 	// outcome, when set, is what the access log and stats say instead of
 	// the status sent, for a response that did not complete: 499 when the
 	// client went away (or stopped reading) mid-response, 502 when the
@@ -287,7 +317,7 @@ type recorder struct {
 }
 
 func (w *recorder) reset(rw http.ResponseWriter) {
-	*w = recorder{w: rw}
+	*w = recorder{w: rw, vq: w.vq}
 }
 
 func (w *recorder) statusOrOK() int {

@@ -2,8 +2,13 @@ package httpedge
 
 import (
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/offedge/offedge/edge/http/vars"
 
 	"github.com/offedge/offedge/internal/testutil"
 )
@@ -157,4 +162,135 @@ func TestLocationConfigErrors(t *testing.T) {
 			t.Errorf("%s: %v; want an error with %q", name, err, c.want)
 		}
 	}
+}
+
+// rewriteServer is one nginx server block and the edge site meant to
+// behave the same; BACKEND in the nginx text is the echo backend.
+func rewriteSite(n *testNode, backend string) (string, Site) {
+	ngx := `
+map $http_user_agent $kind { default other; "~*(bot|crawl)" robot; curl/8.0 curl; }
+server {
+ LISTEN
+ server_name rw;
+ if ($http_referer ~* (jobothoniel.com)) { return 403; }
+ set $who anon;
+ if ($cookie_user) { set $who $cookie_user; }
+ rewrite ^/old/(.*)$ /new/$1 permanent;
+ rewrite ^/moved$ https://example.org/moved? redirect;
+ rewrite ^/keep/(.*)$ /new/$1?k=1 redirect;
+ location / { return 200 "root $uri $args $who"; }
+ location /new/ { return 200 "new $uri $args"; }
+ location /images/products/ {
+  rewrite ^/images/products/(....)/([^/]*)$ /images/products/000/000/000/$1/$2 break;
+  rewrite ^/images/products/(.)(....)/([^/]*)$ /images/products/000/000/00$1/$2/$3 break;
+  rewrite ^/images/products/(..)(....)/([^/]*)$ /images/products/000/000/0$1/$2/$3 break;
+  proxy_pass http://BACKEND;
+ }
+ location /loop/ { rewrite ^/loop/(.*)$ /loop/$1 last; }
+ location /chain/ { rewrite ^/chain/([0-9])(.*)$ /chain/$2 last; return 200 "chain $uri"; }
+ location /q/ { rewrite ^/q/(.*)$ /r/?x=$1; return 200 "not reached"; }
+ location /r/ { return 200 "r $uri $args"; }
+ location ~ ^/cap/(\w+)/(\d+)$ { return 200 "cap $2 $1 $arg_a"; }
+ location /ret301 { return 301 /elsewhere$is_args$args; }
+ location /gone { return 410; }
+ location /map { return 200 "map $kind"; }
+ location /api/ { proxy_pass http://BACKEND/v2/; }
+ location = /exact { proxy_pass http://BACKEND/other; }
+ location /tmpl/ { proxy_pass http://BACKEND/x$uri$is_args$args; }
+ location /brk/ { rewrite ^/brk/(.*)$ /changed/$1 break; proxy_pass http://BACKEND/up/; }
+ location /plain/ { proxy_pass http://BACKEND; }
+}
+`
+	up := n.up(Upstream{Name: "echo", Servers: []UpstreamServer{{Addr: backend}}})
+	ret := func(code int, body string) []vars.Step { return []vars.Step{{Return: &vars.Return{Code: code, Body: body}}} }
+	rw := func(re, repl, flag string) vars.Step {
+		return vars.Step{Rewrite: &vars.Rewrite{Regex: re, Replacement: repl, Flag: flag}}
+	}
+	site := Site{Name: "rw", Hosts: []string{"rw"},
+		Maps: []vars.MapConfig{{Name: "kind", Source: "$http_user_agent", Default: "other", Entries: []vars.MapEntry{
+			{Regex: "(bot|crawl)", CaseInsensitive: true, Value: "robot"}, {Exact: "curl/8.0", Value: "curl"}}}},
+		Rewrites: []vars.Step{
+			{If: &vars.Condition{Variable: "$http_referer", Op: "~*", Value: "(jobothoniel.com)"}, Then: []vars.Step{{Return: &vars.Return{Code: 403}}}},
+			{Set: &vars.SetVar{Name: "who", Value: "anon"}},
+			{If: &vars.Condition{Variable: "$cookie_user"}, Then: []vars.Step{{Set: &vars.SetVar{Name: "who", Value: "$cookie_user"}}}},
+			rw("^/old/(.*)$", "/new/$1", "permanent"),
+			rw("^/moved$", "https://example.org/moved?", "redirect"),
+			rw("^/keep/(.*)$", "/new/$1?k=1", "redirect"),
+		},
+		Routes: []Route{
+			{Path: "/", Rewrites: ret(200, "root $uri $args $who")},
+			{Path: "/new/", Rewrites: ret(200, "new $uri $args")},
+			{Path: "/images/products/", Rewrites: []vars.Step{
+				rw("^/images/products/(....)/([^/]*)$", "/images/products/000/000/000/$1/$2", "break"),
+				rw("^/images/products/(.)(....)/([^/]*)$", "/images/products/000/000/00$1/$2/$3", "break"),
+				rw("^/images/products/(..)(....)/([^/]*)$", "/images/products/000/000/0$1/$2/$3", "break")}, Upstream: up},
+			{Path: "/loop/", Rewrites: []vars.Step{rw("^/loop/(.*)$", "/loop/$1", "last")}},
+			{Path: "/chain/", Rewrites: []vars.Step{rw("^/chain/([0-9])(.*)$", "/chain/$2", "last"), {Return: &vars.Return{Code: 200, Body: "chain $uri"}}}},
+			{Path: "/q/", Rewrites: []vars.Step{rw("^/q/(.*)$", "/r/?x=$1", ""), {Return: &vars.Return{Code: 200, Body: "not reached"}}}},
+			{Path: "/r/", Rewrites: ret(200, "r $uri $args")},
+			{Path: `^/cap/(\w+)/(\d+)$`, Match: "regex", Rewrites: ret(200, "cap $2 $1 $arg_a")},
+			{Path: "/ret301", Rewrites: []vars.Step{{Return: &vars.Return{Code: 301, URL: "/elsewhere$is_args$args"}}}},
+			{Path: "/gone", Rewrites: []vars.Step{{Return: &vars.Return{Code: 410}}}},
+			{Path: "/map", Rewrites: ret(200, "map $kind")},
+			{Path: "/api/", Upstream: up, UpstreamPath: "/v2/"},
+			{Path: "/exact", Exact: true, Upstream: up, UpstreamPath: "/other"},
+			{Path: "/tmpl/", Upstream: up, UpstreamPath: "/x$uri$is_args$args"},
+			{Path: "/brk/", Upstream: up, UpstreamPath: "/up/", Rewrites: []vars.Step{rw("^/brk/(.*)$", "/changed/$1", "break")}},
+			{Path: "/plain/", Upstream: up},
+		}}
+	return strings.ReplaceAll(ngx, "BACKEND", backend), site
+}
+
+type rewriteCase struct {
+	target string
+	hdr    []string
+}
+
+var rewriteCases = []rewriteCase{
+	{target: "/"}, {target: "/x?a=1&b=2"}, {target: "/x", hdr: []string{"Cookie", "user=ann; y=2"}},
+	{target: "/x", hdr: []string{"Referer", "https://JOBOTHONIEL.com/page"}},
+	{target: "/old/a/b?z=9"}, {target: "/moved?drop=1"}, {target: "/keep/p?orig=2"},
+	{target: "/images/products/1234/1.jpg"}, {target: "/images/products/51234/front_fr.4.400.jpg"},
+	{target: "/images/products/123456/1.jpg"}, {target: "/images/products/1234567/1.jpg"},
+	{target: "/images/products/123/456/789/0123/1.jpg"},
+	{target: "/loop/x"}, {target: "/chain/0123456789"}, {target: "/chain/01234567890"}, {target: "/chain/012"},
+	{target: "/q/abc?y=1"}, {target: "/cap/word/42?a=z"}, {target: "/cap/word/x"},
+	{target: "/ret301"}, {target: "/ret301?p=1"}, {target: "/gone"},
+	{target: "/map", hdr: []string{"User-Agent", "SuperBot/2"}}, {target: "/map", hdr: []string{"User-Agent", "CURL/8.0"}}, {target: "/map"},
+	{target: "/api/product/1.json?fields=a,b"}, {target: "/api/"}, {target: "/exact?x=1"}, {target: "/tmpl/a.b?q=1"},
+	{target: "/brk/p?x=1"}, {target: "/plain/a/b?c"}, {target: "//api//x"}, {target: "/images/products/1234/../5678/x.jpg"},
+}
+
+// TestRewritesAgainstNginx replays a request set against a real nginx and
+// the edge with the same rewrites, returns, conditions, set variables, a
+// map and proxy_pass URIs, and compares status, Location and body.
+func TestRewritesAgainstNginx(t *testing.T) {
+	n := newNode(t)
+	echo := newBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "upstream "+r.RequestURI) })
+	ngxConf, site := rewriteSite(n, echo.addr())
+	ngx := startNginxServers(t, ngxConf)
+	_, edge := n.start(Config{Listener: "rw", Sites: []Site{site}}, Options{})
+	for _, c := range rewriteCases {
+		want := answerOf(t, ngx, c)
+		got := answerOf(t, edge, c)
+		if got != want {
+			t.Errorf("GET %s %v:\n edge:  %s\n nginx: %s", c.target, c.hdr, got, want)
+		}
+	}
+}
+
+// answerOf is what a server answers, with its own port replaced by PORT.
+func answerOf(t *testing.T, addr string, c rewriteCase) string {
+	t.Helper()
+	req := "GET " + c.target + " HTTP/1.1\r\nHost: rw\r\nConnection: close\r\n"
+	for i := 0; i+1 < len(c.hdr); i += 2 {
+		req += c.hdr[i] + ": " + c.hdr[i+1] + "\r\n"
+	}
+	resp, body := raw(t, addr, req+"\r\n")
+	_, port, _ := net.SplitHostPort(addr)
+	loc := strings.ReplaceAll(resp.Header.Get("Location"), ":"+port, ":PORT")
+	if resp.StatusCode >= 300 {
+		body = "" // error pages and redirect bodies are each server's own
+	}
+	return fmt.Sprintf("%d location=%q body=%q", resp.StatusCode, loc, body)
 }
