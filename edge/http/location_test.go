@@ -202,7 +202,9 @@ server {
 }
 `
 	up := n.up(Upstream{Name: "echo", Servers: []UpstreamServer{{Addr: backend}}})
-	ret := func(code int, body string) []vars.Step { return []vars.Step{{Return: &vars.Return{Code: code, Body: body}}} }
+	ret := func(code int, body string) []vars.Step {
+		return []vars.Step{{Return: &vars.Return{Code: code, Body: body}}}
+	}
 	rw := func(re, repl, flag string) vars.Step {
 		return vars.Step{Rewrite: &vars.Rewrite{Regex: re, Replacement: repl, Flag: flag}}
 	}
