@@ -29,6 +29,7 @@ import (
 	"time"
 
 	legoacme "github.com/go-acme/lego/v5/acme"
+	legoapi "github.com/go-acme/lego/v5/acme/api"
 	"github.com/go-acme/lego/v5/certcrypto"
 	"github.com/go-acme/lego/v5/certificate"
 	"github.com/go-acme/lego/v5/challenge"
@@ -185,9 +186,9 @@ type Config struct {
 	Nameservers []string
 	// HTTPClient talks to the CA; nil means lego's default.
 	HTTPClient *http.Client
-	// Logger receives issue and renewal events, and what lego logs; nil
-	// discards them. lego's logger is process-wide: the last issuer made
-	// sets it.
+	// Logger receives issue and renewal events; nil discards them. It
+	// receives what lego logs too, unless the program set lego's
+	// process-wide logger itself (then the last issuer made sets it).
 	Logger *slog.Logger
 }
 
@@ -238,9 +239,7 @@ func NewIssuer(ctx context.Context, cfg Config) (*Issuer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	// lego logs through one process-wide logger (its default writes to
-	// stdout): it becomes this issuer's.
-	legolog.SetDefault(cfg.Logger.With("lib", "lego"))
+	useLegoLogger(cfg.Logger)
 	dir, err := accountDir(cfg)
 	if err != nil {
 		return nil, err
@@ -311,6 +310,24 @@ func NewIssuer(ctx context.Context, cfg Config) (*Issuer, error) {
 	return &Issuer{cfg: cfg, client: client, user: a}, nil
 }
 
+// lego logs through one process-wide logger, whose default writes to
+// stdout. Unless the program set it itself (offedge run routes lego's lines
+// to the node whose names they mention), it is the last issuer's logger.
+var legoLogger = struct {
+	sync.Mutex
+	initial, ours *slog.Logger
+}{initial: legolog.Default()}
+
+func useLegoLogger(l *slog.Logger) {
+	legoLogger.Lock()
+	defer legoLogger.Unlock()
+	if cur := legolog.Default(); cur != legoLogger.initial && cur != legoLogger.ours {
+		return
+	}
+	legoLogger.ours = l.With("lib", "lego")
+	legolog.SetDefault(legoLogger.ours)
+}
+
 func loadOrCreateKey(path string) (crypto.Signer, error) {
 	b, err := secretfile.ReadFile(path, 0o077, "ACME account key")
 	if err == nil {
@@ -358,6 +375,14 @@ func CertFiles(stateDir, name string) (certFile, keyFile string) {
 // with a fresh key, and writes the pair to [CertFiles], key first, both
 // 0600 and atomically. It returns the new leaf.
 func (i *Issuer) Obtain(ctx context.Context, names []string) (*x509.Certificate, error) {
+	return i.obtain(ctx, names, nil)
+}
+
+// obtain is Obtain; an order renewing old (a certificate whose renewal
+// information the CA gave) says it replaces it (RFC 9773 section 5: the
+// CA may then exempt it from rate limits), unless the CA answers that old
+// was replaced already.
+func (i *Issuer) obtain(ctx context.Context, names []string, old *x509.Certificate) (*x509.Certificate, error) {
 	if len(names) == 0 {
 		return nil, errors.New("acme: no names")
 	}
@@ -366,7 +391,18 @@ func (i *Issuer) Obtain(ctx context.Context, names []string) (*x509.Certificate,
 			return nil, fmt.Errorf("acme: %q is not a DNS name", n)
 		}
 	}
-	res, err := i.client.Certificate.Obtain(ctx, certificate.ObtainRequest{Domains: names, Bundle: true, KeyType: certcrypto.EC256})
+	req := certificate.ObtainRequest{Domains: names, Bundle: true, KeyType: certcrypto.EC256}
+	if old != nil {
+		if id, err := legoapi.MakeARICertID(old); err == nil {
+			req.ReplacesCertID = id
+		}
+	}
+	res, err := i.client.Certificate.Obtain(ctx, req)
+	if _, replaced := errors.AsType[*legoacme.AlreadyReplacedError](err); replaced {
+		i.cfg.Logger.Warn("the CA says the certificate was replaced already; ordering anew", "names", names)
+		req.ReplacesCertID = ""
+		res, err = i.client.Certificate.Obtain(ctx, req)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -396,6 +432,16 @@ func (i *Issuer) Obtain(ctx context.Context, names []string) (*x509.Certificate,
 func RenewAt(leaf *x509.Certificate, jitter float64) time.Time {
 	life := leaf.NotAfter.Sub(leaf.NotBefore)
 	return leaf.NotBefore.Add(life*2/3 - time.Duration(jitter*float64(life/20)))
+}
+
+// renewalInfo asks the CA for its suggested renewal window of leaf (ARI,
+// RFC 9773); legoapi.ErrNoARI when the CA publishes none.
+func (i *Issuer) renewalInfo(ctx context.Context, leaf *x509.Certificate) (*legoacme.ExtendedRenewalInfo, error) {
+	ri, err := i.client.Certificate.GetRenewalInfo(ctx, leaf)
+	if err != nil {
+		return nil, err
+	}
+	return ri.ExtendedRenewalInfo, nil
 }
 
 // Backoff is how long to wait after the attempt-th consecutive failure

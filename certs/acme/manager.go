@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	legoapi "github.com/go-acme/lego/v5/acme/api"
+
 	"github.com/offedge/offedge/certs"
 )
 
@@ -38,11 +40,17 @@ type Status struct {
 	LastAttempt time.Time
 	LastError   string
 	Failures    int
+	// WindowStart and WindowEnd are the CA's suggested renewal window
+	// (ARI) of the current certificate; zero when the CA gives none and
+	// the renewal is at two thirds of the lifetime.
+	WindowStart, WindowEnd time.Time
 }
 
 // Manager keeps a node's ACME certificates issued and renewed: each one is
 // obtained when its files are missing, unusable or not for its names, and
-// renewed at [RenewAt]; a failure is logged with its reason and retried
+// renewed in the CA's suggested renewal window when it publishes renewal
+// information (ARI, RFC 9773; asked again after its Retry-After, so a
+// window moved earlier is followed), else at [RenewAt]; a failure is logged with its reason and retried
 // after [Backoff]. Every new pair is loaded into the certs.Store at once
 // (certs' own reload), so the next handshake serves it.
 type Manager struct {
@@ -61,6 +69,9 @@ type managed struct {
 	mu    sync.Mutex
 	st    Status
 	cert  *certs.Cert
+	// replaces is the certificate a renewal replaces, when the CA gave
+	// its renewal information.
+	replaces *x509.Certificate
 }
 
 // NewManager manages certificates for the issuer; new pairs go to store.
@@ -148,32 +159,48 @@ func (m *Manager) current(c *managed) (*x509.Certificate, error) {
 
 func (m *Manager) loop(ctx context.Context, c *managed) {
 	jitter := mrand.Float64()
-	var next time.Time
-	if leaf, err := m.current(c); err == nil {
-		next = m.record(c, leaf, jitter)
+	var leaf *x509.Certificate
+	var renew, recheck time.Time // zero renew: now
+	if l, err := m.current(c); err == nil {
+		leaf = l
+		m.record(c, leaf)
+		renew, recheck = m.schedule(ctx, c, leaf, jitter)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		m.log.Warn("ACME certificate on disk unusable; issuing", "names", c.names, "err", err)
 	}
 	for {
-		wait := time.Until(next)
-		if !next.IsZero() && wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-c.force:
-			case <-t.C:
+		if !renew.IsZero() {
+			wake := renew
+			if !recheck.IsZero() && recheck.Before(wake) {
+				wake = recheck
 			}
-			t.Stop()
-		}
-		if ctx.Err() != nil {
-			return
+			forced := false
+			if wait := time.Until(wake); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-c.force:
+					forced = true
+				case <-t.C:
+				}
+				t.Stop()
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			if !forced && leaf != nil && m.now().Before(renew) {
+				// Woken to ask the CA again: its window may have moved.
+				renew, recheck = m.schedule(ctx, c, leaf, jitter)
+				continue
+			}
 		}
 		c.mu.Lock()
 		c.st.LastAttempt = m.now()
+		replaces := c.replaces
 		c.mu.Unlock()
-		leaf, err := m.obtain(ctx, c)
+		l, err := m.obtain(ctx, c, replaces)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -182,30 +209,85 @@ func (m *Manager) loop(ctx context.Context, c *managed) {
 			c.st.Failures++
 			c.st.LastError = err.Error()
 			d := Backoff(c.st.Failures, err)
-			next = m.now().Add(d)
-			c.st.NextRenewal = next
+			renew, recheck = m.now().Add(d), time.Time{}
+			c.st.NextRenewal = renew
 			c.mu.Unlock()
 			m.log.Error("ACME certificate not obtained; retrying", "names", c.names, "err", err, "retry_in", d)
 			continue
 		}
-		next = m.record(c, leaf, jitter)
+		leaf = l
+		m.record(c, leaf)
+		renew, recheck = m.schedule(ctx, c, leaf, jitter)
 	}
 }
 
-func (m *Manager) obtain(ctx context.Context, c *managed) (*x509.Certificate, error) {
-	if _, err := m.issuer.Obtain(ctx, c.names); err != nil {
+func (m *Manager) obtain(ctx context.Context, c *managed, replaces *x509.Certificate) (*x509.Certificate, error) {
+	if _, err := m.issuer.obtain(ctx, c.names, replaces); err != nil {
 		return nil, err
 	}
 	return m.current(c)
 }
 
-func (m *Manager) record(c *managed, leaf *x509.Certificate, jitter float64) time.Time {
+func (m *Manager) record(c *managed, leaf *x509.Certificate) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.st.Issuer = leaf.Issuer.String()
 	c.st.NotAfter = leaf.NotAfter
 	c.st.Failures = 0
 	c.st.LastError = ""
-	c.st.NextRenewal = RenewAt(leaf, jitter)
-	return c.st.NextRenewal
+}
+
+// How often the CA's renewal information is asked again: after the
+// Retry-After it answers, within these bounds (6 hours when it gives none,
+// Let's Encrypt's own suggestion). Variables so that tests can shorten them.
+var (
+	ariRecheckMin     = time.Minute
+	ariRecheckDefault = 6 * time.Hour
+	ariRecheckMax     = 24 * time.Hour
+)
+
+// ariTimeout bounds one renewal-information request.
+const ariTimeout = 30 * time.Second
+
+// schedule decides when leaf is renewed: at a point of the CA's suggested
+// renewal window (ARI, RFC 9773) chosen by the certificate's jitter — now,
+// if the window has begun — when the CA publishes one, else at [RenewAt].
+// It also returns when to ask the CA again (zero: never, it has no ARI).
+func (m *Manager) schedule(ctx context.Context, c *managed, leaf *x509.Certificate, jitter float64) (renew, recheck time.Time) {
+	actx, cancel := context.WithTimeout(ctx, ariTimeout)
+	ri, err := m.issuer.renewalInfo(actx, leaf)
+	cancel()
+	now := m.now()
+	renew = RenewAt(leaf, jitter)
+	c.mu.Lock()
+	defer func() {
+		c.st.NextRenewal = renew
+		c.mu.Unlock()
+	}()
+	c.st.WindowStart, c.st.WindowEnd, c.replaces = time.Time{}, time.Time{}, nil
+	switch {
+	case errors.Is(err, legoapi.ErrNoARI):
+		return renew, time.Time{}
+	case err != nil:
+		if ctx.Err() == nil {
+			m.log.Warn("ACME renewal information unavailable; renewing at two thirds of the lifetime meanwhile", "names", c.names, "err", err)
+		}
+		return renew, now.Add(ariRecheckDefault)
+	}
+	start, end := ri.SuggestedWindow.Start, ri.SuggestedWindow.End
+	if !start.Before(leaf.NotAfter) {
+		m.log.Warn("ACME renewal window starts after the certificate expires; ignoring it", "names", c.names, "window_start", start, "not_after", leaf.NotAfter)
+		return renew, now.Add(ariRecheckDefault)
+	}
+	renew = start.Add(time.Duration(jitter * float64(end.Sub(start))))
+	if renew.Before(now) {
+		renew = now
+	}
+	ra := ri.RetryAfter
+	if ra <= 0 {
+		ra = ariRecheckDefault
+	}
+	ra = min(max(ra, ariRecheckMin), ariRecheckMax)
+	c.st.WindowStart, c.st.WindowEnd, c.replaces = start, end, leaf
+	return renew, now.Add(ra)
 }
