@@ -129,14 +129,13 @@ func (p *pool) releaseLocked(b *backend) {
 // releaseOnClose gives b's slot back when the response (or the WebSocket
 // tunnel it became) is closed.
 func (p *pool) releaseOnClose(b *backend, resp *http.Response) {
-	var once sync.Once
-	done := func() { once.Do(func() { p.release(b) }) }
 	switch body := resp.Body.(type) {
-	case *upBody:
-		body.onClose = done
+	case *upBody: // closes once: no closure per request
+		body.pool, body.backend = p, b
 	case *upgradedConn:
-		body.onClose = done
+		var once sync.Once
+		body.onClose = func() { once.Do(func() { p.release(b) }) }
 	default:
-		done()
+		p.release(b)
 	}
 }

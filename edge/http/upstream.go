@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/offedge/offedge/edge/http/h1"
 )
 
 // proxyRequest is what the edge sends upstream for one client request: the
@@ -350,16 +352,6 @@ func (uc *upConn) alive() bool {
 	return alive
 }
 
-// methodRequests are the requests handed to http.ReadResponse, which only
-// looks at the method (HEAD answers have no body).
-var methodRequests = func() map[string]*http.Request {
-	m := map[string]*http.Request{}
-	for _, k := range []string{"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"} {
-		m[k] = &http.Request{Method: k}
-	}
-	return m
-}()
-
 // errReader remembers a read error of the client's body.
 type errReader struct {
 	r   io.Reader
@@ -442,58 +434,219 @@ func (uc *upConn) exchange(pr *proxyRequest, host string) (resp *http.Response, 
 		}
 		return nil, err
 	}
-	req := methodRequests[pr.method]
-	if req == nil {
-		req = &http.Request{Method: pr.method}
-	}
+	ub := &upBody{uc: uc, stop: stop}
+	rh := &ub.head
 	for i := 0; ; i++ {
-		resp, err = http.ReadResponse(uc.br, req)
-		if err != nil {
+		if err := uc.readHead(rh, pr.method); err != nil {
 			return nil, fmt.Errorf("reading the response head: %w", err)
 		}
-		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+		if rh.StatusCode >= 200 || rh.StatusCode == http.StatusSwitchingProtocols {
 			break
 		}
 		if i == max1xx {
 			return nil, errors.New("too many 1xx responses")
 		}
 	}
-	if resp.StatusCode == http.StatusSwitchingProtocols {
+	resp = &ub.resp
+	*resp = http.Response{
+		Status: rh.Status, StatusCode: rh.StatusCode, Proto: rh.Proto, ProtoMajor: rh.Major, ProtoMinor: rh.Minor,
+		Header: rh.Header, ContentLength: rh.ContentLength, Close: rh.Close, Trailer: rh.Trailer,
+	}
+	if rh.Chunked {
+		resp.TransferEncoding = []string{"chunked"}
+	}
+	if rh.StatusCode == http.StatusSwitchingProtocols {
 		if pr.upgrade == "" {
 			return nil, errors.New("101 Switching Protocols without an Upgrade request")
 		}
 		resp.Body = &upgradedConn{uc: uc}
 		return resp, nil
 	}
-	resp.Body = &upBody{uc: uc, rc: resp.Body, keep: !resp.Close && uc.cl.maxIdle > 0, stop: stop}
+	ub.keep = !rh.Close && uc.cl.maxIdle > 0
+	switch {
+	case rh.NoBody:
+		ub.eof = true
+	case rh.Chunked:
+		ub.chunked = httputil.NewChunkedReader(uc.br)
+	default:
+		ub.remain = rh.ContentLength // -1: to the close
+	}
+	resp.Body = ub
 	handedOver = true
 	return resp, nil
 }
 
+// maxResponseHead bounds an upstream's response head (status line and
+// fields), and a chunked body's trailer section: net/http's default
+// MaxHeaderBytes. Beyond it the answer is refused (502), as nginx's
+// "upstream sent too big header" beyond proxy_buffer_size.
+const maxResponseHead = 1 << 20
+
+var errHeadTooBig = errors.New("upstream sent too big header")
+
+// readHead reads one response head from the connection and parses it with
+// the edge's one HTTP/1 parser (h1.ResponseHead, held to net/http's
+// ReadResponse), for a request of the given method.
+func (uc *upConn) readHead(rh *h1.ResponseHead, method string) error {
+	s, err := readBlock(uc.br, maxResponseHead)
+	if err != nil {
+		return err
+	}
+	return rh.Parse(s, method)
+}
+
+// readBlock reads a head (lines through an empty one) from br as one
+// string: what is buffered is searched in place; a head longer than the
+// buffer is gathered into a slice of its own, up to limit bytes, and only
+// its own bytes are taken from br.
+func readBlock(br *bufio.Reader, limit int) (string, error) {
+	resume := 0
+	var big []byte
+	for {
+		b, _ := br.Peek(br.Buffered())
+		all := b
+		if big != nil {
+			all = append(big, b...)
+		}
+		end, next, err := h1.FindHeadEnd(all, resume)
+		if err != nil {
+			return "", err
+		}
+		if end >= 0 {
+			if end > limit {
+				return "", errHeadTooBig
+			}
+			s := string(all[:end])
+			_, _ = br.Discard(end - len(big))
+			return s, nil
+		}
+		resume = next
+		if len(all) > limit {
+			return "", errHeadTooBig
+		}
+		if big != nil || len(b) == br.Size() {
+			big = all
+			if len(big) == len(b) {
+				big = append([]byte(nil), b...)
+			}
+			_, _ = br.Discard(len(b))
+		}
+		if _, err := br.Peek(br.Buffered() + 1); err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return "", err
+		}
+	}
+}
+
 var aLongTimeAgo = time.Unix(1, 0)
 
-// upBody is a response body read from a pooled connection. Read to its end
-// on a connection the server keeps open, it returns the connection to the
-// pool on Close; otherwise Close closes the connection (nothing is drained).
+// upBody is a response body read from a pooled connection, framed as its
+// head said (a length, chunked, or to the close; h1.ResponseHead refused
+// the ambiguous ones). Read to its end on a connection the server keeps
+// open, it returns the connection to the pool on Close; otherwise Close
+// closes the connection (nothing is drained). It holds the response and
+// its parsed head: one allocation for the three.
 type upBody struct {
-	uc      *upConn
-	onClose func() // set by the pool: gives the server's slot back
-	rc      io.ReadCloser
+	uc *upConn
+	// pool and backend are set by the pool: Close gives the server's
+	// slot back.
+	pool    *pool
+	backend *backend
 	stop    func() bool // of the client-cancellation hook
 	keep    bool
 	eof     bool
 	done    bool
+	err     error
+	remain  int64     // length left; -1: to the close
+	chunked io.Reader // the chunked decoder over the connection's reader
+	head    h1.ResponseHead
+	resp    http.Response
 }
 
 func (b *upBody) Read(p []byte) (int, error) {
-	if b.done {
+	switch {
+	case b.done:
 		return 0, http.ErrBodyReadAfterClose
+	case b.eof:
+		return 0, io.EOF
+	case b.err != nil:
+		return 0, b.err
+	case len(p) == 0:
+		return 0, nil
 	}
-	n, err := b.rc.Read(p)
-	if err == io.EOF {
+	br := b.uc.br
+	if b.chunked != nil {
+		n, err := b.chunked.Read(p)
+		if err == io.EOF {
+			if err = b.readTrailer(); err == nil {
+				b.eof = true
+				return n, io.EOF
+			}
+		}
+		if err != nil {
+			b.err = err
+		}
+		return n, err
+	}
+	if b.remain < 0 {
+		n, err := br.Read(p)
+		if err == io.EOF {
+			b.eof = true
+		}
+		return n, err
+	}
+	if int64(len(p)) > b.remain {
+		p = p[:b.remain]
+	}
+	n, err := br.Read(p)
+	b.remain -= int64(n)
+	if b.remain == 0 {
 		b.eof = true
+		return n, io.EOF
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		b.err = err
 	}
 	return n, err
+}
+
+// readTrailer reads the trailer section after the last chunk into the
+// response's Trailer (every field sent, as net/http merges them).
+func (b *upBody) readTrailer() error {
+	br := b.uc.br
+	p, err := br.Peek(1)
+	if err != nil {
+		return io.ErrUnexpectedEOF
+	}
+	if p[0] == '\n' {
+		_, _ = br.Discard(1)
+		return nil
+	}
+	if p, _ := br.Peek(2); len(p) == 2 && p[0] == '\r' && p[1] == '\n' {
+		_, _ = br.Discard(2)
+		return nil
+	}
+	s, err := readBlock(br, maxResponseHead)
+	if err != nil {
+		return fmt.Errorf("reading the trailer: %w", err)
+	}
+	t, err := h1.ParseTrailer(s)
+	if err != nil {
+		return err
+	}
+	if b.resp.Trailer == nil {
+		b.resp.Trailer = t
+		return nil
+	}
+	for k, vv := range t {
+		b.resp.Trailer[k] = vv
+	}
+	return nil
 }
 
 func (b *upBody) Close() error {
@@ -506,8 +659,8 @@ func (b *upBody) Close() error {
 	} else {
 		b.uc.close()
 	}
-	if b.onClose != nil {
-		b.onClose()
+	if b.pool != nil {
+		b.pool.release(b.backend)
 	}
 	return nil
 }

@@ -346,3 +346,47 @@ func TestUpstreamAbortSurvivesDeadlineRefresh(t *testing.T) {
 		t.Fatalf("the aborted read returned after %v: the deadline refresh undid the cancellation", d)
 	}
 }
+
+// An upstream answer whose body length two readers could disagree on (a
+// length and a transfer coding, a coding on HTTP/1.0) is refused with 502,
+// as nginx does: net/http's ReadResponse dropped one of the two, and the
+// next answer on the connection could start inside this one's body.
+func TestUpstreamAmbiguousFramingRefused(t *testing.T) {
+	for _, head := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+		"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+		"HTTP/1.1 200 OK\r\nBad Name: x\r\nContent-Length: 0\r\n\r\n",
+	} {
+		u := newRawUpstream(t, func(_, _ int, _ *http.Request, c net.Conn) bool {
+			io.WriteString(c, head)
+			return false
+		})
+		resp, body := get(t, client(rawProxy(t, u)), "http://s/x")
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Errorf("%q: %d %q, want 502", head, resp.StatusCode, body)
+		}
+	}
+}
+
+// A response head longer than the client's read buffer, with its body in
+// the same write, arrives whole; one over the bound (1 MiB) is refused.
+func TestUpstreamLongResponseHead(t *testing.T) {
+	big := strings.Repeat("v", 20<<10)
+	u := newRawUpstream(t, func(_, n int, _ *http.Request, c net.Conn) bool {
+		if n == 1 {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Big: "+big+"\r\nContent-Length: 5\r\n\r\nhello")
+			return true
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Huge: "+strings.Repeat("h", 1<<20)+"\r\nContent-Length: 0\r\n\r\n")
+		return false
+	})
+	c := client(rawProxy(t, u))
+	resp, body := get(t, c, "http://s/big")
+	if resp.StatusCode != 200 || body != "hello" || resp.Header.Get("X-Big") != big {
+		t.Fatalf("long head: %d %q, X-Big %d bytes", resp.StatusCode, body, len(resp.Header.Get("X-Big")))
+	}
+	if resp, _ := get(t, c, "http://s/huge"); resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("a head over 1 MiB: %d, want 502", resp.StatusCode)
+	}
+}

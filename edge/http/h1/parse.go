@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"bytes"
 	"net/http"
 
 	"github.com/offedge/offedge/edge/http/guard"
@@ -41,7 +42,6 @@ type head struct {
 	method, target, proto string
 	major, minor          int
 	url                   url.URL
-	header                http.Header
 	host                  string
 	contentLength         int64 // -1 with chunked
 	hasCL                 bool  // a Content-Length field was present (even with chunked)
@@ -51,9 +51,14 @@ type head struct {
 	keepAlive10           bool // HTTP/1.0 with Connection: keep-alive
 	expectContinue        bool
 	trailer               http.Header
-	badName               bool // a field name with a space (refused after the version and Host checks, as net/http)
+	fields
+}
 
-	vals []string // backing store for single-valued fields
+// fields are the header fields of a head, request or response.
+type fields struct {
+	header  http.Header
+	badName bool     // a field name with a space (refused after the version and Host checks, as net/http)
+	vals    []string // backing store for single-valued fields
 }
 
 // reset readies h for the next request, keeping its map and slices.
@@ -61,7 +66,7 @@ func (h *head) reset() {
 	hdr, vals := h.header, h.vals
 	clear(hdr)
 	clear(vals)
-	*h = head{header: hdr, vals: vals[:0]}
+	*h = head{fields: fields{header: hdr, vals: vals[:0]}}
 	if h.header == nil {
 		h.header = make(http.Header, 16)
 	}
@@ -94,14 +99,7 @@ func findHeadEnd(b []byte, from int) (end, resume int, err error) {
 	return -1, from, nil
 }
 
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
-}
+func indexByte(b []byte, c byte) int { return bytes.IndexByte(b, c) }
 
 // nextLine splits s at its first LF, dropping a CR before it, as
 // bufio.Reader.ReadLine does.
@@ -271,10 +269,10 @@ var plainPathByte = func() (t [256]bool) {
 	return t
 }()
 
-// parseFields reads the header fields of s (after the request line) into
+// parseFields reads the header fields of s (after the start line) into
 // h.header, as textproto.ReadMIMEHeader followed by net/http's server
 // checks of names and values.
-func (h *head) parseFields(s string) error {
+func (h *fields) parseFields(s string) error {
 	if len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
 		return errBadHeader
 	}
@@ -313,7 +311,9 @@ func (h *head) parseFields(s string) error {
 				return errBadHeader
 			}
 		}
-		v = strings.TrimLeft(v, " \t")
+		for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+			v = v[1:]
+		}
 		if vv, ok := h.header[key]; ok {
 			h.header[key] = append(vv, v)
 			continue
@@ -371,27 +371,37 @@ func (h *head) parseFraming() error {
 	}
 	if tr, ok := hdr["Trailer"]; ok && h.chunked {
 		delete(hdr, "Trailer")
-		var t http.Header
-		for _, v := range tr {
-			for f := range strings.SplitSeq(v, ",") {
-				f = trimSpace(f)
-				if f == "" {
-					continue
-				}
-				f = http.CanonicalHeaderKey(f)
-				switch f {
-				case "Transfer-Encoding", "Trailer", "Content-Length":
-					return errBadTrailer
-				}
-				if t == nil {
-					t = make(http.Header)
-				}
-				t[f] = nil
-			}
+		var ok bool
+		if h.trailer, ok = declaredTrailer(tr); !ok {
+			return errBadTrailer
 		}
-		h.trailer = t
 	}
 	return nil
+}
+
+// declaredTrailer returns the names a Trailer field declares (values nil,
+// nil for none), as net/http's fixTrailer; false for a name that frames
+// the message (Transfer-Encoding, Trailer, Content-Length).
+func declaredTrailer(tr []string) (http.Header, bool) {
+	var t http.Header
+	for _, v := range tr {
+		for f := range strings.SplitSeq(v, ",") {
+			f = trimSpace(f)
+			if f == "" {
+				continue
+			}
+			f = http.CanonicalHeaderKey(f)
+			switch f {
+			case "Transfer-Encoding", "Trailer", "Content-Length":
+				return nil, false
+			}
+			if t == nil {
+				t = make(http.Header)
+			}
+			t[f] = nil
+		}
+	}
+	return t, true
 }
 
 func parseVersion(v string) (major, minor int, ok bool) {
