@@ -170,6 +170,12 @@ servers:
 			`expires: invalid expires "1 hour"`},
 		{"unknown log format", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], access_log: {path: /var/log/w.log, format: fancy}, routes: [{path: /, redirect: /x}]}]\n"},
 			`unknown format "fancy" (use "combined", "combined_upstream", "combined_proxy", "json")`},
+		{"bad compress", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], compress: {level: 10, types: [html]}, routes: [{path: /, redirect: /x, compress: {gzip_static: true}}]}]\n"},
+			`site "w": compress: level 10 (gzip levels are 1 (fastest) to 9 (smallest))`},
+		{"compress type", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], compress: {types: [html]}, routes: [{path: /, redirect: /x}]}]\n"},
+			`site "w": compress: type "html" (use a media type (text/html), a family (text/*) or *)`},
+		{"gzip_static on a proxied route", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], routes: [{path: /, redirect: /x, compress: {gzip_static: true}}]}]\n"},
+			`site "w": route 0 (/): compress: gzip_static on a route without static`},
 		{"two documents", map[string]string{"inventory.yaml": base + "---\nservers: []\n"},
 			`inventory.yaml:10:1: more than one YAML document in a file (split it into files and include them)`},
 	}

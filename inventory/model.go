@@ -746,8 +746,14 @@ func (b *builder) validateSite(s *Site) {
 		b.errf(a.Pos, obj+": access_log", `use "`+strings.Join(LogFormats, `", "`)+`"`, "unknown format %q", a.Format)
 	}
 	b.validateHeaders(s.Headers, s.HeadersAlways, s.Pos, obj)
+	b.validateCompress(s.Compress, obj)
 	for i, r := range s.Routes {
-		b.validateHeaders(r.Headers, r.HeadersAlways, r.Pos, fmt.Sprintf("%s: route %d (%s)", obj, i, r.Path))
+		robj := fmt.Sprintf("%s: route %d (%s)", obj, i, r.Path)
+		b.validateHeaders(r.Headers, r.HeadersAlways, r.Pos, robj)
+		b.validateCompress(r.Compress, robj)
+		if c := r.Compress; c != nil && c.GzipStatic != nil && *c.GzipStatic && r.Static == nil {
+			b.errf(c.Pos, robj+": compress", "gzip_static serves files: set it on a static route", "gzip_static on a route without static")
+		}
 	}
 	b.validateAllow(s.Allow, s.Pos, obj)
 	b.validateSiteProtection(s, obj)
@@ -811,6 +817,33 @@ func (b *builder) validateTunnel(t *Tunnel) {
 		b.errf(t.Auth.Pos, obj+": auth", "set psk: FILE or pki: true", "auth needs exactly one of psk or pki")
 	}
 	b.validateAllow(t.Allow, t.Pos, obj)
+}
+
+// validateCompress checks a compress block's level and types.
+func (b *builder) validateCompress(c *Compress, obj string) {
+	if c == nil {
+		return
+	}
+	if c.Level != 0 && (c.Level < 1 || c.Level > 9) {
+		b.errf(c.Pos, obj+": compress", "gzip levels are 1 (fastest) to 9 (smallest)", "level %d", c.Level)
+	}
+	for _, t := range c.Types {
+		if !validMediaRange(t) {
+			b.errf(c.Pos, obj+": compress", "use a media type (text/html), a family (text/*) or *", "type %q", t)
+		}
+	}
+}
+
+// validMediaRange reports whether t is "*", "type/*" or "type/subtype".
+func validMediaRange(t string) bool {
+	if t == "*" {
+		return true
+	}
+	typ, sub, ok := strings.Cut(t, "/")
+	if !ok || typ == "" || sub == "" || typ == "*" || strings.ContainsAny(sub, "/") {
+		return false
+	}
+	return httpguts.ValidHeaderFieldName(typ) && (sub == "*" || (httpguts.ValidHeaderFieldName(sub) && !strings.Contains(sub, "*")))
 }
 
 // LogFormats are the access log formats a site may name.

@@ -277,6 +277,9 @@ type Site struct {
 	// Expires sets Expires and Cache-Control on successful answers (nginx
 	// expires); a route's own replaces it.
 	Expires *Expires `yaml:"expires"`
+	// Compress compresses the site's answers (nginx gzip, and zstd);
+	// routes inherit it field by field.
+	Compress *Compress `yaml:"compress"`
 	// ErrorPages maps a status code (502, 503, 504) to an HTML file served
 	// when offedge itself produces that status.
 	ErrorPages map[int]string `yaml:"error_pages"`
@@ -353,8 +356,11 @@ type Route struct {
 	// nginx does to a location with an add_header of its own).
 	HeadersInherit *bool `yaml:"headers_inherit"`
 	// Expires replaces the site's expires on this route ("off" cancels it).
-	Expires     *Expires `yaml:"expires"`
-	MaxBodySize Size     `yaml:"max_body_size"`
+	Expires *Expires `yaml:"expires"`
+	// Compress sets the route's compression; a field it leaves unset is
+	// the site's.
+	Compress    *Compress `yaml:"compress"`
+	MaxBodySize Size      `yaml:"max_body_size"`
 	// WebSocket allows connection upgrades on this route.
 	WebSocket bool `yaml:"websocket"`
 	// BasicAuth names an htpasswd file (bcrypt) guarding the route.
@@ -428,6 +434,24 @@ type Cache struct {
 	// Inactive drops entries unused that long, fresh or not (nginx's
 	// inactive=).
 	Inactive Duration `yaml:"inactive"`
+}
+
+// Compress is a site's or route's compression of its answers: gzip (nginx
+// gzip, gzip_types, gzip_min_length, gzip_comp_level, gzip_static) and
+// zstd, for the clients that accept them.
+type Compress struct {
+	Pos Pos `yaml:"-"`
+	// Gzip and Zstd turn each coding on or off (both on by default).
+	Gzip *bool `yaml:"gzip"`
+	Zstd *bool `yaml:"zstd"`
+	// Types are the media types compressed ("text/html", "text/*", "*").
+	Types []string `yaml:"types"`
+	// MinLength: answers of a known smaller length are sent as they are.
+	MinLength *Size `yaml:"min_length"`
+	// Level is gzip's compression level, 1 to 9.
+	Level int `yaml:"level"`
+	// GzipStatic serves FILE.gz beside a static FILE to gzip clients.
+	GzipStatic *bool `yaml:"gzip_static"`
 }
 
 // AccessLog configures a site's access log.

@@ -299,6 +299,7 @@ func (c *compiler) site(s *inventory.Site, network string) httpedge.Site {
 			Path: r.Path, Exact: r.Kind() == inventory.MatchExact, Redirect: r.Redirect,
 			Headers: r.Headers, HeadersAlways: r.HeadersAlways, NoSiteHeaders: r.HeadersInherit != nil && !*r.HeadersInherit,
 			Expires:      expires(s.Expires, r.Expires),
+			Compress:     compress(s.Compress, r.Compress, r.Static != nil),
 			MaxBodyBytes: int64(r.MaxBodySize), WebSocket: r.WebSocket,
 			BasicAuthFile:     c.opts.file(r.BasicAuth),
 			StreamRequestBody: r.RequestBuffering != nil && !*r.RequestBuffering,
@@ -344,6 +345,55 @@ func expires(site, route *inventory.Expires) *httpedge.Expires {
 		return nil
 	}
 	return &httpedge.Expires{Mode: e.Mode, Seconds: e.Seconds}
+}
+
+// compress is a route's compression: each field its own, else its
+// site's, else the defaults table's; nil when neither coding is on.
+// gzip_static applies to static routes only.
+func compress(site, route *inventory.Compress, static bool) *httpedge.Compress {
+	if site == nil && route == nil {
+		return nil
+	}
+	var s, r inventory.Compress
+	if site != nil {
+		s = *site
+	}
+	if route != nil {
+		r = *route
+	}
+	flag := func(a, b *bool, def bool) bool {
+		switch {
+		case a != nil:
+			return *a
+		case b != nil:
+			return *b
+		}
+		return def
+	}
+	out := &httpedge.Compress{
+		Gzip:      flag(r.Gzip, s.Gzip, true),
+		Zstd:      flag(r.Zstd, s.Zstd, true),
+		Static:    static && flag(r.GzipStatic, s.GzipStatic, false),
+		Types:     DefaultCompressTypes,
+		MinLength: DefaultCompressMinLength,
+		GzipLevel: orInt(r.Level, orInt(s.Level, DefaultGzipLevel)),
+	}
+	if !out.Gzip && !out.Zstd {
+		return nil
+	}
+	switch {
+	case r.Types != nil:
+		out.Types = r.Types
+	case s.Types != nil:
+		out.Types = s.Types
+	}
+	switch {
+	case r.MinLength != nil:
+		out.MinLength = int64(*r.MinLength)
+	case s.MinLength != nil:
+		out.MinLength = int64(*s.MinLength)
+	}
+	return out
 }
 
 func (c *compiler) sites() {

@@ -29,6 +29,13 @@ const (
 	DefaultMaxBodyBytes = 1 << 20 // nginx client_max_body_size
 	DefaultRedirectCode = 301
 
+	// Compression (a compress block's unset fields). nginx's gzip_min_length
+	// is 20 and its level 1; 256 bytes is where gzip stops making answers
+	// larger, and level 5 is near level 9's size at a third of its CPU
+	// (klauspost/compress's own measurements).
+	DefaultCompressMinLength = 256
+	DefaultGzipLevel         = 5
+
 	// Caches of static routes with a fallback.
 	DefaultCacheBytes  = 1 << 30
 	DefaultFallbackTTL = 24 * time.Hour // nginx's reference config caches fallback 200s a day
@@ -52,6 +59,17 @@ const (
 	// DefaultMaxConns, so that one client cannot lock the others out.
 	DefaultMaxConnsPerClient = 1024
 )
+
+// DefaultCompressTypes are the media types a compress block without types
+// compresses: text, and the structured-text types web answers use (nginx's
+// gzip_types defaults to text/html alone; an import keeps what the
+// configuration said).
+var DefaultCompressTypes = []string{
+	"text/*",
+	"application/javascript", "application/json", "application/ld+json", "application/manifest+json",
+	"application/xml", "application/rss+xml", "application/atom+xml", "application/xhtml+xml",
+	"application/geo+json", "application/wasm", "image/svg+xml",
+}
 
 // HTTP listener limits on slow or hostile clients (nginx's defaults where
 // it has them: client_header_timeout, client_body_timeout,

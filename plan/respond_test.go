@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"reflect"
 	"testing"
 	"testing/fstest"
 
@@ -12,11 +13,7 @@ import (
 // reach the edge as written; a route's expires is its own, else its
 // site's, and "off" cancels the site's.
 func TestResponseFieldsCompiled(t *testing.T) {
-	fsys := fstest.MapFS{"inventory.yaml": {Data: []byte(`providers: [{name: p}]
-networks: [{name: internet, kind: public}]
-servers: [{name: s1, provider: p, addresses: [{network: internet, ip: 192.0.2.1}]}]
-sites:
-  - name: w
+	p := compileSites(t, `  - name: w
     node: s1
     hosts: [w.example]
     listen: [{network: internet, port: 80}]
@@ -28,15 +25,7 @@ sites:
       - {path: /, redirect: /x}
       - {path: /own/, redirect: /x, headers: {X-B: b}, headers_inherit: false, expires: modified 30d}
       - {path: /off/, redirect: /x, expires: "off"}
-`)}}
-	m, err := inventory.Load(fsys, "inventory.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := Compile(m, "s1", Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	st := p.Listeners[0].HTTP.Sites[0]
 	if st.Headers["X-A"] != "a" || st.HeadersAlways["X-Content-Type-Options"] != "nosniff" || st.AccessLog.Format != "combined_proxy" {
 		t.Fatalf("site: %+v", st)
@@ -55,4 +44,60 @@ sites:
 			t.Errorf("route %s: no_site_headers %v expires %+v; want %v %+v", r.Path, r.NoSiteHeaders, r.Expires, w.noSite, w.expires)
 		}
 	}
+}
+
+// TestCompressCompiled: a route's compress fields are its own, else its
+// site's, else the defaults table's; gzip_static reaches static routes
+// only; both codings off is no compression.
+func TestCompressCompiled(t *testing.T) {
+	p := compileSites(t, `  - name: w
+    node: s1
+    hosts: [w.example]
+    listen: [{network: internet, port: 80}]
+    compress: {level: 9, types: [text/css], gzip_static: true}
+    routes:
+      - {path: /, redirect: /x}
+      - {path: /static/, static: {root: /srv}, compress: {zstd: false, min_length: 1k}}
+      - {path: /none/, redirect: /x, compress: {gzip: false, zstd: false}}
+  - name: v
+    node: s1
+    hosts: [v.example]
+    listen: [{network: internet, port: 80}]
+    routes:
+      - {path: /, redirect: /x, compress: {}}
+      - {path: /no/, redirect: /x}
+`)
+	w, v := p.Listeners[0].HTTP.Sites[0], p.Listeners[0].HTTP.Sites[1]
+	want := []*httpedge.Compress{
+		{Gzip: true, Zstd: true, Types: []string{"text/css"}, MinLength: DefaultCompressMinLength, GzipLevel: 9},
+		{Gzip: true, Zstd: false, Types: []string{"text/css"}, MinLength: 1024, GzipLevel: 9, Static: true},
+		nil,
+		{Gzip: true, Zstd: true, Types: DefaultCompressTypes, MinLength: DefaultCompressMinLength, GzipLevel: DefaultGzipLevel},
+		nil,
+	}
+	for i, r := range append(w.Routes, v.Routes...) {
+		if !reflect.DeepEqual(r.Compress, want[i]) {
+			t.Errorf("route %d %s: %+v, want %+v", i, r.Path, r.Compress, want[i])
+		}
+	}
+}
+
+// compileSites compiles node s1 of a one-server inventory with these
+// sites (YAML list items).
+func compileSites(t *testing.T, sites string) *Plan {
+	t.Helper()
+	fsys := fstest.MapFS{"inventory.yaml": {Data: []byte(`providers: [{name: p}]
+networks: [{name: internet, kind: public}]
+servers: [{name: s1, provider: p, addresses: [{network: internet, ip: 192.0.2.1}]}]
+sites:
+` + sites)}}
+	m, err := inventory.Load(fsys, "inventory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Compile(m, "s1", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

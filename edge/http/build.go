@@ -95,6 +95,7 @@ type route struct {
 	re         *vars.Regex // a regex route
 	handler    routeHandler
 	resp       *respPolicy // expires and added fields (site's then route's), nil: none
+	compress   *compressPolicy
 	maxBody    int64
 	websocket  bool
 	streamBody bool // request body streamed upstream, not buffered
@@ -452,6 +453,16 @@ func (s *Server) buildRoute(ch *chain, st *site, rc *Route, res Resources) (*rou
 	}
 	if len(hs) > 0 || rc.Expires != nil {
 		rt.resp = &respPolicy{headers: hs, expires: rc.Expires}
+	}
+	if rc.Compress != nil {
+		cp, err := compileCompress(rc.Compress)
+		if err != nil {
+			return nil, err
+		}
+		if cp.static && rc.Static == nil {
+			return nil, errors.New("compress: gzip_static is for static routes")
+		}
+		rt.compress = cp
 	}
 	lims, err := buildRouteLimits(rc, res)
 	if err != nil {

@@ -144,9 +144,11 @@ type Route struct {
 	NoSiteHeaders bool `json:"no_site_headers,omitempty"`
 	// Expires sets Expires and Cache-Control on the route's successful
 	// answers (nginx expires); nil: left as they are.
-	Expires      *Expires `json:"expires,omitempty"`
-	MaxBodyBytes int64    `json:"max_body_bytes"` // -1 = unlimited; 0 is refused
-	WebSocket    bool     `json:"websocket,omitempty"`
+	Expires *Expires `json:"expires,omitempty"`
+	// Compress compresses the route's answers; nil: never.
+	Compress     *Compress `json:"compress,omitempty"`
+	MaxBodyBytes int64     `json:"max_body_bytes"` // -1 = unlimited; 0 is refused
+	WebSocket    bool      `json:"websocket,omitempty"`
 	// BasicAuthFile is an htpasswd file with bcrypt ($2y$/$2a$/$2b$) entries.
 	BasicAuthFile string `json:"basic_auth_file,omitempty"`
 	// StreamRequestBody sends a proxied request's body upstream as it

@@ -29,6 +29,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ec, _ := r.Context().Value(connCtxKey{}).(*edgeConn)
 	rec.conn = ec
 	defer func() {
+		rec.finish()
 		code, end := rec.loggedStatus(), s.opts.Now()
 		s.stats.countStatus(code)
 		rs := s.nohost
@@ -146,6 +147,14 @@ func (s *Server) serve(ch *chain, w *recorder, r *http.Request, ec *edgeConn) {
 	}
 	w.route = rt
 	w.resp = rt.resp
+	if rt.compress != nil {
+		w.cpol, w.encoders = rt.compress, &s.encoders
+		if len(r.Header["Range"]) == 0 {
+			w.want = negotiate(r.Header["Accept-Encoding"], rt.compress.gzip, rt.compress.zstd)
+			// HEAD gets the head a GET would get (as nginx), and no body.
+			w.headOnly = r.Method == http.MethodHead
+		}
+	}
 	if (st.protect != nil || rt.limits != nil) && !s.protectRequest(w, r, st, rt) {
 		return
 	}
@@ -309,6 +318,15 @@ type recorder struct {
 	conn   *edgeConn // HTTP/1 connection, nil on HTTP/2
 	// vq is the request's variables, on a site that uses them (varsFor).
 	vq *vars.Request
+	// Compression: the route's policy, the coding the client accepts,
+	// and while an answer is compressed its encoder, which writes to
+	// sink (the connection, counted in bytes).
+	cpol     *compressPolicy
+	want     encoding
+	headOnly bool // HEAD: the compressed answer's fields, no encoder
+	enc      encoder
+	encoders *encoderPools
+	sink     recSink
 	// outcome, when set, is what the access log and stats say instead of
 	// the status sent, for a response that did not complete: 499 when the
 	// client went away (or stopped reading) mid-response, 502 when the
@@ -318,7 +336,58 @@ type recorder struct {
 
 func (w *recorder) reset(rw http.ResponseWriter) {
 	*w = recorder{w: rw, vq: w.vq}
+	w.sink.rec = w
 }
+
+// recSink is what an encoder writes to: the connection, counted.
+type recSink struct{ rec *recorder }
+
+func (s *recSink) Write(p []byte) (int, error) {
+	w := s.rec
+	n, err := w.w.Write(p)
+	w.bytes += int64(n)
+	if err != nil {
+		w.clientGone()
+	}
+	return n, err
+}
+
+// startEncoder turns the answer being written into a compressed one.
+func (w *recorder) startEncoder(h http.Header) {
+	if !w.headOnly {
+		enc := w.encoders.get(w.want, w.cpol.gzipLevel, &w.sink)
+		if enc == nil {
+			return
+		}
+		w.enc = enc
+	}
+	delete(h, "Content-Length")
+	delete(h, "Accept-Ranges")
+	h["Content-Encoding"] = []string{w.want.token()}
+	if et := h["Etag"]; len(et) == 1 {
+		h["Etag"] = []string{weakETag(et[0])}
+	}
+}
+
+// finish ends a compressed answer (the encoder's last block and trailer)
+// and returns the encoder to its pool. An answer that did not complete
+// (client gone, upstream cut) is not terminated: the client must see it
+// broken, not as a whole compressed body.
+func (w *recorder) finish() {
+	if w.enc == nil {
+		return
+	}
+	if w.outcome == 0 {
+		if err := w.enc.Close(); err != nil {
+			w.clientGone()
+		}
+	}
+	w.encoders.put(w.want, w.cpol.gzipLevel, w.enc)
+	w.enc = nil
+}
+
+// compressing reports whether the answer is being compressed.
+func (w *recorder) compressing() bool { return w.enc != nil }
 
 func (w *recorder) statusOrOK() int {
 	if w.status == 0 {
@@ -357,6 +426,14 @@ func (w *recorder) WriteHeader(code int) {
 		if w.resp != nil {
 			w.resp.apply(w.w.Header(), code, w.now)
 		}
+		if w.cpol != nil {
+			if h := w.w.Header(); w.cpol.compressible(h, code) {
+				addVary(h)
+				if w.want != encIdentity {
+					w.startEncoder(h)
+				}
+			}
+		}
 	}
 	w.w.WriteHeader(code)
 }
@@ -364,6 +441,9 @@ func (w *recorder) WriteHeader(code int) {
 func (w *recorder) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
+	}
+	if w.enc != nil {
+		return w.enc.Write(p)
 	}
 	n, err := w.w.Write(p)
 	w.bytes += int64(n)
@@ -376,6 +456,27 @@ func (w *recorder) Write(p []byte) (int, error) {
 func (w *recorder) ReadFrom(src io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
+	}
+	if w.enc != nil {
+		// Compressed: no sendfile, the file goes through the encoder.
+		bp := copyBufPool.Get().(*[]byte)
+		defer copyBufPool.Put(bp)
+		var n int64
+		for {
+			m, rerr := src.Read(*bp)
+			if m > 0 {
+				if _, werr := w.enc.Write((*bp)[:m]); werr != nil {
+					return n, werr
+				}
+				n += int64(m)
+			}
+			if rerr == io.EOF {
+				return n, nil
+			}
+			if rerr != nil {
+				return n, rerr
+			}
+		}
 	}
 	if w.bytes == 0 && w.conn != nil && w.conn.sendfile {
 		if _, _, _, ok := fileSection(src); ok {
@@ -405,6 +506,11 @@ func (w *recorder) ReadFrom(src io.Reader) (int64, error) {
 func (w *recorder) Flush() {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
+	}
+	if w.enc != nil {
+		if err := w.enc.Flush(); err != nil {
+			return
+		}
 	}
 	if f, ok := w.w.(http.Flusher); ok {
 		f.Flush()

@@ -202,7 +202,9 @@ func (s *Server) copyResponse(w *recorder, r *http.Request, resp *http.Response,
 				return
 			}
 			written += int64(n)
-			if streaming || (n < len(buf) && written < resp.ContentLength) {
+			// A compressed answer of known length is not flushed on short
+			// reads: each flush ends a deflate block and costs ratio.
+			if streaming || (n < len(buf) && written < resp.ContentLength && !w.compressing()) {
 				w.Flush()
 			}
 		}

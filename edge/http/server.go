@@ -64,6 +64,7 @@ type Server struct {
 	decisions *protect.DecisionLog
 	tickets   ticketKeys // session ticket keys of tlsConfig
 	gate      *connGate  // connection caps of every socket of the server
+	encoders  encoderPools
 }
 
 // NewServer validates cfg and builds its handler chain once: error pages,

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"mime"
 	"net/http"
 	"os"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -102,6 +104,9 @@ func (h *staticHandler) serve(s *Server, w *recorder, r *http.Request, rt *route
 		s.errorPage(w, r, rt.site, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
+	if cp := rt.compress; cp != nil && cp.static && h.serveGzipStatic(w, r, name) {
+		return
+	}
 	e, err := h.files.acquire(name, h.open)
 	switch {
 	case err == nil:
@@ -109,26 +114,7 @@ func (h *staticHandler) serve(s *Server, w *recorder, r *http.Request, rt *route
 		hdr := w.Header()
 		hdr["Etag"] = e.etag
 		hdr["Content-Type"] = e.ctype
-		body := io.NewSectionReader(&openFileReader{e}, 0, e.size)
-		if plainGet(r) {
-			// What http.ServeContent answers to a request with no
-			// Range and no condition, without its header lookups and
-			// date formatting per request (a quarter of the static
-			// path's instructions).
-			if e.lastMod != nil {
-				hdr["Last-Modified"] = e.lastMod
-			}
-			hdr["Accept-Ranges"] = acceptRanges
-			if _, ok := hdr["Content-Encoding"]; !ok {
-				hdr["Content-Length"] = e.length
-			}
-			w.WriteHeader(http.StatusOK)
-			if r.Method != http.MethodHead {
-				io.CopyN(w, body, e.size)
-			}
-			return
-		}
-		http.ServeContent(w, r, e.name, e.modTime, body)
+		serveOpenFile(w, r, e)
 		return
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, errIsDir):
 		// try_files $uri @fallback
@@ -151,6 +137,66 @@ func (h *staticHandler) serve(s *Server, w *recorder, r *http.Request, rt *route
 	}
 	s.serveCache(w, r, rt, h.fallback, h.pol)
 }
+
+// serveGzipStatic serves NAME.gz to a client that accepts gzip, as
+// nginx's gzip_static: the precompressed file is answered as NAME
+// (its type, Content-Encoding: gzip, the .gz's own ETag and length;
+// ranges and conditions apply to the .gz). It reports whether it
+// answered; without a .gz (or a client that does not take gzip) the
+// file itself is served.
+func (h *staticHandler) serveGzipStatic(w *recorder, r *http.Request, name string) bool {
+	if negotiate(r.Header["Accept-Encoding"], true, false) != encGzip {
+		return false
+	}
+	e, err := h.files.acquire(name+".gz", h.open)
+	if err != nil {
+		return false
+	}
+	defer e.release()
+	hdr := w.Header()
+	ct := mime.TypeByExtension(path.Ext(name))
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	hdr["Content-Type"] = []string{ct}
+	hdr["Content-Encoding"] = gzipToken
+	hdr["Etag"] = e.etag
+	addVary(hdr)
+	if plainGet(r) {
+		// http.ServeContent leaves Content-Length out of an encoded
+		// answer; the .gz's length is the body's.
+		hdr["Content-Length"] = e.length
+	}
+	serveOpenFile(w, r, e)
+	return true
+}
+
+// serveOpenFile answers with an open file whose ETag and type are set.
+func serveOpenFile(w *recorder, r *http.Request, e *openFile) {
+	hdr := w.Header()
+	body := io.NewSectionReader(&openFileReader{e}, 0, e.size)
+	if plainGet(r) {
+		// What http.ServeContent answers to a request with no
+		// Range and no condition, without its header lookups and
+		// date formatting per request (a quarter of the static
+		// path's instructions).
+		if e.lastMod != nil {
+			hdr["Last-Modified"] = e.lastMod
+		}
+		hdr["Accept-Ranges"] = acceptRanges
+		if _, ok := hdr["Content-Encoding"]; !ok {
+			hdr["Content-Length"] = e.length
+		}
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			io.CopyN(w, body, e.size)
+		}
+		return
+	}
+	http.ServeContent(w, r, e.name, e.modTime, body)
+}
+
+var gzipToken = []string{"gzip"}
 
 var errIsDir = errors.New("is a directory")
 
