@@ -49,7 +49,7 @@ func TestImportNginx(t *testing.T) {
 	if m.Site("example.org") == nil || m.Site("images.example.org") == nil {
 		t.Fatalf("sites missing:\n%s", data)
 	}
-	for _, want := range []string{"0 unsupported", "proxy.conf:43: mapped", "the add_header trap"} {
+	for _, want := range []string{"0 unsupported", "mapped      location /api/: route /api/", "the add_header trap"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("report lacks %q:\n%s", want, errOut)
 		}

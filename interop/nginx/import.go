@@ -399,7 +399,7 @@ func (r *run) server(sd *Directive, http *scope) {
 			case strings.HasPrefix(h, "~"):
 				r.mark(d, Unsupported, "regex server name %q: offedge matches exact names and leading wildcards", h)
 				ok = false
-			case strings.HasPrefix(h, "."):
+			case strings.HasPrefix(h, ".") && hostNameRE.MatchString(h[1:]) && !strings.HasPrefix(h[1:], "*"):
 				hosts = append(hosts, h[1:], "*"+h)
 			case strings.HasSuffix(h, ".*") || strings.Count(h, "*") > 1 || (strings.Contains(h, "*") && !strings.HasPrefix(h, "*.")):
 				r.mark(d, Unsupported, "wildcard %q: offedge has leading wildcards only", h)
@@ -600,7 +600,7 @@ var certbotRE = regexp.MustCompile(`^(.*)/live/([^/]+)/(fullchain|privkey|cert)\
 
 func (r *run) tls(sc *scope, site *outSite) {
 	cert, key := sc.get("ssl_certificate"), sc.get("ssl_certificate_key")
-	if cert == nil || key == nil {
+	if cert == nil || key == nil || cert.Arg(0) == "" || key.Arg(0) == "" {
 		r.finding(&Directive{File: site.from[:strings.LastIndex(site.from, ":")], Line: atoiSafe(site.from[strings.LastIndex(site.from, ":")+1:])},
 			"a TLS listener without ssl_certificate and ssl_certificate_key: the site has no certificate")
 		return
@@ -914,6 +914,11 @@ func (r *run) siteSettings(sc *scope, sd *Directive, site *outSite) {
 	for _, d := range Find(sd.Block, "if") {
 		r.botRule(d, sc, site, "")
 	}
+	// The server's add_header (or the http level's) and expires.
+	site.Headers, site.Always = r.headers(sc.all("add_header"), false, false, "the site's")
+	if e := sc.get("expires"); e != nil {
+		site.Expires = r.expires(e)
+	}
 }
 
 func (r *run) siteAccessLog(d *Directive, site *outSite) {
@@ -956,11 +961,20 @@ func (r *run) siteAccessLog(d *Directive, site *outSite) {
 	}
 	if format != "combined" {
 		lf := r.logFormats[format]
+		kind := ""
 		if lf != nil {
-			r.mark(lf, Unsupported, "log format %q: offedge writes combined or json", format)
+			kind = logFormatKind(lf)
+			if kind == "" {
+				r.mark(lf, Unsupported, "log format %q: offedge writes combined, combined_upstream, combined_proxy or json (docs/responses.md)", format)
+			} else {
+				r.mark(lf, Mapped, "offedge's %s format", kind)
+			}
 		}
-		r.mark(d, Unsupported, "log format %q: offedge writes combined or json (combined_upstream: ng-resp)", format)
-		return
+		if kind == "" {
+			r.mark(d, Unsupported, "log format %q: offedge writes combined, combined_upstream, combined_proxy or json", format)
+			return
+		}
+		al.Format = kind
 	}
 	site.AccessLog = al
 	r.mark(d, Mapped, "the site's access_log")
@@ -972,6 +986,7 @@ type location struct {
 	mod    string // "", "=", "^~", "~", "~*", "@"
 	path   string
 	re     *regexp.Regexp
+	bad    bool // a regex RE2 cannot compile
 	sc     *scope
 	served string // a static root, when the location only serves files
 }
@@ -1013,6 +1028,7 @@ func parseLocation(d *Directive, parent *scope) *location {
 		// Not RE2 (PCRE look-arounds, backreferences): still a regex
 		// location, matching nothing the importer can test.
 		l.re = regexp.MustCompile(`[^\x00-\x{10FFFF}]`)
+		l.bad = true
 	}
 	return l
 }
@@ -1130,36 +1146,22 @@ func (r *run) routes(sc *scope, sd *Directive, site *outSite) {
 	// add_header of the server.
 	srvHeaders := sc.all("add_header")
 	for _, l := range ls {
-		if l.re != nil {
-			if l.served != "" {
-				r.mark(l.d, Unsupported, "serves the error page files (error_pages); a direct request for a path it matches needs regex locations (ng-route)")
-			} else {
-				r.mark(l.d, Unsupported, "regex locations (ng-route: location precedence)")
-			}
+		if l.bad {
+			r.mark(l.d, Unsupported, "regex %q is not RE2 (backreferences, look-around): rewrite it", l.path)
 			continue
 		}
-		if l.mod == "" && l.re == nil {
-			for _, o := range ls {
-				if o.re != nil && l.path == "/" {
-					_ = o
-				}
-			}
-		}
-		if !strings.HasPrefix(l.path, "/") {
+		if l.re == nil && !strings.HasPrefix(l.path, "/") {
 			r.mark(l.d, Unsupported, "location %q: offedge's routes are paths starting with /", l.path)
 			continue
 		}
 		rt := &outRoute{Path: l.path, Exact: l.mod == "=", from: l.d.Pos()}
-		if l.mod == "^~" {
-			hasRegex := false
-			for _, o := range ls {
-				if o.re != nil {
-					hasRegex = true
-				}
-			}
-			if hasRegex {
-				r.finding(l.d, "^~ stops nginx from trying the regex locations; offedge's routes are prefixes and regex routes are not imported")
-			}
+		switch l.mod {
+		case "^~":
+			rt.Match = "priority_prefix"
+		case "~":
+			rt.Match = "regex"
+		case "~*":
+			rt.Match = "regex_ci"
 		}
 		if !r.routeAction(l, rt, site, named, ls) {
 			if r.marks[l.d] == nil {
@@ -1173,7 +1175,7 @@ func (r *run) routes(sc *scope, sd *Directive, site *outSite) {
 			for _, h := range srvHeaders {
 				names = append(names, h.Arg(0))
 			}
-			r.finding(l.d, "the add_header trap: this location has its own add_header, so nginx drops the server's (%s) here; imported as nginx does (the route's headers only)", strings.Join(names, ", "))
+			r.finding(l.d, "the add_header trap: this location has its own add_header, so nginx drops the server's (%s) here; imported as nginx does (headers_inherit: false; offedge check OE801 names the security headers dropped)", strings.Join(names, ", "))
 		}
 		// Bot rules from if blocks in the location.
 		for _, d := range Find(l.d.Block, "if") {
@@ -1425,7 +1427,11 @@ func (r *run) fallback(fb *location, st *outStatic) bool {
 		st.Cache = cache
 		r.mark(c, Mapped, "the static route's fallback cache")
 		r.mark(path, Mapped, "the fallback cache (memory for /dev/shm, else dir)")
-		r.cacheParams(path)
+		if in, ok := r.cacheInactive(path); ok {
+			cache.Inactive = in
+		} else {
+			st.Cache = nil
+		}
 		for _, k := range Find(fb.d.Block, "proxy_cache_key") {
 			if k.Arg(0) == "$request_uri" || k.Arg(0) == "$uri$is_args$args" {
 				r.mark(k, Builtin, "the fallback cache is keyed by the URI")
@@ -1439,12 +1445,22 @@ func (r *run) fallback(fb *location, st *outStatic) bool {
 }
 
 // cacheParams notes the proxy_cache_path parameters offedge does not have.
-func (r *run) cacheParams(path *Directive) {
-	for _, a := range path.Args[1:] {
-		if strings.HasPrefix(a, "inactive=") {
-			r.finding(path, "proxy_cache_path %s: offedge keeps entries until max_size evicts the least recently used (no inactivity expiry)", a)
-		}
+// cacheInactive is the cache's inactive= ("" for nginx's default, 10m,
+// which is offedge's); false when it is not a time.
+func (r *run) cacheInactive(path *Directive) (string, bool) {
+	v := argValue(path.Args, "inactive")
+	if v == "" {
+		return "", true
 	}
+	d, ok := duration(v)
+	if !ok {
+		r.mark(path, Unsupported, "inactive=%s: not a time", v)
+		return "", false
+	}
+	if d == "10m" {
+		return "", true
+	}
+	return d, true
 }
 
 // errorPages maps error_page CODE... URI to the site's error_pages when
@@ -1504,9 +1520,6 @@ func (r *run) errorPages(sc *scope, sd *Directive, ls []*location, site *outSite
 		check(d)
 	}
 	for _, l := range ls {
-		if l.re != nil {
-			continue
-		}
 		for _, d := range l.sc.all("error_page") {
 			check(d)
 		}
@@ -1538,34 +1551,18 @@ func (r *run) routeOptions(sc *scope, rt *outRoute, site *outSite, l *location) 
 	} else if c != nil && c.Arg(0) == "off" {
 		r.mark(c, Mapped, "not cached")
 	}
-	// add_header: the scope's own, or inherited whole.
-	for _, d := range sc.all("add_header") {
-		if len(d.Args) < 2 {
-			r.mark(d, Unsupported, "add_header needs a name and a value")
-			continue
+	// add_header and expires: a location's own (the server's are the
+	// site's, and a location with its own add_header has none of them).
+	if l != nil {
+		own := Find(l.d.Block, "add_header")
+		rt.Headers, rt.Always = r.headers(own, cached, l.mod == "@", "the route's")
+		if len(own) > 0 && site != nil && len(site.Headers)+len(site.Always) > 0 {
+			f := false
+			rt.Inherit = &f
 		}
-		name, val := d.Args[0], d.Args[1]
-		if len(d.Args) == 3 && d.Args[2] == "always" {
-			r.mark(d, Unsupported, "add_header ... always: headers on every status (ng-resp)")
-			continue
+		if e := Find(l.d.Block, "expires"); len(e) > 0 {
+			rt.Expires = r.expires(e[0])
 		}
-		if strings.Contains(val, "$") {
-			if val == "$upstream_cache_status" && strings.EqualFold(name, "X-Cache-Status") && cached {
-				r.mark(d, Builtin, "offedge sends X-Cache-Status on every cached route")
-				continue
-			}
-			if val == "$upstream_cache_status" && strings.EqualFold(name, "X-Cache-Status") && l != nil && l.mod == "@" {
-				r.mark(d, Unsupported, "X-Cache-Status on a static fallback (the fallback cache does not send it)")
-				continue
-			}
-			r.mark(d, Unsupported, "add_header with a variable (%s): ng-route's variables", val)
-			continue
-		}
-		if rt.Headers == nil {
-			rt.Headers = map[string]string{}
-		}
-		rt.Headers[name] = val
-		r.mark(d, Mapped, "the route's headers")
 	}
 	// auth_basic
 	if ab := sc.get("auth_basic"); ab != nil {
@@ -1591,7 +1588,7 @@ func (r *run) routeOptions(sc *scope, rt *outRoute, site *outSite, l *location) 
 	}
 	// limit_req
 	for _, d := range sc.all("limit_req") {
-		if z := r.limit(d, sc); z != "" {
+		if z := r.limit(d, sc); z != nil {
 			rt.Limits = append(rt.Limits, z)
 		}
 	}
@@ -1605,6 +1602,58 @@ func (r *run) routeOptions(sc *scope, rt *outRoute, site *outSite, l *location) 
 		r.finding(&Directive{File: strings.Split(rt.from, ":")[0], Line: atoiSafe(rt.from[strings.LastIndex(rt.from, ":")+1:])},
 			"nginx passes the upstream's own error answers here (no proxy_intercept_errors); offedge replaces those with the site's error pages")
 	}
+}
+
+// headers maps add_header directives to fields for 2xx/3xx answers and,
+// with always, for every answer.
+func (r *run) headers(ds []*Directive, cached, fallback bool, whose string) (h, always map[string]string) {
+	for _, d := range ds {
+		if len(d.Args) < 2 || len(d.Args) > 3 || (len(d.Args) == 3 && d.Args[2] != "always") {
+			r.mark(d, Unsupported, "add_header takes a name, a value and always")
+			continue
+		}
+		name, val := d.Args[0], d.Args[1]
+		if !tokenRE.MatchString(name) || strings.ContainsAny(val, "\r\n\x00") {
+			r.mark(d, Unsupported, "add_header %q: not an HTTP field", name)
+			continue
+		}
+		if strings.Contains(val, "$") {
+			switch {
+			case val == "$upstream_cache_status" && strings.EqualFold(name, "X-Cache-Status") && cached:
+				r.mark(d, Builtin, "offedge sends X-Cache-Status on every cached route")
+			case val == "$upstream_cache_status" && strings.EqualFold(name, "X-Cache-Status") && fallback:
+				r.mark(d, Unsupported, "X-Cache-Status on a static fallback (the fallback cache does not send it)")
+			default:
+				r.mark(d, Unsupported, "add_header with a variable (%s): header values are not expanded yet", val)
+			}
+			continue
+		}
+		m := &h
+		if len(d.Args) == 3 {
+			m = &always
+		}
+		if *m == nil {
+			*m = map[string]string{}
+		}
+		(*m)[name] = val
+		r.mark(d, Mapped, "%s headers", whose)
+	}
+	return h, always
+}
+
+var tokenRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+var expiresRE = regexp.MustCompile(`^(off|epoch|max|(modified )?-?([0-9]+(ms|s|m|h|d|w|M|y)?)+)$`)
+
+// expires maps an expires directive ("" when it cannot).
+func (r *run) expires(d *Directive) string {
+	v := strings.Join(d.Args, " ")
+	if !expiresRE.MatchString(v) {
+		r.mark(d, Unsupported, "expires %s: offedge takes off, epoch, max, a time or modified TIME (no time of day)", v)
+		return ""
+	}
+	r.mark(d, Mapped, "expires")
+	return v
 }
 
 // proxyHeader maps one proxy_set_header.
@@ -1655,9 +1704,14 @@ func (r *run) routeCache(sc *scope, c *Directive, rt *outRoute) bool {
 		if !strings.HasPrefix(path.Arg(0), "/dev/shm/") {
 			nc.Dir = path.Arg(0)
 		}
+		in, ok := r.cacheInactive(path)
+		if !ok {
+			r.mark(c, Unsupported, "its cache is not mapped (see there)")
+			return false
+		}
+		nc.Inactive = in
 		r.prot.Caches = append(r.prot.Caches, nc)
 		r.mark(path, Mapped, "protection cache %s (memory for /dev/shm, else dir)", name)
-		r.cacheParams(path)
 	}
 	rc := &outRouteCache{Cache: name, Valid: map[string]string{}}
 	if k := sc.get("proxy_cache_key"); k != nil {
@@ -2102,12 +2156,12 @@ func slicesContains(ss []string, s string) bool {
 
 // limit maps a limit_req to the zone it names, with the zone's settings
 // from the limit_req_zone and this scope's limit_req_status/dry_run.
-func (r *run) limit(d *Directive, sc *scope) string {
+func (r *run) limit(d *Directive, sc *scope) *outLimit {
 	zname := argValue(d.Args, "zone")
 	zd := r.zones[zname]
 	if zd == nil {
 		r.mark(d, Unsupported, "no limit_req_zone %q", zname)
-		return ""
+		return nil
 	}
 	z := &outZone{Name: objectName(zname, map[string]bool{})}
 	rate := argValue(zd.Args, "rate")
@@ -2119,7 +2173,7 @@ func (r *run) limit(d *Directive, sc *scope) string {
 	}
 	if z.Rate <= 0 {
 		r.mark(zd, Unsupported, "rate %q", rate)
-		return ""
+		return nil
 	}
 	if size := strings.SplitN(argValue(zd.Args, "zone"), ":", 2); len(size) == 2 {
 		// nginx: "one megabyte zone can keep about 16 thousand 64-byte
@@ -2142,26 +2196,32 @@ func (r *run) limit(d *Directive, sc *scope) string {
 		cm, ok := r.classKey(strings.TrimPrefix(key, "$"), zd)
 		if !ok {
 			r.mark(zd, Unsupported, "zone key %s: offedge counts by address, by a map's class, or both", key)
-			return ""
+			return nil
 		}
 		z.Key, z.Map = "class+address", cm
 	}
+	burst, nodelay := 0, false
 	for _, a := range d.Args {
 		switch {
 		case strings.HasPrefix(a, "burst="):
-			z.Burst = atoiSafe(strings.TrimPrefix(a, "burst="))
+			n, ok := positive(strings.TrimPrefix(a, "burst="))
+			if !ok {
+				r.mark(d, Unsupported, "%s: not a count", a)
+				return nil
+			}
+			burst = n
 		case a == "nodelay":
-			z.NoDelay = true
+			nodelay = true
 		case strings.HasPrefix(a, "delay="):
 			r.mark(d, Unsupported, "limit_req delay=: offedge's burst is all delayed or (nodelay) none")
-			return ""
+			return nil
 		}
 	}
 	if st := sc.get("limit_req_status"); st != nil {
 		s := atoiSafe(st.Arg(0))
 		if s != 429 && s != 503 && s != 444 {
 			r.mark(st, Unsupported, "limit_req_status %s: offedge answers 429, 503 or 444", st.Arg(0))
-			return ""
+			return nil
 		}
 		if s != 429 {
 			z.Status = s
@@ -2181,17 +2241,17 @@ func (r *run) limit(d *Directive, sc *scope) string {
 		r.mark(lvl, Builtin, "offedge logs every refusal once a second per rule")
 	}
 	if prev := r.zonesOut[z.Name]; prev != nil {
-		if *prev != *z {
-			r.mark(d, Unsupported, "zone %s is used with other settings elsewhere (burst, nodelay, status or dry run): offedge sets them on the zone", zname)
-			return ""
+		if prev.Status != z.Status || prev.DryRun != z.DryRun {
+			r.mark(d, Unsupported, "zone %s is used with another limit_req_status or dry run elsewhere: offedge sets them on the zone", zname)
+			return nil
 		}
 	} else {
 		r.zonesOut[z.Name] = z
 		r.prot.LimitZones = append(r.prot.LimitZones, z)
 	}
 	r.mark(zd, Mapped, "protection limit zone %s", z.Name)
-	r.mark(d, Mapped, "the route's limits")
-	return z.Name
+	r.mark(d, Mapped, "the route's limits (with its burst)")
+	return &outLimit{Zone: z.Name, Burst: &burst, NoDelay: &nodelay}
 }
 
 // classKey turns a map-derived zone key into a class map: the zone's key
@@ -2619,4 +2679,23 @@ var hostNameRE = regexp.MustCompile(`^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?
 func positive(v string) (int, bool) {
 	n, err := strconv.Atoi(v)
 	return n, err == nil && n >= 0
+}
+
+// The access log formats offedge writes, as nginx log_format strings.
+const combinedFormat = `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"`
+
+var logFormats = map[string]string{
+	combinedFormat: "combined",
+	combinedFormat + ` c=$upstream_cache_status u=$upstream_addr t=$request_time`:                "combined_upstream",
+	combinedFormat + ` "$http_x_forwarded_for" $upstream_cache_status [$upstream_response_time]`: "combined_proxy",
+}
+
+// logFormatKind names the offedge format a log_format writes, by its
+// content (white space aside), "" for none.
+func logFormatKind(d *Directive) string {
+	args := d.Args[1:]
+	if len(args) > 0 && strings.HasPrefix(args[0], "escape=") {
+		return ""
+	}
+	return logFormats[strings.Join(strings.Fields(strings.Join(args, "")), " ")]
 }

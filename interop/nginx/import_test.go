@@ -40,7 +40,7 @@ func referenceConfs(t *testing.T) []string {
 // printed.
 func TestImportReference(t *testing.T) {
 	for _, f := range referenceConfs(t) {
-		name := filepath.Base(filepath.Dir(filepath.Dir(f))) + "/" + filepath.Base(f)
+		name, _ := filepath.Rel(filepath.Join(testutil.RequireReference(t), "confs"), f)
 		t.Run(name, func(t *testing.T) {
 			ds, incs := loadWithMain(t, f)
 			tn := newTestNet(ds, false)
@@ -115,25 +115,28 @@ func TestImportFixture(t *testing.T) {
 	if redirects == 0 || tls == 0 || site.TLS == nil || site.TLS.Certbot != "example.org" {
 		t.Errorf("listeners and tls: %+v %+v", site.Listen, site.TLS)
 	}
-	if len(site.Headers) != 0 {
-		t.Errorf("site headers %v: nginx's go on the routes (the add_header trap)", site.Headers)
+	if site.Headers["Strict-Transport-Security"] != "max-age=63072000" || site.Headers["X-Content-Type-Options"] != "nosniff" || site.HeadersAlways["X-Frame-Options"] != "DENY" {
+		t.Errorf("site headers %v, always %v", site.Headers, site.HeadersAlways)
 	}
 	routes := map[string]*inventoryRoute{}
 	for _, r := range site.Routes {
 		routes[r.Path] = (*inventoryRoute)(r)
 	}
-	api, root := routes["/api/"], routes["/"]
-	if api == nil || root == nil {
+	api, root, assets := routes["/api/"], routes["/"], routes[`\.(css|js)$`]
+	if api == nil || root == nil || assets == nil {
 		t.Fatalf("routes: %v\n%s", site.Routes, out)
 	}
 	if api.Cache == nil || api.Cache.Cache != "micro" || strings.Join(api.Cache.Key, ",") != "host,uri,cookie:user" || len(api.Cache.Bypass) != 1 {
 		t.Errorf("api cache: %+v", api.Cache)
 	}
-	if _, ok := api.Headers["Strict-Transport-Security"]; ok {
-		t.Errorf("/api/ has its own add_header: nginx drops the server's there; got %v", api.Headers)
+	if api.HeadersInherit == nil || *api.HeadersInherit {
+		t.Errorf("/api/ has its own add_header: nginx drops the server's there (headers_inherit: false); got %v", api.HeadersInherit)
 	}
-	if root.Headers["Strict-Transport-Security"] != "max-age=63072000" || int64(root.MaxBodySize) != 512<<20 || len(root.Limits) != 1 {
+	if len(root.Headers) != 0 || root.HeadersInherit != nil || int64(root.MaxBodySize) != 512<<20 || len(root.Limits) != 1 || *root.Limits[0].Burst != 120 || !*root.Limits[0].NoDelay {
 		t.Errorf("/: %+v", root)
+	}
+	if assets.Match != "regex_ci" || assets.Expires == nil || assets.Upstream == "" {
+		t.Errorf("regex route: %+v", assets)
 	}
 	if site.ErrorPages[502] != "/srv/html/502.html" {
 		t.Errorf("error pages: %v", site.ErrorPages)
@@ -152,6 +155,9 @@ func TestImportFixture(t *testing.T) {
 	img := m.Site("images.example.org")
 	if img == nil || len(img.Routes) != 1 || img.Routes[0].Static == nil || img.Routes[0].Static.Fallback == "" || img.Routes[0].Static.Cache == nil {
 		t.Fatalf("images: %+v\n%s", img, out)
+	}
+	if img.AccessLog == nil || img.AccessLog.Format != "combined_upstream" {
+		t.Errorf("images access log: %+v", img.AccessLog)
 	}
 	if fb := m.Upstream(img.Routes[0].Static.Fallback); fb.Host != "images.example.org" || !fb.Servers[0].TLS || fb.Servers[0].ServerName != "origin.example.net" {
 		t.Errorf("fallback: %+v %+v", fb, fb.Servers[0])

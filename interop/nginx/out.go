@@ -44,6 +44,8 @@ type outSite struct {
 	TLS        *outTLS           `yaml:"tls,omitempty"`
 	Routes     []*outRoute       `yaml:"routes,omitempty"`
 	Headers    map[string]string `yaml:"headers,omitempty"`
+	Always     map[string]string `yaml:"headers_always,omitempty"`
+	Expires    string            `yaml:"expires,omitempty"`
 	ErrorPages map[int]string    `yaml:"error_pages,omitempty"`
 	AccessLog  *outAccessLog     `yaml:"access_log,omitempty"`
 	Allow      []string          `yaml:"allow,omitempty"`
@@ -73,20 +75,30 @@ type outTLS struct {
 
 type outRoute struct {
 	Path             string            `yaml:"path"`
+	Match            string            `yaml:"match,omitempty"`
 	Exact            bool              `yaml:"exact,omitempty"`
 	Upstream         string            `yaml:"upstream,omitempty"`
 	Static           *outStatic        `yaml:"static,omitempty"`
 	Redirect         string            `yaml:"redirect,omitempty"`
 	RedirectCode     int               `yaml:"redirect_code,omitempty"`
 	Headers          map[string]string `yaml:"headers,omitempty"`
+	Always           map[string]string `yaml:"headers_always,omitempty"`
+	Inherit          *bool             `yaml:"headers_inherit,omitempty"`
+	Expires          string            `yaml:"expires,omitempty"`
 	MaxBodySize      string            `yaml:"max_body_size,omitempty"`
 	WebSocket        bool              `yaml:"websocket,omitempty"`
 	BasicAuth        string            `yaml:"basic_auth,omitempty"`
 	RequestBuffering *bool             `yaml:"request_buffering,omitempty"`
 	Cache            *outRouteCache    `yaml:"cache,omitempty"`
-	Limits           []string          `yaml:"limits,omitempty"`
+	Limits           []*outLimit       `yaml:"limits,omitempty"`
 
 	from string
+}
+
+type outLimit struct {
+	Zone    string `yaml:"zone"`
+	Burst   *int   `yaml:"burst,omitempty"`
+	NoDelay *bool  `yaml:"nodelay,omitempty"`
 }
 
 type outStatic struct {
@@ -96,9 +108,10 @@ type outStatic struct {
 }
 
 type outCache struct {
-	Dir     string         `yaml:"dir,omitempty"`
-	MaxSize string         `yaml:"max_size,omitempty"`
-	TTL     map[int]string `yaml:"ttl,omitempty"`
+	Dir      string         `yaml:"dir,omitempty"`
+	MaxSize  string         `yaml:"max_size,omitempty"`
+	TTL      map[int]string `yaml:"ttl,omitempty"`
+	Inactive string         `yaml:"inactive,omitempty"`
 }
 
 type outRouteCache struct {
@@ -142,9 +155,10 @@ type outProtection struct {
 }
 
 type outNodeCache struct {
-	Name    string `yaml:"name"`
-	Dir     string `yaml:"dir,omitempty"`
-	MaxSize string `yaml:"max_size"`
+	Name     string `yaml:"name"`
+	Dir      string `yaml:"dir,omitempty"`
+	MaxSize  string `yaml:"max_size"`
+	Inactive string `yaml:"inactive,omitempty"`
 }
 
 type outClassMap struct {
