@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -108,39 +107,15 @@ type route struct {
 	stats      *routeStats
 }
 
-// routeTable chooses a route as nginx chooses a location
-// (ngx_http_core_find_location): an exact route wins; else the longest
-// matching prefix is remembered, and if it is a priority prefix ("^~") it
-// wins; else the regex routes are tried in declaration order and the first
-// that matches wins; else the remembered prefix.
-type routeTable struct {
-	exact    map[string]*route
-	prefixes []*route // prefix and priority prefix routes, longest first
-	regexes  []*route // declaration order
-}
+// routeTable chooses a site's route as nginx chooses a location
+// (vars.Locations, shared with offedge check).
+type routeTable struct{ vars.Locations[*route] }
 
 // match chooses the route of path; a regex route's match records its
-// captures in q (nil when the site has no regex route).
+// captures in q (nil when none is needed). nil: no route.
 func (t *routeTable) match(path string, q *vars.Request) *route {
-	if r, ok := t.exact[path]; ok {
-		return r
-	}
-	var longest *route
-	for _, r := range t.prefixes {
-		if strings.HasPrefix(path, r.path) {
-			longest = r
-			break
-		}
-	}
-	if longest != nil && longest.priority {
-		return longest
-	}
-	for _, r := range t.regexes {
-		if r.re.Match(path, q) {
-			return r
-		}
-	}
-	return longest
+	rt, _ := t.Match(path, q)
+	return rt
 }
 
 // build compiles cfg against the node's resources, which it names and
@@ -284,7 +259,6 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, res Resources) (*sit
 		return nil, fmt.Errorf("rewrites: %w", err)
 	}
 	st.dynamic = st.steps.Len() > 0
-	st.routes.exact = map[string]*route{}
 	seen := map[string]bool{}
 	for i := range sc.Routes {
 		rc := &sc.Routes[i]
@@ -302,11 +276,11 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, res Resources) (*sit
 		seen[key] = true
 		switch {
 		case rt.re != nil:
-			st.routes.regexes = append(st.routes.regexes, rt)
+			st.routes.AddRegex(rt.re, rt)
 		case rc.Exact:
-			st.routes.exact[rc.Path] = rt
+			st.routes.AddExact(rc.Path, rt)
 		default:
-			st.routes.prefixes = append(st.routes.prefixes, rt)
+			st.routes.AddPrefix(rc.Path, rt.priority, rt)
 		}
 		if strings.HasPrefix(rc.Path, acmePrefix) {
 			ch.acme = true
@@ -315,9 +289,7 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, res Resources) (*sit
 			st.dynamic = true
 		}
 	}
-	sort.SliceStable(st.routes.prefixes, func(i, j int) bool {
-		return len(st.routes.prefixes[i].path) > len(st.routes.prefixes[j].path)
-	})
+	st.routes.Sort()
 	return st, nil
 }
 

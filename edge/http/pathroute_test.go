@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"sort"
 	"strings"
 	"testing"
 )
@@ -34,16 +33,16 @@ func FuzzRouteOfNormalisedPath(f *testing.F) {
 		f.Add(s)
 	}
 	names := map[*route]string{}
-	tbl := routeTable{exact: map[string]*route{}}
+	var tbl routeTable
 	for _, p := range []string{"/", "/admin/", "/api/", "/images/", "/x/"} {
 		rt := &route{path: p}
 		names[rt] = p
-		tbl.prefixes = append(tbl.prefixes, rt)
+		tbl.AddPrefix(p, false, rt)
 	}
 	exact := &route{path: "/admin", exact: true}
 	names[exact] = "=/admin"
-	tbl.exact["/admin"] = exact
-	sort.SliceStable(tbl.prefixes, func(i, j int) bool { return len(tbl.prefixes[i].path) > len(tbl.prefixes[j].path) }) // as buildSite
+	tbl.AddExact("/admin", exact)
+	tbl.Sort() // as buildSite
 	f.Fuzz(func(t *testing.T, p string) {
 		if !strings.HasPrefix(p, "/") {
 			p = "/" + p

@@ -311,3 +311,57 @@ func FuzzMap(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRewrite: any rewrite that compiles runs on any URI without
+// panicking; a rewritten URI is normalised and at most MaxValueBytes.
+func FuzzRewrite(f *testing.F) {
+	f.Add(`^/images/products/(....)/([^/]*)$`, "/images/products/000/000/000/$1/$2", "break", "/images/products/1234/1.jpg", "a=1")
+	f.Add(`^/(.*)$`, "/$1$1$1$1$1$1?x=$1", "", "/abc", "")
+	f.Add(`^`, "https://example.org$uri?", "redirect", "/a/../b", "q")
+	f.Add(`(.)`, "/..$1/..", "last", "/x", "")
+	f.Fuzz(func(t *testing.T, re, repl, flag, uri, args string) {
+		p, err := CompileSteps([]Step{{Rewrite: &Rewrite{Regex: re, Replacement: repl, Flag: flag}}}, nil, 0)
+		if err != nil {
+			return
+		}
+		var q Request
+		q.Reset(newReq("/", nil), nil)
+		q.URI, q.Args = "/"+uri, args
+		changed := false
+		o, a, err := p.Run(&q, &changed)
+		if err != nil {
+			return
+		}
+		if o == Answered && a.Code != 301 && a.Code != 302 {
+			t.Fatalf("answer %d", a.Code)
+		}
+		if changed && (len(q.URI) > MaxValueBytes*3 || !strings.HasPrefix(q.URI, "/") || strings.Contains(q.URI, "/../") || strings.Contains(q.URI, "//")) {
+			t.Fatalf("rewritten to %q", q.URI)
+		}
+	})
+}
+
+func TestStepsCompileErrors(t *testing.T) {
+	for name, c := range map[string]struct {
+		steps []Step
+		want  string
+	}{
+		"none":     {[]Step{{}}, "exactly one of"},
+		"then":     {[]Step{{Set: &SetVar{Name: "x"}, Then: []Step{{}}}}, "then belongs to an if"},
+		"capture":  {[]Step{{Rewrite: &Rewrite{Regex: "^/(a)", Replacement: "/$3"}}}, "names $3, but only 1 groups"},
+		"return":   {[]Step{{Return: &Return{Code: 302}}}, "a redirect needs a url"},
+		"url":      {[]Step{{Return: &Return{Code: 200, URL: "/x"}}}, "only 301, 302"},
+		"444":      {[]Step{{Return: &Return{Code: 444, Body: "x"}}}, "closes the connection"},
+		"code":     {[]Step{{Return: &Return{Code: 99}}}, "200-599"},
+		"flag":     {[]Step{{Rewrite: &Rewrite{Regex: "^", Replacement: "/", Flag: "stop"}}}, `flag "stop"`},
+		"empty":    {[]Step{{If: &Condition{Variable: "$uri"}}}, "nothing in then"},
+		"ifcap":    {[]Step{{If: &Condition{Variable: "$uri", Op: "~", Value: "^/(x)"}, Then: []Step{{Return: &Return{Code: 200, Body: "$2"}}}}}, "names $2"},
+		"unknown":  {[]Step{{Set: &SetVar{Name: "nope", Value: "1"}}}, "not a set variable"},
+		"template": {[]Step{{Return: &Return{Code: 200, Body: "$"}}}, "names no variable"},
+	} {
+		sc, _ := NewScope(nil, []string{"x"}, nil)
+		if _, err := CompileSteps(c.steps, sc, 0); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v; want %q", name, err, c.want)
+		}
+	}
+}
