@@ -263,10 +263,10 @@ func (l *Lab) prepareFiles() error {
 					}
 				}
 			case li.Entrance != nil:
-				writeAuth(name, li.Entrance.Name, li.Entrance.Auth)
+				writeAuth(name, li.Entrance.Name, ln.plan.Resources.Files(li.Entrance.Auth))
 			case li.Exit != nil:
 				for _, t := range li.Exit.Tunnels {
-					writeAuth(name, t.Name, t.Auth)
+					writeAuth(name, t.Name, ln.plan.Resources.Files(t.Auth))
 				}
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -463,20 +464,35 @@ func (c *compiler) sites() {
 	}
 }
 
-func (c *compiler) tunnelAuth(t *inventory.Tunnel, peers []string) tunnel.Auth {
+// tunnelAuth declares the secret of t's end use ("TUNNEL entrance" or
+// "TUNNEL exit") on this node, once per node, and returns the auth that
+// names it.
+func (c *compiler) tunnelAuth(t *inventory.Tunnel, peers []string, use string) tunnel.Auth {
 	if t.Auth == nil {
 		return tunnel.Auth{}
 	}
+	var name string
+	var s tunnel.Secret
+	var a tunnel.Auth
 	if t.Auth.PSK != "" {
-		return tunnel.Auth{PSKFile: c.opts.file(t.Auth.PSK)}
+		name, s = "psk "+t.Name, tunnel.Secret{PSKFile: c.opts.file(t.Auth.PSK), Tunnel: t.Name}
+		a = tunnel.Auth{Secret: name}
+	} else {
+		f := pki.NodeFiles(c.opts.file(c.opts.PKIDir), c.node.Name)
+		name, s = "pki", tunnel.Secret{CAFile: f.CA, CertFile: f.Cert, KeyFile: f.Key}
+		a = tunnel.Auth{Secret: name, PKI: &tunnel.PKIAuth{PeerNames: peers}}
 	}
-	f := pki.NodeFiles(c.opts.file(c.opts.PKIDir), c.node.Name)
-	return tunnel.Auth{PKI: &tunnel.PKIAuth{
-		CAFile:    f.CA,
-		CertFile:  f.Cert,
-		KeyFile:   f.Key,
-		PeerNames: peers,
-	}}
+	if c.plan.Resources.Secrets == nil {
+		c.plan.Resources.Secrets = map[string]TunnelSecret{}
+	}
+	ts := c.plan.Resources.Secrets[name]
+	ts.Secret = s
+	if !slices.Contains(ts.Uses, use) {
+		ts.Uses = append(ts.Uses, use)
+		slices.Sort(ts.Uses)
+	}
+	c.plan.Resources.Secrets[name] = ts
+	return a
 }
 
 func (c *compiler) endpointListeners(e *inventory.Endpoint) (network string, addrs []netip.AddrPort) {
@@ -509,7 +525,7 @@ func (c *compiler) tunnels() {
 				cfg.Exits = append(cfg.Exits, c.dial(tg))
 				peers = append(peers, ex.Node)
 			}
-			cfg.Auth = c.tunnelAuth(t, peers)
+			cfg.Auth = c.tunnelAuth(t, peers, t.Name+" entrance")
 			network, addrs := c.endpointListeners(t.Entrance)
 			cfg.Public = c.m.IsPublic(network)
 			for _, ap := range addrs {
@@ -536,7 +552,7 @@ func (c *compiler) tunnels() {
 			if entranceNode != nil {
 				peers = []string{entranceNode.Name}
 			}
-			et.Auth = c.tunnelAuth(t, peers)
+			et.Auth = c.tunnelAuth(t, peers, t.Name+" exit")
 			if svc != nil {
 				tg, ok := c.m.ReachService(c.node, svc)
 				if !ok {

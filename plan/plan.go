@@ -73,6 +73,20 @@ type Resources struct {
 	Jails  map[string]Jail               `json:"jails,omitempty"`
 	Bans   *protect.BanListConfig        `json:"bans,omitempty"`
 	Tarpit *protect.TarpitConfig         `json:"tarpit,omitempty"`
+	// Secrets are the key material of the node's tunnel ends, named
+	// "psk TUNNEL" (a tunnel's pre-shared secret, whose key is derived
+	// for that tunnel) or "pki" (the node's PKI certificate, key and CA);
+	// tunnel ends name them in auth.secret. The plan names the files,
+	// never their content.
+	Secrets map[string]TunnelSecret `json:"secrets,omitempty"`
+}
+
+// TunnelSecret is one declared secret and the tunnel ends that use it.
+type TunnelSecret struct {
+	// Source names the files the key material is read from.
+	tunnel.Secret `json:"source"`
+	// Uses are "TUNNEL entrance" or "TUNNEL exit", sorted.
+	Uses []string `json:"uses"`
 }
 
 // Dial is how the node reaches one upstream address.
@@ -102,3 +116,7 @@ type Listener struct {
 
 // Key identifies a listener's socket: network and address.
 func (l *Listener) Key() string { return l.Network + " " + l.Addr.String() }
+
+// Tunnel reports whether l is a tunnel entrance or exit (whose auth names
+// the node's secrets).
+func (l *Listener) Tunnel() bool { return l.Entrance != nil || l.Exit != nil }

@@ -105,7 +105,7 @@ func TestCompileSmall(t *testing.T) {
 	if got := ex.ACL.String(); got != "allow 198.51.100.1/32 (b-client (tunnel db-beta)), deny all others" {
 		t.Fatalf("exit acl %q", got)
 	}
-	if got := ex.Exit.Tunnels[0].Auth.PSKFile; got != "/lab/a1/etc/offedge/psk/db-beta.psk" {
+	if got := p.Resources.Files(ex.Exit.Tunnels[0].Auth).PSKFile; got != "/lab/a1/etc/offedge/psk/db-beta.psk" {
 		t.Fatalf("psk path %q; want it under the root", got)
 	}
 	p, err = Compile(m, "b-client", Options{})

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"slices"
 	"sort"
 
 	"github.com/offedge/offedge/edge/tunnel"
@@ -21,35 +22,25 @@ type Secret struct {
 	Uses []string `json:"uses"`
 }
 
-// Secrets lists the secret files the plan reads, each once, sorted by
-// path: what must exist on the node before it can run (`offedge plan`
+// Secrets lists the secret files the plan reads (its Resources.Secrets:
+// the PSK files and the PKI key), each once, sorted by path: what must exist on the node before it can run (`offedge plan`
 // marks the missing ones, `offedge secrets init` creates the PSKs).
 func (p *Plan) Secrets() []Secret {
 	byPath := map[string]*Secret{}
-	add := func(a tunnel.Auth, use string) {
-		path, kind := a.PSKFile, SecretPSK
-		if a.PKI != nil {
-			path, kind = a.PKI.KeyFile, SecretPKIKey
+	for _, ts := range p.Resources.Secrets {
+		path, kind := ts.PSKFile, SecretPSK
+		if path == "" {
+			path, kind = ts.KeyFile, SecretPKIKey
 		}
 		if path == "" {
-			return
+			continue
 		}
 		s := byPath[path]
 		if s == nil {
 			s = &Secret{Path: path, Kind: kind}
 			byPath[path] = s
 		}
-		s.Uses = append(s.Uses, use)
-	}
-	for _, l := range p.Listeners {
-		if e := l.Entrance; e != nil {
-			add(e.Auth, e.Name+" entrance")
-		}
-		if x := l.Exit; x != nil {
-			for _, t := range x.Tunnels {
-				add(t.Auth, t.Name+" exit")
-			}
-		}
+		s.Uses = append(s.Uses, ts.Uses...)
 	}
 	out := make([]Secret, 0, len(byPath))
 	for _, s := range byPath {
@@ -67,6 +58,28 @@ func compactStrings(s []string) []string {
 		if i == 0 || v != s[i-1] {
 			out = append(out, v)
 		}
+	}
+	return out
+}
+
+// Files returns a with the files of the secret it names written out
+// (PSKFile, or the PKI files beside its peer names), as a library caller
+// would give them: for tools that read the files themselves (stunnel
+// export, the lab writing its secrets). An auth that names no declared
+// secret is returned as it is.
+func (r *Resources) Files(a tunnel.Auth) tunnel.Auth {
+	s, ok := r.Secrets[a.Secret]
+	if a.Secret == "" || !ok {
+		return a
+	}
+	out := tunnel.Auth{}
+	if s.PSKFile != "" {
+		out.PSKFile = s.PSKFile
+		return out
+	}
+	out.PKI = &tunnel.PKIAuth{CAFile: s.CAFile, CertFile: s.CertFile, KeyFile: s.KeyFile}
+	if a.PKI != nil {
+		out.PKI.PeerNames = slices.Clone(a.PKI.PeerNames)
 	}
 	return out
 }

@@ -22,6 +22,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node %s: %d listeners\n", p.Node, len(p.Listeners))
 	writeResources(&b, &p.Resources)
+	r := &p.Resources
 	for _, l := range p.Listeners {
 		pub := ""
 		if l.Public {
@@ -35,7 +36,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 		case l.Entrance != nil:
 			e := l.Entrance
 			fmt.Fprintf(&b, "  tunnel %s entrance -> TLS 1.3 -> %s\n", e.Name, strings.Join(e.Exits, ", "))
-			fmt.Fprintf(&b, "    auth: %s\n", authText(e.Auth))
+			fmt.Fprintf(&b, "    auth: %s\n", authText(e.Auth, r))
 			fmt.Fprintf(&b, "    timeouts: connect %s, handshake %s, idle %s; tcp keepalive %s; max %d connections, %d per client\n",
 				dur(e.ConnectTimeout), dur(e.HandshakeTimeout), dur(e.IdleTimeout), dur(e.KeepAlive), e.MaxConns, e.MaxConnsPerClient)
 			if e.AllowPublic {
@@ -45,7 +46,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "  handshake %s; max %d connections, %d per client (entrance node)\n", dur(l.Exit.HandshakeTimeout), l.Exit.MaxConns, l.Exit.MaxConnsPerClient)
 			for _, t := range l.Exit.Tunnels {
 				fmt.Fprintf(&b, "  tunnel %s exit -> %s\n", t.Name, t.Target)
-				fmt.Fprintf(&b, "    auth: %s\n", authText(t.Auth))
+				fmt.Fprintf(&b, "    auth: %s\n", authText(t.Auth, r))
 				fmt.Fprintf(&b, "    timeouts: connect %s, idle %s; tcp keepalive %s\n", dur(t.ConnectTimeout), dur(t.IdleTimeout), dur(t.KeepAlive))
 			}
 		case l.Forward != nil:
@@ -87,7 +88,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 // writeResources lists the node's resources, each once, with every value
 // it runs with.
 func writeResources(b *strings.Builder, r *Resources) {
-	if len(r.Upstreams)+len(r.Caches)+len(r.AccessLogs)+len(r.Certificates) == 0 {
+	if len(r.Upstreams)+len(r.Caches)+len(r.AccessLogs)+len(r.Certificates)+len(r.Secrets) == 0 {
 		return
 	}
 	b.WriteString("\nresources:\n")
@@ -127,6 +128,14 @@ func writeResources(b *strings.Builder, r *Resources) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(r.Certificates)) {
 		fmt.Fprintf(b, "  certificate %s: %s\n", name, r.Certificates[name].CertFile)
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.Secrets)) {
+		s := r.Secrets[name]
+		what := fmt.Sprintf("psk file %s, key derived for tunnel %s", s.PSKFile, s.Tunnel)
+		if s.PSKFile == "" {
+			what = fmt.Sprintf("certificate %s, key %s, CA %s (reloaded when they change)", s.CertFile, s.KeyFile, s.CAFile)
+		}
+		fmt.Fprintf(b, "  secret %q: %s; used by %s\n", name, what, strings.Join(s.Uses, ", "))
 	}
 	writeProtection(b, r)
 }
@@ -266,7 +275,23 @@ func upstreamText(u *httpedge.Upstream) string {
 	return fmt.Sprintf("upstream %s [%s]%s", u.Name, strings.Join(servers, ", "), host)
 }
 
-func authText(a tunnel.Auth) string {
+func authText(a tunnel.Auth, r *Resources) string {
+	if a.Secret != "" {
+		s, ok := r.Secrets[a.Secret]
+		var t string
+		switch {
+		case !ok:
+			t = "secret " + a.Secret + " (not declared)"
+		case s.PSKFile != "":
+			t = "psk " + s.PSKFile
+		default:
+			t = "pki " + s.CertFile
+		}
+		if a.PKI != nil {
+			t += ", peer must be " + strings.Join(a.PKI.PeerNames, " or ")
+		}
+		return fmt.Sprintf("%s (secret %q)", t, a.Secret)
+	}
 	switch {
 	case a.PSKFile != "":
 		return "psk " + a.PSKFile

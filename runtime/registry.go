@@ -11,11 +11,12 @@ import (
 	"github.com/offedge/offedge/certs"
 	httpedge "github.com/offedge/offedge/edge/http"
 	"github.com/offedge/offedge/edge/protect"
+	"github.com/offedge/offedge/edge/tunnel"
 	"github.com/offedge/offedge/plan"
 )
 
 // registry holds the node's resources (upstream pools, caches, access log
-// files, certificates), each built once from its plan declaration and
+// files, certificates, tunnel secrets), each built once from its plan declaration and
 // shared by every listener. A resource is identified by its kind, its name
 // and its declaration: a reload that declares it unchanged gets the same
 // object (a pool keeps its connections and health state, a cache its
@@ -24,6 +25,9 @@ import (
 // a resource no generation holds any more is closed.
 type registry struct {
 	opts httpedge.Options
+	// keys derives tunnel keys (nil: each secret derives on its own; the
+	// lab shares one cache between its nodes).
+	keys *tunnel.KeyCache
 	// bans is the node's ban list, which jails ban into: one for the
 	// node's life (bans are state a reload keeps).
 	bans *protect.BanList
@@ -43,8 +47,8 @@ type resItem struct {
 	close func() error
 }
 
-func newRegistry(opts httpedge.Options, bans *protect.BanList) *registry {
-	return &registry{opts: opts, bans: bans, items: map[resKey]*resItem{}}
+func newRegistry(opts httpedge.Options, keys *tunnel.KeyCache, bans *protect.BanList) *registry {
+	return &registry{opts: opts, keys: keys, bans: bans, items: map[resKey]*resItem{}}
 }
 
 // generation is what one plan uses: a reference to each of its resources,
@@ -53,6 +57,8 @@ type generation struct {
 	reg   *registry
 	items []*resItem
 	http  httpedge.Resources
+	// secrets are the tunnel ends' loaded key material, by plan name.
+	secrets map[string]*tunnel.Key
 	// built counts the resources this generation had to build (not shared
 	// with the generation before it).
 	built int
@@ -131,7 +137,42 @@ func (reg *registry) acquire(r *plan.Resources) (*generation, error) {
 	if err := reg.acquireProtect(r, g); err != nil {
 		return fail(err)
 	}
+	if err := reg.acquireSecrets(r, g); err != nil {
+		return fail(err)
+	}
 	return g, nil
+}
+
+// acquireSecrets references the node's tunnel secrets. A secret is keyed
+// by its declaration and by the version of its file (tunnel.SecretVersion):
+// a reload after a pre-shared secret changed derives its new key (a file
+// that cannot be read refuses the reload), one after no change keeps the
+// key derived before. PKI files reload by themselves.
+func (reg *registry) acquireSecrets(r *plan.Resources, g *generation) error {
+	g.secrets = map[string]*tunnel.Key{}
+	for _, name := range slices.Sorted(maps.Keys(r.Secrets)) {
+		s := r.Secrets[name].Secret
+		ver, err := tunnel.SecretVersion(s)
+		if err != nil {
+			return fmt.Errorf("secret %q: %w", name, err)
+		}
+		spec := struct {
+			Secret  tunnel.Secret
+			Version string
+		}{s, ver}
+		v, err := reg.get("secret", name, spec, g, func() (any, func() error, error) {
+			k, err := tunnel.LoadSecret(s, tunnel.Options{Logger: reg.opts.Logger, Now: reg.opts.Now, Keys: reg.keys})
+			if err != nil {
+				return nil, nil, fmt.Errorf("secret %q: %w", name, err)
+			}
+			return k, func() error { return nil }, nil
+		})
+		if err != nil {
+			return err
+		}
+		g.secrets[name] = v.(*tunnel.Key)
+	}
+	return nil
 }
 
 // acquireProtect references the node's rate zones, class maps, jails and

@@ -20,10 +20,10 @@ type Role interface {
 	// access list) until Shutdown.
 	Serve(ln net.Listener) error
 	// Update builds the listener's new configuration (on the resources of
-	// the new plan) without changing what is served, and returns the
+	// the new plan's generation) without changing what is served, and returns the
 	// function that swaps it in; commit cannot fail. Apply prepares every
 	// role before it commits any, so a reload applies in full or not at all.
-	Update(spec plan.Listener, res httpedge.Resources) (commit func(), err error)
+	Update(spec plan.Listener, g *generation) (commit func(), err error)
 	// Shutdown stops accepting and drains open connections until ctx ends.
 	Shutdown(ctx context.Context) error
 	// Stats is a snapshot of the role's counters.
@@ -49,8 +49,9 @@ type RoleStats struct {
 }
 
 // newRole builds the role of spec; nothing is served until Serve.
-func (n *Node) newRole(spec plan.Listener, res httpedge.Resources) (Role, error) {
+func (n *Node) newRole(spec plan.Listener, g *generation) (Role, error) {
 	spec = n.budgeted(spec)
+	res := g.http
 	switch spec.Kind {
 	case plan.KindHTTP:
 		if spec.HTTP != nil {
@@ -63,7 +64,7 @@ func (n *Node) newRole(spec plan.Listener, res httpedge.Resources) (Role, error)
 		}
 	case plan.KindTunnelEntrance:
 		if spec.Entrance != nil {
-			e, err := tunnel.NewEntrance(*spec.Entrance, tunnel.Options{Logger: n.log, Dial: n.dial, Keys: n.opts.Keys})
+			e, err := tunnel.NewEntrance(entranceOn(spec, g), tunnel.Options{Logger: n.log, Dial: n.dial, Keys: n.opts.Keys})
 			if err != nil {
 				return nil, err
 			}
@@ -71,7 +72,7 @@ func (n *Node) newRole(spec plan.Listener, res httpedge.Resources) (Role, error)
 		}
 	case plan.KindTunnelExit:
 		if spec.Exit != nil {
-			x, err := tunnel.NewExit(*spec.Exit, tunnel.Options{Logger: n.log, Dial: n.dial, Keys: n.opts.Keys})
+			x, err := tunnel.NewExit(exitOn(spec, g), tunnel.Options{Logger: n.log, Dial: n.dial, Keys: n.opts.Keys})
 			if err != nil {
 				return nil, err
 			}
@@ -97,11 +98,25 @@ type httpRole struct{ s *httpedge.Server }
 func (r httpRole) Serve(ln net.Listener) error        { return r.s.Serve(ln) }
 func (r httpRole) Shutdown(ctx context.Context) error { return r.s.Shutdown(ctx) }
 func (r httpRole) Stats() RoleStats                   { st := r.s.Stats(); return RoleStats{HTTP: &st} }
-func (r httpRole) Update(spec plan.Listener, res httpedge.Resources) (func(), error) {
+func (r httpRole) Update(spec plan.Listener, g *generation) (func(), error) {
 	if spec.HTTP == nil {
 		return nil, errKind
 	}
-	return r.s.Prepare(*spec.HTTP, res)
+	return r.s.Prepare(*spec.HTTP, g.http)
+}
+
+// entranceOn and exitOn are the tunnel configurations of spec on the
+// secrets of generation g (the plan names them; the registry loaded them).
+func entranceOn(spec plan.Listener, g *generation) tunnel.EntranceConfig {
+	c := *spec.Entrance
+	c.Secrets = g.secrets
+	return c
+}
+
+func exitOn(spec plan.Listener, g *generation) tunnel.ExitConfig {
+	c := *spec.Exit
+	c.Secrets = g.secrets
+	return c
 }
 
 type entranceRole struct{ e *tunnel.Entrance }
@@ -117,11 +132,11 @@ func (r entranceRole) Open(ctx context.Context) (net.Conn, error) { return r.e.O
 func (r entranceRole) Serve(ln net.Listener) error        { return r.e.Serve(ln) }
 func (r entranceRole) Shutdown(ctx context.Context) error { return r.e.Shutdown(ctx) }
 func (r entranceRole) Stats() RoleStats                   { st := r.e.Stats(); return RoleStats{Tunnel: &st} }
-func (r entranceRole) Update(spec plan.Listener, _ httpedge.Resources) (func(), error) {
+func (r entranceRole) Update(spec plan.Listener, g *generation) (func(), error) {
 	if spec.Entrance == nil {
 		return nil, errKind
 	}
-	return r.e.Prepare(*spec.Entrance)
+	return r.e.Prepare(entranceOn(spec, g))
 }
 
 type exitRole struct{ x *tunnel.Exit }
@@ -129,11 +144,11 @@ type exitRole struct{ x *tunnel.Exit }
 func (r exitRole) Serve(ln net.Listener) error        { return r.x.Serve(ln) }
 func (r exitRole) Shutdown(ctx context.Context) error { return r.x.Shutdown(ctx) }
 func (r exitRole) Stats() RoleStats                   { st := r.x.Stats(); return RoleStats{Tunnel: &st} }
-func (r exitRole) Update(spec plan.Listener, _ httpedge.Resources) (func(), error) {
+func (r exitRole) Update(spec plan.Listener, g *generation) (func(), error) {
 	if spec.Exit == nil {
 		return nil, errKind
 	}
-	return r.x.Prepare(*spec.Exit)
+	return r.x.Prepare(exitOn(spec, g))
 }
 
 type forwardRole struct{ f *forward.Forwarder }
@@ -141,7 +156,7 @@ type forwardRole struct{ f *forward.Forwarder }
 func (r forwardRole) Serve(ln net.Listener) error        { return r.f.Serve(ln) }
 func (r forwardRole) Shutdown(ctx context.Context) error { return r.f.Shutdown(ctx) }
 func (r forwardRole) Stats() RoleStats                   { st := r.f.Stats(); return RoleStats{Forward: &st} }
-func (r forwardRole) Update(spec plan.Listener, _ httpedge.Resources) (func(), error) {
+func (r forwardRole) Update(spec plan.Listener, _ *generation) (func(), error) {
 	if spec.Forward == nil {
 		return nil, errKind
 	}

@@ -152,7 +152,7 @@ func Start(p *plan.Plan, opts Options) (*Node, error) {
 	}
 	n.bans = bans
 	n.banState = restoreBans(n.log, bans, opts.statePath(bc.StateFile), bc.MaxBans)
-	n.reg = newRegistry(httpedge.Options{Logger: n.log, Dial: n.dial, RootCAs: opts.RootCAs}, bans)
+	n.reg = newRegistry(httpedge.Options{Logger: n.log, Dial: n.dial, RootCAs: opts.RootCAs}, opts.Keys, bans)
 	n.plan.Store(p)
 	n.fdLimit = opts.FDLimit
 	if n.fdLimit == 0 {
@@ -198,7 +198,7 @@ func (n *Node) aclOf(l plan.Listener) acl.List {
 // prepare builds the role of l and binds its socket; nothing is served
 // until serve.
 func (n *Node) prepare(l plan.Listener, gen *generation) (*running, error) {
-	rl, err := n.newRole(l, gen.http)
+	rl, err := n.newRole(l, gen)
 	if err != nil {
 		return nil, fmt.Errorf("%s on %s: %w", l.Name, l.Addr, err)
 	}
@@ -372,6 +372,7 @@ func (n *Node) apply(ctx context.Context, p *plan.Plan) error {
 		}
 	}
 	sameRes := n.gen != nil && n.gen.sameHTTP(gen)
+	sameSecrets := n.gen != nil && sameMap(n.gen.secrets, gen.secrets)
 	var (
 		errs     []error
 		updates  []update
@@ -384,17 +385,17 @@ func (n *Node) apply(ctx context.Context, p *plan.Plan) error {
 		want[k] = true
 		r, exists := n.listeners[k]
 		switch {
-		case exists && sameConfig(r.spec, l) && (l.HTTP == nil || sameRes):
+		case exists && sameConfig(r.spec, l) && (l.HTTP == nil || sameRes) && (!l.Tunnel() || sameSecrets):
 			// Untouched.
 		case exists && !needsNewRole(r.spec, l):
-			commit, err := r.role.Update(n.budgeted(l), gen.http)
+			commit, err := r.role.Update(n.budgeted(l), gen)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s on %s: %w", l.Name, l.Addr, err))
 				continue
 			}
 			updates = append(updates, update{r, l, commit})
 		case exists:
-			rl, err := n.newRole(l, gen.http)
+			rl, err := n.newRole(l, gen)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s on %s: %w", l.Name, l.Addr, err))
 				continue

@@ -6,14 +6,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/offedge/offedge/certs"
-	"github.com/offedge/offedge/internal/secretfile"
 )
 
 // NodeURIPrefix is the URI SAN prefix naming an offedge node in internal
@@ -92,59 +88,66 @@ func (k *KeyCache) Derive(name string, secret []byte) (*PSKKey, error) {
 	return e.key, e.err
 }
 
-// loadCredentials reads the secret or the PKI files named by a. A secret
-// shorter than RecommendedSecretLen or that looks low in entropy is
-// accepted (existing stunnel secrets must keep working) with a warning.
-func loadCredentials(name string, a Auth, now func() time.Time, keys *KeyCache, log *slog.Logger) (*credentials, error) {
+// loadCredentials builds what the tunnel end name presents and accepts
+// from a: the node's loaded secret a.Secret names (from keys), or, for an
+// Auth that names files, the files read now.
+func loadCredentials(name string, a Auth, keys map[string]*Key, opts Options) (*credentials, error) {
+	k, err := resolveKey(name, a, keys, opts)
+	if err != nil {
+		return nil, err
+	}
+	switch k.mode {
+	case "psk":
+		if !strings.EqualFold(k.psk.Name, name) {
+			return nil, fmt.Errorf("auth: secret %q derives the key of tunnel %q, not of this one", a.Secret, k.psk.Name)
+		}
+		return &credentials{cert: k.psk.Certificate, verify: k.psk.verifyPeer, mode: "psk"}, nil
+	default:
+		if len(a.PKI.PeerNames) == 0 {
+			return nil, errors.New("auth pki: peer_names is empty; list the nodes allowed at the other end")
+		}
+		return k.pkiCredentials(a.PKI.PeerNames, opts.Now), nil
+	}
+}
+
+// resolveKey finds or loads the key material of a.
+func resolveKey(name string, a Auth, keys map[string]*Key, opts Options) (*Key, error) {
+	files := a.PSKFile != "" || a.PKI != nil && (a.PKI.CAFile != "" || a.PKI.CertFile != "" || a.PKI.KeyFile != "")
 	switch {
+	case a.Secret != "" && files:
+		return nil, fmt.Errorf("auth: secret %q and key files are both set; a secret names files declared once per node", a.Secret)
+	case a.Secret != "":
+		k := keys[a.Secret]
+		if k == nil {
+			return nil, fmt.Errorf("auth: secret %q is not among the node's loaded secrets", a.Secret)
+		}
+		if (k.mode == "pki") != (a.PKI != nil) {
+			return nil, fmt.Errorf("auth: secret %q is a %s secret; the tunnel's auth wants the other kind", a.Secret, k.mode)
+		}
+		return k, nil
 	case a.PSKFile != "" && a.PKI != nil:
 		return nil, errors.New("auth: both psk_file and pki are set; choose one")
 	case a.PSKFile != "":
-		secret, err := secretfile.Read(a.PSKFile)
-		if err != nil {
-			return nil, fmt.Errorf("auth psk: %w", err)
-		}
-		if weak := secretfile.Weakness(secret); weak != "" {
-			log.Warn("weak tunnel secret: an exit presents a certificate derived from it, so it can be guessed offline; replace it on both ends",
-				"tunnel", name, "file", a.PSKFile, "problem", weak, "fix", "offedge secrets new "+a.PSKFile+".new (then move it into place on both ends)")
-		}
-		k, err := keys.Derive(name, secret)
-		clear(secret)
-		if err != nil {
-			return nil, err
-		}
-		return &credentials{cert: k.Certificate, verify: k.verifyPeer, mode: "psk"}, nil
+		return LoadSecret(Secret{PSKFile: a.PSKFile, Tunnel: name}, opts)
 	case a.PKI != nil:
-		return loadPKI(a.PKI, now, log)
+		if a.PKI.CAFile == "" || a.PKI.CertFile == "" || a.PKI.KeyFile == "" {
+			return nil, errors.New("auth pki: ca_file, cert_file and key_file are all required")
+		}
+		if len(a.PKI.PeerNames) == 0 {
+			return nil, errors.New("auth pki: peer_names is empty; list the nodes allowed at the other end")
+		}
+		return LoadSecret(Secret{CAFile: a.PKI.CAFile, CertFile: a.PKI.CertFile, KeyFile: a.PKI.KeyFile}, opts)
 	default:
 		return nil, errors.New("auth: neither psk_file nor pki is set")
 	}
 }
 
-// loadPKI loads the node certificate, its key and the CA now (a broken
-// file is an error at start), and returns credentials that reload them when
-// the files change (checked at most every certs.DefaultCheckInterval, on
-// the handshake path): `offedge pki issue` rotating a node's certificate,
-// or a new CA bundle, takes effect without a restart; open connections
-// keep the certificates they were made with; a file that fails to load
-// never replaces a working one.
-func loadPKI(p *PKIAuth, now func() time.Time, log *slog.Logger) (*credentials, error) {
-	if p.CAFile == "" || p.CertFile == "" || p.KeyFile == "" {
-		return nil, errors.New("auth pki: ca_file, cert_file and key_file are all required")
-	}
-	if len(p.PeerNames) == 0 {
-		return nil, errors.New("auth pki: peer_names is empty; list the nodes allowed at the other end")
-	}
-	copts := certs.Options{Logger: log, Now: now}
-	cert, err := certs.NewCert(p.CertFile, p.KeyFile, copts)
-	if err != nil {
-		return nil, fmt.Errorf("auth pki: %w", err)
-	}
-	ca, err := certs.NewPool(p.CAFile, copts)
-	if err != nil {
-		return nil, fmt.Errorf("auth pki: %w", err)
-	}
-	names := slices.Clone(p.PeerNames)
+// pkiCredentials presents the node's certificate (the current one: it
+// reloads when its files change, see LoadSecret) and accepts a peer whose
+// certificate chains to the CA and names one of names.
+func (k *Key) pkiCredentials(peerNames []string, now func() time.Time) *credentials {
+	names := slices.Clone(peerNames)
+	ca := k.ca
 	verify := func(peer []*x509.Certificate) error {
 		if len(peer) == 0 {
 			return errors.New("peer sent no certificate")
@@ -176,7 +179,7 @@ func loadPKI(p *PKIAuth, now func() time.Time, log *slog.Logger) (*credentials, 
 		}
 		return fmt.Errorf("%w: certificate names %v, allowed %v", ErrPeerNameMismatch, have, names)
 	}
-	return &credentials{get: cert.Certificate, verify: verify, mode: "pki"}, nil
+	return &credentials{get: k.cert.Certificate, verify: verify, mode: "pki"}
 }
 
 // clientConfig is the entrance's TLS configuration for one tunnel.

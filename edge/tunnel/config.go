@@ -7,9 +7,15 @@ import (
 	"time"
 )
 
-// Auth says how the two ends of a tunnel authenticate each other. Exactly one
-// of PSKFile and PKI is set.
+// Auth says how the two ends of a tunnel authenticate each other. In a
+// plan, Secret names the node's key material (plan.Resources.Secrets,
+// loaded once per node by the runtime and handed over in the config's
+// Secrets), with PKI carrying only the peer names of a pki tunnel. A
+// library caller may instead name the files here: exactly one of PSKFile
+// and PKI, read when the end is built or updated.
 type Auth struct {
+	// Secret names a loaded [Key] of the config's Secrets.
+	Secret string `json:"secret,omitempty"`
 	// PSKFile is a file holding the tunnel's shared secret (for example the
 	// output of `pwgen 32`). Its mode must not grant group or other access
 	// (0600 or 0400). Both ends derive the same Ed25519 key and certificate
@@ -21,9 +27,10 @@ type Auth struct {
 
 // PKIAuth is certificate authentication with an internal CA.
 type PKIAuth struct {
-	CAFile   string `json:"ca_file"`
-	CertFile string `json:"cert_file"`
-	KeyFile  string `json:"key_file"`
+	// The files, unless Auth.Secret names them.
+	CAFile   string `json:"ca_file,omitempty"`
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
 	// PeerNames are the node names the peer certificate must carry (as DNS
 	// SAN or offedge://node/NAME URI SAN): on an exit, the entrance nodes; on
 	// an entrance, the exit nodes.
@@ -59,6 +66,9 @@ type EntranceConfig struct {
 	// recording now and decrypting later with a quantum computer. Exits
 	// accept both.
 	KeyExchange string `json:"key_exchange,omitempty"`
+	// Secrets are the node's loaded secrets that Auth.Secret names (the
+	// runtime's registry); not part of the plan.
+	Secrets map[string]*Key `json:"-"`
 }
 
 // ExitConfig configures the TLS side of tunnels (stunnel's `client = no`).
@@ -71,6 +81,9 @@ type ExitConfig struct {
 	// MaxConnsPerClient bounds the connections of one client address, that
 	// is of one entrance node (never above MaxConns).
 	MaxConnsPerClient int `json:"max_conns_per_client"`
+	// Secrets are the node's loaded secrets that the tunnels' Auth.Secret
+	// names (the runtime's registry); not part of the plan.
+	Secrets map[string]*Key `json:"-"`
 }
 
 // ExitTunnel is one tunnel served by an exit listener.
@@ -93,8 +106,8 @@ type Options struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Keys caches keys derived from pre-shared secrets; nil gives the role
-	// its own (kept across its Updates). Share one between roles to derive
-	// each secret once.
+	// Keys caches keys derived from pre-shared secrets that an Auth names
+	// by file; nil gives the role its own (kept across its Updates). Share
+	// one between roles, or nodes (the lab), to derive each secret once.
 	Keys *KeyCache
 }

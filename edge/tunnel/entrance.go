@@ -93,7 +93,7 @@ func buildEntrance(cfg EntranceConfig, opts Options) (*entranceState, error) {
 	default:
 		return nil, wrap(fmt.Errorf("key_exchange %q: want \"hybrid\" (default) or \"x25519\"", cfg.KeyExchange))
 	}
-	creds, err := loadCredentials(cfg.Name, cfg.Auth, opts.Now, opts.Keys, opts.Logger)
+	creds, err := loadCredentials(cfg.Name, cfg.Auth, cfg.Secrets, opts)
 	if err != nil {
 		return nil, wrap(err)
 	}

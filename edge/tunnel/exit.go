@@ -76,7 +76,7 @@ func buildExit(cfg ExitConfig, opts Options) (*exitState, error) {
 		if err := dialing(t.ConnectTimeout, t.IdleTimeout, t.KeepAlive); err != nil {
 			return nil, wrap(err)
 		}
-		creds, err := loadCredentials(t.Name, t.Auth, opts.Now, opts.Keys, opts.Logger)
+		creds, err := loadCredentials(t.Name, t.Auth, cfg.Secrets, opts)
 		if err != nil {
 			return nil, wrap(err)
 		}

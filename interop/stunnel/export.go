@@ -26,6 +26,7 @@ func Export(p *plan.Plan, dir string) (*Config, error) {
 		return nil, err
 	}
 	material := func(name string, a tunnel.Auth) (cert, key, ca string, err error) {
+		a = p.Resources.Files(a)
 		if a.PKI != nil {
 			return a.PKI.CertFile, a.PKI.KeyFile, a.PKI.CAFile, nil
 		}
@@ -56,7 +57,7 @@ func Export(p *plan.Plan, dir string) (*Config, error) {
 			}
 			for i, exit := range l.Entrance.Exits {
 				s := End{Name: l.Entrance.Name, Client: true, Accept: l.Addr.String(), Connect: exit, CertFile: cert, KeyFile: key, CAFile: ca}.Section()
-				s.Comment = pskMark(l.Entrance.Auth)
+				s.Comment = pskMark(p.Resources.Files(l.Entrance.Auth))
 				if i > 0 {
 					// stunnel takes several connect lines in one section as
 					// failover, in order.
@@ -74,7 +75,7 @@ func Export(p *plan.Plan, dir string) (*Config, error) {
 					return nil, err
 				}
 				s := End{Name: t.Name, Accept: l.Addr.String(), Connect: t.Target, CertFile: cert, KeyFile: key, CAFile: ca}.Section()
-				s.Comment = pskMark(t.Auth)
+				s.Comment = pskMark(p.Resources.Files(t.Auth))
 				if primary == "" {
 					primary = t.Name
 				} else {
