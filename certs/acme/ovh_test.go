@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-acme/lego/v5/challenge"
 	"github.com/go-acme/lego/v5/challenge/dns01"
 
 	"github.com/offedge/offedge/certs/acme/ovhtest"
@@ -340,4 +342,29 @@ func TestOVHRefusedCalls(t *testing.T) {
 			t.Fatalf("a record was created although stale ones could not be listed: %+v", g.Calls())
 		}
 	}
+}
+
+// TestCleaningKeepsTheProviderTimeout: the stale-record wrapper lego is
+// given reports the provider's propagation timeout and polling interval
+// (it hid them: lego then used its defaults), and lego's when the provider
+// has none.
+func TestCleaningKeepsTheProviderTimeout(t *testing.T) {
+	prov, err := NewOVH(OVHCredentials{Endpoint: "ovh-eu", ApplicationKey: "k", ApplicationSecret: "s", ConsumerKey: "c"},
+		OVHOptions{PropagationTimeout: 7 * time.Minute, PollingInterval: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p challenge.Provider = &cleaning{Provider: prov, pending: map[string]int{}}
+	pt, ok := p.(challenge.ProviderTimeout)
+	if !ok {
+		t.Fatal("the wrapper hides the provider's timeout")
+	}
+	if to, iv := pt.Timeout(); to != 7*time.Minute || iv != 3*time.Second {
+		t.Fatalf("timeout %v, interval %v", to, iv)
+	}
+	if to, iv := (&cleaning{Provider: &challtestsrvDNS{}}).Timeout(); to != dns01.DefaultPropagationTimeout || iv != dns01.DefaultPollingInterval {
+		t.Fatalf("without a provider timeout: %v, %v", to, iv)
+	}
+	// The runtime's DNS-01 hook takes NewDNSProvider as it is.
+	var _ func(string, string, *slog.Logger) (challenge.Provider, error) = NewDNSProvider
 }
