@@ -745,6 +745,14 @@ func (b *builder) validateSite(s *Site) {
 	if a := s.AccessLog; a != nil && a.Format != "" && !oneOf(a.Format, LogFormats...) {
 		b.errf(a.Pos, obj+": access_log", `use "`+strings.Join(LogFormats, `", "`)+`"`, "unknown format %q", a.Format)
 	}
+	if e := s.ErrorLog; e != nil {
+		if e.Path == "" {
+			b.errf(e.Pos, obj+": error_log", "e.g. path: /var/log/offedge/off.error.log", "missing path")
+		}
+		if e.Level != "" && !oneOf(e.Level, "debug", "info", "notice", "warn", "error", "crit", "alert", "emerg") {
+			b.errf(e.Pos, obj+": error_log", "use debug, info, notice, warn, error, crit, alert or emerg (nginx's levels)", "unknown level %q", e.Level)
+		}
+	}
 	b.validateHeaders(s.Headers, s.HeadersAlways, s.Pos, obj)
 	b.validateCompress(s.Compress, obj)
 	for i, r := range s.Routes {

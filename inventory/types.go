@@ -287,6 +287,9 @@ type Site struct {
 	// 503 with Retry-After and the 503 error page, no restart needed.
 	MaintenanceFile string     `yaml:"maintenance_file"`
 	AccessLog       *AccessLog `yaml:"access_log"`
+	// ErrorLog receives what offedge logs about the site's requests
+	// (nginx error_log in a server).
+	ErrorLog *ErrorLog `yaml:"error_log"`
 	// Allow restricts who may connect; empty means anyone.
 	Allow       []string `yaml:"allow"`
 	Description string   `yaml:"description"`
@@ -452,6 +455,16 @@ type Compress struct {
 	Level int `yaml:"level"`
 	// GzipStatic serves FILE.gz beside a static FILE to gzip clients.
 	GzipStatic *bool `yaml:"gzip_static"`
+}
+
+// ErrorLog is a site's error log: upstream failures and timeouts,
+// refusals, cut answers, at Level or above.
+type ErrorLog struct {
+	Pos  Pos    `yaml:"-"`
+	Path string `yaml:"path"`
+	// Level is nginx's: debug, info, notice, warn, error, crit, alert or
+	// emerg (notice is info; crit and above are error).
+	Level string `yaml:"level"`
 }
 
 // AccessLog configures a site's access log.

@@ -61,6 +61,9 @@ type compiler struct {
 	// upstreamOK remembers, per upstream name, whether it compiled (each
 	// upstream is compiled once per node, however many routes use it).
 	upstreamOK map[string]bool
+	// errorLogs are the log files sites write their error logs to (a file
+	// is an access log or an error log, never both).
+	errorLogs map[string]bool
 }
 
 func (c *compiler) fail(format string, args ...any) {
@@ -81,7 +84,7 @@ func Compile(m *inventory.Model, node string, opts Options) (*Plan, error) {
 	if opts.PKIDir == "" {
 		opts.PKIDir = "/etc/offedge/pki"
 	}
-	c := &compiler{m: m, node: n, opts: opts, upstreamOK: map[string]bool{}, plan: &Plan{Node: node, Dials: map[netip.AddrPort]Dial{}, Resources: Resources{
+	c := &compiler{m: m, node: n, opts: opts, upstreamOK: map[string]bool{}, errorLogs: map[string]bool{}, plan: &Plan{Node: node, Dials: map[netip.AddrPort]Dial{}, Resources: Resources{
 		Upstreams:    map[string]httpedge.Upstream{},
 		Caches:       map[string]httpedge.Cache{},
 		AccessLogs:   map[string]httpedge.AccessLog{},
@@ -238,6 +241,9 @@ func (c *compiler) certificate(t *inventory.TLS) string {
 // whatever number of sites and listeners write to it.
 func (c *compiler) accessLog(a *inventory.AccessLog, object string) *httpedge.SiteLog {
 	p := c.opts.file(a.Path)
+	if c.errorLogs[p] {
+		c.fail("%s: access log %s is a site's error log too; give each its own file", object, a.Path)
+	}
 	f := httpedge.AccessLog{Path: p, BufferBytes: orInt(int(a.Buffer), DefaultLogBuffer), FlushInterval: or(a.Flush.D(), DefaultLogFlush)}
 	if prev, ok := c.plan.Resources.AccessLogs[p]; ok && prev != f {
 		c.fail("%s: access log %s: buffer %d and flush %s differ from another site's (%d, %s) writing the same file",
@@ -249,6 +255,33 @@ func (c *compiler) accessLog(a *inventory.AccessLog, object string) *httpedge.Si
 		format = DefaultLogFormat
 	}
 	return &httpedge.SiteLog{File: p, Format: format}
+}
+
+// errorLog declares a site's error log: a log file of the node (one
+// writer per path, shared by the sites naming it), written through small
+// buffers flushed every DefaultLogFlush.
+func (c *compiler) errorLog(e *inventory.ErrorLog, object string) *httpedge.SiteErrorLog {
+	p := c.opts.file(e.Path)
+	f := httpedge.AccessLog{Path: p, BufferBytes: DefaultErrorLogBuffer, FlushInterval: DefaultLogFlush}
+	if _, ok := c.plan.Resources.AccessLogs[p]; ok && !c.errorLogs[p] {
+		c.fail("%s: error log %s is an access log too; give each its own file", object, e.Path)
+	}
+	c.errorLogs[p] = true
+	c.plan.Resources.AccessLogs[p] = f
+	return &httpedge.SiteErrorLog{File: p, Level: errorLogLevel(e.Level)}
+}
+
+// errorLogLevel maps nginx's error_log levels onto the edge's four.
+func errorLogLevel(l string) string {
+	switch l {
+	case "":
+		return DefaultErrorLogLevel
+	case "notice":
+		return "info"
+	case "crit", "alert", "emerg":
+		return "error"
+	}
+	return l
 }
 
 // cache declares the cache of a static route with a fallback, named after
@@ -287,6 +320,9 @@ func (c *compiler) site(s *inventory.Site, network string) httpedge.Site {
 	}
 	if a := s.AccessLog; a != nil {
 		out.AccessLog = c.accessLog(a, obj)
+	}
+	if e := s.ErrorLog; e != nil {
+		out.ErrorLog = c.errorLog(e, obj)
 	}
 	if len(s.Allow) > 0 {
 		l := c.aclFor(s.Allow, network, obj)

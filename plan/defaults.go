@@ -48,6 +48,9 @@ const (
 	DefaultLogFormat = "combined"
 	DefaultLogBuffer = 256 << 10
 	DefaultLogFlush  = time.Second
+	// Error logs: nginx's default level; lines are rare, so a small buffer.
+	DefaultErrorLogLevel  = "error"
+	DefaultErrorLogBuffer = 4 << 10
 
 	// Tunnels and forwards.
 	DefaultTunnelIdle       = 12 * time.Hour // stunnel TIMEOUTidle

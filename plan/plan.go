@@ -60,7 +60,8 @@ type Resources struct {
 	Upstreams map[string]httpedge.Upstream `json:"upstreams"`
 	// Caches are fallback caches of static routes, named "<site> <route path>".
 	Caches map[string]httpedge.Cache `json:"caches"`
-	// AccessLogs are access log files, named by their path.
+	// AccessLogs are the log files sites write to (access logs and error
+	// logs), named by their path: one writer per file.
 	AccessLogs map[string]httpedge.AccessLog `json:"access_logs"`
 	// Certificates are TLS certificates of sites, named by certbot lineage
 	// (or by certificate file).

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -100,4 +101,43 @@ sites:
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestErrorLogCompiled: a site's error log is a log file of the node at
+// nginx's level mapped onto the edge's; a file cannot be an access log
+// and an error log.
+func TestErrorLogCompiled(t *testing.T) {
+	p := compileSites(t, `  - name: w
+    node: s1
+    hosts: [w.example]
+    listen: [{network: internet, port: 80}]
+    error_log: {path: /var/log/w.err, level: crit}
+    routes: [{path: /, redirect: /x}]
+  - name: v
+    node: s1
+    hosts: [v.example]
+    listen: [{network: internet, port: 80}]
+    error_log: {path: /var/log/w.err}
+    routes: [{path: /, redirect: /x}]
+`)
+	w, v := p.Listeners[0].HTTP.Sites[0], p.Listeners[0].HTTP.Sites[1]
+	if *w.ErrorLog != (httpedge.SiteErrorLog{File: "/var/log/w.err", Level: "error"}) || v.ErrorLog.Level != DefaultErrorLogLevel {
+		t.Fatalf("error logs %+v %+v", w.ErrorLog, v.ErrorLog)
+	}
+	if f, ok := p.Resources.AccessLogs["/var/log/w.err"]; !ok || f.BufferBytes != DefaultErrorLogBuffer || len(p.Resources.AccessLogs) != 1 {
+		t.Fatalf("log files %+v", p.Resources.AccessLogs)
+	}
+	fsys := fstest.MapFS{"inventory.yaml": {Data: []byte(`providers: [{name: p}]
+networks: [{name: internet, kind: public}]
+servers: [{name: s1, provider: p, addresses: [{network: internet, ip: 192.0.2.1}]}]
+sites:
+  - {name: w, node: s1, hosts: [w.example], listen: [{network: internet, port: 80}], error_log: {path: /var/log/x}, access_log: {path: /var/log/x}, routes: [{path: /, redirect: /x}]}
+`)}}
+	m, err := inventory.Load(fsys, "inventory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Compile(m, "s1", Options{}); err == nil || !strings.Contains(err.Error(), "is an access log too") {
+		t.Fatalf("one file as both logs: %v", err)
+	}
 }

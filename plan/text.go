@@ -159,6 +159,9 @@ func writeHTTP(b *strings.Builder, c *httpedge.Config) {
 		if s.AccessLog != nil {
 			fmt.Fprintf(b, "    access log %s (%s)\n", s.AccessLog.File, s.AccessLog.Format)
 		}
+		if s.ErrorLog != nil {
+			fmt.Fprintf(b, "    error log %s (%s)\n", s.ErrorLog.File, s.ErrorLog.Level)
+		}
 		if s.HSTS != "" {
 			fmt.Fprintf(b, "    hsts: %s\n", s.HSTS)
 		}

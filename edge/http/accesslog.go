@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"strconv"
@@ -228,4 +229,35 @@ func escapeLog(s string) string {
 		b = append(b, c)
 	}
 	return string(b)
+}
+
+// newErrorLogger is a site's error log: text records (slog's key=value
+// lines) of at least level, written to a log file of the node.
+func newErrorLogger(cfg SiteErrorLog, res Resources) (*slog.Logger, error) {
+	var lv slog.Level
+	switch cfg.Level {
+	case "debug":
+		lv = slog.LevelDebug
+	case "info":
+		lv = slog.LevelInfo
+	case "warn":
+		lv = slog.LevelWarn
+	case "error":
+		lv = slog.LevelError
+	default:
+		return nil, fmt.Errorf("level %q: use debug, info, warn or error", cfg.Level)
+	}
+	f, ok := res.AccessLogs[cfg.File]
+	if !ok {
+		return nil, fmt.Errorf("file %q is not among the node's log files", cfg.File)
+	}
+	return slog.New(slog.NewTextHandler(sinkWriter{f.s}, &slog.HandlerOptions{Level: lv})), nil
+}
+
+// sinkWriter writes whole records (slog's handlers write one a call).
+type sinkWriter struct{ s *logSink }
+
+func (w sinkWriter) Write(p []byte) (int, error) {
+	w.s.write(p)
+	return len(p), nil
 }

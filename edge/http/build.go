@@ -3,6 +3,7 @@ package httpedge
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -36,6 +37,8 @@ type site struct {
 	pages   map[int][]byte
 	maint   *maintenance
 	alog    *accessLogger
+	log     *slog.Logger // what the server logs about the site's requests
+	ownLog  bool         // log is the site's error log, not the server's
 	allow   *acl.List
 	cert    *certs.Cert
 	resp    *respPolicy // the site's always fields, for answers outside its routes
@@ -244,6 +247,13 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, res Resources) (*sit
 			return nil, fmt.Errorf("access log: %w", err)
 		}
 		st.alog = al
+	}
+	st.log = s.log
+	if sc.ErrorLog != nil {
+		if st.log, err = newErrorLogger(*sc.ErrorLog, res); err != nil {
+			return nil, fmt.Errorf("error log: %w", err)
+		}
+		st.ownLog = true
 	}
 	if len(sc.Hosts) > 0 {
 		st.serverName = strings.TrimPrefix(sc.Hosts[0], "*.")

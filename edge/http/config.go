@@ -77,6 +77,10 @@ type Site struct {
 	MaintenanceFile string `json:"maintenance_file,omitempty"`
 	// AccessLog, when set, logs every request of the site.
 	AccessLog *SiteLog `json:"access_log,omitempty"`
+	// ErrorLog, when set, receives what the server logs about the site's
+	// requests (upstream failures and timeouts, refusals, cut answers)
+	// instead of the server's logger (nginx error_log in a server).
+	ErrorLog *SiteErrorLog `json:"error_log,omitempty"`
 	// Allow restricts who may use the site (checked per request, 403); nil: anyone.
 	Allow *acl.List `json:"allow,omitempty"`
 	// Bots are matched in order against every request of the site; the
@@ -103,6 +107,15 @@ type SiteLog struct {
 	// File names the log file among the node's resources (AccessLogs).
 	File   string `json:"file"`
 	Format string `json:"format"` // "combined" | "combined_upstream" | "json"
+}
+
+// SiteErrorLog is how a site writes to a log file of the node (one of
+// AccessLogs: one writer per path, whatever writes to it).
+type SiteErrorLog struct {
+	File string `json:"file"`
+	// Level is the least severity written: "debug", "info", "warn" or
+	// "error".
+	Level string `json:"level"`
 }
 
 // AccessLog is one buffered access log file, shared by every site and

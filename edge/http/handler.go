@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -177,7 +178,7 @@ func (s *Server) serve(ch *chain, w *recorder, r *http.Request, ec *edgeConn) {
 	}
 	if rt.upPath != "" || rt.upPathTmpl != nil {
 		if err := rt.upstreamTarget(r, w.vq, brk); err != nil {
-			s.log.Warn("upstream path failed", "listener", s.name(), "site", st.name, "route", rt.path, "err", err)
+			st.log.Warn("upstream path failed", "listener", s.name(), "site", st.name, "route", rt.path, "err", err)
 			s.errorPage(w, r, st, http.StatusInternalServerError, "the upstream path could not be built")
 			return
 		}
@@ -282,8 +283,34 @@ func (s *Server) plainError(w *recorder, r *http.Request, code int, msg string) 
 	fmt.Fprintf(w, "%d %s: %s\n", code, http.StatusText(code), msg)
 }
 
+// logRefusal writes a refusal to a site's own error log, at nginx's
+// levels: error for 401, 403, 413 and 429 ("access forbidden by rule",
+// "client intended to send too large body", "limiting requests"), info for
+// 408 ("client timed out"); other statuses are logged where they arise.
+// Bounded by the server's refusal log rate.
+func (s *Server) logRefusal(r *http.Request, st *site, code int, msg string) {
+	lv := slog.LevelError
+	switch code {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestEntityTooLarge, http.StatusTooManyRequests:
+	case http.StatusRequestTimeout:
+		lv = slog.LevelInfo
+	default:
+		return
+	}
+	if !st.log.Enabled(r.Context(), lv) {
+		return
+	}
+	if ok, suppressed := s.refusedLog.allow(s.opts.Now()); ok {
+		st.log.Log(r.Context(), lv, "request refused", "listener", s.name(), "site", st.name, "status", code, "reason", msg,
+			"peer", r.RemoteAddr, "host", r.Host, "request", r.Method+" "+r.RequestURI, "suppressed", suppressed)
+	}
+}
+
 // errorPage answers with the site's page for code, or a short text.
 func (s *Server) errorPage(w *recorder, r *http.Request, st *site, code int, msg string) {
+	if st.ownLog {
+		s.logRefusal(r, st, code, msg)
+	}
 	if page, ok := st.pages[code]; ok {
 		h := w.Header()
 		h.Set("Content-Type", "text/html; charset=utf-8")

@@ -107,7 +107,7 @@ func (s *Server) proxy(w *recorder, r *http.Request, rt *route, p *pool, body *b
 		bb, err := s.bufferBody(pr.body, pr.cl)
 		if err != nil {
 			if !s.clientBodyFailed(w, r, rt, body) {
-				s.log.Error("buffering a request body failed", "listener", s.name(), "site", rt.site.name, "route", rt.path, "err", err)
+				rt.site.log.Error("buffering a request body failed", "listener", s.name(), "site", rt.site.name, "route", rt.path, "err", err)
 				s.errorPage(w, r, rt.site, http.StatusInternalServerError, "the request body could not be buffered")
 			}
 			return
@@ -126,7 +126,7 @@ func (s *Server) proxy(w *recorder, r *http.Request, rt *route, p *pool, body *b
 			return
 		}
 		if errors.Is(err, errQueueFull) || errors.Is(err, errQueueTimeout) {
-			s.log.Warn("upstream busy", "listener", s.name(), "site", rt.site.name, "route", rt.path, "upstream", p.name, "err", err)
+			rt.site.log.Warn("upstream busy", "listener", s.name(), "site", rt.site.name, "route", rt.path, "upstream", p.name, "err", err)
 			w.Header().Set("Retry-After", "1")
 			s.errorPage(w, r, rt.site, http.StatusServiceUnavailable, "the upstream servers are busy")
 			return
@@ -141,7 +141,7 @@ func (s *Server) proxy(w *recorder, r *http.Request, rt *route, p *pool, body *b
 		if errors.As(err, &ne) && ne.Timeout() {
 			code = http.StatusGatewayTimeout
 		}
-		s.log.Error("upstream failed", "listener", s.name(), "site", rt.site.name, "route", rt.path, "upstream", p.name, "server", addr, "err", err)
+		rt.site.log.Error("upstream failed", "listener", s.name(), "site", rt.site.name, "route", rt.path, "upstream", p.name, "server", addr, "err", err)
 		s.errorPage(w, r, rt.site, code, "the upstream server did not answer")
 		return
 	}
@@ -198,7 +198,7 @@ func (s *Server) copyResponse(w *recorder, r *http.Request, resp *http.Response,
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				// Client gone (logged 499 by the recorder); the upstream
 				// connection is discarded, and the upstream is not blamed.
-				s.log.Debug("client closed the connection mid-response", "listener", s.name(), "site", rt.site.name, "route", rt.path, "peer", r.RemoteAddr, "err", werr)
+				rt.site.log.Debug("client closed the connection mid-response", "listener", s.name(), "site", rt.site.name, "route", rt.path, "peer", r.RemoteAddr, "err", werr)
 				return
 			}
 			written += int64(n)
@@ -215,13 +215,13 @@ func (s *Server) copyResponse(w *recorder, r *http.Request, resp *http.Response,
 			// The client went away: its cancellation aborted the upstream
 			// read. Not the upstream's fault, so no error and no count.
 			w.clientGone()
-			s.log.Debug("client closed the connection mid-response", "listener", s.name(), "site", rt.site.name, "route", rt.path, "peer", r.RemoteAddr)
+			rt.site.log.Debug("client closed the connection mid-response", "listener", s.name(), "site", rt.site.name, "route", rt.path, "peer", r.RemoteAddr)
 			return
 		}
 		if rerr != nil {
 			w.outcome = http.StatusBadGateway
 			s.stats.upstreamErrors.Add(1)
-			s.log.Error("upstream response cut", "listener", s.name(), "site", rt.site.name, "route", rt.path, "upstream", p.name, "server", w.upstream, "err", rerr)
+			rt.site.log.Error("upstream response cut", "listener", s.name(), "site", rt.site.name, "route", rt.path, "upstream", p.name, "server", w.upstream, "err", rerr)
 			panic(http.ErrAbortHandler) // the client must see a broken response, not a short one
 		}
 	}
@@ -265,7 +265,7 @@ func (s *Server) tunnel(w *recorder, r *http.Request, rt *route, resp *http.Resp
 	conn, brw, err := http.NewResponseController(w.w).Hijack()
 	if err != nil {
 		up.Close()
-		s.log.Error("websocket hijack failed", "site", rt.site.name, "route", rt.path, "err", err)
+		rt.site.log.Error("websocket hijack failed", "site", rt.site.name, "route", rt.path, "err", err)
 		return
 	}
 	defer conn.Close()

@@ -365,7 +365,7 @@ func (s *Server) serveCache(w *recorder, r *http.Request, rt *route, pool *pool,
 		}
 	}
 	if stale != nil && p.serveStaleFor(res) {
-		s.log.Warn("serving a stale cache entry", "listener", s.name(), "site", rt.site.name, "route", rt.path, "upstream", pool.name, "err", res.err)
+		rt.site.log.Warn("serving a stale cache entry", "listener", s.name(), "site", rt.site.name, "route", rt.path, "upstream", pool.name, "err", res.err)
 		c.mark(w, "STALE")
 		c.serve(w, r, stale, "STALE")
 		return
@@ -376,7 +376,7 @@ func (s *Server) serveCache(w *recorder, r *http.Request, rt *route, pool *pool,
 			w.status = statusClientClosed
 			return
 		}
-		s.log.Error("cache fill failed", "listener", s.name(), "site", rt.site.name, "route", rt.path, "upstream", pool.name, "err", res.err)
+		rt.site.log.Error("cache fill failed", "listener", s.name(), "site", rt.site.name, "route", rt.path, "upstream", pool.name, "err", res.err)
 		code := http.StatusBadGateway
 		var ne net.Error
 		if errors.As(res.err, &ne) && ne.Timeout() {

@@ -276,3 +276,45 @@ func TestAccessLogUpstreamFormats(t *testing.T) {
 		t.Errorf("combined_proxy line without an upstream %q", p[1])
 	}
 }
+
+// TestSiteErrorLog: what the server logs about a site's requests goes to
+// the site's error log when it has one (at its level and above), to the
+// server's logger otherwise; refusals are written at nginx's levels.
+func TestSiteErrorLog(t *testing.T) {
+	n := newNode(t)
+	dir := t.TempDir()
+	dead := deadAddr(t)
+	logger, serverLog := testutil.Logger(t)
+	withLog := n.proxySite("a", []string{"a"}, dead)
+	withLog.ErrorLog = &SiteErrorLog{File: n.log(AccessLog{Path: filepath.Join(dir, "a.error.log"), FlushInterval: 10 * time.Millisecond}, "").File, Level: "error"}
+	withLog.Routes = append(withLog.Routes, Route{Path: "/private/", Redirect: "/", BasicAuthFile: writeFile(t, filepath.Join(dir, "htpasswd"), "u:$2y$05$0000000000000000000000000000000000000000000000000000\n")})
+	without := n.proxySite("b", []string{"b"}, dead)
+	_, addr := n.start(Config{Sites: []Site{withLog, without}}, Options{Logger: logger})
+	c := client(addr)
+	if resp, _ := get(t, c, "http://a/x"); resp.StatusCode != 502 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, c, "http://a/private/"); resp.StatusCode != 401 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, c, "http://b/y"); resp.StatusCode != 502 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	var lines []string
+	testutil.Eventually(t, 5*time.Second, "two lines in the site's error log", func() bool {
+		b, _ := os.ReadFile(withLog.ErrorLog.File)
+		lines = strings.Split(strings.TrimSpace(string(b)), "\n")
+		return len(b) > 0 && len(lines) >= 2
+	})
+	if len(lines) != 2 || !strings.Contains(lines[0], `level=ERROR msg="upstream failed"`) || !strings.Contains(lines[0], "site=a") ||
+		!strings.Contains(lines[1], `level=ERROR msg="request refused"`) || !strings.Contains(lines[1], "status=401") {
+		t.Fatalf("site a's error log:\n%s", strings.Join(lines, "\n"))
+	}
+	server := serverLog.String()
+	if !strings.Contains(server, `msg="upstream failed"`) || !strings.Contains(server, "site=b") || strings.Contains(server, "site=a") {
+		t.Fatalf("server log:\n%s", server)
+	}
+	if _, err := n.newServer(Config{Sites: []Site{{Name: "c", Hosts: []string{"c"}, ErrorLog: &SiteErrorLog{File: withLog.ErrorLog.File, Level: "loud"}, Routes: []Route{{Path: "/", Redirect: "/"}}}}}, Options{}); err == nil {
+		t.Fatal("an unknown level accepted")
+	}
+}

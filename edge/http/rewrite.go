@@ -97,7 +97,7 @@ func (s *Server) runSteps(w *recorder, r *http.Request, st *site, p *vars.Progra
 	o, a, err := p.Run(q, changed)
 	switch {
 	case err != nil:
-		s.log.Warn("rewrite phase failed", "listener", s.name(), "site", st.name, "uri", q.URI, "err", err)
+		st.log.Warn("rewrite phase failed", "listener", s.name(), "site", st.name, "uri", q.URI, "err", err)
 		s.errorPage(w, r, st, http.StatusInternalServerError, "the request could not be rewritten")
 		return vars.Answered
 	case o == vars.Answered:
@@ -143,7 +143,7 @@ func (s *Server) chooseRoute(w *recorder, r *http.Request, st *site, q *vars.Req
 			break
 		}
 		if changes+1 > vars.MaxURIChanges {
-			s.log.Warn("rewrite or internal redirection cycle", "listener", s.name(), "site", st.name, "uri", q.URI)
+			st.log.Warn("rewrite or internal redirection cycle", "listener", s.name(), "site", st.name, "uri", q.URI)
 			s.errorPage(w, r, st, http.StatusInternalServerError, "rewrite or internal redirection cycle")
 			return nil, false
 		}

@@ -90,7 +90,7 @@ func (h *staticHandler) serve(s *Server, w *recorder, r *http.Request, rt *route
 	name, err := cleanStaticPath(r.URL.Path)
 	if err != nil {
 		if ok, suppressed := s.refusedLog.allow(s.opts.Now()); ok {
-			s.log.Warn("static path refused", "site", rt.site.name, "route", rt.path, "path", r.URL.Path, "peer", r.RemoteAddr, "err", err, "suppressed", suppressed)
+			rt.site.log.Warn("static path refused", "site", rt.site.name, "route", rt.path, "path", r.URL.Path, "peer", r.RemoteAddr, "err", err, "suppressed", suppressed)
 		}
 		s.errorPage(w, r, rt.site, http.StatusBadRequest, "bad path")
 		return
@@ -122,7 +122,7 @@ func (h *staticHandler) serve(s *Server, w *recorder, r *http.Request, rt *route
 		// Symlink escaping the root, permission denied, ...: never served
 		// and never sent to the fallback.
 		if ok, suppressed := s.refusedLog.allow(s.opts.Now()); ok {
-			s.log.Warn("static file refused", "site", rt.site.name, "route", rt.path, "path", name, "peer", r.RemoteAddr, "err", err, "suppressed", suppressed)
+			rt.site.log.Warn("static file refused", "site", rt.site.name, "route", rt.path, "path", name, "peer", r.RemoteAddr, "err", err, "suppressed", suppressed)
 		}
 		s.errorPage(w, r, rt.site, http.StatusForbidden, "forbidden")
 		return
