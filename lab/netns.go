@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -67,7 +67,9 @@ type NetnsLab struct {
 	ca      *labCA
 	procs   map[string]*nodeProc
 	elapsed time.Duration
-	downs   sync.Map // node -> what took it down ("links", "process", "gateway")
+	downs   sync.Map // node -> what took it down ("links", "process")
+	closed  bool
+	runDir  string // the notify sockets
 }
 
 // The visitor's addresses: documentation ranges no inventory node holds.
@@ -135,10 +137,12 @@ func StartNetns(ctx context.Context, m *inventory.Model, opts NetnsOptions) (l *
 	if err := CleanStale(prefix); err != nil {
 		return nil, fmt.Errorf("lab --netns: removing a previous lab's namespaces: %w", err)
 	}
-	l = &NetnsLab{m: m, opts: opts, prefix: prefix, nodes: map[string]*netns.NS{}, links: map[string][]string{}, plans: map[string]*plan.Plan{}, procs: map[string]*nodeProc{}}
+	made := &NetnsLab{m: m, opts: opts, prefix: prefix, nodes: map[string]*netns.NS{}, links: map[string][]string{}, plans: map[string]*plan.Plan{}, procs: map[string]*nodeProc{}}
+	l = made
 	defer func() {
+		// "return nil, err" has set l to nil already: close what was made.
 		if err != nil {
-			l.Close()
+			made.Close()
 			l = nil
 		}
 	}()
@@ -181,6 +185,9 @@ func StartNetns(ctx context.Context, m *inventory.Model, opts NetnsOptions) (l *
 			return nil, err
 		}
 		l.nodes[n.Name] = ns
+		if err := keepAddrsOnDown(ns); err != nil {
+			return nil, err
+		}
 		if err := l.wire(i, n, ns); err != nil {
 			return nil, fmt.Errorf("lab --netns: node %s: %w", n.Name, err)
 		}
@@ -206,6 +213,9 @@ func StartNetns(ctx context.Context, m *inventory.Model, opts NetnsOptions) (l *
 		}
 		l.elapsed = time.Since(start)
 		return l, nil
+	}
+	if err := l.serveInternet(); err != nil {
+		return nil, fmt.Errorf("lab --netns: visitor: %w", err)
 	}
 	if err := l.startNodes(ctx); err != nil {
 		return nil, err
@@ -257,10 +267,13 @@ func (l *NetnsLab) startNodes(ctx context.Context) error {
 		}
 		bin = exe
 	}
-	runDir := filepath.Join(l.dir, "run")
-	if err := os.MkdirAll(runDir, 0o700); err != nil {
+	// The notify sockets live in a short private directory: a socket's
+	// path is limited to 107 bytes, and the lab's directory may be deep.
+	runDir, err := os.MkdirTemp("", "oelab-run-")
+	if err != nil {
 		return err
 	}
+	l.runDir = runDir
 	logOut := l.opts.Log
 	if logOut == nil {
 		logOut = io.Discard
@@ -320,6 +333,66 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	return w.w.Write(p)
 }
 
+// InternetPort is where the visitor answers "internet" on VisitorV4 and
+// VisitorV6: a node's egress is measured by reaching it.
+const InternetPort = 80
+
+// serveInternet answers on the visitor's addresses, in its namespace.
+func (l *NetnsLab) serveInternet() error {
+	for _, a := range []netip.Addr{VisitorV4, VisitorV6} {
+		var ln net.Listener
+		err := l.visitor.Do(func() error {
+			var err error
+			ln, err = net.Listen("tcp", netip.AddrPortFrom(a, InternetPort).String())
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		l.greet(ln, "internet")
+	}
+	return nil
+}
+
+// Egress says whether node reaches the internet over IPv4 (fam 4) or IPv6
+// (fam 6) now: a connection to the visitor, answered.
+func (l *NetnsLab) Egress(ctx context.Context, node string, fam int) error {
+	to := VisitorV4
+	if fam == 6 {
+		to = VisitorV6
+	}
+	got, err := l.greeting(ctx, node, netip.AddrPortFrom(to, InternetPort))
+	if err == nil && !strings.HasPrefix(got, "internet from ") {
+		err = fmt.Errorf("the internet answered %q", got)
+	}
+	return err
+}
+
+// Admin fetches path from the admin endpoint of node's offedge run
+// (NetnsAdminAddr inside its namespace).
+func (l *NetnsLab) Admin(ctx context.Context, node, path string) ([]byte, error) {
+	c := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return l.Dial(ctx, node, netip.MustParseAddrPort(NetnsAdminAddr))
+		},
+		DisableKeepAlives: true,
+	}, Timeout: 5 * time.Second}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+NetnsAdminAddr+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s %s: %s", node, path, resp.Status)
+	}
+	return body, err
+}
+
 // wireVisitor links a namespace standing for the public to every public
 // network, with VisitorV4 and VisitorV6 on-link there.
 func (l *NetnsLab) wireVisitor() error {
@@ -352,6 +425,18 @@ func (l *NetnsLab) wireVisitor() error {
 		}
 		l.links["visitor"] = append(l.links["visitor"], dev)
 		break // one public network is the internet
+	}
+	return nil
+}
+
+// keepAddrsOnDown keeps a namespace's IPv6 addresses on a link that goes
+// down (Linux flushes them by default; IPv4 addresses stay), so that a
+// drill's link down and up leaves the node as the inventory says.
+func keepAddrsOnDown(ns *netns.NS) error {
+	for _, k := range []string{"net.ipv6.conf.all.keep_addr_on_down=1", "net.ipv6.conf.default.keep_addr_on_down=1"} {
+		if _, err := ns.Run("sysctl", "-qw", k); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -547,23 +632,27 @@ func (l *NetnsLab) standIns(n *inventory.Node) error {
 		if err != nil {
 			return fmt.Errorf("lab --netns: %s %s on %s: %w", n.Name, e.name, e.addr, err)
 		}
-		l.lns = append(l.lns, ln)
 		l.Answers = append(l.Answers, fmt.Sprintf("%s %s %s", n.Name, e.name, e.addr))
-		greeting := n.Name + " " + e.name
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				fmt.Fprintf(c, "%s from %s\n", greeting, c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap())
-				c.Close()
-			}
-		}()
+		l.greet(ln, n.Name+" "+e.name)
 	}
 	return nil
+}
+
+// greet answers every connection to ln with "GREETING from PEER" and closes.
+func (l *NetnsLab) greet(ln net.Listener, greeting string) {
+	l.lns = append(l.lns, ln)
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "%s from %s\n", greeting, c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap())
+			c.Close()
+		}
+	}()
 }
 
 // Namespace returns the namespace of a node (nil if unknown); "" is the
@@ -684,46 +773,27 @@ func (l *NetnsLab) Pids() map[string]int {
 	return out
 }
 
-// RemoveGateway deletes the node's default routes (both families): its
-// links stay up, but nothing leaves its networks. RestoreGateway puts them
-// back.
-func (l *NetnsLab) RemoveGateway(node string) error {
-	ns := l.nodes[node]
-	if ns == nil {
-		return fmt.Errorf("unknown node %q", node)
-	}
-	for _, fam := range []string{"-4", "-6"} {
-		// No default route in a family is not an error.
-		if out, err := ns.Run("ip", fam, "route", "show", "default"); err == nil && len(strings.TrimSpace(string(out))) > 0 {
-			if _, err := ns.Run("ip", fam, "route", "del", "default"); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// RestoreGateway gives the node its routes again.
-func (l *NetnsLab) RestoreGateway(node string) error {
-	n := l.m.Node(node)
-	if n == nil {
-		return fmt.Errorf("unknown node %q", node)
-	}
-	return l.route(n)
-}
-
 // Greeting connects from node to addr and returns the stand-in's greeting
 // ("off2 redis from 146.59.148.140"), or an error when the connection is
 // refused, dropped (no answer within timeout) or unroutable.
 func (l *NetnsLab) Greeting(node string, addr netip.AddrPort, timeout time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	return l.greeting(ctx, node, addr)
+}
+
+// greeting reads the first line addr sends to node, within ctx.
+func (l *NetnsLab) greeting(ctx context.Context, node string, addr netip.AddrPort) (string, error) {
 	c, err := l.Dial(ctx, node, addr)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(timeout))
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = time.Now().Add(dialTimeout)
+	}
+	c.SetReadDeadline(dl)
 	line, err := bufio.NewReader(io.LimitReader(c, 512)).ReadString('\n')
 	return strings.TrimSpace(line), err
 }
@@ -773,6 +843,10 @@ func (l *NetnsLab) setLinks(node, state string) error {
 // namespace of the lab (their interfaces and firewalls go with them) and a
 // temporary directory.
 func (l *NetnsLab) Close() error {
+	if l.closed {
+		return nil
+	}
+	l.closed = true
 	var errs []error
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -800,6 +874,9 @@ func (l *NetnsLab) Close() error {
 	}
 	if l.sw != nil {
 		errs = append(errs, l.sw.Close())
+	}
+	if l.runDir != "" {
+		errs = append(errs, os.RemoveAll(l.runDir))
 	}
 	if l.own {
 		errs = append(errs, os.RemoveAll(l.dir))

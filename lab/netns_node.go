@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/offedge/offedge/inventory"
 )
@@ -30,7 +32,14 @@ func NodeDir(dir, node string) string { return filepath.Join(dir, "nodes", node)
 type NodeApps struct {
 	l    *Lab
 	apps []*app
+	sshd net.Listener
+	wg   sync.WaitGroup
 }
+
+// SSHBanner is what the lab's stand-in sshd says: replicas are copied over
+// ssh (syncoid, rsync, Proxmox replication), and the namespace lab measures
+// a replica's path by reaching its peer's port 22.
+const SSHBanner = "SSH-2.0-offedge-lab-standin"
 
 // StartNodeApps starts every service of node in m with the lab's files in
 // dir, on the addresses the inventory gives them (the caller is in the
@@ -53,7 +62,37 @@ func StartNodeApps(ctx context.Context, m *inventory.Model, node, dir string, no
 		}
 		na.apps = append(na.apps, a)
 	}
+	if replicaEnd(m, node) {
+		ln, err := net.Listen("tcp", ":22")
+		if err != nil {
+			na.Close()
+			return nil, fmt.Errorf("lab: node %s: sshd stand-in: %w", node, err)
+		}
+		na.sshd = ln
+		na.wg.Add(1)
+		go func() {
+			defer na.wg.Done()
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				fmt.Fprintf(c, "%s\r\n", SSHBanner)
+				c.Close()
+			}
+		}()
+	}
 	return na, nil
+}
+
+// replicaEnd reports whether node is the source or target of a replica.
+func replicaEnd(m *inventory.Model, node string) bool {
+	for _, r := range m.Replicas {
+		if (r.Source != nil && r.Source.Node == node) || (r.Target != nil && r.Target.Node == node) {
+			return true
+		}
+	}
+	return false
 }
 
 // Ready waits until every application accepts connections (or has failed
@@ -83,6 +122,10 @@ func (na *NodeApps) Status() []AppStatus {
 
 // Close stops the applications and removes their temporary directories.
 func (na *NodeApps) Close() {
+	if na.sshd != nil {
+		na.sshd.Close()
+		na.wg.Wait()
+	}
 	for _, a := range na.apps {
 		a.stop()
 	}

@@ -118,16 +118,17 @@ func (p *nodeProc) startLocked() error {
 		}
 		io.Copy(io.Discard, out)
 		err := cmd.Wait()
-		close(exited)
-		p.exitedWith(cmd, err)
+		p.exitedWith(cmd, err, exited)
 	}()
 	return nil
 }
 
-// exitedWith restarts a process that exited while the lab wanted it.
-func (p *nodeProc) exitedWith(cmd *exec.Cmd, err error) {
+// exitedWith marks the process exited and restarts it if the lab wanted it
+// running: waiters woken by exited see the new process, or failed.
+func (p *nodeProc) exitedWith(cmd *exec.Cmd, err error, exited chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	close(exited)
 	if p.cmd != cmd || !p.running {
 		return
 	}
@@ -161,32 +162,32 @@ func (p *nodeProc) Start() error {
 	return p.startLocked()
 }
 
-// wait waits for ch of the current process (ready or appsReady).
+// wait waits for which (ready or appsReady) of the running process,
+// across restarts, until the process is ready, has failed for good or is
+// stopped, or ctx ends.
 func (p *nodeProc) wait(ctx context.Context, which func(*nodeProc) chan struct{}) error {
-	p.mu.Lock()
-	ch, exited := which(p), p.exited
-	p.mu.Unlock()
-	if ch == nil {
-		return fmt.Errorf("node %s is not running", p.name)
-	}
-	select {
-	case <-ch:
-	case <-ctx.Done():
-		return fmt.Errorf("node %s: %w", p.name, ctx.Err())
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.failed != nil {
-		return p.failed
-	}
-	select {
-	case <-exited:
-		if !p.running {
-			return fmt.Errorf("node %s exited before it was ready", p.name)
+	for {
+		p.mu.Lock()
+		ch, exited, running, failed := which(p), p.exited, p.running, p.failed
+		p.mu.Unlock()
+		if failed != nil {
+			return failed
 		}
-	default:
+		if !running || ch == nil {
+			return fmt.Errorf("node %s is not running", p.name)
+		}
+		select {
+		case <-ch:
+			p.mu.Lock()
+			failed = p.failed
+			p.mu.Unlock()
+			return failed
+		case <-exited:
+			// Restarted (new channels), failed or stopped: look again.
+		case <-ctx.Done():
+			return fmt.Errorf("node %s: %w", p.name, ctx.Err())
+		}
 	}
-	return nil
 }
 
 func (p *nodeProc) WaitReady(ctx context.Context) error {

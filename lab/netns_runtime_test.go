@@ -2,19 +2,25 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/offedge/offedge/dashboard"
 	"github.com/offedge/offedge/examples/openfoodfacts"
 	"github.com/offedge/offedge/internal/netns"
 	"github.com/offedge/offedge/internal/testutil"
 	"github.com/offedge/offedge/inventory"
+	"github.com/offedge/offedge/observe"
 	"github.com/offedge/offedge/plan"
 )
 
@@ -119,6 +125,9 @@ func (l *NetnsLab) nodePlan(node string) *plan.Plan { return l.plans[node] }
 // offedge run in its own namespace, on the inventory's real addresses,
 // behind its real firewall.
 func TestNetnsEndToEnd(t *testing.T) {
+	// In parallel with the other namespace labs (each its own prefix),
+	// after the loopback tests: their waits overlap.
+	t.Parallel()
 	l, _ := startNetnsRuntime(t, "oee")
 	if l.StartupTime() > netnsStartBudget {
 		t.Errorf("start-up took %s; the budget is %s", l.StartupTime(), netnsStartBudget)
@@ -126,4 +135,148 @@ func TestNetnsEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	endToEnd(ctx, t, l)
+
+	t.Run("the lab's status page and dashboard see every node's own offedge run", func(t *testing.T) {
+		rec := httptest.NewRecorder()
+		l.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/api/status", nil))
+		var sts []NetnsNodeStatus
+		if err := json.Unmarshal(rec.Body.Bytes(), &sts); err != nil || len(sts) != len(l.Model().Nodes) {
+			t.Fatalf("GET /api/status: %d nodes, %v: %.300s", len(sts), err, rec.Body.String())
+		}
+		running := 0
+		for _, st := range sts {
+			if l.procs[st.Node] == nil {
+				if st.Process != "none" {
+					t.Errorf("%s runs nothing, status says %q", st.Node, st.Process)
+				}
+				continue
+			}
+			var rt struct {
+				Node      string            `json:"node"`
+				Listeners []json.RawMessage `json:"listeners"`
+			}
+			if st.Process != "running" || json.Unmarshal(st.Runtime, &rt) != nil {
+				t.Errorf("%s: process %q, runtime %.200s, error %q", st.Node, st.Process, st.Runtime, st.Error)
+				continue
+			}
+			running++
+			if want := len(l.Plan(st.Node).Listeners); rt.Node != st.Node || len(rt.Listeners) != want {
+				t.Errorf("%s's offedge run reports node %q with %d listeners; its plan has %d", st.Node, rt.Node, len(rt.Listeners), want)
+			}
+			var probes []observe.Result
+			if err := json.Unmarshal(st.Probes, &probes); err != nil || len(probes) != len(observe.For(observe.Generate(l.Model()), st.Node)) {
+				t.Errorf("%s's probes: %d results, %v", st.Node, len(probes), err)
+			}
+		}
+		if running == 0 {
+			t.Fatal("no node process answered")
+		}
+		rec = httptest.NewRecorder()
+		l.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/api/dashboard", nil))
+		var dash dashboard.State
+		if err := json.Unmarshal(rec.Body.Bytes(), &dash); err != nil || len(dash.Nodes) != len(l.Model().Nodes) || len(dash.Causes) != 0 {
+			t.Fatalf("GET /api/dashboard: %v, %d nodes, causes %v", err, len(dash.Nodes), dash.Causes)
+		}
+		for _, n := range dash.Nodes {
+			if n.State != "up" {
+				t.Errorf("the dashboard shows %s %s", n.Name, n.State)
+			}
+		}
+	})
+}
+
+// hostState is what a namespace lab must leave as it found: this
+// namespace's interfaces and nftables tables, and the lab's namespaces.
+func hostState(t *testing.T, prefix string) string {
+	t.Helper()
+	out, err := exec.Command("nft", "list", "tables").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list tables: %v: %s", err, out)
+	}
+	names, err := netns.List(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("links %v\ntables %s\nnamespaces %v", links(t), strings.TrimSpace(string(out)), names)
+}
+
+// TestNetnsCleanup: a lab that fails to start and a lab that stops leave
+// no namespace, interface, nftables table or process behind; a node
+// process that dies is restarted, a bounded number of times.
+func TestNetnsCleanup(t *testing.T) {
+	// In parallel with the other namespace labs (each its own prefix),
+	// after the loopback tests: their waits overlap.
+	t.Parallel()
+	requireNetns(t)
+	testutil.RequireBinary(t, "nft")
+	m, err := inventory.Load(openfoodfacts.FS(), "inventory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := fmt.Sprintf("oelc%d-", os.Getpid())
+	before := hostState(t, prefix)
+
+	t.Run("a node that cannot start: restarted at most 3 times, then everything removed", func(t *testing.T) {
+		logs := &testutil.SyncBuffer{}
+		ctx, cancel := context.WithTimeout(context.Background(), netnsStartBudget)
+		defer cancel()
+		l, err := StartNetns(ctx, m, NetnsOptions{Prefix: prefix, Dir: t.TempDir(), Binary: "/bin/false", Log: logs})
+		if err == nil {
+			l.Close()
+			t.Fatal("a lab whose node processes exit at once started")
+		}
+		if !strings.Contains(err.Error(), "restarted 3 times") {
+			t.Errorf("error %q; want the node left down after 3 restarts", err)
+		}
+		if n := strings.Count(logs.String(), "restart 3 of 3"); n == 0 {
+			t.Errorf("no node was restarted 3 times:\n%s", logs.String())
+		}
+		if after := hostState(t, prefix); after != before {
+			t.Errorf("left behind:\n%s\nwas:\n%s", after, before)
+		}
+	})
+
+	t.Run("a running lab: a killed node comes back; Close removes everything", func(t *testing.T) {
+		l, _ := startNetnsRuntime(t, "oelk")
+		pid := l.Pids()["off2"]
+		if pid == 0 {
+			t.Fatal("off2 runs no process")
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for {
+			if p := l.Pids()["off2"]; p != 0 && p != pid {
+				if err := l.procs["off2"].WaitReady(ctx); err != nil {
+					t.Fatal(err)
+				}
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatal("off2 was not restarted within 30s")
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		if _, err := l.Admin(ctx, "off2", "/status"); err != nil {
+			t.Fatalf("off2 restarted but its admin endpoint: %v", err)
+		}
+		pids := l.Pids()
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for node, pid := range pids {
+			if err := syscall.Kill(pid, 0); err == nil {
+				t.Errorf("%s's process %d survived Close", node, pid)
+			}
+		}
+		if names, _ := netns.List(fmt.Sprintf("oelk%d-", os.Getpid())); len(names) > 0 {
+			t.Errorf("namespaces left: %v", names)
+		}
+		if after := hostState(t, prefix); after != before {
+			t.Errorf("left behind:\n%s\nwas:\n%s", after, before)
+		}
+	})
 }

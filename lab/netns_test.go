@@ -45,6 +45,9 @@ func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 // TestNetnsKernelPaths proves in real namespaces what the loopback lab
 // cannot: the firewall, NAT and DNAT as the kernel applies them.
 func TestNetnsKernelPaths(t *testing.T) {
+	// In parallel with the other namespace labs (each its own prefix),
+	// after the loopback tests: their waits overlap.
+	t.Parallel()
 	hostLinks := links(t)
 	l, m := startNetnsLab(t)
 

@@ -102,11 +102,16 @@ func (l *Lab) Handler() http.Handler {
 // ServeStatus serves Handler on addr until ctx ends; it returns the bound
 // address once listening.
 func (l *Lab) ServeStatus(ctx context.Context, addr string) (net.Addr, error) {
+	return serveStatus(ctx, addr, l.Handler())
+}
+
+// serveStatus serves h on addr until ctx ends, for either lab.
+func serveStatus(ctx context.Context, addr string, h http.Handler) (net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("status page: %w", err)
 	}
-	srv := &http.Server{Handler: l.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	go func() {
 		<-ctx.Done()

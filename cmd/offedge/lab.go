@@ -29,7 +29,7 @@ func cmdLab(e *env, args []string) error {
 		return err
 	}
 	if *netnsMode {
-		return labNetns(e, *inv, lab.NetnsOptions{Dir: *dir, NoEngines: *noEngines, ProbeInterval: *probeInterval}, *verbose, *for64)
+		return labNetns(e, *inv, lab.NetnsOptions{Dir: *dir, NoEngines: *noEngines, ProbeInterval: *probeInterval}, *status, *verbose, *for64)
 	}
 	if *instance < 0 || *instance > 4 {
 		return usageError("--instance must be from 0 to 4, not %d", *instance)

@@ -15,7 +15,7 @@ import (
 // every node's offedge run in its own, until Ctrl-C (or --for); the
 // namespaces are removed on exit, and at the next start if this one is
 // killed.
-func labNetns(e *env, inv string, opts lab.NetnsOptions, verbose bool, d time.Duration) error {
+func labNetns(e *env, inv string, opts lab.NetnsOptions, status string, verbose bool, d time.Duration) error {
 	m, err := loadInventory(inv)
 	if err != nil {
 		return err
@@ -45,6 +45,15 @@ func labNetns(e *env, inv string, opts lab.NetnsOptions, verbose bool, d time.Du
 	w := e.stdout
 	fmt.Fprintf(w, "mode: network namespaces (%s<node>), started in %s: every node holds its inventory addresses, routes and NAT, and runs offedge run --firewall inside its namespace; a visitor on the internet is %s and %s in %svisitor.\n",
 		lab.NetnsPrefix, l.StartupTime().Round(time.Millisecond), lab.VisitorV4, lab.VisitorV6, lab.NetnsPrefix)
+	if status != "" {
+		// In this namespace: the lab reaches each node's admin endpoint
+		// from inside its namespace, the page is the machine's.
+		a, err := l.ServeStatus(ctx, status)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "status page and dashboard: http://%s/ (every node's own offedge run, through its admin endpoint; POST /api/nodes/NAME/down|up|stop|start)\n", a)
+	}
 	fmt.Fprintf(w, `
 Try (each line runs inside one node's namespace):
   ip netns exec %[1]svisitor curl -sk https://world.openfoodfacts.org/ --resolve world.openfoodfacts.org:443:213.36.253.206
