@@ -113,11 +113,7 @@ func loopProbes(r *inventory.Route) []string {
 
 func checkRewriteLoops(p *pass) {
 	for _, s := range p.m.Sites {
-		sets := vars.SetNames(inventory.StepConfigs(s.Rewrites), nil)
-		for _, r := range s.Routes {
-			sets = vars.SetNames(inventory.StepConfigs(r.Rewrites), sets)
-		}
-		scope, err := vars.NewScope(inventory.MapConfigs(s.Maps), sets, nil)
+		scope, err := p.m.RoutingScope(s)
 		if err != nil {
 			continue // a load error
 		}

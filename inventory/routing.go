@@ -121,14 +121,42 @@ func MapConfigs(maps []*VarMap) []vars.MapConfig {
 	return out
 }
 
-// validateRouting compiles the site's maps, rewrite steps and upstream
-// paths with the edge's own compiler, so that what loads is what runs.
-func (b *builder) validateRouting(s *Site, obj string) {
+// RoutingScope is the names a site's templates may read beyond the
+// built-in variables: its maps, the variables its steps set, and its
+// node's class maps (protection: maps:, whose names are variable names),
+// as the edge declares them.
+func (m *Model) RoutingScope(s *Site) (*vars.Scope, error) {
 	sets := vars.SetNames(StepConfigs(s.Rewrites), nil)
 	for _, r := range s.Routes {
 		sets = vars.SetNames(StepConfigs(r.Rewrites), sets)
 	}
-	scope, err := vars.NewScope(MapConfigs(s.Maps), sets, nil)
+	return vars.NewScope(MapConfigs(s.Maps), sets, nil, ClassMapVariables(m.ProtectionOf(s.Node), nil)...)
+}
+
+// ClassMapVariables lists the class maps of p whose names are variable
+// names (letters, digits, _), each computed by value(name) (nil: names only).
+func ClassMapVariables(p *Protection, value func(name string) func(*vars.Request) string) []vars.Computed {
+	if p == nil {
+		return nil
+	}
+	var out []vars.Computed
+	for _, mp := range p.Maps {
+		if !vars.IsName(mp.Name) {
+			continue
+		}
+		c := vars.Computed{Name: mp.Name}
+		if value != nil {
+			c.Value = value(mp.Name)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// validateRouting compiles the site's maps, rewrite steps and upstream
+// paths with the edge's own compiler, so that what loads is what runs.
+func (b *builder) validateRouting(s *Site, obj string) {
+	scope, err := b.m.RoutingScope(s)
 	if err != nil {
 		pos := s.Pos
 		if len(s.Maps) > 0 {

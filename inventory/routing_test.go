@@ -92,3 +92,29 @@ sites:
 		}
 	}
 }
+
+// TestClassMapVariables: a node's class maps are variables of its sites
+// (and of no other node's).
+func TestClassMapVariables(t *testing.T) {
+	y := strings.Replace(routingBase, "192.0.2.1}]}]\n", "192.0.2.1}]}, {name: s2, provider: p, addresses: [{network: internet, ip: 192.0.2.2}]}]\n", 1) + `protection:
+  - node: s1
+    maps: [{name: crawlers, source: user_agent, rules: [{regex: '(?i)bot', class: crawler}]}]
+sites:
+  - name: w
+    node: s1
+    hosts: [a.example]
+    listen: [{network: internet, port: 80}]
+    rewrites: [{if: {variable: $crawlers, op: "=", value: crawler}, then: [{return: {code: 403}}]}]
+    routes: [{path: /, redirect: "https://x"}]
+  - name: other
+    node: s2
+    hosts: [b.example]
+    listen: [{network: internet, port: 80}]
+    rewrites: [{if: {variable: $crawlers, op: "=", value: crawler}, then: [{return: {code: 403}}]}]
+    routes: [{path: /, redirect: "https://x"}]
+`
+	_, err := Load(fstest.MapFS{"inventory.yaml": &fstest.MapFile{Data: []byte(y)}}, "inventory.yaml")
+	if err == nil || !strings.Contains(err.Error(), `site "other": rewrites`) || strings.Contains(err.Error(), `site "w"`) {
+		t.Fatalf("want only site other refused ($crawlers is s1's): %v", err)
+	}
+}

@@ -262,7 +262,7 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, res Resources) (*sit
 	for i := range sc.Routes {
 		sets = vars.SetNames(sc.Routes[i].Rewrites, sets)
 	}
-	if st.scope, err = vars.NewScope(sc.Maps, sets, nil); err != nil {
+	if st.scope, err = vars.NewScope(sc.Maps, sets, nil, classMapVariables(res)...); err != nil {
 		return nil, err
 	}
 	if st.steps, err = vars.CompileSteps(sc.Rewrites, st.scope, 0); err != nil {

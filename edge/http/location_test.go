@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/offedge/offedge/edge/http/vars"
+	"github.com/offedge/offedge/edge/protect"
 
 	"github.com/offedge/offedge/internal/testutil"
 )
@@ -295,4 +296,34 @@ func answerOf(t *testing.T, addr string, c rewriteCase) string {
 		body = "" // error pages and redirect bodies are each server's own
 	}
 	return fmt.Sprintf("%d location=%q body=%q", resp.StatusCode, loc, body)
+}
+
+// TestClassMapAsVariable: the node's class maps (protection: maps:) are
+// variables of its sites' templates, computed on the current URI.
+func TestClassMapAsVariable(t *testing.T) {
+	n := newNode(t)
+	protectNode(t, n, nil, map[string]protect.MapConfig{
+		"crawlers": {Source: protect.SourceUserAgent, Rules: []protect.MapRule{{Regex: `(?i)bot|crawl`, Class: "crawler"}}, Default: "human"},
+		"by-path":  {Source: protect.SourcePath, Rules: []protect.MapRule{{Regex: `^/new/`, Class: "new"}}}, // not a variable name: not a variable
+	})
+	site := Site{Name: "s", Hosts: []string{"s"},
+		Rewrites: []vars.Step{{If: &vars.Condition{Variable: "$crawlers", Op: "=", Value: "crawler"},
+			Then: []vars.Step{{Rewrite: &vars.Rewrite{Regex: "^", Replacement: "/stop-crawling.txt", Flag: "last"}}}}},
+		Routes: []Route{
+			{Path: "/", Rewrites: []vars.Step{{Return: &vars.Return{Code: 200, Body: "page $crawlers"}}}},
+			{Path: "/stop-crawling.txt", Exact: true, Rewrites: []vars.Step{{Return: &vars.Return{Code: 200, Body: "stop $uri"}}}},
+		}}
+	_, addr := n.start(Config{Listener: "s", Sites: []Site{site}}, Options{})
+	for ua, want := range map[string]string{"Googlebot/2.1": "stop /stop-crawling.txt", "Mozilla/5.0": "page human"} {
+		resp, body := raw(t, addr, "GET /x HTTP/1.1\r\nHost: s\r\nUser-Agent: "+ua+"\r\nConnection: close\r\n\r\n")
+		if resp.StatusCode != 200 || body != want {
+			t.Errorf("%s: %d %q; want %q", ua, resp.StatusCode, body, want)
+		}
+	}
+	bad := site
+	bad.Routes = []Route{{Path: "/", Rewrites: []vars.Step{{Return: &vars.Return{Code: 200, Body: "$by-path"}}}}}
+	if s, err := n.newServer(Config{Listener: "s", Sites: []Site{bad}}, Options{}); err == nil {
+		s.Shutdown(t.Context())
+		t.Error("a template naming $by (by-path is no variable name) was accepted")
+	}
 }

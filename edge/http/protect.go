@@ -2,14 +2,17 @@ package httpedge
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
 
+	"github.com/offedge/offedge/edge/http/vars"
 	"github.com/offedge/offedge/edge/protect"
 )
 
@@ -95,13 +98,7 @@ func buildRouteLimits(rc *Route, res Resources) ([]routeLimit, error) {
 // reports whether the request goes on. A refusal has been answered (or the
 // connection aborted, for 444) when it returns false.
 func (s *Server) protectRequest(w *recorder, r *http.Request, st *site, rt *route) bool {
-	var pr protect.Request
-	ap, _ := netip.ParseAddrPort(r.RemoteAddr)
-	pr.Addr = ap.Addr().Unmap()
-	pr.UserAgent = r.Header.Get("User-Agent")
-	pr.Referer = r.Header.Get("Referer")
-	pr.Path = r.URL.Path
-	pr.Header = r.Header.Get
+	pr := protectRequestOf(r, r.URL.Path)
 	client := pr.Addr.String()
 	if sp := st.protect; sp != nil && len(sp.bots) > 0 {
 		if b := protect.FirstMatch(sp.bots, &pr); b != nil {
@@ -223,4 +220,34 @@ func (s *Server) botAction(w *recorder, r *http.Request, st *site, b *protect.Bo
 		}
 		s.refuse(w, r, st, http.StatusTooManyRequests, time.Minute, "too many requests")
 	}
+}
+
+// protectRequestOf is what maps and bot rules look at in r, with path as
+// its path.
+func protectRequestOf(r *http.Request, path string) protect.Request {
+	ap, _ := netip.ParseAddrPort(r.RemoteAddr)
+	return protect.Request{
+		Addr:      ap.Addr().Unmap(),
+		UserAgent: r.Header.Get("User-Agent"),
+		Referer:   r.Header.Get("Referer"),
+		Path:      path,
+		Header:    r.Header.Get,
+	}
+}
+
+// classMapVariables are the node's class maps as variables ($NAME) of a
+// site's templates, computed on the current URI when read.
+func classMapVariables(res Resources) []vars.Computed {
+	var out []vars.Computed
+	for _, name := range slices.Sorted(maps.Keys(res.Maps)) {
+		if !vars.IsName(name) {
+			continue
+		}
+		m := res.Maps[name]
+		out = append(out, vars.Computed{Name: name, Value: func(q *vars.Request) string {
+			pr := protectRequestOf(q.R, q.URI)
+			return m.Class(&pr)
+		}})
+	}
+	return out
 }

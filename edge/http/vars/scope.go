@@ -38,6 +38,7 @@ type MapEntry struct {
 // Map is a compiled map.
 type Map struct {
 	name     string
+	computed func(q *Request) string // a Computed variable: no entries
 	source   *Template
 	exact    map[string]*Template
 	prefixes []maskEntry // "*.example.org" -> ".example.org", longest first
@@ -68,11 +69,20 @@ type Scope struct {
 	externIdx map[string]int
 }
 
-// NewScope compiles maps and declares the set variables and the external
-// variables (names the edge fills in while serving). A name may be
-// declared once, and never as a built-in variable; maps whose values
-// depend on each other in a cycle are refused.
-func NewScope(maps []MapConfig, sets, externs []string) (*Scope, error) {
+// Computed is a variable whose value a function computes, at most once a
+// request, when a template reads it: the node's class maps
+// (docs/protection.md) are read this way. Value may be nil where only the
+// name matters (loading, checking).
+type Computed struct {
+	Name  string
+	Value func(q *Request) string
+}
+
+// NewScope compiles maps and declares the set variables, the external
+// variables (names the edge fills in while serving) and the computed
+// ones. A name may be declared once, and never as a built-in variable;
+// maps whose values depend on each other in a cycle are refused.
+func NewScope(maps []MapConfig, sets, externs []string, computed ...Computed) (*Scope, error) {
 	sc := &Scope{mapIdx: map[string]int{}, setIdx: map[string]int{}, externIdx: map[string]int{}}
 	taken := func(name string) error {
 		if !validName(name) {
@@ -104,6 +114,14 @@ func NewScope(maps []MapConfig, sets, externs []string) (*Scope, error) {
 		sc.externIdx[n] = len(sc.externs)
 		sc.externs = append(sc.externs, n)
 	}
+	for _, c := range computed {
+		if err := taken(c.Name); err != nil {
+			return nil, fmt.Errorf("computed variable: %w", err)
+		}
+		sc.mapIdx[c.Name] = len(sc.maps)
+		sc.maps = append(sc.maps, &Map{name: c.Name, computed: c.Value})
+	}
+	nComputed := len(sc.maps)
 	for _, c := range maps {
 		if err := taken(c.Name); err != nil {
 			return nil, fmt.Errorf("map: %w", err)
@@ -122,7 +140,7 @@ func NewScope(maps []MapConfig, sets, externs []string) (*Scope, error) {
 		sc.sets = append(sc.sets, n)
 	}
 	for i, c := range maps {
-		if err := sc.compileMap(sc.maps[i], c); err != nil {
+		if err := sc.compileMap(sc.maps[nComputed+i], c); err != nil {
 			return nil, fmt.Errorf("map $%s: %w", c.Name, err)
 		}
 	}
@@ -216,6 +234,9 @@ func (sc *Scope) compileMap(m *Map, c MapConfig) error {
 }
 
 func (m *Map) templates() []*Template {
+	if m.source == nil {
+		return nil // computed
+	}
 	out := []*Template{m.source, m.def}
 	for _, v := range m.exact {
 		out = append(out, v)
@@ -279,6 +300,12 @@ func (q *Request) mapValue(i int) (string, error) {
 }
 
 func (m *Map) lookup(q *Request) (string, error) {
+	if m.source == nil {
+		if m.computed == nil {
+			return "", nil
+		}
+		return m.computed(q), nil
+	}
 	key, err := m.source.Eval(q)
 	if err != nil {
 		return "", err

@@ -146,6 +146,9 @@ func nameByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
 }
 
+// IsName reports whether n may name a variable (letters, digits, _).
+func IsName(n string) bool { return validName(n) }
+
 func validName(n string) bool {
 	for i := 0; i < len(n); i++ {
 		if !nameByte(n[i]) {
