@@ -219,13 +219,30 @@ func (n *Node) bind(l plan.Listener, rl Role) (*running, error) {
 			return nil, fmt.Errorf("%s on %s: %w", l.Name, l.Addr, err)
 		}
 	}
-	ln, err := net.Listen("tcp", addr.String())
+	var ln net.Listener
+	var err error
+	if l.HTTP != nil {
+		ln, err = net.Listen("tcp", addr.String())
+	} else {
+		// Tunnels and forwards: keepalive set once on the listener,
+		// inherited by every accepted connection.
+		ln, err = conn.Listen(context.Background(), addr.String(), listenKeepAlive(l))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: listening on %s: %w", l.Name, addr, err)
 	}
 	stats := new(acl.Stats)
 	fl := acl.Wrap(ln, n.aclOf(l), acl.ListenerOptions{Name: l.Name, Logger: n.log, Stats: stats, Gate: n.bans})
 	return &running{spec: l, bound: addr, ln: fl, role: rl, stats: stats, served: make(chan struct{})}, nil
+}
+
+// listenKeepAlive is the TCP keepalive of the connections a tunnel or
+// forward listener accepts: the entrance's own, or the plan's default.
+func listenKeepAlive(l plan.Listener) time.Duration {
+	if l.Entrance != nil {
+		return l.Entrance.KeepAlive
+	}
+	return plan.DefaultTCPKeepAlive
 }
 
 func (n *Node) serve(r *running) {

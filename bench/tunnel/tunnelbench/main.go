@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/offedge/offedge/edge/conn"
 	"github.com/offedge/offedge/edge/forward"
 	"github.com/offedge/offedge/edge/tunnel"
 	"github.com/offedge/offedge/plan"
@@ -83,8 +84,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "tunnelbench:", err)
 		os.Exit(2)
 	}
-	lc := net.ListenConfig{}
-	ln, err := lc.Listen(context.Background(), "tcp", *listen)
+	// As offedge run opens tunnel and forward listeners.
+	ln, err := conn.Listen(context.Background(), *listen, plan.DefaultTCPKeepAlive)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tunnelbench:", err)
 		os.Exit(1)
