@@ -9,6 +9,11 @@
 // relaying every other question to the DNS server the records are
 // published to.
 //
+// The calls: GET /auth/time, GET /domain/zone (the account's zones), GET
+// and POST /domain/zone/{zone}/record (the list takes fieldType and
+// subDomain), GET and DELETE /domain/zone/{zone}/record/{id}, POST
+// /domain/zone/{zone}/refresh.
+//
 // It is not OVH: what it checks is the request signing of go-ovh (the
 // OVH SDK lego's provider uses) and the calls lego and offedge make.
 package ovhtest
@@ -192,6 +197,16 @@ func (s *Server) handle(r *http.Request) (any, *apiError) {
 	}
 	if !s.granted(r.Method, path) {
 		return nil, &apiError{403, "NOT_GRANTED_CALL", "This call has not been granted"}
+	}
+	if r.Method == http.MethodGet && (path == "/domain/zone" || path == "/domain/zone/") {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		zones := []string{}
+		for z := range s.records {
+			zones = append(zones, z)
+		}
+		slices.Sort(zones)
+		return zones, nil
 	}
 	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	if len(parts) < 4 || parts[0] != "domain" || parts[1] != "zone" {
