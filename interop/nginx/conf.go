@@ -529,7 +529,12 @@ func needsQuotes(w string) bool {
 		case ' ', '\t', '\r', '\n', ';', '{', '}', '"', '\'':
 			return true
 		case '\\':
-			return true
+			// A bare backslash stays as written unless it starts one of
+			// the escapes the tokenizer replaces.
+			if i+1 == len(w) || strings.IndexByte("\"'\\trn\n \t;{}", w[i+1]) >= 0 {
+				return true
+			}
+			i++
 		}
 	}
 	return false

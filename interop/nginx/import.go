@@ -167,6 +167,8 @@ func (r *run) mark(d *Directive, st Status, format string, args ...any) {
 func rank(s Status) int {
 	switch s {
 	case Unsupported:
+		return 4
+	case Approximate:
 		return 3
 	case Mapped:
 		return 2
@@ -627,6 +629,8 @@ func (r *run) tls(sc *scope, site *outSite) {
 
 func atoiSafe(s string) int { n, _ := strconv.Atoi(s); return n }
 
+const acmePath = "/.well-known/acme-challenge/"
+
 var httpsRedirectRE = regexp.MustCompile(`^https://\$(host|server_name|http_host)\$request_uri$`)
 
 // httpsRedirect reports whether the plain server only redirects to https
@@ -707,10 +711,29 @@ func (r *run) httpsRedirect(sd *Directive, site *outSite) bool {
 		r.mark(d, Mapped, "redirect_https on the site's plain listeners")
 	}
 	for _, l := range locs {
-		if !contains(marks, l) {
-			r.mark(l, Builtin, "ACME webroot: offedge answers HTTP-01 tokens on plain listeners itself (certs/acme); with certbot's webroot, add a route for /.well-known/acme-challenge/")
-			walk(l.Block, func(d *Directive) { r.mark(d, Builtin, "in the ACME webroot location") })
+		if contains(marks, l) {
+			continue
 		}
+		// certbot's webroot: a redirect_https listener still serves routes
+		// under /.well-known/acme-challenge/.
+		root := ""
+		if rd := Find(l.Block, "root"); len(rd) > 0 {
+			root = rd[0].Arg(0)
+		} else if rd := Find(sd.Block, "root"); len(rd) > 0 {
+			root = rd[0].Arg(0)
+		}
+		p := l.Arg(len(l.Args) - 1)
+		if root == "" {
+			r.mark(l, Approximate, "ACME webroot without a root: offedge answers its own HTTP-01 tokens on plain listeners (certs/acme); other paths are redirected")
+		} else if strings.HasPrefix(p, acmePath) {
+			r.mark(l, Mapped, "a static route the redirect leaves alone")
+		} else {
+			r.mark(l, Approximate, "only %s is served from %s on the redirecting listener; nginx served all of %s", acmePath, root, p)
+		}
+		if root != "" {
+			site.Routes = append(site.Routes, &outRoute{Path: acmePath, Static: &outStatic{Root: root}, from: l.Pos()})
+		}
+		walk(l.Block, func(d *Directive) { r.mark(d, Mapped, "the ACME webroot route") })
 	}
 	for _, d := range Find(sd.Block, "access_log") {
 		r.siteAccessLog(d, site)
@@ -759,7 +782,9 @@ func (r *run) mergeRedirects() {
 		}
 		merged := false
 		for _, t := range r.sites {
-			if t != s && t.TLS != nil && sameHosts(s.Hosts, t.Hosts) && !hasRedirectListener(t) {
+			// A TLS site's headers and expires would go on the redirects
+			// too; nginx's plain server has its own (none).
+			if t != s && t.TLS != nil && sameHosts(s.Hosts, t.Hosts) && !hasRedirectListener(t) && len(t.Headers)+len(t.Always) == 0 && t.Expires == "" {
 				t.Listen = append(t.Listen, s.Listen...)
 				delete(r.siteNames, s.Name)
 				merged = true
@@ -1336,6 +1361,7 @@ func (r *run) routeAction(l *location, rt *outRoute, site *outSite, named map[st
 			rt.Static = st
 			r.mark(d, Mapped, "static root with fallback")
 			r.mark(fb.d, Mapped, "the static route's fallback")
+			r.fallbackHeaders(l, fb, d)
 		default:
 			r.mark(d, Unsupported, "try_files %s: offedge serves $uri, then a fallback location or 404", args)
 			return false
@@ -1364,6 +1390,51 @@ func (r *run) routeAction(l *location, rt *outRoute, site *outSite, named map[st
 	}
 	r.mark(l.d, Unsupported, "no proxy_pass, return or root: nginx serves its default root html, which the importer cannot see")
 	return false
+}
+
+// fallbackHeaders compares what nginx adds to local files (the
+// location's add_header) and to the fallback's answers (the named
+// location's): offedge adds the route's headers to both, and its fallback
+// cache sends X-Cache-Status. Different sets make the route approximate.
+func (r *run) fallbackHeaders(l, fb *location, tf *Directive) {
+	eff := func(x *location) (map[string]string, bool) {
+		ds := Find(x.d.Block, "add_header")
+		if len(ds) == 0 {
+			ds = x.sc.parent.all("add_header")
+		}
+		m, cacheStatus := map[string]string{}, false
+		for _, d := range ds {
+			if strings.EqualFold(d.Arg(0), "X-Cache-Status") {
+				cacheStatus = true
+				continue
+			}
+			m[strings.ToLower(d.Arg(0))] = strings.Join(d.Args[1:], " ")
+		}
+		return m, cacheStatus
+	}
+	local, _ := eff(l)
+	remote, cs := eff(fb)
+	same := len(local) == len(remote)
+	for k, v := range local {
+		if remote[k] != v {
+			same = false
+		}
+	}
+	switch {
+	case !same:
+		r.mark(tf, Approximate, "offedge adds the route's headers to the fallback's answers too; nginx adds %s's own there", fb.path)
+	case !cs && fb.sc.get("proxy_cache") != nil:
+		r.mark(tf, Approximate, "offedge's fallback cache sends X-Cache-Status; %s sets none", fb.path)
+	}
+	for _, d := range Find(fb.d.Block, "add_header") {
+		if strings.EqualFold(d.Arg(0), "X-Cache-Status") && d.Arg(1) == "$upstream_cache_status" && d.Arg(2) == "always" {
+			r.mark(d, Builtin, "the fallback cache sends X-Cache-Status on every answer")
+		} else if strings.EqualFold(d.Arg(0), "X-Cache-Status") && d.Arg(1) == "$upstream_cache_status" {
+			r.mark(d, Approximate, "the fallback cache sends X-Cache-Status on every answer; nginx (no always) on 2xx and 3xx only")
+		} else if same && !strings.Contains(d.Arg(1), "$") {
+			r.mark(d, Mapped, "the same as the route's headers")
+		}
+	}
 }
 
 // fallback maps a named location to a static route's fallback: its
@@ -1619,10 +1690,12 @@ func (r *run) headers(ds []*Directive, cached, fallback bool, whose string) (h, 
 		}
 		if strings.Contains(val, "$") {
 			switch {
+			case val == "$upstream_cache_status" && strings.EqualFold(name, "X-Cache-Status") && cached && len(d.Args) == 3:
+				r.mark(d, Builtin, "offedge sends X-Cache-Status on every answer of a cached route")
 			case val == "$upstream_cache_status" && strings.EqualFold(name, "X-Cache-Status") && cached:
-				r.mark(d, Builtin, "offedge sends X-Cache-Status on every cached route")
+				r.mark(d, Approximate, "offedge sends X-Cache-Status on every answer of a cached route; nginx (no always) on 2xx and 3xx only")
 			case val == "$upstream_cache_status" && strings.EqualFold(name, "X-Cache-Status") && fallback:
-				r.mark(d, Unsupported, "X-Cache-Status on a static fallback (the fallback cache does not send it)")
+				// fallbackHeaders says how close it is.
 			default:
 				r.mark(d, Unsupported, "add_header with a variable (%s): header values are not expanded yet", val)
 			}
@@ -1666,7 +1739,7 @@ func (r *run) proxyHeader(d *Directive, rt *outRoute) {
 		name == "x-forwarded-host" && (val == "$host" || val == "$http_host"):
 		r.mark(d, Builtin, "offedge sets X-Real-IP, X-Forwarded-For, -Proto and -Host")
 	case name == "host" && (val == "$host" || val == "$http_host"):
-		r.mark(d, Builtin, "the client's Host is sent (the upstream's default)")
+		r.mark(d, Builtin, "the client's Host is sent (the upstream's default; as received, where nginx's $host drops a port the client wrote)")
 	case name == "host" && !strings.Contains(val, "$"):
 		r.mark(d, Mapped, "the upstream's host")
 	case name == "connection" && val == "":
@@ -2097,7 +2170,13 @@ func (r *run) target(d *Directive, scheme, hostport string) (*outUpstreamServer,
 	}
 	m := r.im.Model
 	srv := &outUpstreamServer{TLS: scheme == "https"}
+	if srv.TLS {
+		r.finding(d, "nginx does not verify an https upstream's certificate (proxy_ssl_verify off); offedge verifies it against server_name, else the upstream's host")
+	}
 	if ip, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		if srv, ok := r.nodeTarget(ip, pn, srv); ok {
+			return srv, true
+		}
 		if ip.IsLoopback() {
 			for _, s := range m.ServicesOn(r.im.Node) {
 				if s.Port == pn {
@@ -2107,24 +2186,6 @@ func (r *run) target(d *Directive, scheme, hostport string) (*outUpstreamServer,
 			}
 			r.unmappedAt(d, "%s: no service of node %s on port %d", hostport, r.im.Node, pn)
 			return nil, false
-		}
-		for _, nw := range m.Networks {
-			// An address means something only on a network the node is on.
-			if len(r.node.AddressesOn(nw.Name)) == 0 {
-				continue
-			}
-			n := m.NodeAt(nw.Name, ip)
-			if n == nil {
-				continue
-			}
-			for _, s := range m.ServicesOn(n.Name) {
-				if s.Port == pn && (len(s.Bind) == 0 || slicesContains(s.Bind, nw.Name)) && !s.Loopback {
-					srv.Service = s.Name
-					return srv, true
-				}
-			}
-			srv.Node, srv.Port, srv.Network = n.Name, pn, nw.Name
-			return srv, true
 		}
 		r.unmappedAt(d, "%s is no node's address in the inventory", ip)
 		return nil, false
@@ -2142,6 +2203,30 @@ func (r *run) target(d *Directive, scheme, hostport string) (*outUpstreamServer,
 		return srv, true
 	}
 	r.unmappedAt(d, "%s: no site of the inventory serves this name; pass --host %s=NODE", net.JoinHostPort(host, port), h)
+	return nil, false
+}
+
+// nodeTarget is the service or node at ip:port on one of the node's
+// networks (an address means something only on a network the node is on).
+func (r *run) nodeTarget(ip netip.Addr, pn int, srv *outUpstreamServer) (*outUpstreamServer, bool) {
+	m := r.im.Model
+	for _, nw := range m.Networks {
+		if len(r.node.AddressesOn(nw.Name)) == 0 {
+			continue
+		}
+		n := m.NodeAt(nw.Name, ip)
+		if n == nil {
+			continue
+		}
+		for _, s := range m.ServicesOn(n.Name) {
+			if s.Port == pn && (len(s.Bind) == 0 || slicesContains(s.Bind, nw.Name)) && !s.Loopback {
+				srv.Service = s.Name
+				return srv, true
+			}
+		}
+		srv.Node, srv.Port, srv.Network = n.Name, pn, nw.Name
+		return srv, true
+	}
 	return nil, false
 }
 
@@ -2513,10 +2598,12 @@ func (r *run) botRule(d *Directive, sc *scope, site *outSite, locPath string) {
 	rule.Name = locPath // resolved in siteBotsScope
 	site.Bots = append(site.Bots, rule)
 	r.botFrom = append(r.botFrom, botOrigin{rule: rule, d: d, site: site})
-	r.mark(d, Mapped, "a bot rule of the site (%s)", rule.Action)
-	r.mark(body, Mapped, "the bot rule's action")
 	if rule.Action == "page" {
-		r.finding(d, "the bot page answers 200 with Cache-Control: no-store (nginx's rewrite served the file with its own headers)")
+		r.mark(d, Approximate, "a bot rule of the site (page): it answers 200 with Cache-Control: no-store; nginx's rewrite served the file as its location does")
+		r.mark(body, Approximate, "the bot rule's page")
+	} else {
+		r.mark(d, Mapped, "a bot rule of the site (%s)", rule.Action)
+		r.mark(body, Mapped, "the bot rule's action")
 	}
 }
 

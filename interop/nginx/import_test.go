@@ -72,10 +72,18 @@ func TestImportReference(t *testing.T) {
 // beside it, when there is one (its proxy_cache_path, log formats...).
 func loadWithMain(t *testing.T, f string) ([]*Directive, []Included) {
 	t.Helper()
+	// nginx.conf, then the *.conf snippets beside it (conf.d's), then f.
 	paths := []string{f}
 	if main := filepath.Join(filepath.Dir(f), "nginx.conf"); main != f {
 		if _, err := os.Stat(main); err == nil {
-			paths = []string{main, f}
+			paths = []string{main}
+			snippets, _ := filepath.Glob(filepath.Join(filepath.Dir(f), "*.conf"))
+			for _, s := range snippets {
+				if s != main && s != f {
+					paths = append(paths, s)
+				}
+			}
+			paths = append(paths, f)
 		}
 	}
 	ld := &Loader{Prefix: filepath.Dir(f)}
@@ -103,13 +111,20 @@ func TestImportFixture(t *testing.T) {
 	if site == nil {
 		t.Fatalf("no site example.org:\n%s", out)
 	}
+	// The plain server only redirects; it stays its own site, since the
+	// TLS site's headers would go on the redirects (nginx's plain server
+	// adds none).
 	var redirects, tls int
 	for _, l := range site.Listen {
-		if l.RedirectHTTPS {
-			redirects++
-		}
 		if l.TLS {
 			tls++
+		}
+	}
+	if plain := m.Site("example.org-http"); plain != nil {
+		for _, l := range plain.Listen {
+			if l.RedirectHTTPS {
+				redirects++
+			}
 		}
 	}
 	if redirects == 0 || tls == 0 || site.TLS == nil || site.TLS.Certbot != "example.org" {
@@ -141,7 +156,7 @@ func TestImportFixture(t *testing.T) {
 	if site.ErrorPages[502] != "/srv/html/502.html" {
 		t.Errorf("error pages: %v", site.ErrorPages)
 	}
-	if len(site.Bots) != 2 || site.Bots[0].Action != "page" || site.Bots[0].Page != "/srv/html/stop-crawling.txt" || site.Bots[1].Action != "deny" {
+	if len(site.Bots) != 1 || site.Bots[0].Action != "deny" || site.Bots[0].Referer[0].Regex != `(?i)(spam\.example)` {
 		t.Errorf("bots: %+v", site.Bots)
 	}
 	p := m.ProtectionOf("edge")
@@ -221,4 +236,38 @@ services:
 
 func fstestFS(inv string) fstest.MapFS {
 	return fstest.MapFS{"inventory.yaml": {Data: []byte(inv)}}
+}
+
+// TestImportBotRules: ifs on the user agent in every location become one
+// site rule; the page they rewrite to is the file its location serves.
+// The page answers with Cache-Control: no-store, which nginx's rewrite did
+// not send: approximate.
+func TestImportBotRules(t *testing.T) {
+	ds, err := Parse("bots.conf", []byte(`server {
+    listen 80;
+    server_name example.org;
+    location / {
+        if ($http_user_agent = "-") { rewrite ^ /stop-crawling.txt last; }
+        if ($http_user_agent = "python-requests/2.32.2") { rewrite ^ /stop-crawling.txt last; }
+        proxy_pass http://10.1.0.50:8080;
+    }
+    location /api/ {
+        if ($http_user_agent = "-") { rewrite ^ /stop-crawling.txt last; }
+        if ($http_user_agent = "python-requests/2.32.2") { rewrite ^ /stop-crawling.txt last; }
+        proxy_pass http://10.1.0.50:8080;
+    }
+    location ~* stop-crawling.txt { root /srv/html; }
+}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, out, rep := importChecked(t, ds, nil, newTestNet(ds, false), t.TempDir())
+	s := m.Site("example.org-http")
+	if s == nil || len(s.Bots) != 1 || len(s.Bots[0].UserAgent) != 2 || len(s.Bots[0].Path) != 0 || s.Bots[0].Page != "/srv/html/stop-crawling.txt" {
+		t.Fatalf("bots:\n%s", out)
+	}
+	if rep.Count(Approximate) != 8 || rep.Complete() {
+		t.Fatalf("the page rules are approximate:\n%s", rep)
+	}
 }

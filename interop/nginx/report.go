@@ -19,6 +19,9 @@ const (
 	// whose variable nothing reads, a location a server-level return
 	// shadows).
 	Unused Status = "unused"
+	// Approximate: mapped to the nearest inventory, which answers
+	// differently in a way the note says (a header nginx would not send).
+	Approximate Status = "approximate"
 	// Unsupported: offedge cannot do this yet; the note says what it would
 	// take. Its behaviour is not in the output.
 	Unsupported Status = "unsupported"
@@ -60,7 +63,9 @@ func (r *Report) Count(s Status) int {
 // Complete reports whether every directive was mapped, built in or
 // unused, and every address found in the inventory: the output then does
 // what the configuration did.
-func (r *Report) Complete() bool { return r.Count(Unsupported) == 0 && len(r.Unmapped) == 0 }
+func (r *Report) Complete() bool {
+	return r.Count(Unsupported) == 0 && r.Count(Approximate) == 0 && len(r.Unmapped) == 0
+}
 
 // Files lists the files the entries come from, sorted.
 func (r *Report) Files() []string {
@@ -78,8 +83,8 @@ func (r *Report) Files() []string {
 
 // Summary is one line: the counts of each status.
 func (r *Report) Summary() string {
-	return fmt.Sprintf("%d directives: %d mapped, %d builtin, %d unused, %d unsupported; %d unmapped addresses, %d findings",
-		len(r.Entries), r.Count(Mapped), r.Count(Builtin), r.Count(Unused), r.Count(Unsupported), len(r.Unmapped), len(r.Findings))
+	return fmt.Sprintf("%d directives: %d mapped, %d builtin, %d unused, %d approximate, %d unsupported; %d unmapped addresses, %d findings",
+		len(r.Entries), r.Count(Mapped), r.Count(Builtin), r.Count(Unused), r.Count(Approximate), r.Count(Unsupported), len(r.Unmapped), len(r.Findings))
 }
 
 // String is the report as an operator reads it: unsupported directives
@@ -92,6 +97,14 @@ func (r *Report) String() string {
 		fmt.Fprintf(&b, "\n## unsupported (%d): not in the output\n", n)
 		for _, e := range r.Entries {
 			if e.Status == Unsupported {
+				fmt.Fprintf(&b, "%s:%d: %s: %s\n", e.File, e.Line, e.Directive, e.Note)
+			}
+		}
+	}
+	if n := r.Count(Approximate); n > 0 {
+		fmt.Fprintf(&b, "\n## approximate (%d): in the output, answering differently as said\n", n)
+		for _, e := range r.Entries {
+			if e.Status == Approximate {
 				fmt.Fprintf(&b, "%s:%d: %s: %s\n", e.File, e.Line, e.Directive, e.Note)
 			}
 		}
