@@ -87,6 +87,39 @@ func (s *Store) Add(certFile, keyFile string) (*Cert, error) {
 	return c, nil
 }
 
+// AddPending returns the handle of a pair that may not be written yet (an
+// ACME certificate being issued). When its files exist it is [Store.Add].
+// When they do not, the handle serves placeholder (which must carry its
+// Leaf) until they appear: [Cert.Reload] loads them at once, the
+// handshake path within the check interval; until then a missing file is
+// no error. [Cert.Pending] reports whether the placeholder is served.
+func (s *Store) AddPending(certFile, keyFile string, placeholder *tls.Certificate) (*Cert, error) {
+	if placeholder == nil || placeholder.Leaf == nil {
+		return nil, errors.New("certs: a placeholder needs its leaf")
+	}
+	_, err1 := os.Stat(certFile)
+	_, err2 := os.Stat(keyFile)
+	if err1 == nil && err2 == nil {
+		return s.Add(certFile, keyFile)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := [2]string{certFile, keyFile}
+	if c, ok := s.certs[k]; ok {
+		return c, nil
+	}
+	c := &Cert{certFile: certFile, keyFile: keyFile, opts: s.opts}
+	st := &certState{cert: placeholder, pending: true}
+	for _, n := range placeholder.Leaf.DNSNames {
+		st.names = append(st.names, strings.ToLower(n))
+	}
+	c.cur.Store(st)
+	c.checked.Store(s.opts.Now().UnixNano())
+	s.certs[k] = c
+	s.order = append(s.order, c)
+	return c, nil
+}
+
 // GetCertificate chooses, for a tls.Config, the first added certificate whose
 // leaf names the SNI server name (exact, then a single-label wildcard as RFC
 // 6125 defines it). An unknown or missing server name is a handshake error:
@@ -128,6 +161,7 @@ type Cert struct {
 type certState struct {
 	cert     *tls.Certificate
 	names    []string // lower-case DNS names of the leaf
+	pending  bool     // a placeholder, until the files are written (AddPending)
 	certStat fileStamp
 	keyStat  fileStamp
 }
@@ -156,6 +190,10 @@ func (c *Cert) Names() []string { return append([]string(nil), c.state().names..
 func (c *Cert) Leaf() *x509.Certificate { return c.state().cert.Leaf }
 
 func (c *Cert) state() *certState { return c.cur.Load() }
+
+// Pending reports whether the handle serves the placeholder it was added
+// with ([Store.AddPending]): its files are not written yet.
+func (c *Cert) Pending() bool { return c.state().pending }
 
 // Certificate returns the current pair, first reloading it when the check
 // interval has passed and either file changed (modification time, size or
@@ -190,6 +228,9 @@ func (c *Cert) reload() (bool, error) {
 	cs, err1 := stamp(c.certFile)
 	ks, err2 := stamp(c.keyFile)
 	if err := errors.Join(err1, err2); err != nil {
+		if old.pending && errors.Is(err, os.ErrNotExist) {
+			return false, nil // not written yet: the placeholder stays
+		}
 		return false, fmt.Errorf("certificate %s: %w", c.certFile, err)
 	}
 	if cs == old.certStat && ks == old.keyStat {

@@ -2,6 +2,7 @@ package certs
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"os"
 	"path/filepath"
 	"strings"
@@ -222,5 +223,59 @@ func TestPoolReloads(t *testing.T) {
 	clock.Add(DefaultCheckInterval)
 	if p.Get() != second {
 		t.Fatal("a broken CA file replaced a working pool")
+	}
+}
+
+func TestAddPendingServesPlaceholderUntilWritten(t *testing.T) {
+	dir := t.TempDir()
+	cp, kp, err := SelfSigned(SelfSignedOptions{Names: []string{"placeholder.example.org"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ph, err := tls.X509KeyPair(cp, kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noLeaf := ph
+	noLeaf.Leaf = nil
+	if _, err := NewStore(Options{}).AddPending(filepath.Join(dir, "x.pem"), filepath.Join(dir, "x.key"), &noLeaf); err == nil {
+		t.Fatal("a placeholder without its leaf accepted")
+	}
+	if ph.Leaf == nil {
+		ph.Leaf, _ = x509.ParseCertificate(ph.Certificate[0])
+	}
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	s := NewStore(Options{Now: clk.Now})
+	cf, kf := filepath.Join(dir, "live", "fullchain.pem"), filepath.Join(dir, "live", "privkey.pem")
+	c, err := s.AddPending(cf, kf, &ph)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.Certificate(); got != &ph || !c.Pending() || c.Names()[0] != "placeholder.example.org" {
+		t.Fatalf("pending handle serves %v (pending %v)", got, c.Pending())
+	}
+	clk.Add(time.Minute)
+	if got, _ := c.Certificate(); got != &ph {
+		t.Fatal("missing files replaced the placeholder")
+	}
+	if again, err := s.AddPending(cf, kf, &ph); err != nil || again != c {
+		t.Fatalf("second AddPending: %v, same handle %v", err, again == c)
+	}
+	if _, _, err := WriteSelfSigned(filepath.Join(dir, "live"), SelfSignedOptions{Names: []string{"images.example.org"}}); err != nil {
+		t.Fatal(err)
+	}
+	if same, err := s.Add(cf, kf); err != nil || same != c {
+		t.Fatalf("Add after AddPending: %v, same handle %v", err, same == c)
+	}
+	if ok, err := c.Reload(); !ok || err != nil {
+		t.Fatalf("Reload once written: %v %v", ok, err)
+	}
+	if c.Pending() || c.Leaf().DNSNames[0] != "images.example.org" {
+		t.Fatalf("after the files are written: pending %v, names %v", c.Pending(), c.Names())
+	}
+	// Files present from the start: an ordinary handle.
+	c2, err := NewStore(Options{}).AddPending(cf, kf, &ph)
+	if err != nil || c2.Pending() {
+		t.Fatalf("existing files: %v pending %v", err, c2 != nil && c2.Pending())
 	}
 }

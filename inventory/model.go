@@ -85,7 +85,10 @@ type Node struct {
 	Firewall   *NodeFirewall
 	// Storage comes from the server (nil for guests and servers without).
 	Storage *NodeStorage
-	Pos     Pos
+	// ACMEStateDir comes from the server or guest; empty means the
+	// plan's default.
+	ACMEStateDir string
+	Pos          Pos
 }
 
 // Title is the node's human title, or its kind and id.
@@ -224,14 +227,14 @@ func (b *builder) index() {
 	for _, s := range m.Servers {
 		n := &Node{Name: s.Name, Kind: "server", Server: s, Provider: s.Provider, Location: s.Location,
 			Cluster: s.Cluster, Addresses: s.Addresses, Uses: s.Uses, Pos: s.Pos,
-			Management: s.Management, Firewall: s.Firewall, Storage: s.Storage}
+			Management: s.Management, Firewall: s.Firewall, Storage: s.Storage, ACMEStateDir: s.ACMEStateDir}
 		if register(b, m.nodes, "node", s.Name, s.Pos, n, nodePos) {
 			m.Nodes = append(m.Nodes, n)
 		}
 	}
 	for _, g := range m.Guests {
 		n := &Node{Name: g.Name, Kind: g.Kind, Guest: g, Addresses: g.Addresses, Uses: g.Uses, Pos: g.Pos,
-			Management: g.Management, Firewall: g.Firewall}
+			Management: g.Management, Firewall: g.Firewall, ACMEStateDir: g.ACMEStateDir}
 		if register(b, m.nodes, "node", g.Name, g.Pos, n, nodePos) {
 			m.Nodes = append(m.Nodes, n)
 		}
@@ -473,6 +476,9 @@ func (b *builder) validateNode(n *Node) {
 	}
 	b.validateFirewall(n, obj)
 	b.validateStorage(n, obj)
+	if d := n.ACMEStateDir; d != "" && !strings.HasPrefix(d, "/") {
+		b.errf(n.Pos, obj, "e.g. acme_state_dir: /var/lib/offedge/acme", "acme_state_dir %q is not an absolute path", d)
+	}
 	for i, a := range n.Addresses {
 		aobj := fmt.Sprintf("%s: address %d", obj, i)
 		if !ref(b, m.networks, a.Pos, aobj, "network", "network", a.Network) {
@@ -684,6 +690,11 @@ func (b *builder) validateSite(s *Site) {
 		}
 		if (t.CertFile == "") != (t.KeyFile == "") {
 			b.errf(t.Pos, obj+": tls", "set both cert_file and key_file", "incomplete certificate files")
+		}
+		if t.ACME != nil {
+			b.validateACME(s, t.ACME, obj+": tls: acme")
+		} else if t.Certbot == "" && t.CertFile == "" {
+			b.errf(t.Pos, obj+": tls", "add certbot: NAME, cert_file and key_file, or acme: {email: ...}", "no certificate source")
 		}
 	}
 	seen := map[string]bool{}

@@ -124,8 +124,10 @@ type Server struct {
 	Firewall *NodeFirewall `yaml:"firewall"`
 	// Storage names the server's ZFS datasets: what replicas copy and what
 	// it exports over NFS (docs/storage.md).
-	Storage     *NodeStorage `yaml:"storage"`
-	Description string       `yaml:"description"`
+	Storage *NodeStorage `yaml:"storage"`
+	// ACMEStateDir holds the node's ACME accounts and certificates.
+	ACMEStateDir string `yaml:"acme_state_dir"`
+	Description  string `yaml:"description"`
 }
 
 // NodeStorage is what a server holds on ZFS. When present, every zfs
@@ -161,13 +163,15 @@ type Guest struct {
 	// ID is the Proxmox guest id on its host (101 = the OVH reverse proxy).
 	ID int `yaml:"id"`
 	// Kind is "ct" (LXC container) or "vm" (QEMU virtual machine).
-	Kind        string        `yaml:"kind"`
-	OS          string        `yaml:"os"`
-	Addresses   []*Address    `yaml:"addresses"`
-	Uses        []string      `yaml:"uses"`
-	Management  []*Management `yaml:"management"`
-	Firewall    *NodeFirewall `yaml:"firewall"`
-	Description string        `yaml:"description"`
+	Kind       string        `yaml:"kind"`
+	OS         string        `yaml:"os"`
+	Addresses  []*Address    `yaml:"addresses"`
+	Uses       []string      `yaml:"uses"`
+	Management []*Management `yaml:"management"`
+	Firewall   *NodeFirewall `yaml:"firewall"`
+	// ACMEStateDir holds the node's ACME accounts and certificates.
+	ACMEStateDir string `yaml:"acme_state_dir"`
+	Description  string `yaml:"description"`
 }
 
 // Service is something listening on a node.
@@ -329,6 +333,38 @@ type TLS struct {
 	// HSTS, unless false, makes the site send Strict-Transport-Security
 	// (max-age two years) with every answer on its TLS listeners.
 	HSTS *bool `yaml:"hsts"`
+	// ACME makes the node that serves the site obtain and renew its
+	// certificate itself (docs/certificates.md). With certbot or
+	// cert_file/key_file too, those files are served until the first
+	// certificate is issued (a certificate copied from the old node).
+	ACME *ACME `yaml:"acme"`
+}
+
+// ACME challenge types.
+const (
+	ChallengeHTTP01    = "http-01"
+	ChallengeDNS01     = "dns-01"
+	ChallengeTLSALPN01 = "tls-alpn-01"
+)
+
+// ACMEStaging is the directory value naming Let's Encrypt's staging CA.
+const ACMEStaging = "staging"
+
+// ACME says how a site's certificate is obtained from an ACME CA.
+type ACME struct {
+	Pos Pos `yaml:"-"`
+	// Challenge is http-01 (the default), dns-01 (wildcards) or tls-alpn-01.
+	Challenge string `yaml:"challenge"`
+	// Email is the account's contact address.
+	Email string `yaml:"email"`
+	// Directory is the CA's directory URL; empty is Let's Encrypt's
+	// production CA, "staging" Let's Encrypt's staging CA.
+	Directory string `yaml:"directory"`
+	// DNSProvider writes dns-01's TXT records: "ovh".
+	DNSProvider string `yaml:"dns_provider"`
+	// Credentials is the DNS provider's credentials file (a secret: mode
+	// 0600 or 0640).
+	Credentials string `yaml:"credentials"`
 }
 
 // Route sends requests whose path matches to an upstream, a static root, or a

@@ -30,6 +30,9 @@ type Options struct {
 	// UserspaceForwards relays forwards with mode kernel in userspace, with
 	// the same allow list: the loopback lab has no kernel NAT.
 	UserspaceForwards bool
+	// HTTP01Port is the port ACME CAs validate HTTP-01 on: 80, unless a
+	// test's or the lab's pebble validates on another.
+	HTTP01Port int
 }
 
 func (o Options) file(p string) string {
@@ -83,6 +86,9 @@ func Compile(m *inventory.Model, node string, opts Options) (*Plan, error) {
 	}
 	if opts.PKIDir == "" {
 		opts.PKIDir = "/etc/offedge/pki"
+	}
+	if opts.HTTP01Port == 0 {
+		opts.HTTP01Port = 80
 	}
 	c := &compiler{m: m, node: n, opts: opts, upstreamOK: map[string]bool{}, errorLogs: map[string]bool{}, plan: &Plan{Node: node, Dials: map[netip.AddrPort]Dial{}, Resources: Resources{
 		Upstreams:    map[string]httpedge.Upstream{},
@@ -220,21 +226,29 @@ func (c *compiler) upstream(name, object string) string {
 }
 
 // certificate declares a site's certificate and returns its name: the
-// certbot lineage, or the certificate file.
-func (c *compiler) certificate(t *inventory.TLS) string {
+// certbot lineage, the certificate file, or the ACME certificate's name.
+func (c *compiler) certificate(s *inventory.Site) string {
+	if s.TLS.ACME != nil {
+		return c.acmeCertificate(s)
+	}
+	name, files := c.filesCertificate(s.TLS)
+	c.plan.Resources.Certificates[name] = files
+	return name
+}
+
+// filesCertificate is where a site's certbot or certificate files are.
+func (c *compiler) filesCertificate(t *inventory.TLS) (string, httpedge.Certificate) {
 	if t.Certbot == "" {
-		c.plan.Resources.Certificates[t.CertFile] = httpedge.Certificate{CertFile: c.opts.file(t.CertFile), KeyFile: c.opts.file(t.KeyFile)}
-		return t.CertFile
+		return t.CertFile, httpedge.Certificate{CertFile: c.opts.file(t.CertFile), KeyFile: c.opts.file(t.KeyFile)}
 	}
 	dir, name := c.opts.CertbotDir, t.Certbot
 	if t.CertbotDir != "" {
 		dir, name = t.CertbotDir, path.Join(t.CertbotDir, t.Certbot)
 	}
-	c.plan.Resources.Certificates[name] = httpedge.Certificate{
+	return name, httpedge.Certificate{
 		CertFile: c.opts.file(path.Join(dir, "live", t.Certbot, "fullchain.pem")),
 		KeyFile:  c.opts.file(path.Join(dir, "live", t.Certbot, "privkey.pem")),
 	}
-	return name
 }
 
 // accessLog declares a log file, named by its path: one writer per file,
@@ -310,7 +324,7 @@ func (c *compiler) site(s *inventory.Site, network string) httpedge.Site {
 		MaintenanceFile: c.opts.file(s.MaintenanceFile),
 	}
 	if s.TLS != nil {
-		out.Certificate = c.certificate(s.TLS)
+		out.Certificate = c.certificate(s)
 	}
 	if len(s.ErrorPages) > 0 {
 		out.ErrorPages = map[int]string{}
@@ -367,6 +381,9 @@ func (c *compiler) site(s *inventory.Site, network string) httpedge.Site {
 			hr.Static = hs
 		}
 		out.Routes = append(out.Routes, hr)
+	}
+	if fwd := c.challengeForward(s); fwd != nil {
+		out.Routes = append(out.Routes, *fwd)
 	}
 	return out
 }
@@ -490,8 +507,12 @@ func (c *compiler) sites() {
 			}
 		}
 	}
+	forwarded := c.holdsForwardedChallenges()
 	for _, k := range order {
 		g := groups[k]
+		if forwarded && !g.tls && int(k.addr.Port()) == c.opts.HTTP01Port {
+			g.l.HTTP.Sites = append(g.l.HTTP.Sites, forwardedChallengeSite())
+		}
 		if g.open {
 			// Site allow lists are enforced per request once the Host is known.
 			g.l.ACL = acl.AllowAll()

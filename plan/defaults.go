@@ -61,6 +61,13 @@ const (
 	// entrance, exit (one entrance node) or forward: a quarter of
 	// DefaultMaxConns, so that one client cannot lock the others out.
 	DefaultMaxConnsPerClient = 1024
+
+	// ACME: where a node keeps its accounts and certificates, and the CA
+	// a site's acme: block names when it names none (Let's Encrypt's
+	// production directory; "staging" names LetsEncryptStaging).
+	DefaultACMEStateDir  = "/var/lib/offedge/acme"
+	DefaultACMEDirectory = "https://acme-v02.api.letsencrypt.org/directory"
+	LetsEncryptStaging   = "https://acme-staging-v02.api.letsencrypt.org/directory"
 )
 
 // DefaultCompressTypes are the media types a compress block without types

@@ -64,8 +64,12 @@ type Resources struct {
 	// logs), named by their path: one writer per file.
 	AccessLogs map[string]httpedge.AccessLog `json:"access_logs"`
 	// Certificates are TLS certificates of sites, named by certbot lineage
-	// (or by certificate file).
+	// (or by certificate file, or "acme:" and the first name of an ACME
+	// certificate: its files in the node's ACME state directory).
 	Certificates map[string]httpedge.Certificate `json:"certificates"`
+	// ACME says how the node obtains each of its ACME certificates (the
+	// entries of Certificates named alike): see acme.go.
+	ACME map[string]ACMECertificate `json:"acme,omitempty"`
 	// Zones, Maps and Jails are the node's rate zones, class maps and
 	// jails; Bans bounds its ban list (checked at accept on every
 	// listener) and Tarpit the tarpit action (docs/protection.md).

@@ -128,6 +128,9 @@ func writeResources(b *strings.Builder, r *Resources) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(r.Certificates)) {
 		fmt.Fprintf(b, "  certificate %s: %s\n", name, r.Certificates[name].CertFile)
+		if a, ok := r.ACME[name]; ok {
+			writeACME(b, &a)
+		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(r.Secrets)) {
 		s := r.Secrets[name]
@@ -138,6 +141,24 @@ func writeResources(b *strings.Builder, r *Resources) {
 		fmt.Fprintf(b, "  secret %q: %s; used by %s\n", name, what, strings.Join(s.Uses, ", "))
 	}
 	writeProtection(b, r)
+}
+
+// writeACME says how an ACME certificate is obtained and what is served
+// until it is.
+func writeACME(b *strings.Builder, a *ACMECertificate) {
+	email := a.Account.Email
+	if email == "" {
+		email = "no e-mail"
+	}
+	fmt.Fprintf(b, "    acme %s for %s, from %s (%s), state %s\n", a.Challenge, strings.Join(a.Names, " "), a.Account.Directory, email, a.Account.StateDir)
+	if a.Account.DNSProvider != "" {
+		fmt.Fprintf(b, "    dns provider %s, credentials %s\n", a.Account.DNSProvider, a.Account.Credentials)
+	}
+	if a.Fallback != nil {
+		fmt.Fprintf(b, "    until issued: %s\n", a.Fallback.CertFile)
+	} else {
+		b.WriteString("    until issued: a self-signed placeholder\n")
+	}
 }
 
 func writeHTTP(b *strings.Builder, c *httpedge.Config) {

@@ -31,6 +31,9 @@ type registry struct {
 	// bans is the node's ban list, which jails ban into: one for the
 	// node's life (bans are state a reload keeps).
 	bans *protect.BanList
+	// acme is the node's ACME machinery (accounts, challenges, the store
+	// its ACME certificates are served from), for the node's life.
+	acme *acmeNode
 
 	mu    sync.Mutex
 	items map[resKey]*resItem
@@ -47,8 +50,8 @@ type resItem struct {
 	close func() error
 }
 
-func newRegistry(opts httpedge.Options, keys *tunnel.KeyCache, bans *protect.BanList) *registry {
-	return &registry{opts: opts, keys: keys, bans: bans, items: map[resKey]*resItem{}}
+func newRegistry(opts httpedge.Options, keys *tunnel.KeyCache, bans *protect.BanList, acmeOpts ACMEOptions) *registry {
+	return &registry{opts: opts, keys: keys, bans: bans, items: map[resKey]*resItem{}, acme: newACMENode(acmeOpts, opts.Logger)}
 }
 
 // generation is what one plan uses: a reference to each of its resources,
@@ -62,6 +65,8 @@ type generation struct {
 	// built counts the resources this generation had to build (not shared
 	// with the generation before it).
 	built int
+	// acme are its ACME certificates, by name order.
+	acme []*acmeCert
 }
 
 // acquire returns the generation for r: shared resources are referenced,
@@ -122,6 +127,34 @@ func (reg *registry) acquire(r *plan.Resources) (*generation, error) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(r.Certificates)) {
 		c := r.Certificates[name]
+		if a, ok := r.ACME[name]; ok {
+			// Obtained and renewed by the node: built with its manager,
+			// kept across reloads that declare it unchanged.
+			spec := struct {
+				Files httpedge.Certificate
+				ACME  plan.ACMECertificate
+			}{c, a}
+			v, err := reg.get("acme certificate", name, spec, g, func() (any, func() error, error) {
+				ac, err := reg.acme.newACMECert(name, a, certFiles{c.CertFile, c.KeyFile})
+				if err != nil {
+					return nil, nil, err
+				}
+				return ac, ac.close, nil
+			})
+			if err != nil {
+				return fail(err)
+			}
+			ac := v.(*acmeCert)
+			g.acme = append(g.acme, ac)
+			g.http.Certificates[name] = ac.cert
+			switch a.Challenge {
+			case "http-01":
+				g.http.Challenges = reg.acme.challenges
+			case "tls-alpn-01":
+				g.http.ALPNChallenges = reg.acme.alpn
+			}
+			continue
+		}
 		v, err := reg.get("certificate", name, c, g, func() (any, func() error, error) {
 			ct, err := httpedge.LoadCertificate(c, reg.opts)
 			if err != nil {
@@ -288,7 +321,8 @@ func (g *generation) sameHTTP(o *generation) bool {
 	return sameMap(g.http.Pools, o.http.Pools) && sameMap(g.http.Caches, o.http.Caches) &&
 		sameMap(g.http.AccessLogs, o.http.AccessLogs) && sameMap(g.http.Certificates, o.http.Certificates) &&
 		sameMap(g.http.Zones, o.http.Zones) && sameMap(g.http.Maps, o.http.Maps) && sameMap(g.http.Jails, o.http.Jails) &&
-		g.http.Tarpit == o.http.Tarpit
+		g.http.Tarpit == o.http.Tarpit && g.http.Challenges == o.http.Challenges &&
+		g.http.ALPNChallenges == o.http.ALPNChallenges
 }
 
 func sameMap[V comparable](a, b map[string]V) bool {

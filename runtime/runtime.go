@@ -81,6 +81,8 @@ type Options struct {
 	// bans): the plan's relative state files are in it. "" keeps them in
 	// memory (a library user, a test); offedge run passes --state-dir.
 	StateDir string
+	// ACME adjusts how the node's ACME certificates are obtained.
+	ACME ACMEOptions
 }
 
 // statePath is where a plan's state file f is: absolute as the plan says,
@@ -152,7 +154,7 @@ func Start(p *plan.Plan, opts Options) (*Node, error) {
 	}
 	n.bans = bans
 	n.banState = restoreBans(n.log, bans, opts.statePath(bc.StateFile), bc.MaxBans)
-	n.reg = newRegistry(httpedge.Options{Logger: n.log, Dial: n.dial, RootCAs: opts.RootCAs}, opts.Keys, bans)
+	n.reg = newRegistry(httpedge.Options{Logger: n.log, Dial: n.dial, RootCAs: opts.RootCAs}, opts.Keys, bans, opts.ACME)
 	n.plan.Store(p)
 	n.fdLimit = opts.FDLimit
 	if n.fdLimit == 0 {
@@ -560,6 +562,9 @@ type Status struct {
 	// Caches are the node's response caches (proxy caches and static
 	// fallbacks) by name: contents, answers, removals.
 	Caches map[string]httpedge.CacheStats `json:"caches,omitempty"`
+	// ACME are the certificates the node obtains itself (also among
+	// Certificates, as what is served).
+	ACME []ACMEStatus `json:"acme,omitempty"`
 	// Reloads counts reload attempts; FailedReloads those refused (the
 	// running configuration kept serving) or, rarely, applied only in part
 	// (a replaced listener could not reopen its socket).
@@ -625,10 +630,38 @@ func (n *Node) Status() Status {
 			if leaf := c.Leaf(); leaf != nil {
 				cs.NotAfter = leaf.NotAfter
 			}
+			if a, ok := n.plan.Load().Resources.ACME[name]; ok && c.Pending() && a.Fallback == nil {
+				// A self-signed placeholder's expiry means nothing (the
+				// ACME metrics say why it is served).
+				cs.NotAfter = time.Time{}
+			}
 			st.Certificates = append(st.Certificates, cs)
+		}
+		for _, ac := range n.gen.acme {
+			st.ACME = append(st.ACME, ac.status())
 		}
 	}
 	return st
+}
+
+// RenewCertificate forces the renewal of the node's ACME certificate
+// that names name (a host of its site, or the plan's resource name).
+func (n *Node) RenewCertificate(name string) error {
+	n.mu.Lock()
+	var list []*acmeCert
+	if n.gen != nil {
+		list = n.gen.acme
+	}
+	n.mu.Unlock()
+	for _, ac := range list {
+		if ac.name == name || slices.Contains(ac.spec.Names, name) {
+			if err := ac.renew(); err != nil {
+				return fmt.Errorf("certificate %s: %w", ac.name, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("node %s obtains no ACME certificate for %q", n.name, name)
 }
 
 // ProtectionStatus is what the node's protections did.

@@ -38,6 +38,9 @@ type Status struct {
 	NotAfter    time.Time
 	NextRenewal time.Time
 	LastAttempt time.Time
+	// LastSuccess is when the manager last obtained the certificate (zero:
+	// not since it started; the pair on disk was current).
+	LastSuccess time.Time
 	LastError   string
 	Failures    int
 	// WindowStart and WindowEnd are the CA's suggested renewal window
@@ -215,6 +218,9 @@ func (m *Manager) loop(ctx context.Context, c *managed) {
 			m.log.Error("ACME certificate not obtained; retrying", "names", c.names, "err", err, "retry_in", d)
 			continue
 		}
+		c.mu.Lock()
+		c.st.LastSuccess = m.now()
+		c.mu.Unlock()
 		leaf = l
 		m.record(c, leaf)
 		renew, recheck = m.schedule(ctx, c, leaf, jitter)

@@ -1,0 +1,260 @@
+// Package pebble runs Debian's pebble (a small ACME CA that really
+// validates) with pebble-challtestsrv as its DNS server, on loopback: for
+// the tests of ACME issue and for `offedge lab`, which issues its sites'
+// certificates from it.
+package pebble
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/offedge/offedge/certs"
+)
+
+// Options say how to run pebble.
+type Options struct {
+	// Dir holds pebble's configuration and TLS files.
+	Dir string
+	// Pebble and ChallTestSrv are the binaries; empty: looked up in PATH.
+	Pebble, ChallTestSrv string
+	// HTTPPort and TLSPort are the ports pebble validates HTTP-01 and
+	// TLS-ALPN-01 on, at the address each name resolves to.
+	HTTPPort, TLSPort int
+	// DefaultIPv4 is where every name resolves (challtestsrv's default
+	// answer) unless SetA says otherwise; empty: 127.0.0.1.
+	DefaultIPv4 string
+	// Validity of the certificates pebble issues; zero: pebble's default
+	// (about five years).
+	Validity time.Duration
+	// Output receives the processes' output; nil discards it.
+	Output io.Writer
+}
+
+// Server is a running pebble and challtestsrv.
+type Server struct {
+	// Directory is pebble's ACME directory URL.
+	Directory string
+	// Client trusts pebble's own TLS certificate (not its issuing root).
+	Client *http.Client
+	// Mgmt is pebble's management address, Chall challtestsrv's and DNS
+	// its DNS server's (host:port).
+	Mgmt, Chall, DNS string
+	procs            []*exec.Cmd
+	waits            []chan struct{}
+	once             sync.Once
+}
+
+// LookPath reports where pebble and challtestsrv are, or why they are not.
+func LookPath() (pebble, chall string, err error) {
+	pebble, err1 := exec.LookPath("pebble")
+	chall, err2 := exec.LookPath("pebble-challtestsrv")
+	if err := errors.Join(err1, err2); err != nil {
+		return "", "", fmt.Errorf("pebble is not installed (apt install pebble): %w", err)
+	}
+	return pebble, chall, nil
+}
+
+// freeAddr is a loopback address whose port was free a moment ago.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// Start runs challtestsrv, then pebble validating against it, and waits
+// until both answer.
+func Start(ctx context.Context, o Options) (*Server, error) {
+	if o.Pebble == "" || o.ChallTestSrv == "" {
+		p, c, err := LookPath()
+		if err != nil {
+			return nil, err
+		}
+		o.Pebble, o.ChallTestSrv = p, c
+	}
+	if o.DefaultIPv4 == "" {
+		o.DefaultIPv4 = "127.0.0.1"
+	}
+	if o.Output == nil {
+		o.Output = io.Discard
+	}
+	s := &Server{}
+	var err error
+	listen := ""
+	for _, p := range []*string{&s.DNS, &s.Chall, &s.Mgmt, &listen} {
+		if *p, err = freeAddr(); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	ch := exec.Command(o.ChallTestSrv, "-dns01", s.DNS, "-http01", "", "-https01", "", "-tlsalpn01", "",
+		"-management", s.Chall, "-defaultIPv4", o.DefaultIPv4, "-defaultIPv6", "")
+	if err := s.start(ch, o.Output); err != nil {
+		return nil, err
+	}
+	cf, kf, err := certs.WriteSelfSigned(filepath.Join(o.Dir, "tls"), certs.SelfSignedOptions{Names: []string{"127.0.0.1", "localhost"}})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	cfg := map[string]any{"pebble": map[string]any{
+		"listenAddress":                  listen,
+		"managementListenAddress":        s.Mgmt,
+		"certificate":                    cf,
+		"privateKey":                     kf,
+		"httpPort":                       o.HTTPPort,
+		"tlsPort":                        o.TLSPort,
+		"ocspResponderURL":               "",
+		"externalAccountBindingRequired": false,
+		"certificateValidityPeriod":      uint64(o.Validity / time.Second),
+	}}
+	b, _ := json.Marshal(cfg)
+	cfgFile := filepath.Join(o.Dir, "pebble.json")
+	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
+		s.Close()
+		return nil, err
+	}
+	cmd := exec.Command(o.Pebble, "-config", cfgFile, "-dnsserver", s.DNS)
+	// Really validate (Debian's pebble may have PEBBLE_VA_ALWAYS_VALID
+	// set by a caller); no artificial sleeps, no nonce rejection, no
+	// authorisation reuse (each order validates again).
+	cmd.Env = append(withoutEnv(os.Environ(), "PEBBLE_VA_ALWAYS_VALID"),
+		"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
+	if err := s.start(cmd, o.Output); err != nil {
+		s.Close()
+		return nil, err
+	}
+	for _, a := range []string{listen, s.Mgmt, s.Chall} {
+		if err := waitTCP(ctx, a, 20*time.Second); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("pebble: waiting for %s: %w", a, err)
+		}
+	}
+	pemBytes, err := os.ReadFile(cf)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemBytes)
+	s.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	s.Directory = "https://" + listen + "/dir"
+	return s, nil
+}
+
+func (s *Server) start(cmd *exec.Cmd, out io.Writer) error {
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", cmd.Path, err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	s.procs = append(s.procs, cmd)
+	s.waits = append(s.waits, done)
+	return nil
+}
+
+// Close stops pebble and challtestsrv.
+func (s *Server) Close() error {
+	s.once.Do(func() {
+		for i, p := range s.procs {
+			p.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-s.waits[i]:
+			case <-time.After(10 * time.Second):
+				p.Process.Kill()
+				<-s.waits[i]
+			}
+		}
+	})
+	return nil
+}
+
+// Roots fetches pebble's issuing root (made at start): what a client
+// trusts to verify the certificates pebble issues.
+func (s *Server) Roots(ctx context.Context) (*x509.CertPool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+s.Mgmt+"/roots/0", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("pebble root: %q", b)
+	}
+	return pool, nil
+}
+
+// SetA makes challtestsrv answer host with ip (where pebble validates it).
+func (s *Server) SetA(host, ip string) error {
+	return s.chall("add-a", map[string]any{"host": strings.TrimSuffix(host, ".") + ".", "addresses": []string{ip}})
+}
+
+// chall calls a challtestsrv management endpoint.
+func (s *Server) chall(path string, body any) error {
+	b, _ := json.Marshal(body)
+	resp, err := http.Post("http://"+s.Chall+"/"+path, "application/json", bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("challtestsrv %s: %s: %s", path, resp.Status, msg)
+	}
+	return nil
+}
+
+func waitTCP(ctx context.Context, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for delay := 5 * time.Millisecond; time.Now().Before(deadline); delay = min(delay*2, 100*time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+	return last
+}
+
+func withoutEnv(env []string, name string) []string {
+	out := env[:0:0]
+	for _, e := range env {
+		if !strings.HasPrefix(e, name+"=") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
