@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -69,13 +70,19 @@ var (
 	descLastReloadOK = prometheus.NewDesc("offedge_config_last_reload_successful", "1 when the last reload was applied (or none was tried), 0 when it failed.", nil, nil)
 	descGeneration   = prometheus.NewDesc("offedge_plan_generation", "Number of plans this process has applied: 1 at start, plus one per applied reload.", nil, nil)
 	descCertNotAfter = prometheus.NewDesc("offedge_certificate_not_after_seconds", "Expiry (Unix time) of a certificate the node serves; label certificate is the plan's resource name.", []string{"certificate"}, nil)
+	descACMENext     = prometheus.NewDesc("offedge_acme_next_renewal_seconds", "When (Unix time) the node next tries to obtain an ACME certificate: its renewal, or the retry after a failure.", []string{"certificate"}, nil)
+	descACMEAttempt  = prometheus.NewDesc("offedge_acme_last_attempt_seconds", "When (Unix time) the node last tried to obtain an ACME certificate (or its account).", []string{"certificate"}, nil)
+	descACMESuccess  = prometheus.NewDesc("offedge_acme_last_success_seconds", "When (Unix time) the node last obtained an ACME certificate; absent until it has since it started.", []string{"certificate"}, nil)
+	descACMEFailures = prometheus.NewDesc("offedge_acme_consecutive_failures", "Failed attempts to obtain an ACME certificate since its last success (0: the last attempt succeeded or none failed); the reason is in the log and `offedge certs`.", []string{"certificate"}, nil)
+	descACMEPending  = prometheus.NewDesc("offedge_acme_placeholder", "1 while an ACME certificate's sites are served its fallback files or a self-signed placeholder (it has not been issued yet), else 0.", []string{"certificate"}, nil)
 	descPlanInfo     = prometheus.NewDesc("offedge_plan_info", "The plan in force: label hash is the first 12 hex digits of the SHA-256 of its JSON form (`offedge plan --format json`).", []string{"hash"}, nil)
 )
 
 type runtimeCollector struct{ rt func() *runtime.Node }
 
 func (c runtimeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range append([]*prometheus.Desc{descAccepted, descDenied, descReloads, descLastReloadOK, descGeneration, descPlanInfo, descCertNotAfter}, roleDescs...) {
+	for _, d := range append([]*prometheus.Desc{descAccepted, descDenied, descReloads, descLastReloadOK, descGeneration, descPlanInfo, descCertNotAfter,
+		descACMENext, descACMEAttempt, descACMESuccess, descACMEFailures, descACMEPending}, roleDescs...) {
 		ch <- d
 	}
 	for _, d := range protectDescs {
@@ -128,6 +135,28 @@ func (c runtimeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descLastReloadOK, prometheus.GaugeValue, ok)
 	ch <- prometheus.MustNewConstMetric(descGeneration, prometheus.GaugeValue, float64(1+applied))
 	ch <- prometheus.MustNewConstMetric(descPlanInfo, prometheus.GaugeValue, 1, PlanHash(rt.Plan()))
+}
+
+// collectACME exports the state of the node's ACME certificates; their
+// expiry is offedge_certificate_not_after_seconds, as for every
+// certificate the node serves, so the certificate alerts cover them.
+func collectACME(ch chan<- prometheus.Metric, list []runtime.ACMEStatus) {
+	unix := func(d *prometheus.Desc, t time.Time, name string) {
+		if !t.IsZero() {
+			gauge(ch, d, float64(t.Unix()), name)
+		}
+	}
+	for _, a := range list {
+		unix(descACMENext, a.NextRenewal, a.Name)
+		unix(descACMEAttempt, a.LastAttempt, a.Name)
+		unix(descACMESuccess, a.LastSuccess, a.Name)
+		gauge(ch, descACMEFailures, float64(a.Failures), a.Name)
+		pending := 0.0
+		if a.Placeholder {
+			pending = 1
+		}
+		gauge(ch, descACMEPending, pending, a.Name)
+	}
 }
 
 // PlanHash is the short hash of a plan that offedge_plan_info reports.
