@@ -198,6 +198,15 @@ func (w *recorder) varsFor(r *http.Request, st *site, host string, tls bool) *va
 	if tls {
 		q.Scheme = "https"
 	}
+	la, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if w.conn != nil {
+		la = w.conn.LocalAddr()
+	}
+	if la != nil {
+		if _, port, err := net.SplitHostPort(la.String()); err == nil {
+			q.ServerPort = port
+		}
+	}
 	return q
 }
 

@@ -194,6 +194,8 @@ server {
  location ~ ^/cap/(\w+)/(\d+)$ { return 200 "cap $2 $1 $arg_a"; }
  location /ret301 { return 301 /elsewhere$is_args$args; }
  location /gone { return 410; }
+ location /https { return 301 https://$host$request_uri; }
+ location /vars { return 200 "$request|$scheme|$https|$is_args|$arg_b|$cookie_user|$http_x_y|$request_method|$server_name|$host"; }
  location /map { return 200 "map $kind"; }
  location /api/ { proxy_pass http://BACKEND/v2/; }
  location = /exact { proxy_pass http://BACKEND/other; }
@@ -234,6 +236,8 @@ server {
 			{Path: `^/cap/(\w+)/(\d+)$`, Match: "regex", Rewrites: ret(200, "cap $2 $1 $arg_a")},
 			{Path: "/ret301", Rewrites: []vars.Step{{Return: &vars.Return{Code: 301, URL: "/elsewhere$is_args$args"}}}},
 			{Path: "/gone", Rewrites: []vars.Step{{Return: &vars.Return{Code: 410}}}},
+			{Path: "/https", Rewrites: []vars.Step{{Return: &vars.Return{Code: 301, URL: "https://$host$request_uri"}}}},
+			{Path: "/vars", Rewrites: ret(200, "$request|$scheme|$https|$is_args|$arg_b|$cookie_user|$http_x_y|$request_method|$server_name|$host")},
 			{Path: "/map", Rewrites: ret(200, "map $kind")},
 			{Path: "/api/", Upstream: up, UpstreamPath: "/v2/"},
 			{Path: "/exact", Exact: true, Upstream: up, UpstreamPath: "/other"},
@@ -261,6 +265,7 @@ var rewriteCases = []rewriteCase{
 	{target: "/ret301"}, {target: "/ret301?p=1"}, {target: "/gone"},
 	{target: "/map", hdr: []string{"User-Agent", "SuperBot/2"}}, {target: "/map", hdr: []string{"User-Agent", "CURL/8.0"}}, {target: "/map"},
 	{target: "/api/product/1.json?fields=a,b"}, {target: "/api/"}, {target: "/exact?x=1"}, {target: "/tmpl/a.b?q=1"},
+	{target: "/https//a/../b?c=d"}, {target: "/vars?a=1&B=2", hdr: []string{"X-Y", "z", "Cookie", "user=u1"}}, {target: "/vars"},
 	{target: "/brk/p?x=1"}, {target: "/plain/a/b?c"}, {target: "//api//x"}, {target: "/images/products/1234/../5678/x.jpg"},
 }
 

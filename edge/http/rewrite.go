@@ -2,7 +2,6 @@ package httpedge
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -22,15 +21,8 @@ func (s *Server) sendRedirect(w *recorder, r *http.Request, st *site, q *vars.Re
 		}
 		host = hostForURL(host)
 		// nginx's port_in_redirect: the listener's port unless the scheme's own.
-		la, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-		if w.conn != nil {
-			la = w.conn.LocalAddr()
-		}
-		if la != nil {
-			if _, port, err := net.SplitHostPort(la.String()); err == nil &&
-				!(port == "80" && q.Scheme == "http") && !(port == "443" && q.Scheme == "https") {
-				host += ":" + port
-			}
+		if p := q.ServerPort; p != "" && !(p == "80" && q.Scheme == "http") && !(p == "443" && q.Scheme == "https") {
+			host += ":" + p
 		}
 		loc = q.Scheme + "://" + host + loc
 	}

@@ -11,7 +11,8 @@ import (
 // $1..$9, and a scope's maps, set variables and external variables.
 var Builtins = []string{
 	"host", "uri", "document_uri", "request_uri", "args", "query_string", "is_args",
-	"remote_addr", "remote_port", "scheme", "https", "server_name", "request_method",
+	"remote_addr", "remote_port", "binary_remote_addr", "scheme", "https", "server_name", "server_port",
+	"request_method", "request", "server_protocol", "proxy_add_x_forwarded_for",
 }
 
 type kind uint8
@@ -29,6 +30,11 @@ const (
 	kHTTPS
 	kServerName
 	kMethod
+	kBinaryAddr
+	kServerPort
+	kRequest
+	kProto
+	kXFF
 	kArg    // s: name
 	kHeader // s: canonical header key
 	kCookie // s: name
@@ -42,7 +48,8 @@ var builtinKinds = map[string]kind{
 	"host": kHost, "uri": kURI, "document_uri": kURI, "request_uri": kRequestURI,
 	"args": kArgs, "query_string": kArgs, "is_args": kIsArgs,
 	"remote_addr": kRemoteAddr, "remote_port": kRemotePort, "scheme": kScheme, "https": kHTTPS,
-	"server_name": kServerName, "request_method": kMethod,
+	"server_name": kServerName, "request_method": kMethod, "binary_remote_addr": kBinaryAddr,
+	"server_port": kServerPort, "request": kRequest, "server_protocol": kProto, "proxy_add_x_forwarded_for": kXFF,
 }
 
 type seg struct {
@@ -221,6 +228,19 @@ func (t *Template) Append(dst []byte, q *Request) ([]byte, error) {
 			v = q.ServerName
 		case kMethod:
 			v = q.R.Method
+		case kBinaryAddr:
+			v = q.binaryAddr()
+		case kServerPort:
+			v = q.ServerPort
+		case kRequest:
+			v = q.R.Method + " " + q.requestURI() + " " + q.R.Proto
+		case kProto:
+			v = q.R.Proto
+		case kXFF:
+			v = q.clientAddr()
+			if x := q.header("X-Forwarded-For"); x != "" {
+				v = x + ", " + v
+			}
 		case kArg:
 			v = q.arg(sg.s)
 		case kHeader:

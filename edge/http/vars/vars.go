@@ -14,6 +14,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 )
 
@@ -38,8 +39,9 @@ type Request struct {
 	// lower-cased; ServerName the site's first name ($server_name).
 	Host       string
 	ServerName string
-	// Scheme is "http" or "https".
-	Scheme string
+	// Scheme is "http" or "https"; ServerPort the listener's port.
+	Scheme     string
+	ServerPort string
 	// URI is the current URI ($uri): the normalised, decoded path, as a
 	// rewrite leaves it. Args is the current query ($args).
 	URI  string
@@ -124,6 +126,16 @@ func (q *Request) clientAddr() string {
 		return q.R.RemoteAddr
 	}
 	return host
+}
+
+// binaryAddr is $binary_remote_addr: the client's address in 4 or 16 bytes.
+func (q *Request) binaryAddr() string {
+	ap, err := netip.ParseAddrPort(q.R.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	b := ap.Addr().Unmap().AsSlice()
+	return string(b)
 }
 
 func (q *Request) clientPort() string {

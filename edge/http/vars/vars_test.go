@@ -18,9 +18,10 @@ func newReq(target string, hdr map[string][]string) *http.Request {
 
 func TestTemplateVariables(t *testing.T) {
 	r := newReq("/images/products/123/front.jpg?lc=fr&Size=400&x", map[string][]string{
-		"User-Agent": {"Mozilla/5.0"},
-		"X-Multi":    {"a", "b"},
-		"Cookie":     {"session=abc; Lang=fr", "other=1"},
+		"User-Agent":      {"Mozilla/5.0"},
+		"X-Multi":         {"a", "b"},
+		"Cookie":          {"session=abc; Lang=fr", "other=1"},
+		"X-Forwarded-For": {"198.51.100.9"},
 	})
 	sc, err := NewScope([]MapConfig{{Name: "kind", Source: "$uri", Entries: []MapEntry{{Regex: `\.jpg$`, Value: "image"}}, Default: "other"}}, []string{"mine"}, []string{"upstream_addr"})
 	if err != nil {
@@ -28,7 +29,7 @@ func TestTemplateVariables(t *testing.T) {
 	}
 	var q Request
 	q.Reset(r, sc)
-	q.Host, q.ServerName, q.Scheme = "world.openfoodfacts.org", "openfoodfacts.org", "https"
+	q.Host, q.ServerName, q.Scheme, q.ServerPort = "world.openfoodfacts.org", "openfoodfacts.org", "https", "8443"
 	q.Set(sc.SetSlot("mine"), "set-value")
 	q.SetExtern(sc.ExternSlot("upstream_addr"), "198.51.100.1:80")
 	for tmpl, want := range map[string]string{
@@ -54,6 +55,11 @@ func TestTemplateVariables(t *testing.T) {
 		"$scheme://$server_name/":    "https://openfoodfacts.org/",
 		"$https":                     "on",
 		"$request_method":            "GET",
+		"$binary_remote_addr":        "\xc0\x00\x02\x07",
+		"$server_port":               "8443",
+		"$request":                   "GET /images/products/123/front.jpg?lc=fr&Size=400&x HTTP/1.1",
+		"$server_protocol":           "HTTP/1.1",
+		"$proxy_add_x_forwarded_for": "198.51.100.9, 192.0.2.7",
 		"$kind":                      "image",
 		"$mine":                      "set-value",
 		"$upstream_addr":             "198.51.100.1:80",
