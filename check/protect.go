@@ -116,8 +116,10 @@ func monitoringNodes(m *inventory.Model) []*inventory.Node {
 	var out []*inventory.Node
 	for _, n := range m.Nodes {
 		mon := strings.Contains(strings.ToLower(n.Name+" "+n.Title()), "monitoring")
-		for _, s := range m.Services {
-			if s.Node == n.Name && (s.Protocol == "prometheus" || s.Protocol == "blackbox") {
+		// The node's own services (the model's index), not every service
+		// for every node: that was quadratic (issue 17).
+		for _, s := range m.ServicesOn(n.Name) {
+			if s.Protocol == "prometheus" || s.Protocol == "blackbox" {
 				mon = true
 			}
 		}
@@ -129,10 +131,14 @@ func monitoringNodes(m *inventory.Model) []*inventory.Node {
 }
 
 func checkBanAllowMonitoring(p *pass) {
-	mons := monitoringNodes(p.m)
+	var mons []*inventory.Node
+	found := false
 	for _, pr := range p.m.Protection {
 		if pr.Bans == nil || len(pr.Bans.Jails) == 0 {
 			continue
+		}
+		if !found { // only when a node has jails
+			mons, found = monitoringNodes(p.m), true
 		}
 		n := p.m.Node(pr.Node)
 		if n == nil {
