@@ -114,7 +114,7 @@ func NewServer(cfg Config, res Resources, opts Options) (*Server, error) {
 		ConnState:      s.connState,
 	}
 	if !opts.NetHTTP1 {
-		s.h1 = &h1.Server{
+		s.h1, err = h1.New(h1.Config{
 			Handler:           s,
 			ReadHeaderTimeout: s.limits.ReadHeaderTimeout,
 			IdleTimeout:       s.limits.IdleTimeout,
@@ -126,6 +126,10 @@ func NewServer(cfg Config, res Resources, opts Options) (*Server, error) {
 			ConnContext:                  s.connContext,
 			ConnState:                    s.connState,
 			Logger:                       s.log,
+		})
+		if err != nil {
+			s.closeResources()
+			return nil, fmt.Errorf("listener %q: %w", cfg.Listener, err)
 		}
 	}
 	return s, nil

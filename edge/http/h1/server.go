@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -17,11 +18,8 @@ import (
 	edgeconn "github.com/offedge/offedge/edge/conn"
 )
 
-// Defaults for zero [Server] fields, net/http's where it has one.
 const (
-	DefaultReadHeaderTimeout = 10 * time.Second
-	DefaultMaxHeadBytes      = 1<<20 + 4096
-	bufSize                  = 4 << 10
+	bufSize = 4 << 10
 	// stageSize is how much of a response of unknown length is held back
 	// to send it with a Content-Length (net/http's 2 KiB).
 	stageSize = 2 << 10
@@ -30,16 +28,16 @@ const (
 	maxDrain = 256 << 10
 )
 
-// Server serves HTTP/1.x on plain listeners ([Server.Serve]) and on
-// connections handed over one by one ([Server.ServeConn], HTTP/1 over TLS).
-// Set its fields before the first Serve; they are not changed afterwards.
-type Server struct {
+// Config is what a [Server] runs with. The bounds have no defaults here:
+// the plan's table (plan/defaults.go) sets every one, and [New] refuses a
+// zero rather than fill in a second table's value.
+type Config struct {
 	Handler http.Handler
 	// ReadHeaderTimeout bounds the reading of a request head, from its
 	// first byte, and a new connection's wait for that byte.
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout bounds a keep-alive connection's wait for the next
-	// request (ReadHeaderTimeout when zero).
+	// request.
 	IdleTimeout time.Duration
 	// MaxHeadBytes bounds a request head (request line and fields, with
 	// line ends); a longer one gets 431.
@@ -52,7 +50,13 @@ type Server struct {
 	// DisableGeneralOptionsHandler passes "OPTIONS *" to the handler
 	// instead of answering it with 200 (net/http's field of that name).
 	DisableGeneralOptionsHandler bool
-	Logger                       *slog.Logger
+	Logger                       *slog.Logger // nil: discarded
+}
+
+// Server serves HTTP/1.x on plain listeners ([Server.Serve]) and on
+// connections handed over one by one ([Server.ServeConn], HTTP/1 over TLS).
+type Server struct {
+	cfg Config
 
 	stats Stats
 
@@ -92,30 +96,33 @@ func (s *Server) init() {
 	}
 }
 
-func (s *Server) rht() time.Duration {
-	if s.ReadHeaderTimeout > 0 {
-		return s.ReadHeaderTimeout
+// New checks cfg and returns a server for it: a handler, and every bound
+// set (the plan sets them; a zero is a caller that skipped the plan).
+func New(cfg Config) (*Server, error) {
+	if cfg.Handler == nil {
+		return nil, errors.New("http/1 server: no handler")
 	}
-	return DefaultReadHeaderTimeout
+	for _, err := range []error{
+		edgeconn.Required("read_header_timeout", cfg.ReadHeaderTimeout),
+		edgeconn.Required("idle_timeout", cfg.IdleTimeout),
+		edgeconn.Required("max_header_bytes", cfg.MaxHeadBytes),
+	} {
+		if err != nil {
+			return nil, fmt.Errorf("http/1 server: %w", err)
+		}
+	}
+	s := &Server{cfg: cfg}
+	s.init()
+	return s, nil
 }
 
-func (s *Server) idle() time.Duration {
-	if s.IdleTimeout > 0 {
-		return s.IdleTimeout
-	}
-	return s.rht()
-}
-
-func (s *Server) maxHead() int {
-	if s.MaxHeadBytes > 0 {
-		return s.MaxHeadBytes
-	}
-	return DefaultMaxHeadBytes
-}
+func (s *Server) rht() time.Duration  { return s.cfg.ReadHeaderTimeout }
+func (s *Server) idle() time.Duration { return s.cfg.IdleTimeout }
+func (s *Server) maxHead() int        { return s.cfg.MaxHeadBytes }
 
 func (s *Server) logger() *slog.Logger {
-	if s.Logger != nil {
-		return s.Logger
+	if s.cfg.Logger != nil {
+		return s.cfg.Logger
 	}
 	return slog.New(slog.DiscardHandler)
 }
@@ -224,8 +231,8 @@ func (s *Server) newConn(nc net.Conn, tlsState *tls.ConnectionState) *conn {
 	c := &conn{srv: s, nc: nc, tlsState: tlsState, remoteAddr: nc.RemoteAddr().String(), fd: -1}
 	c.src.c = c
 	ctx := context.Background()
-	if s.ConnContext != nil {
-		ctx = s.ConnContext(ctx, nc)
+	if s.cfg.ConnContext != nil {
+		ctx = s.cfg.ConnContext(ctx, nc)
 	}
 	c.ctx = ctx
 	c.deadline.Store(time.Now().Add(s.rht()).UnixNano())
@@ -238,8 +245,8 @@ func (s *Server) newConn(nc net.Conn, tlsState *tls.ConnectionState) *conn {
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	s.stats.Accepted.Add(1)
-	if s.ConnState != nil {
-		s.ConnState(nc, http.StateNew)
+	if s.cfg.ConnState != nil {
+		s.cfg.ConnState(nc, http.StateNew)
 	}
 	return c
 }
@@ -540,8 +547,8 @@ func (c *conn) park(fresh bool) bool {
 		c.closeNow()
 		return true
 	}
-	if !fresh && c.srv.ConnState != nil {
-		c.srv.ConnState(c.nc, http.StateIdle)
+	if !fresh && c.srv.cfg.ConnState != nil {
+		c.srv.cfg.ConnState(c.nc, http.StateIdle)
 	}
 	c.srv.stats.Parked.Add(1)
 	if c.state.CompareAndSwap(stateActive, stateParked) {
@@ -600,8 +607,8 @@ func (c *conn) waitBlocking(x *exchange, fresh bool) bool {
 	d := c.srv.idle()
 	if fresh {
 		d = c.srv.rht()
-	} else if c.srv.ConnState != nil {
-		c.srv.ConnState(c.nc, http.StateIdle)
+	} else if c.srv.cfg.ConnState != nil {
+		c.srv.cfg.ConnState(c.nc, http.StateIdle)
 	}
 	if c.srv.closing.Load() || !c.state.CompareAndSwap(stateActive, stateParked) {
 		c.closeWith(x)
@@ -705,8 +712,8 @@ func (c *conn) forget(st http.ConnState) {
 	if p != nil && c.raw != nil {
 		p.remove(c, st == http.StateHijacked)
 	}
-	if s.ConnState != nil {
-		s.ConnState(c.nc, st)
+	if s.cfg.ConnState != nil {
+		s.cfg.ConnState(c.nc, st)
 	}
 }
 
@@ -869,13 +876,13 @@ func (c *conn) serveRequest(x *exchange) bool {
 		var he headReadError
 		switch {
 		case errors.As(err, &se):
-			if s.ConnState != nil {
-				s.ConnState(c.nc, http.StateActive)
+			if s.cfg.ConnState != nil {
+				s.cfg.ConnState(c.nc, http.StateActive)
 			}
 			c.refuse(x, se)
 		case errors.As(err, &he) && !isTimeout(he.err) && !errors.Is(he.err, net.ErrClosed):
-			if s.ConnState != nil {
-				s.ConnState(c.nc, http.StateActive)
+			if s.cfg.ConnState != nil {
+				s.cfg.ConnState(c.nc, http.StateActive)
 			}
 			c.refuse(x, errMalformed)
 		default:
@@ -883,8 +890,8 @@ func (c *conn) serveRequest(x *exchange) bool {
 		}
 		return false
 	}
-	if s.ConnState != nil {
-		s.ConnState(c.nc, http.StateActive)
+	if s.cfg.ConnState != nil {
+		s.cfg.ConnState(c.nc, http.StateActive)
 	}
 	h := &x.h
 	h.reset()
@@ -943,7 +950,7 @@ func (c *conn) serveRequest(x *exchange) bool {
 	w.req = req
 	c.setInFlight(cancel)
 	var hijacked, panicked bool
-	if h.method == http.MethodOptions && h.target == "*" && !s.DisableGeneralOptionsHandler {
+	if h.method == http.MethodOptions && h.target == "*" && !s.cfg.DisableGeneralOptionsHandler {
 		// "OPTIONS *" asks about the server, not a resource: answered
 		// here, as net/http does.
 		w.Header().Set("Content-Length", "0")
@@ -978,7 +985,7 @@ func (c *conn) runHandler(w *response, r *http.Request) (hijacked, panicked bool
 			hijacked, panicked = w.hijacked, true
 		}
 	}()
-	c.srv.Handler.ServeHTTP(w, r)
+	c.srv.cfg.Handler.ServeHTTP(w, r)
 	return w.hijacked, false
 }
 

@@ -39,6 +39,53 @@ func serve(t testing.TB, s *Server) string {
 	return ln.Addr().String()
 }
 
+// newServer builds a Server for a test: the fields cfg leaves zero get
+// the test's values (the plan's defaults in the product).
+func newServer(tb testing.TB, cfg Config) *Server {
+	tb.Helper()
+	if cfg.ReadHeaderTimeout == 0 {
+		cfg.ReadHeaderTimeout = 10 * time.Second
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = cfg.ReadHeaderTimeout
+	}
+	if cfg.MaxHeadBytes == 0 {
+		cfg.MaxHeadBytes = 1<<20 + 4096
+	}
+	s, err := New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// New refuses what the plan always sets (plan/defaults.go is the one
+// table): a zero or negative bound, and no handler.
+func TestZeroValuesRefused(t *testing.T) {
+	full := Config{Handler: http.HandlerFunc(hello), ReadHeaderTimeout: time.Second, IdleTimeout: time.Second, MaxHeadBytes: 4096}
+	if _, err := New(full); err != nil {
+		t.Fatalf("a full config refused: %v", err)
+	}
+	for field, mutate := range map[string]func(c *Config, v int){
+		"read_header_timeout": func(c *Config, v int) { c.ReadHeaderTimeout = time.Duration(v) },
+		"idle_timeout":        func(c *Config, v int) { c.IdleTimeout = time.Duration(v) },
+		"max_header_bytes":    func(c *Config, v int) { c.MaxHeadBytes = v },
+	} {
+		for _, v := range []int{0, -1} {
+			c := full
+			mutate(&c, v)
+			if _, err := New(c); err == nil || !strings.Contains(err.Error(), field) {
+				t.Errorf("%s = %d: %v, want an error naming %s", field, v, err, field)
+			}
+		}
+	}
+	c := full
+	c.Handler = nil
+	if _, err := New(c); err == nil {
+		t.Error("a server without a handler accepted")
+	}
+}
+
 func dial(t testing.TB, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
@@ -70,7 +117,7 @@ func hello(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestKeepAliveAndPipelining(t *testing.T) {
-	addr := serve(t, &Server{Handler: http.HandlerFunc(hello)})
+	addr := serve(t, newServer(t, Config{Handler: http.HandlerFunc(hello)}))
 	c, br := dial(t, addr)
 	// Two requests in one write (pipelined), then a third after.
 	io.WriteString(c, "GET /a?x=1 HTTP/1.1\r\nHost: example.org\r\n\r\nGET /b HTTP/1.1\r\nHost: example.org\r\n\r\n")
@@ -96,7 +143,7 @@ func TestKeepAliveAndPipelining(t *testing.T) {
 }
 
 func TestNetHTTPClient(t *testing.T) {
-	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr := serve(t, newServer(t, Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		w.Header().Set("X-Len", fmt.Sprint(len(b), " ", r.ContentLength, " ", r.TransferEncoding))
 		if r.URL.Path == "/big" {
@@ -104,7 +151,7 @@ func TestNetHTTPClient(t *testing.T) {
 			return
 		}
 		w.Write(b)
-	})})
+	})}))
 	cl := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	defer cl.CloseIdleConnections()
 	for i := 0; i < 3; i++ {
@@ -133,7 +180,7 @@ func TestNetHTTPClient(t *testing.T) {
 }
 
 func TestRefusals(t *testing.T) {
-	addr := serve(t, &Server{Handler: http.HandlerFunc(hello), MaxHeadBytes: 2048})
+	addr := serve(t, newServer(t, Config{Handler: http.HandlerFunc(hello), MaxHeadBytes: 2048}))
 	for _, tt := range []struct {
 		req  string
 		code int
@@ -165,10 +212,10 @@ func TestRefusals(t *testing.T) {
 }
 
 func TestExpectContinue(t *testing.T) {
-	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr := serve(t, newServer(t, Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		w.Write(b)
-	})})
+	})}))
 	c, br := dial(t, addr)
 	io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
 	line, _ := br.ReadString('\n')
@@ -183,7 +230,7 @@ func TestExpectContinue(t *testing.T) {
 }
 
 func TestIdleConnectionsAreParked(t *testing.T) {
-	s := &Server{Handler: http.HandlerFunc(hello)}
+	s := newServer(t, Config{Handler: http.HandlerFunc(hello)})
 	addr := serve(t, s)
 	before := runtime.NumGoroutine()
 	const n = 50
@@ -205,7 +252,7 @@ func TestIdleConnectionsAreParked(t *testing.T) {
 }
 
 func TestIdleTimeoutClosesParked(t *testing.T) {
-	s := &Server{Handler: http.HandlerFunc(hello), IdleTimeout: 50 * time.Millisecond, ReadHeaderTimeout: time.Second}
+	s := newServer(t, Config{Handler: http.HandlerFunc(hello), IdleTimeout: 50 * time.Millisecond, ReadHeaderTimeout: time.Second})
 	addr := serve(t, s)
 	c, br := dial(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -220,7 +267,7 @@ func TestIdleTimeoutClosesParked(t *testing.T) {
 }
 
 func TestHeaderTimeout(t *testing.T) {
-	s := &Server{Handler: http.HandlerFunc(hello), ReadHeaderTimeout: 100 * time.Millisecond}
+	s := newServer(t, Config{Handler: http.HandlerFunc(hello), ReadHeaderTimeout: 100 * time.Millisecond})
 	addr := serve(t, s)
 	c, br := dial(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost:") // never finished
@@ -237,14 +284,14 @@ func TestHeaderTimeout(t *testing.T) {
 func TestClientGoneCancelsContext(t *testing.T) {
 	started := make(chan struct{})
 	cancelled := make(chan struct{})
-	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr := serve(t, newServer(t, Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(started)
 		select {
 		case <-r.Context().Done():
 			close(cancelled)
 		case <-time.After(10 * time.Second):
 		}
-	})})
+	})}))
 	c, _ := dial(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	<-started
@@ -259,9 +306,9 @@ func TestClientGoneCancelsContext(t *testing.T) {
 // waitCancelled serves with a handler that (after reading the body, when
 // readBody) waits for its request's context, and returns the channel
 // closed when it is cancelled.
-func waitCancelled(t *testing.T, s *Server, readBody bool) (addr string, started, cancelled chan struct{}) {
+func waitCancelled(t *testing.T, readBody bool) (s *Server, addr string, started, cancelled chan struct{}) {
 	started, cancelled = make(chan struct{}), make(chan struct{})
-	s.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s = newServer(t, Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if readBody {
 			io.Copy(io.Discard, r.Body)
 		}
@@ -271,8 +318,8 @@ func waitCancelled(t *testing.T, s *Server, readBody bool) (addr string, started
 			close(cancelled)
 		case <-time.After(10 * time.Second):
 		}
-	})
-	return serve(t, s), started, cancelled
+	})})
+	return s, serve(t, s), started, cancelled
 }
 
 // sendAndHangUp sends msg and the FIN in one segment (TCP_CORK holds the
@@ -307,8 +354,7 @@ func expectCancelled(t *testing.T, cancelled chan struct{}, what string) {
 // no edge comes after it (the defect: a streamed answer from an idle
 // upstream waited for the upstream's 60 s read timeout).
 func TestHangUpWithRequestCancelsContext(t *testing.T) {
-	s := &Server{}
-	addr, _, cancelled := waitCancelled(t, s, false)
+	s, addr, _, cancelled := waitCancelled(t, false)
 	c, _ := dial(t, addr)
 	testutil.Eventually(t, 5*time.Second, "connection parked", func() bool { return s.Stats().Parked.Load() == 1 })
 	sendAndHangUp(t, c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -318,8 +364,7 @@ func TestHangUpWithRequestCancelsContext(t *testing.T) {
 // A hang-up after a body the handler has not read yet: the request is not
 // cancelled while its bytes are pending, and is once the body is read.
 func TestHangUpAfterBodyCancelsOnceBodyRead(t *testing.T) {
-	s := &Server{}
-	addr, started, cancelled := waitCancelled(t, s, true)
+	s, addr, started, cancelled := waitCancelled(t, true)
 	c, _ := dial(t, addr)
 	testutil.Eventually(t, 5*time.Second, "connection parked", func() bool { return s.Stats().Parked.Load() == 1 })
 	sendAndHangUp(t, c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello")
@@ -331,8 +376,7 @@ func TestHangUpAfterBodyCancelsOnceBodyRead(t *testing.T) {
 // read fails on the closed connection): a handler waiting on something
 // else than the client must learn it.
 func TestCloseCancelsInFlight(t *testing.T) {
-	s := &Server{}
-	addr, started, cancelled := waitCancelled(t, s, false)
+	s, addr, started, cancelled := waitCancelled(t, false)
 	c, _ := dial(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	<-started
@@ -344,8 +388,7 @@ func TestCloseCancelsInFlight(t *testing.T) {
 // and the drain ends, instead of waiting for its deadline (the poller once
 // closed when Shutdown began).
 func TestShutdownSeesHangUp(t *testing.T) {
-	s := &Server{}
-	addr, started, cancelled := waitCancelled(t, s, false)
+	s, addr, started, cancelled := waitCancelled(t, false)
 	c, _ := dial(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	<-started
@@ -370,7 +413,7 @@ func TestShutdownSeesHangUp(t *testing.T) {
 }
 
 func TestHijackAndFlush(t *testing.T) {
-	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr := serve(t, newServer(t, Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/stream" {
 			w.Write([]byte("first"))
 			w.(http.Flusher).Flush()
@@ -387,7 +430,7 @@ func TestHijackAndFlush(t *testing.T) {
 		brw.Flush()
 		line, _ := brw.ReadString('\n')
 		conn.Write([]byte("echo " + line))
-	})})
+	})}))
 	c, br := dial(t, addr)
 	io.WriteString(c, "GET /stream HTTP/1.1\r\nHost: a\r\n\r\n")
 	resp, err := http.ReadResponse(br, nil)
@@ -414,11 +457,11 @@ func TestHijackAndFlush(t *testing.T) {
 func TestShutdownWaitsForRequests(t *testing.T) {
 	release := make(chan struct{})
 	var served atomic.Int32
-	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s := newServer(t, Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		served.Add(1)
 		<-release
 		w.Write([]byte("done"))
-	})}
+	})})
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	go s.Serve(ln)
 	c, br := dial(t, ln.Addr().String())
@@ -444,12 +487,12 @@ func TestShutdownWaitsForRequests(t *testing.T) {
 }
 
 func TestPanicClosesConnection(t *testing.T) {
-	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr := serve(t, newServer(t, Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "10")
 		w.Write([]byte("abc"))
 		w.(http.Flusher).Flush()
 		panic(http.ErrAbortHandler)
-	})})
+	})}))
 	c, br := dial(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	resp, err := http.ReadResponse(br, nil)
@@ -465,7 +508,7 @@ func TestPanicClosesConnection(t *testing.T) {
 // allocations are the server's per-request cost (the client reads raw
 // bytes). BenchmarkGetNetHTTP is the same through net/http's server.
 func BenchmarkGet(b *testing.B) {
-	s := &Server{Handler: benchHandler}
+	s := newServer(b, Config{Handler: benchHandler})
 	benchGet(b, serve(b, s))
 }
 
