@@ -170,6 +170,8 @@ servers:
 			`expires: invalid expires "1 hour"`},
 		{"unknown log format", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], access_log: {path: /var/log/w.log, format: fancy}, routes: [{path: /, redirect: /x}]}]\n"},
 			`unknown format "fancy" (use "combined", "combined_upstream", "combined_proxy", "json")`},
+		{"unknown header variable", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], headers: {X-Cache: $upstream_cache_stat}, routes: [{path: /, redirect: /x}]}]\n"},
+			`site "w": header "X-Cache": "$upstream_cache_stat": unknown variable $upstream_cache_stat`},
 		{"bad compress", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], compress: {level: 10, types: [html]}, routes: [{path: /, redirect: /x, compress: {gzip_static: true}}]}]\n"},
 			`site "w": compress: level 10 (gzip levels are 1 (fastest) to 9 (smallest))`},
 		{"compress type", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], compress: {types: [html]}, routes: [{path: /, redirect: /x}]}]\n"},

@@ -865,6 +865,25 @@ func validMediaRange(t string) bool {
 	return httpguts.ValidHeaderFieldName(typ) && (sub == "*" || (httpguts.ValidHeaderFieldName(sub) && !strings.Contains(sub, "*")))
 }
 
+// validateHeaderValues compiles the added header values of a site and its
+// routes as the edge does: nginx variables of the site's scope.
+func (b *builder) validateHeaderValues(s *Site, scope *vars.Scope, obj string) {
+	check := func(m map[string]string, pos Pos, obj string) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if _, err := vars.Parse(m[k], scope); err != nil {
+				b.errf(pos, obj, "docs/routing.md#variables", "header %q: %v", k, err)
+			}
+		}
+	}
+	check(s.Headers, s.Pos, obj)
+	check(s.HeadersAlways, s.Pos, obj)
+	for i, r := range s.Routes {
+		robj := fmt.Sprintf("%s: route %d (%s)", obj, i, r.Path)
+		check(r.Headers, r.Pos, robj)
+		check(r.HeadersAlways, r.Pos, robj)
+	}
+}
+
 // LogFormats are the access log formats a site may name.
 var LogFormats = []string{"combined", "combined_upstream", "combined_proxy", "json"}
 

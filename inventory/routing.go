@@ -130,7 +130,7 @@ func (m *Model) RoutingScope(s *Site) (*vars.Scope, error) {
 	for _, r := range s.Routes {
 		sets = vars.SetNames(StepConfigs(r.Rewrites), sets)
 	}
-	return vars.NewScope(MapConfigs(s.Maps), sets, nil, ClassMapVariables(m.ProtectionOf(s.Node), nil)...)
+	return vars.NewScope(MapConfigs(s.Maps), sets, vars.ResponseVariables, ClassMapVariables(m.ProtectionOf(s.Node), nil)...)
 }
 
 // ClassMapVariables lists the class maps of p whose names are variable
@@ -165,6 +165,7 @@ func (b *builder) validateRouting(s *Site, obj string) {
 		b.errf(pos, obj, "docs/routing.md#maps", "%v", err)
 		return
 	}
+	b.validateHeaderValues(s, scope, obj)
 	stepsPos := func(steps []*Step, def Pos) Pos {
 		if len(steps) > 0 {
 			return steps[0].Pos

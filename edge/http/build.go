@@ -32,20 +32,24 @@ type chain struct {
 }
 
 type site struct {
-	name    string
-	routes  routeTable
-	pages   map[int][]byte
-	maint   *maintenance
-	alog    *accessLogger
-	log     *slog.Logger // what the server logs about the site's requests
-	ownLog  bool         // log is the site's error log, not the server's
-	allow   *acl.List
-	cert    *certs.Cert
-	resp    *respPolicy // the site's always fields, for answers outside its routes
-	headers []addHeader
-	hsts    []string    // Strict-Transport-Security value (TLS listeners), nil none
-	stats   *routeStats // requests answered outside the site's routes
-	protect *siteProtect
+	name   string
+	routes routeTable
+	pages  map[int][]byte
+	maint  *maintenance
+	alog   *accessLogger
+	log    *slog.Logger // what the server logs about the site's requests
+	ownLog bool         // log is the site's error log, not the server's
+	// hdrVars: an added header of the site or a route has variables;
+	// extCache and extAddr are the slots of the response variables.
+	hdrVars           bool
+	extCache, extAddr int
+	allow             *acl.List
+	cert              *certs.Cert
+	resp              *respPolicy // the site's always fields, for answers outside its routes
+	headers           []addHeader
+	hsts              []string    // Strict-Transport-Security value (TLS listeners), nil none
+	stats             *routeStats // requests answered outside the site's routes
+	protect           *siteProtect
 	// The rewrite phase: the site's names, its server-level steps, and
 	// whether any request needs the variable engine at all (dynamic).
 	scope      *vars.Scope
@@ -210,14 +214,6 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, res Resources) (*sit
 		}
 		st.cert = c
 	}
-	hs, err := headerList(sc.Headers, sc.HeadersAlways)
-	if err != nil {
-		return nil, err
-	}
-	st.headers = hs
-	if len(hs) > 0 {
-		st.resp = &respPolicy{headers: hs}
-	}
 	for code, path := range sc.ErrorPages {
 		if code < 400 || code > 599 {
 			return nil, fmt.Errorf("error page for %d: only 4xx and 5xx statuses have error pages", code)
@@ -262,9 +258,20 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, res Resources) (*sit
 	for i := range sc.Routes {
 		sets = vars.SetNames(sc.Routes[i].Rewrites, sets)
 	}
-	if st.scope, err = vars.NewScope(sc.Maps, sets, nil, classMapVariables(res)...); err != nil {
+	if st.scope, err = vars.NewScope(sc.Maps, sets, vars.ResponseVariables, classMapVariables(res)...); err != nil {
 		return nil, err
 	}
+	hs, err := headerList(sc.Headers, sc.HeadersAlways, st.scope)
+	if err != nil {
+		return nil, err
+	}
+	st.headers = hs
+	if len(hs) > 0 {
+		st.resp = &respPolicy{headers: hs}
+		st.resp.vars = hasTemplates(hs)
+	}
+	st.hdrVars = st.resp != nil && st.resp.vars
+	st.extCache, st.extAddr = st.scope.ExternSlot("upstream_cache_status"), st.scope.ExternSlot("upstream_addr")
 	if st.steps, err = vars.CompileSteps(sc.Rewrites, st.scope, 0); err != nil {
 		return nil, fmt.Errorf("rewrites: %w", err)
 	}
@@ -297,6 +304,9 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, res Resources) (*sit
 		}
 		if rt.steps.Len() > 0 || rt.upPathTmpl != nil {
 			st.dynamic = true
+		}
+		if rt.resp != nil && rt.resp.vars {
+			st.hdrVars = true
 		}
 	}
 	st.routes.Sort()
@@ -420,7 +430,7 @@ func (s *Server) buildRoute(ch *chain, st *site, rc *Route, res Resources) (*rou
 	default:
 		rt.maxBody = rc.MaxBodyBytes
 	}
-	own, err := headerList(rc.Headers, rc.HeadersAlways)
+	own, err := headerList(rc.Headers, rc.HeadersAlways, st.scope)
 	if err != nil {
 		return nil, err
 	}
@@ -434,7 +444,7 @@ func (s *Server) buildRoute(ch *chain, st *site, rc *Route, res Resources) (*rou
 		}
 	}
 	if len(hs) > 0 || rc.Expires != nil {
-		rt.resp = &respPolicy{headers: hs, expires: rc.Expires}
+		rt.resp = &respPolicy{headers: hs, expires: rc.Expires, vars: hasTemplates(hs)}
 	}
 	if rc.Compress != nil {
 		cp, err := compileCompress(rc.Compress)

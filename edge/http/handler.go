@@ -98,6 +98,11 @@ func (s *Server) serve(ch *chain, w *recorder, r *http.Request, ec *edgeConn) {
 			w.Header()["Strict-Transport-Security"] = st.hsts
 		}
 		w.resp = st.resp
+		if st.hdrVars {
+			// Added headers with variables are evaluated on the answer:
+			// the variables of the request, whatever the route.
+			w.varsFor(r, st, host, s.tlsOn)
+		}
 	}
 	// One path for everything below: routing, access control, static
 	// files, the cache key and what goes upstream.
@@ -193,6 +198,7 @@ func (w *recorder) varsFor(r *http.Request, st *site, host string, tls bool) *va
 		w.vq = new(vars.Request)
 	}
 	q := w.vq
+	w.vqLive = true
 	q.Reset(r, st.scope)
 	q.Host, q.ServerName, q.Scheme = host, st.serverName, "http"
 	if tls {
@@ -352,8 +358,10 @@ type recorder struct {
 	// $upstream_response_time.
 	upTime time.Duration
 	conn   *edgeConn // HTTP/1 connection, nil on HTTP/2
-	// vq is the request's variables, on a site that uses them (varsFor).
-	vq *vars.Request
+	// vq is the request's variables, on a site that uses them (varsFor);
+	// vqLive says varsFor set it for this request.
+	vq     *vars.Request
+	vqLive bool
 	// Compression: the route's policy, the coding the client accepts,
 	// and while an answer is compressed its encoder, which writes to
 	// sink (the connection, counted in bytes).
@@ -460,7 +468,13 @@ func (w *recorder) WriteHeader(code int) {
 	if code >= 200 {
 		w.status = code
 		if w.resp != nil {
-			w.resp.apply(w.w.Header(), code, w.now)
+			var q *vars.Request
+			if w.resp.vars && w.vqLive {
+				q = w.vq
+				q.SetExtern(w.site.extCache, w.cache)
+				q.SetExtern(w.site.extAddr, w.upstream)
+			}
+			w.resp.apply(w.w.Header(), code, w.now, q)
 		}
 		if w.cpol != nil {
 			if h := w.w.Header(); w.cpol.compressible(h, code) {

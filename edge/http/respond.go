@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/offedge/offedge/edge/http/vars"
 )
 
 // Expires is nginx's expires directive: what Expires and Cache-Control
@@ -32,14 +34,28 @@ type Expires struct {
 type respPolicy struct {
 	headers []addHeader
 	expires *Expires
+	// vars: some value is a template, evaluated on the request's
+	// variables (the recorder's vq) when the answer is written.
+	vars bool
 }
 
 // addHeader is one add_header. v is shared by every answer that carries
-// it (nothing appends to a header's value slice after it is set).
+// it (nothing appends to a header's value slice after it is set); a
+// value with variables is tmpl instead.
 type addHeader struct {
 	k      string
 	v      []string
+	tmpl   *vars.Template
 	always bool
+}
+
+func hasTemplates(hs []addHeader) bool {
+	for _, h := range hs {
+		if h.tmpl != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // nginxAddStatus reports whether nginx's add_header (without always) and
@@ -52,16 +68,29 @@ func nginxAddStatus(code int) bool {
 	return false
 }
 
-// apply adds the policy's fields to h for an answer with status code.
-func (p *respPolicy) apply(h http.Header, code int, now func() time.Time) {
+// apply adds the policy's fields to h for an answer with status code;
+// q holds the request's variables when the policy has templates (nil:
+// those fields are left out). A field whose value is empty is not sent
+// (nginx's add_header).
+func (p *respPolicy) apply(h http.Header, code int, now func() time.Time, q *vars.Request) {
 	ok := nginxAddStatus(code)
 	if ok && p.expires != nil {
 		p.expires.apply(h, now())
 	}
 	for i := range p.headers {
 		a := &p.headers[i]
-		if ok || a.always {
+		if !ok && !a.always {
+			continue
+		}
+		if a.tmpl == nil {
 			h[a.k] = a.v
+			continue
+		}
+		if q == nil {
+			continue
+		}
+		if v, err := a.tmpl.Eval(q); err == nil && v != "" && httpguts.ValidHeaderFieldValue(v) {
+			h[a.k] = []string{v}
 		}
 	}
 }
@@ -113,8 +142,10 @@ func (e *Expires) check() error {
 }
 
 // headerSet compiles a header map into addHeaders, sorted by name (the
-// order fields are listed in the plan), refusing invalid names.
-func headerSet(m map[string]string, always bool) ([]addHeader, error) {
+// order fields are listed in the plan), refusing invalid names; values
+// are templates of the site's scope (nginx variables). An empty literal
+// value sends nothing, as nginx.
+func headerSet(m map[string]string, always bool, scope *vars.Scope) ([]addHeader, error) {
 	var out []addHeader
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if !validHeaderName(k) {
@@ -123,23 +154,36 @@ func headerSet(m map[string]string, always bool) ([]addHeader, error) {
 		if !httpguts.ValidHeaderFieldValue(m[k]) {
 			return nil, fmt.Errorf("header %q: the value holds a control character", k)
 		}
-		out = append(out, addHeader{k: http.CanonicalHeaderKey(k), v: []string{m[k]}, always: always})
+		t, err := vars.Parse(m[k], scope)
+		if err != nil {
+			return nil, fmt.Errorf("header %q: %w", k, err)
+		}
+		a := addHeader{k: http.CanonicalHeaderKey(k), always: always}
+		if t.IsLiteral() {
+			if m[k] == "" {
+				continue
+			}
+			a.v = []string{m[k]}
+		} else {
+			a.tmpl = t
+		}
+		out = append(out, a)
 	}
 	return out, nil
 }
 
 // headerList is a site's or route's fields: headers, then headers_always.
-func headerList(headers, always map[string]string) ([]addHeader, error) {
+func headerList(headers, always map[string]string, scope *vars.Scope) ([]addHeader, error) {
 	for k := range always {
 		if _, ok := headers[k]; ok {
 			return nil, fmt.Errorf("header %q is in both headers and headers_always", k)
 		}
 	}
-	a, err := headerSet(headers, false)
+	a, err := headerSet(headers, false, scope)
 	if err != nil {
 		return nil, err
 	}
-	b, err := headerSet(always, true)
+	b, err := headerSet(always, true, scope)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package httpedge
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -316,5 +317,56 @@ func TestSiteErrorLog(t *testing.T) {
 	}
 	if _, err := n.newServer(Config{Sites: []Site{{Name: "c", Hosts: []string{"c"}, ErrorLog: &SiteErrorLog{File: withLog.ErrorLog.File, Level: "loud"}, Routes: []Route{{Path: "/", Redirect: "/"}}}}}, Options{}); err == nil {
 		t.Fatal("an unknown level accepted")
+	}
+}
+
+// TestAddHeaderVariablesLikeNginx: added header values with variables
+// (the reference's X-Cache-Status $upstream_cache_status and X-From
+// $upstream_addr, request variables, an empty result that sends nothing)
+// against a real nginx with a proxy cache, request after request.
+func TestAddHeaderVariablesLikeNginx(t *testing.T) {
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Cache-Control", "max-age=3600")
+		io.WriteString(w, "hello")
+	})
+	cacheDir := t.TempDir()
+	ngx := startNginxServers(t, fmt.Sprintf(`proxy_cache_path %[2]s keys_zone=c:1m;
+server {
+    LISTEN
+    add_header X-Cache-Status $upstream_cache_status;
+    add_header X-From $upstream_addr;
+    add_header X-Req "$request_method $host $uri$is_args$args" always;
+    add_header X-Empty "";
+    location / { proxy_pass http://%[1]s; }
+    location /cached/ {
+        proxy_pass http://%[1]s;
+        proxy_cache c;
+        proxy_cache_key $uri;
+        proxy_cache_valid 200 1h;
+        add_header X-Cache-Status $upstream_cache_status;
+        add_header X-From $upstream_addr;
+    }
+}`, be.addr(), cacheDir))
+	n := newNode(t)
+	up := n.up(Upstream{Name: "be", Servers: []UpstreamServer{{Addr: be.addr()}}})
+	c := n.cache(Cache{MaxBytes: 1 << 20, TTL: map[int]time.Duration{}, Inactive: time.Hour})
+	_, addr := n.start(Config{Sites: []Site{{Name: "s", Hosts: []string{"s"},
+		Headers:       map[string]string{"X-Cache-Status": "$upstream_cache_status", "X-From": "$upstream_addr", "X-Empty": ""},
+		HeadersAlways: map[string]string{"X-Req": "$request_method $host $uri$is_args$args"},
+		Routes: []Route{
+			{Path: "/", Upstream: up},
+			{Path: "/cached/", Upstream: up, NoSiteHeaders: true,
+				Headers: map[string]string{"X-Cache-Status": "$upstream_cache_status", "X-From": "$upstream_addr"},
+				Cache:   &CachePolicy{Cache: c, Key: []string{"path"}, Valid: map[int]time.Duration{200: time.Hour}, MinUses: 1}},
+		}}}}, Options{})
+	for _, path := range []string{"/a?x=1", "/cached/b", "/cached/b", "/cached/b?y"} {
+		want, _ := get(t, client(ngx), "http://s"+path)
+		got, _ := get(t, client(addr), "http://s"+path)
+		for _, f := range []string{"X-Cache-Status", "X-From", "X-Req", "X-Empty"} {
+			if g, w := got.Header.Values(f), want.Header.Values(f); strings.Join(g, "|") != strings.Join(w, "|") {
+				t.Errorf("%s: %s = %q, nginx sends %q", path, f, g, w)
+			}
+		}
 	}
 }
