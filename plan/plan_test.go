@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/fstest"
 
 	httpedge "github.com/offedge/offedge/edge/http"
 	"github.com/offedge/offedge/examples/openfoodfacts"
@@ -162,19 +161,7 @@ sites:
       - {path: /, upstream: capped}
       - {path: /upload/, upstream: open, request_buffering: false}
 `
-	m, err := inventory.Load(fstest.MapFS{"inventory.yaml": {Data: []byte(inv)}}, "inventory.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := Compile(m, "s1", Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tb bytes.Buffer
-	if err := p.WriteText(&tb); err != nil {
-		t.Fatal(err)
-	}
-	text := tb.String()
+	p, text := compileText(t, inv, "s1")
 	for _, want := range []string{"upstream capped [127.0.0.1:8080 max_conns 4], queue 10 for 1m0s", "/ -> upstream capped", "/upload/ -> upstream open, bodies streamed"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("plan text lacks %q:\n%s", want, text)

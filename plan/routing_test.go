@@ -35,23 +35,10 @@ sites:
       - path: /loop/
         rewrites: [{set: {name: x, value: $1}}, {return: {code: 200, body: "x"}}]
 `
-	m, err := inventory.Load(fstest.MapFS{"inventory.yaml": {Data: []byte(inv)}}, "inventory.yaml")
-	if err == nil {
+	if _, err := inventory.Load(fstest.MapFS{"inventory.yaml": {Data: []byte(inv)}}, "inventory.yaml"); err == nil {
 		t.Fatal("a set naming $1 outside any regex loaded")
 	}
-	inv = strings.Replace(inv, "value: $1", "value: $uri", 1)
-	if m, err = inventory.Load(fstest.MapFS{"inventory.yaml": {Data: []byte(inv)}}, "inventory.yaml"); err != nil {
-		t.Fatal(err)
-	}
-	p, err := Compile(m, "s1", Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tb bytes.Buffer
-	if err := p.WriteText(&tb); err != nil {
-		t.Fatal(err)
-	}
-	text := tb.String()
+	_, text := compileText(t, strings.Replace(inv, "value: $1", "value: $uri", 1), "s1")
 	for _, want := range []string{
 		`map $http_user_agent $kind (1 entries, default "other")`,
 		`if ($kind = "robot")`, `  return 403`, `rewrite ^/old/(.*)$ /new/$1 permanent`,
@@ -62,4 +49,22 @@ sites:
 			t.Errorf("plan text lacks %q:\n%s", want, text)
 		}
 	}
+}
+
+// compileText loads inv, compiles node's plan and returns it with its text.
+func compileText(t *testing.T, inv, node string) (*Plan, string) {
+	t.Helper()
+	m, err := inventory.Load(fstest.MapFS{"inventory.yaml": {Data: []byte(inv)}}, "inventory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Compile(m, node, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tb bytes.Buffer
+	if err := p.WriteText(&tb); err != nil {
+		t.Fatal(err)
+	}
+	return p, tb.String()
 }
