@@ -10,9 +10,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/offedge/offedge/edge/http/vars"
 	"github.com/offedge/offedge/inventory"
 )
 
@@ -48,6 +50,17 @@ func (im *Importer) Import(ds []*Directive) ([]byte, *Report, error) {
 	if node == nil {
 		return nil, nil, fmt.Errorf("unknown node %q", im.Node)
 	}
+	// The inventory is text: a configuration with other bytes in a
+	// directive is refused where they are.
+	var bad error
+	walk(ds, func(d *Directive) {
+		if bad == nil && !utf8.ValidString(strings.Join(append([]string{d.Name}, d.Args...), " ")) {
+			bad = &Error{d.File, d.Line, "not UTF-8 text"}
+		}
+	})
+	if bad != nil {
+		return nil, nil, bad
+	}
 	r := &run{im: im, node: node, marks: map[*Directive]*Entry{},
 		upstreamBlocks: map[string]*Directive{}, maps: map[string]*Directive{}, zones: map[string]*Directive{},
 		caches: map[string]*Directive{}, logFormats: map[string]*Directive{},
@@ -59,6 +72,7 @@ func (im *Importer) Import(ds []*Directive) ([]byte, *Report, error) {
 	for _, u := range im.Model.Upstreams {
 		r.upstreamNames[u.Name] = true
 	}
+	r.scope = templateScope(ds)
 	r.importAll(ds)
 	out, err := r.render()
 	if err != nil {
@@ -143,10 +157,10 @@ type run struct {
 	sites         []*outSite
 	siteNames     map[string]bool
 	classMaps     map[string]string // variable → class map name
+	scope         *vars.Scope       // the names templates may read (set and map variables)
 	prot          outProtection
 	zonesOut      map[string]*outZone
 	cachesOut     map[string]bool
-	botFrom       []botOrigin
 
 	findings []string
 	unmapped []string
@@ -461,7 +475,78 @@ func (r *run) server(sd *Directive, http *scope) {
 	}
 	r.siteSettings(sc, sd, site)
 	r.routes(sc, sd, site)
+	r.siteMaps(sd, site)
 	r.sites = append(r.sites, site)
+}
+
+var varRE = regexp.MustCompile(`\$\{?([a-zA-Z_][a-zA-Z0-9_]*)\}?`)
+
+// siteMaps gives the site the http-level maps its directives read (and
+// the maps those read), as nginx's maps are global.
+func (r *run) siteMaps(sd *Directive, site *outSite) {
+	seen := map[string]bool{}
+	var visit func(args []string)
+	visit = func(args []string) {
+		for _, a := range args {
+			for _, m := range varRE.FindAllStringSubmatch(a, -1) {
+				v := m[1]
+				d := r.maps[v]
+				if d == nil || seen[v] {
+					continue
+				}
+				seen[v] = true
+				vm, ok := r.varMap(d)
+				if !ok {
+					r.mark(d, Unsupported, "a map offedge's maps cannot hold (hostnames masks with regexes, or no source)")
+					continue
+				}
+				site.Maps = append(site.Maps, vm)
+				r.mark(d, Mapped, "a map of site %s", site.Name)
+				visit([]string{d.Arg(0)})
+				for _, e := range d.Block {
+					visit(e.Args)
+				}
+			}
+		}
+	}
+	walk(sd.Block, func(d *Directive) { visit(d.Args) })
+}
+
+// varMap is an nginx map as a site map.
+func (r *run) varMap(d *Directive) (*outVarMap, bool) {
+	if len(d.Args) != 2 || !strings.HasPrefix(d.Args[1], "$") || r.template(d.Args[0]) != "" {
+		return nil, false
+	}
+	for _, e := range d.Block {
+		if len(e.Args) == 1 && r.template(e.Args[0]) != "" {
+			return nil, false
+		}
+	}
+	vm := &outVarMap{Name: strings.TrimPrefix(d.Args[1], "$"), Source: d.Args[0]}
+	for _, e := range d.Block {
+		switch {
+		case e.Name == "default" && len(e.Args) == 1:
+			vm.Default = e.Args[0]
+		case e.Name == "hostnames" && len(e.Args) == 0:
+			vm.Hostnames = true
+		case e.Name == "volatile" && len(e.Args) == 0:
+		case len(e.Args) != 1:
+			return nil, false
+		case strings.HasPrefix(e.Name, "~*"):
+			if regex(e.Name[2:], true) != "" {
+				return nil, false
+			}
+			vm.Entries = append(vm.Entries, &outVarEntry{Regex: e.Name[2:], CaseInsensitive: true, Value: e.Args[0]})
+		case strings.HasPrefix(e.Name, "~"):
+			if regex(e.Name[1:], false) != "" {
+				return nil, false
+			}
+			vm.Entries = append(vm.Entries, &outVarEntry{Regex: e.Name[1:], Value: e.Args[0]})
+		default:
+			vm.Entries = append(vm.Entries, &outVarEntry{Exact: strings.TrimPrefix(e.Name, "\\"), Value: e.Args[0]})
+		}
+	}
+	return vm, true
 }
 
 func dedupe(ss []string) []string {
@@ -739,7 +824,7 @@ func (r *run) httpsRedirect(sd *Directive, site *outSite) bool {
 		r.siteAccessLog(d, site)
 	}
 	for _, d := range Find(sd.Block, "error_log") {
-		r.mark(d, Unsupported, "per-site error logs (ng-resp); offedge logs to its own log")
+		r.errorLog(d, site)
 	}
 	return true
 }
@@ -866,22 +951,17 @@ func (r *run) splitRedirectListeners() {
 		if len(keep) > 0 {
 			out = append(out, s)
 		}
-		for _, h := range s.Hosts {
-			if strings.HasPrefix(h, "*.") {
-				if s.redirectFrom != nil {
-					r.mark(s.redirectFrom, Unsupported, "a redirect to https for %s on a port other sites serve: offedge redirects a whole listener, or one host per site (a wildcard needs ng-route's return with $host)", h)
-				}
-				continue
-			}
-			rs := &outSite{Name: objectName(h+"-http", r.siteNames), Node: s.Node, Hosts: []string{h}, from: s.from}
-			for _, l := range clash {
-				c := *l
-				c.RedirectHTTPS = false
-				rs.Listen = append(rs.Listen, &c)
-			}
-			rs.Routes = []*outRoute{{Path: "/", Redirect: "https://" + h, from: s.from}}
-			out = append(out, rs)
+		// The same redirect as a route of a site of its own on those
+		// listeners (its ACME route, longer, still wins).
+		rs := &outSite{Name: objectName(s.Name+"-redirect", r.siteNames), Node: s.Node, Hosts: s.Hosts, Default: s.Default, from: s.from,
+			AccessLog: s.AccessLog, ErrorLog: s.ErrorLog}
+		for _, l := range clash {
+			c := *l
+			c.RedirectHTTPS = false
+			rs.Listen = append(rs.Listen, &c)
 		}
+		rs.Routes = append([]*outRoute{{Path: "/", from: s.from, Rewrites: []*outStep{{Return: &outReturn{Code: 301, URL: "https://$host$request_uri"}}}}}, s.Routes...)
+		out = append(out, rs)
 	}
 	r.sites = out
 }
@@ -892,9 +972,6 @@ func (r *run) siteSettings(sc *scope, sd *Directive, site *outSite) {
 		for _, d := range ds {
 			r.siteAccessLog(d, site)
 		}
-	}
-	for _, d := range sc.all("error_log") {
-		r.mark(d, Unsupported, "per-site error logs (ng-resp); offedge logs to its own log")
 	}
 	// allow/deny at server level: the site's allow list.
 	var allow []string
@@ -935,10 +1012,16 @@ func (r *run) siteSettings(sc *scope, sd *Directive, site *outSite) {
 		}
 		site.Allow = allow
 	}
-	// Bot rules from if blocks at server level.
-	for _, d := range Find(sd.Block, "if") {
-		r.botRule(d, sc, site, "")
+	// The server's rewrite phase (rewrite, return, set, if) and error log.
+	if !onlySimpleReturn(sd.Block) {
+		if steps, ok := r.steps(sd.Block, 0); ok {
+			site.Rewrites = steps
+		}
 	}
+	for _, d := range sc.all("error_log") {
+		r.errorLog(d, site)
+	}
+	site.Compress = r.compress(sc, nil)
 	// The server's add_header (or the http level's) and expires.
 	site.Headers, site.Always = r.headers(sc.all("add_header"), false, false, "the site's")
 	if e := sc.get("expires"); e != nil {
@@ -1131,13 +1214,13 @@ func (r *run) routes(sc *scope, sd *Directive, site *outSite) {
 	}
 	// A server-level return answers before any location.
 	if ret := Find(sd.Block, "return"); len(ret) > 0 {
-		rt := &outRoute{Path: "/", from: ret[0].Pos()}
-		if r.returnRoute(ret[0], rt, site) {
-			r.routeOptions(sc, rt, site, nil)
-			site.Routes = append(site.Routes, rt)
-		} else if ret[0].Arg(0) == "404" && len(ret[0].Args) == 1 {
-			r.mark(ret[0], Mapped, "a site with no routes answers 404")
-		}
+		if onlySimpleReturn(sd.Block) {
+			rt := &outRoute{Path: "/", from: ret[0].Pos()}
+			if r.returnRoute(ret[0], rt, site) {
+				r.routeOptions(sc, rt, site, nil)
+				site.Routes = append(site.Routes, rt)
+			}
+		} // else the site's rewrites end in it
 		for _, l := range ls {
 			r.mark(l.d, Unused, "never reached: the server-level return at line %d answers first", ret[0].Line)
 			walk(l.d.Block, func(d *Directive) { r.mark(d, Unused, "in a location never reached") })
@@ -1202,14 +1285,9 @@ func (r *run) routes(sc *scope, sd *Directive, site *outSite) {
 			}
 			r.finding(l.d, "the add_header trap: this location has its own add_header, so nginx drops the server's (%s) here; imported as nginx does (headers_inherit: false; offedge check OE801 names the security headers dropped)", strings.Join(names, ", "))
 		}
-		// Bot rules from if blocks in the location.
-		for _, d := range Find(l.d.Block, "if") {
-			r.botRule(d, l.sc, site, l.path)
-		}
 		r.mark(l.d, Mapped, "route %s", l.path)
 		site.Routes = append(site.Routes, rt)
 	}
-	r.siteBotsScope(site, ls)
 	// Server-level settings every location overrides have no effect.
 	for _, d := range sd.Block {
 		if r.marks[d] != nil || d.IsBlock() {
@@ -1274,7 +1352,7 @@ func (r *run) serverLevelMarks(sd *Directive) {
 func (r *run) returnRoute(d *Directive, rt *outRoute, site *outSite) bool {
 	code, err := strconv.Atoi(d.Arg(0))
 	if err != nil {
-		r.mark(d, Unsupported, "return with a text: ng-route")
+		r.mark(d, Unsupported, "return with a text")
 		return false
 	}
 	switch code {
@@ -1282,7 +1360,7 @@ func (r *run) returnRoute(d *Directive, rt *outRoute, site *outSite) bool {
 		u := d.Arg(1)
 		prefix, ok := strings.CutSuffix(u, "$request_uri")
 		if !ok || strings.Contains(prefix, "$") || prefix == "" || !(strings.HasPrefix(prefix, "http://") || strings.HasPrefix(prefix, "https://") || strings.HasPrefix(prefix, "/")) {
-			r.mark(d, Unsupported, "return %d with %q: a redirect is a URL prefix + the request URI; variables need ng-route's return", code, u)
+			r.mark(d, Unsupported, "return %d with %q: a redirect route is a URL prefix + the request URI", code, u)
 			return false
 		}
 		rt.Redirect = prefix
@@ -1292,7 +1370,7 @@ func (r *run) returnRoute(d *Directive, rt *outRoute, site *outSite) bool {
 		r.mark(d, Mapped, "route %s: redirect", rt.Path)
 		return true
 	}
-	r.mark(d, Unsupported, "return %d: ng-route's return", code)
+	r.mark(d, Unsupported, "return %d: not a redirect", code)
 	return false
 }
 
@@ -1302,32 +1380,35 @@ func (r *run) routeAction(l *location, rt *outRoute, site *outSite, named map[st
 	blk := l.d.Block
 	for _, d := range blk {
 		if d.Name == "location" {
-			r.mark(d, Unsupported, "nested locations (ng-route)")
+			r.mark(d, Unsupported, "nested locations: one level of routes")
 			walk(d.Block, func(x *Directive) { r.mark(x, Unsupported, "in a nested location") })
 		}
 	}
-	if ret := Find(blk, "return"); len(ret) > 0 {
+	// A lone return that is a plain redirect is a redirect route; any
+	// other rewrite phase is the route's steps.
+	if ret := Find(blk, "return"); len(ret) > 0 && len(Find(blk, "rewrite"))+len(Find(blk, "if"))+len(Find(blk, "set")) == 0 && simpleRedirect(ret[0]) {
 		if r.returnRoute(ret[0], rt, site) {
 			return true
 		}
-		if ret[0].Arg(0) == "404" && len(ret[0].Args) == 1 {
-			shadow := false
-			for _, o := range ls {
-				if o != l && o.mod != "=" && o.re == nil && strings.HasPrefix(l.path, o.path) {
-					shadow = true
-				}
-			}
-			if !shadow {
-				r.mark(ret[0], Mapped, "no route for %s: offedge answers 404", l.path)
-				r.mark(l.d, Mapped, "no route: 404")
-				return false
-			}
-		}
-		r.mark(l.d, Unsupported, "its return is not mapped (see there)")
+	}
+	groups := 0
+	if l.re != nil {
+		groups = l.re.NumSubexp()
+	}
+	steps, ok := r.steps(blk, groups)
+	if !ok {
 		return false
 	}
+	rt.Rewrites = steps
+	if ret := Find(blk, "return"); len(ret) > 0 {
+		if len(Find(blk, "proxy_pass"))+len(Find(blk, "try_files")) == 0 {
+			// The return answers every request the other steps leave.
+			r.mark(l.d, Mapped, "route %s (rewrites)", l.path)
+			return true
+		}
+	}
 	if pp := Find(blk, "proxy_pass"); len(pp) > 0 {
-		name := r.proxyPass(pp[0], l)
+		name := r.proxyPass(pp[0], l, rt)
 		if name == "" {
 			r.mark(l.d, Unsupported, "its proxy_pass is not mapped (see there)")
 			return false
@@ -1370,7 +1451,7 @@ func (r *run) routeAction(l *location, rt *outRoute, site *outSite, named map[st
 		return true
 	}
 	if alias := Find(blk, "alias"); len(alias) > 0 {
-		r.mark(alias[0], Unsupported, "alias: a static root that drops the location's prefix (ng-route's URI replacement)")
+		r.mark(alias[0], Unsupported, "alias: a static root that drops the location's prefix")
 		return false
 	}
 	for _, d := range blk {
@@ -1445,7 +1526,7 @@ func (r *run) fallback(fb *location, st *outStatic) bool {
 		r.mark(fb.d, Unsupported, "a fallback location without proxy_pass")
 		return false
 	}
-	name := r.proxyPass(pp[0], fb)
+	name := r.proxyPass(pp[0], fb, nil)
 	if name == "" {
 		r.mark(fb.d, Unsupported, "its proxy_pass is not mapped (see there)")
 		return false
@@ -1748,7 +1829,7 @@ func (r *run) proxyHeader(d *Directive, rt *outRoute) {
 		rt.WebSocket = true
 		r.mark(d, Mapped, "websocket")
 	default:
-		r.mark(d, Unsupported, "proxy_set_header %s: offedge sets the forwarding fields only (request headers: ng-route's variables)", d.Arg(0))
+		r.mark(d, Unsupported, "proxy_set_header %s: offedge sets the forwarding fields and Host only", d.Arg(0))
 	}
 }
 
@@ -1928,12 +2009,8 @@ func condition(a string) (string, bool) {
 }
 
 // proxyPass maps a proxy_pass to an upstream name ("" when it cannot).
-func (r *run) proxyPass(d *Directive, l *location) string {
+func (r *run) proxyPass(d *Directive, l *location, rt *outRoute) string {
 	raw := d.Arg(0)
-	if strings.Contains(raw, "$") {
-		r.mark(d, Unsupported, "proxy_pass with variables (%s): ng-route's variables", raw)
-		return ""
-	}
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok || (scheme != "http" && scheme != "https") {
 		r.mark(d, Unsupported, "proxy_pass %s: offedge proxies to http:// and https://", raw)
@@ -1943,13 +2020,22 @@ func (r *run) proxyPass(d *Directive, l *location) string {
 	if i := strings.IndexByte(rest, '/'); i >= 0 {
 		hostport, uri = rest[:i], rest[i:]
 	}
-	if uri != "" && !(l.mod == "@" && false) && uri != l.path && !(uri == "/" && l.path == "/") {
-		if l.mod == "@" || l.re != nil {
-			r.mark(d, Unsupported, "proxy_pass with a URI in a named or regex location")
-		} else {
-			r.mark(d, Unsupported, "proxy_pass with a URI part (%s replaces %s): ng-route's URI replacement", uri, l.path)
-		}
+	if strings.Contains(hostport, "$") {
+		r.mark(d, Unsupported, "proxy_pass to a server named by a variable (%s): an upstream is an inventory object", hostport)
 		return ""
+	}
+	if uri != "" && uri != l.path && !(uri == "/" && l.path == "/") {
+		switch {
+		case rt == nil || l.mod == "@" || (l.re != nil && !strings.Contains(uri, "$")):
+			r.mark(d, Unsupported, "proxy_pass with a URI in a named or regex location (nginx refuses it without variables)")
+			return ""
+		default:
+			if why := r.template(uri); why != "" {
+				r.mark(d, Unsupported, "proxy_pass URI %s: %s", uri, why)
+				return ""
+			}
+			rt.UpstreamPath = uri
+		}
 	}
 	sc := l.sc
 	// nginx sends Host: $proxy_host (the proxy_pass name, its port when not
@@ -2514,227 +2600,6 @@ func mapSource(v string) (string, bool) {
 	return "", false
 }
 
-// botRule maps an `if` on the user agent or referer whose body refuses
-// (return 403/429/444) or sends a page (rewrite ^ URI last; URI a file a
-// location serves) to a bot rule. In a location (path != ""), the rule
-// is kept for that location's paths; siteBotsScope decides.
-func (r *run) botRule(d *Directive, sc *scope, site *outSite, locPath string) {
-	cond := strings.Join(d.Args, " ")
-	cond = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(cond, "("), ")"))
-	parts := strings.SplitN(cond, " ", 3)
-	if len(parts) != 3 || len(d.Block) != 1 {
-		r.mark(d, Unsupported, "if (ng-route)")
-		return
-	}
-	v, op, val := parts[0], parts[1], strings.TrimSpace(parts[2])
-	var field string
-	switch v {
-	case "$http_user_agent":
-		field = "user_agent"
-	case "$http_referer":
-		field = "referer"
-	default:
-		r.mark(d, Unsupported, "if on %s (ng-route)", v)
-		return
-	}
-	pat := &outPattern{}
-	switch op {
-	case "=":
-		pat.Exact = val
-	case "~":
-		pat.Regex = val
-	case "~*":
-		pat.Regex = "(?i)" + val
-	default:
-		r.mark(d, Unsupported, "if with %s (ng-route)", op)
-		return
-	}
-	if pat.Regex != "" {
-		if _, err := regexp.Compile(pat.Regex); err != nil {
-			r.mark(d, Unsupported, "regex %q is not RE2", val)
-			return
-		}
-	}
-	body := d.Block[0]
-	rule := &outBot{}
-	switch {
-	case body.Name == "return" && len(body.Args) == 1 && body.Arg(0) == "403":
-		rule.Action = "deny"
-	case body.Name == "return" && len(body.Args) == 1 && body.Arg(0) == "429":
-		rule.Action = "limit"
-	case body.Name == "return" && len(body.Args) == 1 && body.Arg(0) == "444":
-		rule.Action = "close"
-	case body.Name == "rewrite" && len(body.Args) == 3 && body.Arg(0) == "^" && body.Arg(2) == "last":
-		uri := body.Arg(1)
-		var ls []*location
-		for _, l := range Find(r.serverOf(sc).ds, "location") {
-			if pl := parseLocation(l, r.serverOf(sc)); pl != nil && pl.mod != "@" {
-				ls = append(ls, pl)
-			}
-		}
-		tl := selectLocation(ls, uri)
-		root := r.staticRoot(tl)
-		if root == "" {
-			r.mark(d, Unsupported, "if ... rewrite to %s, which is not a file a location serves (ng-route)", uri)
-			return
-		}
-		rule.Action, rule.Page = "page", path.Join(root, uri)
-		if tl != nil {
-			for _, x := range tl.d.Block {
-				if x.Name == "root" {
-					r.mark(x, Mapped, "the bot page's directory")
-				}
-			}
-		}
-	default:
-		r.mark(d, Unsupported, "if { %s } (ng-route)", short(body))
-		return
-	}
-	if field == "user_agent" {
-		rule.UserAgent = []*outPattern{pat}
-	} else {
-		rule.Referer = []*outPattern{pat}
-	}
-	rule.Name = locPath // resolved in siteBotsScope
-	site.Bots = append(site.Bots, rule)
-	r.botFrom = append(r.botFrom, botOrigin{rule: rule, d: d, site: site})
-	if rule.Action == "page" {
-		r.mark(d, Approximate, "a bot rule of the site (page): it answers 200 with Cache-Control: no-store; nginx's rewrite served the file as its location does")
-		r.mark(body, Approximate, "the bot rule's page")
-	} else {
-		r.mark(d, Mapped, "a bot rule of the site (%s)", rule.Action)
-		r.mark(body, Mapped, "the bot rule's action")
-	}
-}
-
-type botOrigin struct {
-	rule *outBot
-	d    *Directive
-	site *outSite
-}
-
-// serverOf climbs to the server block's scope (the one whose parent is
-// the http level).
-func (r *run) serverOf(sc *scope) *scope {
-	for sc.parent != nil && sc.parent.parent != nil {
-		sc = sc.parent
-	}
-	return sc
-}
-
-// siteBotsScope turns the bot rules collected from locations into site
-// rules: a rule every prefix location of the site carries applies to the
-// whole site; a rule only some locations carry applies to their paths
-// (when the rule's location is not "/", which longer ones would shadow).
-// Identical rules merge; each gets a name.
-func (r *run) siteBotsScope(site *outSite, ls []*location) {
-	if len(site.Bots) == 0 {
-		return
-	}
-	type key struct{ ua, ref, action, page string }
-	kf := func(b *outBot) key {
-		k := key{action: b.Action, page: b.Page}
-		for _, p := range b.UserAgent {
-			k.ua = p.Exact + "\x00" + p.Regex
-		}
-		for _, p := range b.Referer {
-			k.ref = p.Exact + "\x00" + p.Regex
-		}
-		return k
-	}
-	var prefixes []string
-	for _, l := range ls {
-		if l.re == nil && l.mod != "=" {
-			prefixes = append(prefixes, l.path)
-		}
-	}
-	where := map[key]map[string]bool{}
-	var order []key
-	first := map[key]*outBot{}
-	for _, b := range site.Bots {
-		k := kf(b)
-		if where[k] == nil {
-			where[k] = map[string]bool{}
-			order = append(order, k)
-			first[k] = b
-		}
-		where[k][b.Name] = true
-	}
-	var out []*outBot
-	var pages []*outBot
-	for i, k := range order {
-		b := first[k]
-		locs := where[k]
-		if !locs[""] {
-			all := true
-			for _, p := range prefixes {
-				if !locs[p] {
-					all = false
-				}
-			}
-			if !all {
-				var paths []string
-				for p := range locs {
-					if p == "/" {
-						paths = nil
-						for _, o := range r.botFrom {
-							if o.rule == b {
-								r.mark(o.d, Unsupported, "an if in location / but not in every longer location: a bot rule for / alone would take ng-route's if")
-							}
-						}
-						break
-					}
-					paths = append(paths, p)
-				}
-				if paths == nil {
-					continue
-				}
-				sort.Strings(paths)
-				for _, p := range paths {
-					b.Path = append(b.Path, &outPattern{Regex: "^" + regexp.QuoteMeta(p)})
-				}
-			}
-		}
-		b.Name = fmt.Sprintf("nginx-if-%d", i+1)
-		if b.Action == "page" {
-			pages = append(pages, b)
-		}
-		out = append(out, b)
-	}
-	// Rules that send the same page merge into one with several patterns.
-	site.Bots = mergeBots(out)
-	_ = pages
-}
-
-func mergeBots(bs []*outBot) []*outBot {
-	var out []*outBot
-	for _, b := range bs {
-		merged := false
-		for _, o := range out {
-			if o.Action == b.Action && o.Page == b.Page && len(o.Referer) == 0 && len(b.Referer) == 0 && len(o.UserAgent) > 0 && len(b.UserAgent) > 0 && patternsKey(o.Path) == patternsKey(b.Path) {
-				o.UserAgent = append(o.UserAgent, b.UserAgent...)
-				merged = true
-				break
-			}
-		}
-		if !merged {
-			out = append(out, b)
-		}
-	}
-	for i, b := range out {
-		b.Name = fmt.Sprintf("nginx-if-%d", i+1)
-	}
-	return out
-}
-
-func patternsKey(ps []*outPattern) string {
-	var b strings.Builder
-	for _, p := range ps {
-		b.WriteString(p.Exact + "\x00" + p.Regex + "\x01")
-	}
-	return b.String()
-}
-
 // size is an nginx size as the inventory writes it ("20M" → "20m"), ok
 // when the inventory reads it.
 func size(v string) (string, bool) {
@@ -2785,4 +2650,340 @@ func logFormatKind(d *Directive) string {
 		return ""
 	}
 	return logFormats[strings.Join(strings.Fields(strings.Join(args, "")), " ")]
+}
+
+// simpleRedirect reports whether a return is a redirect to a fixed URL
+// prefix followed by $request_uri (a redirect route says it).
+func simpleRedirect(d *Directive) bool {
+	switch d.Arg(0) {
+	case "301", "302", "303", "307", "308":
+	default:
+		return false
+	}
+	prefix, ok := strings.CutSuffix(d.Arg(1), "$request_uri")
+	return ok && prefix != "" && !strings.Contains(prefix, "$") && len(d.Args) == 2
+}
+
+// rewriteDirectives are nginx's rewrite module's: the rewrite phase.
+var rewriteDirectives = map[string]bool{"rewrite": true, "return": true, "set": true, "if": true, "break": true}
+
+// steps maps the rewrite phase of a block, in order. ok is false (and
+// every directive of it marked) when one cannot be mapped: half a phase
+// would answer otherwise.
+func (r *run) steps(block []*Directive, groups int) ([]*outStep, bool) {
+	var out []*outStep
+	var phase []*Directive
+	for _, d := range block {
+		if !rewriteDirectives[d.Name] {
+			continue
+		}
+		phase = append(phase, d)
+		st, why := r.step(d)
+		if st == nil {
+			for _, x := range phase {
+				r.mark(x, Unsupported, "%s", why)
+			}
+			for _, x := range block {
+				if rewriteDirectives[x.Name] {
+					r.mark(x, Unsupported, "in a rewrite phase the importer cannot map whole (%s: %s)", d.Pos(), why)
+				}
+			}
+			return nil, false
+		}
+		out = append(out, st)
+	}
+	// The edge's compiler has the last word (captures named beyond a
+	// regex's groups, and the like).
+	if why := r.checkSteps(out, groups); why != "" {
+		for _, x := range phase {
+			r.mark(x, Unsupported, "the rewrite phase does not compile: %s", why)
+		}
+		return nil, false
+	}
+	for _, d := range phase {
+		walkMark(r, d)
+	}
+	return out, true
+}
+
+// checkSteps compiles steps as the edge will ("" when they do).
+func (r *run) checkSteps(out []*outStep, groups int) string {
+	if len(out) == 0 {
+		return ""
+	}
+	b, err := yaml.Marshal(out)
+	if err != nil {
+		return err.Error()
+	}
+	var in []*inventory.Step
+	if err := yaml.Unmarshal(b, &in); err != nil {
+		return err.Error()
+	}
+	if _, err := vars.CompileSteps(inventory.StepConfigs(in), r.scope, groups); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+func walkMark(r *run, d *Directive) {
+	r.mark(d, Mapped, "rewrites")
+	for _, x := range d.Block {
+		walkMark(r, x)
+	}
+}
+
+// step maps one rewrite-phase directive; nil and why when it cannot.
+func (r *run) step(d *Directive) (*outStep, string) {
+	switch d.Name {
+	case "rewrite":
+		if len(d.Args) < 2 || len(d.Args) > 3 {
+			return nil, "rewrite takes a regex, a replacement and a flag"
+		}
+		if why := regex(d.Args[0], false); why != "" {
+			return nil, why
+		}
+		if why := r.template(d.Args[1]); why != "" {
+			return nil, why
+		}
+		rw := &outRewrite{Regex: d.Args[0], Replacement: d.Args[1]}
+		if len(d.Args) == 3 {
+			switch d.Args[2] {
+			case "last", "break", "redirect", "permanent":
+				rw.Flag = d.Args[2]
+			default:
+				return nil, "rewrite flag " + d.Args[2]
+			}
+		}
+		return &outStep{Rewrite: rw}, ""
+	case "return":
+		ret := &outReturn{}
+		switch len(d.Args) {
+		case 1:
+			if c, err := strconv.Atoi(d.Args[0]); err == nil {
+				ret.Code = c
+			} else {
+				ret.Code, ret.URL = 302, d.Args[0]
+			}
+		case 2:
+			c, err := strconv.Atoi(d.Args[0])
+			if err != nil {
+				return nil, "return CODE TEXT|URL"
+			}
+			ret.Code = c
+			if c >= 301 && c <= 308 && c != 304 && c != 305 && c != 306 {
+				ret.URL = d.Args[1]
+			} else {
+				ret.Body = d.Args[1]
+			}
+		default:
+			return nil, "return takes a code and a text or URL"
+		}
+		if (ret.Code < 200 || ret.Code > 599) && ret.Code != 444 {
+			return nil, fmt.Sprintf("return %d", ret.Code)
+		}
+		if ret.Code == 444 && (ret.URL != "" || ret.Body != "") {
+			return nil, "return 444 closes the connection: no text"
+		}
+		if ret.URL == "" && ret.Code >= 301 && ret.Code <= 308 && ret.Code != 304 {
+			return nil, "a redirect without a URL"
+		}
+		for _, t := range []string{ret.URL, ret.Body} {
+			if why := r.template(t); why != "" {
+				return nil, why
+			}
+		}
+		return &outStep{Return: ret}, ""
+	case "set":
+		if len(d.Args) != 2 || !strings.HasPrefix(d.Args[0], "$") || len(d.Args[0]) < 2 {
+			return nil, "set $NAME VALUE"
+		}
+		if why := r.template(d.Args[1]); why != "" {
+			return nil, why
+		}
+		return &outStep{Set: &outSet{Name: d.Args[0][1:], Value: d.Args[1]}}, ""
+	case "if":
+		cond, why := condition2(d.Args)
+		if cond == nil {
+			return nil, why
+		}
+		if why := r.template(cond.Variable); why != "" {
+			return nil, why
+		}
+		if strings.Contains(cond.Op, "~") {
+			if why := regex(cond.Value, strings.HasSuffix(cond.Op, "*")); why != "" {
+				return nil, why
+			}
+		} else if why := r.template(cond.Value); why != "" {
+			return nil, why
+		}
+		st := &outStep{If: cond}
+		for _, x := range d.Block {
+			if !rewriteDirectives[x.Name] {
+				return nil, fmt.Sprintf("%s inside if: offedge's if holds rewrite, return, set and if", x.Name)
+			}
+			sub, why := r.step(x)
+			if sub == nil {
+				return nil, why
+			}
+			st.Then = append(st.Then, sub)
+		}
+		if len(st.Then) == 0 {
+			return nil, "an empty if"
+		}
+		return st, ""
+	}
+	return nil, d.Name + ": not a step offedge has (rewrite ... break stops the phase)"
+}
+
+// condition2 parses an if's condition: ($var), ($var OP value).
+func condition2(args []string) (*outCondition, string) {
+	cond := strings.TrimSpace(strings.Join(args, " "))
+	if !strings.HasPrefix(cond, "(") || !strings.HasSuffix(cond, ")") {
+		return nil, "if needs (condition)"
+	}
+	cond = strings.TrimSpace(cond[1 : len(cond)-1])
+	parts := strings.SplitN(cond, " ", 3)
+	if len(parts) == 0 || !strings.HasPrefix(parts[0], "$") || len(parts[0]) < 2 {
+		return nil, fmt.Sprintf("if (%s): file tests (-f, -d, -e, -x) and negations are not supported", cond)
+	}
+	c := &outCondition{Variable: parts[0]}
+	switch len(parts) {
+	case 1:
+		return c, ""
+	case 3:
+		switch parts[1] {
+		case "=", "!=", "~", "~*", "!~", "!~*":
+		default:
+			return nil, "if operator " + parts[1]
+		}
+		c.Op, c.Value = parts[1], strings.TrimSpace(parts[2])
+		return c, ""
+	}
+	return nil, fmt.Sprintf("if (%s)", cond)
+}
+
+// errorLog maps error_log PATH [LEVEL] to the site's error log.
+func (r *run) errorLog(d *Directive, site *outSite) {
+	switch {
+	case site.ErrorLog != nil:
+		r.mark(d, Unsupported, "a second error log of one site")
+	case d.Arg(0) == "stderr":
+		r.mark(d, Builtin, "offedge's own log (stderr, the journal)")
+	case strings.HasPrefix(d.Arg(0), "syslog:") || strings.HasPrefix(d.Arg(0), "memory:") || !strings.HasPrefix(d.Arg(0), "/") || len(d.Args) > 2:
+		r.mark(d, Unsupported, "error logs to files only")
+	default:
+		el := &outErrorLog{Path: d.Arg(0)}
+		switch lv := d.Arg(1); lv {
+		case "", "error":
+		case "debug", "info", "notice", "warn", "crit", "alert", "emerg":
+			el.Level = lv
+		default:
+			r.mark(d, Unsupported, "error_log level %q", lv)
+			return
+		}
+		if site.AccessLog != nil && site.AccessLog.Path == el.Path {
+			r.mark(d, Unsupported, "the access log's file: a file is one or the other")
+			return
+		}
+		site.ErrorLog = el
+		r.mark(d, Mapped, "the site's error_log")
+	}
+}
+
+// compress maps gzip and its companions in effect in sc (nil when gzip
+// is off or unset). With parent set (a location), only what differs.
+func (r *run) compress(sc *scope, parent *outCompress) *outCompress {
+	g := sc.get("gzip")
+	for _, name := range []string{"gzip_vary", "gzip_proxied", "gzip_disable", "gzip_buffers", "gzip_http_version"} {
+		if d := sc.get(name); d != nil {
+			r.mark(d, Builtin, "offedge's compression decides it (Vary: Accept-Encoding on what it compresses; any client accepting gzip)")
+		}
+	}
+	if g == nil {
+		return nil
+	}
+	if g.Arg(0) != "on" {
+		r.mark(g, Mapped, "no compression")
+		return nil
+	}
+	f := false
+	c := &outCompress{Zstd: &f, Types: []string{"text/html"}, MinLength: "20", Level: 1}
+	if d := sc.get("gzip_types"); d != nil {
+		c.Types = append([]string{"text/html"}, d.Args...)
+		r.mark(d, Mapped, "compress types")
+	}
+	if d := sc.get("gzip_min_length"); d != nil {
+		if v, ok := size(d.Arg(0)); ok {
+			c.MinLength = v
+			r.mark(d, Mapped, "compress min_length")
+		} else {
+			r.mark(d, Unsupported, "not a size")
+		}
+	}
+	if d := sc.get("gzip_comp_level"); d != nil {
+		if n, err := strconv.Atoi(d.Arg(0)); err == nil && n >= 1 && n <= 9 {
+			c.Level = n
+			r.mark(d, Mapped, "compress level")
+		} else {
+			r.mark(d, Unsupported, "gzip_comp_level 1-9")
+		}
+	}
+	if d := sc.get("gzip_static"); d != nil && d.Arg(0) == "on" {
+		t := true
+		c.GzipStatic = &t
+		r.mark(d, Mapped, "gzip_static")
+	}
+	r.mark(g, Mapped, "compress (gzip; nginx offers no zstd)")
+	return c
+}
+
+// onlySimpleReturn reports whether a block's rewrite phase is one plain
+// redirect return (a redirect route says it).
+func onlySimpleReturn(block []*Directive) bool {
+	ret := Find(block, "return")
+	return len(ret) == 1 && simpleRedirect(ret[0]) && len(Find(block, "rewrite"))+len(Find(block, "if"))+len(Find(block, "set")) == 0
+}
+
+// templateScope declares, for checking templates, every variable the
+// configuration sets or maps (as set variables: their values do not
+// matter here).
+func templateScope(ds []*Directive) *vars.Scope {
+	seen := map[string]bool{}
+	var names []string
+	walk(ds, func(d *Directive) {
+		var n string
+		switch {
+		case d.Name == "set" && len(d.Args) == 2:
+			n = strings.TrimPrefix(d.Args[0], "$")
+		case d.Name == "map" && len(d.Args) == 2:
+			n = strings.TrimPrefix(d.Args[1], "$")
+		}
+		if n != "" && !seen[n] && vars.IsName(n) {
+			if _, err := vars.NewScope(nil, []string{n}, nil); err == nil {
+				seen[n] = true
+				names = append(names, n)
+			}
+		}
+	})
+	sc, err := vars.NewScope(nil, names, nil)
+	if err != nil {
+		return nil
+	}
+	return sc
+}
+
+// template reports why s is not a template offedge runs ("" when it is).
+func (r *run) template(s string) string {
+	if _, err := vars.Parse(s, r.scope); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// regex reports why re is not a regex offedge runs ("" when it is).
+func regex(re string, ci bool) string {
+	if _, err := vars.CompileRegex(re, ci); err != nil {
+		return err.Error()
+	}
+	return ""
 }

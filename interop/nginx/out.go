@@ -48,8 +48,11 @@ type outSite struct {
 	Expires    string            `yaml:"expires,omitempty"`
 	ErrorPages map[int]string    `yaml:"error_pages,omitempty"`
 	AccessLog  *outAccessLog     `yaml:"access_log,omitempty"`
+	ErrorLog   *outErrorLog      `yaml:"error_log,omitempty"`
+	Compress   *outCompress      `yaml:"compress,omitempty"`
+	Maps       []*outVarMap      `yaml:"maps,omitempty"`
+	Rewrites   []*outStep        `yaml:"rewrites,omitempty"`
 	Allow      []string          `yaml:"allow,omitempty"`
-	Bots       []*outBot         `yaml:"bots,omitempty"`
 
 	// from is where the server block was written (a YAML comment).
 	from string
@@ -91,6 +94,9 @@ type outRoute struct {
 	RequestBuffering *bool             `yaml:"request_buffering,omitempty"`
 	Cache            *outRouteCache    `yaml:"cache,omitempty"`
 	Limits           []*outLimit       `yaml:"limits,omitempty"`
+	Compress         *outCompress      `yaml:"compress,omitempty"`
+	Rewrites         []*outStep        `yaml:"rewrites,omitempty"`
+	UpstreamPath     string            `yaml:"upstream_path,omitempty"`
 
 	from string
 }
@@ -133,20 +139,6 @@ type outAccessLog struct {
 	Flush  string `yaml:"flush,omitempty"`
 }
 
-type outBot struct {
-	Name      string        `yaml:"name"`
-	UserAgent []*outPattern `yaml:"user_agent,omitempty"`
-	Referer   []*outPattern `yaml:"referer,omitempty"`
-	Path      []*outPattern `yaml:"path,omitempty"`
-	Action    string        `yaml:"action"`
-	Page      string        `yaml:"page,omitempty"`
-}
-
-type outPattern struct {
-	Exact string `yaml:"exact,omitempty"`
-	Regex string `yaml:"regex,omitempty"`
-}
-
 type outProtection struct {
 	Node       string          `yaml:"node"`
 	Caches     []*outNodeCache `yaml:"caches,omitempty"`
@@ -185,4 +177,64 @@ type outZone struct {
 	DryRun  bool   `yaml:"dry_run,omitempty"`
 	Status  int    `yaml:"status,omitempty"`
 	MaxKeys int    `yaml:"max_keys,omitempty"`
+}
+
+type outErrorLog struct {
+	Path  string `yaml:"path"`
+	Level string `yaml:"level,omitempty"`
+}
+
+type outCompress struct {
+	Gzip       *bool    `yaml:"gzip,omitempty"`
+	Zstd       *bool    `yaml:"zstd,omitempty"`
+	Types      []string `yaml:"types,omitempty"`
+	MinLength  string   `yaml:"min_length,omitempty"`
+	Level      int      `yaml:"level,omitempty"`
+	GzipStatic *bool    `yaml:"gzip_static,omitempty"`
+}
+
+type outVarMap struct {
+	Name      string         `yaml:"name"`
+	Source    string         `yaml:"source"`
+	Hostnames bool           `yaml:"hostnames,omitempty"`
+	Entries   []*outVarEntry `yaml:"entries,omitempty"`
+	Default   string         `yaml:"default,omitempty"`
+}
+
+type outVarEntry struct {
+	Exact           string `yaml:"exact,omitempty"`
+	Regex           string `yaml:"regex,omitempty"`
+	CaseInsensitive bool   `yaml:"case_insensitive,omitempty"`
+	Value           string `yaml:"value"`
+}
+
+type outStep struct {
+	Rewrite *outRewrite   `yaml:"rewrite,omitempty"`
+	Return  *outReturn    `yaml:"return,omitempty"`
+	Set     *outSet       `yaml:"set,omitempty"`
+	If      *outCondition `yaml:"if,omitempty"`
+	Then    []*outStep    `yaml:"then,omitempty"`
+}
+
+type outRewrite struct {
+	Regex       string `yaml:"regex"`
+	Replacement string `yaml:"replacement"`
+	Flag        string `yaml:"flag,omitempty"`
+}
+
+type outReturn struct {
+	Code int    `yaml:"code"`
+	URL  string `yaml:"url,omitempty"`
+	Body string `yaml:"body,omitempty"`
+}
+
+type outSet struct {
+	Name  string `yaml:"name"`
+	Value string `yaml:"value"`
+}
+
+type outCondition struct {
+	Variable string `yaml:"variable"`
+	Op       string `yaml:"op,omitempty"`
+	Value    string `yaml:"value,omitempty"`
 }
