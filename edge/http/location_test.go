@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -330,5 +331,46 @@ func TestClassMapAsVariable(t *testing.T) {
 	if s, err := n.newServer(Config{Listener: "s", Sites: []Site{bad}}, Options{}); err == nil {
 		s.Shutdown(t.Context())
 		t.Error("a template naming $by (by-path is no variable name) was accepted")
+	}
+}
+
+// BenchmarkServeHTTPEAN8Rewrite is the redirect benchmark's request on a
+// site that runs the EAN-8 migration's six rewrites (the fourth matches)
+// behind a regex route: the rewrite phase's cost per request, beside
+// BenchmarkServeHTTPRedirect. Compare instruction counts, not time.
+func BenchmarkServeHTTPEAN8Rewrite(b *testing.B) {
+	n := newNode(b)
+	var steps []vars.Step
+	for _, rw := range [][2]string{
+		{`^/images/products/(....)/([^/]*)$`, `/images/products/000/000/000/$1/$2`},
+		{`^/images/products/(.)(....)/([^/]*)$`, `/images/products/000/000/00$1/$2/$3`},
+		{`^/images/products/(..)(....)/([^/]*)$`, `/images/products/000/000/0$1/$2/$3`},
+		{`^/images/products/(...)(....)/([^/]*)$`, `/images/products/000/000/$1/$2/$3`},
+		{`^/images/products/(.)(...)(....)/([^/]*)$`, `/images/products/000/00$1/$2/$3/$4`},
+		{`^/images/products/(..)(...)(....)/([^/]*)$`, `/images/products/000/0$1/$2/$3/$4`},
+	} {
+		steps = append(steps, vars.Step{Rewrite: &vars.Rewrite{Regex: rw[0], Replacement: rw[1], Flag: "break"}})
+	}
+	s, err := n.newServer(Config{Listener: "bench", Sites: []Site{{Name: "www", Hosts: []string{"www.example.org"},
+		Routes: []Route{
+			{Path: `\.php$`, Match: "regex", Redirect: "https://php.example.org"},
+			{Path: "/", Redirect: "https://www.example.org", Rewrites: steps},
+		}}}}, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Shutdown(b.Context())
+	req := httptest.NewRequest("GET", "http://www.example.org/images/products/1234567/1.jpg", nil)
+	req.RemoteAddr = "192.0.2.1:1234"
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		r, u := *req, *req.URL
+		r.URL = &u
+		s.ServeHTTP(w, &r)
+	}
+	if loc := w.h.Get("Location"); loc != "https://www.example.org/images/products/000/000/123/4567/1.jpg" {
+		b.Fatalf("Location %q", loc)
 	}
 }

@@ -159,6 +159,11 @@ func (r *Regex) Match(s string, q *Request) bool {
 		}
 		return true
 	}
+	// A failed match is the common case (rewrites tried in turn): find
+	// it without the cost of tracking groups.
+	if !r.re.MatchString(s) {
+		return false
+	}
 	var buf [2 * (MaxCaptures + 1)]int
 	idx := r.re.FindStringSubmatchIndex(s)
 	if idx == nil {
