@@ -311,8 +311,8 @@ func NewIssuer(ctx context.Context, cfg Config) (*Issuer, error) {
 }
 
 // lego logs through one process-wide logger, whose default writes to
-// stdout. Unless the program set it itself (offedge run routes lego's lines
-// to the node whose names they mention), it is the last issuer's logger.
+// stdout. Unless the program set it itself (to route lego's lines to the
+// node whose names they mention, say), it is the last issuer's logger.
 var legoLogger = struct {
 	sync.Mutex
 	initial, ours *slog.Logger

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-acme/lego/v5/challenge"
 	"github.com/go-acme/lego/v5/challenge/dns01"
+	legolog "github.com/go-acme/lego/v5/log"
 
 	"github.com/offedge/offedge/certs/acme/ovhtest"
 	"github.com/offedge/offedge/internal/secretfile"
@@ -367,4 +368,33 @@ func TestCleaningKeepsTheProviderTimeout(t *testing.T) {
 	}
 	// The runtime's DNS-01 hook takes NewDNSProvider as it is.
 	var _ func(string, string, *slog.Logger) (challenge.Provider, error) = NewDNSProvider
+}
+
+// TestLegoLoggerLeftToTheProgram: an issuer's logger becomes lego's unless
+// the program set lego's logger itself, which is then kept.
+func TestLegoLoggerLeftToTheProgram(t *testing.T) {
+	saved, ours := legolog.Default(), legoLogger.ours
+	defer func() {
+		legolog.SetDefault(saved)
+		legoLogger.ours = ours
+	}()
+	a, abuf := testutil.Logger(t)
+	useLegoLogger(a)
+	legolog.Info("from lego, to a")
+	if !strings.Contains(abuf.String(), "from lego, to a") || !strings.Contains(abuf.String(), "lib=lego") {
+		t.Fatalf("lego's line is not in the issuer's log: %q", abuf)
+	}
+	b, bbuf := testutil.Logger(t)
+	useLegoLogger(b)
+	legolog.Info("from lego, to b")
+	if !strings.Contains(bbuf.String(), "to b") || strings.Contains(abuf.String(), "to b") {
+		t.Fatal("the last issuer's logger does not get lego's lines")
+	}
+	program, pbuf := testutil.Logger(t)
+	legolog.SetDefault(program)
+	useLegoLogger(a)
+	legolog.Info("routed by the program")
+	if !strings.Contains(pbuf.String(), "routed by the program") || strings.Contains(abuf.String(), "routed") {
+		t.Fatal("an issuer replaced the logger the program gave lego")
+	}
 }
