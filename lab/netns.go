@@ -70,6 +70,7 @@ type NetnsLab struct {
 	downs   sync.Map // node -> what took it down ("links", "process")
 	closed  bool
 	runDir  string // the notify sockets
+	pgBase  string // PostgreSQL's data directories
 }
 
 // The visitor's addresses: documentation ranges no inventory node holds.
@@ -112,6 +113,20 @@ func (o NetnsOptions) prefix() string {
 	return o.Prefix
 }
 
+// validPrefix accepts lower-case letters and digits ending with '-': a
+// prefix CleanStale may remove every namespace of, and never all of them.
+func validPrefix(p string) bool {
+	if len(p) < 2 || !strings.HasSuffix(p, "-") {
+		return false
+	}
+	for _, c := range p[:len(p)-1] {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
 // CleanStale removes namespaces a previous lab with this prefix left (it
 // was killed before it could).
 func CleanStale(prefix string) error {
@@ -134,6 +149,9 @@ func StartNetns(ctx context.Context, m *inventory.Model, opts NetnsOptions) (l *
 		return nil, fmt.Errorf("lab --netns: %w", err)
 	}
 	prefix := opts.prefix()
+	if !validPrefix(prefix) {
+		return nil, fmt.Errorf("lab --netns: namespace prefix %q: use lower-case letters and digits ending with '-', such as %q (every namespace starting with it is removed at start)", prefix, NetnsPrefix)
+	}
 	if err := CleanStale(prefix); err != nil {
 		return nil, fmt.Errorf("lab --netns: removing a previous lab's namespaces: %w", err)
 	}
@@ -283,15 +301,35 @@ func (l *NetnsLab) startNodes(ctx context.Context) error {
 	if interval <= 0 {
 		interval = time.Second
 	}
+	// PostgreSQL runs as its own user, which may not traverse the lab's
+	// directory: its data lives in a directory of its own, kept across a
+	// node's restarts (initdb runs once) and removed by Close.
+	if l.pgBase, err = os.MkdirTemp("", "offedge-lab-pg-"); err != nil {
+		return err
+	}
+	if err := os.Chmod(l.pgBase, 0o755); err != nil {
+		return err
+	}
 	probes := observe.Generate(l.m)
 	for _, n := range l.m.Nodes {
 		p := l.plans[n.Name]
+		env := []string{"SSL_CERT_FILE=" + l.ca.pemPath}
+		// The machine has no ZFS: a node holding replicas finds the lab's
+		// zfs stand-in (seeded fresh) first on its PATH, and offedge run's
+		// storage watch measures it as it would the real zfs.
+		zs, err := files.storageStandin(files.nodes[n.Name])
+		if err != nil {
+			return fmt.Errorf("lab --netns: node %s: zfs stand-in: %w", n.Name, err)
+		}
+		if zs != nil {
+			env = append(env, "PATH="+zs.Dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+		}
 		serve := len(p.Listeners) > 0 || p.Firewall != nil || len(observe.For(probes, n.Name)) > 0
 		apps := slices.ContainsFunc(l.m.Services, func(s *inventory.Service) bool { return s.Node == n.Name })
 		if !serve && !apps {
 			continue
 		}
-		argv := []string{bin, "__lab-node", "--node", n.Name, "--dir", l.dir}
+		argv := []string{bin, "__lab-node", "--node", n.Name, "--dir", l.dir, "--pg-dir", l.pgBase}
 		if l.opts.Inventory != "" {
 			argv = append(argv, "--inventory", l.opts.Inventory)
 		}
@@ -304,7 +342,7 @@ func (l *NetnsLab) startNodes(ctx context.Context) error {
 				argv = append(argv, "--firewall")
 			}
 		}
-		proc, err := newNodeProc(n.Name, l.nodes[n.Name], argv, []string{"SSL_CERT_FILE=" + l.ca.pemPath}, runDir, logOut)
+		proc, err := newNodeProc(n.Name, l.nodes[n.Name], argv, env, runDir, logOut)
 		if err != nil {
 			return err
 		}
@@ -705,6 +743,9 @@ func (l *NetnsLab) SiteAddr(node string, port int) (netip.AddrPort, error) {
 	return siteAddr(l.plans[node], node, port, func(li plan.Listener) (netip.AddrPort, error) { return li.Addr, nil })
 }
 
+// Prefix is the prefix of the lab's namespace names.
+func (l *NetnsLab) Prefix() string { return l.prefix }
+
 // Visitor is the internet client's IPv4 address.
 func (l *NetnsLab) Visitor() netip.Addr { return VisitorV4 }
 
@@ -875,8 +916,10 @@ func (l *NetnsLab) Close() error {
 	if l.sw != nil {
 		errs = append(errs, l.sw.Close())
 	}
-	if l.runDir != "" {
-		errs = append(errs, os.RemoveAll(l.runDir))
+	for _, d := range []string{l.runDir, l.pgBase} {
+		if d != "" {
+			errs = append(errs, os.RemoveAll(d))
+		}
 	}
 	if l.own {
 		errs = append(errs, os.RemoveAll(l.dir))

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 
@@ -43,13 +42,19 @@ const SSHBanner = "SSH-2.0-offedge-lab-standin"
 
 // StartNodeApps starts every service of node in m with the lab's files in
 // dir, on the addresses the inventory gives them (the caller is in the
-// node's namespace).
-func StartNodeApps(ctx context.Context, m *inventory.Model, node, dir string, noEngines bool, log *slog.Logger) (*NodeApps, error) {
+// node's namespace). PostgreSQL keeps its data in pgDir/SERVICE (pgDir
+// must be traversable by PostgreSQL's user; the caller removes it).
+func StartNodeApps(ctx context.Context, m *inventory.Model, node, dir, pgDir string, noEngines bool, log *slog.Logger) (*NodeApps, error) {
 	if m.Node(node) == nil {
 		return nil, fmt.Errorf("unknown node %q", node)
 	}
 	// A lab without an address map: nodeMap's identity.
 	l := &Lab{m: m, dir: dir, log: log, opts: Options{NoEngines: noEngines}, pgDirs: map[string]string{}}
+	for _, s := range m.Services {
+		if s.Node == node && s.Protocol == "postgresql" {
+			l.pgDirs[s.Name] = filepath.Join(pgDir, s.Name)
+		}
+	}
 	na := &NodeApps{l: l}
 	for _, s := range m.Services {
 		if s.Node != node {
@@ -120,7 +125,7 @@ func (na *NodeApps) Status() []AppStatus {
 	return out
 }
 
-// Close stops the applications and removes their temporary directories.
+// Close stops the applications (their data stays, for a restart).
 func (na *NodeApps) Close() {
 	if na.sshd != nil {
 		na.sshd.Close()
@@ -130,7 +135,4 @@ func (na *NodeApps) Close() {
 		a.stop()
 	}
 	na.apps = nil
-	for _, d := range na.l.pgDirs {
-		os.RemoveAll(d)
-	}
 }

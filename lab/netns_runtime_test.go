@@ -171,6 +171,28 @@ func TestNetnsEndToEnd(t *testing.T) {
 		if running == 0 {
 			t.Fatal("no node process answered")
 		}
+		// Each replica target's offedge run measures its replicas with the
+		// zfs it finds on its PATH: the lab's stand-in, seeded fresh.
+		for _, n := range l.Model().Nodes {
+			st := l.Plan(n.Name).Storage
+			if st == nil || len(st.Replicas) == 0 {
+				continue
+			}
+			var up []string
+			testutil.Eventually(t, 20*time.Second, n.Name+"'s replicas measured up", func() bool {
+				body, err := l.Admin(ctx, n.Name, "/metrics")
+				if err != nil {
+					return false
+				}
+				up = nil
+				for _, line := range strings.Split(string(body), "\n") {
+					if strings.HasPrefix(line, "offedge_replica_up{") && strings.HasSuffix(line, " 1") {
+						up = append(up, line)
+					}
+				}
+				return len(up) == len(st.Replicas)
+			})
+		}
 		rec = httptest.NewRecorder()
 		l.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/api/dashboard", nil))
 		var dash dashboard.State

@@ -24,12 +24,13 @@ func cmdLab(e *env, args []string) error {
 	alertmanager := fs.String("alertmanager", "127.0.0.1:9093", "with --prometheus, the `ADDR` of the Alertmanager Prometheus notifies")
 	probeInterval := fs.Duration("probe-interval", 0, "how often each probe runs, a `DURATION` (default 30s)")
 	instance := fs.Int("instance", 0, "lab instance `N` from 0 to 4: each uses its own loopback ranges, so several labs can run side by side")
-	netnsMode := fs.Bool("netns", false, "every node in its own network namespace, with its real addresses, routes, NAT and firewall (root); see docs/firewall.md")
+	netnsMode := fs.Bool("netns", false, "every node in its own network namespace, with its real addresses, routes, NAT and firewall, running its own offedge run (root); see docs/firewall.md")
+	netnsPrefix := fs.String("netns-prefix", lab.NetnsPrefix, "with --netns, the `PREFIX` of the namespaces' names (another prefix runs a second lab beside the first)")
 	if err := e.parseNone(fs, args); err != nil {
 		return err
 	}
 	if *netnsMode {
-		return labNetns(e, *inv, lab.NetnsOptions{Dir: *dir, NoEngines: *noEngines, ProbeInterval: *probeInterval}, *status, *verbose, *for64)
+		return labNetns(e, *inv, lab.NetnsOptions{Prefix: *netnsPrefix, Dir: *dir, NoEngines: *noEngines, ProbeInterval: *probeInterval}, *status, *verbose, *for64)
 	}
 	if *instance < 0 || *instance > 4 {
 		return usageError("--instance must be from 0 to 4, not %d", *instance)

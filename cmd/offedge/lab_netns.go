@@ -44,7 +44,7 @@ func labNetns(e *env, inv string, opts lab.NetnsOptions, status string, verbose 
 	cancelReady()
 	w := e.stdout
 	fmt.Fprintf(w, "mode: network namespaces (%s<node>), started in %s: every node holds its inventory addresses, routes and NAT, and runs offedge run --firewall inside its namespace; a visitor on the internet is %s and %s in %svisitor.\n",
-		lab.NetnsPrefix, l.StartupTime().Round(time.Millisecond), lab.VisitorV4, lab.VisitorV6, lab.NetnsPrefix)
+		l.Prefix(), l.StartupTime().Round(time.Millisecond), lab.VisitorV4, lab.VisitorV6, l.Prefix())
 	if status != "" {
 		// In this namespace: the lab reaches each node's admin endpoint
 		// from inside its namespace, the page is the machine's.
@@ -63,7 +63,7 @@ Try (each line runs inside one node's namespace):
   ip netns exec %[1]sovh1 nft list table inet offedge                      # the firewall offedge run applied
   ip netns exec %[1]soff1 curl -s http://127.0.0.1:9901/status             # a node's admin endpoint
   offedge firewall diff --node off2 --netns /run/netns/%[1]soff2
-`, lab.NetnsPrefix)
+`, l.Prefix())
 	if d > 0 {
 		select {
 		case <-ctx.Done():

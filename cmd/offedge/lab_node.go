@@ -24,6 +24,7 @@ func cmdLabNode(e *env, args []string) error {
 	inv := inventoryFlag(fs)
 	node := fs.String("node", "", "the `NAME` of the node")
 	dir := fs.String("dir", "", "the lab's `DIR`")
+	pgDir := fs.String("pg-dir", "", "the `DIR` of PostgreSQL's data (traversable by its user)")
 	noEngines := fs.Bool("no-engines", false, "stand-ins only")
 	serve := fs.Bool("serve", false, "run offedge run for the node after its applications")
 	firewall := fs.Bool("firewall", false, "with --serve: offedge run --firewall")
@@ -31,8 +32,8 @@ func cmdLabNode(e *env, args []string) error {
 	if err := e.parseNone(fs, args); err != nil {
 		return err
 	}
-	if *node == "" || *dir == "" {
-		return usageError("--node and --dir are required")
+	if *node == "" || *dir == "" || *pgDir == "" {
+		return usageError("--node, --dir and --pg-dir are required")
 	}
 	m, err := loadInventory(*inv)
 	if err != nil {
@@ -42,7 +43,7 @@ func cmdLabNode(e *env, args []string) error {
 	sd := notifier{log: log}
 	// Signals first: the lab stops a node with SIGTERM at any moment.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	apps, err := lab.StartNodeApps(ctx, m, *node, *dir, *noEngines, log)
+	apps, err := lab.StartNodeApps(ctx, m, *node, *dir, *pgDir, *noEngines, log)
 	stop()
 	if err != nil {
 		return err
