@@ -376,6 +376,21 @@ func TestNetnsLinkDownMatchesImpact(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := measure(ctx, t, l, takenDown(l), since, clients)
+			// A path that works once is kept: on a loaded machine a probe
+			// can miss its budget, a lost path never answers. Measure again
+			// (at most lostRetries times) while the lab finds a loss impact
+			// does not predict; a loss holds only if every round finds it.
+			for range lostRetries {
+				if !slices.ContainsFunc(got.sorted(), func(k string) bool { return !want[k] && !baseline[k] }) {
+					break
+				}
+				again := measure(ctx, t, l, takenDown(l), since, clients)
+				for k := range got {
+					if !again[k] {
+						delete(got, k)
+					}
+				}
+			}
 			var disagree []string
 			for _, k := range want.sorted() {
 				if !got[k] {
@@ -415,8 +430,12 @@ func takenDown(l *NetnsLab) map[string]bool {
 	return out
 }
 
-// settleRounds bounds how many times settle measures.
-const settleRounds = 10
+// settleRounds bounds how many times settle measures; lostRetries how
+// many times a loss impact does not predict is measured again.
+const (
+	settleRounds = 10
+	lostRetries  = 2
+)
 
 // settle measures until what is lost is want (tunnels reconnect, pools see
 // their members again), at most settleRounds times, and returns what the
