@@ -1,6 +1,7 @@
 package nginx
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -352,6 +353,7 @@ type request struct {
 	method, path string
 	ua, referer  string
 	auth         bool
+	gzip         bool // Accept-Encoding: gzip
 }
 
 func (q request) String() string {
@@ -364,6 +366,9 @@ func (q request) String() string {
 	}
 	if q.auth {
 		s += " (with credentials)"
+	}
+	if q.gzip {
+		s += " (gzip)"
 	}
 	return s
 }
@@ -466,6 +471,7 @@ func (e *diffEnv) requests(ds []*Directive) []request {
 						add(request{scheme: scheme, host: h, port: port, method: "GET", path: p, auth: true})
 					}
 					if i < 3 {
+						add(request{scheme: scheme, host: h, port: port, method: "GET", path: p, auth: auth, gzip: true})
 						add(request{scheme: scheme, host: h, port: port, method: "HEAD", path: p, auth: auth})
 						add(request{scheme: scheme, host: h, port: port, method: "POST", path: p, auth: auth})
 					}
@@ -529,12 +535,24 @@ func send(c *http.Client, q request) answer {
 	if q.auth {
 		req.SetBasicAuth("test", "pw")
 	}
+	if q.gzip {
+		req.Header.Set("Accept-Encoding", "gzip")
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		return answer{err: err}
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var r io.Reader = resp.Body
+	if resp.Header.Get("Content-Encoding") == "gzip" && q.method != "HEAD" {
+		// Compared as content: the bytes of two compressors differ.
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			return answer{status: resp.StatusCode, header: resp.Header, body: "bad gzip: " + err.Error()}
+		}
+		r = zr
+	}
+	b, _ := io.ReadAll(io.LimitReader(r, 1<<20))
 	return answer{status: resp.StatusCode, header: resp.Header, body: string(b)}
 }
 

@@ -72,7 +72,7 @@ func (im *Importer) Import(ds []*Directive) ([]byte, *Report, error) {
 	for _, u := range im.Model.Upstreams {
 		r.upstreamNames[u.Name] = true
 	}
-	r.scope = templateScope(ds)
+	r.scope, r.headerScope = templateScope(ds, nil), templateScope(ds, vars.ResponseVariables)
 	r.importAll(ds)
 	out, err := r.render()
 	if err != nil {
@@ -158,6 +158,7 @@ type run struct {
 	siteNames     map[string]bool
 	classMaps     map[string]string // variable → class map name
 	scope         *vars.Scope       // the names templates may read (set and map variables)
+	headerScope   *vars.Scope       // and added header values ($upstream_addr...)
 	prot          outProtection
 	zonesOut      map[string]*outZone
 	cachesOut     map[string]bool
@@ -704,6 +705,15 @@ func (r *run) tls(sc *scope, site *outSite) {
 	}
 	r.mark(cert, Mapped, "tls")
 	r.mark(key, Mapped, "tls")
+	for _, name := range []string{"ssl_stapling", "ssl_stapling_verify"} {
+		if d := sc.get(name); d != nil && d.Arg(0) == "on" {
+			if t.Certbot != "" {
+				r.mark(d, Builtin, "moot: a certbot (Let's Encrypt) certificate has no OCSP responder since 2025 (docs/http.md)")
+			} else {
+				r.mark(d, Unsupported, "OCSP stapling for a certificate from a CA that still runs OCSP: not built")
+			}
+		}
+	}
 	// nginx sends Strict-Transport-Security only as an add_header says
 	// (2xx/3xx without always); offedge's default sends it on every
 	// answer of a TLS listener. Faithful: hsts off, the header as written.
@@ -1756,6 +1766,28 @@ func (r *run) routeOptions(sc *scope, rt *outRoute, site *outSite, l *location) 
 	}
 }
 
+// headerTemplate decides an add_header whose value names variables: true
+// when it is added as a template (the edge expands it per answer); false
+// when it is marked otherwise (offedge's own X-Cache-Status, or refused).
+func (r *run) headerTemplate(d *Directive, name, val string, cached, fallback bool) bool {
+	cacheStatus := val == "$upstream_cache_status" && strings.EqualFold(name, "X-Cache-Status")
+	switch {
+	case cacheStatus && cached && len(d.Args) == 3:
+		r.mark(d, Builtin, "offedge sends X-Cache-Status on every answer of a cached route")
+		return false
+	case cacheStatus && cached:
+		r.mark(d, Approximate, "offedge sends X-Cache-Status on every answer of a cached route; nginx (no always) on 2xx and 3xx only")
+		return false
+	case cacheStatus && fallback:
+		return false // fallbackHeaders says how close it is
+	}
+	if _, err := vars.Parse(val, r.headerScope); err != nil {
+		r.mark(d, Unsupported, "add_header %s: %v", name, err)
+		return false
+	}
+	return true
+}
+
 // headers maps add_header directives to fields for 2xx/3xx answers and,
 // with always, for every answer.
 func (r *run) headers(ds []*Directive, cached, fallback bool, whose string) (h, always map[string]string) {
@@ -1769,17 +1801,7 @@ func (r *run) headers(ds []*Directive, cached, fallback bool, whose string) (h, 
 			r.mark(d, Unsupported, "add_header %q: not an HTTP field", name)
 			continue
 		}
-		if strings.Contains(val, "$") {
-			switch {
-			case val == "$upstream_cache_status" && strings.EqualFold(name, "X-Cache-Status") && cached && len(d.Args) == 3:
-				r.mark(d, Builtin, "offedge sends X-Cache-Status on every answer of a cached route")
-			case val == "$upstream_cache_status" && strings.EqualFold(name, "X-Cache-Status") && cached:
-				r.mark(d, Approximate, "offedge sends X-Cache-Status on every answer of a cached route; nginx (no always) on 2xx and 3xx only")
-			case val == "$upstream_cache_status" && strings.EqualFold(name, "X-Cache-Status") && fallback:
-				// fallbackHeaders says how close it is.
-			default:
-				r.mark(d, Unsupported, "add_header with a variable (%s): header values are not expanded yet", val)
-			}
+		if strings.Contains(val, "$") && !r.headerTemplate(d, name, val, cached, fallback) {
 			continue
 		}
 		m := &h
@@ -2947,7 +2969,7 @@ func onlySimpleReturn(block []*Directive) bool {
 // templateScope declares, for checking templates, every variable the
 // configuration sets or maps (as set variables: their values do not
 // matter here).
-func templateScope(ds []*Directive) *vars.Scope {
+func templateScope(ds []*Directive, externs []string) *vars.Scope {
 	seen := map[string]bool{}
 	var names []string
 	walk(ds, func(d *Directive) {
@@ -2965,7 +2987,7 @@ func templateScope(ds []*Directive) *vars.Scope {
 			}
 		}
 	})
-	sc, err := vars.NewScope(nil, names, nil)
+	sc, err := vars.NewScope(nil, names, externs)
 	if err != nil {
 		return nil
 	}
