@@ -171,6 +171,7 @@ func TestLocationConfigErrors(t *testing.T) {
 func rewriteSite(n *testNode, backend string) (string, Site) {
 	ngx := `
 map $http_user_agent $kind { default other; "~*(bot|crawl)" robot; curl/8.0 curl; }
+map $uri $sz { default small; "~*\.full\.jpg$" big; "~^/mc/(x)" x$1; }
 server {
  LISTEN
  server_name rw;
@@ -198,6 +199,7 @@ server {
  location /https { return 301 https://$host$request_uri; }
  location /vars { return 200 "$request|$scheme|$https|$is_args|$arg_b|$cookie_user|$http_x_y|$request_method|$server_name|$host"; }
  location /map { return 200 "map $kind"; }
+ location ~ ^/mc/(.*)$ { return 200 "$sz $1|$1 $sz"; }
  location /api/ { proxy_pass http://BACKEND/v2/; }
  location = /exact { proxy_pass http://BACKEND/other; }
  location /tmpl/ { proxy_pass http://BACKEND/x$uri$is_args$args; }
@@ -214,7 +216,9 @@ server {
 	}
 	site := Site{Name: "rw", Hosts: []string{"rw"},
 		Maps: []vars.MapConfig{{Name: "kind", Source: "$http_user_agent", Default: "other", Entries: []vars.MapEntry{
-			{Regex: "(bot|crawl)", CaseInsensitive: true, Value: "robot"}, {Exact: "curl/8.0", Value: "curl"}}}},
+			{Regex: "(bot|crawl)", CaseInsensitive: true, Value: "robot"}, {Exact: "curl/8.0", Value: "curl"}}},
+			{Name: "sz", Source: "$uri", Default: "small", Entries: []vars.MapEntry{
+				{Regex: `\.full\.jpg$`, CaseInsensitive: true, Value: "big"}, {Regex: "^/mc/(x)", Value: "x$1"}}}},
 		Rewrites: []vars.Step{
 			{If: &vars.Condition{Variable: "$http_referer", Op: "~*", Value: "(jobothoniel.com)"}, Then: []vars.Step{{Return: &vars.Return{Code: 403}}}},
 			{Set: &vars.SetVar{Name: "who", Value: "anon"}},
@@ -240,6 +244,7 @@ server {
 			{Path: "/https", Rewrites: []vars.Step{{Return: &vars.Return{Code: 301, URL: "https://$host$request_uri"}}}},
 			{Path: "/vars", Rewrites: ret(200, "$request|$scheme|$https|$is_args|$arg_b|$cookie_user|$http_x_y|$request_method|$server_name|$host")},
 			{Path: "/map", Rewrites: ret(200, "map $kind")},
+			{Path: "^/mc/(.*)$", Match: "regex", Rewrites: ret(200, "$sz $1|$1 $sz")},
 			{Path: "/api/", Upstream: up, UpstreamPath: "/v2/"},
 			{Path: "/exact", Exact: true, Upstream: up, UpstreamPath: "/other"},
 			{Path: "/tmpl/", Upstream: up, UpstreamPath: "/x$uri$is_args$args"},
