@@ -5,12 +5,9 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/offedge/offedge/inventory"
 	"github.com/offedge/offedge/plan"
 )
 
@@ -27,19 +24,7 @@ func TestRoutingEndToEnd(t *testing.T) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "app "+r.RequestURI) })}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	src, err := os.ReadFile("testdata/routing/inventory.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	inv := strings.NewReplacer("PORT_APP", appPort, "PORT_HTTP", httpPort).Replace(string(src))
-	if err := os.WriteFile(filepath.Join(dir, "inventory.yaml"), []byte(inv), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m, err := inventory.LoadPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadTestdata(t, "routing", t.TempDir(), strings.NewReplacer("PORT_APP", appPort, "PORT_HTTP", httpPort))
 	p, err := plan.Compile(m, "edge", plan.Options{})
 	if err != nil {
 		t.Fatal(err)

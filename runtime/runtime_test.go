@@ -88,24 +88,31 @@ func newFixture(t *testing.T) *fixture {
 // compiles the edge node's plan.
 func (f *fixture) compile(version, allow string) *plan.Plan {
 	f.t.Helper()
-	src, err := os.ReadFile("testdata/web/inventory.yaml")
-	if err != nil {
-		f.t.Fatal(err)
-	}
 	r := strings.NewReplacer("PORT_APP", f.appPort, "PORT_DB", f.dbPort, "PORT_HTTP", f.httpPort, "PORT_FWD", f.fwdPort, "VERSION", version, "ALLOW", allow)
-	dir := f.t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "inventory.yaml"), []byte(r.Replace(string(src))), 0o644); err != nil {
-		f.t.Fatal(err)
-	}
-	m, err := inventory.LoadPath(dir)
-	if err != nil {
-		f.t.Fatal(err)
-	}
+	m := loadTestdata(f.t, "web", f.t.TempDir(), r)
 	p, err := plan.Compile(m, "edge", plan.Options{})
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	return p
+}
+
+// loadTestdata writes testdata/NAME/inventory.yaml with r's placeholders
+// replaced into dir and loads it.
+func loadTestdata(t *testing.T, name, dir string, r *strings.Replacer) *inventory.Model {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("testdata", name, "inventory.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "inventory.yaml"), []byte(r.Replace(string(src))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := inventory.LoadPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func dialFrom(t *testing.T, src, addr string) (net.Conn, error) {
@@ -353,18 +360,8 @@ func TestDialFromPlanSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	entPort := freePort(t, "127.0.0.41")
-	src, err := os.ReadFile("testdata/tunnel/inventory.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := strings.NewReplacer("PORT_DB", dbPort, "PORT_ENT", entPort, "PORT_EXIT", freePort(t, "127.0.0.42"), "PSK_FILE", psk)
-	if err := os.WriteFile(filepath.Join(dir, "inventory.yaml"), []byte(r.Replace(string(src))), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m, err := inventory.LoadPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadTestdata(t, "tunnel", dir, r)
 	for _, node := range []string{"ext", "ent"} {
 		p, err := plan.Compile(m, node, plan.Options{})
 		if err != nil {
