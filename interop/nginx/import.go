@@ -159,6 +159,7 @@ type run struct {
 	classMaps     map[string]string // variable → class map name
 	scope         *vars.Scope       // the names templates may read (set and map variables)
 	headerScope   *vars.Scope       // and added header values ($upstream_addr...)
+	http          *scope            // the http level
 	prot          outProtection
 	zonesOut      map[string]*outZone
 	cachesOut     map[string]bool
@@ -246,6 +247,7 @@ func (r *run) importAll(ds []*Directive) {
 		httpDs = append(httpDs, d)
 	}
 	http := &scope{ds: httpDs}
+	r.http = http
 	for _, d := range httpDs {
 		switch d.Name {
 		case "upstream":
@@ -280,6 +282,19 @@ func (r *run) importAll(ds []*Directive) {
 	}
 	r.mergeRedirects()
 	r.splitRedirectListeners()
+	// An http-level setting no server read: every server has its own, or
+	// there is no server in these files.
+	servers := len(Find(httpDs, "server"))
+	for _, d := range httpDs {
+		if r.marks[d] != nil || d.IsBlock() || !inheritable[d.Name] {
+			continue
+		}
+		if servers > 0 {
+			r.mark(d, Unused, "every server sets its own %s (nginx then inherits none)", d.Name)
+		} else {
+			r.mark(d, Unused, "no server in these files: it applies to the servers of the files that include this one; import them together")
+		}
+	}
 	for name, d := range r.upstreamBlocks {
 		if r.marks[d] == nil {
 			r.mark(d, Unused, "no proxy_pass names upstream %q", name)
@@ -830,10 +845,12 @@ func (r *run) httpsRedirect(sd *Directive, site *outSite) bool {
 		}
 		walk(l.Block, func(d *Directive) { r.mark(d, Mapped, "the ACME webroot route") })
 	}
-	for _, d := range Find(sd.Block, "access_log") {
+	// Logs as the server has them (its own, else the http level's).
+	sc := &scope{ds: sd.Block, parent: r.http}
+	for _, d := range sc.all("access_log") {
 		r.siteAccessLog(d, site)
 	}
-	for _, d := range Find(sd.Block, "error_log") {
+	for _, d := range sc.all("error_log") {
 		r.errorLog(d, site)
 	}
 	return true
@@ -1732,7 +1749,7 @@ func (r *run) routeOptions(sc *scope, rt *outRoute, site *outSite, l *location) 
 			r.mark(ab, Mapped, "no basic_auth")
 		} else if f := sc.get("auth_basic_user_file"); f != nil {
 			rt.BasicAuth = f.Arg(0)
-			r.mark(ab, Mapped, "basic_auth (the realm is offedge's)")
+			r.mark(ab, Approximate, "basic_auth: offedge's 401 answer has its own realm, a text body and X-Content-Type-Options: nosniff")
 			r.mark(f, Mapped, "basic_auth")
 			r.finding(f, "basic_auth reads bcrypt entries only (htpasswd -B): check %s", f.Arg(0))
 		}
@@ -3008,4 +3025,15 @@ func regex(re string, ci bool) string {
 		return err.Error()
 	}
 	return ""
+}
+
+// inheritable are the http-level directives servers inherit, which the
+// mapping reads through a server.
+var inheritable = map[string]bool{
+	"access_log": true, "error_log": true, "add_header": true, "client_max_body_size": true, "expires": true,
+	"gzip": true, "gzip_types": true, "gzip_min_length": true, "gzip_comp_level": true, "gzip_static": true,
+	"gzip_vary": true, "gzip_proxied": true, "gzip_disable": true, "gzip_buffers": true, "gzip_http_version": true,
+	"proxy_set_header": true, "proxy_read_timeout": true, "proxy_connect_timeout": true, "proxy_intercept_errors": true,
+	"limit_req_status": true, "limit_req_dry_run": true, "auth_basic": true, "auth_basic_user_file": true,
+	"proxy_cache_valid": true, "proxy_cache_key": true, "error_page": true, "root": true,
 }
