@@ -240,6 +240,7 @@ type upstreamConn struct {
 	// aborted is set when the client went away: a deadline refresh
 	// after it must not undo the deadline in the past that abort set.
 	aborted atomic.Bool
+	abortFn func() // abort, bound once (watchCancel)
 }
 
 // errAborted is a read or write on an upstream connection after the

@@ -371,13 +371,13 @@ func (e *errReader) Read(p []byte) (int, error) {
 // aborts the exchange (upstreamConn.abort), and the connection is closed
 // rather than reused.
 func (uc *upConn) exchange(pr *proxyRequest, host string) (resp *http.Response, err error) {
-	stop := context.AfterFunc(pr.ctx, uc.up.abort)
+	stop := watchCancel(pr.ctx, uc.up)
 	handedOver := false
 	defer func() {
 		if handedOver {
 			return
 		}
-		if !stop() && err == nil { // the client went away meanwhile
+		if !stop.stop() && err == nil { // the client went away meanwhile
 			resp, err = nil, pr.ctx.Err()
 		}
 		if err != nil && pr.ctx.Err() != nil {
@@ -542,6 +542,39 @@ func readBlock(br *bufio.Reader, limit int) (string, error) {
 
 var aLongTimeAgo = time.Unix(1, 0)
 
+// cancelHooker is a request context with one cancellation hook run
+// without a goroutine (edge/http/h1's request contexts).
+type cancelHooker interface {
+	OnCancel(f func()) bool
+	StopOnCancel() bool
+}
+
+// cancelWatch aborts an upstream exchange when the client's request
+// context is cancelled: through the context's own hook when it has one
+// (no allocation), else context.AfterFunc.
+type cancelWatch struct {
+	hooked cancelHooker
+	after  func() bool
+}
+
+func watchCancel(ctx context.Context, up *upstreamConn) cancelWatch {
+	if up.abortFn == nil {
+		up.abortFn = up.abort // bound once per connection
+	}
+	if h, ok := ctx.(cancelHooker); ok && h.OnCancel(up.abortFn) {
+		return cancelWatch{hooked: h}
+	}
+	return cancelWatch{after: context.AfterFunc(ctx, up.abortFn)}
+}
+
+// stop removes the hook; false when it ran (the client went away).
+func (w cancelWatch) stop() bool {
+	if w.hooked != nil {
+		return w.hooked.StopOnCancel()
+	}
+	return w.after()
+}
+
 // upBody is a response body read from a pooled connection, framed as its
 // head said (a length, chunked, or to the close; h1.ResponseHead refused
 // the ambiguous ones). Read to its end on a connection the server keeps
@@ -554,7 +587,7 @@ type upBody struct {
 	// slot back.
 	pool    *pool
 	backend *backend
-	stop    func() bool // of the client-cancellation hook
+	stop    cancelWatch // the client-cancellation hook
 	keep    bool
 	eof     bool
 	done    bool
@@ -654,7 +687,7 @@ func (b *upBody) Close() error {
 		return nil
 	}
 	b.done = true
-	if b.stop() && b.eof && b.keep {
+	if b.stop.stop() && b.eof && b.keep {
 		b.uc.cl.put(b.uc)
 	} else {
 		b.uc.close()

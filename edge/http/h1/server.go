@@ -397,7 +397,7 @@ type conn struct {
 	hup atomic.Bool
 
 	mu       sync.Mutex
-	inFlight context.CancelFunc // cancelled on hang-up while a request is served
+	inFlight canceler // cancelled on hang-up while a request is served
 }
 
 // source is the reader behind the connection's bufio.Reader: a
@@ -628,7 +628,7 @@ func (c *conn) waitBlocking(x *exchange, fresh bool) bool {
 func (c *conn) cancelInFlight() {
 	c.mu.Lock()
 	if c.inFlight != nil {
-		c.inFlight()
+		c.inFlight.cancel()
 	}
 	c.mu.Unlock()
 }
@@ -642,7 +642,7 @@ func (c *conn) checkGone() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.inFlight != nil && c.peerGone() {
-		c.inFlight()
+		c.inFlight.cancel()
 	}
 }
 
@@ -672,7 +672,7 @@ func (c *conn) peerGone() bool {
 // setInFlight records the cancellation of the request starting (nil when
 // it ended). A request starting after a hang-up was reported looks at
 // once: no readiness edge will come for it.
-func (c *conn) setInFlight(f context.CancelFunc) {
+func (c *conn) setInFlight(f canceler) {
 	c.mu.Lock()
 	c.inFlight = f
 	c.mu.Unlock()
@@ -945,7 +945,15 @@ func (c *conn) serveRequest(x *exchange) bool {
 		}
 		r.Body = &x.body
 	}
-	ctx, cancel := context.WithCancel(c.ctx)
+	var ctx context.Context
+	var cancel canceler
+	if c.ctx.Done() == nil { // the connection's context is never cancelled
+		rc := &reqCtx{parent: c.ctx}
+		ctx, cancel = rc, rc
+	} else {
+		cctx, f := context.WithCancel(c.ctx)
+		ctx, cancel = cctx, cancelFunc(f)
+	}
 	req := r.WithContext(ctx)
 	w.req = req
 	c.setInFlight(cancel)
@@ -959,7 +967,7 @@ func (c *conn) serveRequest(x *exchange) bool {
 		hijacked, panicked = c.runHandler(w, req)
 	}
 	c.setInFlight(nil)
-	cancel()
+	cancel.cancel()
 	if hijacked {
 		x.br, x.bw = nil, nil // the handler owns them now
 		putExchange(x)
