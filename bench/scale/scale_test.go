@@ -138,17 +138,19 @@ func BenchmarkCommands(b *testing.B) {
 
 // TestFullSizeUnderASecond holds every command, load included, under a
 // second on the full-size inventory, and logs the figures at both sizes.
-// Each figure is the best of three runs, so that a CI machine busy with
-// other test packages measures the code, not the contention.
+// Each figure is the CPU time of a run (best of three), so that a CI
+// machine busy with other test packages measures the code, not the
+// contention: the wall clock's best of three once read 967 ms for a load
+// that takes 130 ms, with eight test suites sharing two cores.
 func TestFullSizeUnderASecond(t *testing.T) {
 	best := func(fn func() error) time.Duration {
 		var b time.Duration
 		for i := 0; i < 3; i++ {
-			start := time.Now()
+			start := cpuTime(t)
 			if err := fn(); err != nil {
 				t.Fatal(err)
 			}
-			if d := time.Since(start); i == 0 || d < b {
+			if d := cpuTime(t) - start; i == 0 || d < b {
 				b = d
 			}
 		}
