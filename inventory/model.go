@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"crypto/tls"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -690,6 +691,25 @@ func (b *builder) validateSite(s *Site) {
 		}
 		if (t.CertFile == "") != (t.KeyFile == "") {
 			b.errf(t.Pos, obj+": tls", "set both cert_file and key_file", "incomplete certificate files")
+		}
+		switch t.MinVersion {
+		case "", "1.2", "1.3":
+		case "1.0", "1.1":
+			b.errf(t.Pos, obj+": tls", "offedge offers TLS 1.2 and 1.3 only (RFC 8996 deprecates 1.0 and 1.1); omit min_version", "min_version %s", t.MinVersion)
+		default:
+			b.errf(t.Pos, obj+": tls", `use "1.2" or "1.3"`, "unknown min_version %q", t.MinVersion)
+		}
+		for _, c := range t.Ciphers {
+			if !slices.ContainsFunc(tls.CipherSuites(), func(cs *tls.CipherSuite) bool {
+				return cs.Name == c && slices.Contains(cs.SupportedVersions, tls.VersionTLS12)
+			}) {
+				b.errf(t.Pos, obj+": tls", "name TLS 1.2 suites by their IANA names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "unknown cipher %q", c)
+			}
+		}
+		for _, c := range t.Curves {
+			if !oneOf(c, "X25519MLKEM768", "X25519", "x25519", "P-256", "prime256v1", "secp256r1", "P-384", "secp384r1", "P-521", "secp521r1") {
+				b.errf(t.Pos, obj+": tls", "use X25519MLKEM768, X25519, P-256, P-384 or P-521", "unknown curve %q", c)
+			}
 		}
 		if t.ACME != nil {
 			b.validateACME(s, t.ACME, obj+": tls: acme")

@@ -338,6 +338,13 @@ type TLS struct {
 	// cert_file/key_file too, those files are served until the first
 	// certificate is issued (a certificate copied from the old node).
 	ACME *ACME `yaml:"acme"`
+	// MinVersion, Ciphers, Curves and SessionTickets narrow the edge's TLS
+	// policy for this site's clients (nginx ssl_protocols, ssl_ciphers,
+	// ssl_ecdh_curve, ssl_session_tickets).
+	MinVersion     string   `yaml:"min_version"`
+	Ciphers        []string `yaml:"ciphers"`
+	Curves         []string `yaml:"curves"`
+	SessionTickets *bool    `yaml:"session_tickets"`
 }
 
 // ACME challenge types.

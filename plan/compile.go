@@ -323,8 +323,12 @@ func (c *compiler) site(s *inventory.Site, network string) httpedge.Site {
 		Name: s.Name, Hosts: s.Hosts, Default: s.Default, Headers: s.Headers, HeadersAlways: s.HeadersAlways,
 		MaintenanceFile: c.opts.file(s.MaintenanceFile),
 	}
-	if s.TLS != nil {
+	if t := s.TLS; t != nil {
 		out.Certificate = c.certificate(s)
+		if t.MinVersion != "" || len(t.Ciphers) > 0 || len(t.Curves) > 0 || t.SessionTickets != nil {
+			out.TLSPolicy = &httpedge.TLSPolicy{MinVersion: t.MinVersion, Ciphers: t.Ciphers, Curves: t.Curves,
+				NoSessionTickets: t.SessionTickets != nil && !*t.SessionTickets}
+		}
 	}
 	if len(s.ErrorPages) > 0 {
 		out.ErrorPages = map[int]string{}

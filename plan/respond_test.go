@@ -141,3 +141,25 @@ sites:
 		t.Fatalf("one file as both logs: %v", err)
 	}
 }
+
+// TestTLSPolicyCompiled: a site's TLS settings reach the edge as a policy;
+// a site without them has none.
+func TestTLSPolicyCompiled(t *testing.T) {
+	p := compileSites(t, `  - name: w
+    node: s1
+    hosts: [w.example]
+    listen: [{network: internet, port: 443, tls: true}]
+    tls: {certbot: w.example, min_version: "1.3", curves: [secp384r1], session_tickets: false}
+    routes: [{path: /, redirect: /x}]
+  - name: v
+    node: s1
+    hosts: [v.example]
+    listen: [{network: internet, port: 443, tls: true}]
+    tls: {certbot: v.example}
+    routes: [{path: /, redirect: /x}]
+`)
+	w, v := p.Listeners[0].HTTP.Sites[0], p.Listeners[0].HTTP.Sites[1]
+	if !reflect.DeepEqual(w.TLSPolicy, &httpedge.TLSPolicy{MinVersion: "1.3", Curves: []string{"secp384r1"}, NoSessionTickets: true}) || v.TLSPolicy != nil {
+		t.Fatalf("tls policies %+v %+v", w.TLSPolicy, v.TLSPolicy)
+	}
+}

@@ -183,6 +183,9 @@ func writeHTTP(b *strings.Builder, c *httpedge.Config) {
 		if s.ErrorLog != nil {
 			fmt.Fprintf(b, "    error log %s (%s)\n", s.ErrorLog.File, s.ErrorLog.Level)
 		}
+		if p := s.TLSPolicy; p != nil {
+			fmt.Fprintf(b, "    tls policy: min_version %q ciphers %v curves %v no_session_tickets %v\n", p.MinVersion, p.Ciphers, p.Curves, p.NoSessionTickets)
+		}
 		if s.HSTS != "" {
 			fmt.Fprintf(b, "    hsts: %s\n", s.HSTS)
 		}

@@ -45,6 +45,7 @@ type site struct {
 	extCache, extAddr int
 	allow             *acl.List
 	cert              *certs.Cert
+	tlsCfg            *siteTLS    // the site's own TLS policy, nil: the listener's
 	resp              *respPolicy // the site's always fields, for answers outside its routes
 	headers           []addHeader
 	hsts              []string    // Strict-Transport-Security value (TLS listeners), nil none
@@ -213,6 +214,13 @@ func (s *Server) buildSite(ch *chain, cfg Config, sc *Site, res Resources) (*sit
 			return nil, fmt.Errorf("certificate %q is not among the node's certificates", sc.Certificate)
 		}
 		st.cert = c
+		if sc.TLSPolicy != nil {
+			stls, err := newSiteTLS(s.tlsConfig, sc.TLSPolicy)
+			if err != nil {
+				return nil, err
+			}
+			st.tlsCfg = stls
+		}
 	}
 	for code, path := range sc.ErrorPages {
 		if code < 400 || code > 599 {

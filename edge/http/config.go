@@ -95,6 +95,10 @@ type Site struct {
 	// Rewrites run before a route is chosen (nginx's server-level
 	// rewrite, return, set and if), in order.
 	Rewrites []vars.Step `json:"rewrites,omitempty"`
+	// TLSPolicy narrows the listener's TLS policy for clients whose SNI
+	// names this site (nginx's ssl_protocols, ssl_ciphers, ssl_ecdh_curve,
+	// ssl_session_tickets in a server); nil: the listener's policy.
+	TLSPolicy *TLSPolicy `json:"tls_policy,omitempty"`
 	// HSTS is the Strict-Transport-Security value sent with every answer
 	// of the site on a TLS listener, errors included (nginx add_header
 	// ... always); "" sends none. The plan sets DefaultHSTS unless the
@@ -107,6 +111,23 @@ type SiteLog struct {
 	// File names the log file among the node's resources (AccessLogs).
 	File   string `json:"file"`
 	Format string `json:"format"` // "combined" | "combined_upstream" | "json"
+}
+
+// TLSPolicy is a site's narrowing of the edge's TLS policy (TLS 1.2
+// minimum, ECDHE AEAD suites, rotating ticket keys): it can ask for more,
+// never for less.
+type TLSPolicy struct {
+	// MinVersion is "1.2" (the edge's) or "1.3".
+	MinVersion string `json:"min_version,omitempty"`
+	// Ciphers are the TLS 1.2 suites offered, by IANA name, in order: a
+	// subset of the edge's. Empty: the edge's.
+	Ciphers []string `json:"ciphers,omitempty"`
+	// Curves are the key exchanges offered, in order: X25519MLKEM768,
+	// X25519, P-256, P-384, P-521. Empty: Go's (hybrid post-quantum first).
+	Curves []string `json:"curves,omitempty"`
+	// NoSessionTickets turns session tickets off (nginx
+	// ssl_session_tickets off): every connection does a full handshake.
+	NoSessionTickets bool `json:"no_session_tickets,omitempty"`
 }
 
 // SiteErrorLog is how a site writes to a log file of the node (one of

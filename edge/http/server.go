@@ -89,15 +89,16 @@ func NewServer(cfg Config, res Resources, opts Options) (*Server, error) {
 	s.gate = newConnGate(maxConns, s.limits.MaxConnsPerClient)
 	s.nohost = s.routes.get("", "")
 	s.decisions = protect.NewDecisionLog(opts.Logger, opts.Now)
+	if s.tlsOn {
+		// Before the chain: sites with a TLS policy of their own clone it.
+		s.tlsConfig = s.newTLSConfig()
+	}
 	ch, err := s.build(cfg, res)
 	if err != nil {
 		s.closeResources()
 		return nil, err
 	}
 	s.chain.Store(ch)
-	if s.tlsOn {
-		s.tlsConfig = s.newTLSConfig()
-	}
 	s.srv = &http.Server{
 		Handler: s,
 		// OPTIONS * reaches our handler like every request (the head

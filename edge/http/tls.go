@@ -4,7 +4,11 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,7 +49,7 @@ func (s *Server) newTLSConfig() *tls.Config {
 		CipherSuites:       tls12Suites,
 		NextProtos:         []string{"h2", "http/1.1"},
 		GetCertificate:     s.getCertificate,
-		GetConfigForClient: s.acmeTLSConfig,
+		GetConfigForClient: s.configForClient,
 		Time:               s.opts.Now,
 	}
 	s.tickets.cfg = cfg
@@ -57,15 +61,96 @@ func (s *Server) newTLSConfig() *tls.Config {
 // ACMETLS1 is the ALPN protocol of ACME's TLS-ALPN-01 validation (RFC 8737).
 const ACMETLS1 = "acme-tls/1"
 
+// configForClient answers a TLS-ALPN-01 validation (acmeTLSConfig), and
+// gives a client whose SNI names a site with a TLS policy of its own that
+// site's configuration; every other client gets the listener's (nil).
+func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == ACMETLS1 {
+		return s.acmeTLSConfig(hello)
+	}
+	ch := s.chain.Load()
+	st := ch.tlsDefault
+	if host, ok := normalizeHost(hello.ServerName); ok {
+		if found, ok := ch.hosts.lookup(host); ok {
+			st = found
+		}
+	}
+	if st == nil || st.tlsCfg == nil {
+		return nil, nil
+	}
+	return st.tlsCfg.config(&s.tickets), nil
+}
+
+// siteTLS is a site's own tls.Config: the listener's, narrowed by its
+// TLSPolicy. Its ticket keys follow the listener's rotation (gen).
+type siteTLS struct {
+	cfg     *tls.Config
+	tickets bool
+	gen     atomic.Uint64
+}
+
+// config returns the site's configuration with the listener's current
+// ticket keys.
+func (c *siteTLS) config(t *ticketKeys) *tls.Config {
+	if c.tickets {
+		if keys, gen := t.current(); c.gen.Load() != gen && len(keys) > 0 {
+			c.cfg.SetSessionTicketKeys(keys)
+			c.gen.Store(gen)
+		}
+	}
+	return c.cfg
+}
+
+// tlsCurves are the key exchanges a site may list, by the names of
+// Go's tls.CurveID (nginx's OpenSSL names too).
+var tlsCurves = map[string]tls.CurveID{
+	"X25519MLKEM768": tls.X25519MLKEM768, "X25519": tls.X25519, "x25519": tls.X25519,
+	"P-256": tls.CurveP256, "prime256v1": tls.CurveP256, "secp256r1": tls.CurveP256,
+	"P-384": tls.CurveP384, "secp384r1": tls.CurveP384,
+	"P-521": tls.CurveP521, "secp521r1": tls.CurveP521,
+}
+
+// newSiteTLS builds a site's configuration from the listener's base.
+func newSiteTLS(base *tls.Config, p *TLSPolicy) (*siteTLS, error) {
+	cfg := base.Clone()
+	cfg.GetConfigForClient = nil
+	switch p.MinVersion {
+	case "", "1.2":
+	case "1.3":
+		cfg.MinVersion = tls.VersionTLS13
+	default:
+		return nil, fmt.Errorf("tls min_version %q: use 1.2 or 1.3 (the edge offers nothing older than TLS 1.2)", p.MinVersion)
+	}
+	if len(p.Ciphers) > 0 {
+		byName := map[string]uint16{}
+		for _, id := range tls12Suites {
+			byName[tls.CipherSuiteName(id)] = id
+		}
+		cfg.CipherSuites = nil
+		for _, n := range p.Ciphers {
+			id, ok := byName[n]
+			if !ok {
+				return nil, fmt.Errorf("tls cipher %q: the edge offers only ECDHE suites with AEAD (%s)", n, strings.Join(slices.Sorted(maps.Keys(byName)), ", "))
+			}
+			cfg.CipherSuites = append(cfg.CipherSuites, id)
+		}
+	}
+	for _, n := range p.Curves {
+		id, ok := tlsCurves[n]
+		if !ok {
+			return nil, fmt.Errorf("tls curve %q: use X25519MLKEM768, X25519, P-256, P-384 or P-521", n)
+		}
+		cfg.CurvePreferences = append(cfg.CurvePreferences, id)
+	}
+	cfg.SessionTicketsDisabled = p.NoSessionTickets
+	return &siteTLS{cfg: cfg, tickets: !p.NoSessionTickets}, nil
+}
+
 // acmeTLSConfig answers a TLS-ALPN-01 validation: a client offering only
 // acme-tls/1 (as RFC 8737 has the CA do) is given the challenge certificate
 // of its server name, and nothing else; without one pending for that name
-// the handshake fails. Every other client gets the listener's own
-// configuration (nil).
+// the handshake fails.
 func (s *Server) acmeTLSConfig(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-	if len(hello.SupportedProtos) != 1 || hello.SupportedProtos[0] != ACMETLS1 {
-		return nil, nil
-	}
 	ch := s.chain.Load()
 	if ch.alpn != nil {
 		if host, ok := normalizeHost(hello.ServerName); ok {
@@ -94,6 +179,14 @@ type ticketKeys struct {
 	now     func() time.Time
 	keys    [][32]byte  // newest first
 	created []time.Time // of keys
+	gen     uint64      // rotations so far
+}
+
+// current returns the keys in use and their generation.
+func (t *ticketKeys) current() ([][32]byte, uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.keys, t.gen
 }
 
 func (t *ticketKeys) rotate() {
@@ -113,5 +206,6 @@ func (t *ticketKeys) rotate() {
 	rand.Read(k[:])
 	t.keys = append([][32]byte{k}, t.keys[:n]...)
 	t.created = append([]time.Time{now}, t.created[:n]...)
+	t.gen++
 	t.cfg.SetSessionTicketKeys(t.keys)
 }

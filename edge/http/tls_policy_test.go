@@ -128,3 +128,81 @@ func TestHSTS(t *testing.T) {
 		}
 	}
 }
+
+// TestSiteTLSPolicy: a site's own policy applies to clients whose SNI names
+// it (TLS 1.3 only, tickets off, one cipher, one curve), the other site on
+// the listener keeps the edge's, and the site's tickets (when on) follow
+// the listener's key rotation.
+func TestSiteTLSPolicy(t *testing.T) {
+	n := newNode(t)
+	be := newBackend(t, textHandler("ok"))
+	clk := newClock()
+	strict := tlsSite(t, n, "strict", "strict.example.org", be.addr())
+	strict.TLSPolicy = &TLSPolicy{MinVersion: "1.3", NoSessionTickets: true}
+	narrow := tlsSite(t, n, "narrow", "narrow.example.org", be.addr())
+	narrow.TLSPolicy = &TLSPolicy{Ciphers: []string{"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"}, Curves: []string{"secp384r1"}}
+	plain := tlsSite(t, n, "plain", "plain.example.org", be.addr())
+	_, addr := n.start(Config{TLS: true, Sites: []Site{strict, narrow, plain}}, Options{Now: clk.Now})
+	dial := func(name string, cfg *tls.Config) (tls.ConnectionState, error) {
+		cfg.ServerName, cfg.InsecureSkipVerify, cfg.Time = name, true, clk.Now
+		c, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			return tls.ConnectionState{}, err
+		}
+		defer c.Close()
+		// Read the answer to a request, so that a TLS 1.3 ticket (sent
+		// after the handshake) reaches the session cache.
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: "+name+"\r\nConnection: close\r\n\r\n")
+		io.ReadAll(c)
+		return c.ConnectionState(), nil
+	}
+	if _, err := dial("strict.example.org", &tls.Config{MaxVersion: tls.VersionTLS12}); err == nil {
+		t.Error("TLS 1.2 accepted by a site that asks for 1.3")
+	}
+	if _, err := dial("plain.example.org", &tls.Config{MaxVersion: tls.VersionTLS12}); err != nil {
+		t.Errorf("TLS 1.2 refused by a site with the edge's policy: %v", err)
+	}
+	for _, site := range []string{"strict.example.org", "plain.example.org"} {
+		cache := tls.NewLRUClientSessionCache(4)
+		dial(site, &tls.Config{ClientSessionCache: cache})
+		st, err := dial(site, &tls.Config{ClientSessionCache: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := site == "plain.example.org"; st.DidResume != want {
+			t.Errorf("%s: resumed %v, want %v", site, st.DidResume, want)
+		}
+	}
+	st, err := dial("narrow.example.org", &tls.Config{MaxVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.CipherSuite != tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 && st.CipherSuite != tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 {
+		t.Errorf("narrow: negotiated %s", tls.CipherSuiteName(st.CipherSuite))
+	}
+	if st.CurveID != tls.CurveP384 {
+		t.Errorf("narrow: key exchange %v, want P-384", st.CurveID)
+	}
+	if _, err := dial("narrow.example.org", &tls.Config{MaxVersion: tls.VersionTLS12, CurvePreferences: []tls.CurveID{tls.X25519}}); err == nil {
+		t.Error("narrow: X25519 accepted")
+	}
+	// Tickets of a site with its own policy rotate out with the
+	// listener's keys.
+	cache := tls.NewLRUClientSessionCache(4)
+	dial("narrow.example.org", &tls.Config{ClientSessionCache: cache})
+	if st, _ := dial("narrow.example.org", &tls.Config{ClientSessionCache: cache}); !st.DidResume {
+		t.Fatal("narrow: no resumption")
+	}
+	clk.Add(TicketKeyRotation * (TicketKeysKept + 1))
+	dial("plain.example.org", &tls.Config{}) // a handshake rotates the keys
+	if st, _ := dial("narrow.example.org", &tls.Config{ClientSessionCache: cache}); st.DidResume {
+		t.Fatal("narrow: resumed with a ticket whose key rotated out")
+	}
+	for _, bad := range []*TLSPolicy{{MinVersion: "1.1"}, {Ciphers: []string{"TLS_RSA_WITH_AES_128_CBC_SHA"}}, {Curves: []string{"P-224"}}} {
+		s := tlsSite(t, n, "bad", "bad.example.org", be.addr())
+		s.TLSPolicy = bad
+		if _, err := n.newServer(Config{TLS: true, Sites: []Site{s}}, Options{}); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
