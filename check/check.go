@@ -132,7 +132,7 @@ type checker struct {
 // are package-level values never modified after initialisation.
 func checkers() []checker {
 	var all []checker
-	for _, family := range [][]checker{exposureRules, reachRules, gatewayRules, conflictRules, tlsRules, replicaRules, storageRules, firewallRules, protectRules, headerRules, routingRules, metaRules} {
+	for _, family := range [][]checker{exposureRules, reachRules, gatewayRules, conflictRules, tlsRules, acmeRules, replicaRules, storageRules, firewallRules, protectRules, headerRules, routingRules, metaRules} {
 		all = append(all, family...)
 	}
 	slices.SortFunc(all, func(a, b checker) int { return cmp.Compare(a.ID, b.ID) })

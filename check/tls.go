@@ -42,7 +42,7 @@ var tlsRules = []checker{
 }
 
 func hasCertificate(t *inventory.TLS) bool {
-	return t != nil && (t.Certbot != "" || (t.CertFile != "" && t.KeyFile != ""))
+	return t != nil && (t.Certbot != "" || (t.CertFile != "" && t.KeyFile != "") || t.ACME != nil)
 }
 
 func checkMissingCertificate(p *pass) {

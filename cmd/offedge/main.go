@@ -69,6 +69,7 @@ func commands() []command {
 		{"graph", "[INVENTORY]", "draw the topology", cmdGraph, false},
 		{"run", "", "serve a node's listeners; SIGHUP reloads, SIGTERM drains", cmdRun, false},
 		{"reload", "", "ask a running offedge to reload its inventory", cmdReload, false},
+		{"certs", "[renew NAME] [INVENTORY]", "what each name is served with, its issuer, expiry and next renewal; `certs renew NAME` renews an ACME certificate now", cmdCerts, false},
 		{"ban", "add|del|list [ADDRESS]", "ban an address or prefix at accept on a running offedge, lift a ban, or list them", cmdBan, false},
 		{"lab", "", "run every node of the inventory on this machine, on loopback", cmdLab, false},
 		{"pki", "init|issue NODE", "make the internal CA and node certificates for pki tunnels", cmdPKI, false},

@@ -54,7 +54,7 @@ func cmdRun(e *env, args []string) error {
 	fs := e.newFlags("run")
 	inv := inventoryFlag(fs)
 	node := fs.String("node", "", "the `NAME` of the node to run (required)")
-	admin := fs.String("admin", "", "`ADDR` of the admin endpoint (GET /status, GET /metrics, GET /probes, POST /-/reload, GET|POST|DELETE /bans, POST /cache/purge, GET / the dashboard), e.g. 127.0.0.1:9901")
+	admin := fs.String("admin", "", "`ADDR` of the admin endpoint (GET /status, GET /metrics, GET /probes, POST /-/reload, GET|POST|DELETE /bans, POST /cache/purge, GET /certs, POST /certs/renew, GET / the dashboard), e.g. 127.0.0.1:9901")
 	probeInterval := fs.Duration("probe-interval", observe.DefaultInterval, "how often each of the node's probes runs, a `DURATION` (0: no probes)")
 	root := fs.String("root", "", "`DIR` prefixed to every file path in the plan")
 	logFormat := fs.String("log-format", "text", "log format: `text|json`")
@@ -63,7 +63,12 @@ func cmdRun(e *env, args []string) error {
 	fwOn := fs.Bool("firewall", false, "apply the node's nftables firewall at start and on every reload (root)")
 	fwRemove := fs.Bool("firewall-remove", false, "with --firewall: remove the table on stop (default: leave it)")
 	fwNetns := fs.String("netns", "", "with --firewall: the network namespace `PATH` whose firewall to manage")
+	acmeCA := fs.String("acme-ca", "", "a PEM `FILE` of CA certificates trusted, besides the system's, for the ACME CA's own HTTPS (a private CA such as step-ca or pebble)")
 	if err := e.parseNone(fs, args); err != nil {
+		return err
+	}
+	acmeOpts, err := acmeClient(*acmeCA)
+	if err != nil {
 		return err
 	}
 	if *node == "" {
@@ -100,7 +105,7 @@ func cmdRun(e *env, args []string) error {
 		return err
 	}
 	defer fw.stop()
-	rt, err := runtime.Start(p, runtime.Options{Logger: log, ShutdownTimeout: *drain, StateDir: *stateDir})
+	rt, err := runtime.Start(p, runtime.Options{Logger: log, ShutdownTimeout: *drain, StateDir: *stateDir, ACME: acmeOpts})
 	if err != nil {
 		return err
 	}
@@ -189,6 +194,7 @@ func cmdRun(e *env, args []string) error {
 			json.NewEncoder(w).Encode(prober.Results())
 		})
 		protectHandlers(mux, func() *runtime.Node { return rt })
+		certHandlers(mux, func() *runtime.Node { return rt })
 		// The dashboard (GET /, docs/dashboard.md): this node's state in the
 		// estate's drawing, and "if this goes down" for every node.
 		dashboard.Mount(mux, dashboard.Source{Model: current.Load, Nodes: func() (map[string]any, map[string]bool) {

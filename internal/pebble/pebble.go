@@ -54,10 +54,15 @@ type Server struct {
 	// Mgmt is pebble's management address, Chall challtestsrv's and DNS
 	// its DNS server's (host:port).
 	Mgmt, Chall, DNS string
+	dir              string
 	procs            []*exec.Cmd
 	waits            []chan struct{}
 	once             sync.Once
 }
+
+// Dir is the directory holding pebble's files: tls/fullchain.pem is the
+// certificate of its HTTPS API (what a client of the directory trusts).
+func (s *Server) Dir() string { return s.dir }
 
 // LookPath reports where pebble and challtestsrv are, or why they are not.
 func LookPath() (pebble, chall string, err error) {
@@ -95,7 +100,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.Output == nil {
 		o.Output = io.Discard
 	}
-	s := &Server{}
+	s := &Server{dir: o.Dir}
 	var err error
 	listen := ""
 	for _, p := range []*string{&s.DNS, &s.Chall, &s.Mgmt, &listen} {
