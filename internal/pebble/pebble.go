@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/offedge/offedge/certs"
+	"github.com/offedge/offedge/internal/netwait"
 )
 
 // Options say how to run pebble.
@@ -149,7 +150,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	for _, a := range []string{listen, s.Mgmt, s.Chall} {
-		if err := waitTCP(ctx, a, 20*time.Second); err != nil {
+		if err := netwait.TCP(ctx, a, 20*time.Second); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("pebble: waiting for %s: %w", a, err)
 		}
@@ -233,25 +234,6 @@ func (s *Server) chall(path string, body any) error {
 		return fmt.Errorf("challtestsrv %s: %s: %s", path, resp.Status, msg)
 	}
 	return nil
-}
-
-func waitTCP(ctx context.Context, addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	var last error
-	for delay := 5 * time.Millisecond; time.Now().Before(deadline); delay = min(delay*2, 100*time.Millisecond) {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(delay):
-		}
-	}
-	return last
 }
 
 func withoutEnv(env []string, name string) []string {

@@ -5,6 +5,7 @@ package testutil
 
 import (
 	"github.com/offedge/offedge/internal/netns"
+	"github.com/offedge/offedge/internal/netwait"
 
 	"context"
 	"net"
@@ -79,22 +80,7 @@ func WaitTCP(t testing.TB, addr string, timeout time.Duration) {
 
 // WaitTCPErr is WaitTCP returning an error instead of failing a test.
 func WaitTCPErr(ctx context.Context, addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	var last error
-	for delay := 5 * time.Millisecond; time.Now().Before(deadline); delay = min(delay*2, 100*time.Millisecond) {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(delay):
-		}
-	}
-	return last
+	return netwait.TCP(ctx, addr, timeout)
 }
 
 // Eventually polls cond until it returns true or the timeout expires.
