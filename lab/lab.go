@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/offedge/offedge/edge/tunnel"
+	"github.com/offedge/offedge/internal/pebble"
 	"github.com/offedge/offedge/internal/secretfile"
 	"github.com/offedge/offedge/inventory"
 	"github.com/offedge/offedge/lab/standin"
@@ -51,6 +52,10 @@ type Options struct {
 	// ProbeInterval and ProbeTimeout schedule the probes every node runs
 	// (observe defaults when zero).
 	ProbeInterval, ProbeTimeout time.Duration
+	// Pebble issues the sites' certificates from a pebble the lab starts,
+	// when pebble is installed (acme.go); the lab CA's are served until
+	// each is issued, and stay without pebble. offedge lab sets it.
+	Pebble bool
 }
 
 // Lab is a running lab.
@@ -61,9 +66,11 @@ type Lab struct {
 	dir   string
 	own   bool
 	ca    *labCA
-	log   *slog.Logger
-	opts  Options
-	keys  tunnel.KeyCache // keys derived from the tunnel secrets, shared by every node
+	// pebble is the lab's ACME CA (Options.Pebble), nil without.
+	pebble *pebble.Server
+	log    *slog.Logger
+	opts   Options
+	keys   tunnel.KeyCache // keys derived from the tunnel secrets, shared by every node
 
 	mu      sync.Mutex
 	downSet sync.Map // node name -> true; read by dialers without l.mu
@@ -122,11 +129,16 @@ func Start(ctx context.Context, m *inventory.Model, opts Options) (*Lab, error) 
 		l.Close()
 		return nil, err
 	}
+	pebbleUp := l.startPebble(ctx)
+	// Every return before the nodes start waits for pebble first, so that
+	// Close stops it.
+	waitPebble := sync.OnceValue(func() error { return <-pebbleUp })
 	var problems []string
 	l.probes = observe.Generate(m)
 	// runtime.Load, checking once for every node: what run would serve.
 	checked, err := runtime.Check(m)
 	if err != nil {
+		waitPebble()
 		l.Close()
 		return nil, fmt.Errorf("lab: %w", err)
 	}
@@ -139,10 +151,12 @@ func Start(ctx context.Context, m *inventory.Model, opts Options) (*Lab, error) 
 		l.nodes[n.Name] = &labNode{node: n, plan: p, probes: observe.For(l.probes, n.Name)}
 	}
 	if len(problems) > 0 {
+		waitPebble()
 		l.Close()
 		return nil, errors.New(strings.Join(problems, "\n"))
 	}
 	if err := l.prepareFiles(); err != nil {
+		waitPebble()
 		l.Close()
 		return nil, fmt.Errorf("lab: preparing files: %w", err)
 	}
@@ -157,6 +171,14 @@ func Start(ctx context.Context, m *inventory.Model, opts Options) (*Lab, error) 
 			defer func() { <-sem }()
 			l.keys.Derive(name, bytes.TrimSuffix(s, []byte("\n")))
 		}()
+	}
+	if err := waitPebble(); err != nil {
+		l.log.Warn("lab: pebble did not start; sites keep the lab CA's certificates", "err", err)
+	} else if l.pebble != nil {
+		if err := l.usePebble(); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("lab: pebble: %w", err)
+		}
 	}
 	for _, n := range m.Nodes {
 		if err := l.up(ctx, l.nodes[n.Name]); err != nil {
@@ -371,6 +393,7 @@ func (l *Lab) up(ctx context.Context, ln *labNode) error {
 	if len(ln.plan.Listeners) > 0 {
 		rt, err := runtime.Start(ln.plan, runtime.Options{
 			Logger: l.log, Map: l.mapFor(ln.node.Name), RootCAs: l.ca.pool, ShutdownTimeout: 5 * time.Second, Keys: &l.keys,
+			ACME: l.acmeOptions(),
 		})
 		if err != nil {
 			l.down(ln)
@@ -471,6 +494,9 @@ func (l *Lab) Close() error {
 	}
 	wg.Wait()
 	l.internet.stop()
+	if l.pebble != nil {
+		l.pebble.Close()
+	}
 	for _, d := range l.pgDirs {
 		os.RemoveAll(d)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-acme/lego/v5/challenge"
 
 	"github.com/offedge/offedge/certs"
 	"github.com/offedge/offedge/certs/acme"
@@ -149,8 +152,13 @@ func compileNode(t *testing.T, m *inventory.Model, node string) *plan.Plan {
 
 func startACMENode(t *testing.T, p *plan.Plan) *Node {
 	t.Helper()
+	return startACMENodeWith(t, p, ACMEOptions{HTTPClient: sharedPebble.Client})
+}
+
+func startACMENodeWith(t *testing.T, p *plan.Plan, o ACMEOptions) *Node {
+	t.Helper()
 	log, _ := testutil.Logger(t)
-	n, err := Start(p, Options{Logger: log, FDLimit: 4096, ACME: ACMEOptions{HTTPClient: sharedPebble.Client}})
+	n, err := Start(p, Options{Logger: log, FDLimit: 4096, ACME: o})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,5 +376,27 @@ func TestACMETLSALPN01(t *testing.T) {
 	waitIssued(t, fmt.Sprintf("127.0.0.31:%d", acmeTLSPort), "alpn.acme.test")
 	if st, _ := acmeStatus(n, "alpn.acme.test"); st.Challenge != "tls-alpn-01" || st.LastSuccess.IsZero() {
 		t.Fatalf("status %+v", st)
+	}
+}
+
+// TestACMEDNS01Wildcard: a wildcard site by DNS-01 is issued through the
+// node's DNS provider (here writing to challtestsrv; OVH in production)
+// and served for a name under the wildcard.
+func TestACMEDNS01Wildcard(t *testing.T) {
+	startSharedPebble(t)
+	m := acmeInventory(t, acmeSite("wild", "a", `"*.wild.acme.test", wild.acme.test`, ", challenge: dns-01, dns_provider: ovh, credentials: /nonexistent/ovh.ini"))
+	var asked []string
+	dns := sharedPebble.DNSProvider()
+	n := startACMENodeWith(t, compileNode(t, m, "a"), ACMEOptions{HTTPClient: sharedPebble.Client, Nameservers: []string{sharedPebble.DNS},
+		DNSProvider: func(name, credentials string, _ *slog.Logger) (challenge.Provider, error) {
+			asked = append(asked, name+" "+credentials)
+			return dns, nil
+		}})
+	waitIssued(t, fmt.Sprintf("127.0.0.31:%d", acmeTLSPort), "fr.wild.acme.test")
+	if st, _ := acmeStatus(n, `*.wild.acme.test`); st.Challenge != "dns-01" || st.LastSuccess.IsZero() {
+		t.Fatalf("status %+v", st)
+	}
+	if len(asked) != 1 || asked[0] != "ovh /nonexistent/ovh.ini" {
+		t.Fatalf("DNS provider built for %q, want once for ovh and its credentials file", asked)
 	}
 }

@@ -150,17 +150,27 @@ func cmdCerts(e *env, args []string) error {
 		}
 		return t.UTC().Format("2006-01-02 15:04")
 	}
+	var problems []string
 	for _, r := range rows {
 		issuer := r.issuer
 		if issuer == "" {
 			issuer = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.name, r.node, r.served, issuer, day(r.notAfter), day(r.next))
 		if r.problem != "" {
-			fmt.Fprintf(tw, "\t\t  %s\t\t\t\n", r.problem)
+			issuer = "? (below)"
+			if p := r.node + ": " + r.problem; !slices.Contains(problems, p) {
+				problems = append(problems, p)
+			}
 		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.name, r.node, r.served, issuer, day(r.notAfter), day(r.next))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, p := range problems {
+		fmt.Fprintf(e.stdout, "  %s\n", p)
+	}
+	return nil
 }
 
 // siteNames returns, for each certificate resource, the hosts of the

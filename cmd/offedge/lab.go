@@ -18,6 +18,7 @@ func cmdLab(e *env, args []string) error {
 	dir := fs.String("dir", "", "`DIR` for the lab's files (default: a temporary directory, removed on exit)")
 	status := fs.String("status", "127.0.0.1:9900", "`ADDR` of the status page (empty: none)")
 	noEngines := fs.Bool("no-engines", false, "use stand-ins even where real engines (redis-server) are installed")
+	noPebble := fs.Bool("no-pebble", false, "keep the lab CA's certificates instead of issuing the sites' from a pebble the lab starts (when pebble is installed)")
 	verbose := fs.Bool("v", false, "log every listener and denial")
 	for64 := fs.Duration("for", 0, "stop after this `DURATION` (default: until Ctrl-C)")
 	promDir := fs.String("prometheus", "", "write into `DIR` the Prometheus and Alertmanager files (offedge export prometheus) that scrape this lab's nodes")
@@ -46,7 +47,7 @@ func cmdLab(e *env, args []string) error {
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	l, err := lab.Start(ctx, m, lab.Options{Dir: *dir, Logger: log, NoEngines: *noEngines, Instance: *instance, ProbeInterval: *probeInterval})
+	l, err := lab.Start(ctx, m, lab.Options{Dir: *dir, Logger: log, NoEngines: *noEngines, Instance: *instance, ProbeInterval: *probeInterval, Pebble: !*noPebble})
 	if err != nil {
 		return err
 	}

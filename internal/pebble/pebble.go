@@ -23,6 +23,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-acme/lego/v5/challenge"
+	"github.com/go-acme/lego/v5/challenge/dns01"
+
 	"github.com/offedge/offedge/certs"
 	"github.com/offedge/offedge/internal/netwait"
 )
@@ -196,9 +199,9 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// Roots fetches pebble's issuing root (made at start): what a client
-// trusts to verify the certificates pebble issues.
-func (s *Server) Roots(ctx context.Context) (*x509.CertPool, error) {
+// RootPEM fetches pebble's issuing root (made at start), PEM encoded:
+// what a client trusts to verify the certificates pebble issues.
+func (s *Server) RootPEM(ctx context.Context) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+s.Mgmt+"/roots/0", nil)
 	if err != nil {
 		return nil, err
@@ -208,11 +211,24 @@ func (s *Server) Roots(ctx context.Context) (*x509.CertPool, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(b) {
 		return nil, fmt.Errorf("pebble root: %q", b)
 	}
+	return b, nil
+}
+
+// Roots is [Server.RootPEM] as a pool.
+func (s *Server) Roots(ctx context.Context) (*x509.CertPool, error) {
+	b, err := s.RootPEM(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(b)
 	return pool, nil
 }
 
@@ -244,4 +260,20 @@ func withoutEnv(env []string, name string) []string {
 		}
 	}
 	return out
+}
+
+// DNSProvider is a lego DNS-01 provider writing the _acme-challenge TXT
+// records to challtestsrv, the DNS server pebble validates against.
+func (s *Server) DNSProvider() challenge.Provider { return challDNS{s} }
+
+type challDNS struct{ s *Server }
+
+func (c challDNS) Present(ctx context.Context, domain, _, keyAuth string) error {
+	info := dns01.GetChallengeInfo(ctx, domain, keyAuth)
+	return c.s.chall("set-txt", map[string]any{"host": info.EffectiveFQDN, "value": info.Value})
+}
+
+func (c challDNS) CleanUp(ctx context.Context, domain, _, keyAuth string) error {
+	info := dns01.GetChallengeInfo(ctx, domain, keyAuth)
+	return c.s.chall("clear-txt", map[string]any{"host": info.EffectiveFQDN})
 }
