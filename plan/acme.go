@@ -164,7 +164,7 @@ func (c *compiler) challengeForward(s *inventory.Site) *httpedge.Route {
 				break
 			}
 			if !port80 {
-				// The peer cannot be validated by HTTP-01 at all (check OE801 says so).
+				// The peer cannot be validated by HTTP-01 at all (check OE404 says so).
 				continue
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -372,10 +373,19 @@ func TestACMEHTTP01Forwarded(t *testing.T) {
 func TestACMETLSALPN01(t *testing.T) {
 	startSharedPebble(t)
 	m := acmeInventory(t, acmeSite("alpn", "a", "alpn.acme.test", ", challenge: tls-alpn-01"))
-	n := startACMENode(t, compileNode(t, m, "a"))
+	log, logs := testutil.Logger(t)
+	n, err := Start(compileNode(t, m, "a"), Options{Logger: log, FDLimit: 4096, ACME: ACMEOptions{HTTPClient: sharedPebble.Client}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Shutdown(context.Background()) })
 	waitIssued(t, fmt.Sprintf("127.0.0.31:%d", acmeTLSPort), "alpn.acme.test")
 	if st, _ := acmeStatus(n, "alpn.acme.test"); st.Challenge != "tls-alpn-01" || st.LastSuccess.IsZero() {
 		t.Fatalf("status %+v", st)
+	}
+	// lego's own records reach the node's logger, tagged with the node.
+	if !strings.Contains(logs.String(), "node=a") || !regexp.MustCompile(`node=a[^\n]*domain=alpn.acme.test[^\n]*from=lego`).MatchString(logs.String()) {
+		t.Fatalf("lego's records are not in the node's log:\n%s", logs.String())
 	}
 }
 
