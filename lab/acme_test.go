@@ -54,6 +54,17 @@ func TestLabIssuesFromPebble(t *testing.T) {
 			return strings.HasPrefix(last, "Pebble Intermediate")
 		})
 	}
+	// A drill takes a node down and up at once, whatever its orders are doing.
+	t0 := time.Now()
+	if err := l.Down("off1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Up(context.Background(), "off1"); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d > 15*time.Second {
+		t.Errorf("off1 down and up took %v", d)
+	}
 	for _, ln := range l.nodes {
 		if ln.rt == nil {
 			continue

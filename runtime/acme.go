@@ -196,9 +196,20 @@ func (ac *acmeCert) run(ctx context.Context, an *acmeNode) {
 	}
 }
 
+// acmeStopWait bounds how long closing a certificate waits for an order
+// in flight to give up (lego may be waiting on a DNS propagation check);
+// past it the order finishes, or fails, on its own, its files written
+// atomically as always.
+const acmeStopWait = 2 * time.Second
+
 func (ac *acmeCert) close() error {
 	ac.stop()
-	<-ac.done
+	t := time.NewTimer(acmeStopWait)
+	defer t.Stop()
+	select {
+	case <-ac.done:
+	case <-t.C:
+	}
 	legoLogs.remove(ac.log, ac.spec.Names)
 	return nil
 }

@@ -59,6 +59,7 @@ type Server struct {
 	// its DNS server's (host:port).
 	Mgmt, Chall, DNS string
 	dir              string
+	dns              challDNS
 	procs            []*exec.Cmd
 	waits            []chan struct{}
 	once             sync.Once
@@ -105,6 +106,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		o.Output = io.Discard
 	}
 	s := &Server{dir: o.Dir}
+	s.dns = challDNS{s: s, pending: map[string]int{}}
 	var err error
 	listen := ""
 	for _, p := range []*string{&s.DNS, &s.Chall, &s.Mgmt, &listen} {
@@ -263,17 +265,37 @@ func withoutEnv(env []string, name string) []string {
 }
 
 // DNSProvider is a lego DNS-01 provider writing the _acme-challenge TXT
-// records to challtestsrv, the DNS server pebble validates against.
-func (s *Server) DNSProvider() challenge.Provider { return challDNS{s} }
+// records to challtestsrv, the DNS server pebble validates against. It is
+// one for the server, shared by every client: challtestsrv can only clear
+// all of a name's values, so a name's values are cleared when the last
+// challenge presented there is cleaned up (two nodes of the lab ordering
+// one name at once would otherwise remove each other's).
+func (s *Server) DNSProvider() challenge.Provider { return &s.dns }
 
-type challDNS struct{ s *Server }
-
-func (c challDNS) Present(ctx context.Context, domain, _, keyAuth string) error {
-	info := dns01.GetChallengeInfo(ctx, domain, keyAuth)
-	return c.s.chall("set-txt", map[string]any{"host": info.EffectiveFQDN, "value": info.Value})
+type challDNS struct {
+	s       *Server
+	mu      sync.Mutex
+	pending map[string]int // fqdn -> challenges presented, not cleaned up
 }
 
-func (c challDNS) CleanUp(ctx context.Context, domain, _, keyAuth string) error {
+func (c *challDNS) Present(ctx context.Context, domain, _, keyAuth string) error {
 	info := dns01.GetChallengeInfo(ctx, domain, keyAuth)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.s.chall("set-txt", map[string]any{"host": info.EffectiveFQDN, "value": info.Value}); err != nil {
+		return err
+	}
+	c.pending[info.EffectiveFQDN]++
+	return nil
+}
+
+func (c *challDNS) CleanUp(ctx context.Context, domain, _, keyAuth string) error {
+	info := dns01.GetChallengeInfo(ctx, domain, keyAuth)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending[info.EffectiveFQDN]--; c.pending[info.EffectiveFQDN] > 0 {
+		return nil
+	}
+	delete(c.pending, info.EffectiveFQDN)
 	return c.s.chall("clear-txt", map[string]any{"host": info.EffectiveFQDN})
 }
