@@ -225,3 +225,40 @@ func TestReasonNames(t *testing.T) {
 		t.Fatalf("counter %v", c.Snapshot())
 	}
 }
+
+// A TLS relay's records go out in one write per relay write, and the
+// connection keeps no batch buffer between writes.
+func TestBatchConnWritesOnceAndHoldsNothing(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	var writes atomic.Int32
+	bc := NewBatchConn(countWrites{a, &writes})
+	got := make(chan []byte)
+	go func() {
+		buf, _ := io.ReadAll(b)
+		got <- buf
+	}()
+	bc.begin()
+	for _, rec := range []string{"one ", "two ", "three"} {
+		bc.Write([]byte(rec))
+	}
+	if err := bc.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if bc.buf != nil {
+		t.Fatal("the connection holds its batch buffer after the flush")
+	}
+	bc.Write([]byte(" four")) // outside a batch: through
+	a.Close()
+	if s := string(<-got); s != "one two three four" || writes.Load() != 2 {
+		t.Fatalf("peer read %q in %d writes; want the batch in one write, then one", s, writes.Load())
+	}
+}
+
+type countWrites struct {
+	net.Conn
+	n *atomic.Int32
+}
+
+func (c countWrites) Write(p []byte) (int, error) { c.n.Add(1); return c.Conn.Write(p) }

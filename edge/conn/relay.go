@@ -235,13 +235,19 @@ func drainBuffered(c *tls.Conn, buf []byte, n int) (int, error) {
 // BatchConn is the socket under a tunnel's *tls.Conn. crypto/tls writes
 // each record (≤16 KiB) with its own Write; during a relay's write,
 // BatchConn collects them so that one tls.Conn.Write costs one syscall.
-// Outside a batch (handshake, alerts, close_notify) it writes through.
+// Outside a batch (handshake, alerts, close_notify) it writes through. The
+// collecting buffer is taken from a pool for the batch only, so an idle
+// connection holds none (it held the ~40 KiB of its largest write).
 type BatchConn struct {
 	net.Conn
 	mu  sync.Mutex
 	on  bool
-	buf []byte
+	buf *[]byte
 }
+
+// batchBuffers hold a batch: a relay write of BufferSize bytes and its
+// records' framing.
+var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, BufferSize+BufferSize/8); return &b }}
 
 // NewBatchConn wraps c; give the result to tls.Client or tls.Server.
 func NewBatchConn(c net.Conn) *BatchConn { return &BatchConn{Conn: c} }
@@ -254,7 +260,10 @@ func (b *BatchConn) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.on {
-		b.buf = append(b.buf, p...)
+		if b.buf == nil {
+			b.buf = batchBuffers.Get().(*[]byte)
+		}
+		*b.buf = append(*b.buf, p...)
 		return len(p), nil
 	}
 	return b.Conn.Write(p)
@@ -266,16 +275,21 @@ func (b *BatchConn) begin() {
 	b.mu.Unlock()
 }
 
-// flush ends the batch and writes what it collected.
+// flush ends the batch, writes what it collected and gives the buffer back.
 func (b *BatchConn) flush() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.on = false
-	if len(b.buf) == 0 {
+	if b.buf == nil {
 		return nil
 	}
-	_, err := b.Conn.Write(b.buf)
-	b.buf = b.buf[:0]
+	var err error
+	if len(*b.buf) > 0 {
+		_, err = b.Conn.Write(*b.buf)
+	}
+	*b.buf = (*b.buf)[:0]
+	batchBuffers.Put(b.buf)
+	b.buf = nil
 	return err
 }
 
