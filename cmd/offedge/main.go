@@ -74,7 +74,7 @@ func commands() []command {
 		{"lab", "", "run every node of the inventory on this machine, on loopback", cmdLab, false},
 		{"pki", "init|issue NODE", "make the internal CA and node certificates for pki tunnels", cmdPKI, false},
 		{"secrets", "new FILE|init", "write tunnel secrets: one file, or every one a node's plan reads (never replacing one)", cmdSecrets, false},
-		{"import", "stunnel FILE", "turn a stunnel4 config into inventory YAML; `import nginx PATH...` does nginx configs, with a report of every directive", cmdImport, false},
+		{"import", "stunnel FILE", "turn a stunnel4 config into inventory YAML; `import nginx PATH...` does nginx configs, with a report of every directive; `import sanoid NODE=PATH...` sanoid.conf and syncoid commands as datasets and replicas", cmdImport, false},
 		{"export", "stunnel|prometheus", "write a stunnel4 config that interoperates with offedge, or the Prometheus and Alertmanager files", cmdExport, false},
 		{"probe", "", "run the probes generated from the inventory once and print every failure with its reason", cmdProbe, false},
 		{"version", "", "print the version and build information", cmdVersion, false},

@@ -33,13 +33,15 @@ var _ flag.Value = hostMap(nil)
 func cmdImport(e *env, args []string) error {
 	fs := e.newFlags("import")
 	inv := inventoryFlag(fs)
-	node := fs.String("node", "", "the `NAME` of the node this stunnel or nginx config runs on (required)")
+	node := fs.String("node", "", "the `NAME` of the node this stunnel or nginx config runs on, or whose sanoid files are given without NODE=; stunnel and nginx: (required)")
 	network := fs.String("network", "", "`NETWORK` of the node's accept addresses when the inventory cannot tell")
 	hosts := hostMap{}
 	fs.Var(hosts, "host", "the node behind a hostname in connect lines (stunnel) or proxy_pass and upstream servers (nginx), as `NAME=NODE` (repeatable)")
 	prefix := fs.String("prefix", "/etc/nginx", "nginx: the `DIR` relative includes are read from; it stands for /etc/nginx in absolute ones")
-	outFile := fs.String("out", "", "nginx: write the inventory fragment to `FILE` instead of standard output")
-	report := fs.String("report", "", "nginx: write the report to `FILE` instead of standard error")
+	outFile := fs.String("out", "", "nginx, sanoid: write the inventory fragment to `FILE` instead of standard output")
+	report := fs.String("report", "", "nginx, sanoid: write the report to `FILE` instead of standard error")
+	schedule := fs.String("schedule", "15m", "sanoid: the `DURATION` written as every replica's schedule (syncoid runs after sanoid, every 15 minutes by the package's timer)")
+	maxLag := fs.String("max-lag", "7h", "sanoid: the `DURATION` written as every replica's max_lag (sanoid's check warns at 7 h)")
 	pos, err := e.parse(fs, args)
 	if err != nil {
 		return err
@@ -47,8 +49,11 @@ func cmdImport(e *env, args []string) error {
 	if len(pos) >= 1 && pos[0] == "nginx" {
 		return importNginx(e, *inv, *node, *prefix, *outFile, *report, hosts, pos[1:])
 	}
+	if len(pos) >= 1 && pos[0] == "sanoid" {
+		return importSanoid(e, *inv, *node, *schedule, *maxLag, *outFile, *report, hosts, pos[1:])
+	}
 	if len(pos) != 2 || pos[0] != "stunnel" {
-		return usageError("offedge import stunnel FILE --node NAME, or offedge import nginx PATH... --node NAME")
+		return usageError("offedge import stunnel FILE --node NAME, offedge import nginx PATH... --node NAME, or offedge import sanoid [NODE=]PATH...")
 	}
 	if *node == "" {
 		return usageError("--node is required: the node this stunnel config runs on")
