@@ -110,6 +110,19 @@ func parseArgs(file string, line int, args []string) (*Sync, []Problem) {
 	return s, probs
 }
 
+// addCommand parses one command's arguments (at most MaxArgs) onto the
+// lists.
+func addCommand(syncs []*Sync, probs []Problem, file string, line int, args []string) ([]*Sync, []Problem) {
+	if len(args) > MaxArgs {
+		return syncs, append(probs, Problem{file, line, fmt.Sprintf("more than %d arguments", MaxArgs)})
+	}
+	s, p := parseArgs(file, line, args)
+	if s != nil {
+		syncs = append(syncs, s)
+	}
+	return syncs, append(probs, p...)
+}
+
 // validDataset is a ZFS dataset name, as the inventory accepts it.
 func validDataset(s string) bool {
 	if s == "" || strings.HasPrefix(s, "/") || strings.HasSuffix(s, "/") || strings.ContainsAny(s, "@# \t\"'") || strings.Contains(s, "//") {
@@ -145,15 +158,7 @@ func ParseArgsFile(name string, r io.Reader) ([]*Sync, []Problem, error) {
 			probs = append(probs, Problem{name, n, "an indented comment: syncoid.service only skips lines starting with #, so syncoid runs with it"})
 			return
 		}
-		if len(f) > MaxArgs {
-			probs = append(probs, Problem{name, n, fmt.Sprintf("more than %d arguments", MaxArgs)})
-			return
-		}
-		s, p := parseArgs(name, n, f)
-		probs = append(probs, p...)
-		if s != nil {
-			syncs = append(syncs, s)
-		}
+		syncs, probs = addCommand(syncs, probs, name, n, f)
 	})
 	return syncs, probs, err
 }
@@ -209,15 +214,7 @@ func ParseUnit(name string, r io.Reader) ([]*Sync, []Problem, error) {
 		for i := range args {
 			args[i] = strings.Trim(args[i], `"'`)
 		}
-		if len(args) > MaxArgs {
-			probs = append(probs, Problem{name, n, fmt.Sprintf("more than %d arguments", MaxArgs)})
-			return
-		}
-		s, p := parseArgs(name, n, args)
-		probs = append(probs, p...)
-		if s != nil {
-			syncs = append(syncs, s)
-		}
+		syncs, probs = addCommand(syncs, probs, name, n, args)
 	})
 	if err == nil && !sawSyncoid {
 		probs = append(probs, Problem{File: name, Msg: "no syncoid command in this unit: nothing to import"})
