@@ -28,6 +28,16 @@ const (
 	DefaultHSTS = "max-age=63072000"
 )
 
+// TLS12SuiteNames are the IANA names of the TLS 1.2 suites the edge
+// offers, the only ones a site's ciphers may list.
+func TLS12SuiteNames() []string {
+	out := make([]string, len(tls12Suites))
+	for i, id := range tls12Suites {
+		out[i] = tls.CipherSuiteName(id)
+	}
+	return out
+}
+
 // tls12Suites are the TLS 1.2 cipher suites offered: ECDHE with an AEAD
 // only (Mozilla's "intermediate" list). CBC suites (ECDHE-RSA-AES128-SHA,
 // ...) are not offered. TLS 1.3 suites are all AEAD and not configurable.

@@ -729,6 +729,7 @@ func (r *run) tls(sc *scope, site *outSite) {
 			}
 		}
 	}
+	r.tlsPolicy(sc, t)
 	// nginx sends Strict-Transport-Security only as an add_header says
 	// (2xx/3xx without always); offedge's default sends it on every
 	// answer of a TLS listener. Faithful: hsts off, the header as written.

@@ -74,6 +74,12 @@ type outTLS struct {
 	CertFile   string `yaml:"cert_file,omitempty"`
 	KeyFile    string `yaml:"key_file,omitempty"`
 	HSTS       *bool  `yaml:"hsts,omitempty"`
+	// The site's TLS policy (ssl_protocols, ssl_ciphers, ssl_ecdh_curve,
+	// ssl_session_tickets).
+	MinVersion     string   `yaml:"min_version,omitempty"`
+	Ciphers        []string `yaml:"ciphers,omitempty"`
+	Curves         []string `yaml:"curves,omitempty"`
+	SessionTickets *bool    `yaml:"session_tickets,omitempty"`
 }
 
 type outRoute struct {
