@@ -23,6 +23,11 @@ func TestLabIssuesFromPebble(t *testing.T) {
 	if l.pebble == nil {
 		t.Fatal("the lab did not start pebble")
 	}
+	var tour strings.Builder
+	l.WriteTour(&tour, "")
+	if !strings.Contains(tour.String(), "Certificates: issued to every node by ACME (DNS-01) from a pebble the lab started ("+l.pebble.Directory+")") {
+		t.Errorf("the tour does not say where certificates come from:\n%s", tour.String())
+	}
 	pool := x509.NewCertPool()
 	b, err := os.ReadFile(l.CAFile())
 	if err != nil {

@@ -15,6 +15,15 @@ func (l *Lab) WriteTour(w io.Writer, statusAddr string) error {
 	fmt.Fprintf(&b, "offedge lab: %d nodes started in %s (files in %s)\n", len(l.m.Nodes), l.elapsed.Round(1e6), l.dir)
 	b.WriteString("Every node has its own loopback addresses; production addresses are shown first, lab sockets after '=>'.\n")
 	b.WriteString("Ports below 1024 move to 10000+port; IPv6 addresses share ::1, each with its own port (so IPv6 access lists cannot tell peers apart in the lab).\n")
+	if l.pebble != nil {
+		fmt.Fprintf(&b, "Certificates: issued to every node by ACME (DNS-01) from a pebble the lab started (%s), renewed as in production; %s trusts it.\n", l.pebble.Directory, l.CAFile())
+	} else {
+		why := "pebble is not installed or did not start"
+		if !l.opts.Pebble {
+			why = "ACME is off"
+		}
+		fmt.Fprintf(&b, "Certificates: from the lab's own CA (%s); %s.\n", l.CAFile(), why)
+	}
 	for _, st := range l.Status() {
 		ln := l.nodes[st.Node]
 		where := st.Kind
