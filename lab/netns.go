@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -916,13 +918,44 @@ func (l *NetnsLab) Close() error {
 	if l.sw != nil {
 		errs = append(errs, l.sw.Close())
 	}
-	for _, d := range []string{l.runDir, l.pgBase} {
-		if d != "" {
-			errs = append(errs, os.RemoveAll(d))
-		}
+	if l.pgBase != "" {
+		errs = append(errs, removePostgresDir(l.pgBase, 15*time.Second))
+	}
+	if l.runDir != "" {
+		errs = append(errs, os.RemoveAll(l.runDir))
 	}
 	if l.own {
 		errs = append(errs, os.RemoveAll(l.dir))
 	}
 	return errors.Join(errs...)
+}
+
+// removePostgresDir removes the PostgreSQL data under dir once no server
+// runs on it: a node process killed by the drill leaves its PostgreSQL
+// (told by its parent-death signal) finishing a fast shutdown, writing its
+// checkpoint while the lab closes. It waits, within timeout, until no
+// postmaster.pid is left, and retries a removal that raced a last write.
+func removePostgresDir(dir string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	running := func() bool {
+		found := false
+		filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && d.Name() == "postmaster.pid" {
+				found = true
+				return fs.SkipAll
+			}
+			return nil
+		})
+		return found
+	}
+	for running() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	for {
+		err := os.RemoveAll(dir)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
