@@ -2,6 +2,8 @@ package check
 
 import (
 	"strconv"
+
+	"github.com/offedge/offedge/inventory"
 	"strings"
 	"time"
 )
@@ -58,6 +60,65 @@ var replicaRules = []checker{
 		},
 		run: nil, // reported by checkReplicaLag
 	},
+	{
+		Rule: Rule{
+			ID:       "OE507",
+			Title:    "replica whose ends cannot connect",
+			Severity: Error,
+			Since:    "0.3.0",
+			Why:      `syncoid, rsync and Proxmox replication copy over ssh: the node that runs the copy (the initiator: the target for syncoid and rsync, which pull as Open Food Facts runs them; the source for pvesr, which pushes) connects to the other end's ssh. offedge's firewall admits a replica's initiator on that ssh port, but it cannot make a network path where none exists, nor open an ssh the inventory does not declare: a copy with no way to connect fails at every run, and is only found when the copy is needed (products to ovh3 stalled for a week in 2023-06, docs/reports/2023-06-08-stalled-zfs-sync-off-products.md). The common trap is Moji: osm45 is IPv6-only on the internet, so a server without IPv6 cannot pull from it or be pulled from.`,
+			Example: `servers:
+  - name: storage
+    addresses: [{network: internet, ip: 198.51.100.7}]
+    management: [{name: ssh, allow: [policy:operators]}]
+  - name: db-host
+    addresses: [{network: internet, ip: "2001:db8::5"}]   # IPv6 only
+    management: [{name: ssh, allow: [policy:operators]}]
+replicas:
+  - name: products
+    kind: zfs     # syncoid on storage pulls from db-host
+    source: {node: db-host, path: zfs-nvme/off/products}
+    target: {node: storage, path: rpool/off/products}`,
+		},
+		run: checkReplicaConnect,
+	},
+}
+
+// checkReplicaConnect applies OE507: the replica's initiator reaches the
+// other end's ssh management entry over some network. The entry's allow
+// list is not asked: the firewall admits a replica's initiator on it
+// (plan's replicaSSH).
+func checkReplicaConnect(p *pass) {
+	r := p.ix.reach
+	for _, rp := range p.m.Replicas {
+		runs, to := rp.Initiators()
+		from, dst := p.m.Node(runs), p.m.Node(to)
+		if from == nil || dst == nil || from == dst {
+			continue
+		}
+		var ssh *inventory.Management
+		for _, mg := range dst.Management {
+			if mg.Name == "ssh" && !mg.OutOfBand(dst) {
+				ssh = mg
+			}
+		}
+		obj := object("replica", rp.Name)
+		related := []Related{{dst.Pos, dst.Name + " is declared here"}}
+		switch {
+		case ssh == nil && dst.Firewall != nil:
+			p.report(rp.Pos, obj, related,
+				"%s on %s copies over ssh to %s, whose firewall offedge owns and which declares no ssh management entry: nothing admits the copy; add management: [{name: ssh, allow: [...]}] to %s", rp.Kind, from.Name, dst.Name, dst.Name)
+			continue
+		case ssh == nil:
+			ssh = &inventory.Management{Name: "ssh"} // port 22: the path is still needed
+		default:
+			related = []Related{{ssh.Pos, dst.Name + "'s ssh"}}
+		}
+		if _, note, ok := r.ManagementPath(from, dst, ssh); !ok {
+			p.report(rp.Pos, obj, related,
+				"%s on %s copies over ssh to %s, but has no path to it: %s", rp.Kind, from.Name, dst.Name, note)
+		}
+	}
 }
 
 func checkReplicaTarget(p *pass) {

@@ -397,6 +397,9 @@ func (b *builder) validate() {
 		if r.Kind != "" && !oneOf(r.Kind, "zfs", "pvesr", "rsync") {
 			b.errf(r.Pos, obj, `use zfs, pvesr or rsync`, "unknown kind %q", r.Kind)
 		}
+		if r.Initiator != "" && !oneOf(r.Initiator, "source", "target") {
+			b.errf(r.Pos, obj, "use target (the target pulls) or source (the source pushes)", "unknown initiator %q", r.Initiator)
+		}
 		if r.Source == nil {
 			b.errf(r.Pos, obj, "add source: {node: NAME, path: DATASET}", "missing source")
 		} else {

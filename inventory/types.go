@@ -612,9 +612,33 @@ type Replica struct {
 	Schedule Duration `yaml:"schedule"`
 	// MaxLag is the age of the newest copy beyond which the replica is stale
 	// and monitoring must alert.
-	MaxLag      Duration `yaml:"max_lag"`
-	Recursive   bool     `yaml:"recursive"`
-	Description string   `yaml:"description"`
+	MaxLag    Duration `yaml:"max_lag"`
+	Recursive bool     `yaml:"recursive"`
+	// Initiator is the end whose node runs the copy and connects to the
+	// other end's ssh: "target" (a pull, as syncoid runs at Open Food
+	// Facts; the default for zfs and rsync) or "source" (a push; the
+	// default for pvesr, which Proxmox runs on the source node).
+	Initiator   string `yaml:"initiator"`
+	Description string `yaml:"description"`
+}
+
+// Initiators returns the node that runs the copy and the node it connects
+// to, after Initiator's defaults; both empty when an end is missing.
+func (r *Replica) Initiators() (runs, connectsTo string) {
+	if r.Source == nil || r.Target == nil {
+		return "", ""
+	}
+	init := r.Initiator
+	if init == "" {
+		init = "target"
+		if r.Kind == "pvesr" {
+			init = "source"
+		}
+	}
+	if init == "source" {
+		return r.Source.Node, r.Target.Node
+	}
+	return r.Target.Node, r.Source.Node
 }
 
 // ReplicaEnd is a dataset or path on a node.

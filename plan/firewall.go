@@ -355,8 +355,9 @@ func (b *fwBuilder) management() {
 }
 
 // replicaSSH admits, on the node's ssh port, the nodes that copy replicas
-// over ssh: syncoid and rsync pull from the source (the target connects),
-// Proxmox replication pushes to the target (the source connects).
+// over ssh: the replica's initiator ([inventory.Replica.Initiators]:
+// syncoid and rsync pull, so the target connects; Proxmox replication
+// pushes, so the source connects).
 func (b *fwBuilder) replicaSSH() {
 	n := b.c.node
 	port := 0
@@ -373,14 +374,8 @@ func (b *fwBuilder) replicaSSH() {
 		if r.Source == nil || r.Target == nil {
 			continue
 		}
-		peer := ""
-		switch {
-		case r.Kind == "pvesr" && r.Target.Node == n.Name:
-			peer = r.Source.Node
-		case r.Kind != "pvesr" && r.Source.Node == n.Name:
-			peer = r.Target.Node
-		}
-		if peer == "" || peer == n.Name {
+		peer, to := r.Initiators()
+		if to != n.Name || peer == n.Name {
 			continue
 		}
 		names = append(names, r.Name)

@@ -259,3 +259,36 @@ func TestDecide(t *testing.T) {
 		t.Error("loopback refused")
 	}
 }
+
+// A replica's initiator is admitted on the other end's ssh: the target of a
+// zfs replica (syncoid pulls) on the source, the source of a pvesr replica
+// or of one that says initiator: source on the target.
+func TestFirewallReplicaInitiators(t *testing.T) {
+	inv := fwInventory + `replicas:
+  - {name: pulled, kind: zfs, source: {node: db, path: tank/a}, target: {node: gw2, path: rpool/a}, schedule: 15m, max_lag: 7h}
+  - {name: pushed, kind: zfs, initiator: source, source: {node: app, path: tank/b}, target: {node: db, path: tank/b}, schedule: 15m, max_lag: 7h}
+  - {name: proxmox, kind: pvesr, source: {node: gw2, path: rpool/vm}, target: {node: gw, path: rpool/vm}, schedule: 1m, max_lag: 1h}
+`
+	m := loadYAML(t, inv)
+	admitted := func(node string) []netip.Prefix {
+		var out []netip.Prefix
+		fw := firewallOf(t, m, node)
+		for _, r := range rulesFrom(fw, "input", "replicas over ssh") {
+			out = append(out, fw.Set(r.SrcSet).Elements...)
+		}
+		return out
+	}
+	// db is the source of "pulled" (gw2 connects) and the target of
+	// "pushed" (app connects).
+	if got, want := admitted("db"), []netip.Prefix{netip.MustParsePrefix("10.0.0.2/32"), netip.MustParsePrefix("10.0.0.4/32")}; !slices.Equal(got, want) {
+		t.Fatalf("db admits %v on ssh for replicas, want gw2 and app %v", got, want)
+	}
+	// gw is the target of a pvesr replica: gw2 pushes to it.
+	if got := admitted("gw"); !slices.Contains(got, netip.MustParsePrefix("10.0.0.2/32")) {
+		t.Fatalf("gw admits %v on ssh for replicas, want gw2 (pvesr pushes)", got)
+	}
+	// gw2 runs both of its copies itself: nobody is admitted for them.
+	if got := admitted("gw2"); len(got) != 0 {
+		t.Fatalf("gw2 admits %v on ssh for replicas, want none", got)
+	}
+}

@@ -63,6 +63,9 @@ const (
 	BlockTunnel  = "tunnel" // the tunnel's entrance
 	BlockForward = "forward"
 	BlockSite    = "site"
+	// BlockManagement is a node's management entry (ssh, the Proxmox UI),
+	// named "ENTRY on NODE".
+	BlockManagement = "management"
 )
 
 // Block is the allow list that refuses a path: which object it belongs to,

@@ -315,3 +315,22 @@ func (e *Engine) SitePaths(from *inventory.Node, s *inventory.Site) (paths []Pat
 	}
 	return paths, notes
 }
+
+// ManagementPath returns the direct way from reaches the management entry
+// mg of node to (ssh, the Proxmox UI: never tunnelled), with Blocked set
+// when mg's allow list refuses from. ok is false when no network leads
+// there; note then says which leg is missing.
+func (e *Engine) ManagementPath(from, to *inventory.Node, mg *inventory.Management) (p Path, note string, ok bool) {
+	if e.IsDown(from) || e.IsDown(to) {
+		return Path{}, e.WhyNot(from, to, nil), false
+	}
+	t, ok := e.live.Reach(from, to, mg.DefaultPort(), nil, false)
+	if !ok {
+		return Path{}, e.WhyNot(from, to, Candidates(to, nil)), false
+	}
+	p = Path{Title: "direct", Hops: []Hop{{From: from, To: to, Kind: mg.Transport(), Target: t}}}
+	if !e.Admits(mg.Allow, t, false) {
+		p.Blocked = e.Refused(BlockManagement, mg.Name+" on "+to.Name, mg.Pos, mg.Allow, from, t)
+	}
+	return p, "", true
+}
