@@ -83,9 +83,14 @@ head -c 24 /dev/urandom | base64 >"$T/psk"
 chmod 600 "$T/psk"
 bg oexit 1 "$TB" -mode exit -name bench -target "$SINK" -psk "$T/psk"
 OEXIT=$(listen_addr oexit)
+# The default entrance multiplexes its clients over sessions to the exit
+# (offedge-mux/1); -mux=false is one TLS connection per client, as with a
+# stunnel4 peer or before multiplexing.
 bg oent 1 "$TB" -mode entrance -name bench -target "$OEXIT" -psk "$T/psk"
 OENT=$(listen_addr oent)
-bg oentx 1 "$TB" -mode entrance -name bench -target "$OEXIT" -psk "$T/psk" -kx x25519
+bg oentn 1 "$TB" -mode entrance -name bench -target "$OEXIT" -psk "$T/psk" -mux=false
+OENTN=$(listen_addr oentn)
+bg oentx 1 "$TB" -mode entrance -name bench -target "$OEXIT" -psk "$T/psk" -mux=false -kx x25519
 OENTX=$(listen_addr oentx)
 
 if [ -n "${BASE:-}" ]; then
@@ -147,6 +152,7 @@ bg soc 1 socat "TCP-LISTEN:${SOC##*:},bind=127.0.0.1,reuseaddr,fork,backlog=4096
 SYSTEMS=(
   "raw|$SINK|"
   "offedge-tunnel|$OENT|$PID_oent $PID_oexit"
+  "offedge-tun-nomux|$OENTN|$PID_oentn $PID_oexit"
   "offedge-tun-x25519|$OENTX|$PID_oentx $PID_oexit"
   "stunnel4-psk|$SCLI|$PID_scli $PID_ssrv"
   "offedge-forward|$OFWD|$PID_ofwd"
@@ -210,7 +216,8 @@ m() { median "${1}"; }
 echo
 echo "ratios (targets in brackets):"
 echo "  tunnel  bulk   offedge/stunnel4 $(ratio "$(m "${BULK[offedge-tunnel]:-}")" "$(m "${BULK[stunnel4-psk]:-}")") [≥1.5×]   offedge/raw $(ratio "$(m "${BULK[offedge-tunnel]:-}")" "$(m "${BULK[raw]:-}")") [≥0.4×]   stunnel4/raw $(ratio "$(m "${BULK[stunnel4-psk]:-}")" "$(m "${BULK[raw]:-}")")"
-echo "  tunnel  conn/s offedge/stunnel4 $(ratio "$(m "${CONNS[offedge-tunnel]:-}")" "$(m "${CONNS[stunnel4-psk]:-}")") [≥2.5×] (post-quantum hybrid key exchange, the default)   with key_exchange x25519 $(ratio "$(m "${CONNS[offedge-tun-x25519]:-}")" "$(m "${CONNS[stunnel4-psk]:-}")")"
+echo "  tunnel  conn/s offedge/stunnel4 $(ratio "$(m "${CONNS[offedge-tunnel]:-}")" "$(m "${CONNS[stunnel4-psk]:-}")") [≥2.5×] (multiplexed, the default)   one TLS connection per client (hybrid ML-KEM) $(ratio "$(m "${CONNS[offedge-tun-nomux]:-}")" "$(m "${CONNS[stunnel4-psk]:-}")")   with key_exchange x25519 $(ratio "$(m "${CONNS[offedge-tun-x25519]:-}")" "$(m "${CONNS[stunnel4-psk]:-}")")"
+echo "  tunnel  bulk   multiplexed/one connection per client $(ratio "$(m "${BULK[offedge-tunnel]:-}")" "$(m "${BULK[offedge-tun-nomux]:-}")")   CPU/GiB $(ratio "$(m "${BCPU[offedge-tunnel]:-}")" "$(m "${BCPU[offedge-tun-nomux]:-}")")"
 echo "  tunnel  CPU/GiB stunnel4/offedge $(ratio "$(m "${BCPU[stunnel4-psk]:-}")" "$(m "${BCPU[offedge-tunnel]:-}")")   CPU/1k conn stunnel4/offedge $(ratio "$(m "${CCPU[stunnel4-psk]:-}")" "$(m "${CCPU[offedge-tunnel]:-}")")"
 echo "  forward bulk   offedge/haproxy $(ratio "$(m "${BULK[offedge-forward]:-}")" "$(m "${BULK[haproxy-splice]:-}")") [≥1.0×]   offedge/socat $(ratio "$(m "${BULK[offedge-forward]:-}")" "$(m "${BULK[socat]:-}")")"
 echo "  forward conn/s offedge/haproxy $(ratio "$(m "${CONNS[offedge-forward]:-}")" "$(m "${CONNS[haproxy-splice]:-}")") [≥1.0×]   offedge/socat $(ratio "$(m "${CONNS[offedge-forward]:-}")" "$(m "${CONNS[socat]:-}")")"

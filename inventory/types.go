@@ -543,6 +543,10 @@ type Tunnel struct {
 	// default: X25519 with ML-KEM, safe against recording now and
 	// decrypting later) or "x25519" (classical only, cheaper handshakes).
 	KeyExchange string `yaml:"key_exchange"`
+	// Mux carries the tunnel's clients as streams of a few long-lived TLS
+	// connections between two offedge ends (nil: on). An exit that does
+	// not offer it (stunnel4) gets one TLS connection per client anyway.
+	Mux         *bool  `yaml:"mux"`
 	Description string `yaml:"description"`
 }
 

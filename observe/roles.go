@@ -41,6 +41,9 @@ var (
 	descConnDial        = desc("offedge_conn_dial_failures_total", "Connections to a tunnel's exit or a forward's target (or an exit's service) that failed, by reason (refused, timeout, unreachable, source, reset, other).", "listener", "kind", "reason")
 	descConnRefused     = desc("offedge_conn_refused_per_client_total", "Connections reset because their client already had max_conns_per_client open.", connLabels...)
 	descConnBytes       = desc("offedge_conn_bytes_total", "Bytes relayed, by direction: up (client to service), down (service to client).", "listener", "kind", "direction")
+	descTunnelSessions  = desc("offedge_tunnel_sessions", "Multiplexed TLS sessions (offedge-mux/1) open now on the tunnel end.", connLabels...)
+	descTunnelStreams   = desc("offedge_tunnel_streams_total", "Client connections carried as streams of a multiplexed session.", connLabels...)
+	descTunnelRefused   = desc("offedge_tunnel_streams_refused_total", "Streams an exit reset at once (over the session's stream limit, max_conns, max_conns_per_client, or during shutdown), and sessions over the per-entrance limit.", connLabels...)
 	descConnIdle        = desc("offedge_conn_idle_closed_total", "Forwarded connections closed for idling.", connLabels...)
 	descRouteRequests   = desc("offedge_http_route_requests_total", "HTTP requests by site, route (its path as the inventory writes it; \"\" outside the site's routes) and status class.", "site", "route", "code")
 	descRouteBytes      = desc("offedge_http_route_response_bytes_total", "Response body bytes sent, by site and route.", "site", "route")
@@ -50,7 +53,7 @@ var (
 var roleDescs = []*prometheus.Desc{descHTTPRequests, descHTTPUpErrors, descHTTPCache, descHTTPTLSErrors, descHTTPOpen,
 	descHTTPWebSockets, descHTTPQueue, descHTTPZeroCopy, descUpstreamUp, descUpstreamReqs, descUpstreamFails,
 	descUpstreamRetries, descUpstreamActive, descConnTotal, descConnActive, descConnHandshake, descConnDial,
-	descConnRefused, descConnBytes, descConnIdle, descRouteRequests, descRouteBytes, descRouteDuration}
+	descConnRefused, descConnBytes, descConnIdle, descTunnelSessions, descTunnelStreams, descTunnelRefused, descRouteRequests, descRouteBytes, descRouteDuration}
 
 func counter(ch chan<- prometheus.Metric, d *prometheus.Desc, v uint64, lv ...string) {
 	ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)
@@ -109,6 +112,9 @@ func collectTunnel(ch chan<- prometheus.Metric, listener, kind string, st *tunne
 	counter(ch, descConnRefused, st.RefusedPerClient, listener, kind)
 	counter(ch, descConnBytes, st.BytesUp, listener, kind, "up")
 	counter(ch, descConnBytes, st.BytesDown, listener, kind, "down")
+	gauge(ch, descTunnelSessions, float64(st.Sessions), listener, kind)
+	counter(ch, descTunnelStreams, st.Streams, listener, kind)
+	counter(ch, descTunnelRefused, st.RefusedStreams, listener, kind)
 }
 
 func collectForward(ch chan<- prometheus.Metric, listener, kind string, st *forward.Stats) {

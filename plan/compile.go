@@ -574,7 +574,7 @@ func (c *compiler) tunnels() {
 				Name: t.Name, ConnectTimeout: or(t.ConnectTimeout.D(), DefaultConnectTimeout),
 				HandshakeTimeout: DefaultHandshakeTimeout, IdleTimeout: or(t.IdleTimeout.D(), DefaultTunnelIdle),
 				KeepAlive: DefaultTCPKeepAlive, AllowPublic: t.Entrance.Public, KeyExchange: t.KeyExchange,
-				MaxConns: DefaultMaxConns, MaxConnsPerClient: DefaultMaxConnsPerClient,
+				Mux: t.Mux == nil || *t.Mux, MaxConns: DefaultMaxConns, MaxConnsPerClient: DefaultMaxConnsPerClient,
 			}
 			var peers []string
 			for i, ex := range t.Exits {

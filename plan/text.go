@@ -37,6 +37,11 @@ func (p *Plan) WriteText(w io.Writer) error {
 			e := l.Entrance
 			fmt.Fprintf(&b, "  tunnel %s entrance -> TLS 1.3 -> %s\n", e.Name, strings.Join(e.Exits, ", "))
 			fmt.Fprintf(&b, "    auth: %s\n", authText(e.Auth, r))
+			if e.Mux {
+				b.WriteString("    mux: clients as streams of long-lived TLS sessions (ALPN offedge-mux/1; one connection per client if the exit does not offer it)\n")
+			} else {
+				b.WriteString("    mux: off (one TLS connection per client)\n")
+			}
 			fmt.Fprintf(&b, "    timeouts: connect %s, handshake %s, idle %s; tcp keepalive %s; max %d connections, %d per client\n",
 				dur(e.ConnectTimeout), dur(e.HandshakeTimeout), dur(e.IdleTimeout), dur(e.KeepAlive), e.MaxConns, e.MaxConnsPerClient)
 			if e.AllowPublic {

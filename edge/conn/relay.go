@@ -144,11 +144,20 @@ func Relay(a, b net.Conn, o RelayOptions) (Result, error) {
 	return Result{Up: up.Load(), Down: down.Load(), Spliced: spliced, Idle: idled.Load()}, err
 }
 
+// Aborter is a connection with its own way of telling the peer that it was
+// reset rather than closed (a multiplexed stream sends a reset notice).
+type Aborter interface{ Abort() }
+
 // Abort resets connections after an error: SO_LINGER 0 on the TCP socket
 // under any wrapper (a *tls.Conn, a [BatchConn]), and for TLS no
-// close_notify, so that the peer sees a reset rather than a clean end.
+// close_notify, so that the peer sees a reset rather than a clean end. An
+// [Aborter] resets itself.
 func Abort(conns ...net.Conn) {
 	for _, c := range conns {
+		if a, ok := c.(Aborter); ok {
+			a.Abort()
+			continue
+		}
 		for {
 			u, ok := c.(interface{ NetConn() net.Conn })
 			if !ok {

@@ -221,6 +221,54 @@ func (s *Server) Serve(ln net.Listener, handle func(net.Conn)) error {
 	}
 }
 
+// ErrOverLimit is returned by ServeStream when max_conns connections are
+// open; ErrClientOverLimit when the stream's client is at its own bound.
+var (
+	ErrOverLimit       = errors.New("max_conns reached")
+	ErrClientOverLimit = errors.New("max_conns_per_client reached")
+)
+
+// ServeStream runs handle for c, a stream multiplexed over a connection
+// this server accepted, as Serve runs it for an accepted connection: c
+// takes a slot of MaxConns and one of its client's MaxConnsPerClient (a
+// stream counts as a connection), is tracked, and is closed when handle
+// returns; Shutdown waits for it. Unlike Serve it never waits for a slot:
+// over a limit, or once Shutdown started, it returns an error at once and
+// the caller resets the stream (its peer holds the session, not a backlog).
+func (s *Server) ServeStream(c net.Conn, handle func(net.Conn)) error {
+	if !s.lim.tryAcquire() {
+		return ErrOverLimit
+	}
+	release, ok := s.admit(c)
+	if !ok {
+		s.lim.release()
+		s.refused.Add(1)
+		if ok, n := s.refusedLog.Allow(s.opts.Now()); ok {
+			s.log.Warn("client over its connection cap; stream reset", "kind", s.opts.Kind, "name", s.opts.Name,
+				"client", ClientAddr(c).String(), "max_conns_per_client", s.perClient.Load(), "suppressed_since_last", n)
+		}
+		return ErrClientOverLimit
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		release()
+		s.lim.release()
+		return ErrServerClosed
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	Go(func() {
+		defer s.wg.Done()
+		defer s.lim.release()
+		defer release()
+		defer s.UntrackClose(c)
+		handle(c)
+	})
+	return nil
+}
+
 // Temporary reports whether an accept error is worth retrying after a pause
 // (out of file descriptors or memory, an aborted connection, a timeout).
 func Temporary(err error) bool {
@@ -324,6 +372,17 @@ func (l *limiter) acquire(done <-chan struct{}) bool {
 			return false
 		}
 	}
+}
+
+// tryAcquire takes a slot if one is free, without waiting.
+func (l *limiter) tryAcquire() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n < l.max {
+		l.n++
+		return true
+	}
+	return false
 }
 
 func (l *limiter) signalLocked() {

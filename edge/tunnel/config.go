@@ -66,6 +66,11 @@ type EntranceConfig struct {
 	// recording now and decrypting later with a quantum computer. Exits
 	// accept both.
 	KeyExchange string `json:"key_exchange,omitempty"`
+	// Mux carries the clients as streams of a few long-lived TLS
+	// connections (sessions) to the exit, offering MuxALPN: a new client
+	// then costs no handshake. An exit that does not take it (stunnel4, an
+	// older offedge) gets one TLS connection per client, as without Mux.
+	Mux bool `json:"mux"`
 	// Secrets are the node's loaded secrets that Auth.Secret names (the
 	// runtime's registry); not part of the plan.
 	Secrets map[string]*Key `json:"-"`

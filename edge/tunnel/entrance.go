@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -24,13 +26,19 @@ type Entrance struct {
 	opts Options
 	srv  *server
 	cur  atomic.Pointer[entranceState]
+
+	poolsMu sync.Mutex
+	pools   []*muxPool // the current state's, and retired ones still draining
 }
 
 // entranceState is everything built from one EntranceConfig; Update swaps it whole.
 type entranceState struct {
 	cfg   EntranceConfig
 	creds *credentials
-	tls   *tls.Config
+	tls   *tls.Config // one TLS connection per client (no ALPN)
+	// muxTLS offers MuxALPN; pool holds the sessions (nil without mux).
+	muxTLS *tls.Config
+	pool   *muxPool
 }
 
 // NewEntrance checks cfg, reads its secret or key files, and returns an
@@ -44,7 +52,7 @@ func NewEntrance(cfg EntranceConfig, opts Options) (*Entrance, error) {
 	}
 	e := &Entrance{opts: opts}
 	e.srv = newServer("entrance", cfg.Name, opts.Logger, opts.Now, st.cfg.MaxConns, st.cfg.MaxConnsPerClient)
-	e.cur.Store(st)
+	e.install(st)
 	return e, nil
 }
 
@@ -99,7 +107,12 @@ func buildEntrance(cfg EntranceConfig, opts Options) (*entranceState, error) {
 	}
 	tc := creds.clientConfig(cfg.Name)
 	tc.CurvePreferences = curves
-	return &entranceState{cfg: cfg, creds: creds, tls: tc}, nil
+	st := &entranceState{cfg: cfg, creds: creds, tls: tc}
+	if cfg.Mux {
+		st.muxTLS = tc.Clone()
+		st.muxTLS.NextProtos = []string{MuxALPN}
+	}
+	return st, nil
 }
 
 // checkName refuses a tunnel name that cannot travel as a TLS server name.
@@ -183,14 +196,42 @@ func (e *Entrance) Prepare(cfg EntranceConfig) (commit func(), err error) {
 		return nil, err
 	}
 	return func() {
-		e.cur.Store(st)
+		old := e.cur.Load()
+		e.install(st)
 		e.srv.SetLimits(st.cfg.MaxConns, st.cfg.MaxConnsPerClient)
+		if old != nil && old.pool != nil {
+			// Its sessions carry on with their streams, and close
+			// with the last one; new clients use the new sessions.
+			old.pool.retire()
+		}
 	}, nil
+}
+
+// install makes st the state of new connections, with its session pool.
+func (e *Entrance) install(st *entranceState) {
+	if st.cfg.Mux {
+		st.pool = newMuxPool(e, st)
+		e.poolsMu.Lock()
+		e.pools = slices.DeleteFunc(e.pools, (*muxPool).done)
+		e.pools = append(e.pools, st.pool)
+		e.poolsMu.Unlock()
+	}
+	e.cur.Store(st)
 }
 
 // Shutdown stops accepting, waits for open connections until ctx is done,
 // then closes them and returns ctx.Err().
-func (e *Entrance) Shutdown(ctx context.Context) error { return e.srv.Shutdown(ctx) }
+// Sessions close once no stream is left on them.
+func (e *Entrance) Shutdown(ctx context.Context) error {
+	err := e.srv.Shutdown(ctx)
+	e.poolsMu.Lock()
+	pools := slices.Clone(e.pools)
+	e.poolsMu.Unlock()
+	for _, p := range pools {
+		p.close()
+	}
+	return err
+}
 
 // Stats returns a snapshot of the entrance's counters.
 func (e *Entrance) Stats() Stats { return e.srv.snapshot() }
@@ -201,7 +242,13 @@ func (e *Entrance) handle(c net.Conn) {
 	conn.SetKeepAlive(c, cfg.KeepAlive)
 	log := e.opts.Logger.With("tunnel", cfg.Name, "client", c.RemoteAddr().String())
 
-	up, err := e.connect(e.srv.Context(), st, log)
+	var up net.Conn
+	var err error
+	if st.pool != nil {
+		up, err = st.pool.open(e.srv.Context(), log)
+	} else {
+		up, err = e.connect(e.srv.Context(), st, st.tls, log)
+	}
 	if err != nil {
 		log.Warn("no exit reachable; closing client connection", "err", err)
 		return
@@ -211,6 +258,9 @@ func (e *Entrance) handle(c net.Conn) {
 		return
 	}
 	defer e.srv.UntrackClose(up)
+	if ms, ok := up.(*stream); ok {
+		ms.relayTo(c)
+	}
 	start := e.opts.Now()
 	res, err := e.srv.relay(c, up, cfg.IdleTimeout)
 	switch {
@@ -238,16 +288,16 @@ func (e *Entrance) handle(c net.Conn) {
 // tunnel's users, not the node itself).
 func (e *Entrance) Open(ctx context.Context) (net.Conn, error) {
 	st := e.cur.Load()
-	return e.connect(ctx, st, e.opts.Logger.With("tunnel", st.cfg.Name, "client", "probe"))
+	return e.connect(ctx, st, st.tls, e.opts.Logger.With("tunnel", st.cfg.Name, "client", "probe"))
 }
 
 // connect tries the exits in order and returns the first established TLS
 // connection.
-func (e *Entrance) connect(ctx context.Context, st *entranceState, log *slog.Logger) (*tls.Conn, error) {
+func (e *Entrance) connect(ctx context.Context, st *entranceState, tcfg *tls.Config, log *slog.Logger) (*tls.Conn, error) {
 	cfg := st.cfg
 	var errs []error
 	for _, exit := range cfg.Exits {
-		tc, err := e.connectOne(ctx, st, exit)
+		tc, err := e.connectOne(ctx, st, tcfg, exit)
 		if err == nil {
 			return tc, nil
 		}
@@ -265,7 +315,7 @@ func (e *Entrance) connect(ctx context.Context, st *entranceState, log *slog.Log
 	return nil, errors.Join(errs...)
 }
 
-func (e *Entrance) connectOne(ctx context.Context, st *entranceState, exit string) (*tls.Conn, error) {
+func (e *Entrance) connectOne(ctx context.Context, st *entranceState, tcfg *tls.Config, exit string) (*tls.Conn, error) {
 	cfg := st.cfg
 	dctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	raw, err := e.dial(dctx, cfg, exit)
@@ -274,7 +324,7 @@ func (e *Entrance) connectOne(ctx context.Context, st *entranceState, exit strin
 		e.srv.c.dialFails.Add(conn.ReasonOf(err))
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	tc := tls.Client(conn.NewBatchConn(raw), st.tls)
+	tc := tls.Client(conn.NewBatchConn(raw), tcfg)
 	hctx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
 	err = tc.HandshakeContext(hctx)
 	cancel()

@@ -5,10 +5,16 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/xtaci/smux"
 
 	"github.com/offedge/offedge/edge/conn"
 )
@@ -21,6 +27,14 @@ type Exit struct {
 	opts Options
 	srv  *server
 	cur  atomic.Pointer[exitState]
+
+	sessMu   sync.Mutex
+	sessions map[sessionKey]int // open sessions by entrance address and tunnel
+}
+
+type sessionKey struct {
+	peer   netip.Addr
+	tunnel string
 }
 
 // exitState is everything built from one ExitConfig; Update swaps it whole.
@@ -44,7 +58,7 @@ func NewExit(cfg ExitConfig, opts Options) (*Exit, error) {
 	if err != nil {
 		return nil, err
 	}
-	x := &Exit{opts: opts}
+	x := &Exit{opts: opts, sessions: map[sessionKey]int{}}
 	x.srv = newServer("exit", cfg.Listener, opts.Logger, opts.Now, st.cfg.MaxConns, st.cfg.MaxConnsPerClient)
 	x.cur.Store(st)
 	return x, nil
@@ -80,7 +94,11 @@ func buildExit(cfg ExitConfig, opts Options) (*exitState, error) {
 		if err != nil {
 			return nil, wrap(err)
 		}
-		st.tunnels[key] = &exitTunnel{cfg: *t, creds: creds, tls: creds.serverConfig()}
+		tc := creds.serverConfig()
+		// Offered to entrances that ask for it; stunnel4 and older
+		// offedge entrances send no ALPN and get one connection per client.
+		tc.NextProtos = []string{MuxALPN}
+		st.tunnels[key] = &exitTunnel{cfg: *t, creds: creds, tls: tc}
 	}
 	st.base = &tls.Config{
 		MinVersion: tls.VersionTLS13,
@@ -177,13 +195,25 @@ func (x *Exit) handle(c net.Conn) {
 	cfg := t.cfg
 	conn.SetKeepAlive(c, cfg.KeepAlive)
 	log := x.opts.Logger.With("tunnel", cfg.Name, "peer", c.RemoteAddr().String())
+	if cs.NegotiatedProtocol == MuxALPN {
+		x.serveSession(st, t, tc, c, cs, log)
+		return
+	}
+	x.forward(cfg, tc, log)
+}
 
+// forward dials the tunnel's target and relays the client side c to it:
+// c is a TLS connection of its own, or a stream of a session.
+func (x *Exit) forward(cfg ExitTunnel, c net.Conn, log *slog.Logger) {
 	dctx, cancel := context.WithTimeout(x.srv.Context(), cfg.ConnectTimeout)
 	up, err := x.dial(dctx, cfg)
 	cancel()
 	if err != nil {
 		x.srv.c.dialFails.Add(conn.ReasonOf(err))
 		log.Warn("target unreachable; closing tunnel connection", "err", fmt.Errorf("tunnel %q: target %s: %w", cfg.Name, cfg.Target, err))
+		if ms, ok := c.(*stream); ok {
+			ms.Abort()
+		}
 		return
 	}
 	if !x.srv.Track(up) {
@@ -191,7 +221,10 @@ func (x *Exit) handle(c net.Conn) {
 		return
 	}
 	defer x.srv.UntrackClose(up)
-	_, err = x.srv.relay(tc, up, cfg.IdleTimeout)
+	if ms, ok := c.(*stream); ok {
+		ms.relayTo(up)
+	}
+	_, err = x.srv.relay(c, up, cfg.IdleTimeout)
 	if err != nil && !quietErr(err) {
 		log.Info("connection ended with error", "target", cfg.Target, "err", err)
 	}
@@ -230,4 +263,110 @@ func (x *Exit) handshakeFailed(st *exitState, tc *tls.Conn, c net.Conn, err erro
 
 func (x *Exit) dial(ctx context.Context, cfg ExitTunnel) (net.Conn, error) {
 	return conn.Dialer{Dial: x.opts.Dial, KeepAlive: cfg.KeepAlive}.DialContext(ctx, cfg.Target)
+}
+
+// serveSession carries the streams of a multiplexed session (MuxALPN)
+// until it ends. Each stream is a client connection of its own: it takes a
+// slot of max_conns and of the entrance's max_conns_per_client, is
+// checked against the tunnel's current authentication (a reload that
+// changed the secret closes sessions made with the old one), relayed with
+// the tunnel's idle timeout and counted and logged as a connection. On
+// Shutdown the exit tells the entrance to open no new stream (go-away)
+// and closes the session once its streams ended.
+func (x *Exit) serveSession(st *exitState, t *exitTunnel, tc *tls.Conn, raw net.Conn, cs tls.ConnectionState, log *slog.Logger) {
+	rc := &recordConn{Conn: tc}
+	m, err := smux.Server(rc, muxConfig())
+	if err != nil { // cannot happen: muxConfig is valid
+		log.Error("tunnel session", "err", err)
+		return
+	}
+	s := newSession(m, rc, raw, x.opts.Now())
+	defer s.close()
+	key := sessionKey{conn.ClientAddr(raw), t.cfg.Name}
+	x.sessMu.Lock()
+	n := x.sessions[key]
+	if n < MuxMaxSessionsPerPeer {
+		x.sessions[key]++
+	}
+	x.sessMu.Unlock()
+	if n >= MuxMaxSessionsPerPeer {
+		x.srv.warnLimited("entrance over its session limit; session closed", "tunnel", t.cfg.Name,
+			"peer", raw.RemoteAddr().String(), "max_sessions", MuxMaxSessionsPerPeer)
+		x.srv.c.refusedStreams.Add(1)
+		return
+	}
+	defer func() {
+		x.sessMu.Lock()
+		if x.sessions[key]--; x.sessions[key] <= 0 {
+			delete(x.sessions, key)
+		}
+		x.sessMu.Unlock()
+	}()
+	timer := time.AfterFunc(st.cfg.HandshakeTimeout, s.close)
+	ctl, err := m.AcceptStream()
+	timer.Stop()
+	if err != nil {
+		return
+	}
+	s.ctl = ctl
+	s.send(ctlHello, 0)
+	// The session is the carrier, not a client connection: Accepted and
+	// Active count its streams (Sessions counts it).
+	x.srv.c.accepted.Add(^uint64(0))
+	x.srv.c.active.Add(-1)
+	defer x.srv.c.active.Add(1)
+	x.srv.c.sessions.Add(1)
+	defer x.srv.c.sessions.Add(-1)
+	go s.readControl(nil)
+	stop := context.AfterFunc(x.srv.Context(), func() {
+		s.send(ctlGoAway, 0)
+		s.drain()
+	})
+	defer stop()
+
+	verified := t.creds
+	for {
+		sm, err := m.AcceptStream()
+		if err != nil {
+			return
+		}
+		ms, ok := s.register(sm)
+		if !ok {
+			if !ms.reset.Load() {
+				x.srv.c.refusedStreams.Add(1)
+				x.srv.warnLimited("tunnel session over its stream limit; stream reset", "tunnel", t.cfg.Name,
+					"peer", raw.RemoteAddr().String(), "max_streams", MuxMaxStreams)
+			}
+			ms.Abort()
+			continue
+		}
+		cur, err := x.cur.Load().lookup(cs.ServerName)
+		if err != nil {
+			log.Warn("tunnel no longer served by this exit; closing its session", "err", err)
+			ms.Abort()
+			return
+		}
+		if cur.creds != verified {
+			if err := cur.creds.verify(cs.PeerCertificates); err != nil {
+				x.srv.c.authFailures.Add(1)
+				log.Error("peer failed authentication", "exit", st.cfg.Listener,
+					"err", fmt.Errorf("tunnel %q: the session's peer no longer passes the tunnel's authentication (changed by a reload); closing the session: %w", cur.cfg.Name, err))
+				ms.Abort()
+				return
+			}
+			verified = cur.creds
+		}
+		cfg := cur.cfg
+		err = x.srv.ServeStream(ms, func(c net.Conn) {
+			x.srv.c.accepted.Add(1)
+			x.srv.c.active.Add(1)
+			defer x.srv.c.active.Add(-1)
+			x.srv.c.streams.Add(1)
+			x.forward(cfg, c, log)
+		})
+		if err != nil {
+			x.srv.c.refusedStreams.Add(1)
+			ms.Abort()
+		}
+	}
 }

@@ -145,6 +145,7 @@ func startPair(t *testing.T, name, target, entranceSecret, exitSecret string, tw
 		Name:  name,
 		Exits: []string{p.exitAddr},
 		Auth:  Auth{PSKFile: writeSecret(t, entranceSecret)},
+		Mux:   true, // the plan's default
 	}
 	if tweak != nil {
 		tweak(&ecfg, &xcfg)

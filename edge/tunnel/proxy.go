@@ -60,6 +60,18 @@ type Stats struct {
 	RefusedPerClient uint64
 	BytesUp          uint64 // client → service bytes
 	BytesDown        uint64 // service → client bytes
+	// Sessions is the number of multiplexed TLS connections (MuxALPN) open
+	// now, and Streams the client connections they carried. A stream
+	// counts in Accepted and Active as a connection; a session does not
+	// (on an exit, it is a connection its listener accepted, but it
+	// carries clients rather than being one).
+	Sessions int64
+	Streams  uint64
+	// RefusedStreams counts streams an exit reset at once: over the
+	// session's MuxMaxStreams, over max_conns or max_conns_per_client, or
+	// during shutdown; and sessions it closed at once for being over
+	// MuxMaxSessionsPerPeer.
+	RefusedStreams uint64
 }
 
 type counters struct {
@@ -67,6 +79,8 @@ type counters struct {
 	handshakeFailures, dialFails conn.ReasonCounter
 	bytesUp, bytesDown           atomic.Uint64
 	active                       atomic.Int64
+	sessions                     atomic.Int64
+	streams, refusedStreams      atomic.Uint64
 }
 
 func (s *server) snapshot() Stats {
@@ -82,6 +96,9 @@ func (s *server) snapshot() Stats {
 		RefusedPerClient:    s.RefusedPerClient(),
 		BytesUp:             c.bytesUp.Load(),
 		BytesDown:           c.bytesDown.Load(),
+		Sessions:            c.sessions.Load(),
+		Streams:             c.streams.Load(),
+		RefusedStreams:      c.refusedStreams.Load(),
 	}
 }
 

@@ -120,7 +120,7 @@ func TestStunnelInterop(t *testing.T) {
 		accept := testutil.FreeAddr(t)
 		stunnelEnd(t, End{Name: "OffRedis", Client: true, Accept: accept, Connect: xln.Addr().String()}, secretA)
 		testutil.RedisSession(t, accept)
-		if s := x.Stats(); s.AuthFailures != 0 || s.Accepted == 0 {
+		if s := x.Stats(); s.AuthFailures != 0 || s.Accepted == 0 || s.Sessions != 0 || s.Streams != 0 {
 			t.Fatalf("exit stats %+v", s)
 		}
 
@@ -150,6 +150,10 @@ func TestStunnelInterop(t *testing.T) {
 		if !strings.Contains(sout.String(), "TLS accepted") {
 			t.Fatalf("stunnel4 did not log the TLS session:\n%s", sout)
 		}
+		// stunnel4 takes no ALPN: one TLS connection per client, no session.
+		if s := e.Stats(); s.Sessions != 0 || s.Streams != 0 || s.Accepted != 2 {
+			t.Fatalf("entrance stats %+v; want 2 connections and no multiplexed session", s)
+		}
 
 		// Wrong secret on the offedge side: refused with a clear line.
 		elog, ebuf := newLogger(t)
@@ -174,6 +178,7 @@ func fullEntrance(c tunnel.EntranceConfig) tunnel.EntranceConfig {
 	c.ConnectTimeout, c.HandshakeTimeout = plan.DefaultConnectTimeout, plan.DefaultHandshakeTimeout
 	c.IdleTimeout, c.KeepAlive = plan.DefaultTunnelIdle, plan.DefaultTCPKeepAlive
 	c.MaxConns, c.MaxConnsPerClient = plan.DefaultMaxConns, plan.DefaultMaxConnsPerClient
+	c.Mux = true // the plan's default: offered, and refused by stunnel4 without ALPN
 	return c
 }
 

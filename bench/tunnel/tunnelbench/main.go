@@ -37,6 +37,7 @@ func main() {
 	proxyProto := flag.Bool("proxy-protocol", false, "forward: send a PROXY v2 header")
 	maxConns := flag.Int("max-conns", plan.DefaultMaxConns, "maximum concurrent connections")
 	kx := flag.String("kx", "", "entrance: key exchange, hybrid (default) or x25519")
+	mux := flag.Bool("mux", true, "entrance: carry clients as streams of long-lived sessions (offedge-mux/1), the plan's default; false: one TLS connection per client")
 	verbose := flag.Bool("v", false, "log connection errors")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this file until stopped")
 	flag.Parse()
@@ -65,7 +66,7 @@ func main() {
 	switch *mode {
 	case "entrance":
 		srv, err = tunnel.NewEntrance(tunnel.EntranceConfig{Name: *name, Exits: strings.Split(*target, ","),
-			Auth: tunnel.Auth{PSKFile: *psk}, MaxConns: *maxConns, MaxConnsPerClient: perClient, KeyExchange: *kx,
+			Auth: tunnel.Auth{PSKFile: *psk}, MaxConns: *maxConns, MaxConnsPerClient: perClient, KeyExchange: *kx, Mux: *mux,
 			ConnectTimeout: plan.DefaultConnectTimeout, HandshakeTimeout: plan.DefaultHandshakeTimeout,
 			IdleTimeout: plan.DefaultTunnelIdle, KeepAlive: plan.DefaultTCPKeepAlive}, opts)
 	case "exit":
