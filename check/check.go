@@ -58,7 +58,8 @@ func (s *Severity) UnmarshalText(b []byte) error {
 type Rule struct {
 	// ID is stable across releases: OE + three digits, the family by the
 	// hundreds (1xx exposure, 2xx reachability, 3xx conflicts, 4xx TLS,
-	// 5xx replication, 6xx firewall, 9xx the check itself).
+	// 5xx replication, 6xx firewall, 7xx protection and the admin endpoint,
+	// 8xx routing, 9xx the check itself).
 	ID    string
 	Title string
 	// Why is the rationale, citing the incident report or document that

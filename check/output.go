@@ -137,8 +137,9 @@ are dangerous or broken. An **error** makes `+"`offedge check`"+` fail; a
 rule.
 
 Rule IDs are stable. Families by the hundreds: 1xx exposure, 2xx reachability
-and paths, 3xx conflicts, 4xx TLS and certificates, 5xx replication, 9xx the
-check itself.
+and paths, 3xx conflicts, 4xx TLS and certificates, 5xx replication, 6xx
+firewall, 7xx protection and the admin endpoint, 8xx routing, 9xx the check
+itself.
 
 ## Suppressing a finding
 

@@ -10,7 +10,8 @@ import (
 )
 
 // Protection rules (7xx): rate zones, dry runs and ban lists of the HTTP
-// edge (docs/protection.md).
+// edge (docs/protection.md), and the admin endpoint that reloads, bans and
+// purges (docs/dashboard.md).
 var protectRules = []checker{
 	{
 		Rule: Rule{
@@ -59,6 +60,30 @@ protection:
 		},
 		run: checkBanAllowMonitoring,
 	},
+	{
+		Rule: Rule{
+			ID:       "OE704",
+			Title:    "admin endpoint off loopback without authentication",
+			Severity: Error,
+			Since:    "0.1.0",
+			Why:      `The admin endpoint reloads the node, bans and unbans clients, purges caches and renews certificates by POST, and tells whoever asks the node's plan, listeners and probes. On loopback only the node's own users reach it; on any other address, everyone who can route to it could take the node over: the same mistake as the MongoDB left open on a public address in 2023, one port higher. So an admin endpoint off loopback names a token file under auth:, and offedge run refuses to start such an endpoint without one.`,
+			Example: `admin:
+  - node: off2
+    listen: 10.0.0.2:9901
+    # auth: {token_file: /etc/offedge/secrets/admin.token}`,
+		},
+		run: checkAdminAuth,
+	},
+}
+
+func checkAdminAuth(p *pass) {
+	for _, a := range p.m.Admins {
+		if a.IsLoopback() || (a.Auth != nil && a.Auth.TokenFile != "") {
+			continue
+		}
+		p.report(a.Pos, fmt.Sprintf("admin of %q", a.Node), nil,
+			"admin endpoint of %s listens on %s, off loopback, with no auth: anyone who reaches it can reload, ban and purge; add auth: {token_file: PATH} or listen on 127.0.0.1", a.Node, a.Listen)
+	}
 }
 
 func checkUnusedZones(p *pass) {

@@ -38,6 +38,8 @@ type Model struct {
 	Protection []*Protection
 	// Monitoring names the nodes that watch the estate.
 	Monitoring []*Monitor
+	// Admins are the nodes' admin endpoints (admin.go).
+	Admins []*Admin
 
 	// Nodes are the servers then the guests, as one list: everything that has
 	// addresses and runs things.
@@ -189,6 +191,7 @@ func build(files []*File, names []string) (*Model, Errors) {
 		m.Suppress = append(m.Suppress, f.Suppress...)
 		m.Protection = append(m.Protection, f.Protection...)
 		m.Monitoring = append(m.Monitoring, f.Monitoring...)
+		m.Admins = append(m.Admins, f.Admin...)
 	}
 	b := &builder{m: m, guestIDs: map[string]*Node{}}
 	b.index()
@@ -429,6 +432,10 @@ func (b *builder) validate() {
 	seen := map[string]Pos{}
 	for _, p := range m.Protection {
 		b.validateProtection(p, seen)
+	}
+	seenAdmin := map[string]Pos{}
+	for _, a := range m.Admins {
+		b.validateAdmin(a, seenAdmin)
 	}
 }
 

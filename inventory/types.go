@@ -31,6 +31,8 @@ type File struct {
 	// blackbox probes): they must never be banned, and offedge export
 	// prometheus runs from the first.
 	Monitoring []*Monitor `yaml:"monitoring"`
+	// Admin declares nodes' admin endpoints: address and authentication.
+	Admin []*Admin `yaml:"admin"`
 }
 
 // Monitor is one node that watches the estate; written as its name.

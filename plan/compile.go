@@ -103,6 +103,7 @@ func Compile(m *inventory.Model, node string, opts Options) (*Plan, error) {
 	c.conflicts()
 	c.plan.Firewall = c.firewall()
 	c.plan.Storage = c.storage()
+	c.plan.Admin = c.admin()
 	if len(c.problems) > 0 {
 		return nil, &CompileError{Node: node, Problems: c.problems}
 	}

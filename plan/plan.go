@@ -49,6 +49,9 @@ type Plan struct {
 	// Storage is what the node measures of the replicas it holds (see
 	// storage.go); nil when it holds none.
 	Storage *Storage `json:"storage,omitempty"`
+	// Admin is the node's admin endpoint and its peers' (see admin.go);
+	// nil when the inventory declares no admin endpoint.
+	Admin *Admin `json:"admin,omitempty"`
 }
 
 // Resources are the node-level objects routes refer to by name, each

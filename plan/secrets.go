@@ -11,6 +11,9 @@ import (
 const (
 	SecretPSK    = "psk"     // a tunnel's pre-shared secret (offedge secrets init makes it)
 	SecretPKIKey = "pki-key" // a node's PKI private key (offedge pki issue makes it)
+	// SecretAdminToken is the bearer token of the node's admin endpoint
+	// (offedge secrets init makes it, as a PSK).
+	SecretAdminToken = "admin-token"
 )
 
 // Secret is a file of key material the node's plan reads, with the tunnel
@@ -41,6 +44,9 @@ func (p *Plan) Secrets() []Secret {
 			byPath[path] = s
 		}
 		s.Uses = append(s.Uses, ts.Uses...)
+	}
+	if p.Admin != nil && p.Admin.TokenFile != "" && byPath[p.Admin.TokenFile] == nil {
+		byPath[p.Admin.TokenFile] = &Secret{Path: p.Admin.TokenFile, Kind: SecretAdminToken, Uses: []string{"admin endpoint"}}
 	}
 	out := make([]Secret, 0, len(byPath))
 	for _, s := range byPath {

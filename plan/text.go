@@ -86,6 +86,9 @@ func (p *Plan) WriteText(w io.Writer) error {
 	if p.Storage != nil {
 		p.Storage.writeText(&b)
 	}
+	if p.Admin != nil {
+		p.Admin.writeText(&b)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -115,7 +115,10 @@ func cmdBan(e *env, args []string) error {
 	if *admin == "" {
 		return usageError("--admin is required: the address of the running offedge's admin endpoint")
 	}
-	c := &http.Client{Timeout: 30 * time.Second}
+	c, err := adminClient(30 * time.Second)
+	if err != nil {
+		return err
+	}
 	base := "http://" + *admin + "/bans"
 	switch sub {
 	case "list":

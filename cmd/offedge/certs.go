@@ -282,7 +282,10 @@ func readLeaf(certFile string) (*x509.Certificate, error) {
 }
 
 func certsFromAdmin(admin string) (certsAnswer, error) {
-	c := &http.Client{Timeout: 30 * time.Second}
+	c, err := adminClient(30 * time.Second)
+	if err != nil {
+		return certsAnswer{}, err
+	}
 	resp, err := c.Get("http://" + admin + "/certs")
 	if err != nil {
 		return certsAnswer{}, err
@@ -311,7 +314,10 @@ func certsRenew(e *env, args []string) error {
 	if len(pos) != 1 {
 		return usageError("certs renew takes one name (a host of the site, e.g. images.openfoodfacts.org)")
 	}
-	c := &http.Client{Timeout: 30 * time.Second}
+	c, err := adminClient(30 * time.Second)
+	if err != nil {
+		return err
+	}
 	resp, err := c.Post("http://"+*admin+"/certs/renew?"+url.Values{"name": {pos[0]}}.Encode(), "", nil)
 	if err != nil {
 		return err

@@ -191,7 +191,10 @@ func fetchResults(u, node string) ([]observe.Result, error) {
 	if node != "" {
 		u += "?node=" + url.QueryEscape(node)
 	}
-	c := &http.Client{Timeout: 2 * time.Minute}
+	c, err := adminClient(2 * time.Minute)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := c.Get(u)
 	if err != nil {
 		return nil, err

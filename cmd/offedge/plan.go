@@ -69,7 +69,10 @@ func cmdPlan(e *env, args []string) error {
 // to, through the same load, check and compile a reload takes. An
 // inventory a reload would refuse is reported as such.
 func planDiff(e *env, invPath, node, admin string, opts plan.Options) error {
-	c := &http.Client{Timeout: 30 * time.Second}
+	c, err := adminClient(30 * time.Second)
+	if err != nil {
+		return err
+	}
 	resp, err := c.Get("http://" + admin + "/plan")
 	if err != nil {
 		return fmt.Errorf("reading the running plan: %w", err)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/offedge/offedge/dashboard"
+	"github.com/offedge/offedge/internal/adminauth"
 	"github.com/offedge/offedge/inventory"
 	"github.com/offedge/offedge/observe"
 	"github.com/offedge/offedge/plan"
@@ -96,6 +97,19 @@ func cmdRun(e *env, args []string) error {
 	if *probeInterval <= 0 {
 		probes = nil
 	}
+	// The admin endpoint: --admin, else the inventory's admin: listen. Off
+	// loopback it must have a token (OE704): refused before anything opens.
+	adminAddr := *admin
+	if adminAddr == "" && p.Admin != nil && p.Admin.Listen.IsValid() {
+		adminAddr = p.Admin.Listen.String()
+		*admin = adminAddr
+	}
+	guard := &adminauth.Guard{Log: log}
+	if adminAddr != "" {
+		if err := setAdminToken(guard, p, adminAddr); err != nil {
+			return err
+		}
+	}
 	if len(p.Listeners) == 0 && (len(probes) == 0 || *admin == "") && !(*fwOn && p.Firewall != nil) {
 		return fmt.Errorf("node %q has nothing to serve in this inventory (and no probes to run behind --admin)", *node)
 	}
@@ -136,10 +150,18 @@ func cmdRun(e *env, args []string) error {
 		// one, like one the runtime cannot apply.
 		var nm *inventory.Model
 		var np *plan.Plan
+		var newGuard adminauth.Guard
 		err := rt.Reload(context.Background(), func() (*plan.Plan, error) {
 			m, p, err := compileChecked(*inv, *node, opts)
 			if err != nil {
 				return nil, err
+			}
+			if *admin != "" {
+				// The new token is read (or its absence refused) before
+				// anything changes; it takes effect with the plan.
+				if err := setAdminToken(&newGuard, p, adminAddr); err != nil {
+					return nil, err
+				}
 			}
 			if err := fw.apply(p); err != nil {
 				return nil, fmt.Errorf("the firewall could not be applied; the previous table stays: %w", err)
@@ -153,6 +175,9 @@ func cmdRun(e *env, args []string) error {
 			sd.ready("reload refused; serving the previous configuration")
 			return err
 		}
+		if *admin != "" {
+			guard.SetToken(newGuard.Token())
+		}
 		if *probeInterval > 0 {
 			prober.SetProbes(observe.For(observe.Generate(nm), *node))
 		}
@@ -163,7 +188,7 @@ func cmdRun(e *env, args []string) error {
 
 	var adminSrv *http.Server
 	if *admin != "" {
-		ln, err := net.Listen("tcp", *admin)
+		ln, err := net.Listen("tcp", adminAddr)
 		if err != nil {
 			rt.Shutdown(context.Background())
 			return fmt.Errorf("admin endpoint: %w", err)
@@ -207,9 +232,9 @@ func cmdRun(e *env, args []string) error {
 			}
 			fmt.Fprintln(w, "reloaded")
 		})
-		adminSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		adminSrv = &http.Server{Handler: guard.Wrap(mux), ReadHeaderTimeout: 5 * time.Second}
 		go adminSrv.Serve(ln)
-		log.Info("admin endpoint", "addr", ln.Addr().String())
+		log.Info("admin endpoint", "addr", ln.Addr().String(), "token", guard.HasToken())
 	}
 
 	// Ready only now: every listener and the admin endpoint are open.
@@ -236,6 +261,41 @@ func cmdRun(e *env, args []string) error {
 	return nil
 }
 
+// setAdminToken gives g the token of p's admin endpoint, read from its
+// token file, or none; an endpoint off loopback without one is refused
+// (offedge check OE704 says the same of the inventory).
+func setAdminToken(g *adminauth.Guard, p *plan.Plan, addr string) error {
+	var tok *adminauth.Token
+	if p.Admin != nil && p.Admin.TokenFile != "" {
+		t, err := adminauth.ReadToken(p.Admin.TokenFile)
+		if err != nil {
+			return fmt.Errorf("admin endpoint %s: token: %w", addr, err)
+		}
+		tok = t
+	}
+	if tok == nil && !adminauth.IsLoopback(addr) {
+		return fmt.Errorf("admin endpoint %s is off loopback and node %q declares no admin auth: anyone reaching it could reload, ban and purge; add under admin: in the inventory {node: %s, listen: %s, auth: {token_file: PATH}} (docs/inventory.md#admin), or use --admin 127.0.0.1:9901", addr, p.Node, p.Node, addr)
+	}
+	g.SetToken(tok)
+	return nil
+}
+
+// adminClient is the HTTP client of the commands that call a running
+// node's admin endpoint; with $OFFEDGE_ADMIN_TOKEN_FILE set, it sends that
+// token (an endpoint with a token wants it on every request but GETs from
+// loopback).
+func adminClient(timeout time.Duration) (*http.Client, error) {
+	c := &http.Client{Timeout: timeout}
+	if path := os.Getenv("OFFEDGE_ADMIN_TOKEN_FILE"); path != "" {
+		tok, err := adminauth.ReadClientToken(path)
+		if err != nil {
+			return nil, fmt.Errorf("$OFFEDGE_ADMIN_TOKEN_FILE: %w", err)
+		}
+		c.Transport = adminauth.Transport(nil, tok)
+	}
+	return c, nil
+}
+
 func cmdReload(e *env, args []string) error {
 	fs := e.newFlags("reload")
 	admin := fs.String("admin", "", "admin `ADDR` of the running offedge (required)")
@@ -245,7 +305,10 @@ func cmdReload(e *env, args []string) error {
 	if *admin == "" {
 		return usageError("--admin is required (or send SIGHUP to the process)")
 	}
-	c := &http.Client{Timeout: time.Minute}
+	c, err := adminClient(time.Minute)
+	if err != nil {
+		return err
+	}
 	resp, err := c.Post("http://"+*admin+"/-/reload", "text/plain", nil)
 	if err != nil {
 		return err

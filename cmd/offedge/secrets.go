@@ -79,7 +79,7 @@ func cmdSecrets(e *env, args []string) error {
 	}
 	created, kept := 0, 0
 	for _, s := range p.Secrets() {
-		if s.Kind != plan.SecretPSK {
+		if s.Kind != plan.SecretPSK && s.Kind != plan.SecretAdminToken {
 			if _, err := os.Stat(s.Path); err != nil {
 				fmt.Fprintf(e.stdout, "missing %s (%s): a PKI key; make it with offedge pki issue %s\n", s.Path, strings.Join(s.Uses, ", "), *node)
 			}
@@ -103,6 +103,9 @@ func cmdSecrets(e *env, args []string) error {
 		// The inventory gives both ends one path; --root is only this
 		// machine's prefix.
 		there := strings.TrimPrefix(s.Path, strings.TrimSuffix(*root, "/"))
+		if s.Kind == plan.SecretAdminToken {
+			fmt.Fprintf(e.stdout, "        copy it to every node whose dashboard asks this one: scp -p %s NODE:%s\n", s.Path, there)
+		}
 		for _, peer := range peerEnds(m, *node, s.Uses) {
 			fmt.Fprintf(e.stdout, "        copy it to the other end: scp -p %s %s:%s (unless %s already holds this tunnel's secret: then copy that one here instead)\n", s.Path, peer, there, peer)
 		}
