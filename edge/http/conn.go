@@ -35,6 +35,7 @@ type edgeConn struct {
 	sendfile bool        // a plain socket: file bodies go out by sendfile
 	raw      syscall.RawConn
 	sf       sendfileOp // used by the goroutine writing a response
+	more     moreOp     // likewise
 	release  func()     // gives back the connection's slot (connGate), once
 	closed   sync.Once
 }
@@ -85,6 +86,19 @@ func (c *edgeConn) refreshWriteDeadline() {
 func (c *edgeConn) Write(p []byte) (int, error) {
 	c.refreshWriteDeadline()
 	return c.Conn.Write(p)
+}
+
+// WriteMore writes p with MSG_MORE: the kernel holds it back to send it
+// with the next write (h1.MoreWriter: a response head ahead of the file
+// that sendfile sends, one segment instead of two). A connection that is
+// not a plain socket writes at once.
+func (c *edgeConn) WriteMore(p []byte) (int, error) {
+	rc := c.rawConn()
+	if rc == nil || !c.sendfile {
+		return c.Write(p)
+	}
+	c.refreshWriteDeadline()
+	return c.more.run(rc, p)
 }
 
 func (c *edgeConn) SetWriteDeadline(t time.Time) error {

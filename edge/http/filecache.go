@@ -218,3 +218,46 @@ func (op *sendfileOp) write(s uintptr) bool {
 	}
 	return true
 }
+
+// moreOp writes bytes with MSG_MORE on the socket behind a raw connection,
+// waiting for writability as the netpoller does; like sendfileOp, one per
+// connection with its method value bound once.
+type moreOp struct {
+	p         []byte
+	n         int
+	err       error
+	writeFunc func(uintptr) bool
+}
+
+func (op *moreOp) run(rc syscall.RawConn, p []byte) (int, error) {
+	if op.writeFunc == nil {
+		op.writeFunc = op.write
+	}
+	op.p, op.n, op.err = p, 0, nil
+	err := rc.Write(op.writeFunc)
+	if op.err == nil {
+		op.err = err
+	}
+	n, werr := op.n, op.err
+	op.p, op.err = nil, nil
+	return n, werr
+}
+
+func (op *moreOp) write(s uintptr) bool {
+	for op.n < len(op.p) {
+		m, e := syscall.SendmsgN(int(s), op.p[op.n:], nil, nil, syscall.MSG_MORE)
+		if m > 0 {
+			op.n += m
+		}
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN:
+			return false
+		case e != nil:
+			op.err = e
+			return true
+		}
+	}
+	return true
+}

@@ -528,7 +528,7 @@ func (w *recorder) ReadFrom(src io.Reader) (int64, error) {
 			}
 		}
 	}
-	if w.bytes == 0 && w.conn != nil && w.conn.sendfile {
+	if _, sendsHead := w.w.(interface{ ReadFromSendsHead() }); !sendsHead && w.bytes == 0 && w.conn != nil && w.conn.sendfile {
 		if _, _, _, ok := fileSection(src); ok {
 			// Send the head now: net/http would otherwise copy the
 			// first 512 bytes of the file through a buffer (read, then

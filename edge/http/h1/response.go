@@ -347,7 +347,15 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 	if !w.committed {
 		w.commit(false, nil)
 	}
-	if err := w.x.bw.Flush(); err != nil {
+	// The head goes out with the body's first bytes, in one segment (a
+	// write then a sendfile are two, and the client's stack handles
+	// each): held back by the kernel (MSG_MORE) when body bytes follow
+	// at once. If none came, the short body closes the connection, and
+	// the close sends what was held.
+	w.c.out.more = w.written < w.contentLength
+	err := w.x.bw.Flush()
+	w.c.out.more = false
+	if err != nil {
 		return 0, err
 	}
 	n, err := rf.ReadFrom(src)
@@ -356,6 +364,33 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 }
 
 type writerOnly struct{ io.Writer }
+
+// ReadFromSendsHead marks a writer whose ReadFrom sends the head itself,
+// in the same segment as the body: a caller need not flush first.
+func (w *response) ReadFromSendsHead() {}
+
+// MoreWriter is a connection that can send bytes the kernel holds back
+// until the next write (MSG_MORE), so that a response head and the file
+// sent after it leave in one segment.
+type MoreWriter interface {
+	WriteMore(p []byte) (int, error)
+}
+
+// connWriter is what a connection's write buffer flushes to: the
+// connection, or its WriteMore while more is set.
+type connWriter struct {
+	c    *conn
+	more bool
+}
+
+func (cw *connWriter) Write(p []byte) (int, error) {
+	if cw.more {
+		if mw, ok := cw.c.nc.(MoreWriter); ok {
+			return mw.WriteMore(p)
+		}
+	}
+	return cw.c.nc.Write(p)
+}
 
 // Hijack hands the connection to the handler (WebSocket), with the read
 // buffer (it may hold bytes the client sent after the head).

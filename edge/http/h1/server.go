@@ -230,6 +230,7 @@ func (s *Server) ServeConn(nc net.Conn, tlsState *tls.ConnectionState) {
 func (s *Server) newConn(nc net.Conn, tlsState *tls.ConnectionState) *conn {
 	c := &conn{srv: s, nc: nc, tlsState: tlsState, remoteAddr: nc.RemoteAddr().String(), fd: -1}
 	c.src.c = c
+	c.out.c = c
 	ctx := context.Background()
 	if s.cfg.ConnContext != nil {
 		ctx = s.cfg.ConnContext(ctx, nc)
@@ -386,6 +387,7 @@ type conn struct {
 	remoteAddr string
 	ctx        context.Context
 	src        source
+	out        connWriter // what the exchange's write buffer writes to
 	state      atomic.Int32
 	deadline   atomic.Int64 // unix ns: a parked connection is closed after it
 	lastPOST   bool         // the last request was a POST: skip stray CRLF
@@ -470,10 +472,10 @@ func (c *conn) getExchange() *exchange {
 	x := exchangePool.Get().(*exchange)
 	if x.br == nil {
 		x.br = bufio.NewReaderSize(&c.src, bufSize)
-		x.bw = bufio.NewWriterSize(c.nc, bufSize)
+		x.bw = bufio.NewWriterSize(&c.out, bufSize)
 	} else {
 		x.br.Reset(&c.src)
-		x.bw.Reset(c.nc)
+		x.bw.Reset(&c.out)
 	}
 	return x
 }
