@@ -60,6 +60,54 @@ replicas:
 		},
 		run: nil, // reported by checkExports
 	},
+	{
+		Rule: Rule{
+			ID:       "OE508",
+			Title:    "file backup without max_age",
+			Severity: Error,
+			Since:    "0.1.0",
+			Why:      `A backup declared as files (vzdump dumps, rclone copies) is watched by the age of its newest file, and max_age is the age that alerts. Without it nothing alerts when the job stops: Proxmox backups failed unnoticed from 2021 to 2022-02, and the failure mails of the stalled products sync in 2023-06 were read by nobody. Say how old the newest file may get.`,
+			Example: `servers:
+  - name: storage
+    storage:
+      backups:
+        - {name: vzdump, dir: /rpool/backups/dump, glob: "vzdump-*"}`,
+		},
+		run: checkBackups,
+	},
+	{
+		Rule: Rule{
+			ID:       "OE509",
+			Title:    "backup max_age not longer than its schedule",
+			Severity: Warning,
+			Since:    "0.1.0",
+			Why:      `The newest file of a job run every schedule is up to one schedule old just before the next run, plus the run's duration (a vzdump of every guest takes hours). With max_age at or below the schedule the alert fires on every healthy cycle, and an alert that always fires is ignored. Allow a missed run: twice-weekly Proxmox backups (docs/proxmox.md) with max_age 4d alert when one run is missed.`,
+			Example: `servers:
+  - name: storage
+    storage:
+      backups:
+        - {name: vzdump, dir: /rpool/backups/dump, schedule: 3d, max_age: 3d}`,
+		},
+		run: nil, // reported by checkBackups
+	},
+}
+
+func checkBackups(p *pass) {
+	short := p.as("OE509")
+	for _, n := range p.m.Nodes {
+		if n.Storage == nil {
+			continue
+		}
+		for _, b := range n.Storage.Backups {
+			obj := object("backup", n.Name+":"+b.Name)
+			switch {
+			case b.MaxAge == 0:
+				p.report(b.Pos, obj, nil, "has no max_age: nothing alerts when the job stops writing into %s; set max_age to the age of the newest file that should page someone", b.Dir)
+			case b.Schedule > 0 && b.MaxAge <= b.Schedule:
+				short.report(b.Pos, obj, nil, "max_age %s is not longer than the schedule %s: the alert fires on every healthy cycle; allow a missed run", durText(b.MaxAge.D()), durText(b.Schedule.D()))
+			}
+		}
+	}
 }
 
 func checkReplicaDatasets(p *pass) {

@@ -43,6 +43,7 @@ var (
 	prefixType          = reflect.TypeOf(netip.Prefix{})
 	durationType        = reflect.TypeOf(Duration(0))
 	sizeType            = reflect.TypeOf(Size(0))
+	percentType         = reflect.TypeOf(Percent(0))
 )
 
 // singular names list entries in messages: `server "off1"`.
@@ -50,7 +51,7 @@ var singular = map[string]string{
 	"providers": "provider", "networks": "network", "servers": "server",
 	"guests": "guest", "services": "service", "upstreams": "upstream",
 	"sites": "site", "tunnels": "tunnel", "forwards": "forward",
-	"policies": "policy", "replicas": "replica", "suppress": "suppression",
+	"policies": "policy", "replicas": "replica", "pools": "pool", "backups": "backup", "suppress": "suppression",
 	"locations": "location", "addresses": "address", "routes": "route",
 	"listen": "listen", "exits": "exit", "servers_": "server",
 }
@@ -66,6 +67,8 @@ func describe(t reflect.Type) string {
 		return "a duration (30s, 5m, 2h, 7d)"
 	case sizeType:
 		return "a size (512, 256k, 1m, 10g)"
+	case percentType:
+		return "a percentage (80 or 80%)"
 	}
 	switch t.Kind() {
 	case reflect.Pointer:

@@ -3,12 +3,33 @@ package inventory
 import (
 	"fmt"
 	"net/netip"
+	"path"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // datasetRE is a ZFS dataset name: POOL[/CHILD...], no snapshot or bookmark.
 var datasetRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]*(/[A-Za-z0-9_.:-]+)*$`)
+
+// PoolOf returns the pool a dataset is on: its first component.
+func PoolOf(dataset string) string {
+	pool, _, _ := strings.Cut(dataset, "/")
+	return pool
+}
+
+// Pool returns the node's declared pool of that name, or nil.
+func (s *NodeStorage) Pool(name string) *Pool {
+	if s == nil {
+		return nil
+	}
+	for _, p := range s.Pools {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
 
 // Dataset returns the node's declared dataset of that name, or nil.
 func (s *NodeStorage) Dataset(name string) *Dataset {
@@ -63,6 +84,60 @@ func (b *builder) validateStorage(n *Node, obj string) {
 	st := n.Storage
 	if st == nil {
 		return
+	}
+	pools := map[string]bool{}
+	for i, p := range st.Pools {
+		pobj := fmt.Sprintf("%s: storage: pool %d", obj, i)
+		switch {
+		case p.Name == "":
+			b.errf(p.Pos, pobj, "e.g. name: zfs-hdd", "missing name")
+			continue
+		case !datasetRE.MatchString(p.Name) || strings.Contains(p.Name, "/"):
+			b.errf(p.Pos, pobj, "a pool is the first part of a dataset name: zfs-hdd, rpool", "invalid pool name %q", p.Name)
+			continue
+		case pools[p.Name]:
+			b.errf(p.Pos, pobj, "declare each pool once", "pool %q is declared twice", p.Name)
+		}
+		pools[p.Name] = true
+		pobj = fmt.Sprintf("%s: storage: pool %q", obj, p.Name)
+		for _, v := range []struct {
+			name string
+			p    Percent
+		}{{"warn", p.Warn}, {"critical", p.Critical}} {
+			if v.p < 0 || v.p > 100 {
+				b.errf(p.Pos, pobj, "a used percentage between 1 and 100, e.g. 80%", "%s %v%% is not a percentage of the pool", v.name, float64(v.p))
+			}
+		}
+		if p.Warn > 0 && p.Critical > 0 && p.Warn >= p.Critical {
+			b.errf(p.Pos, pobj, "warn below critical, e.g. warn: 80%, critical: 90%", "warn %v%% is not below critical %v%%", float64(p.Warn), float64(p.Critical))
+		}
+		if p.FillsWithin != 0 && p.FillsWithin.D() < time.Hour {
+			b.errf(p.Pos, pobj, "a horizon of hours or days, e.g. fills_within: 7d", "fills_within %s is shorter than an hour", p.FillsWithin)
+		}
+	}
+	backups := map[string]bool{}
+	for i, bk := range st.Backups {
+		bobj := fmt.Sprintf("%s: storage: backup %d", obj, i)
+		if bk.Name == "" {
+			b.errf(bk.Pos, bobj, "e.g. name: vzdump", "missing name")
+			continue
+		}
+		if backups[bk.Name] {
+			b.errf(bk.Pos, bobj, "give each backup its own name", "backup %q is declared twice", bk.Name)
+		}
+		backups[bk.Name] = true
+		bobj = fmt.Sprintf("%s: storage: backup %q", obj, bk.Name)
+		switch {
+		case bk.Dir == "":
+			b.errf(bk.Pos, bobj, "e.g. dir: /zfs-hdd/backups/dump", "missing dir")
+		case !path.IsAbs(bk.Dir) || path.Clean(bk.Dir) != strings.TrimSuffix(bk.Dir, "/") && bk.Dir != "/":
+			b.errf(bk.Pos, bobj, "write an absolute path without .. or //, e.g. /zfs-hdd/backups/dump", "dir %q is not a clean absolute path", bk.Dir)
+		}
+		if bk.Glob != "" {
+			if _, err := path.Match(bk.Glob, ""); err != nil || strings.Contains(bk.Glob, "/") {
+				b.errf(bk.Pos, bobj, `a file name pattern without /, e.g. glob: "vzdump-*.zst"`, "glob %q is not a file name pattern", bk.Glob)
+			}
+		}
 	}
 	seen := map[string]bool{}
 	for i, d := range st.Datasets {

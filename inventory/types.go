@@ -135,8 +135,47 @@ type Server struct {
 // NodeStorage is what a server holds on ZFS. When present, every zfs
 // replica from or to the server must name one of its datasets.
 type NodeStorage struct {
-	Pos      Pos        `yaml:"-"`
+	Pos Pos `yaml:"-"`
+	// Pools set the capacity thresholds of the server's pools. Every pool
+	// the server watches (those of its datasets and of the replicas it
+	// receives) is watched with the defaults when it is not listed.
+	Pools    []*Pool    `yaml:"pools"`
 	Datasets []*Dataset `yaml:"datasets"`
+	// Backups are copies made as files (vzdump dumps, rclone copies): the
+	// newest file of each directory must be younger than its max_age.
+	Backups []*Backup `yaml:"backups"`
+}
+
+// Pool is the capacity thresholds of one ZFS pool (docs/storage.md).
+type Pool struct {
+	Pos  Pos    `yaml:"-"`
+	Name string `yaml:"name"`
+	// Warn and Critical are the used percent (zpool's CAPACITY:
+	// allocated / size) at which the pool alerts as a warning, then as
+	// critical. Zero: the defaults.
+	Warn     Percent `yaml:"warn"`
+	Critical Percent `yaml:"critical"`
+	// FillsWithin alerts when the pool's growth, extrapolated linearly,
+	// fills it within this horizon. Zero: the default.
+	FillsWithin Duration `yaml:"fills_within"`
+	Description string   `yaml:"description"`
+}
+
+// Backup is a backup job that writes files into a directory (vzdump
+// dumps, rclone copies); its freshness is the age of the newest file.
+type Backup struct {
+	Pos  Pos    `yaml:"-"`
+	Name string `yaml:"name"`
+	// Dir is the absolute directory the job writes into.
+	Dir string `yaml:"dir"`
+	// Glob selects the job's files among the directory's entries (path.Match
+	// syntax: "vzdump-*.zst"). Empty: every regular file.
+	Glob string `yaml:"glob"`
+	// MaxAge is the age of the newest file beyond which the job is stale.
+	MaxAge Duration `yaml:"max_age"`
+	// Schedule is how often the job runs ("3d" for twice a week).
+	Schedule    Duration `yaml:"schedule"`
+	Description string   `yaml:"description"`
 }
 
 // Dataset is one ZFS dataset of a server.

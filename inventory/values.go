@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -68,6 +69,26 @@ func (d Duration) MarshalText() ([]byte, error) {
 
 // String renders the duration.
 func (d Duration) String() string { b, _ := d.MarshalText(); return string(b) }
+
+// Percent is a percentage written as a number or with a % sign ("80",
+// "85%", "92.5%").
+type Percent float64
+
+// UnmarshalText parses "80", "85%", "92.5%".
+func (p *Percent) UnmarshalText(b []byte) error {
+	s := strings.TrimSuffix(strings.TrimSpace(string(b)), "%")
+	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("invalid percentage %q (use 80 or 80%%)", string(b))
+	}
+	*p = Percent(v)
+	return nil
+}
+
+// MarshalText renders the percentage as it parses.
+func (p Percent) MarshalText() ([]byte, error) {
+	return []byte(strconv.FormatFloat(float64(p), 'f', -1, 64) + "%"), nil
+}
 
 // Size is a byte count written as a number with an optional k, m or g suffix
 // (powers of 1024, as nginx: "256k", "1m", "10g").

@@ -110,7 +110,9 @@ func alertKeys(as []amAlert) []string {
 // scraped; taking ovh1 down with the lab's drill API makes exactly the
 // "ovh1 down" alert fire, its consequences listed and the dependent alerts
 // inhibited; bringing ovh1 up resolves it; a stopped backend makes its
-// probe fail with reason connect.
+// probe fail with reason connect; a stalled replica fires
+// OffedgeReplicaStale, every replica has a common snapshot with its
+// source, and a filled pool fires OffedgePoolSpaceCritical.
 func TestPrometheusEndToEnd(t *testing.T) {
 	prometheus := testutil.RequireBinary(t, "prometheus")
 	alertmanager := testutil.RequireBinary(t, "prometheus-alertmanager")
@@ -129,7 +131,7 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	opts.Alertmanagers = []string{amAddr}
 	opts.ScrapeInterval, opts.EvaluationInterval = time.Second, time.Second
 	opts.NodeDownFor, opts.ProbeFor = time.Second, 3*time.Second
-	opts.ReplicaFor = time.Second
+	opts.ReplicaFor, opts.StorageFor = time.Second, time.Second
 	files, err := observe.Export(m, l.Probes(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -293,6 +295,31 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	})
 	post("/api/replicas/off-products-ovh3/resume")
 	waitFor(t, 60*time.Second, "every alert resolved with the replica resumed", func() (bool, string) {
+		as, err := amAlerts(amAddr, true)
+		return err == nil && len(as) == 0, fmt.Sprint(err, alertKeys(as))
+	})
+
+	// Every replica's target shares its newest snapshot with its source
+	// (both ends are offedge nodes here): the recorded common snapshot
+	// exists for each, and none alerts.
+	waitFor(t, 60*time.Second, "a common snapshot for every replica", func() (bool, string) {
+		return promValue(promAddr, `count(`+observe.RecordCommonSnapshotAge+` < 3600)`, float64(len(m.Replicas)))
+	})
+
+	// A pool filled to 95% (the default critical is 90%): ovh3's rpool
+	// fires OffedgePoolSpaceCritical alone; drained, it resolves.
+	post("/api/pools/ovh3/rpool/fill")
+	waitFor(t, 60*time.Second, "OffedgePoolSpaceCritical for ovh3 rpool", func() (bool, string) {
+		as, err := amAlerts(amAddr, false)
+		for _, a := range as {
+			if a.Labels["alertname"] == observe.AlertPoolSpaceCritical && a.Labels["node"] == "ovh3" && a.Labels["pool"] == "rpool" {
+				return len(as) == 1, fmt.Sprint(alertKeys(as))
+			}
+		}
+		return false, fmt.Sprint(err, alertKeys(as))
+	})
+	post("/api/pools/ovh3/rpool/drain")
+	waitFor(t, 60*time.Second, "every alert resolved with the pool drained", func() (bool, string) {
 		as, err := amAlerts(amAddr, true)
 		return err == nil && len(as) == 0, fmt.Sprint(err, alertKeys(as))
 	})

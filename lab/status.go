@@ -25,7 +25,8 @@ func (l *Lab) dashboardNodes() (map[string]any, map[string]bool) {
 // probes run now from their vantage points (GET /api/probes[?node=NAME],
 // what `offedge probe --lab` asks) and the failure-drill API (POST
 // /api/nodes/{name}/down and /up, POST /api/services/{name}/stop and
-// /start, POST /api/replicas/{name}/stall and /resume).
+// /start, POST /api/replicas/{name}/stall and /resume, POST
+// /api/pools/{node}/{pool}/fill and /drain).
 func (l *Lab) Handler() http.Handler {
 	mux := http.NewServeMux()
 	dashboard.Mount(mux, dashboard.Source{Model: l.Model, Drill: true, Nodes: l.dashboardNodes})
@@ -75,6 +76,18 @@ func (l *Lab) Handler() http.Handler {
 			return
 		}
 		fmt.Fprintf(w, "replica %s: %s\n", name, action)
+	})
+	mux.HandleFunc("POST /api/pools/{node}/{pool}/{action}", func(w http.ResponseWriter, r *http.Request) {
+		node, pool, action := r.PathValue("node"), r.PathValue("pool"), r.PathValue("action")
+		if action != "fill" && action != "drain" {
+			http.Error(w, "action must be fill or drain", http.StatusNotFound)
+			return
+		}
+		if err := l.FillPool(node, pool, action == "fill"); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "pool %s on %s: %s\n", pool, node, action)
 	})
 	mux.HandleFunc("POST /api/nodes/{name}/{action}", func(w http.ResponseWriter, r *http.Request) {
 		name, action := r.PathValue("name"), r.PathValue("action")

@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/offedge/offedge/plan"
@@ -11,20 +12,50 @@ import (
 	"github.com/offedge/offedge/storage/zfs/zfstest"
 )
 
-// The lab has no ZFS: each node that holds replicas runs its storage watch
-// against its own zfs stand-in (storage/zfs/zfstest), seeded with a fresh
-// copy of every replica: hourly snapshots, the newest ten minutes old. A
-// drill stalls a replica (POST /api/replicas/NAME/stall): its newest
-// snapshot becomes older than its max_lag, as when syncoid stops, and
-// OffedgeReplicaStale fires.
+// The lab has no ZFS: each node whose plan has a storage section runs its
+// storage watch against its own zfs stand-in (storage/zfs/zfstest), seeded
+// on one hourly grid shared by every node, so that a replica's target and
+// source hold snapshots of the same GUIDs:
+//
+//   - a replica's target: the three newest grid snapshots, the newest ten
+//     minutes older than the lab's start;
+//   - a replica's source: 72 hours of grid snapshots (the common snapshot
+//     is the target's newest);
+//   - every pool 16 TB, half used; every dataset 1 TB used; every declared
+//     NFS export as the inventory says (no drift).
+//
+// Drills: POST /api/replicas/NAME/stall makes the target's newest snapshot
+// older than max_lag (syncoid stopped; the source still holds it), /resume
+// makes it fresh again; POST /api/pools/NODE/POOL/fill fills the pool to
+// 95% (above the default critical 90%), /drain brings it back to half.
 
 // labStorageTimeout bounds each stand-in listing in the lab.
 const labStorageTimeout = 5 * time.Second
 
+// labStorageMinInterval keeps the stand-ins' forks (a hundred listings a
+// pass over the example) from taking a core at a short probe interval.
+const labStorageMinInterval = 5 * time.Second
+
+// gridAt is the grid snapshot k hours before the newest one.
+func (l *Lab) gridAt(k int) time.Time {
+	return l.started.Truncate(time.Second).Add(-10*time.Minute - time.Duration(k)*time.Hour)
+}
+
+// gridSnaps returns the grid snapshots from,...,to hours back, oldest first.
+func (l *Lab) gridSnaps(from, to int) []zfstest.Snap {
+	var snaps []zfstest.Snap
+	for k := to; k >= from; k-- {
+		at := l.gridAt(k)
+		snaps = append(snaps, zfstest.Snap{Name: "autosnap_" + at.UTC().Format("2006-01-02_15:04:05") + "_hourly", GUID: uint64(at.Unix()), Created: at})
+	}
+	return snaps
+}
+
 // storageStandin returns (creating and seeding it on first use) the zfs
-// stand-in of a node whose plan holds replicas; nil for the others.
+// stand-in of a node whose plan has a storage section; nil for the others.
 func (l *Lab) storageStandin(ln *labNode) (*zfstest.Standin, error) {
-	if ln.plan.Storage == nil {
+	st := ln.plan.Storage
+	if st == nil {
 		return nil, nil
 	}
 	if ln.zfs != nil {
@@ -34,52 +65,77 @@ func (l *Lab) storageStandin(ln *labNode) (*zfstest.Standin, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, rp := range ln.plan.Storage.Replicas {
-		if err := seedReplica(s, rp, false, time.Now()); err != nil {
+	for _, rp := range st.Sources {
+		if err := s.SetSnapshots(rp.Dataset, l.gridSnaps(0, 71)); err != nil {
 			return nil, err
 		}
 	}
-	for _, pool := range ln.plan.Storage.Pools {
-		// 16 TB, half used: below any threshold.
-		if err := s.SetPool(pool, 16e12, 8e12); err != nil {
+	for _, rp := range st.Replicas {
+		if err := l.seedReplica(s, rp, false); err != nil {
 			return nil, err
+		}
+	}
+	for _, pool := range st.Pools {
+		if err := s.SetPool(pool.Name, 16e12, 8e12); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range st.Datasets {
+		if err := s.SetSpace(d.Name, 1e12, 7e12); err != nil {
+			return nil, err
+		}
+		if d.NFSDeclared {
+			value, source := shareNFSOf(d.NFS)
+			if err := s.SetShareNFS(d.Name, value, source); err != nil {
+				return nil, err
+			}
 		}
 	}
 	ln.zfs = s
 	return s, nil
 }
 
-// seedReplica writes a replica's snapshots: fresh, or stalled (the newest
-// one an hour older than max_lag, a day when it has none).
-func seedReplica(s *zfstest.Standin, rp plan.ReplicaWatch, stalled bool, now time.Time) error {
-	newest := now.Add(-10 * time.Minute)
+// shareNFSOf renders a declared export as zfs get shows it.
+func shareNFSOf(e plan.NFSExport) (value, source string) {
+	if len(e.Clients) == 0 {
+		return "off", "default"
+	}
+	var opts []string
+	for _, c := range e.Clients {
+		opts = append(opts, "rw=@"+c)
+	}
+	value = strings.Join(opts, ",") + ",no_root_squash"
+	if e.InheritedFrom != "" {
+		return value, "inherited from " + e.InheritedFrom
+	}
+	return value, "local"
+}
+
+// seedReplica writes a replica's target snapshots: the newest three of
+// the grid, or (stalled) three whose newest is an hour older than max_lag
+// (a day when it has none), still held by the source.
+func (l *Lab) seedReplica(s *zfstest.Standin, rp plan.ReplicaWatch, stalled bool) error {
+	k := 0
 	if stalled {
 		age := rp.MaxLag
 		if age <= 0 {
 			age = 24 * time.Hour
 		}
-		newest = now.Add(-age - time.Hour)
+		k = int((age + time.Hour + time.Hour - 1) / time.Hour)
 	}
-	var snaps []zfstest.Snap
-	for i := 2; i >= 0; i-- {
-		at := newest.Add(-time.Duration(i) * time.Hour).Truncate(time.Second)
-		snaps = append(snaps, zfstest.Snap{Name: "autosnap_" + at.UTC().Format("2006-01-02_15:04:05") + "_hourly", GUID: uint64(at.Unix()), Created: at})
-	}
-	return s.SetSnapshots(rp.Dataset, snaps)
+	return s.SetSnapshots(rp.Dataset, l.gridSnaps(k, k+2))
 }
 
-// storageWatch returns the storage watch of a node (nil when it holds no
-// replica), measuring at the lab's probe interval.
+// storageWatch returns the storage watch of a node (nil when its plan has
+// no storage section), measuring at the lab's probe interval (at least
+// labStorageMinInterval), its datasets every 30 s.
 func (l *Lab) storageWatch(ln *labNode) (*storage.Watch, error) {
 	s, err := l.storageStandin(ln)
 	if s == nil || err != nil {
 		return nil, err
 	}
 	p := *ln.plan.Storage
-	p.Interval, p.Timeout = l.opts.ProbeInterval, labStorageTimeout
-	if p.Interval <= 0 {
-		p.Interval = plan.DefaultStorageInterval
-	}
+	p.Interval, p.Timeout, p.DatasetInterval = max(l.opts.ProbeInterval, labStorageMinInterval), labStorageTimeout, 30*time.Second
 	return storage.New(func() *plan.Storage { return &p }, zfs.Runner{ZFS: s.ZFS, ZPool: s.ZPool}, l.log), nil
 }
 
@@ -101,8 +157,35 @@ func (l *Lab) StallReplica(name string, on bool) error {
 			if err != nil {
 				return err
 			}
-			return seedReplica(s, rp, on, time.Now())
+			return l.seedReplica(s, rp, on)
 		}
 	}
 	return fmt.Errorf("no zfs replica %q in the lab", name)
+}
+
+// FillPool fills (on) a node's pool to 95% or drains it back to half.
+func (l *Lab) FillPool(node, pool string, on bool) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, ln := range l.nodes {
+		if ln.node.Name != node || ln.plan.Storage == nil {
+			continue
+		}
+		for _, p := range ln.plan.Storage.Pools {
+			if p.Name != pool {
+				continue
+			}
+			s, err := l.storageStandin(ln)
+			if err != nil {
+				return err
+			}
+			alloc := uint64(8e12)
+			if on {
+				alloc = 15.2e12
+			}
+			return s.SetPool(pool, 16e12, alloc)
+		}
+		return fmt.Errorf("node %s watches no pool %q", node, pool)
+	}
+	return fmt.Errorf("no node %q with storage in the lab", node)
 }

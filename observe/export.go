@@ -51,6 +51,12 @@ type ExportOptions struct {
 	// ReplicaFor is how long a replica stays older than its max_lag
 	// before it alerts (default 5m).
 	ReplicaFor time.Duration
+	// StorageFor is how long a pool stays above a threshold, a backup
+	// older than its max_age, an NFS export drifted or a replica without
+	// a common snapshot before it alerts (default 5m); TrendFor the same
+	// for a pool predicted to fill (default 1h: a burst of writes is not
+	// a trend).
+	StorageFor, TrendFor time.Duration
 	// DocsURL is the base of the runbook links in the alerts' annotations
 	// (default: docs/observability.md of the repository).
 	DocsURL string
@@ -67,6 +73,8 @@ func (o ExportOptions) withDefaults() ExportOptions {
 	def(&o.NodeDownFor, time.Minute)
 	def(&o.ProbeFor, 2*time.Minute)
 	def(&o.ReplicaFor, 5*time.Minute)
+	def(&o.StorageFor, 5*time.Minute)
+	def(&o.TrendFor, time.Hour)
 	if o.DocsURL == "" {
 		o.DocsURL = "https://github.com/offedge/offedge/blob/main/docs/observability.md"
 	}
@@ -340,11 +348,12 @@ type ruleGroup struct {
 }
 
 type rule struct {
-	Alert       string            `yaml:"alert"`
+	Record      string            `yaml:"record,omitempty"`
+	Alert       string            `yaml:"alert,omitempty"`
 	Expr        string            `yaml:"expr"`
 	For         string            `yaml:"for,omitempty"`
-	Labels      map[string]string `yaml:"labels"`
-	Annotations map[string]string `yaml:"annotations"`
+	Labels      map[string]string `yaml:"labels,omitempty"`
+	Annotations map[string]string `yaml:"annotations,omitempty"`
 }
 
 // Alert names.
@@ -359,6 +368,19 @@ const (
 	AlertCertificateExpired  = "OffedgeCertificateExpired"
 	AlertReloadRefused       = "OffedgeReloadRefused"
 	AlertReplicaStale        = "OffedgeReplicaStale"
+	AlertReplicaNoCommon     = "OffedgeReplicaNoCommonSnapshot"
+	AlertPoolSpaceLow        = "OffedgePoolSpaceLow"
+	AlertPoolSpaceCritical   = "OffedgePoolSpaceCritical"
+	AlertPoolFillsSoon       = "OffedgePoolFillsSoon"
+	AlertBackupStale         = "OffedgeBackupStale"
+	AlertNFSExportDrift      = "OffedgeNFSExportDrift"
+)
+
+// Recording rules of the storage watch: the newest snapshot a replica's
+// target shares (by GUID) with its source, when both are scraped.
+const (
+	RecordCommonSnapshot    = "offedge:replica_common_snapshot_timestamp_seconds"
+	RecordCommonSnapshotAge = "offedge:replica_common_snapshot_age_seconds"
 )
 
 // certWhat names the certificate an alert is about: the one a probe saw,
@@ -511,8 +533,9 @@ func alertRules(m *inventory.Model, probes []Probe, c *Causes, opts ExportOption
 			},
 		})
 	}
+	replicas.Rules = append(replicas.Rules, commonSnapshotRules(m, c, opts)...)
 	out := ruleFile{}
-	for _, g := range []ruleGroup{nodes, probeGroup, general, replicas} {
+	for _, g := range []ruleGroup{nodes, probeGroup, general, replicas, storageRules(m, opts)} {
 		if len(g.Rules) > 0 {
 			out.Groups = append(out.Groups, g)
 		}

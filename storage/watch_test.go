@@ -59,7 +59,7 @@ func TestWatch(t *testing.T) {
 	if err := s.SetPool("rpool", 16e12, 14e12); err != nil {
 		t.Fatal(err)
 	}
-	st := &plan.Storage{Interval: time.Minute, Timeout: 300 * time.Millisecond, Pools: []string{"rpool", "nopool"}, Replicas: []plan.ReplicaWatch{
+	st := &plan.Storage{Interval: time.Minute, Timeout: 300 * time.Millisecond, Pools: []plan.PoolWatch{{Name: "rpool"}, {Name: "nopool"}}, Replicas: []plan.ReplicaWatch{
 		{Name: "products", Dataset: "rpool/off/products", MaxLag: 7 * time.Hour},
 		{Name: "opf", Dataset: "rpool/opff"}, // the typo: no such dataset
 		{Name: "empty", Dataset: "rpool/empty"},
@@ -68,8 +68,8 @@ func TestWatch(t *testing.T) {
 	w.now = func() time.Time { return now }
 	w.Measure(context.Background())
 	got := gather(t, w)
-	if n := len(got); n != 17 {
-		t.Errorf("%d series, want 17 (the missing pool exports none): %v", n, got)
+	if n := len(got); n != 19 {
+		t.Errorf("%d series, want 19 (the missing pool exports none; the snapshot series of a replica share a key here): %v", n, got)
 	}
 	for k, want := range map[string]float64{
 		"offedge_replica_lag_seconds{products}":                       3600,

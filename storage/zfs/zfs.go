@@ -311,3 +311,34 @@ func ParseProperty(out []byte, dataset string) (Property, error) {
 	}
 	return Property{Dataset: dataset, Value: f[1], Source: f[2]}, nil
 }
+
+// ShareNFSClients returns the clients a sharenfs value exports to, as
+// written (without the @ of a network): none for "off" (and "-", no
+// value), "*" for "on", and for an option list (Linux: "rw=@10.0.0.0/28,
+// no_root_squash", several clients joined by ":") the hosts and networks
+// of its rw= and ro= options, or "*" when it names none (exportfs then
+// exports to everyone).
+func ShareNFSClients(value string) []string {
+	switch v := strings.TrimSpace(value); v {
+	case "off", "-", "":
+		return nil
+	case "on":
+		return []string{"*"}
+	}
+	var clients []string
+	for _, opt := range strings.Split(value, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(opt), "=")
+		if !ok || (k != "rw" && k != "ro") {
+			continue
+		}
+		for _, c := range strings.Split(v, ":") {
+			if c = strings.TrimPrefix(strings.TrimSpace(c), "@"); c != "" {
+				clients = append(clients, c)
+			}
+		}
+	}
+	if len(clients) == 0 {
+		return []string{"*"}
+	}
+	return clients
+}
