@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/offedge/offedge/check"
 	"github.com/offedge/offedge/examples/openfoodfacts"
 	"github.com/offedge/offedge/inventory"
 )
@@ -313,5 +314,38 @@ func TestOVH2GuestsLeaveThroughOVH2(t *testing.T) {
 	// ovh1's guests still leave through ovh1, the network's gateway.
 	if _, via, ok := m.SourceFor(m.Node("ovh-stunnel-client"), "internet", 4); !ok || via == nil || via.Name != "ovh1" {
 		t.Errorf("ovh-stunnel-client leaves via %v; want ovh1", via)
+	}
+}
+
+// TestExportsChecked: the NFS exports the example declares (facts §7) are
+// what OE505 and OE506 act on: sharenfs=on as off2 had it in 2023-06 is
+// refused, and a child of ovh3's exported rpool/backups that stops saying
+// it inherits the export is reported.
+func TestExportsChecked(t *testing.T) {
+	for _, tt := range []struct {
+		rule, object string
+		change       func(m *inventory.Model)
+	}{
+		{"OE505", `dataset "off2:zfs-hdd/obf/images"`, func(m *inventory.Model) {
+			m.Node("off2").Storage.Dataset("zfs-hdd/obf/images").NFS = []string{"*"}
+		}},
+		{"OE506", `dataset "ovh3:rpool/backups/monitoring-volumes"`, func(m *inventory.Model) {
+			m.Node("ovh3").Storage.Dataset("rpool/backups/monitoring-volumes").NFSInherit = false
+		}},
+	} {
+		m := load(t)
+		for _, f := range check.Run(m) {
+			if f.Rule == "OE505" || f.Rule == "OE506" {
+				t.Fatalf("the example as written: %s", f)
+			}
+		}
+		tt.change(m)
+		found := false
+		for _, f := range check.Run(m) {
+			found = found || (f.Rule == tt.rule && f.Object == tt.object)
+		}
+		if !found {
+			t.Errorf("%s not reported for %s", tt.rule, tt.object)
+		}
 	}
 }
