@@ -272,7 +272,8 @@ func (l *NetnsLab) makeDir() error {
 // startNodes writes the files the plans read (as the loopback lab does)
 // and starts one process per node, then waits until every node is ready.
 func (l *NetnsLab) startNodes(ctx context.Context) error {
-	files := &Lab{m: l.m, dir: l.dir, ca: l.ca, nodes: map[string]*labNode{}, secrets: map[string][]byte{}}
+	// started is the zfs stand-ins' snapshot grid (storage.go).
+	files := &Lab{m: l.m, dir: l.dir, ca: l.ca, nodes: map[string]*labNode{}, secrets: map[string][]byte{}, started: time.Now()}
 	for name, p := range l.plans {
 		files.nodes[name] = &labNode{node: l.m.Node(name), plan: p}
 	}

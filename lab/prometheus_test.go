@@ -112,7 +112,8 @@ func alertKeys(as []amAlert) []string {
 // inhibited; bringing ovh1 up resolves it; a stopped backend makes its
 // probe fail with reason connect; a stalled replica fires
 // OffedgeReplicaStale, every replica has a common snapshot with its
-// source, and a filled pool fires OffedgePoolSpaceCritical.
+// source and a pruned source fires OffedgeReplicaNoCommonSnapshot, and a
+// filled pool fires OffedgePoolSpaceCritical.
 func TestPrometheusEndToEnd(t *testing.T) {
 	prometheus := testutil.RequireBinary(t, "prometheus")
 	alertmanager := testutil.RequireBinary(t, "prometheus-alertmanager")
@@ -304,6 +305,25 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	// exists for each, and none alerts.
 	waitFor(t, 60*time.Second, "a common snapshot for every replica", func() (bool, string) {
 		return promValue(promAddr, `count(`+observe.RecordCommonSnapshotAge+` < 3600)`, float64(len(m.Replicas)))
+	})
+
+	// The source pruned every snapshot the target holds (2023-06-08: the
+	// products to ovh3): OffedgeReplicaNoCommonSnapshot fires for that
+	// replica alone, the target being fresh.
+	post("/api/replicas/off-products-ovh3/prune")
+	waitFor(t, 60*time.Second, "OffedgeReplicaNoCommonSnapshot for off-products-ovh3", func() (bool, string) {
+		as, err := amAlerts(amAddr, false)
+		for _, a := range as {
+			if a.Labels["alertname"] == observe.AlertReplicaNoCommon && a.Labels["replica"] == "off-products-ovh3" {
+				return len(as) == 1, fmt.Sprint(alertKeys(as))
+			}
+		}
+		return false, fmt.Sprint(err, alertKeys(as))
+	})
+	post("/api/replicas/off-products-ovh3/resume")
+	waitFor(t, 60*time.Second, "every alert resolved with the source holding the common snapshot again", func() (bool, string) {
+		as, err := amAlerts(amAddr, true)
+		return err == nil && len(as) == 0, fmt.Sprint(err, alertKeys(as))
 	})
 
 	// A pool filled to 95% (the default critical is 90%): ovh3's rpool

@@ -25,7 +25,7 @@ func (l *Lab) dashboardNodes() (map[string]any, map[string]bool) {
 // probes run now from their vantage points (GET /api/probes[?node=NAME],
 // what `offedge probe --lab` asks) and the failure-drill API (POST
 // /api/nodes/{name}/down and /up, POST /api/services/{name}/stop and
-// /start, POST /api/replicas/{name}/stall and /resume, POST
+// /start, POST /api/replicas/{name}/stall, /prune and /resume, POST
 // /api/pools/{node}/{pool}/fill and /drain).
 func (l *Lab) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -67,11 +67,17 @@ func (l *Lab) Handler() http.Handler {
 	})
 	mux.HandleFunc("POST /api/replicas/{name}/{action}", func(w http.ResponseWriter, r *http.Request) {
 		name, action := r.PathValue("name"), r.PathValue("action")
-		if action != "stall" && action != "resume" {
-			http.Error(w, "action must be stall or resume", http.StatusNotFound)
+		var err error
+		switch action {
+		case "stall", "resume":
+			err = l.StallReplica(name, action == "stall")
+		case "prune":
+			err = l.PruneReplica(name)
+		default:
+			http.Error(w, "action must be stall, prune or resume", http.StatusNotFound)
 			return
 		}
-		if err := l.StallReplica(name, action == "stall"); err != nil {
+		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}

@@ -25,8 +25,9 @@ import (
 //     NFS export as the inventory says (no drift).
 //
 // Drills: POST /api/replicas/NAME/stall makes the target's newest snapshot
-// older than max_lag (syncoid stopped; the source still holds it), /resume
-// makes it fresh again; POST /api/pools/NODE/POOL/fill fills the pool to
+// older than max_lag (syncoid stopped; the source still holds it), /prune
+// makes the source hold none of the target's snapshots, /resume makes both
+// fresh again; POST /api/pools/NODE/POOL/fill fills the pool to
 // 95% (above the default critical 90%), /drain brings it back to half.
 
 // labStorageTimeout bounds each stand-in listing in the lab.
@@ -139,12 +140,14 @@ func (l *Lab) storageWatch(ln *labNode) (*storage.Watch, error) {
 	return storage.New(func() *plan.Storage { return &p }, zfs.Runner{ZFS: s.ZFS, ZPool: s.ZPool}, l.log), nil
 }
 
-// StallReplica stalls (on) or resumes (off) a replica in the drill: its
-// target's newest snapshot becomes older than its max_lag, or fresh again.
-// The target node's watch sees it at its next measurement.
+// StallReplica stalls (on) or resumes (off) a replica in the drill:
+// stalled, its target's newest snapshot becomes older than its max_lag;
+// resumed, the target is fresh again and its source holds the grid again
+// (after a prune). The nodes' watches see it at their next measurement.
 func (l *Lab) StallReplica(name string, on bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	found := false
 	for _, ln := range l.nodes {
 		if ln.plan.Storage == nil {
 			continue
@@ -157,10 +160,55 @@ func (l *Lab) StallReplica(name string, on bool) error {
 			if err != nil {
 				return err
 			}
-			return l.seedReplica(s, rp, on)
+			if err := l.seedReplica(s, rp, on); err != nil {
+				return err
+			}
+			found = true
+		}
+		for _, rp := range ln.plan.Storage.Sources {
+			if rp.Name != name || on {
+				continue
+			}
+			s, err := l.storageStandin(ln)
+			if err != nil {
+				return err
+			}
+			if err := s.SetSnapshots(rp.Dataset, l.gridSnaps(0, 71)); err != nil {
+				return err
+			}
 		}
 	}
-	return fmt.Errorf("no zfs replica %q in the lab", name)
+	if !found {
+		return fmt.Errorf("no zfs replica %q in the lab", name)
+	}
+	return nil
+}
+
+// PruneReplica makes a replica's source hold only a snapshot taken now,
+// none of the ones its target has: the source pruned the common snapshot
+// (2023-06-08), and OffedgeReplicaNoCommonSnapshot fires. /resume restores
+// it.
+func (l *Lab) PruneReplica(name string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, ln := range l.nodes {
+		if ln.plan.Storage == nil {
+			continue
+		}
+		for _, rp := range ln.plan.Storage.Sources {
+			if rp.Name != name {
+				continue
+			}
+			s, err := l.storageStandin(ln)
+			if err != nil {
+				return err
+			}
+			at := time.Now().Truncate(time.Second)
+			// GUIDs of the grid are Unix seconds; this one is not one.
+			return s.SetSnapshots(rp.Dataset, []zfstest.Snap{{Name: "autosnap_" + at.UTC().Format("2006-01-02_15:04:05") + "_hourly", GUID: uint64(at.UnixNano()) | 1, Created: at}})
+		}
+	}
+	return fmt.Errorf("no zfs replica %q with a source in the lab", name)
 }
 
 // FillPool fills (on) a node's pool to 95% or drains it back to half.
