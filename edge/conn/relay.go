@@ -187,7 +187,7 @@ func copyHalf(bufs *BufferPool, dst, src net.Conn, n, total, moved *atomic.Uint6
 			nr, rerr = drainBuffered(tsrc, buf, nr)
 		}
 		if nr > 0 {
-			nw, werr := writeBatched(dst, buf[:nr])
+			nw, werr := WriteBatched(dst, buf[:nr])
 			n.Add(uint64(nw))
 			moved.Add(uint64(nw))
 			if total != nil {
@@ -302,10 +302,11 @@ func (b *BatchConn) flush() error {
 	return err
 }
 
-// writeBatched writes p to dst, as one syscall when dst is a tls.Conn over
+// WriteBatched writes p to dst, as one syscall when dst is a tls.Conn over
 // a BatchConn. If the batched write fails, it reports nothing written:
-// the connection is then aborted anyway.
-func writeBatched(dst net.Conn, p []byte) (int, error) {
+// the connection is then aborted anyway. Only one goroutine may write to
+// dst this way at a time.
+func WriteBatched(dst net.Conn, p []byte) (int, error) {
 	tc, ok := dst.(*tls.Conn)
 	if !ok {
 		return dst.Write(p)

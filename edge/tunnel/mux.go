@@ -39,7 +39,7 @@ const (
 	MuxMaxStreams         = 1024
 	MuxStreamWindow       = 1 << 20
 	MuxSessionBuffer      = 8 << 20
-	muxFrameSize          = 32 << 10
+	muxFrameSize          = 64<<10 - 1 // the largest smux allows
 	// A session whose peer sends nothing for muxKeepAliveTimeout (smux
 	// sends a no-op every muxKeepAlive) is closed, failing its streams.
 	muxKeepAlive        = 10 * time.Second
@@ -97,6 +97,11 @@ func (r *recordConn) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Write sends one smux frame (header and data, up to muxFrameSize) in one
+// syscall: crypto/tls cuts it into records of 16 KiB, each otherwise its
+// own write. smux's send loop is the only writer.
+func (r *recordConn) Write(p []byte) (int, error) { return conn.WriteBatched(r.Conn, p) }
 
 func (r *recordConn) readErr() error {
 	r.mu.Lock()
