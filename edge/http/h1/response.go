@@ -410,7 +410,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // SetReadDeadline and SetWriteDeadline serve http.ResponseController.
-func (w *response) SetReadDeadline(t time.Time) error  { return w.c.nc.SetReadDeadline(t) }
+func (w *response) SetReadDeadline(t time.Time) error  { return w.c.setReadDeadline(t) }
 func (w *response) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteDeadline(t) }
 
 // EnableFullDuplex serves http.ResponseController: the request body may
@@ -454,12 +454,12 @@ func (w *response) finish() bool {
 		w.closeAfter = true // a short body: the client must see the cut
 	}
 	if bd := &x.body; w.req.Body == bd && !bd.eof && !w.closeAfter {
-		_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.rht()))
+		c.setReadDeadline(time.Now().Add(c.srv.rht()))
 		n, err := io.CopyN(io.Discard, bd, maxDrain+1)
 		if n > maxDrain || err != nil && err != io.EOF {
 			w.closeAfter = true
 		}
-		_ = c.nc.SetReadDeadline(time.Time{})
+		c.setReadDeadline(time.Time{})
 	}
 	if w.closeAfter {
 		if bd := &x.body; w.req.Body == bd && !bd.eof {

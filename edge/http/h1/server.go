@@ -391,6 +391,10 @@ type conn struct {
 	state      atomic.Int32
 	deadline   atomic.Int64 // unix ns: a parked connection is closed after it
 	lastPOST   bool         // the last request was a POST: skip stray CRLF
+	// rdl is set while a read deadline may be on nc (set through
+	// setReadDeadline): a head read from the buffer needs none, and
+	// clearing one that is not there costs a timer update.
+	rdl atomic.Bool
 
 	// hup is set once the poller reported a hang-up (FIN, reset): no new
 	// readiness edge will come for it, so it is remembered, and a request
@@ -616,7 +620,7 @@ func (c *conn) waitBlocking(x *exchange, fresh bool) bool {
 		c.closeWith(x)
 		return false
 	}
-	_ = c.nc.SetReadDeadline(time.Now().Add(d))
+	c.setReadDeadline(time.Now().Add(d))
 	_, err := x.br.Peek(1)
 	if !c.state.CompareAndSwap(stateParked, stateActive) || err != nil {
 		c.state.Store(stateClosed)
@@ -726,7 +730,7 @@ func (c *conn) closeWriteAndWait(x *exchange) {
 	_ = x.bw.Flush()
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
-		_ = c.nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		c.setReadDeadline(time.Now().Add(500 * time.Millisecond))
 		_, _ = io.Copy(io.Discard, io.LimitReader(c.nc, 1<<20))
 	}
 	c.closeWith(x)
@@ -763,11 +767,26 @@ func (c *conn) refuse(x *exchange, e *statusError) {
 	c.closeWith(x)
 }
 
+// setReadDeadline sets nc's read deadline and notes whether one is set.
+func (c *conn) setReadDeadline(t time.Time) error {
+	c.rdl.Store(!t.IsZero())
+	return c.nc.SetReadDeadline(t)
+}
+
 // readHead reads until a whole request head is buffered and returns it
 // (still in the reader's buffer, or in a larger copy for a head longer
 // than the buffer), with the count of bytes to discard after parsing.
+// Before it waits for more bytes it sets the header timeout (a head that
+// came whole, the common case, costs no deadline).
 func (c *conn) readHead(x *exchange) ([]byte, int, error) {
 	br := x.br
+	armed := false
+	arm := func() {
+		if !armed {
+			armed = true
+			c.setReadDeadline(time.Now().Add(c.srv.rht()))
+		}
+	}
 	if c.lastPOST {
 		// RFC 9112 2.2 tolerance of a CRLF after a POST body, as net/http.
 		if p, _ := br.Peek(min(4, max(br.Buffered(), 1))); len(p) > 0 {
@@ -796,6 +815,7 @@ func (c *conn) readHead(x *exchange) ([]byte, int, error) {
 		if len(b) > limit {
 			return nil, 0, errTooLarge
 		}
+		arm()
 		if len(b) == br.Size() {
 			return c.readBigHead(x, limit)
 		}
@@ -871,7 +891,6 @@ func (r *bytesReader) Read(p []byte) (int, error) {
 // response. It reports whether the connection stays open for another.
 func (c *conn) serveRequest(x *exchange) bool {
 	s := c.srv
-	_ = c.nc.SetReadDeadline(time.Now().Add(s.rht()))
 	raw, discard, err := c.readHead(x)
 	if err != nil {
 		var se *statusError
@@ -910,7 +929,9 @@ func (c *conn) serveRequest(x *exchange) bool {
 		return false
 	}
 	c.lastPOST = h.method == http.MethodPost
-	_ = c.nc.SetReadDeadline(time.Time{})
+	if c.rdl.Load() {
+		c.setReadDeadline(time.Time{})
+	}
 	s.stats.Requests.Add(1)
 
 	r := &x.tmpl
@@ -979,7 +1000,15 @@ func (c *conn) serveRequest(x *exchange) bool {
 		c.closeWith(x)
 		return false
 	}
-	return w.finish()
+	if !w.finish() {
+		return false
+	}
+	// A read deadline the handler set (http.ResponseController) is its
+	// request's: the wait for the next one has its own bounds.
+	if c.rdl.Load() {
+		c.setReadDeadline(time.Time{})
+	}
+	return true
 }
 
 // runHandler calls the handler and reports whether it hijacked the

@@ -566,3 +566,45 @@ func benchGet(b *testing.B, addr string) {
 		}
 	}
 }
+
+// A head read whole from the buffer sets no deadline, so the loop must
+// still clear one a handler left (http.ResponseController), or the next
+// request on the connection would fail when it expires; and a head that
+// comes in parts still has the header timeout.
+func TestHandlerDeadlineDoesNotOutliveRequest(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/short" {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		}
+		io.WriteString(w, "ok")
+	})
+	s := newServer(t, Config{Handler: h, ReadHeaderTimeout: 300 * time.Millisecond})
+	addr := serve(t, s)
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET /short HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, body := readResp(t, br, "GET"); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("first: %d %q", resp.StatusCode, body)
+	}
+	time.Sleep(100 * time.Millisecond) // the handler's deadline has passed
+	io.WriteString(c, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, body := readResp(t, br, "GET"); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("after the handler's deadline: %d %q", resp.StatusCode, body)
+	}
+	// In two parts, the second within the header timeout: served.
+	io.WriteString(c, "GET /parts HTTP/1.1\r\n")
+	time.Sleep(50 * time.Millisecond)
+	io.WriteString(c, "Host: x\r\n\r\n")
+	if resp, body := readResp(t, br, "GET"); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("head in parts: %d %q", resp.StatusCode, body)
+	}
+	// A head left unfinished on a kept-alive connection: closed at the
+	// header timeout.
+	io.WriteString(c, "GET /never HTTP/1.1\r\nHost:")
+	start := time.Now()
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("unfinished head: %v, want EOF", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("unfinished head closed after %v", d)
+	}
+}
