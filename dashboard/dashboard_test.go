@@ -39,7 +39,7 @@ func TestComputeOVH1Down(t *testing.T) {
 			down[n.Name] = true
 		}
 	}
-	st, err := Compute(m, nil, down, true)
+	st, err := Compute(m, Live{Down: down, Drill: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestComputeOVH1Down(t *testing.T) {
 		t.Errorf("off1 is %s", nodes["off1"].State)
 	}
 	// Nothing down: nothing affected, no impact.
-	st, err = Compute(m, nil, nil, false)
+	st, err = Compute(m, Live{})
 	if err != nil {
 		t.Fatal(err)
 	}

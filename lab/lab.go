@@ -35,6 +35,7 @@ import (
 	"github.com/offedge/offedge/plan"
 	"github.com/offedge/offedge/reach"
 	"github.com/offedge/offedge/runtime"
+	"github.com/offedge/offedge/storage"
 	"github.com/offedge/offedge/storage/zfs/zfstest"
 )
 
@@ -94,8 +95,10 @@ type labNode struct {
 	// node's metrics while the node is up.
 	probes []observe.Probe
 	obs    *observer
-	// zfs is the node's zfs stand-in when it holds replicas (storage.go).
-	zfs *zfstest.Standin
+	// zfs is the node's zfs stand-in when it holds replicas (storage.go),
+	// watch its storage watch while the node is up.
+	zfs   *zfstest.Standin
+	watch *storage.Watch
 }
 
 // Visitor returns the address standing for "someone on the internet" in

@@ -108,7 +108,7 @@ func (l *Lab) observeNode(ln *labNode) error {
 	if err != nil {
 		return fmt.Errorf("lab: node %s: %w", ln.node.Name, err)
 	}
-	ln.obs = o
+	ln.obs, ln.watch = o, sw
 	return nil
 }
 

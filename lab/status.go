@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/offedge/offedge/dashboard"
+	"github.com/offedge/offedge/storage"
 )
 
 // dashboardNodes is the lab's live state for the dashboard.
@@ -21,6 +23,39 @@ func (l *Lab) dashboardNodes() (map[string]any, map[string]bool) {
 	return status, down
 }
 
+// replicaStates are the replicas as their target nodes' storage watches
+// last measured them (the nodes that are up).
+func (l *Lab) replicaStates() map[string]storage.ReplicaState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]storage.ReplicaState{}
+	for _, ln := range l.nodes {
+		if ln.down || ln.obs == nil {
+			continue
+		}
+		for _, r := range ln.watch.Replicas() {
+			out[r.Name] = r
+		}
+	}
+	return out
+}
+
+// serviceStates says which services of the nodes that are up run their
+// application now (true) or were stopped by the drill (false).
+func (l *Lab) serviceStates() map[string]bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]bool{}
+	for _, s := range l.m.Services {
+		ln := l.nodes[s.Node]
+		if ln == nil || ln.down {
+			continue
+		}
+		out[s.Name] = slices.ContainsFunc(ln.apps, func(a *app) bool { return a.svc == s })
+	}
+	return out
+}
+
 // Handler serves the dashboard (GET /, see package dashboard), the status JSON (GET /api/status), the
 // probes run now from their vantage points (GET /api/probes[?node=NAME],
 // what `offedge probe --lab` asks) and the failure-drill API (POST
@@ -29,7 +64,8 @@ func (l *Lab) dashboardNodes() (map[string]any, map[string]bool) {
 // /api/pools/{node}/{pool}/fill and /drain).
 func (l *Lab) Handler() http.Handler {
 	mux := http.NewServeMux()
-	dashboard.Mount(mux, dashboard.Source{Model: l.Model, Drill: true, Nodes: l.dashboardNodes})
+	dashboard.Mount(mux, dashboard.Source{Model: l.Model, Drill: true, DrillObjects: true, Nodes: l.dashboardNodes,
+		Replicas: l.replicaStates, Services: l.serviceStates})
 	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(l.Status())

@@ -220,11 +220,56 @@ func cmdRun(e *env, args []string) error {
 		})
 		protectHandlers(mux, func() *runtime.Node { return rt })
 		certHandlers(mux, func() *runtime.Node { return rt })
-		// The dashboard (GET /, docs/dashboard.md): this node's state in the
-		// estate's drawing, and "if this goes down" for every node.
-		dashboard.Mount(mux, dashboard.Source{Model: current.Load, Nodes: func() (map[string]any, map[string]bool) {
-			return map[string]any{*node: map[string]any{"node": *node, "runtime": rt.Status(), "probes": prober.Results()}}, nil
-		}})
+		// The dashboard (GET /, docs/dashboard.md): this node's state and
+		// its peers' (the other admin endpoints of its plan, asked with
+		// bounds) in the estate's drawing, and "if this goes down".
+		self := func() dashboard.NodeState {
+			return dashboard.NodeState{Node: *node, Runtime: rt.Status(), Probes: prober.Results(), Replicas: storageWatch.Replicas()}
+		}
+		mux.HandleFunc("GET "+dashboard.NodePath, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(self())
+		})
+		estate := dashboard.NewEstate(func() *plan.Admin { return rt.Plan().Admin })
+		var peers atomic.Pointer[map[string]dashboard.PeerAnswer]
+		dashboard.Mount(mux, dashboard.Source{Model: current.Load, Partial: true,
+			Nodes: func() (map[string]any, map[string]bool) {
+				answers := estate.Gather(context.Background())
+				peers.Store(&answers)
+				status := map[string]any{*node: self()}
+				for name, a := range answers {
+					if a.Err == "" {
+						status[name] = a.State
+					}
+				}
+				return status, nil
+			},
+			Unknown: func() map[string]string {
+				out := map[string]string{}
+				if a := peers.Load(); a != nil {
+					for name, ans := range *a {
+						if ans.Err != "" {
+							out[name] = "its admin endpoint does not answer: " + ans.Err
+						}
+					}
+				}
+				return out
+			},
+			Replicas: func() map[string]storage.ReplicaState {
+				out := map[string]storage.ReplicaState{}
+				if a := peers.Load(); a != nil {
+					for _, ans := range *a {
+						for _, r := range ans.Replicas() {
+							out[r.Name] = r
+						}
+					}
+				}
+				for _, r := range storageWatch.Replicas() {
+					out[r.Name] = r
+				}
+				return out
+			},
+		})
 		mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, r *http.Request) {
 			if err := reload(); err != nil {
 				http.Error(w, err.Error(), http.StatusUnprocessableEntity)
