@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/offedge/offedge/inventory"
+	"github.com/offedge/offedge/reach"
 	"github.com/offedge/offedge/storage"
 	"github.com/offedge/offedge/topology"
 )
@@ -85,6 +86,10 @@ type State struct {
 	Tunnels  []Tunnel  `json:"tunnels"`
 	Forwards []Forward `json:"forwards"`
 	Replicas []Replica `json:"replicas"`
+	// Internet is the status given for the internet's vantage point (the
+	// probes of the sites from outside, with their certificates' expiry),
+	// when the source has one.
+	Internet any `json:"internet,omitempty"`
 	// Impact is topology.Impact of Causes, nil when nothing is down.
 	Impact *topology.ImpactReport `json:"impact"`
 }
@@ -163,7 +168,7 @@ type Replica struct {
 // Compute builds the State from the model and what is live.
 func Compute(m *inventory.Model, live Live) (*State, error) {
 	status, down := live.Status, live.Down
-	st := &State{Drill: live.Drill, DrillObjects: live.DrillObjects}
+	st := &State{Drill: live.Drill, DrillObjects: live.DrillObjects, Internet: status[reach.InternetClient]}
 	for _, n := range m.Nodes {
 		if down[n.Name] && (n.Host == nil || !down[n.Host.Name]) {
 			st.Causes = append(st.Causes, n.Name)

@@ -49,7 +49,7 @@ func TestEstate(t *testing.T) {
 				Replicas: []storage.ReplicaState{{Name: "r1", Lag: &lag, MaxLag: 60, Stale: true}}})
 		})).ServeHTTP(w, &http.Request{Method: "POST", URL: r.URL, Header: r.Header, RemoteAddr: "192.0.2.9:1"}) // as from afar
 	})
-	refusing := peerServer(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", 401) })
+	refusing := peerServer(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusUnauthorized) })
 	huge := peerServer(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{"node":"ovh1","x":"`))
 		w.Write([]byte(strings.Repeat("a", MaxPeerAnswer+10)))

@@ -133,6 +133,99 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	checkConsole("load")
 
+	q := func(s string, args ...any) string { return fmt.Sprintf(s, args...) }
+	// waitJS polls a JavaScript condition until it holds, within a bound.
+	waitJS := func(what, expr string) {
+		t.Helper()
+		deadline := time.Now().Add(45 * time.Second)
+		for {
+			var ok bool
+			eval("!!("+expr+")", &ok)
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 45 s: %s", what, expr)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	// Keyboard: Tab from the top reaches every node and every edge of the
+	// drawing, each once per round, in the order of the drawing.
+	var want struct{ Nodes, Edges int }
+	eval(`({nodes: document.querySelectorAll("#svg g[data-node]").length, edges: document.querySelectorAll("#svg path[data-kind]").length})`, &want)
+	if want.Nodes < len(l.m.Nodes) || want.Edges == 0 {
+		t.Fatalf("drawing has %d nodes and %d edges", want.Nodes, want.Edges)
+	}
+	eval(`(document.activeElement && document.activeElement.blur(), window.scrollTo(0, 0), true)`, new(bool))
+	focusedNodes, focusedEdges := map[string]bool{}, map[string]bool{}
+	for i := 0; i < want.Nodes+want.Edges+10 && (len(focusedNodes) < want.Nodes || len(focusedEdges) < want.Edges); i++ {
+		wait("tab", chromedp.KeyEvent("\t"))
+		var f struct{ Node, Edge string }
+		eval(`({node: document.activeElement.dataset.node || "", edge: document.activeElement.dataset.edge || ""})`, &f)
+		if f.Node != "" {
+			focusedNodes[f.Node] = true
+		}
+		if f.Edge != "" {
+			focusedEdges[f.Edge] = true
+		}
+	}
+	if len(focusedNodes) != want.Nodes || len(focusedEdges) != want.Edges {
+		t.Errorf("Tab reached %d of %d nodes and %d of %d edges", len(focusedNodes), want.Nodes, len(focusedEdges), want.Edges)
+	}
+	// Enter on a focused node selects it.
+	wait("Enter on a node", chromedp.KeyEvent("\r"))
+	waitJS("the focused thing's details", `!document.getElementById("detail").hidden`)
+
+	// Contrast: every text of the page against the background it is drawn
+	// on, from computed styles, meets WCAG AA (4.5:1).
+	var lowContrast []string
+	eval(fmt.Sprintf(contrastJS, contrastOfDrawing), &lowContrast)
+	if len(lowContrast) > 0 {
+		t.Errorf("text below 4.5:1 contrast: %v", lowContrast)
+	}
+
+	// Select the tunnel docker-prod reaches MongoDB by, in the drawing,
+	// by keyboard: its details and what its loss would cost.
+	wait("select tunnel mongodb-ovh", chromedp.Focus(chromedp.CSS(`#svg path[data-kind="tunnel"][data-names~="mongodb-ovh"]`)), chromedp.KeyEvent("\r"))
+	waitJS("the edge's details", `document.getElementById("detail").dataset.kind`)
+	eval(`(() => { const b = document.querySelector('#detail button[data-select="tunnel:mongodb-ovh"]'); if (b) b.click(); return true })()`, new(bool))
+	waitJS("tunnel mongodb-ovh's details", `document.getElementById("detail").dataset.kind === "tunnel" && document.getElementById("detail").dataset.name === "mongodb-ovh"`)
+	waitJS("its listeners and probes", `[...document.querySelectorAll("#detail td")].some(e => e.textContent.includes("tunnel mongodb-ovh entrance")) && [...document.querySelectorAll("#detail li")].some(e => e.textContent.includes("tunnel/mongodb-ovh"))`)
+	waitJS("if it goes down, docker-prod loses mongodb", `[...document.querySelectorAll("#impact li")].some(e => e.textContent.includes("docker-prod -> mongodb"))`)
+	var heading string
+	eval(`[...document.querySelectorAll("#detail h2")].map(e => e.textContent).join(" | ")`, &heading)
+	if !strings.Contains(heading, "If tunnel mongodb-ovh goes down") {
+		t.Errorf("tunnel detail headings: %s", heading)
+	}
+
+	// A site, from the list: its probes from the internet with the
+	// certificate's expiry.
+	wait("select a site", chromedp.Click(chromedp.CSS(`#nodes button[data-select^="site:"]`)))
+	waitJS("the site's details", `document.getElementById("detail").dataset.kind === "site" && document.querySelector("#impact li")`)
+
+	// Stall a replica with its button: it turns stale (in words, in the
+	// list and on its line), and resumes.
+	var replica string
+	eval(`(document.querySelector('#replicas li[data-stale="false"] button[data-drill$="/stall"]') || {dataset: {}}).dataset.drill || ""`, &replica)
+	if replica == "" {
+		t.Fatal("no replica with a stall button")
+	}
+	replica = strings.TrimSuffix(strings.TrimPrefix(replica, "replicas/"), "/stall")
+	wait("stall "+replica, chromedp.Click(chromedp.CSS(q(`button[data-drill="replicas/%s/stall"]`, replica))))
+	waitJS("replica stale in the list", q(`document.querySelector('#replicas li[data-replica=%q][data-stale="true"]') && document.querySelector('#replicas li[data-replica=%q]').textContent.includes("⚠ stale")`, replica, replica))
+	var drawnStale bool
+	eval(q(`!document.querySelector('#svg path[data-kind="replica"][data-names~=%q]') || !!document.querySelector('#svg path[data-kind="replica"][data-names~=%q].stale')`, replica, replica), &drawnStale)
+	if !drawnStale {
+		t.Errorf("replica %s stale but its line is not marked", replica)
+	}
+	wait("select it", chromedp.Click(chromedp.CSS(q(`#replicas button[data-select="replica:%s"]`, replica))))
+	waitJS("its lag against max_lag", `document.querySelector('#detail [data-replica-state="stale"]') && document.querySelector('#detail').textContent.includes("max_lag")`)
+	wait("resume "+replica, chromedp.Click(chromedp.CSS(q(`button[data-drill="replicas/%s/resume"]`, replica))))
+	waitJS("replica fresh again", q(`document.querySelector('#replicas li[data-replica=%q][data-stale="false"]')`, replica))
+	checkConsole("selections and replica drill")
+
 	ct101 := ""
 	for _, n := range l.m.Nodes {
 		if n.Guest != nil && n.Guest.ID == 101 && n.Host != nil && n.Host.Name == "ovh1" {
@@ -142,8 +235,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if ct101 == "" {
 		t.Fatal("no CT 101 on ovh1 in the example")
 	}
-	q := func(s string, args ...any) string { return fmt.Sprintf(s, args...) }
-	wait("take ovh1 down", chromedp.Click(chromedp.CSS(`button[data-drill="ovh1/down"]`)),
+	wait("take ovh1 down", chromedp.Click(chromedp.CSS(`button[data-drill="nodes/ovh1/down"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#nodes li[data-node="ovh1"][data-state="down"]`)),
 		chromedp.WaitReady(chromedp.CSS(`#svg g[data-node="ovh1"].down`)),
 		chromedp.WaitReady(chromedp.CSS(q(`#svg g[data-node=%q].host-down`, ct101))),
@@ -196,7 +288,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	t.Logf("screenshots in %s", dir)
 
 	wait("bring ovh1 up", chromedp.EmulateViewport(1400, 900),
-		chromedp.Click(chromedp.CSS(`button[data-drill="ovh1/up"]`)),
+		chromedp.Click(chromedp.CSS(`button[data-drill="nodes/ovh1/up"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#nodes li[data-node="ovh1"][data-state="up"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#nodes li[data-node="docker-prod"][data-state="up"]`)))
 	var marked int
@@ -213,3 +305,53 @@ func exceptionText(d *cdpruntime.ExceptionDetails) string {
 	}
 	return ""
 }
+
+// contrastOfDrawing says whether the contrast check covers the drawing's
+// own text (topology/svg.go) besides the page's and the marks the page adds.
+const contrastOfDrawing = false
+
+// contrastJS lists the texts whose colour is below 4.5:1 (WCAG AA) against
+// what they are drawn on, from computed styles: for HTML, the nearest
+// ancestor with a background colour; for the drawing's text, the topmost
+// filled shape under the text's centre (elementsFromPoint), else the page.
+const contrastJS = `(() => {
+  const drawing = %t;
+  const rgb = s => { const m = s && s.match(/[\d.]+/g); return m && m.length >= 3 ? m.map(Number) : null; };
+  const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }; return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  const ratio = (a, b) => { const x = lum(a), y = lum(b); return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05); };
+  const htmlBg = e => {
+    for (let n = e; n && n.nodeType === 1; n = n.parentElement) {
+      if (n.namespaceURI === "http://www.w3.org/2000/svg") continue;
+      const c = rgb(getComputedStyle(n).backgroundColor);
+      if (c && (c.length < 4 || c[3] > 0)) return c;
+    }
+    return [255, 255, 255];
+  };
+  const svgBg = e => {
+    const b = e.getBoundingClientRect();
+    const x = b.left + b.width / 2, y = b.top + b.height / 2;
+    for (const u of document.elementsFromPoint(x, y)) {
+      if (u === e || u.closest("text") || !(u instanceof SVGGeometryElement) || u.tagName === "path") continue;
+      const cs = getComputedStyle(u);
+      const c = rgb(cs.fill);
+      if (c && cs.fill !== "none" && +cs.fillOpacity >= 0.5 && +cs.opacity > 0) return c;
+    }
+    return htmlBg(e.ownerSVGElement || e);
+  };
+  const out = [];
+  for (const e of document.querySelectorAll("body *")) {
+    if (![...e.childNodes].some(c => c.nodeType === 3 && c.textContent.trim())) continue;
+    if (e.closest("[hidden]") || e.closest("title") || e.closest("style") || e.closest("script")) continue;
+    if (!drawing && e.closest("#svg") && !e.classList.contains("mark")) continue;
+    const cs = getComputedStyle(e);
+    if (cs.visibility === "hidden" || cs.display === "none") continue;
+    const b = e.getBoundingClientRect();
+    if (b.width === 0 || b.height === 0) continue;
+    const svg = e.namespaceURI === "http://www.w3.org/2000/svg";
+    const fg = rgb(svg ? cs.fill : cs.color);
+    if (!fg) continue;
+    const r = ratio(fg, svg ? svgBg(e) : htmlBg(e));
+    if (r < 4.5) out.push(e.textContent.trim().slice(0, 40) + " " + r.toFixed(2));
+  }
+  return out.slice(0, 20);
+})()`

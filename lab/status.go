@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/offedge/offedge/dashboard"
+	"github.com/offedge/offedge/reach"
 	"github.com/offedge/offedge/storage"
 )
 
@@ -20,6 +21,11 @@ func (l *Lab) dashboardNodes() (map[string]any, map[string]bool) {
 		status[st.Node] = st
 		down[st.Node] = st.Down
 	}
+	l.mu.Lock()
+	if l.internet != nil {
+		status[reach.InternetClient] = map[string]any{"node": reach.InternetClient, "probes": l.internet.prober.Results()}
+	}
+	l.mu.Unlock()
 	return status, down
 }
 

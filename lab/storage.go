@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -143,11 +144,27 @@ func (l *Lab) storageWatch(ln *labNode) (*storage.Watch, error) {
 // StallReplica stalls (on) or resumes (off) a replica in the drill:
 // stalled, its target's newest snapshot becomes older than its max_lag;
 // resumed, the target is fresh again and its source holds the grid again
-// (after a prune). The nodes' watches see it at their next measurement.
+// (after a prune). The target's watch measures it at once (when the node is
+// up), so its metrics and the dashboard show it without waiting for the
+// schedule; the other nodes' watches see it at their next measurement.
 func (l *Lab) StallReplica(name string, on bool) error {
+	w, err := l.stallReplica(name, on)
+	if err != nil || w == nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), labStorageTimeout)
+	defer cancel()
+	w.Measure(ctx)
+	return nil
+}
+
+// stallReplica seeds the stand-ins and returns the target's watch, nil
+// when the target is down.
+func (l *Lab) stallReplica(name string, on bool) (*storage.Watch, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	found := false
+	var target *storage.Watch
 	for _, ln := range l.nodes {
 		if ln.plan.Storage == nil {
 			continue
@@ -158,12 +175,15 @@ func (l *Lab) StallReplica(name string, on bool) error {
 			}
 			s, err := l.storageStandin(ln)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if err := l.seedReplica(s, rp, on); err != nil {
-				return err
+				return nil, err
 			}
 			found = true
+			if !ln.down && ln.obs != nil {
+				target = ln.watch
+			}
 		}
 		for _, rp := range ln.plan.Storage.Sources {
 			if rp.Name != name || on {
@@ -171,17 +191,17 @@ func (l *Lab) StallReplica(name string, on bool) error {
 			}
 			s, err := l.storageStandin(ln)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if err := s.SetSnapshots(rp.Dataset, l.gridSnaps(0, 71)); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
 	if !found {
-		return fmt.Errorf("no zfs replica %q in the lab", name)
+		return nil, fmt.Errorf("no zfs replica %q in the lab", name)
 	}
-	return nil
+	return target, nil
 }
 
 // PruneReplica makes a replica's source hold only a snapshot taken now,

@@ -114,7 +114,7 @@ func TestRunProcess(t *testing.T) {
 	}
 	// The admin endpoint serves the dashboard: the page, and this node's
 	// state with its listeners in the dashboard's JSON.
-	for path, want := range map[string]string{"/": "<title>offedge dashboard</title>", "/api/dashboard": `"listeners"`, "/api/topology.svg": `data-node="edge"`} {
+	for path, want := range map[string]string{"/": "<title>offedge dashboard</title>", "/api/dashboard": `"listeners"`, "/api/topology.svg": `data-node="edge"`, "/api/node": `"node":"edge"`} {
 		resp, err := http.Get("http://" + admin + path)
 		if err != nil {
 			t.Fatal(err)
