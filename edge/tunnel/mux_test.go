@@ -453,3 +453,28 @@ func TestMuxSessionsPerPeerBounded(t *testing.T) {
 		t.Fatalf("exit stats %+v", s)
 	}
 }
+
+// TestMuxFallsBackToAnExitWithoutIt: an exit that does not accept
+// offedge-mux/1 (an older offedge; stunnel4 is tested in interop/stunnel)
+// gets one TLS connection per client, and the entrance says so once.
+func TestMuxFallsBackToAnExitWithoutIt(t *testing.T) {
+	target := startEcho(t, "")
+	p, px := startMuxPair(t, target, nil)
+	for _, et := range p.exit.cur.Load().tunnels {
+		et.tls.NextProtos = nil // as before multiplexing
+	}
+	for range 4 {
+		if got, err := roundTrip(t, p.entranceAddr, "old exit"); err != nil || got != "old exit" {
+			t.Fatalf("round trip: %q, %v", got, err)
+		}
+	}
+	if n := px.accepted.Load(); n != 4 {
+		t.Fatalf("%d TLS connections for 4 clients to an exit without mux; want 4", n)
+	}
+	if s := p.entrance.Stats(); s.Sessions != 0 || s.Streams != 0 || s.Accepted != 4 {
+		t.Fatalf("entrance stats %+v", s)
+	}
+	if n := strings.Count(p.entranceLog.String(), "exit does not multiplex"); n < 1 || n > maxSessions {
+		t.Fatalf("fallback logged %d times; want once per session slot:\n%s", n, p.entranceLog)
+	}
+}
