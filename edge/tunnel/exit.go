@@ -29,7 +29,8 @@ type Exit struct {
 	cur  atomic.Pointer[exitState]
 
 	sessMu   sync.Mutex
-	sessions map[sessionKey]int // open sessions by entrance address and tunnel
+	sessions map[sessionKey]int  // open sessions by entrance address and tunnel
+	recheck  map[*session]func() // each open session's check against the current configuration
 }
 
 type sessionKey struct {
@@ -58,7 +59,7 @@ func NewExit(cfg ExitConfig, opts Options) (*Exit, error) {
 	if err != nil {
 		return nil, err
 	}
-	x := &Exit{opts: opts, sessions: map[sessionKey]int{}}
+	x := &Exit{opts: opts, sessions: map[sessionKey]int{}, recheck: map[*session]func(){}}
 	x.srv = newServer("exit", cfg.Listener, opts.Logger, opts.Now, st.cfg.MaxConns, st.cfg.MaxConnsPerClient)
 	x.cur.Store(st)
 	return x, nil
@@ -163,6 +164,15 @@ func (x *Exit) Prepare(cfg ExitConfig) (commit func(), err error) {
 	return func() {
 		x.cur.Store(st)
 		x.srv.SetLimits(st.cfg.MaxConns, st.cfg.MaxConnsPerClient)
+		x.sessMu.Lock()
+		checks := make([]func(), 0, len(x.recheck))
+		for _, f := range x.recheck {
+			checks = append(checks, f)
+		}
+		x.sessMu.Unlock()
+		for _, f := range checks {
+			go f() // a control message may wait for a slow peer
+		}
 	}, nil
 }
 
@@ -269,10 +279,10 @@ func (x *Exit) dial(ctx context.Context, cfg ExitTunnel) (net.Conn, error) {
 // until it ends. Each stream is a client connection of its own: it takes a
 // slot of max_conns and of the entrance's max_conns_per_client, is
 // checked against the tunnel's current authentication (a reload that
-// changed the secret closes sessions made with the old one), relayed with
-// the tunnel's idle timeout and counted and logged as a connection. On
-// Shutdown the exit tells the entrance to open no new stream (go-away)
-// and closes the session once its streams ended.
+// changed the secret drains sessions made with the old one, see current
+// below), relayed with the tunnel's idle timeout and counted and logged
+// as a connection. On Shutdown the exit tells the entrance to open no new
+// stream (go-away) and closes the session once its streams ended.
 func (x *Exit) serveSession(st *exitState, t *exitTunnel, tc *tls.Conn, raw net.Conn, cs tls.ConnectionState, log *slog.Logger) {
 	rc := &recordConn{Conn: tc}
 	m, err := smux.Server(rc, muxConfig())
@@ -324,7 +334,48 @@ func (x *Exit) serveSession(st *exitState, t *exitTunnel, tc *tls.Conn, raw net.
 	})
 	defer stop()
 
-	verified := t.creds
+	// A reload that dropped the tunnel, or changed what authenticates
+	// its peers, ends the session as it would have ended a connection's
+	// life: open streams keep their configuration to their end, no new
+	// stream is taken (go-away), and the entrance dials again under the
+	// new configuration. Checked at each reload and at each new stream.
+	var verified atomic.Pointer[credentials]
+	verified.Store(t.creds)
+	current := func() (*exitTunnel, bool) {
+		cur, err := x.cur.Load().lookup(cs.ServerName)
+		if err != nil {
+			log.Warn("tunnel no longer served by this exit; draining its session", "err", err)
+			s.send(ctlGoAway, 0)
+			s.drain()
+			return nil, false
+		}
+		if v := verified.Load(); cur.creds != v {
+			if err := cur.creds.verify(cs.PeerCertificates); err != nil {
+				x.srv.c.authFailures.Add(1)
+				log.Error("peer failed authentication", "exit", st.cfg.Listener,
+					"err", fmt.Errorf("tunnel %q: the session's peer no longer passes the tunnel's authentication (changed by a reload); "+
+						"draining the session: %w", cur.cfg.Name, err))
+				s.send(ctlGoAway, 0)
+				s.drain()
+				return nil, false
+			}
+			verified.CompareAndSwap(v, cur.creds)
+		}
+		return cur, true
+	}
+	x.sessMu.Lock()
+	x.recheck[s] = func() {
+		if s.isUsable() {
+			current()
+		}
+	}
+	x.sessMu.Unlock()
+	defer func() {
+		x.sessMu.Lock()
+		delete(x.recheck, s)
+		x.sessMu.Unlock()
+	}()
+
 	for {
 		sm, err := m.AcceptStream()
 		if err != nil {
@@ -340,21 +391,10 @@ func (x *Exit) serveSession(st *exitState, t *exitTunnel, tc *tls.Conn, raw net.
 			ms.Abort()
 			continue
 		}
-		cur, err := x.cur.Load().lookup(cs.ServerName)
-		if err != nil {
-			log.Warn("tunnel no longer served by this exit; closing its session", "err", err)
+		cur, ok := current()
+		if !ok {
 			ms.Abort()
-			return
-		}
-		if cur.creds != verified {
-			if err := cur.creds.verify(cs.PeerCertificates); err != nil {
-				x.srv.c.authFailures.Add(1)
-				log.Error("peer failed authentication", "exit", st.cfg.Listener,
-					"err", fmt.Errorf("tunnel %q: the session's peer no longer passes the tunnel's authentication (changed by a reload); closing the session: %w", cur.cfg.Name, err))
-				ms.Abort()
-				return
-			}
-			verified = cur.creds
+			continue
 		}
 		cfg := cur.cfg
 		err = x.srv.ServeStream(ms, func(c net.Conn) {

@@ -459,10 +459,16 @@ func TestMuxSessionsPerPeerBounded(t *testing.T) {
 // gets one TLS connection per client, and the entrance says so once.
 func TestMuxFallsBackToAnExitWithoutIt(t *testing.T) {
 	target := startEcho(t, "")
-	p, px := startMuxPair(t, target, nil)
-	for _, et := range p.exit.cur.Load().tunnels {
+	var xcfg ExitConfig
+	p, px := startMuxPair(t, target, func(_ *EntranceConfig, x *ExitConfig) { xcfg = *x })
+	st, err := buildExit(fullExit(xcfg), p.exit.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, et := range st.tunnels {
 		et.tls.NextProtos = nil // as before multiplexing
 	}
+	p.exit.cur.Store(st)
 	for range 4 {
 		if got, err := roundTrip(t, p.entranceAddr, "old exit"); err != nil || got != "old exit" {
 			t.Fatalf("round trip: %q, %v", got, err)
@@ -477,4 +483,41 @@ func TestMuxFallsBackToAnExitWithoutIt(t *testing.T) {
 	if n := strings.Count(p.entranceLog.String(), "exit does not multiplex"); n < 1 || n > maxSessions {
 		t.Fatalf("fallback logged %d times; want once per session slot:\n%s", n, p.entranceLog)
 	}
+}
+
+// TestMuxExitReloadKeepsOpenStreams: a reload that changes the secret
+// refuses new streams on the old session but lets the open ones finish,
+// as open connections keep the configuration they started with.
+func TestMuxExitReloadKeepsOpenStreams(t *testing.T) {
+	target := startEcho(t, "")
+	var xcfg ExitConfig
+	p, _ := startMuxPair(t, target, func(_ *EntranceConfig, x *ExitConfig) { xcfg = *x })
+	var held []*heldClient
+	for range maxSessions { // one client on each session
+		h := dialHeld(t, p.entranceAddr)
+		if err := h.echo("before"); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, h)
+	}
+	xcfg = fullExit(xcfg)
+	xcfg.Tunnels[0].Auth = Auth{PSKFile: writeSecret(t, secretB)}
+	if err := p.exit.Update(xcfg); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := roundTrip(t, p.entranceAddr, "new"); got != "" {
+		t.Fatalf("a new client was carried by a session made with the old secret: %q", got)
+	}
+	if s := p.exit.Stats(); s.AuthFailures == 0 || s.Sessions == 0 {
+		t.Fatalf("exit stats %+v; want the old sessions refused new streams, and still open for theirs", s)
+	}
+	for _, h := range held {
+		if err := h.echo("after"); err != nil {
+			t.Fatalf("a stream opened before the reload: %v", err)
+		}
+		h.c.Close()
+	}
+	testutil.Eventually(t, 5*time.Second, "the drained sessions closed", func() bool {
+		return p.exit.Stats().Sessions == 0
+	})
 }
