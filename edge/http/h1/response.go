@@ -137,12 +137,14 @@ func (w *response) appendFields(b []byte, final bool) []byte {
 func appendField(b []byte, k, v string) []byte {
 	b = append(b, k...)
 	b = append(b, ": "...)
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c == '\r' || c == '\n' {
-			c = ' '
+	n := len(b)
+	b = append(b, v...)
+	if strings.IndexByte(v, '\r') >= 0 || strings.IndexByte(v, '\n') >= 0 { // rare
+		for i := n; i < len(b); i++ {
+			if c := b[i]; c == '\r' || c == '\n' {
+				b[i] = ' '
+			}
 		}
-		b = append(b, c)
 	}
 	return append(b, "\r\n"...)
 }
