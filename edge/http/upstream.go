@@ -94,18 +94,21 @@ func requestURI(u *url.URL) (path, query string) {
 // writeHead writes the request line and header fields (the body framing
 // included) to bw.
 func (pr *proxyRequest) writeHead(bw *bufio.Writer, host string, keepAlive bool) {
+	// Built in the writer's free space with appends (one Write), not a
+	// WriteString call per piece.
+	b := bw.AvailableBuffer()
 	r := pr.r
 	path, query := requestURI(r.URL)
-	bw.WriteString(pr.method)
-	bw.WriteByte(' ')
-	bw.WriteString(path)
+	b = append(b, pr.method...)
+	b = append(b, ' ')
+	b = append(b, path...)
 	if query != "" {
-		bw.WriteByte('?')
-		bw.WriteString(query)
+		b = append(b, '?')
+		b = append(b, query...)
 	}
-	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.WriteString(host)
-	bw.WriteString("\r\n")
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, host...)
+	b = append(b, "\r\n"...)
 	var connTokens string
 	if c := r.Header["Connection"]; len(c) > 0 {
 		connTokens = strings.Join(c, ",")
@@ -115,52 +118,53 @@ func (pr *proxyRequest) writeHead(bw *bufio.Writer, host string, keepAlive bool)
 			continue
 		}
 		for _, v := range vv {
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
 		}
 	}
 	if te := r.Header["Te"]; len(te) > 0 && headerListContains(strings.Join(te, ","), "trailers") {
-		bw.WriteString("Te: trailers\r\n")
+		b = append(b, "Te: trailers\r\n"...)
 	}
 	if !pr.probe {
 		ip := clientIP(r)
-		bw.WriteString("X-Real-Ip: ")
-		bw.WriteString(ip)
-		bw.WriteString("\r\nX-Forwarded-For: ")
+		b = append(b, "X-Real-Ip: "...)
+		b = append(b, ip...)
+		b = append(b, "\r\nX-Forwarded-For: "...)
 		for _, v := range r.Header["X-Forwarded-For"] {
-			bw.WriteString(v)
-			bw.WriteString(", ")
+			b = append(b, v...)
+			b = append(b, ", "...)
 		}
-		bw.WriteString(ip)
+		b = append(b, ip...)
 		if pr.tls {
-			bw.WriteString("\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: ")
+			b = append(b, "\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: "...)
 		} else {
-			bw.WriteString("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ")
+			b = append(b, "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: "...)
 		}
-		bw.WriteString(r.Host)
-		bw.WriteString("\r\n")
+		b = append(b, r.Host...)
+		b = append(b, "\r\n"...)
 	}
 	switch {
 	case pr.upgrade != "":
-		bw.WriteString("Connection: Upgrade\r\nUpgrade: ")
-		bw.WriteString(pr.upgrade)
-		bw.WriteString("\r\n")
+		b = append(b, "Connection: Upgrade\r\nUpgrade: "...)
+		b = append(b, pr.upgrade...)
+		b = append(b, "\r\n"...)
 	case !keepAlive:
-		bw.WriteString("Connection: close\r\n")
+		b = append(b, "Connection: close\r\n"...)
 	}
 	switch {
 	case pr.body != nil && pr.cl >= 0:
-		bw.WriteString("Content-Length: ")
-		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), pr.cl, 10))
-		bw.WriteString("\r\n")
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, pr.cl, 10)
+		b = append(b, "\r\n"...)
 	case pr.body != nil:
-		bw.WriteString("Transfer-Encoding: chunked\r\n")
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
 	case pr.method == http.MethodPost || pr.method == http.MethodPut || pr.method == http.MethodPatch:
-		bw.WriteString("Content-Length: 0\r\n")
+		b = append(b, "Content-Length: 0\r\n"...)
 	}
-	bw.WriteString("\r\n")
+	b = append(b, "\r\n"...)
+	bw.Write(b)
 }
 
 // h1Client sends requests to one HTTP/1.1 server, plain or TLS, over a
