@@ -449,9 +449,8 @@ func canonicalKey(k string) (key string, ok, spaced bool) {
 		return k, true, true // kept as is, refused later
 	}
 	if canonical {
-		if v, ok := commonKeys[k]; ok {
-			return v, true, false
-		}
+		// A substring of the head, which the values point into too: no
+		// lookup (a hash of the name) to intern it.
 		return k, true, false
 	}
 	var buf [64]byte
@@ -478,7 +477,8 @@ func canonicalKey(k string) (key string, ok, spaced bool) {
 	return string(b), true, false
 }
 
-// commonKeys interns the canonical names clients commonly send.
+// commonKeys interns the canonical forms of names clients commonly send
+// in another case (a lowercase name needs no allocation).
 var commonKeys = func() map[string]string {
 	m := make(map[string]string)
 	for _, k := range []string{
