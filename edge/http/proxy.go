@@ -180,7 +180,9 @@ func (s *Server) copyResponse(w *recorder, r *http.Request, resp *http.Response,
 		}
 		h["Trailer"] = []string{strings.Join(names, ", ")}
 	}
-	if resp.ContentLength >= 0 && h.Get("Content-Length") == "" && r.Method != http.MethodHead {
+	// h["Content-Length"] as h.Get would read it, without Get's
+	// canonicalisation of a name written canonical here.
+	if cl := h["Content-Length"]; resp.ContentLength >= 0 && (len(cl) == 0 || cl[0] == "") && r.Method != http.MethodHead {
 		h["Content-Length"] = []string{itoa(resp.ContentLength)}
 	}
 	w.WriteHeader(resp.StatusCode)
