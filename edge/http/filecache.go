@@ -49,6 +49,7 @@ type openFile struct {
 	length  []string // Content-Length of the whole file
 	expires time.Time
 	refs    atomic.Int32
+	rd      openFileReader // the ReaderAt over f that responses read through
 }
 
 func (e *openFile) release() {
@@ -80,6 +81,7 @@ func (c *fileCache) acquire(name string, open func(string) (*os.File, fs.FileInf
 		return nil, err
 	}
 	e = &openFile{f: f, name: fi.Name(), size: fi.Size(), modTime: fi.ModTime(), expires: now.Add(openFileTTL)}
+	e.rd.e = e
 	if rc, err := f.SyscallConn(); err == nil {
 		_ = rc.Control(func(fd uintptr) { e.fd = int(fd) })
 	}

@@ -365,6 +365,10 @@ type recorder struct {
 	// Compression: the route's policy, the coding the client accepts,
 	// and while an answer is compressed its encoder, which writes to
 	// sink (the connection, counted in bytes).
+	// fileSR and fileLR are the readers a static file is sent through
+	// (serveOpenFile).
+	fileSR   io.SectionReader
+	fileLR   io.LimitedReader
 	cpol     *compressPolicy
 	want     encoding
 	headOnly bool // HEAD: the compressed answer's fields, no encoder

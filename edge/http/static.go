@@ -174,7 +174,9 @@ func (h *staticHandler) serveGzipStatic(w *recorder, r *http.Request, name strin
 // serveOpenFile answers with an open file whose ETag and type are set.
 func serveOpenFile(w *recorder, r *http.Request, e *openFile) {
 	hdr := w.Header()
-	body := io.NewSectionReader(&openFileReader{e}, 0, e.size)
+	// The readers live in the (pooled) recorder: no allocation per file.
+	w.fileSR = *io.NewSectionReader(&e.rd, 0, e.size)
+	body := &w.fileSR
 	if plainGet(r) {
 		// What http.ServeContent answers to a request with no
 		// Range and no condition, without its header lookups and
@@ -189,7 +191,9 @@ func serveOpenFile(w *recorder, r *http.Request, e *openFile) {
 		}
 		w.WriteHeader(http.StatusOK)
 		if r.Method != http.MethodHead {
-			io.CopyN(w, body, e.size)
+			// io.CopyN's LimitedReader, and its hand-over to ReadFrom.
+			w.fileLR = io.LimitedReader{R: body, N: e.size}
+			_, _ = w.ReadFrom(&w.fileLR)
 		}
 		return
 	}
