@@ -278,20 +278,25 @@ func (e *Edge) Label() string {
 	return strings.Join(e.Labels, ", ")
 }
 
-// edgeStyle is how each edge kind is drawn everywhere.
+// edgeStyle is how each edge kind is drawn everywhere. In the SVG a kind
+// is told by its colour, its line (dash) and its end marker, and each
+// label starts with the kind's tag, so colour is never the only sign.
 var edgeStyle = map[string]struct {
 	color  string
 	dashed bool
 	width  float64
 	title  string
+	dash   string // SVG stroke-dasharray, "" for a solid line
+	tag    string // the tag before the edge's label
+	marker string // the end marker's shape: arrow, open, diamond, dot, bar
 }{
-	EdgeIngress:    {"#1f77b4", false, 2.2, "HTTPS from the internet"},
-	EdgeHTTP:       {"#1f77b4", false, 1.6, "HTTP route: site -> upstream"},
-	EdgeTunnel:     {"#2ca02c", false, 2.4, "TLS tunnel: entrance -> exit"},
-	EdgeTunnelExit: {"#2ca02c", false, 1.2, "tunnel exit -> service"},
-	EdgeForward:    {"#ff7f0e", false, 2.0, "TCP forward"},
-	EdgeReplica:    {"#9467bd", true, 1.6, "replica (ZFS / pvesr)"},
-	EdgeUses:       {"#7f7f7f", true, 1.2, "uses (first hop)"},
+	EdgeIngress:    {"#1f5fa0", false, 2.2, "HTTPS from the internet", "", "HTTPS", "arrow"},
+	EdgeHTTP:       {"#1f77b4", false, 1.4, "HTTP route: site -> upstream", "", "HTTP", "arrow"},
+	EdgeTunnel:     {"#1e7d1e", false, 2.8, "TLS tunnel: entrance -> exit", "", "TLS", "bar"},
+	EdgeTunnelExit: {"#2ca02c", false, 1.2, "tunnel exit -> service", "", "exit", "arrow"},
+	EdgeForward:    {"#c55a00", false, 2.0, "TCP forward", "9 3 2 3", "FWD", "open"},
+	EdgeReplica:    {"#7b4fa8", true, 1.6, "replica (ZFS / pvesr)", "6 4", "REPL", "diamond"},
+	EdgeUses:       {"#666666", true, 1.2, "uses (first hop)", "2 3", "uses", "dot"},
 }
 
 // nodeCaption is "ct 101 ovh-proxy" for guests and the name for servers.

@@ -77,6 +77,7 @@ func cmdGraph(e *env, args []string) error {
 	format := fs.String("format", "svg", "output format: `svg|dot|mermaid`")
 	output := fs.String("output", "", "write to `FILE` instead of standard output")
 	fs.StringVar(output, "o", "", "shorthand for --output")
+	width := fs.Int("width", 1400, "svg: the widest the picture may be, in `PX` (providers and servers wrap into rows; 860 suits a README)")
 	pos, err := e.parse(fs, args)
 	if err != nil {
 		return err
@@ -93,7 +94,10 @@ func cmdGraph(e *env, args []string) error {
 	var write func(io.Writer) error
 	switch *format {
 	case "svg":
-		write = g.WriteSVG
+		if *width < 400 || *width > 20000 {
+			return usageError("--width must be 400 to 20000 px, not %d", *width)
+		}
+		write = func(w io.Writer) error { return g.WriteSVGOptions(w, topology.SVGOptions{Width: float64(*width)}) }
 	case "dot":
 		write = g.WriteDOT
 	case "mermaid":
