@@ -95,7 +95,9 @@ func boldW(s string, size float64) float64 { return textW(s, size) * 1.12 }
 func monoW(s string, size float64) float64 { return float64(len([]rune(s))) * size * 0.61 }
 
 // breakItem splits one item wider than width: after a space, dot, dash
-// or comma if one is far enough along, else anywhere.
+// or comma, the first such place that leaves the rest on one line
+// ("monitoring." / "openfoodfacts.org"), else the last that fits, else
+// anywhere.
 func breakItem(s string, width float64, w func(string) float64) []string {
 	var out []string
 	for w(s) > width {
@@ -108,11 +110,17 @@ func breakItem(s string, width float64, w func(string) float64) []string {
 			cut = i + 1
 		}
 		cut = max(cut, 1)
-		for i := cut - 1; i > cut/2; i-- {
-			if r := runes[i]; r == ' ' || r == '.' || r == '-' || r == ',' || r == '/' {
-				cut = i + 1
-				break
+		best := -1
+		for i := 1; i < cut; i++ {
+			if r := runes[i-1]; r == ' ' || r == '.' || r == '-' || r == ',' || r == '/' {
+				best = i
+				if w(strings.TrimLeft(string(runes[i:]), " ")) <= width {
+					break
+				}
 			}
+		}
+		if best > 0 {
+			cut = best
 		}
 		if head := strings.TrimRight(string(runes[:cut]), " "); head != "" {
 			out = append(out, head)
