@@ -294,12 +294,18 @@ func (e *Entrance) Open(ctx context.Context) (net.Conn, error) {
 // connect tries the exits in order and returns the first established TLS
 // connection.
 func (e *Entrance) connect(ctx context.Context, st *entranceState, tcfg *tls.Config, log *slog.Logger) (*tls.Conn, error) {
+	tc, _, err := e.connectAt(ctx, st, tcfg, log)
+	return tc, err
+}
+
+// connectAt is connect, also saying which of the exits answered.
+func (e *Entrance) connectAt(ctx context.Context, st *entranceState, tcfg *tls.Config, log *slog.Logger) (*tls.Conn, int, error) {
 	cfg := st.cfg
 	var errs []error
-	for _, exit := range cfg.Exits {
+	for i, exit := range cfg.Exits {
 		tc, err := e.connectOne(ctx, st, tcfg, exit)
 		if err == nil {
-			return tc, nil
+			return tc, i, nil
 		}
 		err = fmt.Errorf("tunnel %q: exit %s: %w", cfg.Name, exit, err)
 		if errors.Is(err, ErrPeerKeyMismatch) || errors.Is(err, ErrPeerNameMismatch) {
@@ -312,7 +318,7 @@ func (e *Entrance) connect(ctx context.Context, st *entranceState, tcfg *tls.Con
 			break
 		}
 	}
-	return nil, errors.Join(errs...)
+	return nil, 0, errors.Join(errs...)
 }
 
 func (e *Entrance) connectOne(ctx context.Context, st *entranceState, tcfg *tls.Config, exit string) (*tls.Conn, error) {

@@ -116,6 +116,7 @@ type session struct {
 	raw  net.Conn // the TCP connection, for aborting
 	ctl  *smux.Stream
 	born time.Time
+	exit int // entrance: the index of the exit in the tunnel's list
 
 	ctlMu sync.Mutex // serialises control messages
 

@@ -521,3 +521,30 @@ func TestMuxExitReloadKeepsOpenStreams(t *testing.T) {
 		return p.exit.Stats().Sessions == 0
 	})
 }
+
+// TestMuxFailsBackToTheFirstExit: a session on a failover exit is
+// replaced, after failbackAfter, by one to the first exit once it answers.
+func TestMuxFailsBackToTheFirstExit(t *testing.T) {
+	defer func(d time.Duration) { failbackAfter = d }(failbackAfter)
+	failbackAfter = 200 * time.Millisecond
+	target := startEcho(t, "")
+	first := startCutProxy(t)
+	first.target.Store(testutil.FreeAddr(t)) // nothing listens: the first exit is down
+	var exit string
+	p := startPair(t, "redis", target, secretA, secretA, func(e *EntranceConfig, _ *ExitConfig) {
+		exit = e.Exits[0]
+		e.Exits = []string{first.addr(), exit}
+		e.ConnectTimeout = time.Second
+		e.HandshakeTimeout = time.Second
+	})
+	if got, err := roundTrip(t, p.entranceAddr, "failover"); err != nil || got != "failover" {
+		t.Fatalf("through the second exit: %q, %v", got, err)
+	}
+	first.target.Store(exit) // the first exit is back
+	time.Sleep(2 * failbackAfter)
+	tried := first.accepted.Load()
+	testutil.Eventually(t, 10*time.Second, "a session through the first exit", func() bool {
+		got, err := roundTrip(t, p.entranceAddr, "failback")
+		return err == nil && got == "failback" && first.accepted.Load() > tried
+	})
+}

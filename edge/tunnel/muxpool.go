@@ -34,6 +34,11 @@ const (
 	shortLived = time.Second
 )
 
+// A session to a later exit of the list (a failover) is drained once it is
+// failbackAfter old, so that new clients try the first exits again, as
+// each new connection did without sessions. A variable for tests.
+var failbackAfter = 30 * time.Second
+
 // errSessionFull says a session already carries MuxMaxStreams streams.
 var errSessionFull = errors.New("tunnel session full")
 
@@ -84,6 +89,13 @@ func (p *muxPool) open(ctx context.Context, log *slog.Logger) (net.Conn, error) 
 			// A reload swapped the state after this client loaded it.
 			p.mu.Unlock()
 			return p.e.connect(ctx, p.st, p.st.tls, log)
+		case sl.s != nil && sl.s.isUsable() && sl.s.exit > 0 && now.Sub(sl.s.born) >= failbackAfter:
+			// Drain the failover session and dial again from the first exit.
+			s := sl.s
+			sl.s = nil
+			p.mu.Unlock()
+			s.drain()
+			continue
 		case sl.s != nil && sl.s.isUsable():
 			s := sl.s
 			p.mu.Unlock()
@@ -174,7 +186,7 @@ func (p *muxPool) openStream(s *session) (*stream, error) {
 // is returned as legacy, for this client alone.
 func (p *muxPool) dial(ctx context.Context, log *slog.Logger) (s *session, legacy net.Conn, err error) {
 	st := p.st
-	tc, err := p.e.connect(ctx, st, st.muxTLS, log)
+	tc, exit, err := p.e.connectAt(ctx, st, st.muxTLS, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -188,6 +200,7 @@ func (p *muxPool) dial(ctx context.Context, log *slog.Logger) (s *session, legac
 		return nil, nil, err
 	}
 	s = newSession(m, rc, tc.NetConn(), p.e.opts.Now())
+	s.exit = exit
 	fail := func(err error) (*session, net.Conn, error) {
 		s.close()
 		return nil, nil, err
