@@ -307,6 +307,17 @@ func TestPrometheusEndToEnd(t *testing.T) {
 		return promValue(promAddr, `count(`+observe.RecordCommonSnapshotAge+` < 3600)`, float64(len(m.Replicas)))
 	})
 
+	// The target's zfs hangs (2023-05-23): each listing is killed at the
+	// lab's 5 s timeout and the replica is measured down; resumed, up.
+	post("/api/replicas/off-products-ovh3/hang")
+	waitFor(t, 60*time.Second, "off-products-ovh3 measured down while its zfs hangs", func() (bool, string) {
+		return promValue(promAddr, `offedge_replica_up{replica="off-products-ovh3"}`, 0)
+	})
+	post("/api/replicas/off-products-ovh3/resume")
+	waitFor(t, 60*time.Second, "off-products-ovh3 measured up again", func() (bool, string) {
+		return promValue(promAddr, `offedge_replica_up{replica="off-products-ovh3"}`, 1)
+	})
+
 	// The source pruned every snapshot the target holds (2023-06-08: the
 	// products to ovh3): OffedgeReplicaNoCommonSnapshot fires for that
 	// replica alone, the target being fresh.

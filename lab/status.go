@@ -66,7 +66,7 @@ func (l *Lab) serviceStates() map[string]bool {
 // probes run now from their vantage points (GET /api/probes[?node=NAME],
 // what `offedge probe --lab` asks) and the failure-drill API (POST
 // /api/nodes/{name}/down and /up, POST /api/services/{name}/stop and
-// /start, POST /api/replicas/{name}/stall, /prune and /resume, POST
+// /start, POST /api/replicas/{name}/stall, /prune, /hang and /resume, POST
 // /api/pools/{node}/{pool}/fill and /drain).
 func (l *Lab) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -115,8 +115,10 @@ func (l *Lab) Handler() http.Handler {
 			err = l.StallReplica(name, action == "stall")
 		case "prune":
 			err = l.PruneReplica(name)
+		case "hang":
+			err = l.HangReplica(name)
 		default:
-			http.Error(w, "action must be stall, prune or resume", http.StatusNotFound)
+			http.Error(w, "action must be stall, prune, hang or resume", http.StatusNotFound)
 			return
 		}
 		if err != nil {

@@ -27,8 +27,8 @@ import (
 //
 // Drills: POST /api/replicas/NAME/stall makes the target's newest snapshot
 // older than max_lag (syncoid stopped; the source still holds it), /prune
-// makes the source hold none of the target's snapshots, /resume makes both
-// fresh again; POST /api/pools/NODE/POOL/fill fills the pool to
+// makes the source hold none of the target's snapshots, /hang makes the
+// target's zfs hang, /resume makes both fresh (and answering) again; POST /api/pools/NODE/POOL/fill fills the pool to
 // 95% (above the default critical 90%), /drain brings it back to half.
 
 // labStorageTimeout bounds each stand-in listing in the lab.
@@ -180,6 +180,11 @@ func (l *Lab) stallReplica(name string, on bool) (*storage.Watch, error) {
 			if err := l.seedReplica(s, rp, on); err != nil {
 				return nil, err
 			}
+			if !on {
+				if err := s.Stall(rp.Dataset, false); err != nil { // after a hang
+					return err
+				}
+			}
 			found = true
 			if !ln.down && ln.obs != nil {
 				target = ln.watch
@@ -202,6 +207,31 @@ func (l *Lab) stallReplica(name string, on bool) (*storage.Watch, error) {
 		return nil, fmt.Errorf("no zfs replica %q in the lab", name)
 	}
 	return target, nil
+}
+
+// HangReplica makes every zfs command on a replica's target dataset hang
+// (as syncoid and zfs hung in 2023-05-23): the target's listing is killed
+// at the timeout, offedge_replica_up is 0 and the lag keeps growing from
+// the last snapshot seen. /resume answers again.
+func (l *Lab) HangReplica(name string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, ln := range l.nodes {
+		if ln.plan.Storage == nil {
+			continue
+		}
+		for _, rp := range ln.plan.Storage.Replicas {
+			if rp.Name != name {
+				continue
+			}
+			s, err := l.storageStandin(ln)
+			if err != nil {
+				return err
+			}
+			return s.Stall(rp.Dataset, true)
+		}
+	}
+	return fmt.Errorf("no zfs replica %q in the lab", name)
 }
 
 // PruneReplica makes a replica's source hold only a snapshot taken now,
