@@ -182,7 +182,7 @@ func (l *Lab) stallReplica(name string, on bool) (*storage.Watch, error) {
 			}
 			if !on {
 				if err := s.Stall(rp.Dataset, false); err != nil { // after a hang
-					return err
+					return nil, err
 				}
 			}
 			found = true

@@ -42,7 +42,8 @@ type Watch struct {
 	pools    map[string]zfs.Pool // by pool name, the last measured
 	datasets map[string]datasetResult
 	backups  map[string]backupResult
-	// datasetsAt is when the datasets were last read.
+	// datasetsAt is when the datasets were last read (Measure may run
+	// from two goroutines: the schedule and a lab drill).
 	datasetsAt time.Time
 }
 
@@ -115,8 +116,14 @@ func (w *Watch) Measure(ctx context.Context) {
 	if every <= 0 {
 		every = plan.DefaultDatasetInterval
 	}
-	if w.datasetsAt.IsZero() || w.now().Sub(w.datasetsAt) >= every {
-		w.datasetsAt = w.now()
+	now := w.now()
+	w.mu.Lock()
+	due := w.datasetsAt.IsZero() || now.Sub(w.datasetsAt) >= every
+	if due {
+		w.datasetsAt = now
+	}
+	w.mu.Unlock()
+	if due {
 		w.measureDatasets(ctx, r, st)
 	}
 }
