@@ -82,14 +82,29 @@ var dejaVu = func() map[rune]float64 {
 func textW(s string, size float64) float64 {
 	w := 0.0
 	for _, r := range s {
-		if v, ok := dejaVu[r]; ok {
-			w += v
-		} else {
-			w += 1000
+		switch {
+		case r < 128 && asciiW[r] > 0:
+			w += asciiW[r]
+		default:
+			if v, ok := dejaVu[r]; ok {
+				w += v
+			} else {
+				w += 1000
+			}
 		}
 	}
 	return w / 1000 * size * 1.03
 }
+
+// asciiW is dejaVu for ASCII, looked up without hashing.
+var asciiW = func() (a [128]float64) {
+	for r, v := range dejaVu {
+		if r < 128 {
+			a[r] = v
+		}
+	}
+	return a
+}()
 
 func boldW(s string, size float64) float64 { return textW(s, size) * 1.12 }
 func monoW(s string, size float64) float64 { return float64(len([]rune(s))) * size * 0.61 }

@@ -142,7 +142,7 @@ func (g *Graph) WriteSVGOptions(w io.Writer, o SVGOptions) error {
 			st.color, num(st.width), dash, le.e.Kind, le.e.Kind, xmlEscape(edgeTitle(le.e)))
 	}
 	for _, le := range l.edges {
-		p("%s\n", l.labelSVG(le))
+		l.writeLabel(bw, le)
 	}
 	bw.WriteString(legend)
 	p("</svg>\n")
@@ -180,17 +180,16 @@ func (l *layout) path(le *ledge) string {
 // labelSVG names an edge at its source: in the source box, on the row
 // where the edge leaves it, against the side it leaves by; an ingress edge
 // in the band, beside where it leaves the band.
-func (l *layout) labelSVG(le *ledge) string {
+func (l *layout) writeLabel(b *bufio.Writer, le *ledge) {
 	st := edgeStyle[le.e.Kind]
-	var b strings.Builder
-	fmt.Fprintf(&b, `<g class="elabel" data-edge="%d">`, le.i)
+	fmt.Fprintf(b, `<g class="elabel" data-edge="%d">`, le.i)
 	if le.src == nil {
 		x := le.band[0]
 		y := l.bandBot - 8 - float64(le.bandRow)*15
-		b.WriteString(tagSVG(le.e.Kind, x, y, st.color))
-		fmt.Fprintf(&b, `<text x="%s" y="%s" class="lbl">%s</text>`, rnum(x+tagW), rnum(y), xmlEscape(le.label))
-		b.WriteString("</g>")
-		return b.String()
+		writeTag(b, le.e.Kind, x, y, st.color)
+		fmt.Fprintf(b, `<text x="%s" y="%s" class="lbl">%s</text>`, rnum(x+tagW), rnum(y), xmlEscape(le.label))
+		b.WriteString("</g>\n")
+		return
 	}
 	n := le.src
 	side := le.vs[0].a.side
@@ -200,34 +199,31 @@ func (l *layout) labelSVG(le *ledge) string {
 		if side == 1 {
 			right := n.box.x + n.box.w - textPad
 			if i == 0 {
-				b.WriteString(tagSVG(le.e.Kind, right-tw-tagW, y, st.color))
+				writeTag(b, le.e.Kind, right-tw-tagW, y, st.color)
 			}
-			fmt.Fprintf(&b, `<text x="%s" y="%s" class="lbl" text-anchor="end">%s</text>`, rnum(right), rnum(y), xmlEscape(line))
+			fmt.Fprintf(b, `<text x="%s" y="%s" class="lbl" text-anchor="end">%s</text>`, rnum(right), rnum(y), xmlEscape(line))
 			continue
 		}
 		x := n.box.x + textPad
 		if i == 0 {
-			b.WriteString(tagSVG(le.e.Kind, x, y, st.color))
+			writeTag(b, le.e.Kind, x, y, st.color)
 		}
-		fmt.Fprintf(&b, `<text x="%s" y="%s" class="lbl">%s</text>`, rnum(x+tagW), rnum(y), xmlEscape(line))
+		fmt.Fprintf(b, `<text x="%s" y="%s" class="lbl">%s</text>`, rnum(x+tagW), rnum(y), xmlEscape(line))
 	}
-	b.WriteString("</g>")
-	return b.String()
+	b.WriteString("</g>\n")
 }
 
-// tagSVG is a kind's tag (a lock for tunnels) as a pill whose text
+// writeTag writes a kind's tag (a lock for tunnels) as a pill whose text
 // baseline is y.
-func tagSVG(kind string, x, y float64, color string) string {
+func writeTag(b io.Writer, kind string, x, y float64, color string) {
 	st := edgeStyle[kind]
-	var b strings.Builder
-	fmt.Fprintf(&b, `<rect x="%s" y="%s" width="%s" height="11" rx="2.5" fill="%s"/>`, rnum(x), rnum(y-8.5), num(tagW-4), color)
+	fmt.Fprintf(b, `<rect x="%s" y="%s" width="%s" height="11" rx="2.5" fill="%s"/>`, rnum(x), rnum(y-8.5), num(tagW-4), color)
 	tx := x + 3
 	if kind == EdgeTunnel {
-		b.WriteString(lockIcon(x+3, y-9, "#fff"))
+		io.WriteString(b, lockIcon(x+3, y-9, "#fff"))
 		tx += 9
 	}
-	fmt.Fprintf(&b, `<text x="%s" y="%s" class="tag">%s</text>`, rnum(tx), rnum(y), st.tag)
-	return b.String()
+	fmt.Fprintf(b, `<text x="%s" y="%s" class="tag">%s</text>`, rnum(tx), rnum(y), st.tag)
 }
 
 // lockIcon draws a 7x8 padlock with its top-left corner at x, y.
@@ -283,7 +279,7 @@ func (l *layout) legend() (string, float64) {
 		}
 		fmt.Fprintf(&b, `<path d="M%s %s H%s" stroke="%s" stroke-width="%s"%s fill="none" marker-start="url(#start-%s)" marker-end="url(#end-%s)"/>`+"\n",
 			rnum(x+2), rnum(y-3.5), rnum(x+40), st.color, num(st.width), dash, k, k)
-		b.WriteString(tagSVG(k, x+46, y, st.color))
+		writeTag(&b, k, x+46, y, st.color)
 		fmt.Fprintf(&b, `<text x="%s" y="%s" class="lbl">%s</text>`+"\n", rnum(x+46+tagW), rnum(y), xmlEscape(st.title))
 		x += itemW
 	}
