@@ -109,10 +109,8 @@ var asciiW = func() (a [128]float64) {
 func boldW(s string, size float64) float64 { return textW(s, size) * 1.12 }
 func monoW(s string, size float64) float64 { return float64(len([]rune(s))) * size * 0.61 }
 
-// breakItem splits one item wider than width: after a space, dot, dash
-// or comma, the first such place that leaves the rest on one line
-// ("monitoring." / "openfoodfacts.org"), else the last that fits, else
-// anywhere.
+// breakItem splits one item wider than width after a space, dot, dash,
+// comma or slash ("monitoring." / "openfoodfacts.org,"), else anywhere.
 func breakItem(s string, width float64, w func(string) float64) []string {
 	var out []string
 	for w(s) > width {
@@ -125,13 +123,28 @@ func breakItem(s string, width float64, w func(string) float64) []string {
 			cut = i + 1
 		}
 		cut = max(cut, 1)
-		best := -1
+		// Of the places that leave the rest on one line, the one that
+		// balances the two lines best (a space counts a little less),
+		// else the last place that fits.
+		best, bestCost := -1, math.Inf(1)
 		for i := 1; i < cut; i++ {
-			if r := runes[i-1]; r == ' ' || r == '.' || r == '-' || r == ',' || r == '/' {
-				best = i
-				if w(strings.TrimLeft(string(runes[i:]), " ")) <= width {
-					break
+			r := runes[i-1]
+			if r != ' ' && r != '.' && r != '-' && r != ',' && r != '/' {
+				continue
+			}
+			rest := w(strings.TrimLeft(string(runes[i:]), " "))
+			if rest > width {
+				if best < 0 || bestCost == math.Inf(1) {
+					best = i
 				}
+				continue
+			}
+			c := max(w(string(runes[:i])), rest)
+			if r == ' ' {
+				c *= 0.85
+			}
+			if c < bestCost {
+				best, bestCost = i, c
 			}
 		}
 		if best > 0 {
