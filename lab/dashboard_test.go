@@ -182,8 +182,16 @@ func TestDashboardInBrowser(t *testing.T) {
 	// on, from computed styles, meets WCAG AA (4.5:1).
 	var lowContrast []string
 	eval(fmt.Sprintf(contrastJS, contrastOfDrawing), &lowContrast)
-	if len(lowContrast) > 0 {
-		t.Errorf("text below 4.5:1 contrast: %v", lowContrast)
+	var unexpected []string
+	for _, lc := range lowContrast {
+		if knownLowContrast[lc] {
+			t.Logf("known low contrast in topology/svg.go: %s", lc)
+			continue
+		}
+		unexpected = append(unexpected, lc)
+	}
+	if len(unexpected) > 0 {
+		t.Errorf("text below 4.5:1 contrast: %v", unexpected)
 	}
 
 	// Select the tunnel docker-prod reaches MongoDB by, in the drawing,
@@ -269,6 +277,8 @@ func TestDashboardInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#detail h2`)))
 	for _, size := range [][2]int64{{1400, 900}, {800, 600}} {
 		wait("resize", chromedp.EmulateViewport(size[0], size[1]))
+		// The tour by Tab scrolled the drawing: show it from its top.
+		eval(`(document.getElementById("map").scrollTo(0, 0), window.scrollTo(0, 0), true)`, new(bool))
 		c, cancel := context.WithTimeout(bctx, 45*time.Second)
 		png, err := chromedp.Run(c, chromedp.CaptureScreenshot())
 		cancel()
@@ -306,9 +316,16 @@ func exceptionText(d *cdpruntime.ExceptionDetails) string {
 	return ""
 }
 
+// knownLowContrast are the texts of the drawing (topology/svg.go, not the
+// dashboard's) known to miss 4.5:1, with their ratio: the white edge tags on
+// the tunnel-exit green (#2ca02c, 3.40:1) and on the forward orange
+// (#c55a00, 4.34:1). Any other text below 4.5:1 fails the test; darker
+// fills in svg.go (#1e7d1e, #9a4d00) would empty this list.
+var knownLowContrast = map[string]bool{"exit 3.40": true, "FWD 4.34": true}
+
 // contrastOfDrawing says whether the contrast check covers the drawing's
 // own text (topology/svg.go) besides the page's and the marks the page adds.
-const contrastOfDrawing = false
+const contrastOfDrawing = true
 
 // contrastJS lists the texts whose colour is below 4.5:1 (WCAG AA) against
 // what they are drawn on, from computed styles: for HTML, the nearest
@@ -327,16 +344,22 @@ const contrastJS = `(() => {
     }
     return [255, 255, 255];
   };
+  // The drawing's background of a text: the last filled rect or circle
+  // before it in paint order whose box holds the text's centre (boxes from
+  // getBoundingClientRect, which works off screen too).
+  const shapes = [...document.querySelectorAll("#svg rect, #svg circle, #svg ellipse")].map(u => ({u, b: u.getBoundingClientRect()}));
   const svgBg = e => {
     const b = e.getBoundingClientRect();
     const x = b.left + b.width / 2, y = b.top + b.height / 2;
-    for (const u of document.elementsFromPoint(x, y)) {
-      if (u === e || u.closest("text") || !(u instanceof SVGGeometryElement) || u.tagName === "path") continue;
+    let best = null;
+    for (const {u, b: r} of shapes) {
+      if (x < r.left || x > r.right || y < r.top || y > r.bottom) continue;
+      if (!(u.compareDocumentPosition(e) & Node.DOCUMENT_POSITION_FOLLOWING)) continue;
       const cs = getComputedStyle(u);
       const c = rgb(cs.fill);
-      if (c && cs.fill !== "none" && +cs.fillOpacity >= 0.5 && +cs.opacity > 0) return c;
+      if (c && cs.fill !== "none" && +cs.fillOpacity >= 0.5 && +cs.opacity > 0 && cs.display !== "none") best = c;
     }
-    return htmlBg(e.ownerSVGElement || e);
+    return best || htmlBg(e.ownerSVGElement || e);
   };
   const out = [];
   for (const e of document.querySelectorAll("body *")) {
@@ -353,5 +376,5 @@ const contrastJS = `(() => {
     const r = ratio(fg, svg ? svgBg(e) : htmlBg(e));
     if (r < 4.5) out.push(e.textContent.trim().slice(0, 40) + " " + r.toFixed(2));
   }
-  return out.slice(0, 20);
+  return [...new Set(out)].slice(0, 40);
 })()`
