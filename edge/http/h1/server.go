@@ -66,8 +66,7 @@ type Server struct {
 	poll      *poller
 	pollErr   error
 	closing   atomic.Bool
-	done      chan struct{} // closed by Shutdown/Close: stops the poller's sweeper and idle workers
-	work      chan *conn    // to idle worker goroutines
+	done      chan struct{} // closed by Shutdown/Close: stops the poller's sweeper
 	date      atomic.Pointer[dateCache]
 }
 
@@ -92,7 +91,6 @@ func (s *Server) init() {
 		s.conns = make(map[*conn]struct{})
 		s.listeners = make(map[net.Listener]struct{})
 		s.done = make(chan struct{})
-		s.work = make(chan *conn)
 	}
 }
 
@@ -181,39 +179,13 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// workerIdle is how long a worker goroutine waits for a connection to
-// serve before it exits.
-const workerIdle = 10 * time.Second
-
-// dispatch serves c on an idle worker goroutine, or on a new one. Workers
-// outlive the connections they serve: a fresh goroutine per request would
-// grow its stack again each time (copying it, at a cost the profile shows
-// above the whole parse), while a worker keeps the stack it grew. There are
-// as many workers as requests in flight at the peak, not as connections;
-// they exit after workerIdle without work.
-func (s *Server) dispatch(c *conn) {
-	select {
-	case s.work <- c:
-	default:
-		go s.worker(c)
-	}
-}
-
-func (s *Server) worker(c *conn) {
-	t := time.NewTimer(workerIdle)
-	defer t.Stop()
-	for {
-		c.loop()
-		t.Reset(workerIdle)
-		select {
-		case c = <-s.work:
-		case <-t.C:
-			return
-		case <-s.done:
-			return
-		}
-	}
-}
+// dispatch serves c on a worker of the process's pool (edgeconn.Go, shared
+// with tunnels and forwards). Workers outlive the connections they serve:
+// a fresh goroutine per request would grow its stack again each time
+// (copying it, at a cost the profile shows above the whole parse), while a
+// worker keeps the stack it grew. There are as many busy workers as
+// requests in flight, not as connections; idle ones exit after a while.
+func (s *Server) dispatch(c *conn) { edgeconn.Go(c.run) }
 
 // ServeConn serves HTTP/1 on one connection (a TLS connection that chose
 // http/1.1 by ALPN) in the calling goroutine, until it closes. tlsState is
@@ -229,6 +201,7 @@ func (s *Server) ServeConn(nc net.Conn, tlsState *tls.ConnectionState) {
 
 func (s *Server) newConn(nc net.Conn, tlsState *tls.ConnectionState) *conn {
 	c := &conn{srv: s, nc: nc, tlsState: tlsState, remoteAddr: nc.RemoteAddr().String(), fd: -1}
+	c.run = c.loop
 	c.src.c = c
 	c.out.c = c
 	ctx := context.Background()
@@ -380,6 +353,7 @@ const (
 
 type conn struct {
 	srv        *Server
+	run        func() // c.loop as a func value, made once: dispatch allocates nothing
 	nc         net.Conn
 	raw        syscall.RawConn // nil: not parked on the poller (TLS, or no poller)
 	fd         int
