@@ -182,14 +182,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// on, from computed styles, meets WCAG AA (4.5:1).
 	var lowContrast []string
 	eval(fmt.Sprintf(contrastJS, contrastOfDrawing), &lowContrast)
-	var unexpected []string
-	for _, lc := range lowContrast {
-		if knownLowContrast[lc] {
-			t.Logf("known low contrast in topology/svg.go: %s", lc)
-			continue
-		}
-		unexpected = append(unexpected, lc)
-	}
+	unexpected := lowContrast
 	if len(unexpected) > 0 {
 		t.Errorf("text below 4.5:1 contrast: %v", unexpected)
 	}
@@ -315,13 +308,6 @@ func exceptionText(d *cdpruntime.ExceptionDetails) string {
 	}
 	return ""
 }
-
-// knownLowContrast are the texts of the drawing (topology/svg.go, not the
-// dashboard's) known to miss 4.5:1, with their ratio: the white edge tags on
-// the tunnel-exit green (#2ca02c, 3.40:1) and on the forward orange
-// (#c55a00, 4.34:1). Any other text below 4.5:1 fails the test; darker
-// fills in svg.go (#1e7d1e, #9a4d00) would empty this list.
-var knownLowContrast = map[string]bool{"exit 3.40": true, "FWD 4.34": true}
 
 // contrastOfDrawing says whether the contrast check covers the drawing's
 // own text (topology/svg.go) besides the page's and the marks the page adds.

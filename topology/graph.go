@@ -293,8 +293,8 @@ var edgeStyle = map[string]struct {
 	EdgeIngress:    {"#1f5fa0", false, 2.2, "HTTPS from the internet", "", "HTTPS", "arrow"},
 	EdgeHTTP:       {"#1f77b4", false, 1.4, "HTTP route: site -> upstream", "", "HTTP", "arrow"},
 	EdgeTunnel:     {"#1e7d1e", false, 2.8, "TLS tunnel: entrance -> exit", "", "TLS", "bar"},
-	EdgeTunnelExit: {"#2ca02c", false, 1.2, "tunnel exit -> service", "", "exit", "arrow"},
-	EdgeForward:    {"#c55a00", false, 2.0, "TCP forward", "9 3 2 3", "FWD", "open"},
+	EdgeTunnelExit: {"#237a3b", false, 1.2, "tunnel exit -> service", "", "exit", "arrow"},
+	EdgeForward:    {"#a84c00", false, 2.0, "TCP forward", "9 3 2 3", "FWD", "open"},
 	EdgeReplica:    {"#7b4fa8", true, 1.6, "replica (ZFS / pvesr)", "6 4", "REPL", "diamond"},
 	EdgeUses:       {"#666666", true, 1.2, "uses (first hop)", "2 3", "uses", "dot"},
 }
