@@ -66,6 +66,11 @@ listen_addr() {
   done
   echo "$1 did not start:" >&2; cat "$T/$1.log" >&2; exit 1
 }
+# cpustat CPU -> "busy total" jiffies of that CPU from /proc/stat; busy
+# A B -> the busy share (%) between two readings: the load side's CPU 0
+# near 100 % bounds the figure, and only the CPU columns compare then.
+cpustat() { awk -v c="cpu$1" '$1 == c {t=0; for (i=2; i<=NF; i++) t+=$i; print t-$5-$6, t}' /proc/stat; }
+busy() { awk -v a="$1" -v b="$2" 'BEGIN {split(a, x, " "); split(b, y, " "); d=y[2]-x[2]; if (d <= 0) print 0; else printf "%.0f", 100 * (y[1]-x[1]) / d}'; }
 ticks() { # total CPU ticks of the given pids (children included)
   local s=0 p
   for p in "$@"; do
@@ -172,23 +177,25 @@ if [ -n "${ONLY:-}" ]; then
   SYSTEMS=("${KEPT[@]}")
 fi
 
-declare -A BULK CONNS BCPU CCPU
+declare -A BULK CONNS BCPU CCPU BLOAD CLOAD
 for r in $(seq 1 "$ROUNDS"); do
   for s in "${SYSTEMS[@]}"; do
     IFS='|' read -r name addr pids <<<"$s"
     # shellcheck disable=SC2086
-    t0=$( [ -n "$pids" ] && ticks $pids || echo 0 )
+    t0=$( [ -n "$pids" ] && ticks $pids || echo 0 ); l0=$(cpustat 0)
     out=$(taskset -c 0 env GOMAXPROCS=1 "$LOAD" bulk -addr "$addr" -bytes "$BULK_BYTES")
     # shellcheck disable=SC2086
-    t1=$( [ -n "$pids" ] && ticks $pids || echo 0 )
+    t1=$( [ -n "$pids" ] && ticks $pids || echo 0 ); l1=$(cpustat 0)
+    BLOAD[$name]+="$(busy "$l0" "$l1") "
     mibs=$(sed 's/.*mib_per_s=//' <<<"$out")
     BULK[$name]+="$mibs "
     BCPU[$name]+="$(awk -v t=$((t1 - t0)) -v hz="$TICK" -v b="$BULK_BYTES" 'BEGIN{printf "%.3f", t/hz/(b/2^30)}') "
     # shellcheck disable=SC2086
-    t0=$( [ -n "$pids" ] && ticks $pids || echo 0 )
+    t0=$( [ -n "$pids" ] && ticks $pids || echo 0 ); l0=$(cpustat 0)
     out=$(taskset -c 0 env GOMAXPROCS=2 "$LOAD" conns -addr "$addr" -duration "${CONN_SECS}s" -c "$CONC" 2>"$T/conns.err")
     # shellcheck disable=SC2086
-    t1=$( [ -n "$pids" ] && ticks $pids || echo 0 )
+    t1=$( [ -n "$pids" ] && ticks $pids || echo 0 ); l1=$(cpustat 0)
+    CLOAD[$name]+="$(busy "$l0" "$l1") "
     n=$(sed 's/^conns=\([0-9]*\).*/\1/' <<<"$out")
     failed=$(sed 's/.*failed=\([0-9]*\).*/\1/' <<<"$out")
     cps=$(sed 's/.*conns_per_s=//' <<<"$out")
@@ -204,13 +211,13 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b>0) printf "%.2f×", a/b; else pr
 
 echo
 echo "bulk: $((BULK_BYTES >> 20)) MiB per run; conns: ${CONN_SECS}s, $CONC concurrent, 1-byte echo per connection; median of $ROUNDS interleaved rounds"
-echo "system under test on CPU 1 (GOMAXPROCS=1), load and sink on CPU 0; CPU = system under test only"
+echo "system under test on CPU 1 (GOMAXPROCS=1), load and sink on CPU 0; CPU = system under test only; load cpu = CPU 0 busy share (near 100: the load side bounds the rate)"
 echo
-printf '%-18s %12s %14s %12s %16s\n' system "bulk MiB/s" "CPU s/GiB" "conn/s" "CPU ms/1k conn"
+printf '%-18s %12s %14s %12s %16s %20s\n' system "bulk MiB/s" "CPU s/GiB" "conn/s" "CPU ms/1k conn" "load cpu % bulk/conn"
 for s in "${SYSTEMS[@]}"; do
   name=${s%%|*}
-  printf '%-18s %12.1f %14s %12.1f %16s\n' "$name" "$(median "${BULK[$name]}")" "$(median "${BCPU[$name]}")" \
-    "$(median "${CONNS[$name]}")" "$(median "${CCPU[$name]}")"
+  printf '%-18s %12.1f %14s %12.1f %16s %14s / %3s\n' "$name" "$(median "${BULK[$name]}")" "$(median "${BCPU[$name]}")" \
+    "$(median "${CONNS[$name]}")" "$(median "${CCPU[$name]}")" "$(median "${BLOAD[$name]}")" "$(median "${CLOAD[$name]}")"
 done
 m() { median "${1}"; }
 echo
