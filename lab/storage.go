@@ -158,53 +158,69 @@ func (l *Lab) StallReplica(name string, on bool) error {
 	return nil
 }
 
-// stallReplica seeds the stand-ins and returns the target's watch, nil
-// when the target is down.
-func (l *Lab) stallReplica(name string, on bool) (*storage.Watch, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// replicaEnds calls f for every end named name among the lab nodes'
+// plans (the targets' Replicas, or with sources the Sources), with that
+// node's zfs stand-in, and reports whether there was one. The caller holds
+// l.mu.
+func (l *Lab) replicaEnds(name string, sources bool, f func(ln *labNode, s *zfstest.Standin, rp plan.ReplicaWatch) error) (bool, error) {
 	found := false
-	var target *storage.Watch
 	for _, ln := range l.nodes {
 		if ln.plan.Storage == nil {
 			continue
 		}
-		for _, rp := range ln.plan.Storage.Replicas {
+		ends := ln.plan.Storage.Replicas
+		if sources {
+			ends = ln.plan.Storage.Sources
+		}
+		for _, rp := range ends {
 			if rp.Name != name {
 				continue
 			}
 			s, err := l.storageStandin(ln)
 			if err != nil {
-				return nil, err
-			}
-			if err := l.seedReplica(s, rp, on); err != nil {
-				return nil, err
-			}
-			if !on {
-				if err := s.Stall(rp.Dataset, false); err != nil { // after a hang
-					return nil, err
-				}
+				return found, err
 			}
 			found = true
-			if !ln.down && ln.obs != nil {
-				target = ln.watch
-			}
-		}
-		for _, rp := range ln.plan.Storage.Sources {
-			if rp.Name != name || on {
-				continue
-			}
-			s, err := l.storageStandin(ln)
-			if err != nil {
-				return nil, err
-			}
-			if err := s.SetSnapshots(rp.Dataset, l.gridSnaps(0, 71)); err != nil {
-				return nil, err
+			if err := f(ln, s, rp); err != nil {
+				return found, err
 			}
 		}
 	}
+	return found, nil
+}
+
+// stallReplica seeds the stand-ins and returns the target's watch, nil
+// when the target is down.
+func (l *Lab) stallReplica(name string, on bool) (*storage.Watch, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var target *storage.Watch
+	found, err := l.replicaEnds(name, false, func(ln *labNode, s *zfstest.Standin, rp plan.ReplicaWatch) error {
+		if err := l.seedReplica(s, rp, on); err != nil {
+			return err
+		}
+		if !on {
+			if err := s.Stall(rp.Dataset, false); err != nil { // after a hang
+				return err
+			}
+		}
+		if !ln.down && ln.obs != nil {
+			target = ln.watch
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	if !found {
 		return nil, fmt.Errorf("no zfs replica %q in the lab", name)
+	}
+	if !on { // the source holds the grid again, after a prune
+		if _, err := l.replicaEnds(name, true, func(_ *labNode, s *zfstest.Standin, rp plan.ReplicaWatch) error {
+			return s.SetSnapshots(rp.Dataset, l.gridSnaps(0, 71))
+		}); err != nil {
+			return nil, err
+		}
 	}
 	return target, nil
 }
@@ -216,22 +232,13 @@ func (l *Lab) stallReplica(name string, on bool) (*storage.Watch, error) {
 func (l *Lab) HangReplica(name string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, ln := range l.nodes {
-		if ln.plan.Storage == nil {
-			continue
-		}
-		for _, rp := range ln.plan.Storage.Replicas {
-			if rp.Name != name {
-				continue
-			}
-			s, err := l.storageStandin(ln)
-			if err != nil {
-				return err
-			}
-			return s.Stall(rp.Dataset, true)
-		}
+	found, err := l.replicaEnds(name, false, func(_ *labNode, s *zfstest.Standin, rp plan.ReplicaWatch) error {
+		return s.Stall(rp.Dataset, true)
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("no zfs replica %q in the lab", name)
 	}
-	return fmt.Errorf("no zfs replica %q in the lab", name)
+	return err
 }
 
 // PruneReplica makes a replica's source hold only a snapshot taken now,
@@ -241,24 +248,16 @@ func (l *Lab) HangReplica(name string) error {
 func (l *Lab) PruneReplica(name string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, ln := range l.nodes {
-		if ln.plan.Storage == nil {
-			continue
-		}
-		for _, rp := range ln.plan.Storage.Sources {
-			if rp.Name != name {
-				continue
-			}
-			s, err := l.storageStandin(ln)
-			if err != nil {
-				return err
-			}
-			at := time.Now().Truncate(time.Second)
-			// GUIDs of the grid are Unix seconds; this one is not one.
-			return s.SetSnapshots(rp.Dataset, []zfstest.Snap{{Name: "autosnap_" + at.UTC().Format("2006-01-02_15:04:05") + "_hourly", GUID: uint64(at.UnixNano()) | 1, Created: at}})
-		}
+	at := time.Now().Truncate(time.Second)
+	// GUIDs of the grid are Unix seconds; this one is not one.
+	snap := zfstest.Snap{Name: "autosnap_" + at.UTC().Format("2006-01-02_15:04:05") + "_hourly", GUID: uint64(at.UnixNano()) | 1, Created: at}
+	found, err := l.replicaEnds(name, true, func(_ *labNode, s *zfstest.Standin, rp plan.ReplicaWatch) error {
+		return s.SetSnapshots(rp.Dataset, []zfstest.Snap{snap})
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("no zfs replica %q with a source in the lab", name)
 	}
-	return fmt.Errorf("no zfs replica %q with a source in the lab", name)
+	return err
 }
 
 // FillPool fills (on) a node's pool to 95% or drains it back to half.
