@@ -62,6 +62,7 @@ type Server struct {
 	dns              challDNS
 	procs            []*exec.Cmd
 	waits            []chan struct{}
+	tails            []*tailBuffer
 	once             sync.Once
 }
 
@@ -90,7 +91,11 @@ func freeAddr() (string, error) {
 }
 
 // Start runs challtestsrv, then pebble validating against it, and waits
-// until both answer.
+// until both answer. The ports are picked free a moment before the
+// processes bind them, so another process may take one in between (the
+// test packages run in parallel): a process that exits before its ports
+// answer is started again on fresh ports, up to three times, and its
+// own last words are in the error when it still fails.
 func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.Pebble == "" || o.ChallTestSrv == "" {
 		p, c, err := LookPath()
@@ -105,6 +110,41 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.Output == nil {
 		o.Output = io.Discard
 	}
+	var errs []error
+	for attempt := 1; attempt <= startAttempts; attempt++ {
+		s, err := start(ctx, o)
+		if err == nil {
+			return s, nil
+		}
+		errs = append(errs, fmt.Errorf("attempt %d: %w", attempt, err))
+		var exited *exitedError
+		if !errors.As(err, &exited) || ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+// startAttempts bounds the restarts on fresh ports; startWait is how long
+// a started process has to answer on its ports (pebble makes its keys
+// first, which takes seconds on a loaded machine).
+const (
+	startAttempts = 3
+	startWait     = 60 * time.Second
+)
+
+// exitedError is a process that ended before its ports answered.
+type exitedError struct {
+	name  string
+	state string
+	tail  string
+}
+
+func (e *exitedError) Error() string {
+	return fmt.Sprintf("%s exited before answering (%s); its last output:\n%s", e.name, e.state, e.tail)
+}
+
+func start(ctx context.Context, o Options) (*Server, error) {
 	s := &Server{dir: o.Dir}
 	s.dns = challDNS{s: s, pending: map[string]int{}}
 	var err error
@@ -154,10 +194,13 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	for _, a := range []string{listen, s.Mgmt, s.Chall} {
-		if err := netwait.TCP(ctx, a, 20*time.Second); err != nil {
+	for _, w := range []struct {
+		addr string
+		proc int
+	}{{s.Chall, 0}, {listen, 1}, {s.Mgmt, 1}} {
+		if err := s.wait(ctx, w.addr, w.proc); err != nil {
 			s.Close()
-			return nil, fmt.Errorf("pebble: waiting for %s: %w", a, err)
+			return nil, err
 		}
 	}
 	pemBytes, err := os.ReadFile(cf)
@@ -172,8 +215,35 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	return s, nil
 }
 
+// wait waits until addr answers, giving up as soon as process i (the one
+// meant to listen there) exits.
+func (s *Server) wait(ctx context.Context, addr string, i int) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.waits[i]:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	err := netwait.TCP(wctx, addr, startWait)
+	if err == nil {
+		return nil
+	}
+	select {
+	case <-s.waits[i]:
+		p := s.procs[i]
+		return &exitedError{name: filepath.Base(p.Path), state: p.ProcessState.String(), tail: s.tails[i].String()}
+	default:
+	}
+	return fmt.Errorf("pebble: waiting for %s: %w", addr, err)
+}
+
 func (s *Server) start(cmd *exec.Cmd, out io.Writer) error {
-	cmd.Stdout, cmd.Stderr = out, out
+	tail := &tailBuffer{max: 4096}
+	w := io.MultiWriter(out, tail)
+	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", cmd.Path, err)
@@ -182,7 +252,31 @@ func (s *Server) start(cmd *exec.Cmd, out io.Writer) error {
 	go func() { cmd.Wait(); close(done) }()
 	s.procs = append(s.procs, cmd)
 	s.waits = append(s.waits, done)
+	s.tails = append(s.tails, tail)
 	return nil
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if over := len(t.b) - t.max; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
 }
 
 // Close stops pebble and challtestsrv.
