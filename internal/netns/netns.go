@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -28,10 +29,57 @@ type NS struct {
 var counter atomic.Int64
 
 // New creates a namespace named prefix + a suffix unique to this process,
-// with its loopback up.
+// with its loopback up. Namespaces New made under prefix for a process
+// that is gone (a test binary killed at its timeout never ran its
+// cleanup) are deleted first.
 func New(prefix string) (*NS, error) {
+	if err := ReapOrphans(prefix); err != nil {
+		return nil, err
+	}
 	name := fmt.Sprintf("%s%d-%d", prefix, os.Getpid(), counter.Add(1))
 	return Create(name)
+}
+
+// ReapOrphans deletes the namespaces named as New names them under
+// prefix (prefix, a process ID, "-", a number) whose process no longer
+// exists. A name whose process ID is alive again, or any other name, is
+// left alone.
+func ReapOrphans(prefix string) error {
+	names, err := List(prefix)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range names {
+		pid, ok := orphanPID(strings.TrimPrefix(name, prefix))
+		if !ok || unix.Kill(pid, 0) != unix.ESRCH {
+			continue
+		}
+		errs = append(errs, (&NS{Name: name, Path: filepath.Join(Dir, name)}).Close())
+	}
+	return errors.Join(errs...)
+}
+
+// orphanPID parses New's suffix "PID-N".
+func orphanPID(suffix string) (int, bool) {
+	p, n, ok := strings.Cut(suffix, "-")
+	if !ok || !allDigits(p) || !allDigits(n) {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(p)
+	return pid, err == nil && pid > 0
+}
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // Create creates the namespace called name, with its loopback up.
