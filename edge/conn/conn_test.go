@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -262,3 +263,86 @@ type countWrites struct {
 }
 
 func (c countWrites) Write(p []byte) (int, error) { c.n.Add(1); return c.Conn.Write(p) }
+
+// blackhole is a listening socket whose accept queue is full and never
+// drained: the kernel drops further SYNs, so a dial to it hangs until its
+// deadline.
+func blackhole(t *testing.T) string {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*syscall.SockaddrInet4).Port)).String()
+	// Fill the accept queue (backlog 0 admits one); connections that
+	// complete no longer mean a free slot.
+	for i := 0; i < 4; i++ {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	return addr
+}
+
+// WithDialTimeout has no timer of its own: the dial must still end at the
+// deadline (with reason timeout) and at once when the parent is cancelled.
+func TestWithDialTimeout(t *testing.T) {
+	addr := blackhole(t)
+	parent, cancelParent := context.WithCancel(context.Background())
+	defer cancelParent()
+
+	ctx, cancel := WithDialTimeout(parent, 300*time.Millisecond)
+	defer cancel()
+	if _, ok := ctx.(*dialCtx); !ok {
+		t.Fatalf("WithDialTimeout(cancellable parent) = %T; want the timer-free context", ctx)
+	}
+	start := time.Now()
+	c, err := Dialer{}.DialContext(ctx, addr)
+	if err == nil {
+		c.Close()
+		t.Fatal("dial to a full accept queue succeeded; the test needs it to hang")
+	}
+	if took := time.Since(start); took < 250*time.Millisecond || took > 5*time.Second || ReasonOf(err) != ReasonTimeout {
+		t.Fatalf("dial ended after %v with %v (reason %v); want a timeout after ≈300ms", took, err, ReasonOf(err))
+	}
+
+	ctx, cancel = WithDialTimeout(parent, time.Minute)
+	defer cancel()
+	time.AfterFunc(100*time.Millisecond, cancelParent)
+	start = time.Now()
+	if c, err := (Dialer{}).DialContext(ctx, addr); err == nil {
+		c.Close()
+		t.Fatal("dial succeeded")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("dial ended %v after its parent was cancelled at 100ms", took)
+	}
+
+	// Falls back to a real timeout context where it could not work.
+	if ctx, cancel := WithDialTimeout(context.Background(), time.Second); true {
+		defer cancel()
+		if _, ok := ctx.(*dialCtx); ok {
+			t.Fatal("WithDialTimeout(Background) returned the timer-free context: nothing would watch its Done")
+		}
+	}
+	early, cancelEarly := context.WithTimeout(parent, time.Millisecond)
+	defer cancelEarly()
+	if ctx, cancel := WithDialTimeout(early, time.Hour); true {
+		defer cancel()
+		if d, _ := ctx.Deadline(); time.Until(d) > time.Second {
+			t.Fatalf("deadline %v later than the parent's", d)
+		}
+	}
+}
