@@ -214,6 +214,9 @@ func checkUnknownAllow(p *pass) {
 	for _, pol := range p.m.Policies {
 		check(pol.Allow, pol.Pos, object("policy", pol.Name))
 	}
+	for _, a := range p.m.Admins {
+		check(a.Allow, a.Pos, fmt.Sprintf("admin of %q", a.Node))
+	}
 }
 
 func checkUnknownUses(p *pass) {

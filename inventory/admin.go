@@ -19,6 +19,11 @@ type Admin struct {
 	// start without it).
 	Listen netip.AddrPort `yaml:"listen"`
 	Auth   *AdminAuth     `yaml:"auth"`
+	// Allow is who may connect besides the node itself and the nodes of
+	// the other admin entries (whose dashboards ask this one): the
+	// operators' browsers, a monitoring host. Decided at accept, and the
+	// node's firewall admits the same sources; empty: only those.
+	Allow []string `yaml:"allow"`
 }
 
 // AdminAuth says how clients of an admin endpoint authenticate. Files are
@@ -70,6 +75,7 @@ func (b *builder) validateAdmin(a *Admin, seen map[string]Pos) {
 			b.errf(a.Pos, obj, "use loopback or one of the node's addresses", "listen: %s is not an address of %s", ip, a.Node)
 		}
 	}
+	b.validateAllow(a.Allow, a.Pos, obj)
 	if au := a.Auth; au != nil {
 		if au.TokenFile == "" {
 			b.errf(au.Pos, obj, "e.g. token_file: /etc/offedge/secrets/admin.token", "auth: no token_file")

@@ -3,9 +3,11 @@ package plan
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
+	"github.com/offedge/offedge/edge/acl"
 	"github.com/offedge/offedge/inventory"
 )
 
@@ -19,6 +21,12 @@ type Admin struct {
 	// TokenFile is the bearer token clients must present; empty: none
 	// (the endpoint must then be on loopback).
 	TokenFile string `json:"token_file,omitempty"`
+	// ACL is who may connect, decided at accept (and admitted by the
+	// node's firewall): loopback, the node itself, the nodes of the other
+	// admin entries (their dashboards ask this one) and the entry's
+	// allow list, resolved on every network of the node. Valid whatever
+	// address `offedge run --admin` listens on.
+	ACL acl.List `json:"acl"`
 	// Peers are the other nodes' admin endpoints off loopback (an endpoint
 	// on loopback is another process on every machine), sorted by node.
 	Peers []AdminPeer `json:"peers,omitempty"`
@@ -40,12 +48,15 @@ func (c *compiler) admin() *Admin {
 		return nil
 	}
 	out := &Admin{}
+	var allow []string
 	if a := c.m.Admin(c.node.Name); a != nil {
 		out.Listen = a.Listen
 		if a.Auth != nil {
 			out.TokenFile = c.opts.file(a.Auth.TokenFile)
 		}
+		allow = a.Allow
 	}
+	out.ACL = c.adminACL(allow)
 	for _, a := range c.m.Admins {
 		if a.Node == c.node.Name || a.IsLoopback() {
 			continue
@@ -61,6 +72,47 @@ func (c *compiler) admin() *Admin {
 		out.Peers = append(out.Peers, p)
 	}
 	sort.Slice(out.Peers, func(i, j int) bool { return out.Peers[i].Node < out.Peers[j].Node })
+	return out
+}
+
+// adminACL resolves who may connect to the node's admin endpoint (see
+// [Admin.ACL]): the union over the node's networks, loopback first.
+func (c *compiler) adminACL(allow []string) acl.List {
+	who := append([]string{c.node.Name}, allow...)
+	for _, a := range c.m.Admins {
+		if a.Node != c.node.Name && !slices.Contains(who, a.Node) {
+			who = append(who, a.Node)
+		}
+	}
+	out := c.aclFor(nil, LoopbackNetwork, "")
+	seen := map[netip.Prefix]bool{}
+	for _, r := range out.Rules {
+		seen[r.Prefix] = true
+	}
+	obj := fmt.Sprintf("admin of %q", c.node.Name)
+	for _, nw := range c.networks() {
+		l := c.aclFor(who, nw, obj)
+		if l.Default {
+			return acl.AllowAll()
+		}
+		for _, r := range l.Rules {
+			if !seen[r.Prefix] {
+				seen[r.Prefix] = true
+				out.Rules = append(out.Rules, r)
+			}
+		}
+	}
+	return out
+}
+
+// networks are the networks the node has an address on, in its order.
+func (c *compiler) networks() []string {
+	var out []string
+	for _, a := range c.node.Addresses {
+		if !slices.Contains(out, a.Network) {
+			out = append(out, a.Network)
+		}
+	}
 	return out
 }
 
@@ -101,6 +153,7 @@ func (a *Admin) writeText(b *strings.Builder) {
 	} else {
 		fmt.Fprintf(b, "  none declared (offedge run --admin opens one on loopback), %s\n", auth)
 	}
+	fmt.Fprintf(b, "  acl: %s\n", a.ACL.String())
 	for _, p := range a.Peers {
 		tok := "no token"
 		if p.TokenFile != "" {

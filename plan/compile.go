@@ -101,9 +101,9 @@ func Compile(m *inventory.Model, node string, opts Options) (*Plan, error) {
 	c.tunnels()
 	c.forwards()
 	c.conflicts()
+	c.plan.Admin = c.admin() // before the firewall, which admits its ACL
 	c.plan.Firewall = c.firewall()
 	c.plan.Storage = c.storage()
-	c.plan.Admin = c.admin()
 	if len(c.problems) > 0 {
 		return nil, &CompileError{Node: node, Problems: c.problems}
 	}

@@ -257,6 +257,7 @@ func (c *compiler) firewall() *Firewall {
 	}
 	b.services()
 	b.listeners()
+	b.admin()
 	b.kernelForwards()
 	b.sourceNAT()
 	return b.fw
@@ -494,6 +495,46 @@ func (b *fwBuilder) listeners() {
 			} else {
 				r.SrcSet = b.set(l.Name, f, ps, fmt.Sprintf("%s: allow %s", from, fromNames(srcs)))
 			}
+		}
+		in.Rules = append(in.Rules, r)
+	}
+}
+
+// admin admits, on the admin endpoint's port, what its access list
+// admits (loopback is admitted above for everything).
+func (b *fwBuilder) admin() {
+	a := b.c.plan.Admin
+	if a == nil || !a.Listen.IsValid() || a.Listen.Addr().IsLoopback() {
+		return
+	}
+	in := b.chain("input")
+	from := fmt.Sprintf("admin endpoint of %s", b.c.node.Name)
+	if pos := b.c.m.Admin(b.c.node.Name); pos != nil {
+		from = object("admin endpoint", b.c.node.Name, pos.Pos)
+	}
+	ip := a.Listen.Addr()
+	fams := []int{fam(ip)}
+	if ip.IsUnspecified() && ip.Is6() {
+		fams = []int{4, 6} // [::] is dual-stack
+	}
+	for _, f := range fams {
+		r := FirewallRule{Family: f, L4Proto: "tcp", DPort: a.Listen.Port(), Verdict: "accept", From: from}
+		if !ip.IsUnspecified() {
+			r.Dst = ip
+		}
+		if !a.ACL.Default {
+			var ps []netip.Prefix
+			var srcs []inventory.Source
+			for _, rule := range a.ACL.Rules {
+				if rule.Allow && fam(rule.Prefix.Addr()) == f && !rule.Prefix.Addr().IsLoopback() {
+					ps = append(ps, rule.Prefix)
+					srcs = append(srcs, inventory.Source{Prefix: rule.Prefix, From: rule.From})
+				}
+			}
+			if len(ps) == 0 {
+				continue // the input policy closes it for this family
+			}
+			r.SrcSet = b.set("admin", f, ps, fmt.Sprintf("%s: allow %s", from, fromNames(srcs)))
 		}
 		in.Rules = append(in.Rules, r)
 	}

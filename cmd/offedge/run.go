@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/offedge/offedge/dashboard"
+	"github.com/offedge/offedge/edge/acl"
 	"github.com/offedge/offedge/internal/adminauth"
 	"github.com/offedge/offedge/inventory"
 	"github.com/offedge/offedge/observe"
@@ -141,6 +142,7 @@ func cmdRun(e *env, args []string) error {
 
 	sd := notifier{log: log}
 	var mu sync.Mutex
+	var adminLn *acl.Listener // the admin endpoint's, filtered by its plan's ACL
 	reload := func() error {
 		mu.Lock()
 		defer mu.Unlock()
@@ -177,6 +179,7 @@ func cmdRun(e *env, args []string) error {
 		}
 		if *admin != "" {
 			guard.SetToken(newGuard.Token())
+			adminLn.SetList(adminACL(np))
 		}
 		if *probeInterval > 0 {
 			prober.SetProbes(observe.For(observe.Generate(nm), *node))
@@ -188,11 +191,13 @@ func cmdRun(e *env, args []string) error {
 
 	var adminSrv *http.Server
 	if *admin != "" {
-		ln, err := net.Listen("tcp", adminAddr)
+		raw, err := net.Listen("tcp", adminAddr)
 		if err != nil {
 			rt.Shutdown(context.Background())
 			return fmt.Errorf("admin endpoint: %w", err)
 		}
+		adminLn = acl.Wrap(raw, adminACL(p), acl.ListenerOptions{Name: "admin endpoint", Logger: log})
+		ln := net.Listener(adminLn)
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
@@ -304,6 +309,16 @@ func cmdRun(e *env, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// adminACL is who may connect to the admin endpoint: its plan's ACL; with
+// no admin: in the inventory, anyone (the endpoint is then on loopback,
+// setAdminToken refuses it elsewhere).
+func adminACL(p *plan.Plan) acl.List {
+	if p.Admin == nil {
+		return acl.AllowAll()
+	}
+	return p.Admin.ACL
 }
 
 // setAdminToken gives g the token of p's admin endpoint, read from its
