@@ -198,9 +198,15 @@ func TestARIWindowFollowed(t *testing.T) {
 	if life := leaf1.NotAfter.Sub(leaf1.NotBefore); life < 365*24*time.Hour {
 		t.Fatalf("pebble issued for %v; the test needs a long-lived certificate", life)
 	}
-	f.mu.Lock()
-	id1 := first
-	f.mu.Unlock()
+	// The manager asks for the new certificate's renewal information
+	// after it serves it: on a loaded machine, a moment after.
+	var id1 string
+	testutil.Eventually(t, 30*time.Second, "renewal information asked for the first certificate", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		id1 = first
+		return id1 != ""
+	})
 	if id1 != certID(t, leaf1) {
 		t.Fatalf("renewal information asked for %q, the certificate is %q", id1, certID(t, leaf1))
 	}
