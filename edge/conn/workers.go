@@ -5,13 +5,14 @@ import (
 	"time"
 )
 
-// Worker pool limits: a worker waits this long for its next function, and
-// no more than maxIdleWorkers wait at once (a burst of connections leaves
-// at most that many parked goroutines behind, each with the stack it grew).
-const (
-	workerIdle     = 10 * time.Second
-	maxIdleWorkers = 256
-)
+// Worker pool limits: a worker that ran no function for between
+// workerIdle and twice that ends, and no more than maxIdleWorkers wait at
+// once (a burst of connections leaves at most that many parked goroutines
+// behind, each with the stack it grew).
+const maxIdleWorkers = 256
+
+// workerIdle is 10 s (a variable for tests).
+var workerIdle atomic.Int64
 
 // workers is the process's pool of goroutines for connection handlers and
 // relay directions.
@@ -20,7 +21,10 @@ var workers struct {
 	idle atomic.Int32
 }
 
-func init() { workers.work = make(chan func()) }
+func init() {
+	workers.work = make(chan func())
+	workerIdle.Store(int64(10 * time.Second))
+}
 
 // Go runs f on a goroutine of a pool shared by every server of the
 // process: an idle worker if one waits, a new one otherwise. A goroutine
@@ -37,10 +41,17 @@ func Go(f func()) {
 	}
 }
 
+// worker runs f, then the pool's functions until it has been idle for a
+// whole period of its timer. The timer is not reset per function (two
+// resets per forwarded connection, its handler and a relay direction):
+// when it fires, a worker that ran something since the last tick waits
+// another period.
 func worker(f func()) {
 	f()
-	t := time.NewTimer(workerIdle)
+	idle := time.Duration(workerIdle.Load())
+	t := time.NewTimer(idle)
 	defer t.Stop()
+	busy := false
 	for {
 		if workers.idle.Add(1) > maxIdleWorkers {
 			workers.idle.Add(-1)
@@ -50,10 +61,14 @@ func worker(f func()) {
 		case f = <-workers.work:
 			workers.idle.Add(-1)
 			f()
-			t.Reset(workerIdle)
+			busy = true
 		case <-t.C:
 			workers.idle.Add(-1)
-			return
+			if !busy {
+				return
+			}
+			busy = false
+			t.Reset(idle)
 		}
 	}
 }

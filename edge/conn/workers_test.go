@@ -100,3 +100,29 @@ func TestIdleWorkersBounded(t *testing.T) {
 		t.Fatalf("%d idle workers; want at most %d", idle, maxIdleWorkers)
 	}
 }
+
+// Workers whose timer is no longer reset per function still end once
+// idle: a burst's workers are gone within a few periods.
+func TestIdleWorkersExit(t *testing.T) {
+	old := workerIdle.Load()
+	workerIdle.Store(int64(20 * time.Millisecond))
+	defer workerIdle.Store(old)
+	base := runtime.NumGoroutine()
+	const n = 32
+	release := make(chan struct{})
+	var started sync.WaitGroup
+	started.Add(n)
+	for range n {
+		Go(func() {
+			started.Done()
+			<-release
+		})
+	}
+	started.Wait()
+	close(release)
+	// A second round within the period reuses them.
+	for range n {
+		Go(func() {})
+	}
+	waitFor(t, "the burst's workers to exit", func() bool { return runtime.NumGoroutine() <= base })
+}
