@@ -346,3 +346,91 @@ func TestWithDialTimeout(t *testing.T) {
 		}
 	}
 }
+
+// The forward's target keepalive runs on the idle watch's timer: once,
+// not before its time, only while the watch runs, and the idle checks
+// keep their schedule.
+func TestWatchIdleLater(t *testing.T) {
+	never := func() time.Duration { return 0 }
+	for _, tc := range []struct {
+		name        string
+		idle, after time.Duration
+		min         time.Duration // earliest run
+	}{
+		{"before the first check", 2 * time.Second, 50 * time.Millisecond, 50 * time.Millisecond},
+		{"between two checks", 400 * time.Millisecond, 250 * time.Millisecond, 250 * time.Millisecond},
+	} {
+		start := time.Now()
+		ran := make(chan time.Duration, 2)
+		stop := watchIdle(tc.idle, never, func() { t.Errorf("%s: expired", tc.name) }, tc.after, func() { ran <- time.Since(start) })
+		select {
+		case d := <-ran:
+			if d < tc.min-5*time.Millisecond {
+				t.Errorf("%s: later ran after %v; want at least %v", tc.name, d, tc.min)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: later never ran", tc.name)
+		}
+		time.Sleep(tc.idle / 2)
+		stop()
+		if len(ran) != 0 {
+			t.Errorf("%s: later ran twice", tc.name)
+		}
+	}
+
+	// Stopped before its time: never runs.
+	ran := make(chan struct{}, 1)
+	stop := watchIdle(time.Second, never, func() {}, 100*time.Millisecond, func() { ran <- struct{}{} })
+	stop()
+	time.Sleep(200 * time.Millisecond)
+	if len(ran) != 0 {
+		t.Error("later ran after the watch stopped")
+	}
+
+	// The idle timeout still fires on its schedule with a later pending.
+	var quiet time.Time
+	expired := make(chan time.Duration, 1)
+	quiet = time.Now()
+	stop = watchIdle(200*time.Millisecond, func() time.Duration { return time.Since(quiet) }, func() { expired <- time.Since(quiet) },
+		time.Hour, func() { t.Error("later ran before its hour") })
+	defer stop()
+	select {
+	case d := <-expired:
+		if d < 200*time.Millisecond || d > 2*time.Second {
+			t.Errorf("expired after %v; want 200-250ms", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("idle watch never expired")
+	}
+}
+
+// Relay runs Later without an idle watch too, and not once it returned.
+func TestRelayLaterWithoutIdle(t *testing.T) {
+	target := echo(t)
+	ran := make(chan struct{}, 1)
+	results := make(chan Result, 1)
+	addr := relayServer(t, target, func(c net.Conn) net.Conn { return c }, RelayOptions{
+		Later: func() { ran <- struct{}{} }, LaterAfter: 50 * time.Millisecond}, results)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Later never ran on an open relay without an idle timeout")
+	}
+	c.Close()
+	<-results
+
+	c, err = net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	<-results
+	time.Sleep(150 * time.Millisecond)
+	if len(ran) != 0 {
+		t.Fatal("Later ran for a relay that had ended before its time")
+	}
+}

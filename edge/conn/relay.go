@@ -43,6 +43,11 @@ type RelayOptions struct {
 	Up, Down *atomic.Uint64
 	// Buffers is the pool of copy buffers; nil allocates one per direction.
 	Buffers *BufferPool
+	// Later, if set, runs once LaterAfter into the relay if it is still
+	// open (the forward's target keepalive), on the idle watch's timer
+	// when there is one: a connection costs one timer, not two.
+	Later      func()
+	LaterAfter time.Duration
 }
 
 // Result is what one relay moved.
@@ -95,15 +100,18 @@ func Relay(a, b net.Conn, o RelayOptions) (Result, error) {
 		} else {
 			idleFor = CounterIdle(&moved, o.Now)
 		}
-		stop := WatchIdle(o.Idle, idleFor, func() {
+		stop := watchIdle(o.Idle, idleFor, func() {
 			idled.Store(true)
 			if o.OnIdle != nil {
 				o.OnIdle()
 			}
 			a.Close()
 			b.Close()
-		})
+		}, o.LaterAfter, o.Later)
 		defer stop()
+	} else if o.Later != nil {
+		t := time.AfterFunc(o.LaterAfter, o.Later)
+		defer t.Stop()
 	}
 	var ended atomic.Int32 // spliced directions that reached EOF
 	half := func(dst, src net.Conn, n, total *atomic.Uint64) error {
