@@ -386,6 +386,12 @@ type conn struct {
 type source struct {
 	c        *conn
 	nonblock bool
+	// drained is set when the last read took fewer bytes than it had
+	// room for: the socket was empty then, and a byte that comes later
+	// raises a readiness edge on the poller (epoll reports every arrival).
+	// The loop then parks without the read that would find nothing (one
+	// syscall per request; nginx clears rev->ready the same way).
+	drained bool
 	// The raw read's arguments and results, and the method value bound
 	// once per connection, so that a non-blocking read allocates nothing.
 	p    []byte
@@ -403,7 +409,9 @@ func (s *source) rawRead(fd uintptr) bool {
 
 func (s *source) Read(p []byte) (int, error) {
 	if !s.nonblock || s.c.raw == nil {
-		return s.c.nc.Read(p)
+		n, err := s.c.nc.Read(p)
+		s.drained = err == nil && n < len(p)
+		return n, err
 	}
 	if s.read == nil {
 		s.read = s.rawRead
@@ -422,6 +430,7 @@ func (s *source) Read(p []byte) (int, error) {
 	case n == 0:
 		return 0, io.EOF
 	}
+	s.drained = n < len(p)
 	return n, nil
 }
 
@@ -488,9 +497,18 @@ func (c *conn) loop() {
 				}
 			}
 			if c.raw != nil {
-				c.src.nonblock = true
-				_, err := x.br.Peek(1)
-				c.src.nonblock = false
+				// A drained socket is parked without a read, unless a
+				// hang-up was reported: no edge comes after it, the read
+				// finds the EOF.
+				err := errWouldBlock
+				if c.src.drained && !c.hup.Load() {
+					c.src.drained = false // woken or pending: the next look reads
+				} else {
+					c.src.drained = false
+					c.src.nonblock = true
+					_, err = x.br.Peek(1)
+					c.src.nonblock = false
+				}
 				if err == errWouldBlock {
 					putExchange(x)
 					if c.park(first) {

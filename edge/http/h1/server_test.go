@@ -608,3 +608,58 @@ func TestHandlerDeadlineDoesNotOutliveRequest(t *testing.T) {
 		t.Fatalf("unfinished head closed after %v", d)
 	}
 }
+
+// A request read whole by a short read leaves the socket drained: the
+// connection is parked without another read (nginx's rev->ready = 0), and
+// the next request's readiness edge must still wake it, whether it comes
+// at once, after a pause, or in pieces.
+func TestDrainedConnectionParksAndWakes(t *testing.T) {
+	s := newServer(t, Config{Handler: http.HandlerFunc(hello)})
+	addr := serve(t, s)
+	c, br := dial(t, addr)
+	for i, pause := range []time.Duration{0, 0, 20 * time.Millisecond, 0, 50 * time.Millisecond} {
+		time.Sleep(pause)
+		path := fmt.Sprintf("/r%d", i)
+		if i == 3 { // the head in two writes: the first read is short and incomplete
+			io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHo")
+			time.Sleep(20 * time.Millisecond)
+			io.WriteString(c, "st: a\r\n\r\n")
+		} else {
+			io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: a\r\n\r\n")
+		}
+		resp, body := readResp(t, br, "GET")
+		if want := "GET " + path + "  host=a"; resp.StatusCode != 200 || body != want {
+			t.Fatalf("request %d: %d %q, want 200 %q", i, resp.StatusCode, body, want)
+		}
+		testutil.Eventually(t, 5*time.Second, "connection parked after a response", func() bool { return s.Stats().Parked.Load() == 1 })
+	}
+}
+
+// A request and the client's FIN in one segment: the hang-up edge came
+// before the request was read, and none comes after it, so the drained
+// connection must not be parked on readiness that will never be reported;
+// the server closes it at once, not after the idle timeout.
+func TestHangUpWithDrainedRequestCloses(t *testing.T) {
+	s := newServer(t, Config{Handler: http.HandlerFunc(hello), IdleTimeout: time.Minute, ReadHeaderTimeout: time.Minute})
+	addr := serve(t, s)
+	c, br := dial(t, addr)
+	testutil.Eventually(t, 5*time.Second, "connection parked", func() bool { return s.Stats().Parked.Load() == 1 })
+	tc := c.(*net.TCPConn)
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Control(func(fd uintptr) {
+		if err := syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_CORK, 1); err != nil {
+			t.Error(err)
+		}
+	})
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if err := tc.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		t.Fatalf("the server did not close a half-closed connection after its request: %v", err)
+	}
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# bench/http/count.sh [EDGEBENCH...] — counts, not times, what one proxied
+# 1 KiB request costs the system under test: nginx proxying (upstream
+# keep-alive, as bench/http.sh configures it) and each edgebench binary
+# given (default: one built from this tree), in turn, against one backend
+# nginx `return 200` with 1 KiB on CPU 0.
+#
+# Per request, from perf software events and syscall tracepoints over one
+# bounded wrk run (wrk -t1 -c$CONNS -d$DUR on CPU 0; the SUT on CPU 1,
+# edgebench with GOMAXPROCS=1, nginx with one worker): context switches
+# (voluntary and involuntary, all threads), syscalls by name, the kernel's
+# TCP segments (nstat, both ends, loopback). Timings are not printed: the
+# machine is shared. Run inside a private network namespace
+# (/work/tools/iso, or unshare -n with lo up). Environment: CONNS (64), DUR
+# (3s), ROUNDS (1: each SUT once per round, interleaved), PERFREC=DIR: also
+# `perf record -g` each SUT's run into DIR (kernel and user stacks).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+CONNS=${CONNS:-64}
+DUR=${DUR:-3s}
+ROUNDS=${ROUNDS:-1}
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+. "$here/../lib.sh"
+bench_init offedge-count
+bins=("$@")
+if [ ${#bins[@]} -eq 0 ]; then
+	(cd "$repo" && go build -o "$work/edgebench" ./bench/http/edgebench)
+	bins=("$work/edgebench")
+fi
+mkdir -p "$work/logs"
+body=$(head -c 768 /dev/urandom | base64 -w0 | head -c 1024)
+BPORT=$(freeport) NPORT=$(freeport)
+cat >"$work/backend.conf" <<CONF
+worker_processes 1;
+pid $work/backend.pid;
+error_log $work/logs/backend.err warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	keepalive_requests 10000000;
+	server { listen 127.0.0.1:$BPORT; location / { return 200 "$body"; } }
+}
+CONF
+cat >"$work/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/logs/nginx.err warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	keepalive_requests 10000000;
+	keepalive_timeout 75s;
+	upstream backend { server 127.0.0.1:$BPORT; keepalive $CONNS; keepalive_requests 10000000; }
+	server {
+		listen 127.0.0.1:$NPORT;
+		location / {
+			proxy_pass http://backend;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_set_header Host \$host;
+			proxy_set_header X-Real-IP \$remote_addr;
+			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+			proxy_set_header X-Forwarded-Proto \$scheme;
+			proxy_set_header X-Forwarded-Host \$host;
+		}
+	}
+}
+CONF
+taskset -c 0 "$NGINX" -p "$work" -c "$work/backend.conf" -g 'daemon off;' 2>>"$work/logs/backend.err" &
+pids+=($!)
+taskset -c 1 "$NGINX" -p "$work" -c "$work/nginx.conf" -g 'daemon off;' 2>>"$work/logs/nginx.err" &
+nmaster=$!
+pids+=($nmaster)
+waitport "$BPORT"
+waitport "$NPORT"
+nworker=$(nginx_worker "$nmaster")
+
+sys=(read write readv writev recvfrom sendto recvmsg sendmsg epoll_wait epoll_pwait epoll_ctl futex nanosleep getpid tgkill rt_sigreturn setsockopt)
+events=task-clock,context-switches,cpu-migrations,page-faults,raw_syscalls:sys_enter
+for s in "${sys[@]}"; do events+=",syscalls:sys_enter_$s"; done
+
+# count NAME PID PORT: one measured run, per-request figures on one line.
+count() {
+	local name=$1 pid=$2 port=$3 out reqs
+	taskset -c 0 wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$port/" >/dev/null # warm-up
+	nstat -n
+	perf stat -x, -e "$events" -e syscalls:sys_exit_read --filter 'ret == -11' -e syscalls:sys_exit_recvfrom --filter 'ret == -11' -p "$pid" -o "$work/perf.$name" &
+	local ps=$!
+	local rec=""
+	if [ -n "${PERFREC:-}" ]; then
+		mkdir -p "$PERFREC"
+		perf record -q -g -p "$pid" -o "$PERFREC/$name.data" >/dev/null 2>&1 &
+		rec=$!
+	fi
+	sleep 0.2
+	out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"$DUR" "http://127.0.0.1:$port/")
+	kill -INT $ps
+	[ -n "$rec" ] && kill -INT $rec
+	wait $ps 2>/dev/null || true
+	[ -n "$rec" ] && { wait $rec 2>/dev/null || true; }
+	local segs
+	segs=$(nstat -z TcpOutSegs | awk '$1 == "TcpOutSegs" {print $2}')
+	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+	grep -h "Non-2xx\|Socket errors" <<<"$out" >&2 || true
+	awk -F, -v n="$reqs" -v name="$name" -v segs="$segs" '
+		$3 == "context-switches" {cs = $1} $3 == "cpu-migrations" {mig = $1}
+		$3 == "raw_syscalls:sys_enter" {tot = $1}
+		$3 ~ /^syscalls:sys_exit_/ && $1 > 0 {s = $3; sub(/syscalls:sys_exit_/, "", s); by = by sprintf(" %s-EAGAIN=%.2f", s, $1 / n)}
+		$3 ~ /^syscalls:sys_enter_/ && $1 > 0 {s = $3; sub(/syscalls:sys_enter_/, "", s); by = by sprintf(" %s=%.2f", s, $1 / n)}
+		END {printf "%-28s reqs=%d ctxsw=%.3f migr=%.4f syscalls=%.2f segs=%.2f |%s\n", name, n, cs / n, mig / n, tot / n, segs / n, by}
+	' "$work/perf.$name"
+}
+
+for r in $(seq 1 "$ROUNDS"); do
+	count "nginx" "$nworker" "$NPORT"
+	i=0
+	for b in "${bins[@]}"; do
+		i=$((i + 1))
+		EPORT=$(freeport)
+		GOMAXPROCS=1 taskset -c 1 "$b" -mode proxy -listen "127.0.0.1:$EPORT" -upstream "127.0.0.1:$BPORT" -keepalive "$CONNS" 2>>"$work/logs/edge.err" &
+		epid=$!
+		pids+=($epid)
+		waitport "$EPORT"
+		count "edgebench$i($(basename "$(dirname "$b")"))" "$epid" "$EPORT"
+		kill "$epid"
+		wait "$epid" 2>/dev/null || true
+	done
+done
