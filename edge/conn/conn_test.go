@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -240,7 +241,7 @@ func TestBatchConnWritesOnceAndHoldsNothing(t *testing.T) {
 		buf, _ := io.ReadAll(b)
 		got <- buf
 	}()
-	bc.begin()
+	bc.begin(13)
 	for _, rec := range []string{"one ", "two ", "three"} {
 		bc.Write([]byte(rec))
 	}
@@ -433,4 +434,61 @@ func TestRelayLaterWithoutIdle(t *testing.T) {
 	if len(ran) != 0 {
 		t.Fatal("Later ran for a relay that had ended before its time")
 	}
+}
+
+// A relay direction whose reads fill its small buffer borrows a big one,
+// and gives it back once the source stops, though the relay stays open:
+// an idle relay holds only its small buffers. It also gives it back at
+// once when a read does not fill it.
+func TestRelayBigBufferOnlyWhileBusy(t *testing.T) {
+	defer func(h time.Duration) { bigHold = h }(bigHold)
+	bigHold = time.Second
+	held0 := bigHeld.Load()
+	held := func() int64 { return bigHeld.Load() - held0 }
+	waitHeld := func(want int64, why string) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); held() != want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d big buffers held; want %d", why, held(), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// net.Pipe hands a Read at most one Write's bytes: the test decides
+	// which reads fill their buffer.
+	client, a := net.Pipe()
+	b, server := net.Pipe()
+	done := make(chan error, 1)
+	go func() { _, err := Relay(a, b, RelayOptions{}); done <- err }()
+	send := func(n int) {
+		t.Helper()
+		p := bytes.Repeat([]byte{byte(n)}, n)
+		go client.Write(p)
+		got := make([]byte, n)
+		if _, err := io.ReadFull(server, got); err != nil || !bytes.Equal(got, p) {
+			t.Fatalf("relayed %d bytes: %v", n, err)
+		}
+	}
+
+	send(100) // a short read: no big buffer
+	if held() != 0 {
+		t.Fatalf("a 100-byte read took a big buffer")
+	}
+	send(BufferSize) // fills the small buffer
+	waitHeld(1, "after a full small read")
+	send(1000) // does not fill the big one: given back
+	waitHeld(0, "after a short read into the big buffer")
+	send(BufferSize)
+	send(BigBufferSize) // fills the big buffer too: kept, then the source stops
+	if held() != 1 {
+		t.Fatalf("a full read into the big buffer gave it back at once")
+	}
+	waitHeld(0, "the source idle after filling the big buffer")
+	send(5) // the relay still carries data after giving the buffer back
+	if held() != 0 {
+		t.Fatalf("a 5-byte read took a big buffer")
+	}
+	client.Close()
+	server.Close()
+	<-done
 }

@@ -182,17 +182,88 @@ func Abort(conns ...net.Conn) {
 
 type closeWriter interface{ CloseWrite() error }
 
-// copyHalf copies src to dst through a pooled buffer, counting into n,
-// total (if set) and moved, and half-closes dst at EOF.
+// BigBufferSize is the buffer a relay direction borrows while its source
+// keeps it busy: a read that fills the small [BufferSize] buffer says more
+// is queued, and the next reads go into a big one (a fraction of the
+// syscalls per MiB, and of a multiplexed stream's frames) until one does
+// not fill it or waits longer than bigHold. The big buffer then goes back
+// to a process-wide pool, so an idle relay holds only its small buffers,
+// as before. Its 262,112 bytes are four offedge-mux frames (a frame and
+// its 8-byte header fill four TLS records), so that a full read is sent as
+// four full frames and no short fifth.
+const BigBufferSize = 4 * (64<<10 - 8)
+
+var bigBuffers = sync.Pool{New: func() any { b := make([]byte, BigBufferSize); return &b }}
+
+// bigHeld counts the big buffers relays hold (for tests).
+var bigHeld atomic.Int64
+
+// bigHold bounds how long a read into a big buffer waits for data: a
+// source that stops right after filling it gives it back after this long.
+// A variable for tests.
+var bigHold = 100 * time.Millisecond
+
+// FrameWriter is a source that holds what it received in buffers of its
+// own (a multiplexed stream's frames): the relay has it write them to the
+// destination itself, saving the copy through a relay buffer (and the
+// buffer: such a direction holds none).
+type FrameWriter interface {
+	WriteFramesTo(w io.Writer) (int64, error)
+}
+
+// counter is the destination of a [FrameWriter], counting what it writes.
+type counter struct {
+	dst             net.Conn
+	n, total, moved *atomic.Uint64
+}
+
+func (c *counter) Write(p []byte) (int, error) {
+	nw, err := WriteBatched(c.dst, p)
+	c.n.Add(uint64(nw))
+	c.moved.Add(uint64(nw))
+	if c.total != nil {
+		c.total.Add(uint64(nw))
+	}
+	return nw, err
+}
+
+// copyHalf copies src to dst through a pooled buffer (a [FrameWriter]
+// writes its own), counting into n, total (if set) and moved, and
+// half-closes dst at EOF.
 func copyHalf(bufs *BufferPool, dst, src net.Conn, n, total, moved *atomic.Uint64) error {
+	if fw, ok := src.(FrameWriter); ok {
+		if _, err := fw.WriteFramesTo(&counter{dst, n, total, moved}); err != nil {
+			return err
+		}
+		return endWrite(dst)
+	}
 	bp := bufs.get()
 	defer bufs.put(bp)
-	buf := *bp
+	small := *bp
+	buf := small
+	var big *[]byte
+	defer func() {
+		if big != nil {
+			bigHeld.Add(-1)
+			bigBuffers.Put(big)
+		}
+	}()
 	tsrc, _ := src.(*tls.Conn)
 	for {
+		if big != nil {
+			src.SetReadDeadline(time.Now().Add(bigHold))
+		}
 		nr, rerr := src.Read(buf)
 		if tsrc != nil && rerr == nil && nr > 0 && nr < len(buf) {
 			nr, rerr = drainBuffered(tsrc, buf, nr)
+		}
+		if big != nil {
+			derr := src.SetReadDeadline(time.Time{})
+			if errors.Is(rerr, os.ErrDeadlineExceeded) {
+				rerr = nil // bigHold passed: the buffer goes back below
+			} else if rerr == nil {
+				rerr = derr
+			}
 		}
 		if nr > 0 {
 			nw, werr := WriteBatched(dst, buf[:nr])
@@ -206,18 +277,33 @@ func copyHalf(bufs *BufferPool, dst, src net.Conn, n, total, moved *atomic.Uint6
 			}
 		}
 		if rerr == io.EOF {
-			if cw, ok := dst.(closeWriter); ok {
-				if err := cw.CloseWrite(); err != nil && !errors.Is(err, net.ErrClosed) {
-					return err
-				}
-				return nil
-			}
-			return dst.Close()
+			return endWrite(dst)
 		}
 		if rerr != nil {
 			return rerr
 		}
+		switch {
+		case big == nil && nr == len(buf):
+			big = bigBuffers.Get().(*[]byte)
+			bigHeld.Add(1)
+			buf = *big
+		case big != nil && nr < len(buf):
+			bigHeld.Add(-1)
+			bigBuffers.Put(big)
+			big, buf = nil, small
+		}
 	}
+}
+
+// endWrite passes a source's EOF on: a half-close of dst, or a close.
+func endWrite(dst net.Conn) error {
+	if cw, ok := dst.(closeWriter); ok {
+		if err := cw.CloseWrite(); err != nil && !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	}
+	return dst.Close()
 }
 
 // aLongTimeAgo is a deadline that has always passed.
@@ -259,12 +345,16 @@ type BatchConn struct {
 	net.Conn
 	mu  sync.Mutex
 	on  bool
+	big bool // the batch is more than BufferSize bytes
 	buf *[]byte
 }
 
 // batchBuffers hold a batch: a relay write of BufferSize bytes and its
-// records' framing.
-var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, BufferSize+BufferSize/8); return &b }}
+// records' framing; bigBatchBuffers one of up to BigBufferSize bytes.
+var (
+	batchBuffers    = sync.Pool{New: func() any { b := make([]byte, 0, BufferSize+BufferSize/8); return &b }}
+	bigBatchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, BigBufferSize+BigBufferSize/8); return &b }}
+)
 
 // NewBatchConn wraps c; give the result to tls.Client or tls.Server.
 func NewBatchConn(c net.Conn) *BatchConn { return &BatchConn{Conn: c} }
@@ -278,7 +368,7 @@ func (b *BatchConn) Write(p []byte) (int, error) {
 	defer b.mu.Unlock()
 	if b.on {
 		if b.buf == nil {
-			b.buf = batchBuffers.Get().(*[]byte)
+			b.buf = b.pool().Get().(*[]byte)
 		}
 		*b.buf = append(*b.buf, p...)
 		return len(p), nil
@@ -286,10 +376,18 @@ func (b *BatchConn) Write(p []byte) (int, error) {
 	return b.Conn.Write(p)
 }
 
-func (b *BatchConn) begin() {
+// begin starts a batch of a write of n bytes.
+func (b *BatchConn) begin(n int) {
 	b.mu.Lock()
-	b.on = true
+	b.on, b.big = true, n > BufferSize
 	b.mu.Unlock()
+}
+
+func (b *BatchConn) pool() *sync.Pool {
+	if b.big {
+		return &bigBatchBuffers
+	}
+	return &batchBuffers
 }
 
 // flush ends the batch, writes what it collected and gives the buffer back.
@@ -305,28 +403,47 @@ func (b *BatchConn) flush() error {
 		_, err = b.Conn.Write(*b.buf)
 	}
 	*b.buf = (*b.buf)[:0]
-	batchBuffers.Put(b.buf)
+	b.pool().Put(b.buf)
 	b.buf = nil
 	return err
 }
 
-// WriteBatched writes p to dst, as one syscall when dst is a tls.Conn over
-// a BatchConn. If the batched write fails, it reports nothing written:
-// the connection is then aborted anyway. Only one goroutine may write to
-// dst this way at a time.
-func WriteBatched(dst net.Conn, p []byte) (int, error) {
+// WriteBatched writes the buffers to dst in turn, as one syscall when dst
+// is a tls.Conn over a BatchConn (each buffer is its own records). If the
+// batched write fails, it reports nothing written: the connection is then
+// aborted anyway. Only one goroutine may write to dst this way at a time.
+func WriteBatched(dst net.Conn, bufs ...[]byte) (int, error) {
 	tc, ok := dst.(*tls.Conn)
-	if !ok {
-		return dst.Write(p)
+	var bc *BatchConn
+	if ok {
+		bc, ok = tc.NetConn().(*BatchConn)
 	}
-	bc, ok := tc.NetConn().(*BatchConn)
 	if !ok {
-		return dst.Write(p)
+		return writeAll(dst, bufs)
 	}
-	bc.begin()
-	n, err := tc.Write(p)
+	size := 0
+	for _, p := range bufs {
+		size += len(p)
+	}
+	bc.begin(size)
+	n, err := writeAll(tc, bufs)
 	if ferr := bc.flush(); ferr != nil {
 		return 0, ferr
 	}
 	return n, err
+}
+
+func writeAll(dst net.Conn, bufs [][]byte) (int, error) {
+	var n int
+	for _, p := range bufs {
+		if len(p) == 0 {
+			continue
+		}
+		m, err := dst.Write(p)
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }

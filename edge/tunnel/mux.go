@@ -39,7 +39,12 @@ const (
 	MuxMaxStreams         = 1024
 	MuxStreamWindow       = 1 << 20
 	MuxSessionBuffer      = 8 << 20
-	muxFrameSize          = 64<<10 - 1 // the largest smux allows
+	// A frame's 8-byte header and its data fill four TLS records exactly
+	// (smux allows up to 65,535 bytes): no short record at its end. A
+	// relay's big buffer holds four (conn.BigBufferSize).
+	muxFrameSize = 4*tlsRecord - muxHeader
+	tlsRecord    = 16 << 10 // the largest TLS plaintext record
+	muxHeader    = 8        // smux's frame header
 	// A session whose peer sends nothing for muxKeepAliveTimeout (smux
 	// sends a no-op every muxKeepAlive) is closed, failing its streams.
 	muxKeepAlive        = 10 * time.Second
@@ -102,6 +107,37 @@ func (r *recordConn) Read(p []byte) (int, error) {
 // syscall: crypto/tls cuts it into records of 16 KiB, each otherwise its
 // own write. smux's send loop is the only writer.
 func (r *recordConn) Write(p []byte) (int, error) { return conn.WriteBatched(r.Conn, p) }
+
+// recordHeads hold a frame's header and the start of its data, one TLS
+// record's worth.
+var recordHeads = sync.Pool{New: func() any { b := make([]byte, 0, tlsRecord); return &b }}
+
+// WriteBuffers sends one smux frame given as its header v[0] and data v[1]
+// (smux's send loop uses it instead of copying the two into a frame buffer
+// for Write): the header and the data's first bytes are copied into one
+// record, the rest is encrypted from the stream's own buffer, and the
+// records go out in one syscall.
+func (r *recordConn) WriteBuffers(v [][]byte) (int, error) {
+	if len(v) != 2 || len(v[0]) >= tlsRecord {
+		var n int
+		for _, b := range v {
+			m, err := r.Write(b)
+			n += m
+			if err != nil {
+				return n, err
+			}
+		}
+		return n, nil
+	}
+	hp := recordHeads.Get().(*[]byte)
+	defer recordHeads.Put(hp)
+	head, data := v[0], v[1]
+	k := min(len(data), tlsRecord-len(head))
+	first := append(append((*hp)[:0], head...), data[:k]...)
+	*hp = first[:0]
+	n, err := conn.WriteBatched(r.Conn, first, data[k:])
+	return n, err
+}
 
 func (r *recordConn) readErr() error {
 	r.mu.Lock()
@@ -275,6 +311,17 @@ func (s *session) readControl(onGoAway func()) {
 // Read returns errStreamReset once the peer reset the stream.
 func (ms *stream) Read(p []byte) (int, error) {
 	n, err := ms.Stream.Read(p)
+	if err != nil && ms.reset.Load() {
+		err = errStreamReset
+	}
+	return n, err
+}
+
+// WriteFramesTo writes the stream's received frames to w until EOF
+// (conn.FrameWriter: a relay writes them straight from smux's buffers);
+// errStreamReset once the peer reset the stream.
+func (ms *stream) WriteFramesTo(w io.Writer) (int64, error) {
+	n, err := ms.Stream.WriteTo(w)
 	if err != nil && ms.reset.Load() {
 		err = errStreamReset
 	}

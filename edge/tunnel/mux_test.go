@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/xtaci/smux"
 
+	"github.com/offedge/offedge/edge/conn"
 	"github.com/offedge/offedge/internal/testutil"
 )
 
@@ -547,4 +549,67 @@ func TestMuxFailsBackToTheFirstExit(t *testing.T) {
 		got, err := roundTrip(t, p.entranceAddr, "failback")
 		return err == nil && got == "failback" && first.accepted.Load() > tried
 	})
+}
+
+// A frame given to the session's connection as header and data (smux's
+// send loop, WriteBuffers) is four full TLS records in one write: the
+// header shares the first record, and no short record ends the frame. A
+// relay's full big buffer is four such frames.
+func TestMuxFrameIsFourRecordsInOneWrite(t *testing.T) {
+	if conn.BigBufferSize != 4*muxFrameSize {
+		t.Fatalf("conn.BigBufferSize %d; want four frames, %d", conn.BigBufferSize, 4*muxFrameSize)
+	}
+	key, err := DerivePSKKey("frames", []byte("a secret of the test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	w := &countingConn{Conn: a}
+	// Without dynamic record sizing, which starts a connection's first
+	// 128 KB with short records.
+	client := tls.Client(conn.NewBatchConn(w), &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true, DynamicRecordSizingDisabled: true})
+	server := tls.Server(b, &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{key.Certificate}})
+	go server.Handshake()
+	if err := client.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	head := []byte{2, 2, 0, 0, 7, 0, 0, 0}
+	data := make([]byte, muxFrameSize)
+	for i := range data {
+		data[i] = byte(i)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		buf := make([]byte, len(head)+len(data))
+		io.ReadFull(server, buf)
+		got <- buf
+	}()
+	w.writes.Store(0)
+	w.bytes.Store(0)
+	rc := &recordConn{Conn: client}
+	n, err := rc.WriteBuffers([][]byte{head, data})
+	if err != nil || n != len(head)+len(data) {
+		t.Fatalf("WriteBuffers: %d, %v", n, err)
+	}
+	if !bytes.Equal(<-got, append(head, data...)) {
+		t.Fatal("the peer read another frame than was written")
+	}
+	// A TLS 1.3 AES-GCM record adds 5 bytes of header, 1 of content type
+	// and 16 of tag.
+	if w.writes.Load() != 1 || w.bytes.Load() != 4*(tlsRecord+22) {
+		t.Fatalf("frame sent in %d writes, %d bytes; want 1 write of four full records, %d", w.writes.Load(), w.bytes.Load(), 4*(tlsRecord+22))
+	}
+}
+
+type countingConn struct {
+	net.Conn
+	writes, bytes atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	c.bytes.Add(int64(len(p)))
+	return c.Conn.Write(p)
 }
