@@ -64,7 +64,7 @@ func (n *Node) newRole(spec plan.Listener, g *generation) (Role, error) {
 		}
 	case plan.KindTunnelEntrance:
 		if spec.Entrance != nil {
-			e, err := tunnel.NewEntrance(entranceOn(spec, g), tunnel.Options{Logger: n.log, Dial: n.dial, Keys: n.opts.Keys})
+			e, err := tunnel.NewEntrance(entranceOn(spec, g), tunnel.Options{Logger: n.log, Dial: n.dial, Keys: n.opts.Keys, ListenKeepAlive: listenKeepAlive(spec)})
 			if err != nil {
 				return nil, err
 			}
@@ -72,7 +72,7 @@ func (n *Node) newRole(spec plan.Listener, g *generation) (Role, error) {
 		}
 	case plan.KindTunnelExit:
 		if spec.Exit != nil {
-			x, err := tunnel.NewExit(exitOn(spec, g), tunnel.Options{Logger: n.log, Dial: n.dial, Keys: n.opts.Keys})
+			x, err := tunnel.NewExit(exitOn(spec, g), tunnel.Options{Logger: n.log, Dial: n.dial, Keys: n.opts.Keys, ListenKeepAlive: listenKeepAlive(spec)})
 			if err != nil {
 				return nil, err
 			}

@@ -115,4 +115,10 @@ type Options struct {
 	// by file; nil gives the role its own (kept across its Updates). Share
 	// one between roles, or nodes (the lab), to derive each secret once.
 	Keys *KeyCache
+	// ListenKeepAlive is the TCP keepalive the listener already gives
+	// every connection it accepts (conn.Listen sets it once on the
+	// listening socket): a tunnel whose keepalive is the same skips the
+	// four setsockopt calls of setting it again per connection. Zero: not
+	// known, set per connection.
+	ListenKeepAlive time.Duration
 }

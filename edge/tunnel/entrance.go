@@ -239,7 +239,9 @@ func (e *Entrance) Stats() Stats { return e.srv.snapshot() }
 func (e *Entrance) handle(c net.Conn) {
 	st := e.cur.Load()
 	cfg := st.cfg
-	conn.SetKeepAlive(c, cfg.KeepAlive)
+	if cfg.KeepAlive != e.opts.ListenKeepAlive {
+		conn.SetKeepAlive(c, cfg.KeepAlive)
+	}
 	log := e.opts.Logger.With("tunnel", cfg.Name, "client", c.RemoteAddr().String())
 
 	var up net.Conn

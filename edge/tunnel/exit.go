@@ -203,7 +203,9 @@ func (x *Exit) handle(c net.Conn) {
 		return
 	}
 	cfg := t.cfg
-	conn.SetKeepAlive(c, cfg.KeepAlive)
+	if cfg.KeepAlive != x.opts.ListenKeepAlive {
+		conn.SetKeepAlive(c, cfg.KeepAlive)
+	}
 	log := x.opts.Logger.With("tunnel", cfg.Name, "peer", c.RemoteAddr().String())
 	if cs.NegotiatedProtocol == MuxALPN {
 		x.serveSession(st, t, tc, c, cs, log)

@@ -58,7 +58,8 @@ func main() {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	opts := tunnel.Options{Logger: log}
+	// As offedge run: the listener below sets the default keepalive.
+	opts := tunnel.Options{Logger: log, ListenKeepAlive: plan.DefaultTCPKeepAlive}
 	var srv server
 	var err error
 	// The plan's defaults (plan/defaults.go), as offedge run would use.
