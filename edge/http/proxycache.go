@@ -496,7 +496,7 @@ func endToEndFields(h http.Header, dropCookies bool) []headerKV {
 			}
 		}
 	}) {
-		if hopHeaders[k] || hiddenResponseHeaders[k] || k == "Content-Length" || k == "Date" || k == "X-Cache-Status" || (dropCookies && k == "Set-Cookie") {
+		if hopField(k) || hiddenResponseField(k) || k == "Content-Length" || k == "Date" || k == "X-Cache-Status" || (dropCookies && k == "Set-Cookie") {
 			continue
 		}
 		for _, v := range h[k] {

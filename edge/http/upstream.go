@@ -61,24 +61,16 @@ func (pr *proxyRequest) retryable() bool {
 	return isIdempotent(pr.method) && (pr.body == nil || pr.replay != nil)
 }
 
-// outSkip are request fields never copied upstream as they are: the
-// hop-by-hop fields (hopHeaders) and the ones the edge writes itself.
-var outSkip = withFields(hopHeaders,
-	"X-Real-Ip", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host",
-	"Content-Length", "Host",
-	"Expect", // the edge answers 100-continue itself
-)
-
-// withFields returns a copy of set with names added.
-func withFields(set map[string]bool, names ...string) map[string]bool {
-	out := make(map[string]bool, len(set)+len(names))
-	for k := range set {
-		out[k] = true
+// outSkip reports the request fields never copied upstream as they are:
+// the hop-by-hop fields (hopField) and the ones the edge writes itself.
+func outSkip(k string) bool {
+	switch k {
+	case "X-Real-Ip", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host",
+		"Content-Length", "Host",
+		"Expect": // the edge answers 100-continue itself
+		return true
 	}
-	for _, n := range names {
-		out[n] = true
-	}
-	return out
+	return hopField(k)
 }
 
 // requestURI is the URI sent upstream: the client's path (kept in its
@@ -114,7 +106,7 @@ func (pr *proxyRequest) writeHead(bw *bufio.Writer, host string, keepAlive bool)
 		connTokens = strings.Join(c, ",")
 	}
 	for k, vv := range r.Header {
-		if outSkip[k] || (connTokens != "" && headerListContains(connTokens, k)) {
+		if outSkip(k) || (connTokens != "" && headerListContains(connTokens, k)) {
 			continue
 		}
 		for _, v := range vv {
