@@ -24,7 +24,12 @@ trap cleanup EXIT
 addr() { for i in $(seq 1 600); do grep -q '^listening ' "$1" 2>/dev/null && { awk '/^listening /{print $2; exit}' "$1"; return; }; sleep 0.1; done; echo "no listen in $1" >&2; cat "$1" >&2; exit 1; }
 taskset -c 0 "$B/tunnelload" sink >sink.log 2>&1 & PIDS+=($!)
 SINK=$(addr sink.log)
-muxf=(-mux="$MUX"); "$B/tunnelbench" -h 2>&1 | grep -q -- -mux || muxf=()
+# An older tunnelbench has no -mux. (Not `-h | grep -q`: under pipefail,
+# tunnelbench killed by SIGPIPE after grep's match dropped -mux=false at
+# random, and the "one connection per client" runs were multiplexed.)
+muxf=(-mux="$MUX"); help=$("$B/tunnelbench" -h 2>&1 || true)
+case $help in *-mux*) ;; *) muxf=() ;; esac
+echo "entrance flags: ${muxf[*]:-(no -mux: one TLS connection per client)} ${KX:+-kx $KX}"
 kxf=(); [ -n "$KX" ] && kxf=(-kx "$KX")
 load() {
   if [ "$MODE" = conns ]; then taskset -c 0 "$B/tunnelload" conns -addr "$ENT" -c 16 -duration 1h -max "$1"

@@ -3,8 +3,13 @@ package conn
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
+	"math/big"
 	"net"
 	"net/netip"
 	"strings"
@@ -489,6 +494,59 @@ func TestRelayBigBufferOnlyWhileBusy(t *testing.T) {
 		t.Fatalf("a 5-byte read took a big buffer")
 	}
 	client.Close()
+	server.Close()
+	<-done
+}
+
+// A *tls.Conn source does not borrow a big buffer: a read returns at most
+// what crypto/tls already decrypted, so the buffer would go back at once.
+func TestRelayTLSSourceBorrowsNoBigBuffer(t *testing.T) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, priv.Public(), priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv}
+	// Over TCP, crypto/tls reads several records at once, so reads fill
+	// the small buffer.
+	ln := listen(t)
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, server := net.Pipe()
+	tc := tls.Client(client, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
+	ts := tls.Server(a, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
+	held0 := bigHeld.Load()
+	done := make(chan error, 1)
+	go func() { _, err := Relay(ts, b, RelayOptions{}); done <- err }()
+	p := bytes.Repeat([]byte("tls"), 1<<20)
+	go tc.Write(p)
+	got := make([]byte, len(p))
+	var maxHeld, full int64
+	for n := 0; n < len(got); {
+		m, err := server.Read(got[n:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += m
+		if m == BufferSize {
+			full++
+		}
+		maxHeld = max(maxHeld, bigHeld.Load()-held0)
+	}
+	if !bytes.Equal(got, p) || maxHeld != 0 || full == 0 {
+		t.Fatalf("relayed intact: %v; %d reads filled the small buffer (want some); big buffers held at most %d, want 0", bytes.Equal(got, p), full, maxHeld)
+	}
+	tc.Close()
 	server.Close()
 	<-done
 }

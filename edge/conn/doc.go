@@ -10,7 +10,10 @@
 //   - [Relay], the byte relay: both directions copied until both end,
 //     half-closes carried across, an error on either side resetting both,
 //     an idle timeout; zero-copy (splice) between two TCP sockets on Linux,
-//     and, over TLS, records batched per write ([BatchConn]);
+//     otherwise a small buffer that a busy direction trades for a big one
+//     while its reads fill it ([BigBufferSize]), a multiplexed stream's
+//     frames written from its own buffers ([FrameWriter]), and, over TLS,
+//     records batched per write ([BatchConn]);
 //   - [Dialer], outgoing connections from the source address the plan
 //     shows, with typed failures ([DialError]);
 //   - [BufferPool], [LogLimiter], [WatchIdle]: the pieces both use.

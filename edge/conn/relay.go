@@ -188,7 +188,9 @@ type closeWriter interface{ CloseWrite() error }
 // syscalls per MiB, and of a multiplexed stream's frames) until one does
 // not fill it or waits longer than bigHold. The big buffer then goes back
 // to a process-wide pool, so an idle relay holds only its small buffers,
-// as before. Its 262,112 bytes are four offedge-mux frames (a frame and
+// as before. A *tls.Conn source does not borrow one: it returns what it
+// has decrypted, and holds at most a few records (crypto/tls reads the
+// socket into a buffer of its own). Its 262,112 bytes are four offedge-mux frames (a frame and
 // its 8-byte header fill four TLS records), so that a full read is sent as
 // four full frames and no short fifth.
 const BigBufferSize = 4 * (64<<10 - 8)
@@ -283,7 +285,7 @@ func copyHalf(bufs *BufferPool, dst, src net.Conn, n, total, moved *atomic.Uint6
 			return rerr
 		}
 		switch {
-		case big == nil && nr == len(buf):
+		case big == nil && nr == len(buf) && tsrc == nil:
 			big = bigBuffers.Get().(*[]byte)
 			bigHeld.Add(1)
 			buf = *big
