@@ -217,7 +217,11 @@ func (x *Exit) handle(c net.Conn) {
 // forward dials the tunnel's target and relays the client side c to it:
 // c is a TLS connection of its own, or a stream of a session.
 func (x *Exit) forward(cfg ExitTunnel, c net.Conn, log *slog.Logger) {
-	dctx, cancel := context.WithTimeout(x.srv.Context(), cfg.ConnectTimeout)
+	withTimeout := context.WithTimeout
+	if _, err := netip.ParseAddrPort(cfg.Target); err == nil {
+		withTimeout = conn.WithDialTimeout // no lookup: no timer needed
+	}
+	dctx, cancel := withTimeout(x.srv.Context(), cfg.ConnectTimeout)
 	up, err := x.dial(dctx, cfg)
 	cancel()
 	if err != nil {
