@@ -13,7 +13,11 @@
 # machine is shared. Run inside a private network namespace
 # (/work/tools/iso, or unshare -n with lo up). Environment: CONNS (64), DUR
 # (3s), ROUNDS (1: each SUT once per round, interleaved), PERFREC=DIR: also
-# `perf record -g` each SUT's run into DIR (kernel and user stacks).
+# `perf record -g` each SUT's run into DIR (kernel and user stacks),
+# CALLGRIND=1: user instructions per request instead (valgrind callgrind,
+# GODEBUG=asyncpreemptoff=1, nginx with master_process off; counting on
+# after 2 s of wrk -c4, then 5 s of wrk -t1 -c4), the outputs kept in
+# CGDIR (default: removed with the work directory).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -111,6 +115,49 @@ count() {
 		END {printf "%-28s reqs=%d ctxsw=%.3f migr=%.4f syscalls=%.2f segs=%.2f |%s\n", name, n, cs / n, mig / n, tot / n, segs / n, by}
 	' "$work/perf.$name"
 }
+
+# callgrind NAME CMD...: user instructions per request of CMD, serving on $CPORT.
+callgrind() {
+	local name=$1 out reqs tot vp
+	shift
+	local dir=${CGDIR:-$work/cg}
+	mkdir -p "$dir"
+	GODEBUG=asyncpreemptoff=1 GOMAXPROCS=1 taskset -c 1 valgrind --tool=callgrind --instr-atstart=no -q \
+		--callgrind-out-file="$dir/$name.%p" "$@" 2>>"$work/logs/cg.err" &
+	vp=$!
+	pids+=($vp)
+	for _ in $(seq 1 300); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$CPORT") 2>/dev/null && break
+		sleep 0.1
+	done
+	taskset -c 0 wrk -t1 -c4 -d2s "http://127.0.0.1:$CPORT/" >/dev/null
+	callgrind_control -i on "$vp" >/dev/null 2>&1
+	out=$(taskset -c 0 wrk -t1 -c4 -d5s "http://127.0.0.1:$CPORT/")
+	callgrind_control -d "$vp" >/dev/null 2>&1
+	sleep 1
+	kill "$vp"
+	wait "$vp" 2>/dev/null || true
+	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+	tot=$(cat "$dir/$name".*.1 | awk '/^(summary|totals):/ {print $2}' | sort -n | tail -1)
+	echo "$name: $reqs requests, $(awk -v t="$tot" -v n="$reqs" 'BEGIN {printf "%.0f", t / n}') user instructions per request"
+}
+
+if [ -n "${CALLGRIND:-}" ]; then
+	for r in $(seq 1 "$ROUNDS"); do
+		CPORT=$(freeport)
+		sed -e "s/^worker_processes 1;/worker_processes 1; master_process off; daemon off;/" \
+			-e "s/listen 127.0.0.1:$NPORT;/listen 127.0.0.1:$CPORT;/" -e "s|pid $work/nginx.pid|pid $work/cg-nginx.pid|" \
+			"$work/nginx.conf" >"$work/cg-nginx.conf"
+		callgrind "nginx-r$r" "$NGINX" -p "$work" -c "$work/cg-nginx.conf"
+		i=0
+		for b in "${bins[@]}"; do
+			i=$((i + 1))
+			CPORT=$(freeport)
+			callgrind "edgebench$i-r$r" "$b" -mode proxy -listen "127.0.0.1:$CPORT" -upstream "127.0.0.1:$BPORT" -keepalive "$CONNS"
+		done
+	done
+	exit 0
+fi
 
 for r in $(seq 1 "$ROUNDS"); do
 	count "nginx" "$nworker" "$NPORT"
