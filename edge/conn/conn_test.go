@@ -550,3 +550,55 @@ func TestRelayTLSSourceBorrowsNoBigBuffer(t *testing.T) {
 	server.Close()
 	<-done
 }
+
+// Busy relays borrow big buffers only up to the process-wide bound
+// (clients decide how many relays are busy); past it a relay carries the
+// same bytes through its small buffer.
+func TestRelayBigBuffersBounded(t *testing.T) {
+	defer func(h time.Duration, m int64) { bigHold, maxBigHeld = h, m }(bigHold, maxBigHeld)
+	bigHold = 5 * time.Second
+	held0 := bigHeld.Load()
+	maxBigHeld = held0 + 1
+	type relay struct{ client, server net.Conn }
+	var relays []relay
+	done := make(chan error, 3)
+	for range 3 {
+		client, a := net.Pipe()
+		b, server := net.Pipe()
+		go func() { _, err := Relay(a, b, RelayOptions{}); done <- err }()
+		relays = append(relays, relay{client, server})
+	}
+	for i, r := range relays {
+		p := bytes.Repeat([]byte{byte(i)}, BufferSize) // fills the small buffer: the relay asks for a big one
+		go r.client.Write(p)
+		got := make([]byte, len(p))
+		if _, err := io.ReadFull(r.server, got); err != nil || !bytes.Equal(got, p) {
+			t.Fatalf("relay %d: %v", i, err)
+		}
+	}
+	// Each relay asks right after writing what it read: watch a while.
+	var most int64
+	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		most = max(most, bigHeld.Load()-held0)
+	}
+	if h := bigHeld.Load() - held0; h != 1 || most != 1 {
+		t.Errorf("3 busy relays with a bound of 1 hold %d big buffers (at most %d seen); want 1", h, most)
+	}
+	// The two without one still relay.
+	for i, r := range relays {
+		p := bytes.Repeat([]byte{byte(i + 10)}, 1000)
+		go r.client.Write(p)
+		got := make([]byte, len(p))
+		if _, err := io.ReadFull(r.server, got); err != nil || !bytes.Equal(got, p) {
+			t.Fatalf("relay %d after the bound: %v", i, err)
+		}
+	}
+	for _, r := range relays {
+		r.client.Close()
+		r.server.Close()
+		<-done
+	}
+	if h := bigHeld.Load() - held0; h != 0 {
+		t.Errorf("%d big buffers still held after the relays ended", h)
+	}
+}

@@ -197,8 +197,23 @@ const BigBufferSize = 4 * (64<<10 - 8)
 
 var bigBuffers = sync.Pool{New: func() any { b := make([]byte, BigBufferSize); return &b }}
 
-// bigHeld counts the big buffers relays hold (for tests).
+// bigHeld counts the big buffers relays hold.
 var bigHeld atomic.Int64
+
+// maxBigHeld bounds the big buffers held at once, process-wide (64 MiB):
+// clients that keep their connections busy decide how many relays want
+// one, so past the bound a relay goes on with its small buffer (more
+// syscalls, the same bytes). A variable for tests.
+var maxBigHeld int64 = 256
+
+// borrowBig takes a big buffer if the bound allows, else nil.
+func borrowBig() *[]byte {
+	if bigHeld.Add(1) > maxBigHeld {
+		bigHeld.Add(-1)
+		return nil
+	}
+	return bigBuffers.Get().(*[]byte)
+}
 
 // bigHold bounds how long a read into a big buffer waits for data: a
 // source that stops right after filling it gives it back after this long.
@@ -286,9 +301,9 @@ func copyHalf(bufs *BufferPool, dst, src net.Conn, n, total, moved *atomic.Uint6
 		}
 		switch {
 		case big == nil && nr == len(buf) && tsrc == nil:
-			big = bigBuffers.Get().(*[]byte)
-			bigHeld.Add(1)
-			buf = *big
+			if big = borrowBig(); big != nil {
+				buf = *big
+			}
 		case big != nil && nr < len(buf):
 			bigHeld.Add(-1)
 			bigBuffers.Put(big)
