@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -73,40 +72,8 @@ func TestRunAdminACL(t *testing.T) {
 	}
 	write("10.9.0.3/32")
 	cmd := exec.Command("ip", "netns", "exec", ns.Name, bin, "run", "--node", "db", "--inventory", dir, "--probe-interval", "0")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	waitLog := func(want string) {
-		t.Helper()
-		timeout := time.After(60 * time.Second)
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("offedge exited before logging %q", want)
-				}
-				t.Log(l)
-				if strings.Contains(l, want) {
-					return
-				}
-			case <-timeout:
-				t.Fatalf("no %q in the log", want)
-			}
-		}
-	}
+	lines := startLogged(t, cmd)
+	waitLog := func(want string) { t.Helper(); waitLine(t, lines, want) }
 	waitLog(`msg="admin endpoint"`)
 
 	// status asks GET /status with the token from src; "" when the

@@ -73,42 +73,9 @@ func TestRunFirewall(t *testing.T) {
 	start := func(extra ...string) (*exec.Cmd, chan string) {
 		args := append([]string{"netns", "exec", ns.Name, bin, "run", "--node", "db", "--inventory", dir, "--firewall"}, extra...)
 		cmd := exec.Command("ip", args...)
-		stderr, err := cmd.StderrPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := make(chan string, 100)
-		go func() {
-			sc := bufio.NewScanner(stderr)
-			for sc.Scan() {
-				lines <- sc.Text()
-			}
-			close(lines)
-		}()
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		return cmd, lines
+		return cmd, startLogged(t, cmd)
 	}
-	waitLog := func(lines chan string, want string) {
-		t.Helper()
-		timeout := time.After(60 * time.Second)
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("offedge exited before logging %q", want)
-				}
-				t.Log(l)
-				if strings.Contains(l, want) {
-					return
-				}
-			case <-timeout:
-				t.Fatalf("no %q in the log", want)
-			}
-		}
-	}
+	waitLog := func(lines chan string, want string) { t.Helper(); waitLine(t, lines, want) }
 
 	v1 := write(withSSH, 5432)
 	cmd, lines := start()
@@ -195,5 +162,49 @@ func TestRunFirewallExportsBans(t *testing.T) {
 	}
 	if n := banned(); n != 0 {
 		t.Fatalf("%d elements in ban4 after lifting the ban; want 0\n%s", n, logs.String())
+	}
+}
+
+// startLogged starts cmd with its standard error's lines on the returned
+// channel (closed when it ends); the process is killed at the test's end.
+func startLogged(t *testing.T, cmd *exec.Cmd) chan string {
+	t.Helper()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	return lines
+}
+
+// waitLine logs lines until one contains want, failing the test if the
+// process ends first or 60 s pass.
+func waitLine(t *testing.T, lines chan string, want string) {
+	t.Helper()
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("offedge exited before logging %q", want)
+			}
+			t.Log(l)
+			if strings.Contains(l, want) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no %q in the log", want)
+		}
 	}
 }
