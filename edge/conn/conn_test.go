@@ -309,7 +309,7 @@ func TestWithDialTimeout(t *testing.T) {
 	parent, cancelParent := context.WithCancel(context.Background())
 	defer cancelParent()
 
-	ctx, cancel := WithDialTimeout(parent, 300*time.Millisecond)
+	ctx, cancel := WithDialTimeout(parent, addr, 300*time.Millisecond)
 	defer cancel()
 	if _, ok := ctx.(*dialCtx); !ok {
 		t.Fatalf("WithDialTimeout(cancellable parent) = %T; want the timer-free context", ctx)
@@ -324,7 +324,7 @@ func TestWithDialTimeout(t *testing.T) {
 		t.Fatalf("dial ended after %v with %v (reason %v); want a timeout after ≈300ms", took, err, ReasonOf(err))
 	}
 
-	ctx, cancel = WithDialTimeout(parent, time.Minute)
+	ctx, cancel = WithDialTimeout(parent, addr, time.Minute)
 	defer cancel()
 	time.AfterFunc(100*time.Millisecond, cancelParent)
 	start = time.Now()
@@ -337,15 +337,21 @@ func TestWithDialTimeout(t *testing.T) {
 	}
 
 	// Falls back to a real timeout context where it could not work.
-	if ctx, cancel := WithDialTimeout(context.Background(), time.Second); true {
+	if ctx, cancel := WithDialTimeout(context.Background(), addr, time.Second); true {
 		defer cancel()
 		if _, ok := ctx.(*dialCtx); ok {
 			t.Fatal("WithDialTimeout(Background) returned the timer-free context: nothing would watch its Done")
 		}
 	}
+	if ctx, cancel := WithDialTimeout(parent, "localhost:25", time.Second); true {
+		defer cancel()
+		if _, ok := ctx.(*dialCtx); ok {
+			t.Fatal("WithDialTimeout(a name) returned the timer-free context: the lookup would not stop at its deadline")
+		}
+	}
 	early, cancelEarly := context.WithTimeout(parent, time.Millisecond)
 	defer cancelEarly()
-	if ctx, cancel := WithDialTimeout(early, time.Hour); true {
+	if ctx, cancel := WithDialTimeout(early, addr, time.Hour); true {
 		defer cancel()
 		if d, _ := ctx.Deadline(); time.Until(d) > time.Second {
 			t.Fatalf("deadline %v later than the parent's", d)

@@ -67,7 +67,7 @@ func SetKeepAlive(c net.Conn, period time.Duration) {
 	tc.SetKeepAliveConfig(keepAliveConfig(period))
 }
 
-// WithDialTimeout returns the context of a dial to an IP address that
+// WithDialTimeout returns the context of a dial to target that
 // must finish within timeout and stop when parent is cancelled (a
 // server's Shutdown). context.WithTimeout costs a timer, a context with
 // its own done channel and a child registration in parent, about 5,000
@@ -77,11 +77,14 @@ func SetKeepAlive(c net.Conn, period time.Duration) {
 // ctx.Done() for cancellation, so this context carries the deadline and
 // parent's Done. Its Err stays nil at the deadline (Done is not closed
 // then); the dial fails with the poller's timeout error, ReasonTimeout.
-// Only for IP addresses: a name lookup would not stop at the deadline.
-// When parent has an earlier deadline or cannot be cancelled it falls
-// back to context.WithTimeout.
-func WithDialTimeout(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+// Only for an IP address: for a target that needs a name lookup (which
+// would not stop at the deadline), or a parent with an earlier deadline or
+// that cannot be cancelled, it falls back to context.WithTimeout.
+func WithDialTimeout(parent context.Context, target string, timeout time.Duration) (context.Context, context.CancelFunc) {
 	deadline := time.Now().Add(timeout)
+	if _, err := netip.ParseAddrPort(target); err != nil {
+		return context.WithTimeout(parent, timeout)
+	}
 	if d, ok := parent.Deadline(); ok && d.Before(deadline) || parent.Done() == nil {
 		return context.WithTimeout(parent, timeout)
 	}

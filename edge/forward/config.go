@@ -21,10 +21,6 @@ type Config struct {
 	// MaxConnsPerClient bounds the connections of one client address
 	// (never above MaxConns).
 	MaxConnsPerClient int `json:"max_conns_per_client"`
-
-	// literal: Target is an IP address (set by New and Prepare), so a
-	// dial needs no lookup and can use conn.WithDialTimeout.
-	literal bool
 }
 
 // Options are the process-level dependencies of a forwarder.

@@ -85,8 +85,6 @@ func normalize(cfg Config) (*Config, error) {
 	if _, _, err := net.SplitHostPort(cfg.Target); err != nil {
 		return nil, fmt.Errorf("forward %q: target %q: %w (IPv6 literals need brackets: [2001:db8::1]:25)", cfg.Name, cfg.Target, err)
 	}
-	_, err := netip.ParseAddrPort(cfg.Target)
-	cfg.literal = err == nil
 	for _, err := range []error{
 		conn.Required("connect_timeout", cfg.ConnectTimeout),
 		conn.Required("idle_timeout", cfg.IdleTimeout),
@@ -154,13 +152,7 @@ func (f *Forwarder) handle(c net.Conn) {
 	defer f.active.Add(-1)
 	cfg := f.cur.Load()
 
-	var ctx context.Context
-	var cancel context.CancelFunc
-	if cfg.literal {
-		ctx, cancel = conn.WithDialTimeout(f.srv.Context(), cfg.ConnectTimeout)
-	} else {
-		ctx, cancel = context.WithTimeout(f.srv.Context(), cfg.ConnectTimeout)
-	}
+	ctx, cancel := conn.WithDialTimeout(f.srv.Context(), cfg.Target, cfg.ConnectTimeout)
 	up, err := f.dial(ctx, cfg.Target)
 	cancel()
 	if err != nil {

@@ -217,11 +217,7 @@ func (x *Exit) handle(c net.Conn) {
 // forward dials the tunnel's target and relays the client side c to it:
 // c is a TLS connection of its own, or a stream of a session.
 func (x *Exit) forward(cfg ExitTunnel, c net.Conn, log *slog.Logger) {
-	withTimeout := context.WithTimeout
-	if _, err := netip.ParseAddrPort(cfg.Target); err == nil {
-		withTimeout = conn.WithDialTimeout // no lookup: no timer needed
-	}
-	dctx, cancel := withTimeout(x.srv.Context(), cfg.ConnectTimeout)
+	dctx, cancel := conn.WithDialTimeout(x.srv.Context(), cfg.Target, cfg.ConnectTimeout)
 	up, err := x.dial(dctx, cfg)
 	cancel()
 	if err != nil {
