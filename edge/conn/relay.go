@@ -190,9 +190,10 @@ type closeWriter interface{ CloseWrite() error }
 // to a process-wide pool, so an idle relay holds only its small buffers,
 // as before. A *tls.Conn source does not borrow one: it returns what it
 // has decrypted, and holds at most a few records (crypto/tls reads the
-// socket into a buffer of its own). Its 262,112 bytes are four offedge-mux frames (a frame and
-// its 8-byte header fill four TLS records), so that a full read is sent as
-// four full frames and no short fifth.
+// socket into a buffer of its own). Its 262,112 bytes are four
+// offedge-mux frames (a frame and its 8-byte header fill four TLS
+// records), so that a full read is sent as four full frames and no short
+// fifth.
 const BigBufferSize = 4 * (64<<10 - 8)
 
 var bigBuffers = sync.Pool{New: func() any { b := make([]byte, BigBufferSize); return &b }}
@@ -213,6 +214,12 @@ func borrowBig() *[]byte {
 		return nil
 	}
 	return bigBuffers.Get().(*[]byte)
+}
+
+// returnBig gives back what borrowBig lent.
+func returnBig(b *[]byte) {
+	bigHeld.Add(-1)
+	bigBuffers.Put(b)
 }
 
 // bigHold bounds how long a read into a big buffer waits for data: a
@@ -261,8 +268,7 @@ func copyHalf(bufs *BufferPool, dst, src net.Conn, n, total, moved *atomic.Uint6
 	var big *[]byte
 	defer func() {
 		if big != nil {
-			bigHeld.Add(-1)
-			bigBuffers.Put(big)
+			returnBig(big)
 		}
 	}()
 	tsrc, _ := src.(*tls.Conn)
@@ -305,8 +311,7 @@ func copyHalf(bufs *BufferPool, dst, src net.Conn, n, total, moved *atomic.Uint6
 				buf = *big
 			}
 		case big != nil && nr < len(buf):
-			bigHeld.Add(-1)
-			bigBuffers.Put(big)
+			returnBig(big)
 			big, buf = nil, small
 		}
 	}

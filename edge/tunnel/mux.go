@@ -119,15 +119,7 @@ var recordHeads = sync.Pool{New: func() any { b := make([]byte, 0, tlsRecord); r
 // records go out in one syscall.
 func (r *recordConn) WriteBuffers(v [][]byte) (int, error) {
 	if len(v) != 2 || len(v[0]) >= tlsRecord {
-		var n int
-		for _, b := range v {
-			m, err := r.Write(b)
-			n += m
-			if err != nil {
-				return n, err
-			}
-		}
-		return n, nil
+		return conn.WriteBatched(r.Conn, v...)
 	}
 	hp := recordHeads.Get().(*[]byte)
 	defer recordHeads.Put(hp)
@@ -135,8 +127,7 @@ func (r *recordConn) WriteBuffers(v [][]byte) (int, error) {
 	k := min(len(data), tlsRecord-len(head))
 	first := append(append((*hp)[:0], head...), data[:k]...)
 	*hp = first[:0]
-	n, err := conn.WriteBatched(r.Conn, first, data[k:])
-	return n, err
+	return conn.WriteBatched(r.Conn, first, data[k:])
 }
 
 func (r *recordConn) readErr() error {

@@ -501,10 +501,9 @@ func (c *conn) loop() {
 				// hang-up was reported: no edge comes after it, the read
 				// finds the EOF.
 				err := errWouldBlock
-				if c.src.drained && !c.hup.Load() {
-					c.src.drained = false // woken or pending: the next look reads
-				} else {
-					c.src.drained = false
+				parkUnread := c.src.drained && !c.hup.Load()
+				c.src.drained = false // woken or pending: the next look reads
+				if !parkUnread {
 					c.src.nonblock = true
 					_, err = x.br.Peek(1)
 					c.src.nonblock = false
