@@ -313,16 +313,6 @@ func (b *fwBuilder) nodeAddrs(networks []string) map[string][]netip.Addr {
 	return out
 }
 
-func (b *fwBuilder) networksOf() []string {
-	var out []string
-	for _, a := range b.c.node.Addresses {
-		if !slices.Contains(out, a.Network) {
-			out = append(out, a.Network)
-		}
-	}
-	return out
-}
-
 // management admits every management entry on every address of the node,
 // before the bans and the services, so no later rule can lock it out.
 func (b *fwBuilder) management() {
@@ -334,7 +324,7 @@ func (b *fwBuilder) management() {
 		from := object("management", mg.Name, mg.Pos)
 		var srcs []inventory.Source
 		anyone := false
-		for _, nw := range b.networksOf() {
+		for _, nw := range b.c.networks() {
 			res := b.c.m.ResolveAllow(mg.Allow, nw)
 			anyone = anyone || res.Any
 			srcs = append(srcs, res.Sources...)
@@ -389,7 +379,7 @@ func (b *fwBuilder) replicaSSH() {
 	}
 	from := fmt.Sprintf("replicas over ssh from %s (%s)", strings.Join(peers, ", "), strings.Join(names, ", "))
 	var srcs []inventory.Source
-	for _, nw := range b.networksOf() {
+	for _, nw := range b.c.networks() {
 		srcs = append(srcs, b.c.m.ResolveAllow(peers, nw).Sources...)
 	}
 	in := b.chain("input")
@@ -412,7 +402,7 @@ func (b *fwBuilder) services() {
 			continue
 		}
 		addrs := b.nodeAddrs(s.Bind)
-		for _, nw := range b.networksOf() {
+		for _, nw := range b.c.networks() {
 			if len(addrs[nw]) == 0 {
 				continue
 			}

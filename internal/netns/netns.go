@@ -63,23 +63,12 @@ func ReapOrphans(prefix string) error {
 // orphanPID parses New's suffix "PID-N".
 func orphanPID(suffix string) (int, bool) {
 	p, n, ok := strings.Cut(suffix, "-")
-	if !ok || !allDigits(p) || !allDigits(n) {
+	if !ok {
 		return 0, false
 	}
-	pid, err := strconv.Atoi(p)
-	return pid, err == nil && pid > 0
-}
-
-func allDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
+	_, nerr := strconv.ParseUint(n, 10, 63)
+	pid, err := strconv.ParseUint(p, 10, 31) // digits only: no sign, no space
+	return int(pid), err == nil && nerr == nil && pid > 0
 }
 
 // Create creates the namespace called name, with its loopback up.

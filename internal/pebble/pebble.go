@@ -112,7 +112,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	var errs []error
 	for attempt := 1; attempt <= startAttempts; attempt++ {
-		s, err := start(ctx, o)
+		s, err := startOnce(ctx, o)
 		if err == nil {
 			return s, nil
 		}
@@ -144,7 +144,8 @@ func (e *exitedError) Error() string {
 	return fmt.Sprintf("%s exited before answering (%s); its last output:\n%s", e.name, e.state, e.tail)
 }
 
-func start(ctx context.Context, o Options) (*Server, error) {
+// startOnce starts challtestsrv and pebble on fresh ports, once.
+func startOnce(ctx context.Context, o Options) (*Server, error) {
 	s := &Server{dir: o.Dir}
 	s.dns = challDNS{s: s, pending: map[string]int{}}
 	var err error
