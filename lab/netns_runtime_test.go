@@ -72,6 +72,18 @@ func requireNetns(t *testing.T) {
 	testutil.RequireBinary(t, "sysctl")
 }
 
+// testPrefix names a test's lab namespaces base + this process's ID + "-"
+// after deleting those a killed test process left under base (the node
+// namespaces of a lab are deleted by its Close, which a test binary killed
+// at its timeout never ran).
+func testPrefix(t *testing.T, base string) string {
+	t.Helper()
+	if err := netns.ReapOrphans(base); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%s%d-", base, os.Getpid())
+}
+
 // netnsStartBudget is how long the namespace lab may take to start with
 // every node ready: about 25 namespaces and veths, one offedge process per
 // node deriving its tunnel keys (Argon2id) and applying its firewall, on a
@@ -93,7 +105,7 @@ func startNetnsRuntime(t *testing.T, prefix string) (*NetnsLab, *testutil.SyncBu
 	logs := &testutil.SyncBuffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), netnsStartBudget)
 	defer cancel()
-	l, err := StartNetns(ctx, m, NetnsOptions{Prefix: fmt.Sprintf("%s%d-", prefix, os.Getpid()), Dir: t.TempDir(), Binary: bin, Log: logs})
+	l, err := StartNetns(ctx, m, NetnsOptions{Prefix: testPrefix(t, prefix), Dir: t.TempDir(), Binary: bin, Log: logs})
 	if err != nil {
 		t.Fatalf("%v\nnode logs:\n%s", err, logs.String())
 	}
@@ -235,7 +247,7 @@ func TestNetnsCleanup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := fmt.Sprintf("oelc%d-", os.Getpid())
+	prefix := testPrefix(t, "oelc")
 	before := hostState(t, prefix)
 
 	t.Run("a node that cannot start: restarted at most 3 times, then everything removed", func(t *testing.T) {

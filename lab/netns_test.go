@@ -2,10 +2,8 @@ package lab
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -28,7 +26,7 @@ func startNetnsLab(t *testing.T) (*NetnsLab, *inventory.Model) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := StartNetns(context.Background(), m, NetnsOptions{Prefix: fmt.Sprintf("oelt%d-", os.Getpid()), Greeters: true})
+	l, err := StartNetns(context.Background(), m, NetnsOptions{Prefix: testPrefix(t, "oelt"), Greeters: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +218,7 @@ func links(t *testing.T) []string {
 // at the next start.
 func TestNetnsStaleCleanup(t *testing.T) {
 	requireNetns(t)
-	prefix := fmt.Sprintf("oelts%d-", os.Getpid())
+	prefix := testPrefix(t, "oelts")
 	left, err := netns.Create(prefix + "off1")
 	if err != nil {
 		t.Fatal(err)

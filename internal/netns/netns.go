@@ -40,10 +40,10 @@ func New(prefix string) (*NS, error) {
 	return Create(name)
 }
 
-// ReapOrphans deletes the namespaces named as New names them under
-// prefix (prefix, a process ID, "-", a number) whose process no longer
-// exists. A name whose process ID is alive again, or any other name, is
-// left alone.
+// ReapOrphans deletes the namespaces named under prefix as New and the
+// lab tests name them (prefix, a process ID, "-", the rest) whose process
+// no longer exists. A name whose process ID is alive again, or any other
+// name, is left alone.
 func ReapOrphans(prefix string) error {
 	names, err := List(prefix)
 	if err != nil {
@@ -60,15 +60,14 @@ func ReapOrphans(prefix string) error {
 	return errors.Join(errs...)
 }
 
-// orphanPID parses New's suffix "PID-N".
+// orphanPID parses the suffix "PID-rest" (rest not empty).
 func orphanPID(suffix string) (int, bool) {
-	p, n, ok := strings.Cut(suffix, "-")
-	if !ok {
+	p, rest, ok := strings.Cut(suffix, "-")
+	if !ok || rest == "" {
 		return 0, false
 	}
-	_, nerr := strconv.ParseUint(n, 10, 63)
 	pid, err := strconv.ParseUint(p, 10, 31) // digits only: no sign, no space
-	return int(pid), err == nil && nerr == nil && pid > 0
+	return int(pid), err == nil && pid > 0
 }
 
 // Create creates the namespace called name, with its loopback up.

@@ -17,10 +17,12 @@ import (
 func TestNewReapsOrphans(t *testing.T) {
 	testutil.Netns(t, "oereap") // skips without root; fails in CI
 	const prefix = "oereapt"
-	gone := prefix + "4194305-1" // above PID_MAX_LIMIT (4,194,304): no such process
+	gone := prefix + "4194305-1"         // above PID_MAX_LIMIT (4,194,304): no such process
+	goneLab := prefix + "4194305-switch" // a lab test's node namespace
 	alive := prefix + strconv.Itoa(os.Getpid()) + "-999"
 	other := prefix + "keep"
-	for _, name := range []string{gone, alive, other} {
+	noRest := prefix + "4194305-"
+	for _, name := range []string{gone, goneLab, alive, other, noRest} {
 		ns, err := netns.Create(name)
 		if err != nil {
 			t.Fatal(err)
@@ -40,10 +42,12 @@ func TestNewReapsOrphans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if slices.Contains(names, gone) {
-		t.Errorf("%s (process gone) was not deleted: %v", gone, names)
+	for _, del := range []string{gone, goneLab} {
+		if slices.Contains(names, del) {
+			t.Errorf("%s (process gone) was not deleted: %v", del, names)
+		}
 	}
-	for _, keep := range []string{alive, other, ns.Name} {
+	for _, keep := range []string{alive, other, noRest, ns.Name} {
 		if !slices.Contains(names, keep) {
 			t.Errorf("%s was deleted: %v", keep, names)
 		}
