@@ -9,7 +9,10 @@
 # bench/tunnel.sh sets it up) runs with GOMAXPROCS=1 on CPU 1, tunnelload on
 # CPU 0. Environment: N connections (2000), KEEP a directory for the strace
 # and perf outputs, PERF_RECORD=1 to add a perf record -g profile (kept in
-# KEEP). Needs strace, perf, taskset, haproxy.
+# KEEP), CALLGRIND=1 to count user instructions per connection instead
+# (valgrind callgrind, all threads, GC included; GODEBUG=asyncpreemptoff=1;
+# N=1000 is plenty; the callgrind output is kept in KEEP). Needs strace,
+# perf, taskset, haproxy (and valgrind for CALLGRIND).
 set -euo pipefail
 B=$1; SYS=${2:-offedge}
 N=${N:-2000}
@@ -37,15 +40,32 @@ listen bench
   bind $ADDR
   server sink $SINK
 CONF
-  taskset -c 1 "$HAPROXY" -f haproxy.cfg -db >sut.log 2>&1 & PIDS+=($!); P=$!
+fi
+VG=()
+[ -n "${CALLGRIND:-}" ] && VG=(valgrind --tool=callgrind --instr-atstart=no -q --callgrind-out-file="$T/cg.%p")
+if [ "$SYS" = haproxy ]; then
+  taskset -c 1 "${VG[@]}" "$HAPROXY" -f haproxy.cfg -db >sut.log 2>&1 & PIDS+=($!); P=$!
   "$B/tunnelload" wait -addr "$ADDR"
 else
-  GOMAXPROCS=1 taskset -c 1 "$B/tunnelbench" -mode forward -name bench -target "$SINK" >sut.log 2>&1 & PIDS+=($!); P=$!
+  GODEBUG=${VG:+asyncpreemptoff=1} GOMAXPROCS=1 taskset -c 1 "${VG[@]}" "$B/tunnelbench" -mode forward -name bench -target "$SINK" >sut.log 2>&1 & PIDS+=($!); P=$!
   ADDR=$(addr sut.log)
 fi
 load() { taskset -c 0 "$B/tunnelload" conns -addr "$ADDR" -c 16 -duration 1h -max "$1"; }
 done_units() { sed 's/^conns=\([0-9]*\).*/\1/' "$1"; }
 load 200 >/dev/null
+
+if [ -n "${CALLGRIND:-}" ]; then
+  callgrind_control -i on $P >/dev/null
+  load "$N" >load.out
+  callgrind_control -d $P >/dev/null; sleep 1
+  kill $P; wait $P 2>/dev/null || true
+  sleep 1
+  tot=$(cat cg.*.1 | awk '/^(summary|totals):/{print $2}' | sort -n | tail -1)
+  echo "$SYS (callgrind): $(cat load.out)"
+  echo "  user instructions per connection: $(awk -v t="$tot" -v u="$(done_units load.out)" 'BEGIN{printf "%.0f", t/u}')"
+  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp cg.* "$KEEP/"; fi
+  exit 0
+fi
 
 strace -f -c -q -o st -p $P & S=$!
 sleep 1

@@ -404,3 +404,32 @@ func TestZeroValuesRefused(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkForwardConn is one forwarded connection: connect, a 1-byte echo
+// with half-closes both ways, close (bench/tunnel.sh's connection loop).
+// Its allocations include the client's and the echo target's: compare
+// with BenchmarkDirectConn, the same without the forward.
+func BenchmarkForwardConn(b *testing.B) {
+	target := startEcho(b, nil)
+	ln := listen(b)
+	f, err := New(full(Config{Name: "bench", Target: target}), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	go f.Serve(ln)
+	b.Cleanup(func() { f.Shutdown(context.Background()) })
+	benchConns(b, ln.Addr().String())
+}
+
+// BenchmarkDirectConn is BenchmarkForwardConn's client and target alone.
+func BenchmarkDirectConn(b *testing.B) { benchConns(b, startEcho(b, nil)) }
+
+func benchConns(b *testing.B, addr string) {
+	d := &net.Dialer{}
+	b.ReportAllocs()
+	for b.Loop() {
+		if got, err := roundTrip(b, d, addr, "x"); err != nil || got != "x" {
+			b.Fatalf("got %q, %v", got, err)
+		}
+	}
+}
