@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/offedge/offedge/edge/http/h1"
 )
 
 // hopField reports whether a (canonical) field name is connection-level,
@@ -92,7 +94,7 @@ func (s *Server) proxy(w *recorder, r *http.Request, rt *route, p *pool, body *b
 			upgrade = u
 		}
 	}
-	pr := proxyRequest{ctx: r.Context(), r: r, method: r.Method, host: p.cfg.Host, upgrade: upgrade, tls: s.tlsOn, stats: &s.stats}
+	pr := proxyRequest{ctx: r.Context(), r: r, method: r.Method, host: p.cfg.Host, upgrade: upgrade, tls: s.tlsOn, stats: &s.stats, fieldsOnly: true}
 	if pr.host == "" {
 		pr.host = r.Host
 	}
@@ -159,20 +161,31 @@ func (s *Server) proxy(w *recorder, r *http.Request, rt *route, p *pool, body *b
 			return
 		}
 	}
-	s.copyResponse(w, r, resp, rt, p)
+	s.copyResponse(w, r, resp, upHead(resp).Fields, rt, p)
 }
 
-func (s *Server) copyResponse(w *recorder, r *http.Request, resp *http.Response, rt *route, p *pool) {
+// copyResponse sends the upstream's answer: its end-to-end fields (from
+// the parsed head's list: the proxy asks for no map of them) and body.
+func (s *Server) copyResponse(w *recorder, r *http.Request, resp *http.Response, fields []h1.Field, rt *route, p *pool) {
 	h := w.Header()
 	var connTokens string
-	if c := resp.Header["Connection"]; len(c) > 0 {
-		connTokens = strings.Join(c, ",")
+	for _, f := range fields {
+		if f.Name == "Connection" {
+			connTokens = strings.Join(f.Values, ",")
+			break
+		}
 	}
-	for k, vv := range resp.Header {
-		if hopField(k) || hiddenResponseField(k) || (connTokens != "" && headerListContains(connTokens, k)) {
+	// "keep-alive", the common token, names no field that is not
+	// hop-by-hop already: no search per field for it.
+	nominates := connTokens != "" && !strings.EqualFold(connTokens, "keep-alive")
+	upCL := false
+	for _, f := range fields {
+		k := f.Name
+		if hopField(k) || hiddenResponseField(k) || (nominates && headerListContains(connTokens, k)) {
 			continue
 		}
-		h[k] = vv
+		h[k] = f.Values
+		upCL = upCL || k == "Content-Length"
 	}
 	if len(resp.Trailer) > 0 {
 		names := make([]string, 0, len(resp.Trailer))
@@ -181,10 +194,13 @@ func (s *Server) copyResponse(w *recorder, r *http.Request, resp *http.Response,
 		}
 		h["Trailer"] = []string{strings.Join(names, ", ")}
 	}
+	// An upstream length is never empty (the parser refuses that); else
 	// h["Content-Length"] as h.Get would read it, without Get's
 	// canonicalisation of a name written canonical here.
-	if cl := h["Content-Length"]; resp.ContentLength >= 0 && (len(cl) == 0 || cl[0] == "") && r.Method != http.MethodHead {
-		h["Content-Length"] = []string{itoa(resp.ContentLength)}
+	if !upCL && resp.ContentLength >= 0 && r.Method != http.MethodHead {
+		if cl := h["Content-Length"]; len(cl) == 0 || cl[0] == "" {
+			h["Content-Length"] = []string{itoa(resp.ContentLength)}
+		}
 	}
 	w.WriteHeader(resp.StatusCode)
 	// Stream: flush whenever the upstream pauses (a short read) or the

@@ -34,6 +34,10 @@ type proxyRequest struct {
 	body    io.Reader
 	cl      int64 // body length, -1 unknown (chunked upstream)
 	probe   bool  // a health check: the edge's own request, no forwarding fields
+	// fieldsOnly: the caller reads the answer's fields from its head
+	// (upHead), and resp.Header is nil but for a 101 (the proxy's
+	// copyResponse: no map per answer).
+	fieldsOnly bool
 	// replay, for a buffered body, rewinds it so that the request can be
 	// sent again (another server, a stale kept-alive connection).
 	replay *bufferedBody
@@ -443,6 +447,9 @@ func (uc *upConn) exchange(pr *proxyRequest, host string) (resp *http.Response, 
 			return nil, errors.New("too many 1xx responses")
 		}
 	}
+	if !pr.fieldsOnly || rh.StatusCode == http.StatusSwitchingProtocols {
+		rh.BuildHeader()
+	}
 	resp = &ub.resp
 	*resp = http.Response{
 		Status: rh.Status, StatusCode: rh.StatusCode, Proto: rh.Proto, ProtoMajor: rh.Major, ProtoMinor: rh.Minor,
@@ -482,13 +489,23 @@ var errHeadTooBig = errors.New("upstream sent too big header")
 
 // readHead reads one response head from the connection and parses it with
 // the edge's one HTTP/1 parser (h1.ResponseHead, held to net/http's
-// ReadResponse), for a request of the given method.
+// ReadResponse), for a request of the given method. The fields are left
+// in rh.Fields (exchange builds the map when its caller wants one).
 func (uc *upConn) readHead(rh *h1.ResponseHead, method string) error {
 	s, err := readBlock(uc.br, maxResponseHead)
 	if err != nil {
 		return err
 	}
-	return rh.Parse(s, method)
+	return rh.ParseFields(s, method)
+}
+
+// upHead returns the parsed head of an answer from roundTrip (nil for
+// another kind of response, as tests' fakes).
+func upHead(resp *http.Response) *h1.ResponseHead {
+	if b, ok := resp.Body.(*upBody); ok {
+		return &b.head
+	}
+	return nil
 }
 
 // readBlock reads a head (lines through an empty one) from br as one

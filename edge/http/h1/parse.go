@@ -277,43 +277,15 @@ func (h *fields) parseFields(s string) error {
 		return errBadHeader
 	}
 	for {
-		line, rest := nextLine(s)
-		if line == "" {
+		key, v, rest, spaced, err := nextField(s)
+		if err != nil {
+			return err
+		}
+		if key == "" {
 			return nil
 		}
 		s = rest
-		if strings.IndexByte(line, ':') < 0 {
-			return errBadHeader
-		}
-		kv := trimSPHT(line)
-		// obs-fold: continuation lines are joined with one space, as
-		// textproto does (RFC 9112 5.2 allows replacing it with SP).
-		if len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-			var b strings.Builder
-			b.WriteString(kv)
-			for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-				s = strings.TrimLeft(s, " \t")
-				var l string
-				l, s = nextLine(s)
-				b.WriteByte(' ')
-				b.WriteString(trimSPHT(l))
-			}
-			kv = b.String()
-		}
-		k, v, _ := strings.Cut(kv, ":")
-		key, ok, spaced := canonicalKey(k)
-		if !ok {
-			return errBadHeader
-		}
 		h.badName = h.badName || spaced
-		for i := 0; i < len(v); i++ {
-			if !validValueByte(v[i]) {
-				return errBadHeader
-			}
-		}
-		for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
-			v = v[1:]
-		}
 		if vv, ok := h.header[key]; ok {
 			h.header[key] = append(vv, v)
 			continue
@@ -322,6 +294,50 @@ func (h *fields) parseFields(s string) error {
 		h.vals = append(h.vals, v)
 		h.header[key] = h.vals[n : n+1 : n+1]
 	}
+}
+
+// nextField reads the field line (with its obs-fold continuation lines)
+// at the start of s: its canonical name, its value, and what follows it.
+// The name is "" at the empty line that ends the fields. spaced reports
+// a name with a space before the colon (kept as is, for the caller to
+// refuse). s must not start with a space or a tab (parseFields checks the
+// first line; a later one starting so is a continuation, taken here).
+func nextField(s string) (key, v, rest string, spaced bool, err error) {
+	line, rest := nextLine(s)
+	if line == "" {
+		return "", "", rest, false, nil
+	}
+	colon := strings.IndexByte(line, ':')
+	if colon < 0 {
+		return "", "", "", false, errBadHeader
+	}
+	k := line[:colon]
+	v = trimSPHT(line[colon+1:])
+	// obs-fold: continuation lines are joined with one space, as
+	// textproto does (RFC 9112 5.2 allows replacing it with SP); the
+	// joined value loses its leading blanks only, as there.
+	if len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t') {
+		var b strings.Builder
+		b.WriteString(v)
+		for len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t') {
+			rest = strings.TrimLeft(rest, " \t")
+			var l string
+			l, rest = nextLine(rest)
+			b.WriteByte(' ')
+			b.WriteString(trimSPHT(l))
+		}
+		v = strings.TrimLeft(b.String(), " \t")
+	}
+	key, ok, spaced := canonicalKey(k)
+	if !ok {
+		return "", "", "", false, errBadHeader
+	}
+	for i := 0; i < len(v); i++ {
+		if !validValueByte(v[i]) {
+			return "", "", "", false, errBadHeader
+		}
+	}
+	return key, v, rest, spaced, nil
 }
 
 // parseFraming decides the body's framing as net/http's readTransfer.

@@ -17,14 +17,26 @@ import (
 // refused. FuzzResponseDifferential holds the two to that; the deliberate
 // differences are listed there (respIntended).
 //
-// The strings are substrings of the head passed to Parse; Header is a
-// fresh map per response (callers keep it past the response's body).
+// The fields are kept as a list (Fields), not a map: a proxy copies them
+// to its client's answer once, and a map per response (its allocation,
+// an insert and a lookup per field) cost more than the rest of the
+// parse. [ResponseHead.Parse] also fills Header, for callers that look
+// fields up by name.
+//
+// The strings are substrings of the head passed to Parse; a ResponseHead
+// is made per response (callers keep it past the response's body).
 type ResponseHead struct {
 	Proto        string // "HTTP/1.1"
 	Major, Minor int
 	Status       string // "200 OK", as net/http's Response.Status
 	StatusCode   int
-	Header       http.Header
+	// Fields are the header fields in the order their names first came,
+	// with the values of repeated lines merged (as a map holds them), and
+	// what Header would lack removed (framing fields).
+	Fields []Field
+	// Header holds Fields as a map: filled by Parse, nil after
+	// ParseFields (then [ResponseHead.BuildHeader] fills it).
+	Header http.Header
 	// ContentLength is the body's length; -1 when the body is chunked or
 	// delimited by the connection's close (a HEAD answer: the length the
 	// field announced, or -1).
@@ -40,10 +52,101 @@ type ResponseHead struct {
 	// 204, 304), or a zero Content-Length.
 	NoBody bool
 
-	f fields
-	// store backs the fields' values: a ResponseHead is made per
-	// response, so its fields may point into it.
-	store [12]string
+	// index finds a name's field once there are too many to search
+	// (a long head: hostile or not, no quadratic scan).
+	index map[string]int
+	// fstore and store back Fields and their values.
+	fstore [12]Field
+	store  [12]string
+}
+
+// Field is a header field: its canonical name and values.
+type Field struct {
+	Name   string
+	Values []string
+}
+
+// scanFields is how many fields are searched one by one for a name.
+const scanFields = 16
+
+// find returns the index of the field named k, -1 when there is none.
+func (r *ResponseHead) find(k string) int {
+	if r.index != nil {
+		if i, ok := r.index[k]; ok {
+			return i
+		}
+		return -1
+	}
+	for i := range r.Fields {
+		if r.Fields[i].Name == k {
+			return i
+		}
+	}
+	return -1
+}
+
+// get returns the values of the field named k (nil when absent).
+func (r *ResponseHead) get(k string) ([]string, bool) {
+	if i := r.find(k); i >= 0 {
+		return r.Fields[i].Values, true
+	}
+	return nil, false
+}
+
+// add appends v to the field named k, or a field for it.
+func (r *ResponseHead) add(k, v string, vals *[]string) {
+	if i := r.find(k); i >= 0 {
+		f := &r.Fields[i]
+		f.Values = append(f.Values, v)
+		return
+	}
+	n := len(*vals)
+	*vals = append(*vals, v)
+	r.Fields = append(r.Fields, Field{Name: k, Values: (*vals)[n : n+1 : n+1]})
+	if r.index != nil {
+		r.index[k] = len(r.Fields) - 1
+	} else if len(r.Fields) > scanFields {
+		r.index = make(map[string]int, 2*len(r.Fields))
+		for i, f := range r.Fields {
+			r.index[f.Name] = i
+		}
+	}
+}
+
+// set replaces the values of the field named k, or adds one.
+func (r *ResponseHead) set(k string, vv []string) {
+	if i := r.find(k); i >= 0 {
+		r.Fields[i].Values = vv
+		return
+	}
+	r.Fields = append(r.Fields, Field{Name: k, Values: vv})
+	if r.index != nil {
+		r.index[k] = len(r.Fields) - 1
+	}
+}
+
+// del removes the field named k.
+func (r *ResponseHead) del(k string) {
+	i := r.find(k)
+	if i < 0 {
+		return
+	}
+	r.Fields = append(r.Fields[:i], r.Fields[i+1:]...)
+	if r.index != nil {
+		delete(r.index, k)
+		for j := i; j < len(r.Fields); j++ {
+			r.index[r.Fields[j].Name] = j
+		}
+	}
+}
+
+// BuildHeader fills Header from Fields.
+func (r *ResponseHead) BuildHeader() {
+	h := make(http.Header, len(r.Fields))
+	for _, f := range r.Fields {
+		h[f.Name] = f.Values
+	}
+	r.Header = h
 }
 
 // Errors of [ResponseHead.Parse].
@@ -72,13 +175,23 @@ func FindHeadEnd(b []byte, from int) (end, resume int, err error) {
 }
 
 // Parse fills r from a complete response head s (as FindHeadEnd finds
-// it) answering a request with the given method.
+// it) answering a request with the given method, Header included.
 func (r *ResponseHead) Parse(s, method string) error {
-	// A fresh map, and values in r's own store: a response's fields
-	// outlive the next response on the connection (trailers are written
-	// after the body), so r is made per response, not reused.
+	if err := r.ParseFields(s, method); err != nil {
+		return err
+	}
+	r.BuildHeader()
+	return nil
+}
+
+// ParseFields is Parse without the Header map: the fields are in Fields.
+func (r *ResponseHead) ParseFields(s, method string) error {
+	// Values in r's own store: a response's fields outlive the next
+	// response on the connection (trailers are written after the body),
+	// so r is made per response, not reused.
 	*r = ResponseHead{}
-	r.f = fields{header: make(http.Header, 8), vals: r.store[:0]}
+	r.Fields = r.fstore[:0]
+	vals := r.store[:0]
 	line, rest := nextLine(s)
 	proto, status, ok := strings.Cut(line, " ")
 	if !ok {
@@ -95,21 +208,30 @@ func (r *ResponseHead) Parse(s, method string) error {
 	if r.Major, r.Minor, ok = parseVersion(proto); !ok {
 		return ErrMalformedVersion
 	}
-	f := &r.f
-	if err := f.parseFields(rest); err != nil || f.badName {
-		// A name with a space before the colon: RFC 9112 5.1 has a proxy
-		// remove it or refuse; nginx refuses (upstream sent invalid
-		// header), and so does the edge (net/http keeps it as is).
+	if len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t') {
 		return ErrMalformedField
 	}
-	hdr := f.header
-	r.Header = hdr
-	if pr, ok := hdr["Pragma"]; ok && len(pr) > 0 && pr[0] == "no-cache" {
-		if _, ok := hdr["Cache-Control"]; !ok {
-			hdr["Cache-Control"] = []string{"no-cache"}
+	for {
+		k, v, next, spaced, err := nextField(rest)
+		if err != nil || spaced {
+			// A name with a space before the colon: RFC 9112 5.1 has a
+			// proxy remove it or refuse; nginx refuses (upstream sent
+			// invalid header), and so does the edge (net/http keeps it
+			// as is).
+			return ErrMalformedField
+		}
+		if k == "" {
+			break
+		}
+		rest = next
+		r.add(k, v, &vals)
+	}
+	if pr, ok := r.get("Pragma"); ok && len(pr) > 0 && pr[0] == "no-cache" {
+		if _, ok := r.get("Cache-Control"); !ok {
+			r.set("Cache-Control", []string{"no-cache"})
 		}
 	}
-	conn := hdr["Connection"]
+	conn, _ := r.get("Connection")
 	hasClose := valuesContainToken(conn, "close")
 	switch {
 	case r.Major < 1:
@@ -119,7 +241,7 @@ func (r *ResponseHead) Parse(s, method string) error {
 	default:
 		r.Close = hasClose
 		if hasClose {
-			delete(hdr, "Connection")
+			r.del("Connection")
 		}
 	}
 	return r.parseFraming(method)
@@ -130,15 +252,14 @@ func (r *ResponseHead) Parse(s, method string) error {
 // transfer coding on HTTP/1.0 (guard.CheckFraming: the same rule as for
 // requests; net/http drops the length, or the coding).
 func (r *ResponseHead) parseFraming(method string) error {
-	hdr := r.Header
-	te, hasTE := hdr["Transfer-Encoding"]
-	cls, hasCL := hdr["Content-Length"]
+	te, hasTE := r.get("Transfer-Encoding")
+	cls, hasCL := r.get("Content-Length")
 	http11 := r.Major > 1 || r.Major == 1 && r.Minor >= 1 || r.Major == 0 && r.Minor == 0
 	if err := guard.CheckFraming(hasCL, hasTE, http11); err != nil {
 		return err
 	}
 	if hasTE {
-		delete(hdr, "Transfer-Encoding")
+		r.del("Transfer-Encoding")
 		if len(te) != 1 || !equalFold(te[0], "chunked") {
 			return ErrUnsupportedTE
 		}
@@ -152,7 +273,7 @@ func (r *ResponseHead) parseFraming(method string) error {
 			}
 		}
 		cls = []string{first}
-		hdr["Content-Length"] = cls
+		r.set("Content-Length", cls)
 	}
 	length := int64(-1)
 	if len(cls) > 0 {
@@ -176,8 +297,8 @@ func (r *ResponseHead) parseFraming(method string) error {
 		r.ContentLength = -1
 		r.Close = true // delimited by the close (RFC 9112 6.3)
 	}
-	if tr, ok := hdr["Trailer"]; ok && r.Chunked {
-		delete(hdr, "Trailer")
+	if tr, ok := r.get("Trailer"); ok && r.Chunked {
+		r.del("Trailer")
 		if r.Trailer, ok = declaredTrailer(tr); !ok {
 			return ErrBadTrailerKey
 		}

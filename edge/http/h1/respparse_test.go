@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -166,4 +168,48 @@ func FuzzResponseDifferential(f *testing.F) {
 		}
 		checkRespDifferential(t, in, m)
 	})
+}
+
+// TestResponseFieldsLongHead holds a head with more fields than are
+// searched one by one (the name index) to net/http's reading, with
+// repeated names, removals (Connection: close, Transfer-Encoding,
+// Trailer, a second Content-Length) and the fields' order.
+func TestResponseFieldsLongHead(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("HTTP/1.1 200 OK\r\nConnection: close\r\n")
+	for i := range 40 {
+		fmt.Fprintf(&b, "X-F%d: v%d\r\n", i, i)
+		if i%7 == 0 {
+			fmt.Fprintf(&b, "set-cookie: c%d=1\r\n", i)
+		}
+	}
+	chunked := b.String() + "Transfer-Encoding: chunked\r\nTrailer: X-Sum\r\nX-F3: again\r\n\r\n"
+	lengths := b.String() + "Content-Length: 5\r\nContent-Length: 5\r\nPragma: no-cache\r\n\r\n"
+	for _, s := range []string{chunked, lengths} {
+		for _, m := range []string{"GET", "HEAD"} {
+			checkRespDifferential(t, []byte(s), m)
+		}
+		var r ResponseHead
+		if err := r.ParseFields(s, "GET"); err != nil {
+			t.Fatal(err)
+		}
+		if r.Header != nil {
+			t.Error("ParseFields filled Header")
+		}
+		var names []string
+		for _, f := range r.Fields {
+			names = append(names, f.Name)
+		}
+		if names[0] != "X-F0" || names[1] != "Set-Cookie" || names[2] != "X-F1" {
+			t.Errorf("fields not in the order their names came: %v", names[:3])
+		}
+		if i := slices.Index(names, "X-F3"); i < 0 || (s == chunked) != (len(r.Fields[i].Values) == 2) {
+			t.Errorf("X-F3 %v", r.Fields[i].Values)
+		}
+		for _, gone := range []string{"Connection", "Transfer-Encoding", "Trailer"} {
+			if slices.Contains(names, gone) {
+				t.Errorf("%s kept", gone)
+			}
+		}
+	}
 }
