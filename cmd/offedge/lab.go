@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/offedge/offedge/internal/gcpace"
 	"github.com/offedge/offedge/lab"
 	"github.com/offedge/offedge/observe"
 )
@@ -47,6 +48,7 @@ func cmdLab(e *env, args []string) error {
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	go gcpace.Keep(ctx)
 	l, err := lab.Start(ctx, m, lab.Options{Dir: *dir, Logger: log, NoEngines: *noEngines, Instance: *instance, ProbeInterval: *probeInterval, Pebble: !*noPebble})
 	if err != nil {
 		return err

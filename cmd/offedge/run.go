@@ -20,6 +20,7 @@ import (
 	"github.com/offedge/offedge/dashboard"
 	"github.com/offedge/offedge/edge/acl"
 	"github.com/offedge/offedge/internal/adminauth"
+	"github.com/offedge/offedge/internal/gcpace"
 	"github.com/offedge/offedge/inventory"
 	"github.com/offedge/offedge/observe"
 	"github.com/offedge/offedge/plan"
@@ -135,6 +136,7 @@ func cmdRun(e *env, args []string) error {
 	probeCtx, stopProbes := context.WithCancel(context.Background())
 	defer stopProbes()
 	go prober.Run(probeCtx)
+	go gcpace.Keep(probeCtx) // docs/http-server.md, "The garbage collector's pace"
 	// The replicas this node holds, measured with the real zfs command
 	// (docs/storage.md); the plan in force says which.
 	storageWatch := storage.New(func() *plan.Storage { return rt.Plan().Storage }, zfs.Runner{}, log)

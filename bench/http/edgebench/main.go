@@ -19,6 +19,7 @@ import (
 	"time"
 
 	httpedge "github.com/offedge/offedge/edge/http"
+	"github.com/offedge/offedge/internal/gcpace"
 	"github.com/offedge/offedge/plan"
 )
 
@@ -35,6 +36,7 @@ func main() {
 	memRate := flag.Int("memprofilerate", 0, "runtime.MemProfileRate when -memprofile is set (0: Go's default, 512 KiB)")
 	netHTTP1 := flag.Bool("nethttp1", false, "serve HTTP/1 with net/http's server loop instead of edge/http/h1 (for comparisons)")
 	flag.Parse()
+	go gcpace.Keep(context.Background()) // as offedge run does
 
 	// The node resources and limits a plan would give this one site.
 	route := httpedge.Route{Path: "/", MaxBodyBytes: plan.DefaultMaxBodyBytes}
