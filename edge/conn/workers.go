@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -17,8 +18,16 @@ var workerIdle atomic.Int64
 // workers is the process's pool of goroutines for connection handlers and
 // relay directions.
 var workers struct {
-	work chan func()
+	work chan func() // a nil function tells the worker that takes it to end
 	idle atomic.Int32
+	// low is the fewest idle workers since the reaper's last tick: that
+	// many ran nothing for a whole period.
+	low atomic.Int32
+
+	mu     sync.Mutex
+	n      int         // workers alive
+	reaper *time.Timer // runs reap every workerIdle while workers live
+	armed  bool
 }
 
 func init() {
@@ -37,38 +46,70 @@ func Go(f func()) {
 	select {
 	case workers.work <- f:
 	default:
+		workers.mu.Lock()
+		workers.n++
+		if !workers.armed {
+			workers.armed = true
+			if workers.reaper == nil {
+				workers.reaper = time.AfterFunc(time.Duration(workerIdle.Load()), reap)
+			} else {
+				workers.reaper.Reset(time.Duration(workerIdle.Load()))
+			}
+		}
+		workers.mu.Unlock()
 		go worker(f)
 	}
 }
 
-// worker runs f, then the pool's functions until it has been idle for a
-// whole period of its timer. The timer is not reset per function (two
-// resets per forwarded connection, its handler and a relay direction):
-// when it fires, a worker that ran something since the last tick waits
-// another period.
+// worker runs f, then the pool's functions until it takes a nil one (the
+// reaper's) or too many others are idle. It waits on the work channel
+// alone: a timer of its own in that select was armed and disarmed each
+// time the worker parked (two per forwarded connection, its handler and
+// a relay direction).
 func worker(f func()) {
-	f()
-	idle := time.Duration(workerIdle.Load())
-	t := time.NewTimer(idle)
-	defer t.Stop()
-	busy := false
-	for {
+	defer func() {
+		workers.mu.Lock()
+		workers.n--
+		workers.mu.Unlock()
+	}()
+	for f != nil {
+		f()
 		if workers.idle.Add(1) > maxIdleWorkers {
 			workers.idle.Add(-1)
 			return
 		}
-		select {
-		case f = <-workers.work:
-			workers.idle.Add(-1)
-			f()
-			busy = true
-		case <-t.C:
-			workers.idle.Add(-1)
-			if !busy {
-				return
-			}
-			busy = false
-			t.Reset(idle)
+		f = <-workers.work
+		n := workers.idle.Add(-1)
+		for l := workers.low.Load(); n < l && !workers.low.CompareAndSwap(l, n); l = workers.low.Load() {
 		}
+	}
+}
+
+// reap ends as many workers as stayed idle through the period since its
+// last run, and runs again after another period while any worker lives.
+func reap() {
+	for n := workers.low.Swap(workers.idle.Load()); n > 0; n-- {
+		select {
+		case workers.work <- nil:
+		default:
+			n = 0
+		}
+	}
+	workers.mu.Lock()
+	defer workers.mu.Unlock()
+	if workers.n == 0 {
+		workers.armed = false
+		return
+	}
+	workers.reaper.Reset(time.Duration(workerIdle.Load()))
+}
+
+// setWorkerIdle changes the period (for tests), from now on.
+func setWorkerIdle(d time.Duration) {
+	workerIdle.Store(int64(d))
+	workers.mu.Lock()
+	defer workers.mu.Unlock()
+	if workers.armed {
+		workers.reaper.Reset(d)
 	}
 }

@@ -101,12 +101,11 @@ func TestIdleWorkersBounded(t *testing.T) {
 	}
 }
 
-// Workers whose timer is no longer reset per function still end once
-// idle: a burst's workers are gone within a few periods.
+// Idle workers end: a burst's workers are gone within a few periods.
 func TestIdleWorkersExit(t *testing.T) {
-	old := workerIdle.Load()
-	workerIdle.Store(int64(20 * time.Millisecond))
-	defer workerIdle.Store(old)
+	old := time.Duration(workerIdle.Load())
+	setWorkerIdle(20 * time.Millisecond)
+	defer setWorkerIdle(old)
 	base := runtime.NumGoroutine()
 	const n = 32
 	release := make(chan struct{})
@@ -125,4 +124,29 @@ func TestIdleWorkersExit(t *testing.T) {
 		Go(func() {})
 	}
 	waitFor(t, "the burst's workers to exit", func() bool { return runtime.NumGoroutine() <= base })
+}
+
+// A worker that gets a function within every period is not ended: the
+// reaper ends only as many workers as stayed idle through a whole period
+// (a reaper that ended idle workers regardless would start a new
+// goroutine for every period of this loop).
+func TestBusyWorkersStay(t *testing.T) {
+	old := time.Duration(workerIdle.Load())
+	setWorkerIdle(20 * time.Millisecond)
+	defer setWorkerIdle(old)
+	mark := make(chan uint64)
+	go func() { mark <- goid() }()
+	g0 := <-mark // goroutines started later have larger ids
+	ids := make(chan uint64, 1)
+	fresh := map[uint64]bool{}
+	for range 60 { // 300 ms: 15 periods
+		Go(func() { ids <- goid() })
+		if id := <-ids; id > g0 {
+			fresh[id] = true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if len(fresh) > 3 {
+		t.Fatalf("%d new goroutines ran 60 functions one at a time; want the workers kept", len(fresh))
+	}
 }
