@@ -218,10 +218,13 @@ func (p *compressPolicy) compressible(h http.Header, code int) bool {
 		}
 	}
 	ct := h["Content-Type"]
-	if len(ct) == 0 {
-		return false
-	}
-	mt := mediaType(ct[0])
+	return len(ct) > 0 && p.compressesType(ct[0])
+}
+
+// compressesType reports whether the policy compresses answers of type
+// ct (a Content-Type value), the other fields allowing.
+func (p *compressPolicy) compressesType(ct string) bool {
+	mt := mediaType(ct)
 	if mt == "" || precompressed(mt) {
 		return false
 	}

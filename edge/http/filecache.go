@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -47,6 +48,7 @@ type openFile struct {
 	ctype   []string
 	lastMod []string // Last-Modified, nil for a zero time (as http.ServeContent)
 	length  []string // Content-Length of the whole file
+	fields  []byte   // the 200 answer's fields but Content-Length, serialised (presetFields)
 	expires time.Time
 	refs    atomic.Int32
 	rd      openFileReader // the ReaderAt over f that responses read through
@@ -97,6 +99,7 @@ func (c *fileCache) acquire(name string, open func(string) (*os.File, fs.FileInf
 		n, _ := f.ReadAt(buf[:], 0)
 		e.ctype = []string{http.DetectContentType(buf[:n])}
 	}
+	e.fields = e.appendFields(nil)
 	e.refs.Store(1) // the caller's
 	c.mu.Lock()
 	if c.m == nil {
@@ -123,6 +126,30 @@ func (c *fileCache) acquire(name string, open func(string) (*os.File, fs.FileInf
 	}
 	c.mu.Unlock()
 	return e, nil
+}
+
+// appendFields serialises the fields of a plain 200 answer with the
+// whole file (serveOpenFile's), but Content-Length, which the connection
+// writes from the length: the head a hit sends without building a header
+// map. A value with a line break (none of these can have one) gives nil:
+// the answer goes through the map, where the writer blanks it.
+func (e *openFile) appendFields(b []byte) []byte {
+	for _, f := range [...]struct {
+		k string
+		v []string
+	}{{"Etag", e.etag}, {"Content-Type", e.ctype}, {"Last-Modified", e.lastMod}, {"Accept-Ranges", acceptRanges}} {
+		if len(f.v) == 0 {
+			continue
+		}
+		if strings.ContainsAny(f.v[0], "\r\n") {
+			return nil
+		}
+		b = append(b, f.k...)
+		b = append(b, ": "...)
+		b = append(b, f.v[0]...)
+		b = append(b, "\r\n"...)
+	}
+	return b
 }
 
 // closeAll drops every cached file (on Shutdown); files in use are closed

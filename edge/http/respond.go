@@ -95,6 +95,22 @@ func (p *respPolicy) apply(h http.Header, code int, now func() time.Time, q *var
 	}
 }
 
+// touchesFileFields reports whether the policy replaces or reads a field
+// a static file's answer sets (presetFields): then the answer is built in
+// the header map.
+func (p *respPolicy) touchesFileFields() bool {
+	if p.expires != nil && p.expires.Mode == "modified" {
+		return true
+	}
+	for i := range p.headers {
+		switch p.headers[i].k {
+		case "Etag", "Content-Type", "Last-Modified", "Accept-Ranges", "Content-Length":
+			return true
+		}
+	}
+	return false
+}
+
 var (
 	expiresEpoch   = []string{"Thu, 01 Jan 1970 00:00:01 GMT"}
 	expiresMax     = []string{"Thu, 31 Dec 2037 23:55:55 GMT"}

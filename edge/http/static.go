@@ -111,6 +111,15 @@ func (h *staticHandler) serve(s *Server, w *recorder, r *http.Request, rt *route
 	switch {
 	case err == nil:
 		defer e.release()
+		if plainGet(r) && w.presetFields(e) {
+			// The head fields serialised once per open file: no
+			// header map to fill and write out per answer.
+			w.WriteHeader(http.StatusOK)
+			if r.Method != http.MethodHead {
+				w.sendFile(e)
+			}
+			return
+		}
 		hdr := w.Header()
 		hdr["Etag"] = e.etag
 		hdr["Content-Type"] = e.ctype
@@ -174,9 +183,6 @@ func (h *staticHandler) serveGzipStatic(w *recorder, r *http.Request, name strin
 // serveOpenFile answers with an open file whose ETag and type are set.
 func serveOpenFile(w *recorder, r *http.Request, e *openFile) {
 	hdr := w.Header()
-	// The readers live in the (pooled) recorder: no allocation per file.
-	w.fileSR = *io.NewSectionReader(&e.rd, 0, e.size)
-	body := &w.fileSR
 	if plainGet(r) {
 		// What http.ServeContent answers to a request with no
 		// Range and no condition, without its header lookups and
@@ -191,13 +197,44 @@ func serveOpenFile(w *recorder, r *http.Request, e *openFile) {
 		}
 		w.WriteHeader(http.StatusOK)
 		if r.Method != http.MethodHead {
-			// io.CopyN's LimitedReader, and its hand-over to ReadFrom.
-			w.fileLR = io.LimitedReader{R: body, N: e.size}
-			_, _ = w.ReadFrom(&w.fileLR)
+			w.sendFile(e)
 		}
 		return
 	}
-	http.ServeContent(w, r, e.name, e.modTime, body)
+	w.fileSR = *io.NewSectionReader(&e.rd, 0, e.size)
+	http.ServeContent(w, r, e.name, e.modTime, &w.fileSR)
+}
+
+// sendFile sends the whole open file as the body (sendfile on a plain
+// connection).
+func (w *recorder) sendFile(e *openFile) {
+	// The readers live in the (pooled) recorder: no allocation per file;
+	// io.CopyN's LimitedReader, and its hand-over to ReadFrom.
+	w.fileSR = *io.NewSectionReader(&e.rd, 0, e.size)
+	w.fileLR = io.LimitedReader{R: &w.fileSR, N: e.size}
+	_, _ = w.ReadFrom(&w.fileLR)
+}
+
+// presetFields hands the file's serialised fields to a connection writer
+// that takes them (edge/http/h1's; not HTTP/2), when nothing on the way
+// rewrites them: the route's compression policy does not compress the
+// file's type (it would add Vary, drop the length and weaken the ETag),
+// and no added field or expires "modified" replaces or reads one of them.
+func (w *recorder) presetFields(e *openFile) bool {
+	if e.fields == nil || w.cpol != nil && w.cpol.compressesType(e.ctype[0]) || w.resp != nil && w.resp.touchesFileFields() {
+		return false
+	}
+	pw, ok := w.w.(fieldPresetter)
+	if !ok {
+		return false
+	}
+	pw.PresetFields(e.fields, e.size)
+	return true
+}
+
+// fieldPresetter is edge/http/h1's response writer (h1.response.PresetFields).
+type fieldPresetter interface {
+	PresetFields(fields []byte, contentLength int64)
 }
 
 var gzipToken = []string{"gzip"}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -333,39 +334,105 @@ func TestOpenFileCache(t *testing.T) {
 
 // TestStaticPlainGetMatchesServeContent: the fast path for a GET with no
 // Range or condition answers what http.ServeContent answers (the same
-// request with an If-Modified-Since in the past goes through it).
+// request with an If-Modified-Since in the past goes through it), with the
+// file's fields serialised once per open file (presetFields) or, where the
+// route's policy rewrites or reads one of them, through the header map.
 func TestStaticPlainGetMatchesServeContent(t *testing.T) {
 	root := t.TempDir()
-	if err := os.WriteFile(filepath.Join(root, "f.css"), []byte(strings.Repeat("a{}", 100)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, addr := newNode(t).start(Config{Listener: "t", Sites: []Site{{
-		Name: "s", Hosts: []string{"example.org"},
-		Routes: []Route{{Path: "/", Static: &Static{Root: root}}},
-	}}}, Options{})
-	get := func(method string, hdr map[string]string) (http.Header, string) {
-		req, _ := http.NewRequest(method, "http://example.org/f.css", nil)
-		for k, v := range hdr {
-			req.Header.Set(k, v)
-		}
-		resp, err := client(addr).Do(req)
-		if err != nil {
+	for name, body := range map[string]string{"f.css": strings.Repeat("a{}", 100), "f.jpg": "JPEG" + strings.Repeat("x", 300)} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s %v: status %d", method, hdr, resp.StatusCode)
-		}
-		resp.Header.Del("Date")
-		return resp.Header, string(b)
 	}
-	past := map[string]string{"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}
-	for _, m := range []string{"GET", "HEAD"} {
-		fastH, fastB := get(m, nil)
-		fullH, fullB := get(m, past)
-		if !reflect.DeepEqual(fastH, fullH) || fastB != fullB {
-			t.Errorf("%s: fast path\n %v %q\nhttp.ServeContent\n %v %q", m, fastH, fastB, fullH, fullB)
-		}
+	css := &Compress{Gzip: true, Types: []string{"text/css"}, GzipLevel: 1}
+	tests := []struct {
+		name   string
+		route  Route
+		file   string
+		accept string // Accept-Encoding
+		preset bool   // the fields go serialised, not through the map
+	}{
+		{"plain", Route{}, "f.css", "", true},
+		{"added fields and expires", Route{Headers: map[string]string{"X-A": "a"}, Expires: &Expires{Mode: "access", Seconds: 60}}, "f.css", "", true},
+		{"added Content-Type", Route{Headers: map[string]string{"Content-Type": "text/plain"}}, "f.css", "", false},
+		{"added Etag", Route{HeadersAlways: map[string]string{"ETag": `"mine"`}}, "f.css", "", false},
+		{"expires from Last-Modified", Route{Expires: &Expires{Mode: "modified", Seconds: 3600}}, "f.css", "", false},
+		{"type compressed", Route{Compress: css}, "f.css", "gzip", false},
+		{"type compressed, client without gzip", Route{Compress: css}, "f.css", "", false},
+		{"type not compressed", Route{Compress: css}, "f.jpg", "gzip", true},
+	}
+	clock := newClock()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rt := tt.route
+			rt.Path, rt.Static = "/", &Static{Root: root}
+			srv, addr := newNode(t).start(Config{Listener: "t", Sites: []Site{{
+				Name: "s", Hosts: []string{"example.org"}, Headers: map[string]string{"Link": "<http://example.org/l>; rel=license"},
+				Routes: []Route{rt},
+			}}}, Options{Now: clock.Now})
+			get := func(method string, hdr map[string]string) (http.Header, string) {
+				req, _ := http.NewRequest(method, "http://example.org/"+tt.file, nil)
+				for k, v := range hdr {
+					req.Header.Set(k, v)
+				}
+				if tt.accept != "" {
+					req.Header.Set("Accept-Encoding", tt.accept)
+				}
+				resp, err := client(addr).Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != 200 {
+					t.Fatalf("%s %v: status %d", method, hdr, resp.StatusCode)
+				}
+				resp.Header.Del("Date")
+				return resp.Header, string(b)
+			}
+			past := map[string]string{"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}
+			for _, m := range []string{"GET", "HEAD"} {
+				fastH, fastB := get(m, nil)
+				fullH, fullB := get(m, past)
+				if !reflect.DeepEqual(fastH, fullH) || fastB != fullB {
+					t.Errorf("%s: fast path\n %v %q\nhttp.ServeContent\n %v %q", m, fastH, fastB, fullH, fullB)
+				}
+			}
+			// The path taken, seen from a writer that takes preset fields.
+			pw := &presetWriter{h: http.Header{}}
+			req := httptest.NewRequest("GET", "http://example.org/"+tt.file, nil)
+			if tt.accept != "" {
+				req.Header.Set("Accept-Encoding", tt.accept)
+			}
+			srv.ServeHTTP(pw, req)
+			if got := pw.fields != nil; got != tt.preset || pw.status != 200 {
+				t.Fatalf("status %d, fields preset: %v, want %v", pw.status, got, tt.preset)
+			}
+			if tt.preset && (pw.n != int64(pw.body.Len()) || len(pw.h["Content-Type"]) != 0 || !strings.Contains(string(pw.fields), "\r\nContent-Type: ")) {
+				t.Fatalf("preset %q for %d bytes, %d sent, map %v", pw.fields, pw.n, pw.body.Len(), pw.h)
+			}
+		})
 	}
 }
+
+// presetWriter is a ResponseWriter that takes preset fields, as
+// edge/http/h1's does.
+type presetWriter struct {
+	h      http.Header
+	fields []byte
+	n      int64
+	status int
+	body   strings.Builder
+}
+
+func (w *presetWriter) Header() http.Header { return w.h }
+func (w *presetWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+func (w *presetWriter) Write(p []byte) (int, error) {
+	w.WriteHeader(200)
+	return w.body.Write(p)
+}
+func (w *presetWriter) PresetFields(fields []byte, n int64) { w.fields, w.n = fields, n }

@@ -37,6 +37,7 @@ type response struct {
 	hasDate       bool
 	connClose     bool // the handler's Connection field says close
 	trailers      []string
+	preset        []byte // fields serialised by the handler (PresetFields)
 }
 
 func (w *response) Header() http.Header {
@@ -81,7 +82,21 @@ func (w *response) WriteHeader(code int) {
 	w.status = code
 	b := w.x.hbuf[:0]
 	b = appendStatusLine(b, w.req.ProtoAtLeast(1, 1), code)
-	w.x.hbuf = w.appendFields(b, true)
+	b = w.appendFields(b, true)
+	w.x.hbuf = append(b, w.preset...)
+}
+
+// PresetFields gives the final answer's head fields already serialised
+// (a static file's, built once per open file), written after the header
+// map's by WriteHeader: "Name: value\r\n" lines, valid, with a
+// Content-Type and without Content-Length, Transfer-Encoding, Connection,
+// Date or Trailer, none of them also in the header map; contentLength is
+// the body's length. Called before WriteHeader.
+func (w *response) PresetFields(fields []byte, contentLength int64) {
+	if w.wroteHeader || w.hijacked {
+		return
+	}
+	w.preset, w.contentLength, w.hasType = fields, contentLength, true
 }
 
 // appendFields serialises the handler's fields; with final, it notes the
