@@ -51,7 +51,34 @@ type head struct {
 	keepAlive10           bool // HTTP/1.0 with Connection: keep-alive
 	expectContinue        bool
 	trailer               http.Header
+	// hostN and host0 are the Host fields' count and first value: kept
+	// out of the map, which net/http's request has without Host.
+	hostN int
+	host0 string
+	// seen marks the fields the head's decisions look up (seenPragma...),
+	// so that a request without them costs no lookup of each.
+	seen uint8
 	fields
+}
+
+// Bits of head.seen.
+const (
+	seenPragma uint8 = 1 << iota
+	seenCacheControl
+	seenConnection
+	seenExpect
+	seenTE
+	seenCL
+	seenTrailer
+)
+
+// lookup returns the values of field k, noted in h.seen as bit.
+func (h *head) lookup(bit uint8, k string) ([]string, bool) {
+	if h.seen&bit == 0 {
+		return nil, false
+	}
+	vv, ok := h.header[k]
+	return vv, ok
 }
 
 // fields are the header fields of a head, request or response.
@@ -137,26 +164,25 @@ func (h *head) parse(s string) error {
 	if err := h.parseURL(); err != nil {
 		return err
 	}
-	if err := h.parseFields(rest); err != nil {
+	if err := h.parseRequestFields(rest); err != nil {
 		return err
 	}
 	hdr := h.header
-	hosts := hdr["Host"]
-	if len(hosts) > 1 {
+	if h.hostN > 1 {
 		return errManyHosts
 	}
 	h.host = h.url.Host
-	if h.host == "" && len(hosts) == 1 {
-		h.host = hosts[0]
+	if h.host == "" && h.hostN == 1 {
+		h.host = h.host0
 	}
 	// Pragma: no-cache without Cache-Control means Cache-Control: no-cache
 	// (RFC 7234), as net/http sets it.
-	if pr, ok := hdr["Pragma"]; ok && len(pr) > 0 && pr[0] == "no-cache" {
-		if _, ok := hdr["Cache-Control"]; !ok {
+	if pr, ok := h.lookup(seenPragma, "Pragma"); ok && len(pr) > 0 && pr[0] == "no-cache" {
+		if _, ok := h.lookup(seenCacheControl, "Cache-Control"); !ok {
 			hdr["Cache-Control"] = []string{"no-cache"}
 		}
 	}
-	conn := hdr["Connection"]
+	conn, _ := h.lookup(seenConnection, "Connection")
 	hasClose := valuesContainToken(conn, "close")
 	if h.major == 1 && h.minor == 0 || h.major == 0 {
 		h.close = hasClose || !valuesContainToken(conn, "keep-alive") || h.major == 0
@@ -170,17 +196,16 @@ func (h *head) parse(s string) error {
 	if h.major != 1 {
 		return errVersion
 	}
-	if h.minor >= 1 && len(hosts) == 0 && h.method != "CONNECT" {
+	if h.minor >= 1 && h.hostN == 0 && h.method != "CONNECT" {
 		return errNoHost
 	}
-	if len(hosts) == 1 && !validHost(hosts[0]) {
+	if h.hostN == 1 && !validHost(h.host0) {
 		return errBadHost
 	}
 	if h.badName {
 		return errBadName
 	}
-	delete(hdr, "Host")
-	if e := hdr["Expect"]; len(e) > 0 && e[0] != "" {
+	if e, _ := h.lookup(seenExpect, "Expect"); len(e) > 0 && e[0] != "" {
 		if !hasToken(e[0], "100-continue") {
 			return errExpectation
 		}
@@ -296,6 +321,54 @@ func (h *fields) parseFields(s string) error {
 	}
 }
 
+// parseRequestFields is parseFields for a request head: Host is counted
+// apart (h.hostN, h.host0), not put in the map, and the fields the head's
+// decisions look up are noted in h.seen.
+func (h *head) parseRequestFields(s string) error {
+	if len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		return errBadHeader
+	}
+	for {
+		key, v, rest, spaced, err := nextField(s)
+		if err != nil {
+			return err
+		}
+		if key == "" {
+			return nil
+		}
+		s = rest
+		h.badName = h.badName || spaced
+		switch key {
+		case "Host":
+			if h.hostN++; h.hostN == 1 {
+				h.host0 = v
+			}
+			continue
+		case "Pragma":
+			h.seen |= seenPragma
+		case "Cache-Control":
+			h.seen |= seenCacheControl
+		case "Connection":
+			h.seen |= seenConnection
+		case "Expect":
+			h.seen |= seenExpect
+		case "Transfer-Encoding":
+			h.seen |= seenTE
+		case "Content-Length":
+			h.seen |= seenCL
+		case "Trailer":
+			h.seen |= seenTrailer
+		}
+		if vv, ok := h.header[key]; ok {
+			h.header[key] = append(vv, v)
+			continue
+		}
+		n := len(h.vals)
+		h.vals = append(h.vals, v)
+		h.header[key] = h.vals[n : n+1 : n+1]
+	}
+}
+
 // nextField reads the field line (with its obs-fold continuation lines)
 // at the start of s: its canonical name, its value, and what follows it.
 // The name is "" at the empty line that ends the fields. spaced reports
@@ -332,10 +405,8 @@ func nextField(s string) (key, v, rest string, spaced bool, err error) {
 	if !ok {
 		return "", "", "", false, errBadHeader
 	}
-	for i := 0; i < len(v); i++ {
-		if !validValueByte(v[i]) {
-			return "", "", "", false, errBadHeader
-		}
+	if !validValue(v) {
+		return "", "", "", false, errBadHeader
 	}
 	return key, v, rest, spaced, nil
 }
@@ -343,7 +414,7 @@ func nextField(s string) (key, v, rest string, spaced bool, err error) {
 // parseFraming decides the body's framing as net/http's readTransfer.
 func (h *head) parseFraming() error {
 	hdr := h.header
-	if te, ok := hdr["Transfer-Encoding"]; ok {
+	if te, ok := h.lookup(seenTE, "Transfer-Encoding"); ok {
 		h.hasTE = true
 		delete(hdr, "Transfer-Encoding")
 		// Ignored on HTTP/1.0, as net/http (which takes HTTP/0.0 for 1.1).
@@ -354,7 +425,7 @@ func (h *head) parseFraming() error {
 			h.chunked = true
 		}
 	}
-	cls := hdr["Content-Length"]
+	cls, _ := h.lookup(seenCL, "Content-Length")
 	if len(cls) > 1 {
 		first := trimSpace(cls[0])
 		for _, c := range cls[1:] {
@@ -385,7 +456,7 @@ func (h *head) parseFraming() error {
 	} else {
 		h.contentLength = n
 	}
-	if tr, ok := hdr["Trailer"]; ok && h.chunked {
+	if tr, ok := h.lookup(seenTrailer, "Trailer"); ok && h.chunked {
 		delete(hdr, "Trailer")
 		var ok bool
 		if h.trailer, ok = declaredTrailer(tr); !ok {
@@ -445,26 +516,31 @@ func canonicalKey(k string) (key string, ok, spaced bool) {
 	if k == "" {
 		return "", false, false
 	}
-	canonical := true
-	upper := true
+	// One table load per byte: is it a token byte, and of the case the
+	// canonical form has not there (lower case first and after '-',
+	// upper case elsewhere)?
+	var off uint8
+	wrong := uint8(kLower)
 	for i := 0; i < len(k); i++ {
 		c := k[i]
-		if !tokenByte[c] {
+		f := keyClass[c]
+		if f&kTok == 0 {
 			if c == ' ' {
 				spaced = true
 				continue
 			}
 			return "", false, false
 		}
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			canonical = false
+		off |= f & wrong
+		wrong = kUpper
+		if c == '-' {
+			wrong = kLower
 		}
-		upper = c == '-'
 	}
 	if spaced {
 		return k, true, true // kept as is, refused later
 	}
-	if canonical {
+	if off == 0 {
 		// A substring of the head, which the values point into too: no
 		// lookup (a hash of the name) to intern it.
 		return k, true, false
@@ -476,7 +552,7 @@ func canonicalKey(k string) (key string, ok, spaced bool) {
 	} else {
 		b = make([]byte, len(k))
 	}
-	upper = true
+	upper := true
 	for i := 0; i < len(k); i++ {
 		c := k[i]
 		if upper && 'a' <= c && c <= 'z' {
@@ -514,6 +590,29 @@ var commonKeys = func() map[string]string {
 	return m
 }()
 
+// Classes of keyClass.
+const (
+	kTok   = 1 << iota // RFC 9110 tchar
+	kLower             // a-z
+	kUpper             // A-Z
+)
+
+// keyClass classifies a field name's bytes for canonicalKey.
+var keyClass = func() (t [256]uint8) {
+	for c := range t {
+		if tokenByte[c] {
+			t[c] |= kTok
+		}
+		switch {
+		case 'a' <= c && c <= 'z':
+			t[c] |= kLower
+		case 'A' <= c && c <= 'Z':
+			t[c] |= kUpper
+		}
+	}
+	return t
+}()
+
 // tokenByte marks RFC 9110 tchar.
 var tokenByte = func() (t [256]bool) {
 	for c := 'a'; c <= 'z'; c++ {
@@ -537,6 +636,30 @@ func isToken(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		if !tokenByte[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// validValue reports whether v holds only field-value bytes, eight at a
+// time: a word with no byte below 0x20 and none equal to 0x7f is valid
+// whole (the two tests are the exact "has a byte less than" and "has a
+// zero byte" word tricks); a word that may hold one, a tab included, and
+// the tail are looked at byte by byte.
+func validValue(v string) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(v); i += 8 {
+		x := uint64(v[i]) | uint64(v[i+1])<<8 | uint64(v[i+2])<<16 | uint64(v[i+3])<<24 |
+			uint64(v[i+4])<<32 | uint64(v[i+5])<<40 | uint64(v[i+6])<<48 | uint64(v[i+7])<<56
+		d := x ^ (ones * 0x7f)
+		if (x-ones*0x20)&^x&highs != 0 || (d-ones)&^d&highs != 0 {
+			break
+		}
+	}
+	for ; i < len(v); i++ {
+		if !validValueByte(v[i]) {
 			return false
 		}
 	}

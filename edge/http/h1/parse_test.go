@@ -288,3 +288,40 @@ func FuzzParseDifferential(f *testing.F) {
 		checkDifferential(t, in)
 	})
 }
+
+// TestValidValueWords holds validValue's word-at-a-time test to the byte
+// rule for every byte at every place of a word and of the tail.
+func TestValidValueWords(t *testing.T) {
+	for n := 1; n <= 19; n++ {
+		for pos := 0; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				b := []byte(strings.Repeat("a", n))
+				b[pos] = byte(c)
+				if got, want := validValue(string(b)), validValueByte(byte(c)); got != want {
+					t.Fatalf("validValue(%q) = %v, want %v", b, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestCanonicalKeyCases holds canonicalKey to http.CanonicalHeaderKey on
+// names in every case pattern, with the refusals of non-token bytes.
+func TestCanonicalKeyCases(t *testing.T) {
+	for _, k := range []string{"host", "Host", "HOST", "hOST", "content-length", "Content-length", "CONTENT-LENGTH",
+		"x-forwarded-for", "X-Forwarded-For", "x--y", "-x", "x-", "a1-b2", "Sec-Ch-Ua", "sec-ch-ua", "te", "TE", "Te",
+		"x_y", "X_Y", "accept-encoding", strings.Repeat("ab-", 30)} {
+		key, ok, spaced := canonicalKey(k)
+		if !ok || spaced || key != http.CanonicalHeaderKey(k) {
+			t.Errorf("canonicalKey(%q) = %q %v %v, want %q", k, key, ok, spaced, http.CanonicalHeaderKey(k))
+		}
+	}
+	for _, k := range []string{"", "a:b", "a\x00", "é", "a\tb", "a(b"} {
+		if _, ok, _ := canonicalKey(k); ok {
+			t.Errorf("canonicalKey(%q) accepted", k)
+		}
+	}
+	if key, ok, spaced := canonicalKey("bad name"); !ok || !spaced || key != "bad name" {
+		t.Errorf("canonicalKey(bad name) = %q %v %v", key, ok, spaced)
+	}
+}
