@@ -122,7 +122,7 @@ func (c *fileCache) acquire(name string, open func(string) (*os.File, fs.FileInf
 	}
 	if _, dup := c.m[name]; !dup && len(c.m) < openFileMax {
 		e.refs.Add(1)
-		c.m[name] = e
+		c.m[strings.Clone(name)] = e // name may be part of a request's head
 	}
 	c.mu.Unlock()
 	return e, nil

@@ -18,6 +18,8 @@ var (
 // encoding trick—%2e%2e, %2e., overlong forms decoded by the URL parser—can
 // reach a parent). Backslashes, NUL and control bytes are refused; repeated
 // slashes are merged as nginx's merge_slashes does. The root itself is ".".
+// A path without repeated or trailing slashes (nearly all) is answered with
+// a substring of p, not a copy.
 func cleanStaticPath(p string) (string, error) {
 	if !strings.HasPrefix(p, "/") {
 		return "", errPathNotAbsolute
@@ -30,14 +32,23 @@ func cleanStaticPath(p string) (string, error) {
 			return "", errPathControl
 		}
 	}
-	var b strings.Builder
-	b.Grow(len(p))
+	clean := true // no empty segment: the name is p without its slash
 	for seg := range strings.SplitSeq(p[1:], "/") {
 		switch seg {
 		case "":
-			continue
+			clean = false
 		case ".", "..":
 			return "", errPathTraversal
+		}
+	}
+	if clean {
+		return p[1:], nil
+	}
+	var b strings.Builder
+	b.Grow(len(p))
+	for seg := range strings.SplitSeq(p[1:], "/") {
+		if seg == "" {
+			continue
 		}
 		if b.Len() > 0 {
 			b.WriteByte('/')

@@ -35,6 +35,14 @@ func TestCleanStaticPath(t *testing.T) {
 	}
 }
 
+// A path that needs no merging is answered without a copy: a static
+// request allocates nothing for its file name.
+func TestCleanStaticPathNoCopy(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() { _, _ = cleanStaticPath("/images/products/123/1.jpg") }); n != 0 {
+		t.Fatalf("%v allocations per clean path, want 0", n)
+	}
+}
+
 // FuzzCleanStaticPath: an accepted path is relative, has no dot segment,
 // backslash or NUL, and cleaning it again is the identity.
 func FuzzCleanStaticPath(f *testing.F) {
