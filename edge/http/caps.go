@@ -36,9 +36,9 @@ type waiter struct {
 // the queue when every candidate is at its cap. It returns errNoServer
 // when no server is left to try.
 // The listener's counters (stats) count refusals: pools are shared.
-func (p *pool) acquire(ctx context.Context, tried uint64, stats *counters) (*backend, error) {
+func (p *pool) acquire(ctx context.Context, tried uint64, stats *counters, now time.Time) (*backend, error) {
 	p.mu.Lock()
-	b, full := p.pickLocked(tried)
+	b, full := p.pickLocked(tried, now)
 	if b != nil {
 		b.active++
 		p.mu.Unlock()

@@ -303,4 +303,9 @@ type Options struct {
 	// in connections (the runtime's budget); 0: no budget. It lowers
 	// Limits.MaxConns, never raises it.
 	MaxConns int
+
+	// realClock: Now is time.Now (withDefaults set it), so a request's
+	// clock reading may serve the upstream side's timers and idle ages,
+	// which run on the real clock.
+	realClock bool
 }

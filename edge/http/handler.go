@@ -27,11 +27,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := recPool.Get().(*recorder)
 	rec.reset(w)
 	rec.now = s.opts.Now
+	rec.start = start
 	ec, _ := r.Context().Value(connCtxKey{}).(*edgeConn)
 	rec.conn = ec
 	defer func() {
 		rec.finish()
 		code, end := rec.loggedStatus(), s.opts.Now()
+		if !rec.upStart.IsZero() {
+			rec.upTime = max(end.Sub(rec.upStart), 1)
+		}
 		s.stats.countStatus(code)
 		rs := s.nohost
 		switch {
@@ -355,9 +359,13 @@ type recorder struct {
 	upstream string
 	cache    string
 	// upTime is how long the upstream took (0: none was asked), for
-	// $upstream_response_time.
-	upTime time.Duration
-	conn   *edgeConn // HTTP/1 connection, nil on HTTP/2
+	// $upstream_response_time; the proxy sets upStart instead, and the
+	// request's end reading gives upTime (one clock reading fewer).
+	upTime  time.Duration
+	upStart time.Time
+	// start is the request's clock reading (ServeHTTP's start).
+	start time.Time
+	conn  *edgeConn // HTTP/1 connection, nil on HTTP/2
 	// vq is the request's variables, on a site that uses them (varsFor);
 	// vqLive says varsFor set it for this request.
 	vq     *vars.Request

@@ -125,8 +125,10 @@ type pool struct {
 	backends []*backend
 	log      *slog.Logger
 	now      func() time.Time
-	cancel   context.CancelFunc
-	probeReq *http.Request // the health check's request (URI, User-Agent)
+	// realClock: now is time.Now (Options.realClock).
+	realClock bool
+	cancel    context.CancelFunc
+	probeReq  *http.Request // the health check's request (URI, User-Agent)
 
 	mu    sync.Mutex // smooth weighted round robin state, active counts, queue
 	queue []*waiter  // requests waiting for a server under max_conns, oldest first
@@ -164,7 +166,7 @@ func newPool(u Upstream, opts Options) (*pool, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
-	p := &pool{name: u.Name, cfg: u, log: opts.Logger, now: opts.Now}
+	p := &pool{name: u.Name, cfg: u, log: opts.Logger, now: opts.Now, realClock: opts.realClock}
 	for _, sv := range u.Servers {
 		b := &backend{addr: sv.Addr, weight: sv.Weight, backup: sv.Backup, maxConns: sv.MaxConns,
 			maxFails: u.MaxFails, failWindow: u.FailTimeout, hostHeader: sv.Addr}
@@ -237,6 +239,10 @@ type upstreamConn struct {
 	readTimeout time.Duration
 	lastRead    int64
 	lastWrite   int64
+	// now, when set, is the clock reading of the request being sent
+	// (unix ns) that the refreshes use instead of reading the clock
+	// (exchange sets it while only heads are written and read).
+	now int64
 	// aborted is set when the client went away: a deadline refresh
 	// after it must not undo the deadline in the past that abort set.
 	aborted atomic.Bool
@@ -258,8 +264,26 @@ func (c *upstreamConn) refreshEvery() int64 {
 	return min(int64(time.Second), int64(c.readTimeout/10))
 }
 
+// clock is the request's reading when exchange set one, else the clock's.
+func (c *upstreamConn) clock() int64 {
+	if c.now != 0 {
+		return c.now
+	}
+	return time.Now().UnixNano()
+}
+
+// lastUsed is when the connection last read or wrote, to within a refresh
+// period (the deadlines' refreshes note the time): the start of its idle
+// time, without a clock reading.
+func (c *upstreamConn) lastUsed() time.Time {
+	if t := max(c.lastRead, c.lastWrite); t != 0 {
+		return time.Unix(0, t)
+	}
+	return time.Now()
+}
+
 func (c *upstreamConn) Read(p []byte) (int, error) {
-	now := time.Now().UnixNano()
+	now := c.clock()
 	if now-c.lastRead >= c.refreshEvery() {
 		c.lastRead = now
 		_ = c.Conn.SetReadDeadline(time.Unix(0, now).Add(c.readTimeout))
@@ -271,7 +295,7 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 }
 
 func (c *upstreamConn) Write(p []byte) (int, error) {
-	now := time.Now().UnixNano()
+	now := c.clock()
 	if now-c.lastWrite >= c.refreshEvery() {
 		c.lastWrite = now
 		_ = c.Conn.SetWriteDeadline(time.Unix(0, now).Add(c.readTimeout))
@@ -335,14 +359,13 @@ func (b *backend) success() {
 func (p *pool) pick(tried uint64) *backend {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	b, _ := p.pickLocked(tried)
+	b, _ := p.pickLocked(tried, p.now())
 	return b
 }
 
 // pickLocked is pick with p.mu held. Servers at their max_conns are
 // skipped; full reports that one was, so that the caller may queue.
-func (p *pool) pickLocked(tried uint64) (best *backend, full bool) {
-	now := p.now()
+func (p *pool) pickLocked(tried uint64, now time.Time) (best *backend, full bool) {
 	for _, pass := range [3]int{0, 1, 2} {
 		best = nil
 		total := 0
@@ -418,7 +441,13 @@ func (p *pool) roundTrip(pr *proxyRequest) (*http.Response, *backend, error) {
 	var lastErr error = errNoServer
 	var last *backend
 	for a := 0; a < attempts; a++ {
-		b, err := p.acquire(pr.ctx, tried, pr.stats)
+		// The first pick at the request's clock reading (the server's
+		// and the pool's clocks are both the real one then).
+		now := pr.start
+		if a > 0 || now.IsZero() || !p.realClock {
+			now = p.now()
+		}
+		b, err := p.acquire(pr.ctx, tried, pr.stats, now)
 		if errors.Is(err, errNoServer) {
 			break // every server tried: report the last failure
 		}

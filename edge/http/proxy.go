@@ -95,6 +95,9 @@ func (s *Server) proxy(w *recorder, r *http.Request, rt *route, p *pool, body *b
 		}
 	}
 	pr := proxyRequest{ctx: r.Context(), r: r, method: r.Method, host: p.cfg.Host, upgrade: upgrade, tls: s.tlsOn, stats: &s.stats, fieldsOnly: true}
+	// The upstream's clock starts with the request's (as nginx's cached
+	// time does), unless its body was buffered first.
+	t0 := w.start
 	if pr.host == "" {
 		pr.host = r.Host
 	}
@@ -120,9 +123,12 @@ func (s *Server) proxy(w *recorder, r *http.Request, rt *route, p *pool, body *b
 		if bb.size == 0 {
 			pr.body, pr.replay = nil, nil
 		}
+		t0 = s.opts.Now()
 	}
-	t0 := s.opts.Now()
-	defer func() { w.upTime = max(s.opts.Now().Sub(t0), 1) }()
+	w.upStart = t0 // upTime is taken at the request's end (ServeHTTP)
+	if s.opts.realClock {
+		pr.start = t0
+	}
 	resp, b, err := p.roundTrip(&pr)
 	if err != nil {
 		if s.clientBodyFailed(w, r, rt, body) {

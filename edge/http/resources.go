@@ -63,6 +63,7 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+		o.realClock = true
 	}
 	return o
 }

@@ -34,6 +34,11 @@ type proxyRequest struct {
 	body    io.Reader
 	cl      int64 // body length, -1 unknown (chunked upstream)
 	probe   bool  // a health check: the edge's own request, no forwarding fields
+	// start is the request's clock reading (time.Now; zero when the
+	// server runs on another clock, as tests do): the pool's pick, the
+	// idle connections' ages and, while no body is sent, the upstream
+	// deadlines' refresh use it instead of a reading each.
+	start time.Time
 	// fieldsOnly: the caller reads the answer's fields from its head
 	// (upHead), and resp.Header is nil but for a 101 (the proxy's
 	// copyResponse: no map per answer).
@@ -204,9 +209,11 @@ const (
 	max1xx     = 8
 )
 
-func (c *h1Client) get(ctx context.Context, fresh bool) (*upConn, error) {
+func (c *h1Client) get(ctx context.Context, fresh bool, now time.Time) (*upConn, error) {
 	if !fresh {
-		now := time.Now()
+		if now.IsZero() {
+			now = time.Now()
+		}
 		c.mu.Lock()
 		// The oldest are first: drop those idle for too long.
 		drop := 0
@@ -260,7 +267,7 @@ func (c *h1Client) put(uc *upConn) {
 		return
 	}
 	uc.reused = true
-	uc.idleSince = time.Now()
+	uc.idleSince = uc.up.lastUsed()
 	c.mu.Lock()
 	if c.closed || len(c.idle) >= c.maxIdle {
 		c.mu.Unlock()
@@ -303,13 +310,13 @@ func (e *clientBodyError) Unwrap() error { return e.err }
 // streams from the connection, which goes back to the pool when the body
 // was read to its end and the server keeps it open.
 func (c *h1Client) roundTrip(pr *proxyRequest, host string) (*http.Response, error) {
-	uc, err := c.get(pr.ctx, false)
+	uc, err := c.get(pr.ctx, false, pr.start)
 	if err != nil {
 		return nil, err
 	}
 	if uc.reused && !pr.retryable() && !uc.alive() {
 		uc.close()
-		if uc, err = c.get(pr.ctx, true); err != nil {
+		if uc, err = c.get(pr.ctx, true, time.Time{}); err != nil {
 			return nil, err
 		}
 	}
@@ -320,7 +327,7 @@ func (c *h1Client) roundTrip(pr *proxyRequest, host string) (*http.Response, err
 	uc.close()
 	var se *staleConnError
 	if errors.As(err, &se) && pr.retryable() {
-		if uc, err = c.get(pr.ctx, true); err != nil {
+		if uc, err = c.get(pr.ctx, true, time.Time{}); err != nil {
 			return nil, err
 		}
 		if resp, err = uc.exchange(pr, host); err == nil {
@@ -372,8 +379,14 @@ func (e *errReader) Read(p []byte) (int, error) {
 // rather than reused.
 func (uc *upConn) exchange(pr *proxyRequest, host string) (resp *http.Response, err error) {
 	stop := watchCancel(pr.ctx, uc.up)
+	if pr.body == nil && !pr.start.IsZero() {
+		// Until the answer's head is read nothing but a head is sent:
+		// the request's clock reading stands in for the deadlines'.
+		uc.up.now = pr.start.UnixNano()
+	}
 	handedOver := false
 	defer func() {
+		uc.up.now = 0
 		if handedOver {
 			return
 		}
