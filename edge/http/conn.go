@@ -226,6 +226,11 @@ func (c *edgeConn) SyscallConn() (syscall.RawConn, error) {
 
 var errNotSocket = errors.New("not a socket")
 
+// NetConn is the wrapped connection (as tls.Conn's NetConn): edge/http/h1
+// finds the socket under a TLS connection through it, to learn of the
+// client's hang-up while a request is served.
+func (c *edgeConn) NetConn() net.Conn { return c.Conn }
+
 // CloseWrite half-closes the connection when the underlying one can.
 func (c *edgeConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {

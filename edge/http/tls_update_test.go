@@ -370,3 +370,77 @@ func TestAccessLog(t *testing.T) {
 		return json.Unmarshal(b, &rec) == nil && rec["status"] == float64(200) && rec["site"] == "j" && rec["upstream"] == be.addr()
 	})
 }
+
+// A client that leaves an HTTP/1.1-over-TLS request while the upstream is
+// still answering: the upstream request is abandoned at once, as on a
+// plain connection and as nginx does (the defect: the TLS connection's
+// goroutine was blocked in the handler, nothing watched the socket, and
+// the upstream exchange ran until its read timeout). A client that stays
+// gets its slow answer, twice on one connection.
+func TestTLSClientHangUpCancelsUpstream(t *testing.T) {
+	n := newNode(t)
+	cf, kf := writeCert(t, t.TempDir(), "slow.example.org")
+	started := make(chan struct{}, 4)
+	gone := make(chan struct{}, 4)
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		if r.URL.Path == "/slow" {
+			time.Sleep(300 * time.Millisecond)
+			io.WriteString(w, "slow answer")
+			return
+		}
+		select {
+		case <-r.Context().Done(): // the edge closed its upstream connection
+			gone <- struct{}{}
+		case <-time.After(30 * time.Second):
+		}
+	})
+	site := n.proxySite("slow", []string{"slow.example.org"}, be.addr())
+	site.Certificate = n.cert(cf, kf)
+	_, addr := n.start(Config{TLS: true, Sites: []Site{site}}, Options{})
+	dial := func() *tls.Conn {
+		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "slow.example.org", InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := c.ConnectionState().NegotiatedProtocol; p != "http/1.1" {
+			t.Fatalf("ALPN %q", p)
+		}
+		return c
+	}
+
+	t.Run("client stays", func(t *testing.T) {
+		c := dial()
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for i := range 2 {
+			io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: slow.example.org\r\n\r\n")
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(body) != "slow answer" {
+				t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+			}
+			<-started
+		}
+	})
+
+	t.Run("client leaves", func(t *testing.T) {
+		c := dial()
+		io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: slow.example.org\r\n\r\n")
+		select {
+		case <-started:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the request did not reach the upstream")
+		}
+		c.Close()
+		select {
+		case <-gone:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the upstream request ran on after its client left")
+		}
+	})
+}

@@ -51,13 +51,24 @@ func newPoller(s *Server) (*poller, error) {
 
 // add registers c (active: its goroutine looks for a request first).
 func (p *poller) add(c *conn) error {
+	return p.register(c, c.raw, epollIn|epollRDHup|epollET)
+}
+
+// watchHangUp registers the socket under TLS connection c for its hang-up
+// alone (EPOLLRDHUP, and the hang-ups and errors epoll always reports):
+// the records are read by c's goroutine, and arrivals wake nothing.
+func (p *poller) watchHangUp(c *conn) error {
+	return p.register(c, c.watch, epollRDHup|epollET)
+}
+
+func (p *poller) register(c *conn, raw syscall.RawConn, events uint32) error {
 	var err error
-	cerr := c.raw.Control(func(fd uintptr) {
+	cerr := raw.Control(func(fd uintptr) {
 		c.fd = int(fd)
 		p.mu.Lock()
 		p.conns[c.fd] = c
 		p.mu.Unlock()
-		ev := syscall.EpollEvent{Events: epollIn | epollRDHup | epollET, Fd: int32(fd)}
+		ev := syscall.EpollEvent{Events: events, Fd: int32(fd)}
 		err = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
 		if err != nil {
 			p.mu.Lock()
@@ -79,8 +90,12 @@ func (p *poller) remove(c *conn, stillOpen bool) {
 		delete(p.conns, c.fd)
 	}
 	p.mu.Unlock()
-	if stillOpen {
-		_ = c.raw.Control(func(fd uintptr) {
+	raw := c.raw
+	if raw == nil {
+		raw = c.watch
+	}
+	if stillOpen && raw != nil {
+		_ = raw.Control(func(fd uintptr) {
 			_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
 		})
 	}
@@ -139,7 +154,9 @@ func (p *poller) sweep() {
 			batch = batch[:0]
 			p.mu.Lock()
 			for _, c := range p.conns {
-				if c.state.Load() == stateParked && c.deadline.Load() < ns {
+				// Only parked plain connections: a TLS one waits for
+				// its next request with a read deadline of its own.
+				if c.raw != nil && c.state.Load() == stateParked && c.deadline.Load() < ns {
 					batch = append(batch, c)
 				}
 			}

@@ -8,7 +8,8 @@ import "errors"
 // goroutine, as with net/http.
 type poller struct{}
 
-func newPoller(*Server) (*poller, error) { return nil, errors.New("no epoll on this system") }
-func (p *poller) add(*conn) error        { return errors.New("no poller") }
-func (p *poller) remove(*conn, bool)     {}
-func (p *poller) close()                 {}
+func newPoller(*Server) (*poller, error)  { return nil, errors.New("no epoll on this system") }
+func (p *poller) add(*conn) error         { return errors.New("no poller") }
+func (p *poller) watchHangUp(*conn) error { return errors.New("no poller") }
+func (p *poller) remove(*conn, bool)      {}
+func (p *poller) close()                  {}

@@ -196,6 +196,17 @@ func (s *Server) ServeConn(nc net.Conn, tlsState *tls.ConnectionState) {
 	if c == nil {
 		return
 	}
+	// The socket under the records goes into the poller for hang-ups
+	// alone: no wake-up per request, one when the client leaves, and a
+	// request in flight then is cancelled (as on a plain connection).
+	if raw := socketOf(nc); raw != nil {
+		if p := s.poller(); p != nil {
+			c.watch = raw
+			if p.watchHangUp(c) != nil {
+				c.watch = nil
+			}
+		}
+	}
 	c.loop()
 }
 
@@ -235,6 +246,23 @@ func (s *Server) poller() *poller {
 		}
 	}
 	return s.poll
+}
+
+// socketOf returns the raw socket under nc and the connections that wrap
+// it (a TLS connection, edge wrappers: each exposes the one it wraps with
+// NetConn), nil when there is none.
+func socketOf(nc net.Conn) syscall.RawConn {
+	for range 8 {
+		if raw := rawConnOf(nc); raw != nil {
+			return raw
+		}
+		u, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		nc = u.NetConn()
+	}
+	return nil
 }
 
 // rawConnOf returns the raw socket of a plain TCP connection (or of a
@@ -352,10 +380,13 @@ const (
 )
 
 type conn struct {
-	srv        *Server
-	run        func() // c.loop as a func value, made once: dispatch allocates nothing
-	nc         net.Conn
-	raw        syscall.RawConn // nil: not parked on the poller (TLS, or no poller)
+	srv *Server
+	run func() // c.loop as a func value, made once: dispatch allocates nothing
+	nc  net.Conn
+	raw syscall.RawConn // nil: not parked on the poller (TLS, or no poller)
+	// watch is the socket under a TLS connection, in the poller for its
+	// hang-up only (raw is nil then); fd is the poller's key of either.
+	watch      syscall.RawConn
 	fd         int
 	tlsState   *tls.ConnectionState
 	remoteAddr string
@@ -558,6 +589,15 @@ func (c *conn) park(fresh bool) bool {
 
 // wake is the poller's report that c is readable (or hung up).
 func (c *conn) wake(hup bool) {
+	if c.raw == nil {
+		// A TLS connection's own goroutine reads it; the poller
+		// reports only its hang-up.
+		if hup {
+			c.hup.Store(true)
+			c.checkGone()
+		}
+		return
+	}
 	if hup {
 		// Before the state: a connection woken from parked with its
 		// request and a FIN in one edge sees the flag when its request
@@ -647,7 +687,11 @@ func (c *conn) checkGone() {
 // an error other than "nothing yet".
 func (c *conn) peerGone() bool {
 	if c.raw == nil {
-		return false
+		// TLS: the bytes on the socket are records its goroutine owns
+		// (a close_notify comes before the FIN), so a reported hang-up
+		// is taken as the client gone, as nginx takes a pending end of
+		// stream on any connection.
+		return c.watch != nil && c.hup.Load()
 	}
 	gone := false
 	var b [1]byte
@@ -706,7 +750,7 @@ func (c *conn) forget(st http.ConnState) {
 	if !ok {
 		return
 	}
-	if p != nil && c.raw != nil {
+	if p != nil && (c.raw != nil || c.watch != nil) {
 		p.remove(c, st == http.StateHijacked)
 	}
 	if s.cfg.ConnState != nil {
