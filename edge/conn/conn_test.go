@@ -608,3 +608,58 @@ func TestRelayBigBuffersBounded(t *testing.T) {
 		t.Errorf("%d big buffers still held after the relays ended", h)
 	}
 }
+
+// Watches of one duration share one queue and its timer: those stopped
+// never expire and leave the queue at once (a stopped relay is not kept
+// alive by it), the others expire on their schedule, whatever order they
+// were stopped in.
+func TestWatchQueueShared(t *testing.T) {
+	const idle = 120 * time.Millisecond
+	start := time.Now()
+	var expired [8]atomic.Int64 // when, since start
+	var stops [8]func()
+	for i := range stops {
+		stops[i] = WatchIdle(idle, func() time.Duration { return time.Since(start) }, func() { expired[i].Store(int64(time.Since(start))) })
+	}
+	for _, i := range []int{5, 0, 7, 2} {
+		stops[i]()
+	}
+	time.Sleep(3 * idle)
+	for i := range stops {
+		got := time.Duration(expired[i].Load())
+		switch stopped := i == 0 || i == 2 || i == 5 || i == 7; {
+		case stopped && got != 0:
+			t.Errorf("watch %d expired after it was stopped", i)
+		case !stopped && (got < idle || got > 2*idle):
+			t.Errorf("watch %d expired after %v; want %v-%v", i, got, idle, 2*idle)
+		}
+		stops[i]()
+	}
+	q := queueOf(idleStep(idle))
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.head != nil || q.tail != nil {
+		t.Error("stopped watches still queued")
+	}
+}
+
+// The error of the direction that failed first is the relay's, not the
+// other direction's (which fails because the first reset both).
+func TestRelayFirstError(t *testing.T) {
+	boom := errors.New("boom")
+	a1, a2 := net.Pipe()
+	b1, b2 := net.Pipe()
+	defer a2.Close()
+	defer b2.Close()
+	_, err := Relay(failingRead{a1, boom}, b1, RelayOptions{})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Relay: %v; want %v", err, boom)
+	}
+}
+
+type failingRead struct {
+	net.Conn
+	err error
+}
+
+func (f failingRead) Read([]byte) (int, error) { return 0, f.err }

@@ -44,8 +44,9 @@ type RelayOptions struct {
 	// Buffers is the pool of copy buffers; nil allocates one per direction.
 	Buffers *BufferPool
 	// Later, if set, runs once LaterAfter into the relay if it is still
-	// open (the forward's target keepalive), on the idle watch's timer
-	// when there is one: a connection costs one timer, not two.
+	// open (the forward's target keepalive), on the process's shared
+	// timer of that duration, as the idle watch: a connection costs no
+	// timer of its own.
 	Later      func()
 	LaterAfter time.Duration
 }
@@ -73,6 +74,10 @@ type Result struct {
 // buffer; a *tls.Conn source is drained of the records it already holds
 // before each write, and a *tls.Conn destination over a [BatchConn] writes
 // those records in one syscall.
+//
+// The direction b → a runs on the calling goroutine, a → b on a pool
+// worker ([Go]); the idle watch and Later run on the process's shared
+// timers ([WatchIdle]). A relay is one allocation of its own state.
 func Relay(a, b net.Conn, o RelayOptions) (Result, error) {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -80,76 +85,117 @@ func Relay(a, b net.Conn, o RelayOptions) (Result, error) {
 	if o.Buffers == nil {
 		o.Buffers = new(BufferPool)
 	}
-	ta, aok := a.(*net.TCPConn)
-	tb, bok := b.(*net.TCPConn)
-	spliced := aok && bok && haveTCPInfo
-	if spliced {
-		capLocalBuffers(ta)
-		capLocalBuffers(tb)
+	r := &relay{a: a, b: b, o: o}
+	r.ta, _ = a.(*net.TCPConn)
+	r.tb, _ = b.(*net.TCPConn)
+	r.spliced = r.ta != nil && r.tb != nil && haveTCPInfo
+	if r.spliced {
+		capLocalBuffers(r.ta)
+		capLocalBuffers(r.tb)
 	}
-	var up, down, moved atomic.Uint64
-	var idled atomic.Bool
 	if o.Idle > 0 {
-		var idleFor func() time.Duration
-		if spliced {
-			idleFor = func() time.Duration {
-				da, _ := sinceLastRecv(ta)
-				db, _ := sinceLastRecv(tb)
-				return min(da, db)
-			}
-		} else {
-			idleFor = CounterIdle(&moved, o.Now)
-		}
-		stop := watchIdle(o.Idle, idleFor, func() {
-			idled.Store(true)
-			if o.OnIdle != nil {
-				o.OnIdle()
-			}
-			a.Close()
-			b.Close()
-		}, o.LaterAfter, o.Later)
-		defer stop()
-	} else if o.Later != nil {
-		t := time.AfterFunc(o.LaterAfter, o.Later)
-		defer t.Stop()
+		r.last, r.since = 0, o.Now()
+		r.idleW.start(idleStep(o.Idle), r)
+		defer r.idleW.stop()
 	}
-	var ended atomic.Int32 // spliced directions that reached EOF
-	half := func(dst, src net.Conn, n, total *atomic.Uint64) error {
-		if spliced {
-			c, err := dst.(*net.TCPConn).ReadFrom(src)
-			n.Add(uint64(c))
-			if total != nil {
-				total.Add(uint64(c))
-			}
-			if err != nil {
-				return err
-			}
-			if ended.Add(1) == 2 {
-				// Both sources are at EOF, so both connections are
-				// about to be closed, and close sends this FIN (no
-				// unread data is left to turn it into a reset).
-				return nil
-			}
-			return dst.(*net.TCPConn).CloseWrite()
-		}
-		return copyHalf(o.Buffers, dst, src, n, total, &moved)
+	if o.Later != nil {
+		r.laterW.start(o.LaterAfter, r)
+		defer r.laterW.stop()
 	}
-	var once sync.Once
-	errc := make(chan error, 2)
-	run := func(dst, src net.Conn, n, total *atomic.Uint64) {
-		err := half(dst, src, n, total)
-		if err != nil {
-			once.Do(func() { Abort(a, b) })
-		}
-		errc <- err
+	r.wg.Add(1)
+	Go(r.runUp)
+	r.run(a, b, &r.down, o.Down)
+	r.wg.Wait()
+	return Result{Up: r.up.Load(), Down: r.down.Load(), Spliced: r.spliced, Idle: r.idled.Load()}, r.err
+}
+
+// relay is the state of one Relay.
+type relay struct {
+	a, b    net.Conn
+	ta, tb  *net.TCPConn // a and b when they are TCP connections
+	o       RelayOptions
+	spliced bool
+
+	up, down, moved atomic.Uint64
+	idled           atomic.Bool
+	ended           atomic.Int32 // spliced directions that reached EOF
+	aborted         atomic.Bool
+	err             error // of the direction that failed first
+
+	wg sync.WaitGroup // the a → b direction
+
+	idleW, laterW watch
+	last          uint64    // moved at the last idle check (copied relays)
+	since         time.Time // when moved last changed
+}
+
+func (r *relay) runUp() {
+	r.run(r.b, r.a, &r.up, r.o.Up)
+	r.wg.Done()
+}
+
+// run copies src to dst; the first direction to fail resets both
+// connections, and its error is the relay's.
+func (r *relay) run(dst, src net.Conn, n, total *atomic.Uint64) {
+	if err := r.half(dst, src, n, total); err != nil && r.aborted.CompareAndSwap(false, true) {
+		r.err = err
+		Abort(r.a, r.b)
 	}
-	Go(func() { run(b, a, &up, o.Up) })
-	run(a, b, &down, o.Down)
-	err := <-errc
-	if err2 := <-errc; err == nil {
-		err = err2
+}
+
+func (r *relay) half(dst, src net.Conn, n, total *atomic.Uint64) error {
+	if !r.spliced {
+		return copyHalf(r.o.Buffers, dst, src, n, total, &r.moved)
 	}
-	return Result{Up: up.Load(), Down: down.Load(), Spliced: spliced, Idle: idled.Load()}, err
+	tdst := dst.(*net.TCPConn)
+	c, err := tdst.ReadFrom(src)
+	n.Add(uint64(c))
+	if total != nil {
+		total.Add(uint64(c))
+	}
+	if err != nil {
+		return err
+	}
+	if r.ended.Add(1) == 2 {
+		// Both sources are at EOF, so both connections are
+		// about to be closed, and close sends this FIN (no
+		// unread data is left to turn it into a reset).
+		return nil
+	}
+	return tdst.CloseWrite()
+}
+
+// due is the idle watch's check and the Later call (watcher).
+func (r *relay) due(w *watch) bool {
+	if w == &r.laterW {
+		r.o.Later()
+		return false
+	}
+	if r.idleFor() < r.o.Idle {
+		return true
+	}
+	r.idled.Store(true)
+	if r.o.OnIdle != nil {
+		r.o.OnIdle()
+	}
+	r.a.Close()
+	r.b.Close()
+	return false
+}
+
+// idleFor is how long no byte moved either way: for a spliced relay from
+// the kernel's last-receive timestamps, otherwise from the byte counter
+// (called from the idle watch only).
+func (r *relay) idleFor() time.Duration {
+	if r.spliced {
+		da, _ := sinceLastRecv(r.ta)
+		db, _ := sinceLastRecv(r.tb)
+		return min(da, db)
+	}
+	if m := r.moved.Load(); m != r.last {
+		r.last, r.since = m, r.o.Now()
+	}
+	return r.o.Now().Sub(r.since)
 }
 
 // Aborter is a connection with its own way of telling the peer that it was

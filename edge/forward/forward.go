@@ -26,8 +26,8 @@ const (
 	// so a connection that ends sooner would never use it: enabling it
 	// late saves a short connection four setsockopt calls (about 2% of its
 	// CPU time in bench/tunnel.sh) and delays a probe by at most this. It
-	// runs on the relay's idle-watch timer (conn.RelayOptions.Later), so
-	// that a connection costs one timer, not two.
+	// runs on the relays' shared timer (conn.RelayOptions.Later), not a
+	// timer per connection.
 	keepAliveAfter = 5 * time.Second
 )
 
