@@ -236,11 +236,33 @@ type closeWriter interface{ CloseWrite() error }
 // to a process-wide pool, so an idle relay holds only its small buffers,
 // as before. A *tls.Conn source does not borrow one: it returns what it
 // has decrypted, and holds at most a few records (crypto/tls reads the
-// socket into a buffer of its own). Its 262,112 bytes are four
-// offedge-mux frames (a frame and its 8-byte header fill four TLS
-// records), so that a full read is sent as four full frames and no short
-// fifth.
-const BigBufferSize = 4 * (64<<10 - 8)
+// socket into a buffer of its own).
+//
+// Its 261,548 bytes are four offedge-mux frames of [FrameData] bytes,
+// sized so that every write a busy tunnel makes fills whole loopback
+// segments ([LoopbackMSS]): a frame with its 8-byte header in four TLS
+// records is one segment, a frame's data written to a same-host target is
+// one, and a full big buffer written over TLS (sixteen records) is four.
+// With frames of four full records (65,624 bytes in all) every frame was
+// a full segment and a runt of 141 bytes, twice the segments per MiB on
+// each same-host hop.
+const BigBufferSize = 4 * FrameData
+
+// LoopbackMSS is the largest TCP segment on loopback: its MTU of 65,536
+// bytes less 20 of IP header, 20 of TCP header and 12 of timestamps. A
+// write is cut into segments of this size, so one of 65,484 bytes costs
+// two (each its own trip through the TCP stack and the receiver's wake-up).
+const LoopbackMSS = 65483
+
+// FrameData is the data of one offedge-mux frame, and what a busy relay
+// direction writes to a stream at a time: with the frame's 8-byte header,
+// four TLS 1.3 AES-GCM records (22 bytes each of header, content type and
+// tag) fill one loopback segment exactly.
+const FrameData = LoopbackMSS - 8 - 4*TLSRecordOverhead
+
+// TLSRecordOverhead is what a TLS 1.3 AES-GCM record adds to its data: a
+// 5-byte header, the 1-byte inner content type and a 16-byte tag.
+const TLSRecordOverhead = 5 + 1 + 16
 
 var bigBuffers = sync.Pool{New: func() any { b := make([]byte, BigBufferSize); return &b }}
 

@@ -39,10 +39,10 @@ const (
 	MuxMaxStreams         = 1024
 	MuxStreamWindow       = 1 << 20
 	MuxSessionBuffer      = 8 << 20
-	// A frame's 8-byte header and its data fill four TLS records exactly
-	// (smux allows up to 65,535 bytes): no short record at its end. A
-	// relay's big buffer holds four (conn.BigBufferSize).
-	muxFrameSize = 4*tlsRecord - muxHeader
+	// A frame's 8-byte header and its data, in four TLS records, fill one
+	// loopback TCP segment (smux allows up to 65,535 bytes); a relay's big
+	// buffer holds four (conn.BigBufferSize).
+	muxFrameSize = conn.FrameData
 	tlsRecord    = 16 << 10 // the largest TLS plaintext record
 	muxHeader    = 8        // smux's frame header
 	// A session whose peer sends nothing for muxKeepAliveTimeout (smux

@@ -552,12 +552,15 @@ func TestMuxFailsBackToTheFirstExit(t *testing.T) {
 }
 
 // A frame given to the session's connection as header and data (smux's
-// send loop, WriteBuffers) is four full TLS records in one write: the
-// header shares the first record, and no short record ends the frame. A
-// relay's full big buffer is four such frames.
+// send loop, WriteBuffers) is four TLS records in one write of one
+// loopback segment: the header shares the first record. A relay's full
+// big buffer is four such frames.
 func TestMuxFrameIsFourRecordsInOneWrite(t *testing.T) {
 	if conn.BigBufferSize != 4*muxFrameSize {
 		t.Fatalf("conn.BigBufferSize %d; want four frames, %d", conn.BigBufferSize, 4*muxFrameSize)
+	}
+	if muxFrameSize > conn.LoopbackMSS {
+		t.Fatalf("a frame's data (%d bytes) is more than a loopback segment (%d)", muxFrameSize, conn.LoopbackMSS)
 	}
 	key, err := DerivePSKKey("frames", []byte("a secret of the test"))
 	if err != nil {
@@ -597,9 +600,10 @@ func TestMuxFrameIsFourRecordsInOneWrite(t *testing.T) {
 		t.Fatal("the peer read another frame than was written")
 	}
 	// A TLS 1.3 AES-GCM record adds 5 bytes of header, 1 of content type
-	// and 16 of tag.
-	if w.writes.Load() != 1 || w.bytes.Load() != 4*(tlsRecord+22) {
-		t.Fatalf("frame sent in %d writes, %d bytes; want 1 write of four full records, %d", w.writes.Load(), w.bytes.Load(), 4*(tlsRecord+22))
+	// and 16 of tag: four records of header and data are one segment.
+	if want := len(head) + len(data) + 4*22; w.writes.Load() != 1 || w.bytes.Load() != int64(want) || want != conn.LoopbackMSS {
+		t.Fatalf("frame sent in %d writes, %d bytes; want 1 write of four records, %d bytes, a loopback segment (%d)",
+			w.writes.Load(), w.bytes.Load(), want, conn.LoopbackMSS)
 	}
 }
 
