@@ -554,7 +554,7 @@ func TestMuxFailsBackToTheFirstExit(t *testing.T) {
 // A frame given to the session's connection as header and data (smux's
 // send loop, WriteBuffers) is four TLS records in one write of one
 // loopback segment: the header shares the first record. A relay's full
-// big buffer is four such frames.
+// big buffer is four such frames, and over TLS four segments.
 func TestMuxFrameIsFourRecordsInOneWrite(t *testing.T) {
 	if conn.BigBufferSize != 4*muxFrameSize {
 		t.Fatalf("conn.BigBufferSize %d; want four frames, %d", conn.BigBufferSize, 4*muxFrameSize)
@@ -604,6 +604,25 @@ func TestMuxFrameIsFourRecordsInOneWrite(t *testing.T) {
 	if want := len(head) + len(data) + 4*22; w.writes.Load() != 1 || w.bytes.Load() != int64(want) || want != conn.LoopbackMSS {
 		t.Fatalf("frame sent in %d writes, %d bytes; want 1 write of four records, %d bytes, a loopback segment (%d)",
 			w.writes.Load(), w.bytes.Load(), want, conn.LoopbackMSS)
+	}
+
+	// A full big buffer written over TLS (a tunnel's entrance without
+	// multiplexing) is sixteen records in one write of four segments.
+	big := make([]byte, conn.BigBufferSize)
+	go func() {
+		buf := make([]byte, len(big))
+		io.ReadFull(server, buf)
+		got <- buf
+	}()
+	w.writes.Store(0)
+	w.bytes.Store(0)
+	if n, err := conn.WriteBatched(client, big); err != nil || n != len(big) {
+		t.Fatalf("WriteBatched: %d, %v", n, err)
+	}
+	<-got
+	if records := (len(big) + tlsRecord - 1) / tlsRecord; w.writes.Load() != 1 || w.bytes.Load() != int64(len(big)+records*22) || w.bytes.Load() > 4*conn.LoopbackMSS {
+		t.Fatalf("big buffer sent in %d writes, %d bytes; want 1 write of %d records within four loopback segments (%d bytes)",
+			w.writes.Load(), w.bytes.Load(), records, 4*conn.LoopbackMSS)
 	}
 }
 
