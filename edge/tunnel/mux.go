@@ -34,10 +34,17 @@ const MuxALPN = "offedge-mux/1"
 // one entrance address (an entrance opens up to 4); beyond, a new session
 // is closed at once. With MuxSessionBuffer, that bounds what one entrance
 // node can make an exit buffer for a tunnel.
+//
+// The receiver of a stream sends a window update once it wrote out half
+// the window, and a writer that runs out of window before it arrives sends
+// a short frame and waits: at 1 MiB a busy stream did so about twice per
+// MiB (a short frame, a parked writer, its wake-up). At 2 MiB it seldom
+// does, and four streams whose targets read nothing still leave a session
+// room for the others (the session stops reading only at MuxSessionBuffer).
 const (
 	MuxMaxSessionsPerPeer = 16
 	MuxMaxStreams         = 1024
-	MuxStreamWindow       = 1 << 20
+	MuxStreamWindow       = 2 << 20
 	MuxSessionBuffer      = 8 << 20
 	// A frame's 8-byte header and its data, in four TLS records, fill one
 	// loopback TCP segment (smux allows up to 65,535 bytes); a relay's big

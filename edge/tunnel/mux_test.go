@@ -626,6 +626,23 @@ func TestMuxFrameIsFourRecordsInOneWrite(t *testing.T) {
 	}
 }
 
+// The stream window is updated once half of it was written out: half the
+// window holds several full big buffers, so a busy stream's writer seldom
+// waits for the update (and sends no short frame meanwhile), and a session
+// still has room for other streams when four of its streams' targets read
+// nothing.
+func TestMuxWindowHoldsBigBuffers(t *testing.T) {
+	if MuxStreamWindow/2 < 4*conn.BigBufferSize {
+		t.Fatalf("half the stream window (%d) holds fewer than four big buffers (%d each)", MuxStreamWindow/2, conn.BigBufferSize)
+	}
+	if MuxSessionBuffer < 4*MuxStreamWindow {
+		t.Fatalf("the session buffer (%d) holds fewer than four stream windows (%d)", MuxSessionBuffer, MuxStreamWindow)
+	}
+	if err := smux.VerifyConfig(muxConfig()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 type countingConn struct {
 	net.Conn
 	writes, bytes atomic.Int64
