@@ -36,6 +36,7 @@ type edgeConn struct {
 	raw      syscall.RawConn
 	sf       sendfileOp // used by the goroutine writing a response
 	more     moreOp     // likewise
+	vec      vecOp      // likewise
 	release  func()     // gives back the connection's slot (connGate), once
 	closed   sync.Once
 }
@@ -99,6 +100,23 @@ func (c *edgeConn) WriteMore(p []byte) (int, error) {
 	}
 	c.refreshWriteDeadline()
 	return c.more.run(rc, p)
+}
+
+// WriteHeadBody writes a response head and its whole body with one
+// writev (h1.HeadBodyWriter): a small file from memory leaves in one
+// system call and one segment, where a write and a sendfile were two
+// calls. A connection that is not a plain socket writes them in turn.
+func (c *edgeConn) WriteHeadBody(head, body []byte) (int, error) {
+	rc := c.rawConn()
+	if rc == nil || !c.sendfile {
+		if _, err := c.Write(head); err != nil {
+			return 0, err
+		}
+		return c.Write(body)
+	}
+	c.refreshWriteDeadline()
+	n, err := c.vec.run(rc, head, body)
+	return max(0, n-len(head)), err
 }
 
 func (c *edgeConn) SetWriteDeadline(t time.Time) error {

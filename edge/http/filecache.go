@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Open-file cache (nginx open_file_cache): the descriptor, size, time and
@@ -23,9 +25,15 @@ import (
 // os.Root opened is ever cached). Bounded by openFileMax entries: when
 // full, expired entries are swept (at most once per TTL) and a file that
 // still does not fit is served uncached.
+//
+// A file of at most smallFileMax bytes is also read into the entry when it
+// is opened: its answer is written from memory, head and body in one
+// writev (edgeConn.WriteHeadBody), not a write then a sendfile. At most
+// openFileMax × smallFileMax (16 MiB) are held so.
 const (
-	openFileTTL = time.Second
-	openFileMax = 1024
+	openFileTTL  = time.Second
+	openFileMax  = 1024
+	smallFileMax = 16 << 10
 )
 
 type fileCache struct {
@@ -49,6 +57,7 @@ type openFile struct {
 	lastMod []string // Last-Modified, nil for a zero time (as http.ServeContent)
 	length  []string // Content-Length of the whole file
 	fields  []byte   // the 200 answer's fields but Content-Length, serialised (presetFields)
+	data    []byte   // the content of a small file (smallFileMax), nil otherwise
 	expires time.Time
 	refs    atomic.Int32
 	rd      openFileReader // the ReaderAt over f that responses read through
@@ -92,8 +101,19 @@ func (c *fileCache) acquire(name string, open func(string) (*os.File, fs.FileInf
 	if mt := e.modTime; !mt.IsZero() && !mt.Equal(time.Unix(0, 0)) {
 		e.lastMod = []string{mt.UTC().Format(http.TimeFormat)}
 	}
+	if e.size <= smallFileMax {
+		// Read whole or not at all: a file that shrank meanwhile is sent
+		// from its descriptor, as a large one (and cut short).
+		if b := make([]byte, e.size); len(b) == 0 {
+			e.data = b
+		} else if n, _ := f.ReadAt(b, 0); n == len(b) {
+			e.data = b
+		}
+	}
 	if ct := mime.TypeByExtension(path.Ext(e.name)); ct != "" {
 		e.ctype = []string{ct}
+	} else if e.data != nil {
+		e.ctype = []string{http.DetectContentType(e.data)}
 	} else {
 		var buf [512]byte
 		n, _ := f.ReadAt(buf[:], 0)
@@ -282,6 +302,53 @@ func (op *moreOp) write(s uintptr) bool {
 		case e == syscall.EINTR:
 			continue
 		case e == syscall.EAGAIN:
+			return false
+		case e != nil:
+			op.err = e
+			return true
+		}
+	}
+	return true
+}
+
+// vecOp writes two buffers with writev on the socket behind a raw
+// connection, waiting for writability as the netpoller does; like
+// sendfileOp, one per connection with its method value bound once.
+type vecOp struct {
+	bufs      [2][]byte
+	n         int
+	err       error
+	writeFunc func(uintptr) bool
+}
+
+func (op *vecOp) run(rc syscall.RawConn, a, b []byte) (int, error) {
+	if op.writeFunc == nil {
+		op.writeFunc = op.write
+	}
+	op.bufs, op.n, op.err = [2][]byte{a, b}, 0, nil
+	err := rc.Write(op.writeFunc)
+	if op.err == nil {
+		op.err = err
+	}
+	n, werr := op.n, op.err
+	op.bufs, op.err = [2][]byte{}, nil
+	return n, werr
+}
+
+func (op *vecOp) write(s uintptr) bool {
+	for len(op.bufs[0])+len(op.bufs[1]) > 0 {
+		m, e := unix.Writev(int(s), op.bufs[:])
+		if m > 0 {
+			op.n += m
+			for i := range op.bufs {
+				k := min(m, len(op.bufs[i]))
+				op.bufs[i], m = op.bufs[i][k:], m-k
+			}
+		}
+		switch {
+		case e == unix.EINTR:
+			continue
+		case e == unix.EAGAIN:
 			return false
 		case e != nil:
 			op.err = e

@@ -205,9 +205,14 @@ func serveOpenFile(w *recorder, r *http.Request, e *openFile) {
 	http.ServeContent(w, r, e.name, e.modTime, &w.fileSR)
 }
 
-// sendFile sends the whole open file as the body (sendfile on a plain
-// connection).
+// sendFile sends the whole open file as the body: a small file from
+// memory (with the head, in one writev on a plain connection), a larger
+// one by sendfile.
 func (w *recorder) sendFile(e *openFile) {
+	if e.data != nil {
+		_, _ = w.Write(e.data)
+		return
+	}
 	// The readers live in the (pooled) recorder: no allocation per file;
 	// io.CopyN's LimitedReader, and its hand-over to ReadFrom.
 	w.fileSR = *io.NewSectionReader(&e.rd, 0, e.size)

@@ -332,6 +332,38 @@ func TestOpenFileCache(t *testing.T) {
 	})
 }
 
+// A small file is answered from the copy read when it was opened: one
+// rewritten in place (same inode, new length) is answered whole, old or
+// new, never the new bytes under the old length, and the new content
+// within the cache's TTL.
+func TestSmallFileRewrittenInPlace(t *testing.T) {
+	addr, root, _ := staticSetup(t, newNode(t), "", "")
+	path := writeFile(t, filepath.Join(root, "small.txt"), "old content")
+	req := "GET /small.txt HTTP/1.1\r\nHost: images.openfoodfacts.org\r\n\r\n"
+	if resp, b := raw(t, addr, req); resp.StatusCode != 200 || b != "old content" {
+		t.Fatalf("first GET: %d %q", resp.StatusCode, b)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("the new, longer content"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	start := time.Now()
+	testutil.Eventually(t, 5*time.Second, "rewritten file served", func() bool {
+		resp, b := raw(t, addr, req)
+		if resp.StatusCode != 200 || resp.ContentLength != int64(len(b)) || b != "old content" && b != "the new, longer content" {
+			t.Fatalf("GET after the rewrite: %d, length %d, %q", resp.StatusCode, resp.ContentLength, b)
+		}
+		return b == "the new, longer content"
+	})
+	if d := time.Since(start); d > openFileTTL+time.Second {
+		t.Fatalf("rewritten file seen after %v; the cache keeps entries %v", d, openFileTTL)
+	}
+}
+
 // TestStaticPlainGetMatchesServeContent: the fast path for a GET with no
 // Range or condition answers what http.ServeContent answers (the same
 // request with an If-Modified-Since in the past goes through it), with the

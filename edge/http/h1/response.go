@@ -188,6 +188,18 @@ func appendInt(b []byte, n int64) []byte { return strconv.AppendInt(b, n, 10) }
 // commit decides the framing and puts the head (and what was staged) in
 // the write buffer. done: the handler has returned.
 func (w *response) commit(done bool, p []byte) {
+	w.buildHead(done, p)
+	x := w.x
+	_, _ = x.bw.Write(x.hbuf)
+	if staged := x.stage; len(staged) > 0 {
+		w.writeBody(staged)
+		x.stage = staged[:0]
+	}
+}
+
+// buildHead decides the framing and serialises the head into x.hbuf; p
+// is the first body write (sniffed for a missing Content-Type).
+func (w *response) buildHead(done bool, p []byte) {
 	w.committed = true
 	x := w.x
 	b := x.hbuf
@@ -250,11 +262,6 @@ func (w *response) commit(done bool, p []byte) {
 	}
 	b = append(b, "\r\n"...)
 	x.hbuf = b
-	_, _ = x.bw.Write(b)
-	if len(staged) > 0 {
-		w.writeBody(staged)
-		x.stage = staged[:0]
-	}
 }
 
 func (w *response) writeBody(p []byte) (int, error) {
@@ -304,9 +311,29 @@ func (w *response) Write(p []byte) (int, error) {
 			w.x.stage = append(w.x.stage, p...)
 			return len(p), nil
 		}
+		if w.written == w.contentLength && !w.isHead() && w.x.bw.Buffered() == 0 && len(w.x.stage) == 0 {
+			if hw, ok := w.c.nc.(HeadBodyWriter); ok {
+				// The whole body in one write (a small file from
+				// memory): head and body in one system call.
+				w.buildHead(false, p)
+				n, err := hw.WriteHeadBody(w.x.hbuf, p)
+				if err != nil {
+					w.closeAfter = true
+				}
+				return n, err
+			}
+		}
 		w.commit(false, p)
 	}
 	return w.writeBody(p)
+}
+
+// HeadBodyWriter is a connection that writes a response head and its body
+// with one system call (writev), in one segment when they fit: what a
+// handler that has its whole body in memory gets from [response.Write].
+// It returns the count of body bytes written.
+type HeadBodyWriter interface {
+	WriteHeadBody(head, body []byte) (int, error)
 }
 
 func (w *response) WriteString(s string) (int, error) {

@@ -2,8 +2,11 @@ package h1
 
 import (
 	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -42,4 +45,94 @@ func TestPresetFields(t *testing.T) {
 			t.Fatalf("%s %s: body %q, want %q", tc.method, tc.path, body, want)
 		}
 	}
+}
+
+// headBodyConn is a connection that writes head and body together
+// (HeadBodyWriter), counting the calls.
+type headBodyConn struct {
+	*net.TCPConn
+	calls *atomic.Int32
+}
+
+func (c headBodyConn) WriteHeadBody(head, body []byte) (int, error) {
+	c.calls.Add(1)
+	if _, err := c.Write(append(append([]byte(nil), head...), body...)); err != nil {
+		return 0, err
+	}
+	return len(body), nil
+}
+
+type headBodyListener struct {
+	net.Listener
+	calls atomic.Int32
+}
+
+func (l *headBodyListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return headBodyConn{c.(*net.TCPConn), &l.calls}, nil
+}
+
+// A body written whole in one Write with its length declared goes with
+// the head in one call of the connection's WriteHeadBody, unless an
+// answer before it still sits in the write buffer (pipelined requests:
+// the answers stay in order), the request is HEAD or the length is
+// unknown.
+func TestWholeBodyWithHead(t *testing.T) {
+	s := newServer(t, Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := "body of " + r.URL.Path
+		if r.URL.Path != "/unknown" {
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, body)
+	})})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl := &headBodyListener{Listener: ln}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(hl) }()
+	t.Cleanup(func() {
+		s.Close()
+		<-done
+	})
+	c, br := dial(t, ln.Addr().String())
+	send := func(reqs ...string) {
+		var b strings.Builder
+		for _, r := range reqs {
+			b.WriteString(r + " HTTP/1.1\r\nHost: x\r\n\r\n")
+		}
+		if _, err := io.WriteString(c, b.String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect := func(method, path string, calls int32) {
+		t.Helper()
+		resp, body := readResp(t, br, method)
+		want := "body of " + path
+		if method == "HEAD" {
+			want = ""
+		}
+		if resp.StatusCode != 200 || body != want {
+			t.Fatalf("%s %s: %d %q, want %q", method, path, resp.StatusCode, body, want)
+		}
+		if n := hl.calls.Load(); n != calls {
+			t.Fatalf("after %s %s: %d WriteHeadBody calls, want %d", method, path, n, calls)
+		}
+	}
+	send("GET /a")
+	expect("GET", "/a", 1)
+	send("HEAD /b")
+	expect("HEAD", "/b", 1)
+	// The first answer (unknown length, staged) waits in the buffer while
+	// the second request is read: the second goes through the buffer too.
+	send("GET /unknown", "GET /c")
+	expect("GET", "/unknown", 1)
+	expect("GET", "/c", 1)
+	send("GET /d")
+	expect("GET", "/d", 2)
 }
