@@ -422,7 +422,7 @@ func TestRelayLaterWithoutIdle(t *testing.T) {
 	ran := make(chan struct{}, 1)
 	results := make(chan Result, 1)
 	addr := relayServer(t, target, func(c net.Conn) net.Conn { return c }, RelayOptions{
-		Later: func() { ran <- struct{}{} }, LaterAfter: 50 * time.Millisecond}, results)
+		Later: func(_, _ net.Conn) { ran <- struct{}{} }, LaterAfter: 50 * time.Millisecond}, results)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

@@ -44,10 +44,10 @@ type RelayOptions struct {
 	// Buffers is the pool of copy buffers; nil allocates one per direction.
 	Buffers *BufferPool
 	// Later, if set, runs once LaterAfter into the relay if it is still
-	// open (the forward's target keepalive), on the process's shared
-	// timer of that duration, as the idle watch: a connection costs no
-	// timer of its own.
-	Later      func()
+	// open, given the relay's connections (the forward's target
+	// keepalive), on the process's shared timer of that duration, as the
+	// idle watch: a connection costs no timer of its own.
+	Later      func(a, b net.Conn)
 	LaterAfter time.Duration
 }
 
@@ -168,7 +168,7 @@ func (r *relay) half(dst, src net.Conn, n, total *atomic.Uint64) error {
 // due is the idle watch's check and the Later call (watcher).
 func (r *relay) due(w *watch) bool {
 	if w == &r.laterW {
-		r.o.Later()
+		r.o.Later(r.a, r.b)
 		return false
 	}
 	if r.idleFor() < r.o.Idle {

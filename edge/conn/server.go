@@ -120,29 +120,36 @@ func (s *Server) SetLimits(maxConns, perClient int) {
 func (s *Server) RefusedPerClient() uint64 { return s.refused.Load() }
 
 // admit takes a per-client slot for c; it reports false when the client
-// is at its bound. The returned release gives the slot back.
-func (s *Server) admit(c net.Conn) (release func(), ok bool) {
+// is at its bound. The slot is counted under the returned address, which
+// leave gives back (the zero Addr when none was counted).
+func (s *Server) admit(c net.Conn) (netip.Addr, bool) {
 	limit := s.perClient.Load()
 	if limit <= 0 {
-		return func() {}, true
+		return netip.Addr{}, true
 	}
 	ip := ClientAddr(c)
 	if !ip.IsValid() {
-		return func() {}, true
+		return ip, true
 	}
 	s.clientsMu.Lock()
 	defer s.clientsMu.Unlock()
 	if int64(s.clients[ip]) >= limit {
-		return nil, false
+		return netip.Addr{}, false
 	}
 	s.clients[ip]++
-	return func() {
-		s.clientsMu.Lock()
-		if s.clients[ip]--; s.clients[ip] <= 0 {
-			delete(s.clients, ip)
-		}
-		s.clientsMu.Unlock()
-	}, true
+	return ip, true
+}
+
+// leave gives back the per-client slot admit counted under ip.
+func (s *Server) leave(ip netip.Addr) {
+	if !ip.IsValid() {
+		return
+	}
+	s.clientsMu.Lock()
+	if s.clients[ip]--; s.clients[ip] <= 0 {
+		delete(s.clients, ip)
+	}
+	s.clientsMu.Unlock()
 }
 
 // ClientAddr is the address a connection comes from, unmapped (an
@@ -193,7 +200,7 @@ func (s *Server) Serve(ln net.Listener, handle func(net.Conn)) error {
 			continue
 		}
 		delay = 0
-		release, ok := s.admit(c)
+		ip, ok := s.admit(c)
 		if !ok {
 			s.refused.Add(1)
 			if ok, n := s.refusedLog.Allow(s.opts.Now()); ok {
@@ -205,7 +212,7 @@ func (s *Server) Serve(ln net.Listener, handle func(net.Conn)) error {
 			continue
 		}
 		if !s.Track(c) {
-			release()
+			s.leave(ip)
 			c.Close()
 			s.lim.release()
 			return ErrServerClosed
@@ -214,7 +221,7 @@ func (s *Server) Serve(ln net.Listener, handle func(net.Conn)) error {
 		Go(func() {
 			defer s.wg.Done()
 			defer s.lim.release()
-			defer release()
+			defer s.leave(ip)
 			defer s.UntrackClose(c)
 			handle(c)
 		})
@@ -239,7 +246,7 @@ func (s *Server) ServeStream(c net.Conn, handle func(net.Conn)) error {
 	if !s.lim.tryAcquire() {
 		return ErrOverLimit
 	}
-	release, ok := s.admit(c)
+	ip, ok := s.admit(c)
 	if !ok {
 		s.lim.release()
 		s.refused.Add(1)
@@ -252,7 +259,7 @@ func (s *Server) ServeStream(c net.Conn, handle func(net.Conn)) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		release()
+		s.leave(ip)
 		s.lim.release()
 		return ErrServerClosed
 	}
@@ -262,7 +269,7 @@ func (s *Server) ServeStream(c net.Conn, handle func(net.Conn)) error {
 	Go(func() {
 		defer s.wg.Done()
 		defer s.lim.release()
-		defer release()
+		defer s.leave(ip)
 		defer s.UntrackClose(c)
 		handle(c)
 	})

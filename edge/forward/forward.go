@@ -58,6 +58,7 @@ type Forwarder struct {
 	active                                   atomic.Int64
 	logLim                                   conn.LogLimiter
 	bufs                                     conn.BufferPool // for the non-splice copy
+	onIdle                                   func()          // made once, not per connection
 }
 
 // New checks cfg and returns a forwarder ready to Serve.
@@ -73,6 +74,7 @@ func New(cfg Config, opts Options) (*Forwarder, error) {
 		return nil, err
 	}
 	f := &Forwarder{opts: opts}
+	f.onIdle = func() { f.idleClosed.Add(1) }
 	f.srv = conn.New(conn.Options{Kind: "forward", Name: c.Name, Logger: opts.Logger, Now: opts.Now, MaxConns: c.MaxConns, MaxConnsPerClient: c.MaxConnsPerClient})
 	f.cur.Store(c)
 	return f, nil
@@ -163,11 +165,12 @@ func (f *Forwarder) handle(c net.Conn) {
 		}
 		return
 	}
-	if !f.srv.Track(up) {
-		up.Close()
-		return
+	// up is not tracked by the server: at Shutdown's deadline closing the
+	// client connection ends the relay, which resets up.
+	defer up.Close()
+	if f.srv.Context().Err() != nil {
+		return // Shutdown started during the dial
 	}
-	defer f.srv.UntrackClose(up)
 	if cfg.ProxyProtocol {
 		hdr := AppendProxyV2(nil, addrPort(c.RemoteAddr()), addrPort(c.LocalAddr()))
 		if _, err := up.Write(hdr); err != nil {
@@ -176,14 +179,17 @@ func (f *Forwarder) handle(c net.Conn) {
 		}
 	}
 	_, err = conn.Relay(c, up, conn.RelayOptions{
-		Idle: cfg.IdleTimeout, OnIdle: func() { f.idleClosed.Add(1) }, Now: f.opts.Now,
+		Idle: cfg.IdleTimeout, OnIdle: f.onIdle, Now: f.opts.Now,
 		Up: &f.bytesUp, Down: &f.bytesDown, Buffers: &f.bufs,
-		Later: func() { conn.SetKeepAlive(up, keepAlivePeriod) }, LaterAfter: keepAliveAfter,
+		Later: targetKeepAlive, LaterAfter: keepAliveAfter,
 	})
 	if err != nil && !quiet(err) {
 		f.opts.Logger.Debug("connection ended with error", "forward", cfg.Name, "client", c.RemoteAddr().String(), "err", err)
 	}
 }
+
+// targetKeepAlive switches keepalive on for the target connection, b.
+func targetKeepAlive(_, b net.Conn) { conn.SetKeepAlive(b, keepAlivePeriod) }
 
 func (f *Forwarder) dial(ctx context.Context, addr string) (net.Conn, error) {
 	// Keepalive is enabled later, see keepAliveAfter.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -431,5 +432,60 @@ func benchConns(b *testing.B, addr string) {
 		if got, err := roundTrip(b, d, addr, "x"); err != nil || got != "x" {
 			b.Fatalf("got %q, %v", got, err)
 		}
+	}
+}
+
+// At Shutdown's deadline an open forwarded connection is closed on both
+// sides: the client's, which the server tracks, and the target's, which
+// the relay resets when the client side ends.
+func TestForwardShutdownClosesBothSides(t *testing.T) {
+	tln := listen(t)
+	targetDone := make(chan error, 1)
+	accepted := make(chan struct{})
+	go func() {
+		c, err := tln.Accept()
+		close(accepted)
+		if err != nil {
+			targetDone <- err
+			return
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = io.Copy(io.Discard, c)
+		targetDone <- err
+	}()
+	ln := listen(t)
+	f, err := New(full(Config{Name: "shutdown", Target: tln.Addr().String()}), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- f.Serve(ln) }()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("open")); err != nil {
+		t.Fatal(err)
+	}
+	<-accepted
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := f.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v; want the deadline (the connection was open)", err)
+	}
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve: %v", err)
+	}
+	if err := <-targetDone; err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("target side: %v; want it closed or reset", err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("client side: %v; want it closed", err)
+	}
+	if s := f.Stats(); s.Active != 0 {
+		t.Fatalf("%d connections still active", s.Active)
 	}
 }
