@@ -24,10 +24,11 @@ var workers struct {
 	// many ran nothing for a whole period.
 	low atomic.Int32
 
-	mu     sync.Mutex
-	n      int         // workers alive
-	reaper *time.Timer // runs reap every workerIdle while workers live
-	armed  bool
+	mu      sync.Mutex
+	n       int         // workers alive
+	started int         // workers ever started (for tests)
+	reaper  *time.Timer // runs reap every workerIdle while workers live
+	armed   bool
 }
 
 func init() {
@@ -48,6 +49,7 @@ func Go(f func()) {
 	default:
 		workers.mu.Lock()
 		workers.n++
+		workers.started++
 		if !workers.armed {
 			workers.armed = true
 			if workers.reaper == nil {
