@@ -267,11 +267,7 @@ func (e *Entrance) handle(c net.Conn) {
 	res, err := e.srv.relay(c, up, cfg.IdleTimeout)
 	switch {
 	case err == nil:
-	case isRemoteCertAlert(err) || res.Down == 0 && errors.Is(err, syscall.ECONNRESET) && fromConn(err, up):
-		// In TLS 1.3 the client's handshake ends before the server has
-		// checked the client certificate: a refusal arrives as an alert on
-		// the first read, or as a reset when the exit closed the connection
-		// with our first bytes unread.
+	case refusedAfterHandshake(err, res.Down, up):
 		e.srv.c.authFailures.Add(1)
 		e.srv.c.handshakeFailures.Add(conn.ReasonWrongKey)
 		log.Error("exit failed authentication", "exit", up.RemoteAddr().String(),
@@ -353,6 +349,17 @@ func (e *Entrance) dial(ctx context.Context, cfg EntranceConfig, addr string) (n
 }
 
 // isRemoteCertAlert reports whether err is an alert from the peer refusing our certificate.
+// refusedAfterHandshake says whether a relay's error is the exit refusing
+// our certificate. In TLS 1.3 the client's handshake ends before the
+// server has checked the client certificate: a refusal arrives as an alert
+// on the first read, or, when nothing came from the exit (down bytes), as
+// a reset of the connection to it (the exit closed it with our first
+// bytes unread) or a broken pipe (our next write came after that reset).
+func refusedAfterHandshake(err error, down uint64, up net.Conn) bool {
+	return isRemoteCertAlert(err) ||
+		down == 0 && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) && fromConn(err, up)
+}
+
 func isRemoteCertAlert(err error) bool {
 	var oe *net.OpError
 	if !errors.As(err, &oe) || oe.Op != "remote error" {

@@ -1144,3 +1144,41 @@ func TestZeroValuesRefused(t *testing.T) {
 		}
 	}
 }
+
+// The ways a TLS 1.3 exit's refusal of our certificate reaches the relay:
+// an alert, or, with nothing received from the exit, a reset or a broken
+// pipe on the connection to it (which of these comes first is a race:
+// TestPKITunnel once saw the broken pipe, which was not counted).
+func TestRefusedAfterHandshake(t *testing.T) {
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 5000}
+	up := fakeAddrConn{local: local, remote: remote}
+	opErr := func(op string, errno syscall.Errno, src, dst net.Addr) error {
+		return &net.OpError{Op: op, Net: "tcp", Source: src, Addr: dst, Err: os.NewSyscallError(op, errno)}
+	}
+	for _, c := range []struct {
+		name string
+		err  error
+		down uint64
+		want bool
+	}{
+		{"reset on the read from the exit", opErr("read", syscall.ECONNRESET, local, remote), 0, true},
+		{"broken pipe on the write to the exit", opErr("write", syscall.EPIPE, local, remote), 0, true},
+		{"broken pipe after the exit sent bytes", opErr("write", syscall.EPIPE, local, remote), 10, false},
+		{"reset by the client, not the exit", opErr("read", syscall.ECONNRESET, remote, local), 0, false},
+		{"the exit's certificate alert", &net.OpError{Op: "remote error", Err: errors.New("tls: bad certificate")}, 0, true},
+		{"a timeout", opErr("read", syscall.ETIMEDOUT, local, remote), 0, false},
+	} {
+		if got := refusedAfterHandshake(c.err, c.down, up); got != c.want {
+			t.Errorf("%s: %v", c.name, got)
+		}
+	}
+}
+
+type fakeAddrConn struct {
+	net.Conn
+	local, remote net.Addr
+}
+
+func (c fakeAddrConn) LocalAddr() net.Addr  { return c.local }
+func (c fakeAddrConn) RemoteAddr() net.Addr { return c.remote }
