@@ -212,17 +212,23 @@ func Abort(conns ...net.Conn) {
 			a.Abort()
 			continue
 		}
-		for {
-			u, ok := c.(interface{ NetConn() net.Conn })
-			if !ok {
-				break
-			}
-			c = u.NetConn()
-		}
-		if tc, ok := c.(*net.TCPConn); ok {
+		if tc, ok := Innermost(c).(*net.TCPConn); ok {
 			tc.SetLinger(0)
 		}
 		c.Close()
+	}
+}
+
+// Innermost is the connection under c's wrappers, each of which exposes
+// the one it wraps with NetConn (as *tls.Conn does): for a connection
+// accepted or dialled over TCP, its *net.TCPConn.
+func Innermost(c net.Conn) net.Conn {
+	for {
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return c
+		}
+		c = u.NetConn()
 	}
 }
 

@@ -249,21 +249,8 @@ func (s *Server) poller() *poller {
 }
 
 // socketOf returns the raw socket under nc and the connections that wrap
-// it (a TLS connection, edge wrappers: each exposes the one it wraps with
-// NetConn), nil when there is none.
-func socketOf(nc net.Conn) syscall.RawConn {
-	for range 8 {
-		if raw := rawConnOf(nc); raw != nil {
-			return raw
-		}
-		u, ok := nc.(interface{ NetConn() net.Conn })
-		if !ok {
-			return nil
-		}
-		nc = u.NetConn()
-	}
-	return nil
-}
+// it (a TLS connection, edge wrappers), nil when there is none.
+func socketOf(nc net.Conn) syscall.RawConn { return rawConnOf(edgeconn.Innermost(nc)) }
 
 // rawConnOf returns the raw socket of a plain TCP connection (or of a
 // wrapper that exposes it), nil for anything else (TLS).
