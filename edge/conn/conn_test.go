@@ -359,6 +359,43 @@ func TestWithDialTimeout(t *testing.T) {
 	}
 }
 
+// idleCheck and onceCheck are watchers for the queue's own tests (a relay
+// is its own watcher): idleCheck expires once idleFor reaches idle,
+// onceCheck runs once.
+type idleCheck struct {
+	idle    time.Duration
+	idleFor func() time.Duration
+	expire  func()
+}
+
+func (c *idleCheck) due(*watch) bool {
+	if c.idleFor() >= c.idle {
+		c.expire()
+		return false
+	}
+	return true
+}
+
+type onceCheck func()
+
+func (f onceCheck) due(*watch) bool { f(); return false }
+
+// watchIdle watches as a relay does: idle checks every idleStep(idle),
+// and later once after the given time (when not nil), until stopped.
+func watchIdle(idle time.Duration, idleFor func() time.Duration, expire func(), after time.Duration, later func()) (stop func()) {
+	var iw, lw watch
+	iw.start(idleStep(idle), &idleCheck{idle, idleFor, expire})
+	if later != nil {
+		lw.start(after, onceCheck(later))
+	}
+	return func() {
+		iw.stop()
+		if later != nil {
+			lw.stop()
+		}
+	}
+}
+
 // The forward's target keepalive runs on the idle watch's timer: once,
 // not before its time, only while the watch runs, and the idle checks
 // keep their schedule.
@@ -619,7 +656,7 @@ func TestWatchQueueShared(t *testing.T) {
 	var expired [8]atomic.Int64 // when, since start
 	var stops [8]func()
 	for i := range stops {
-		stops[i] = WatchIdle(idle, func() time.Duration { return time.Since(start) }, func() { expired[i].Store(int64(time.Since(start))) })
+		stops[i] = watchIdle(idle, func() time.Duration { return time.Since(start) }, func() { expired[i].Store(int64(time.Since(start))) }, 0, nil)
 	}
 	for _, i := range []int{5, 0, 7, 2} {
 		stops[i]()

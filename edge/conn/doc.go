@@ -16,7 +16,8 @@
 //     records batched per write ([BatchConn]);
 //   - [Dialer], outgoing connections from the source address the plan
 //     shows, with typed failures ([DialError]);
-//   - [BufferPool], [LogLimiter], [WatchIdle]: the pieces both use.
+//   - [BufferPool], [LogLimiter]: the pieces both use; idle timeouts
+//     and the forward's late keepalive on shared timer queues (idle.go).
 //
 // It knows nothing of what a connection carries.
 package conn

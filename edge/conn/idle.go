@@ -146,48 +146,5 @@ func (q *watchQueue) run() {
 	q.mu.Unlock()
 }
 
-// WatchIdle calls expire once idleFor reports at least idle. It checks every
-// quarter of idle, so a connection is closed between idle and 1.25×idle
-// after its last byte. The returned function stops the watch: once it
-// returns, expire does not run.
-func WatchIdle(idle time.Duration, idleFor func() time.Duration, expire func()) (stop func()) {
-	return watchIdle(idle, idleFor, expire, 0, nil)
-}
-
-// idleWatcher is WatchIdle's watcher (a relay is its own).
-type idleWatcher struct {
-	idle    time.Duration
-	idleFor func() time.Duration
-	expire  func()
-}
-
-func (iw *idleWatcher) due(*watch) bool {
-	if iw.idleFor() >= iw.idle {
-		iw.expire()
-		return false
-	}
-	return true
-}
-
-type funcWatcher func()
-
-func (f funcWatcher) due(*watch) bool { f(); return false }
-
 // idleStep is how often a watch of idle checks.
 func idleStep(idle time.Duration) time.Duration { return max(idle/4, time.Millisecond) }
-
-// watchIdle is WatchIdle that also runs later once, after the given time,
-// unless stopped sooner.
-func watchIdle(idle time.Duration, idleFor func() time.Duration, expire func(), after time.Duration, later func()) (stop func()) {
-	var iw, lw watch
-	iw.start(idleStep(idle), &idleWatcher{idle, idleFor, expire})
-	if later != nil {
-		lw.start(after, funcWatcher(later))
-	}
-	return func() {
-		iw.stop()
-		if later != nil {
-			lw.stop()
-		}
-	}
-}

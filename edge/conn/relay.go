@@ -77,7 +77,7 @@ type Result struct {
 //
 // The direction b → a runs on the calling goroutine, a → b on a pool
 // worker ([Go]); the idle watch and Later run on the process's shared
-// timers ([WatchIdle]). A relay is one allocation of its own state.
+// timer queues (idle.go). A relay is one allocation of its own state.
 func Relay(a, b net.Conn, o RelayOptions) (Result, error) {
 	if o.Now == nil {
 		o.Now = time.Now
