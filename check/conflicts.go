@@ -20,7 +20,7 @@ var conflictRules = []checker{
 			Title:    "two listeners on one address and port",
 			Severity: Error,
 			Since:    "0.1.0",
-			Why:      `Only one socket can listen on an address and port of a node: the second fails to start (or, with SO_REUSEPORT, silently takes half the connections). Sites on the same node, address and port share one listener and are told apart by hostname, so they conflict only when they disagree on tls or on redirect_https (one listener either redirects every request to HTTPS or serves them); tunnel entrances and exits, forwards and services conflict with anything else there. A service with no bind listens on every address of its node (0.0.0.0 / [::]) and conflicts with anything on the same port of that node. Guests are separate network namespaces: a guest's port never conflicts with its host's.`,
+			Why:      `Only one socket can listen on an address and port of a node: the second fails to start (or, with SO_REUSEPORT, silently takes half the connections). Sites on the same node, address and port share one listener and are told apart by hostname, so they conflict only when they disagree on tls or on redirect_https (one listener either redirects every request to HTTPS or serves them). Tunnel exits on the same node, address and port share one listener too, told apart by the TLS server name (the tunnel name). Tunnel entrances, forwards and services conflict with anything else there, and exits with anything but exits. A service with no bind listens on every address of its node (0.0.0.0 / [::]) and conflicts with anything on the same port of that node. Guests are separate network namespaces: a guest's port never conflicts with its host's.`,
 			Example: `services:
   - name: influxdb
     node: proxy
@@ -122,6 +122,7 @@ type listener struct {
 	site   *inventory.Site // set for site listeners
 	tls    bool
 	redir  bool   // redirect_https, for site listeners
+	exit   bool   // a tunnel exit: exits share a listener, told apart by SNI
 	what   string // `service "x"`, `site "x" listen 1`, `tunnel "x" exit 0`
 	object string
 	pos    inventory.Pos
@@ -191,22 +192,22 @@ func listeners(m *inventory.Model) map[string][]*listener {
 			}
 		}
 	}
-	endpoint := func(e *inventory.Endpoint, what, obj string) {
+	endpoint := func(e *inventory.Endpoint, what, obj string, exit bool) {
 		if e == nil || m.Node(e.Node) == nil {
 			return
 		}
 		for _, ap := range m.EndpointAddrs(e) {
-			add(&listener{node: e.Node, addr: ap.Addr(), port: e.Port, what: what, object: obj, pos: e.Pos})
+			add(&listener{node: e.Node, addr: ap.Addr(), port: e.Port, exit: exit, what: what, object: obj, pos: e.Pos})
 		}
 	}
 	for _, t := range m.Tunnels {
-		endpoint(t.Entrance, fmt.Sprintf("tunnel %q entrance", t.Name), object("tunnel", t.Name))
+		endpoint(t.Entrance, fmt.Sprintf("tunnel %q entrance", t.Name), object("tunnel", t.Name), false)
 		for i, e := range t.Exits {
-			endpoint(e, fmt.Sprintf("tunnel %q exit %d", t.Name, i), object("tunnel", t.Name))
+			endpoint(e, fmt.Sprintf("tunnel %q exit %d", t.Name, i), object("tunnel", t.Name), true)
 		}
 	}
 	for _, f := range m.Forwards {
-		endpoint(f.Listen, object("forward", f.Name), object("forward", f.Name))
+		endpoint(f.Listen, object("forward", f.Name), object("forward", f.Name), false)
 	}
 	return out
 }
@@ -247,6 +248,9 @@ func conflicts(p *pass, group []*listener) {
 			}
 			if a.site != nil && b.site != nil && a.tls == b.tls && a.redir == b.redir {
 				continue // sites share a listener
+			}
+			if a.exit && b.exit {
+				continue // tunnel exits share a listener (the plan's one exit listener per address)
 			}
 			key := [2]string{a.what, b.what}
 			if reported[key] {
