@@ -37,6 +37,7 @@ func (d Dialer) DialContext(ctx context.Context, addr string) (net.Conn, error) 
 	}
 	if d.Source.IsValid() {
 		nd.LocalAddr = &net.TCPAddr{IP: d.Source.AsSlice(), Zone: d.Source.Zone()}
+		nd.Control = bindNoPort
 	}
 	c, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sync/atomic"
 	"syscall"
 )
@@ -25,10 +26,11 @@ const (
 	ReasonWrongKey                  // handshake: the peer's key or certificate is not the expected one, or it refused ours
 	ReasonPeerName                  // handshake: a valid certificate naming none of the allowed peers
 	ReasonProtocol                  // handshake: not TLS 1.3, garbage, an unknown server name
+	ReasonPorts                     // dial: no local port left for this destination (the ephemeral range is in use or in TIME_WAIT)
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"other", "refused", "timeout", "unreachable", "source", "reset", "wrong_key", "peer_name", "protocol"}
+var reasonNames = [numReasons]string{"other", "refused", "timeout", "unreachable", "source", "reset", "wrong_key", "peer_name", "protocol", "ports"}
 
 func (r Reason) String() string {
 	if r < numReasons {
@@ -101,6 +103,8 @@ func (e *DialError) Error() string {
 		hint = fmt.Sprintf(" (source %s is this node's address in the inventory, but it is not assigned to this host: add it to an interface, or correct the inventory)", e.Source)
 	case ReasonRefused:
 		hint = " (nothing listens there)"
+	case ReasonPorts:
+		hint = " (no local port is free for this destination: every port of net.ipv4.ip_local_port_range is connected to it or in TIME_WAIT)"
 	}
 	if e.Source.IsValid() {
 		return fmt.Sprintf("dial %s from %s: %v%s", e.Addr, e.Source, e.Err, hint)
@@ -131,6 +135,12 @@ func classify(err error) Reason {
 		return ReasonOther
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return ReasonRefused
+	case errors.Is(err, syscall.EADDRNOTAVAIL) && failedIn(err, "connect"),
+		errors.Is(err, syscall.EADDRINUSE) && failedIn(err, "bind"):
+		// connect finds no ephemeral port free for the destination; bind
+		// (a source bound with its port, where IP_BIND_ADDRESS_NO_PORT is
+		// missing) none free on the source address.
+		return ReasonPorts
 	case errors.Is(err, syscall.EADDRNOTAVAIL):
 		return ReasonSource
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
@@ -151,3 +161,9 @@ type HandshakeError struct {
 
 func (e *HandshakeError) Error() string { return "TLS handshake: " + e.Err.Error() }
 func (e *HandshakeError) Unwrap() error { return e.Err }
+
+// failedIn reports whether err is the failure of the named system call.
+func failedIn(err error, syscallName string) bool {
+	var se *os.SyscallError
+	return errors.As(err, &se) && se.Syscall == syscallName
+}
