@@ -12,8 +12,25 @@
 # ONLY (an extended regexp on system names: ONLY='forward|haproxy' runs only
 # those; the ratio lines of systems left out print "-"), BASE (a commit: its
 # tunnelbench runs beside this tree's as base-tunnel and base-forward, in
-# the same interleaved rounds, so before/after is measured in one run).
+# the same interleaved rounds, so before/after is measured in one run),
+# MODE (below).
+#
+# Two ways to run offedge (MODE):
+#   MODE=lib  (default) the tunnelbench harness: one process per tunnel end
+#             and per forward, built from Go with the plan's defaults
+#   MODE=run  the product's own path: `offedge run` from a generated
+#             inventory, one process per node: node ent holds the three
+#             tunnel entrances (multiplexed, one connection per client,
+#             x25519), node exit their one exit listener, node fwd the
+#             forward; the sink is a service of node app (127.0.0.74) and
+#             the load side is node load (127.0.0.1), the one client the
+#             entrances and the forward admit
 set -euo pipefail
+MODE=${MODE:-lib}
+case "$MODE" in
+lib | run) ;;
+*) echo "bench/tunnel.sh: MODE must be lib or run" >&2; exit 2 ;;
+esac
 
 ROUNDS=${ROUNDS:-3}
 BULK_BYTES=${BULK_BYTES:-$((2 << 30))}
@@ -38,6 +55,7 @@ trap cleanup EXIT
 
 echo "building..." >&2
 go build -o "$T/" ./bench/tunnel/tunnelbench ./bench/tunnel/tunnelload
+[ "$MODE" = lib ] || go build -o "$T/" ./cmd/offedge
 LOAD="$T/tunnelload"
 TB="$T/tunnelbench"
 if [ -n "${BASE:-}" ]; then
@@ -79,24 +97,78 @@ ticks() { # total CPU ticks of the given pids (children included)
   echo "$s"
 }
 
-# The sink, on CPU 0.
-bg sink 0 "$LOAD" sink -listen 127.0.0.1:0
+# The sink, on CPU 0: in run mode the address of node app's service.
+SINKHOST=127.0.0.1
+[ "$MODE" = lib ] || SINKHOST=127.0.0.74
+bg sink 0 "$LOAD" sink -listen "$SINKHOST:0"
 SINK=$(listen_addr sink)
 
-# offedge tunnel: exit and entrance, two processes on CPU 1.
 head -c 24 /dev/urandom | base64 >"$T/psk"
 chmod 600 "$T/psk"
-bg oexit 1 "$TB" -mode exit -name bench -target "$SINK" -psk "$T/psk"
-OEXIT=$(listen_addr oexit)
-# The default entrance multiplexes its clients over sessions to the exit
-# (offedge-mux/1); -mux=false is one TLS connection per client, as with a
-# stunnel4 peer or before multiplexing.
-bg oent 1 "$TB" -mode entrance -name bench -target "$OEXIT" -psk "$T/psk"
-OENT=$(listen_addr oent)
-bg oentn 1 "$TB" -mode entrance -name bench -target "$OEXIT" -psk "$T/psk" -mux=false
-OENTN=$(listen_addr oentn)
-bg oentx 1 "$TB" -mode entrance -name bench -target "$OEXIT" -psk "$T/psk" -mux=false -kx x25519
-OENTX=$(listen_addr oentx)
+if [ "$MODE" = lib ]; then
+  # offedge tunnel: exit and entrance, two processes on CPU 1.
+  bg oexit 1 "$TB" -mode exit -name bench -target "$SINK" -psk "$T/psk"
+  OEXIT=$(listen_addr oexit)
+  # The default entrance multiplexes its clients over sessions to the exit
+  # (offedge-mux/1); -mux=false is one TLS connection per client, as with a
+  # stunnel4 peer or before multiplexing.
+  bg oent 1 "$TB" -mode entrance -name bench -target "$OEXIT" -psk "$T/psk"
+  OENT=$(listen_addr oent)
+  bg oentn 1 "$TB" -mode entrance -name bench -target "$OEXIT" -psk "$T/psk" -mux=false
+  OENTN=$(listen_addr oentn)
+  bg oentx 1 "$TB" -mode entrance -name bench -target "$OEXIT" -psk "$T/psk" -mux=false -kx x25519
+  OENTX=$(listen_addr oentx)
+  bg ofwd 1 "$TB" -mode forward -name bench -target "$SINK"
+  OFWD=$(listen_addr ofwd)
+else
+  # One secret per tunnel, as check requires.
+  for t in mux nomux x25519; do cp "$T/psk" "$T/psk-$t"; chmod 600 "$T/psk-$t"; done
+  OENT=127.0.0.71:$(port) OENTN=127.0.0.71:$(port) OENTX=127.0.0.71:$(port)
+  OEXITP=$(port) OFWD=127.0.0.73:$(port)
+  mkdir -p "$T/inv"
+  cat >"$T/inv/inventory.yaml" <<YAML
+providers: [{name: local}]
+networks: [{name: lan, kind: private, prefixes: [127.0.0.0/8]}]
+servers:
+  - {name: load, provider: local, mode: bare-metal, addresses: [{network: lan, ip: 127.0.0.1}]}
+  - {name: ent, provider: local, mode: bare-metal, addresses: [{network: lan, ip: 127.0.0.71}]}
+  - {name: exit, provider: local, mode: bare-metal, addresses: [{network: lan, ip: 127.0.0.72}]}
+  - {name: fwd, provider: local, mode: bare-metal, addresses: [{network: lan, ip: 127.0.0.73}]}
+  - {name: app, provider: local, mode: bare-metal, addresses: [{network: lan, ip: $SINKHOST}]}
+services:
+  - {name: sink, node: app, port: ${SINK##*:}, protocol: tcp, bind: [lan], allow: [exit, fwd]}
+tunnels:
+  - name: bench
+    service: sink
+    entrance: {node: ent, network: lan, port: ${OENT##*:}}
+    exits: [{node: exit, network: lan, port: $OEXITP}]
+    auth: {psk: $T/psk-mux}
+    allow: [load]
+  - name: bench-nomux
+    service: sink
+    entrance: {node: ent, network: lan, port: ${OENTN##*:}}
+    exits: [{node: exit, network: lan, port: $OEXITP}]
+    auth: {psk: $T/psk-nomux}
+    allow: [load]
+    mux: false
+  - name: bench-x25519
+    service: sink
+    entrance: {node: ent, network: lan, port: ${OENTX##*:}}
+    exits: [{node: exit, network: lan, port: $OEXITP}]
+    auth: {psk: $T/psk-x25519}
+    allow: [load]
+    mux: false
+    key_exchange: x25519
+forwards:
+  - {name: bench, node: fwd, listen: {network: lan, port: ${OFWD##*:}}, service: sink, allow: [load]}
+YAML
+  "$T/offedge" check --inventory "$T/inv" >"$T/check.out" 2>&1 || { cat "$T/check.out" >&2; exit 1; }
+  for n in exit ent fwd; do
+    bg "run$n" 1 "$T/offedge" run --node "$n" --inventory "$T/inv"
+  done
+  for a in "$OENT" "$OENTN" "$OENTX" "$OFWD"; do "$LOAD" wait -addr "$a" || { cat "$T"/run*.log >&2; exit 1; }; done
+  PID_oent=$PID_runent PID_oentn=$PID_runent PID_oentx=$PID_runent PID_oexit=$PID_runexit PID_ofwd=$PID_runfwd
+fi
 
 if [ -n "${BASE:-}" ]; then
   bg bexit 1 "$T/base-bin/tunnelbench" -mode exit -name bench -target "$SINK" -psk "$T/psk"
@@ -130,9 +202,7 @@ bg ssrv 1 stunnel4 "$T/stunnel-server.conf"
 bg scli 1 stunnel4 "$T/stunnel-client.conf"
 "$LOAD" wait -addr "$SSRV"; "$LOAD" wait -addr "$SCLI"
 
-# Forwards: offedge, HAProxy (tcp mode, splice), socat.
-bg ofwd 1 "$TB" -mode forward -name bench -target "$SINK"
-OFWD=$(listen_addr ofwd)
+# Forwards: HAProxy (tcp mode, splice), socat.
 HAP=127.0.0.1:$(port)
 cat >"$T/haproxy.cfg" <<CONF
 global
@@ -210,7 +280,7 @@ median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{pr
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b>0) printf "%.2f×", a/b; else print "-" }'; }
 
 echo
-echo "bulk: $((BULK_BYTES >> 20)) MiB per run; conns: ${CONN_SECS}s, $CONC concurrent, 1-byte echo per connection; median of $ROUNDS interleaved rounds"
+echo "offedge $MODE mode; bulk: $((BULK_BYTES >> 20)) MiB per run; conns: ${CONN_SECS}s, $CONC concurrent, 1-byte echo per connection; median of $ROUNDS interleaved rounds"
 echo "system under test on CPU 1 (GOMAXPROCS=1), load and sink on CPU 0; CPU = system under test only; load cpu = CPU 0 busy share (near 100: the load side bounds the rate)"
 echo
 printf '%-18s %12s %14s %12s %16s %20s\n' system "bulk MiB/s" "CPU s/GiB" "conn/s" "CPU ms/1k conn" "load cpu % bulk/conn"
