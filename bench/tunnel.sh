@@ -9,6 +9,9 @@
 # /proc/PID/stat, all its processes) per GiB and per 1,000 connections.
 #
 # Environment: ROUNDS (3), BULK_BYTES (2 GiB), CONN_SECS (3), CONC (16),
+# SOURCES (16: the clients connect from 127.0.1.1 … 127.0.1.16, so that
+# TIME_WAIT on the load side, 60 s of it per source address and
+# destination, does not run the load side out of ports; 0: from 127.0.0.1),
 # ONLY (an extended regexp on system names: ONLY='forward|haproxy' runs only
 # those; the ratio lines of systems left out print "-"), BASE (a commit: its
 # tunnelbench runs beside this tree's as base-tunnel and base-forward, in
@@ -36,6 +39,7 @@ ROUNDS=${ROUNDS:-3}
 BULK_BYTES=${BULK_BYTES:-$((2 << 30))}
 CONN_SECS=${CONN_SECS:-3}
 CONC=${CONC:-16}
+SOURCES=${SOURCES:-16}
 
 cd "$(dirname "$0")/.."
 for bin in stunnel4 haproxy socat taskset; do
@@ -143,24 +147,24 @@ tunnels:
     entrance: {node: ent, network: lan, port: ${OENT##*:}}
     exits: [{node: exit, network: lan, port: $OEXITP}]
     auth: {psk: $T/psk-mux}
-    allow: [load]
+    allow: [load, 127.0.1.0/24]
   - name: bench-nomux
     service: sink
     entrance: {node: ent, network: lan, port: ${OENTN##*:}}
     exits: [{node: exit, network: lan, port: $OEXITP}]
     auth: {psk: $T/psk-nomux}
-    allow: [load]
+    allow: [load, 127.0.1.0/24]
     mux: false
   - name: bench-x25519
     service: sink
     entrance: {node: ent, network: lan, port: ${OENTX##*:}}
     exits: [{node: exit, network: lan, port: $OEXITP}]
     auth: {psk: $T/psk-x25519}
-    allow: [load]
+    allow: [load, 127.0.1.0/24]
     mux: false
     key_exchange: x25519
 forwards:
-  - {name: bench, node: fwd, listen: {network: lan, port: ${OFWD##*:}}, service: sink, allow: [load]}
+  - {name: bench, node: fwd, listen: {network: lan, port: ${OFWD##*:}}, service: sink, allow: [load, 127.0.1.0/24]}
 YAML
   "$T/offedge" check --inventory "$T/inv" >"$T/check.out" 2>&1 || { cat "$T/check.out" >&2; exit 1; }
   for n in exit ent fwd; do
@@ -262,7 +266,7 @@ for r in $(seq 1 "$ROUNDS"); do
     BCPU[$name]+="$(awk -v t=$((t1 - t0)) -v hz="$TICK" -v b="$BULK_BYTES" 'BEGIN{printf "%.3f", t/hz/(b/2^30)}') "
     # shellcheck disable=SC2086
     t0=$( [ -n "$pids" ] && ticks $pids || echo 0 ); l0=$(cpustat 0)
-    out=$(taskset -c 0 env GOMAXPROCS=2 "$LOAD" conns -addr "$addr" -duration "${CONN_SECS}s" -c "$CONC" 2>"$T/conns.err")
+    out=$(taskset -c 0 env GOMAXPROCS=2 "$LOAD" conns -addr "$addr" -duration "${CONN_SECS}s" -c "$CONC" -sources "$SOURCES" 2>"$T/conns.err")
     # shellcheck disable=SC2086
     t1=$( [ -n "$pids" ] && ticks $pids || echo 0 ); l1=$(cpustat 0)
     CLOAD[$name]+="$(busy "$l0" "$l1") "

@@ -4,6 +4,7 @@
 //	tunnelload sink  -listen ADDR                 serve the bench protocol
 //	tunnelload bulk  -addr ADDR -bytes N          send N bytes, wait for the sink's count
 //	tunnelload conns -addr ADDR -duration D -c C  open, exchange one byte, close; C at a time
+//	                 [-sources N]                 from 127.0.1.1 … 127.0.1.N, one per client in turn
 //	tunnelload wait  -addr ADDR                   wait (≤10 s) until ADDR accepts connections
 //	tunnelload freeport                           print a loopback port free a moment ago
 //
@@ -22,7 +23,10 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -37,6 +41,7 @@ func main() {
 	duration := fs.Duration("duration", 3*time.Second, "conns: how long to run")
 	conc := fs.Int("c", 16, "conns: concurrent connections")
 	maxConns := fs.Int64("max", 1_000_000, "conns: stop after this many connections")
+	sources := fs.Int("sources", 0, "conns: connect from this many source addresses, 127.0.1.1 up (0: the kernel chooses)")
 	fs.Parse(os.Args[2:])
 	var err error
 	switch os.Args[1] {
@@ -45,7 +50,7 @@ func main() {
 	case "bulk":
 		err = bulk(*addr, *total)
 	case "conns":
-		err = conns(*addr, *duration, *conc, *maxConns)
+		err = conns(*addr, *duration, *conc, *maxConns, *sources)
 	case "wait":
 		err = waitPort(*addr)
 	case "freeport":
@@ -127,19 +132,34 @@ func bulk(addr string, total int64) error {
 	return nil
 }
 
-func conns(addr string, d time.Duration, conc int, limit int64) error {
+// conns runs conc clients in a loop until d or limit. With sources, client
+// i connects from 127.0.1.(1 + i mod sources), bound without a port
+// (IP_BIND_ADDRESS_NO_PORT): at some 14,000 connections a second, one
+// source address toward one destination runs through its 28,232
+// ephemeral ports in two seconds, and the TIME_WAIT left by earlier
+// rounds (60 s) makes connect search for free ones on the load side, or
+// fail, whatever the system under test.
+func conns(addr string, d time.Duration, conc int, limit int64, sources int) error {
+	if sources < 0 || sources > 254 {
+		return fmt.Errorf("-sources %d: between 0 and 254", sources)
+	}
 	var ok, failed atomic.Int64
 	var firstErr atomic.Value
 	deadline := time.Now().Add(d)
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range conc {
+	for i := range conc {
+		dialer := net.Dialer{Timeout: 5 * time.Second}
+		if sources > 0 {
+			dialer.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(1+i%sources))}
+			dialer.Control = bindNoPort
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, 2)
 			for time.Now().Before(deadline) && ok.Load()+failed.Load() < limit {
-				if err := oneConn(addr, buf); err != nil {
+				if err := oneConn(&dialer, addr, buf); err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
 					continue
@@ -160,8 +180,18 @@ func conns(addr string, d time.Duration, conc int, limit int64) error {
 	return nil
 }
 
-func oneConn(addr string, buf []byte) error {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+func bindNoPort(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+func oneConn(d *net.Dialer, addr string, buf []byte) error {
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return err
 	}
