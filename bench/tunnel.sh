@@ -281,7 +281,7 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b>0) printf "%.2f×", a/b; else print "-" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a != "" && b>0) printf "%.2f×", a/b; else print "-" }'; }
 
 echo
 echo "offedge $MODE mode; bulk: $((BULK_BYTES >> 20)) MiB per run; conns: ${CONN_SECS}s, $CONC concurrent, 1-byte echo per connection; median of $ROUNDS interleaved rounds"

@@ -311,12 +311,12 @@ type FrameWriter interface {
 
 // counter is the destination of a [FrameWriter], counting what it writes.
 type counter struct {
-	dst             net.Conn
+	dst             halfWriter
 	n, total, moved *atomic.Uint64
 }
 
 func (c *counter) Write(p []byte) (int, error) {
-	nw, err := WriteBatched(c.dst, p)
+	nw, err := c.dst.Write(p)
 	c.n.Add(uint64(nw))
 	c.moved.Add(uint64(nw))
 	if c.total != nil {
@@ -329,8 +329,9 @@ func (c *counter) Write(p []byte) (int, error) {
 // writes its own), counting into n, total (if set) and moved, and
 // half-closes dst at EOF.
 func copyHalf(bufs *BufferPool, dst, src net.Conn, n, total, moved *atomic.Uint64) error {
+	out := halfWriter{dst, newRawSocket(dst)}
 	if fw, ok := src.(FrameWriter); ok {
-		if _, err := fw.WriteFramesTo(&counter{dst, n, total, moved}); err != nil {
+		if _, err := fw.WriteFramesTo(&counter{out, n, total, moved}); err != nil {
 			return err
 		}
 		return endWrite(dst)
@@ -346,11 +347,15 @@ func copyHalf(bufs *BufferPool, dst, src net.Conn, n, total, moved *atomic.Uint6
 		}
 	}()
 	tsrc, _ := src.(*tls.Conn)
+	var in io.Reader = src
+	if rs := newRawSocket(src); rs != nil {
+		in = rs
+	}
 	for {
 		if big != nil {
 			src.SetReadDeadline(time.Now().Add(bigHold))
 		}
-		nr, rerr := src.Read(buf)
+		nr, rerr := in.Read(buf)
 		if tsrc != nil && rerr == nil && nr > 0 && nr < len(buf) {
 			nr, rerr = drainBuffered(tsrc, buf, nr)
 		}
@@ -363,7 +368,7 @@ func copyHalf(bufs *BufferPool, dst, src net.Conn, n, total, moved *atomic.Uint6
 			}
 		}
 		if nr > 0 {
-			nw, werr := WriteBatched(dst, buf[:nr])
+			nw, werr := out.Write(buf[:nr])
 			n.Add(uint64(nw))
 			moved.Add(uint64(nw))
 			if total != nil {
@@ -389,6 +394,21 @@ func copyHalf(bufs *BufferPool, dst, src net.Conn, n, total, moved *atomic.Uint6
 			big, buf = nil, small
 		}
 	}
+}
+
+// halfWriter writes a relay's output: to a plain TCP socket without the
+// scheduler's system call bookkeeping (rawsocket_linux.go), to anything
+// else with [WriteBatched].
+type halfWriter struct {
+	dst net.Conn
+	raw *rawSocket
+}
+
+func (w halfWriter) Write(p []byte) (int, error) {
+	if w.raw != nil {
+		return w.raw.Write(p)
+	}
+	return WriteBatched(w.dst, p)
 }
 
 // endWrite passes a source's EOF on: a half-close of dst, or a close.
@@ -439,6 +459,7 @@ func drainBuffered(c *tls.Conn, buf []byte, n int) (int, error) {
 // connection holds none (it held the ~40 KiB of its largest write).
 type BatchConn struct {
 	net.Conn
+	w   *rawSocket // nil: not a TCP socket, or not Linux
 	mu  sync.Mutex
 	on  bool
 	big bool // the batch is more than BufferSize bytes
@@ -453,7 +474,23 @@ var (
 )
 
 // NewBatchConn wraps c; give the result to tls.Client or tls.Server.
-func NewBatchConn(c net.Conn) *BatchConn { return &BatchConn{Conn: c} }
+func NewBatchConn(c net.Conn) *BatchConn { return &BatchConn{Conn: c, w: newRawSocket(c)} }
+
+// Read reads the socket (rawwrite_linux.go: without waking the
+// scheduler's monitor).
+func (b *BatchConn) Read(p []byte) (int, error) {
+	if b.w != nil {
+		return b.w.Read(p)
+	}
+	return b.Conn.Read(p)
+}
+
+func (b *BatchConn) write(p []byte) (int, error) {
+	if b.w != nil {
+		return b.w.Write(p)
+	}
+	return b.Conn.Write(p)
+}
 
 // NetConn returns the wrapped connection.
 func (b *BatchConn) NetConn() net.Conn { return b.Conn }
@@ -469,7 +506,7 @@ func (b *BatchConn) Write(p []byte) (int, error) {
 		*b.buf = append(*b.buf, p...)
 		return len(p), nil
 	}
-	return b.Conn.Write(p)
+	return b.write(p)
 }
 
 // begin starts a batch of a write of n bytes.
@@ -496,7 +533,7 @@ func (b *BatchConn) flush() error {
 	}
 	var err error
 	if len(*b.buf) > 0 {
-		_, err = b.Conn.Write(*b.buf)
+		_, err = b.write(*b.buf)
 	}
 	*b.buf = (*b.buf)[:0]
 	b.pool().Put(b.buf)
