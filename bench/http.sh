@@ -27,6 +27,8 @@
 #
 # Usage: bench/http.sh            (MODE=lib DUR=5s RUNS=3 CONNS=64 IDLE=10000)
 #        MODE=run bench/http.sh
+#        ONLY="proxy_1k" IDLE=0 MODE=run bench/http.sh   (one scenario, no idle test:
+#                                 A/B of one change, or a profile beside it)
 set -euo pipefail
 
 MODE=${MODE:-lib}
@@ -35,6 +37,7 @@ DUR=${DUR:-5s}
 RUNS=${RUNS:-3}
 CONNS=${CONNS:-64}
 IDLE=${IDLE:-10000}
+ONLY=${ONLY:-} # scenarios to run, by name (default all)
 # Upstream keep-alive pool of both proxies; as large as the client side so
 # that neither churns upstream connections (the reference uses 16).
 UPKEEP=${UPKEEP:-$CONNS}
@@ -174,7 +177,12 @@ for p in $OPROXY $OSTATIC; do waitport "$p" "$OHOST"; done
 nginx_worker=$(nginx_worker "$nginx_master") || exit 1
 
 
-scenarios=("proxy_1k|$NPROXY|$OPROXY|/1k|$edge_proxy" "static_4k|$NSTATIC|$OSTATIC|/4k.bin|$edge_static" "static_100k|$NSTATIC|$OSTATIC|/100k.bin|$edge_static")
+all=("proxy_1k|$NPROXY|$OPROXY|/1k|$edge_proxy" "static_4k|$NSTATIC|$OSTATIC|/4k.bin|$edge_static" "static_100k|$NSTATIC|$OSTATIC|/100k.bin|$edge_static")
+scenarios=()
+for s in "${all[@]}"; do
+	if [ -z "$ONLY" ] || [[ " $ONLY " == *" ${s%%|*} "* ]]; then scenarios+=("$s"); fi
+done
+[ ${#scenarios[@]} -gt 0 ] || { echo "bench/http.sh: ONLY=\"$ONLY\" names no scenario (proxy_1k static_4k static_100k)" >&2; exit 2; }
 ourl() { echo "http://$OHOST:$1$2"; }
 
 echo "warming up..."
@@ -221,9 +229,12 @@ idle() {
 	wait "$ic" || true
 	echo $(((after - before) * 1024 / IDLE))
 }
-echo "holding $IDLE idle keep-alive connections on each..."
-idle_nginx=$(idle "$nginx_worker" "127.0.0.1:$NPROXY" /1k)
-idle_edge=$(idle "$edge_proxy" "$OHOST:$OPROXY" /1k)
+idle_nginx=- idle_edge=-
+if [ "$IDLE" -gt 0 ]; then
+	echo "holding $IDLE idle keep-alive connections on each..."
+	idle_nginx=$(idle "$nginx_worker" "127.0.0.1:$NPROXY" /1k)
+	idle_edge=$(idle "$edge_proxy" "$OHOST:$OPROXY" /1k)
+fi
 
 
 echo

@@ -1,6 +1,7 @@
 # bench/lib.sh — what every bench script needs, sourced by them:
 #   bench_init PREFIX   a work directory $work (readable by nginx's workers),
-#                       $pids killed and $work removed on exit
+#                       $pids killed and $work removed on exit (kept, and
+#                       named on stderr, with KEEP_TMP=1)
 #   freeport            a free loopback port
 #   waitport PORT [HOST] wait until something listens (default 127.0.0.1)
 # and, for scripts that measure with wrk ($work, $LOAD_CPU, $CONNS, $DUR set):
@@ -20,7 +21,11 @@ bench_init() {
 bench_cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	rm -rf "$work"
+	if [ "${KEEP_TMP:-0}" = 1 ]; then
+		echo "kept $work" >&2
+	else
+		rm -rf "$work"
+	fi
 }
 
 freeport() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
