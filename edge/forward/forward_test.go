@@ -444,14 +444,22 @@ func TestForwardShutdownClosesBothSides(t *testing.T) {
 	accepted := make(chan struct{})
 	go func() {
 		c, err := tln.Accept()
-		close(accepted)
 		if err != nil {
+			close(accepted)
 			targetDone <- err
 			return
 		}
 		defer c.Close()
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		_, err = io.Copy(io.Discard, c)
+		// The relay runs once the client's first bytes came through: an
+		// accept alone races with the forward's look at Shutdown after
+		// its dial (a connection still dialling when Shutdown starts is
+		// dropped, not relayed).
+		_, err = io.ReadFull(c, make([]byte, len("open")))
+		close(accepted)
+		if err == nil {
+			_, err = io.Copy(io.Discard, c)
+		}
 		targetDone <- err
 	}()
 	ln := listen(t)
