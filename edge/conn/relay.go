@@ -329,7 +329,7 @@ func (c *counter) Write(p []byte) (int, error) {
 // writes its own), counting into n, total (if set) and moved, and
 // half-closes dst at EOF.
 func copyHalf(bufs *BufferPool, dst, src net.Conn, n, total, moved *atomic.Uint64) error {
-	out := halfWriter{dst, newRawSocket(dst)}
+	out := halfWriter{dst, NewSocket(dst)}
 	if fw, ok := src.(FrameWriter); ok {
 		if _, err := fw.WriteFramesTo(&counter{out, n, total, moved}); err != nil {
 			return err
@@ -348,7 +348,7 @@ func copyHalf(bufs *BufferPool, dst, src net.Conn, n, total, moved *atomic.Uint6
 	}()
 	tsrc, _ := src.(*tls.Conn)
 	var in io.Reader = src
-	if rs := newRawSocket(src); rs != nil {
+	if rs := NewSocket(src); rs != nil {
 		in = rs
 	}
 	for {
@@ -397,11 +397,11 @@ func copyHalf(bufs *BufferPool, dst, src net.Conn, n, total, moved *atomic.Uint6
 }
 
 // halfWriter writes a relay's output: to a plain TCP socket without the
-// scheduler's system call bookkeeping (rawsocket_linux.go), to anything
+// scheduler's system call bookkeeping ([Socket]), to anything
 // else with [WriteBatched].
 type halfWriter struct {
 	dst net.Conn
-	raw *rawSocket
+	raw *Socket
 }
 
 func (w halfWriter) Write(p []byte) (int, error) {
@@ -459,7 +459,7 @@ func drainBuffered(c *tls.Conn, buf []byte, n int) (int, error) {
 // connection holds none (it held the ~40 KiB of its largest write).
 type BatchConn struct {
 	net.Conn
-	w   *rawSocket // nil: not a TCP socket, or not Linux
+	w   *Socket // nil: not a TCP socket, or not Linux
 	mu  sync.Mutex
 	on  bool
 	big bool // the batch is more than BufferSize bytes
@@ -474,9 +474,9 @@ var (
 )
 
 // NewBatchConn wraps c; give the result to tls.Client or tls.Server.
-func NewBatchConn(c net.Conn) *BatchConn { return &BatchConn{Conn: c, w: newRawSocket(c)} }
+func NewBatchConn(c net.Conn) *BatchConn { return &BatchConn{Conn: c, w: NewSocket(c)} }
 
-// Read reads the socket (rawwrite_linux.go: without waking the
+// Read reads the socket ([Socket]: without waking the
 // scheduler's monitor).
 func (b *BatchConn) Read(p []byte) (int, error) {
 	if b.w != nil {

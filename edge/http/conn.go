@@ -33,23 +33,13 @@ type edgeConn struct {
 	headMu   sync.Mutex  // Read (net/http's background read too) vs the handler
 	head     headScanner // guarded by headMu
 	sendfile bool        // a plain socket: file bodies go out by sendfile
-	raw      syscall.RawConn
-	sf       sendfileOp // used by the goroutine writing a response
-	more     moreOp     // likewise
-	vec      vecOp      // likewise
-	release  func()     // gives back the connection's slot (connGate), once
-	closed   sync.Once
-}
-
-// rawConn returns the socket's raw connection (nil when not a socket),
-// made once.
-func (c *edgeConn) rawConn() syscall.RawConn {
-	if c.raw == nil {
-		if sc, ok := c.Conn.(syscall.Conn); ok {
-			c.raw, _ = sc.SyscallConn()
-		}
-	}
-	return c.raw
+	// sock is the data path of a TCP socket (nil for another kind):
+	// recvfrom, sendto, writev and sendfile without net.Conn's layers
+	// (conn.Socket). One goroutine reads and one writes at a time, as
+	// the HTTP/1 loop, crypto/tls and a WebSocket tunnel's two copies do.
+	sock    *conn.Socket
+	release func() // gives back the connection's slot (connGate), once
+	closed  sync.Once
 }
 
 type connCtxKey struct{}
@@ -59,6 +49,7 @@ func (s *Server) wrapConn(c net.Conn, scanning bool) *edgeConn {
 	if _, ok := c.(syscall.Conn); ok {
 		_, ec.sendfile = c.(io.ReaderFrom)
 	}
+	ec.sock = conn.NewSocket(c)
 	ec.head.reset()
 	return ec
 }
@@ -86,6 +77,9 @@ func (c *edgeConn) refreshWriteDeadline() {
 
 func (c *edgeConn) Write(p []byte) (int, error) {
 	c.refreshWriteDeadline()
+	if c.sock != nil {
+		return c.sock.Write(p)
+	}
 	return c.Conn.Write(p)
 }
 
@@ -94,12 +88,11 @@ func (c *edgeConn) Write(p []byte) (int, error) {
 // that sendfile sends, one segment instead of two). A connection that is
 // not a plain socket writes at once.
 func (c *edgeConn) WriteMore(p []byte) (int, error) {
-	rc := c.rawConn()
-	if rc == nil || !c.sendfile {
+	if c.sock == nil || !c.sendfile {
 		return c.Write(p)
 	}
 	c.refreshWriteDeadline()
-	return c.more.run(rc, p)
+	return c.sock.WriteMore(p)
 }
 
 // WriteHeadBody writes a response head and its whole body with one
@@ -107,15 +100,14 @@ func (c *edgeConn) WriteMore(p []byte) (int, error) {
 // system call and one segment, where a write and a sendfile were two
 // calls. A connection that is not a plain socket writes them in turn.
 func (c *edgeConn) WriteHeadBody(head, body []byte) (int, error) {
-	rc := c.rawConn()
-	if rc == nil || !c.sendfile {
+	if c.sock == nil || !c.sendfile {
 		if _, err := c.Write(head); err != nil {
 			return 0, err
 		}
 		return c.Write(body)
 	}
 	c.refreshWriteDeadline()
-	n, err := c.vec.run(rc, head, body)
+	n, err := c.sock.WriteV(head, body)
 	return max(0, n-len(head)), err
 }
 
@@ -130,7 +122,13 @@ func (c *edgeConn) SetDeadline(t time.Time) error {
 }
 
 func (c *edgeConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
+	var n int
+	var err error
+	if c.sock != nil {
+		n, err = c.sock.Read(p)
+	} else {
+		n, err = c.Conn.Read(p)
+	}
 	if c.scanning && n > 0 {
 		c.headMu.Lock()
 		c.head.feed(p[:n])
@@ -171,8 +169,8 @@ func (c *edgeConn) ReadFrom(src io.Reader) (int64, error) {
 		return io.Copy(writerOnly{c}, src)
 	}
 	if fd, off, n, ok := fileSection(src); ok {
-		if rc := c.rawConn(); rc != nil {
-			return c.sendfileSection(rc, src, fd, off, n)
+		if c.sock != nil {
+			return c.sendfileSection(src, fd, off, n)
 		}
 	}
 	var f *os.File
@@ -217,11 +215,11 @@ func (c *edgeConn) ReadFrom(src io.Reader) (int64, error) {
 
 // sendfileSection sends a section of a cached open file (shared between
 // requests, so sent at an explicit offset) in chunks of sendfileChunk.
-func (c *edgeConn) sendfileSection(rc syscall.RawConn, src io.Reader, fd int, off, n int64) (int64, error) {
+func (c *edgeConn) sendfileSection(src io.Reader, fd int, off, n int64) (int64, error) {
 	var total int64
 	for total < n {
 		c.refreshWriteDeadline()
-		m, err := c.sf.run(rc, fd, off+total, min(n-total, sendfileChunk))
+		m, err := c.sock.SendFile(fd, off+total, min(n-total, sendfileChunk))
 		total += m
 		c.srv.stats.zeroCopyBytes.Add(uint64(m))
 		if err != nil {

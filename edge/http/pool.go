@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/offedge/offedge/edge/conn"
 )
 
 // upstreamIdleTimeout closes kept-alive upstream connections idle this long.
@@ -236,6 +238,7 @@ func (e *connectError) Unwrap() error { return e.err }
 // timeout (and at most once a second) rather than on every call.
 type upstreamConn struct {
 	net.Conn
+	sock        *conn.Socket // the data path of a TCP connection (nil: another kind)
 	readTimeout time.Duration
 	lastRead    int64
 	lastWrite   int64
@@ -247,6 +250,10 @@ type upstreamConn struct {
 	// after it must not undo the deadline in the past that abort set.
 	aborted atomic.Bool
 	abortFn func() // abort, bound once (watchCancel)
+}
+
+func newUpstreamConn(raw net.Conn, readTimeout time.Duration) *upstreamConn {
+	return &upstreamConn{Conn: raw, sock: conn.NewSocket(raw), readTimeout: readTimeout}
 }
 
 // errAborted is a read or write on an upstream connection after the
@@ -291,6 +298,9 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 	if c.aborted.Load() { // after the refresh: see abort
 		return 0, errAborted
 	}
+	if c.sock != nil {
+		return c.sock.Read(p)
+	}
 	return c.Conn.Read(p)
 }
 
@@ -302,6 +312,9 @@ func (c *upstreamConn) Write(p []byte) (int, error) {
 	}
 	if c.aborted.Load() {
 		return 0, errAborted
+	}
+	if c.sock != nil {
+		return c.sock.Write(p)
 	}
 	return c.Conn.Write(p)
 }

@@ -248,7 +248,7 @@ func (c *h1Client) get(ctx context.Context, fresh bool, now time.Time) (*upConn,
 	if err != nil {
 		return nil, &connectError{err}
 	}
-	up := &upstreamConn{Conn: raw, readTimeout: c.readTimeout}
+	up := newUpstreamConn(raw, c.readTimeout)
 	var conn io.ReadWriter = up
 	if c.tls != nil {
 		tc := tls.Client(up, c.tls)

@@ -420,8 +420,14 @@ type source struct {
 
 var errWouldBlock = errors.New("h1: would block")
 
+// rawRead is one recvfrom, made without the scheduler's system call
+// bookkeeping (edge/conn.Recv: the socket is non-blocking).
 func (s *source) rawRead(fd uintptr) bool {
-	s.n, s.err = syscall.Read(int(fd), s.p)
+	var e syscall.Errno
+	s.n, e = edgeconn.Recv(fd, s.p)
+	if e != 0 {
+		s.err = e
+	}
 	return true
 }
 
