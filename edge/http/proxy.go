@@ -160,6 +160,15 @@ func (s *Server) proxy(w *recorder, r *http.Request, rt *route, p *pool, body *b
 		return
 	}
 	defer resp.Body.Close()
+	// The answer's head is recycled once the client's response is
+	// complete, where the server loop says when that is (HTTP/1); the
+	// header map was never built (fieldsOnly), so the fields copied
+	// below are all that refer to it.
+	if ub, ok := resp.Body.(*upBody); ok && ub.head.Header == nil {
+		if rr, ok := w.w.(h1.ResponseReleaser); ok {
+			rr.ReleaseAfter(ub)
+		}
+	}
 	// proxy_intercept_errors: an upstream error with a page of ours.
 	if resp.StatusCode >= 400 {
 		if _, ok := rt.site.pages[resp.StatusCode]; ok {

@@ -447,7 +447,8 @@ func (uc *upConn) exchange(pr *proxyRequest, host string) (resp *http.Response, 
 		}
 		return nil, err
 	}
-	ub := &upBody{uc: uc, stop: stop}
+	ub := upBodyPool.Get().(*upBody)
+	ub.uc, ub.stop = uc, stop
 	rh := &ub.head
 	for i := 0; ; i++ {
 		if err := uc.readHead(rh, pr.method); err != nil {
@@ -622,6 +623,21 @@ type upBody struct {
 	chunked io.Reader // the chunked decoder over the connection's reader
 	head    h1.ResponseHead
 	resp    http.Response
+}
+
+// upBodies are pooled: at 1.1 KB (the head's fields and values are
+// stored inline) an upBody was 60 % of the bytes a proxied request
+// allocated, and so of the collector's pace. One goes back only through
+// Release, which the proxy asks for once the client's response is
+// complete (h1.ResponseReleaser): the header map of that response holds
+// the fields' value slices, which live in the upBody, until then.
+var upBodyPool = sync.Pool{New: func() any { return new(upBody) }}
+
+// Release gives b back to the pool; b and its response must not be used
+// after it (the proxy's release, after the client's response is complete).
+func (b *upBody) Release() {
+	*b = upBody{}
+	upBodyPool.Put(b)
 }
 
 func (b *upBody) Read(p []byte) (int, error) {

@@ -38,6 +38,45 @@ type response struct {
 	connClose     bool // the handler's Connection field says close
 	trailers      []string
 	preset        []byte // fields serialised by the handler (PresetFields)
+	after         [maxAfter]Releaser
+	nAfter        int
+}
+
+// Releaser is what a handler hands to [ResponseReleaser.ReleaseAfter].
+type Releaser interface{ Release() }
+
+// ResponseReleaser is the response writer's hook for what the response
+// refers to but the request does not outlive: the fields a proxy copied
+// from its upstream's answer into the header map without copying their
+// values, which the loop may still read (it writes a head that was not
+// committed, and trailers, after the handler returned). ReleaseAfter
+// reports whether r.Release will run once the response is complete,
+// written or cut, and the header map no longer read; false (more than a
+// few per request) leaves r to the garbage collector. net/http's
+// ResponseWriters have no such hook: there, nothing is released.
+type ResponseReleaser interface {
+	ReleaseAfter(r Releaser) bool
+}
+
+const maxAfter = 4
+
+func (w *response) ReleaseAfter(r Releaser) bool {
+	if w.nAfter == maxAfter {
+		return false
+	}
+	w.after[w.nAfter] = r
+	w.nAfter++
+	return true
+}
+
+// released runs the releases the handler asked for (serveRequest, when
+// the response is complete).
+func (w *response) released() {
+	for i := range w.nAfter {
+		w.after[i].Release()
+		w.after[i] = nil
+	}
+	w.nAfter = 0
 }
 
 func (w *response) Header() http.Header {
@@ -505,6 +544,9 @@ func (w *response) finish() bool {
 		}
 		c.setReadDeadline(time.Time{})
 	}
+	// The head and trailers are written: the header map is read no more,
+	// and closing gives the exchange (w with it) back to the pool.
+	w.released()
 	if w.closeAfter {
 		if bd := &x.body; w.req.Body == bd && !bd.eof {
 			c.closeWriteAndWait(x)

@@ -1,6 +1,8 @@
 package h1
 
 import (
+	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -8,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Fields a handler serialised itself (a static file's) are written after
@@ -135,4 +138,94 @@ func TestWholeBodyWithHead(t *testing.T) {
 	expect("GET", "/c", 1)
 	send("GET /d")
 	expect("GET", "/d", 2)
+}
+
+// countRelease counts its releases; vals backs a header field's values,
+// and a release overwrites them, as the proxy's recycling of an upstream
+// head does.
+type countRelease struct {
+	n    atomic.Int32
+	vals []string
+}
+
+func (r *countRelease) Release() {
+	r.n.Add(1)
+	for i := range r.vals {
+		r.vals[i] = "released"
+	}
+}
+
+// ReleaseAfter runs each release once, when the response is complete: a
+// head the handler left uncommitted is written before it (the proxy's
+// recycled upstream head backs such a head's fields), and a handler that
+// panicked or hijacked still gets its releases; beyond the few a response
+// holds, ReleaseAfter says no.
+func TestReleaseAfter(t *testing.T) {
+	var normal, panicked, hijacked countRelease
+	var extra [5]countRelease
+	normal.vals = []string{"yes"}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rr, ok := w.(ResponseReleaser)
+		if !ok {
+			t.Error("the response writer is no ResponseReleaser")
+			return
+		}
+		switch r.URL.Path {
+		case "/normal":
+			w.Header()["X-Late"] = normal.vals // committed after the handler returns
+			rr.ReleaseAfter(&normal)
+		case "/panic":
+			rr.ReleaseAfter(&panicked)
+			panic(http.ErrAbortHandler)
+		case "/hijack":
+			rr.ReleaseAfter(&hijacked)
+			c, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				c.Close()
+			}
+		case "/many":
+			for i := range extra {
+				if got := rr.ReleaseAfter(&extra[i]); got != (i < maxAfter) {
+					t.Errorf("ReleaseAfter #%d: %v", i+1, got)
+				}
+			}
+		}
+	})
+	addr := serve(t, newServer(t, Config{Handler: h}))
+	for _, path := range []string{"/normal", "/panic", "/hijack", "/many"} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if path == "/normal" {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := resp.Header.Get("X-Late"); v != "yes" {
+				t.Fatalf("/normal: X-Late %q: released before the head was written", v)
+			}
+		}
+		c.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && (normal.n.Load() == 0 || panicked.n.Load() == 0 || hijacked.n.Load() == 0 || extra[maxAfter-1].n.Load() == 0) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	for name, r := range map[string]*countRelease{"normal": &normal, "panic": &panicked, "hijack": &hijacked} {
+		if got := r.n.Load(); got != 1 {
+			t.Errorf("%s: %d releases, want 1", name, got)
+		}
+	}
+	for i := range extra {
+		want := int32(0)
+		if i < maxAfter {
+			want = 1
+		}
+		if got := extra[i].n.Load(); got != want {
+			t.Errorf("release #%d of /many: %d, want %d", i+1, got, want)
+		}
+	}
 }

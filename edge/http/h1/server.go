@@ -1020,11 +1020,13 @@ func (c *conn) serveRequest(x *exchange) bool {
 	c.setInFlight(nil)
 	cancel.cancel()
 	if hijacked {
+		w.released()
 		x.br, x.bw = nil, nil // the handler owns them now
 		putExchange(x)
 		return false
 	}
 	if panicked {
+		w.released() // before closeWith gives the exchange (and w) back
 		c.closeWith(x)
 		return false
 	}
