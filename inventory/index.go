@@ -17,6 +17,7 @@ type lookups struct {
 	forwardsTo map[string][]*Forward // by service
 	tunnelsAt  map[string][]*Tunnel  // by node: entrance or exit there
 	forwardsOn map[string][]*Forward // by node
+	replicasAt map[string][]*Replica // by node: source or target there
 	exactHost  map[string][]*Site
 	wildHost   map[string][]*Site // ".example.org" for "*.example.org"
 }
@@ -26,7 +27,8 @@ func (m *Model) buildLookups() {
 		servicesOn: map[string][]*Service{}, sitesOn: map[string][]*Site{}, guestsOf: map[string][]*Node{},
 		tunnelsTo: map[string][]*Tunnel{}, forwardsTo: map[string][]*Forward{},
 		tunnelsAt: map[string][]*Tunnel{}, forwardsOn: map[string][]*Forward{},
-		exactHost: map[string][]*Site{}, wildHost: map[string][]*Site{},
+		replicasAt: map[string][]*Replica{},
+		exactHost:  map[string][]*Site{}, wildHost: map[string][]*Site{},
 	}
 	for _, n := range m.Nodes {
 		if n.Host != nil {
@@ -66,6 +68,18 @@ func (m *Model) buildLookups() {
 		x.forwardsTo[f.Service] = append(x.forwardsTo[f.Service], f)
 		x.forwardsOn[f.Node] = append(x.forwardsOn[f.Node], f)
 	}
+	for _, r := range m.Replicas {
+		at := func(e *ReplicaEnd) {
+			if e == nil {
+				return
+			}
+			if l := x.replicasAt[e.Node]; len(l) == 0 || l[len(l)-1] != r {
+				x.replicasAt[e.Node] = append(l, r)
+			}
+		}
+		at(r.Source)
+		at(r.Target)
+	}
 	m.lookups = x
 }
 
@@ -90,6 +104,10 @@ func (m *Model) TunnelsAt(node string) []*Tunnel { return m.lookups.tunnelsAt[no
 
 // ForwardsOn returns the forwards listening on a node, in inventory order.
 func (m *Model) ForwardsOn(node string) []*Forward { return m.lookups.forwardsOn[node] }
+
+// ReplicasAt returns the replicas with their source or target on a node,
+// each once, in inventory order.
+func (m *Model) ReplicasAt(node string) []*Replica { return m.lookups.replicasAt[node] }
 
 // SiteForHost returns the sites answering hostname: those naming it
 // exactly, else those with the longest leading wildcard matching it

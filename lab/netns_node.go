@@ -91,14 +91,7 @@ func StartNodeApps(ctx context.Context, m *inventory.Model, node, dir, pgDir str
 }
 
 // replicaEnd reports whether node is the source or target of a replica.
-func replicaEnd(m *inventory.Model, node string) bool {
-	for _, r := range m.Replicas {
-		if (r.Source != nil && r.Source.Node == node) || (r.Target != nil && r.Target.Node == node) {
-			return true
-		}
-	}
-	return false
-}
+func replicaEnd(m *inventory.Model, node string) bool { return len(m.ReplicasAt(node)) > 0 }
 
 // Ready waits until every application accepts connections (or has failed
 // to start, which its label says).

@@ -130,7 +130,7 @@ func StorageOf(m *inventory.Model, node string) *Storage {
 		}
 		return e.Node + ":" + e.Path
 	}
-	for _, r := range m.Replicas {
+	for _, r := range m.ReplicasAt(node) {
 		// pvesr (Proxmox storage replication) copies zfs volumes too: its
 		// __replicate_ snapshots are measured the same way.
 		if r.Kind != "zfs" && r.Kind != "pvesr" {
