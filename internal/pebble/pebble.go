@@ -334,6 +334,12 @@ func (s *Server) SetA(host, ip string) error {
 	return s.chall("add-a", map[string]any{"host": strings.TrimSuffix(host, ".") + ".", "addresses": []string{ip}})
 }
 
+// ClearA takes back SetA: challtestsrv answers host with its default
+// address again.
+func (s *Server) ClearA(host string) error {
+	return s.chall("clear-a", map[string]any{"host": strings.TrimSuffix(host, ".") + "."})
+}
+
 // chall calls a challtestsrv management endpoint.
 func (s *Server) chall(path string, body any) error {
 	b, _ := json.Marshal(body)
