@@ -25,6 +25,7 @@ var (
 	descHTTPCache       = desc("offedge_http_cache_requests_total", "Requests to the fallback cache of a static route, by result (hit, miss).", "listener", "result")
 	descHTTPTLSErrors   = desc("offedge_http_tls_handshake_errors_total", "TLS handshakes that failed on the listener.", "listener")
 	descHTTPOpen        = desc("offedge_http_open_connections", "Client connections open on the listener.", "listener")
+	descHTTPInFlight    = desc("offedge_http_requests_in_flight", "Requests being served on the listener now (from the handler's start to the end of its counting and logging).", "listener")
 	descHTTPWebSockets  = desc("offedge_http_websockets", "WebSocket tunnels open on the listener.", "listener")
 	descHTTPQueue       = desc("offedge_http_queue_rejected_total", "Requests answered 503 because every upstream server was at max_conns, by cause (full, timeout).", "listener", "cause")
 	descHTTPZeroCopy    = desc("offedge_http_sendfile_bytes_total", "File bytes handed to sendfile by static routes.", "listener")
@@ -51,7 +52,7 @@ var (
 )
 
 var roleDescs = []*prometheus.Desc{descHTTPRequests, descHTTPUpErrors, descHTTPCache, descHTTPTLSErrors, descHTTPOpen,
-	descHTTPWebSockets, descHTTPQueue, descHTTPZeroCopy, descUpstreamUp, descUpstreamReqs, descUpstreamFails,
+	descHTTPInFlight, descHTTPWebSockets, descHTTPQueue, descHTTPZeroCopy, descUpstreamUp, descUpstreamReqs, descUpstreamFails,
 	descUpstreamRetries, descUpstreamActive, descConnTotal, descConnActive, descConnHandshake, descConnDial,
 	descConnRefused, descConnBytes, descConnIdle, descTunnelSessions, descTunnelStreams, descTunnelRefused, descRouteRequests, descRouteBytes, descRouteDuration}
 
@@ -72,6 +73,7 @@ func collectHTTP(ch chan<- prometheus.Metric, listener string, st *httpedge.Stat
 	counter(ch, descHTTPCache, st.CacheMisses, listener, "miss")
 	counter(ch, descHTTPTLSErrors, st.TLSHandshakeErrors, listener)
 	gauge(ch, descHTTPOpen, float64(st.OpenConnections), listener)
+	gauge(ch, descHTTPInFlight, float64(st.RequestsInFlight), listener)
 	gauge(ch, descHTTPWebSockets, float64(st.WebSockets), listener)
 	counter(ch, descHTTPQueue, st.QueueRejected, listener, "full")
 	counter(ch, descHTTPQueue, st.QueueTimeouts, listener, "timeout")

@@ -29,7 +29,7 @@ func queued(s *Server, name string) int {
 }
 
 func upstreamStats(s *Server, addr string) UpstreamStats {
-	for _, u := range s.Stats().Upstreams {
+	for _, u := range settled(s).Upstreams {
 		if u.Addr == addr {
 			return u
 		}
@@ -262,7 +262,7 @@ func TestQueueFullAndTimeout(t *testing.T) {
 	if r := <-first; r.code != 200 {
 		t.Fatalf("first: %+v", r)
 	}
-	st := srv.Stats()
+	st := settled(srv)
 	if st.QueueRejected != 1 || st.QueueTimeouts != 1 || st.Upstreams[0].Fails != 0 {
 		t.Fatalf("stats: rejected %d, timeouts %d, fails %d; want 1, 1, 0 (busy is not failed)", st.QueueRejected, st.QueueTimeouts, st.Upstreams[0].Fails)
 	}

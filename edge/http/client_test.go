@@ -205,7 +205,7 @@ func TestClientHangupMidResponse(t *testing.T) {
 	if e := logs.at(slog.LevelError); len(e) > 0 {
 		t.Errorf("errors logged for a client hang-up: %q", e)
 	}
-	stats := srv.Stats()
+	stats := settled(srv)
 	if stats.UpstreamErrors != 0 || stats.Upstreams[0].Fails != 0 || !stats.Upstreams[0].Up {
 		t.Errorf("the upstream was blamed: %+v", stats)
 	}

@@ -24,6 +24,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.opts.Now()
 	ch := s.chain.Load()
 	s.stats.requests.Add(1)
+	s.stats.inFlight.Add(1)
 	rec := recPool.Get().(*recorder)
 	rec.reset(w)
 	rec.now = s.opts.Now
@@ -53,6 +54,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		rec.reset(nil)
 		recPool.Put(rec)
+		s.stats.inFlight.Add(-1) // last: every count above is in
 	}()
 	s.serve(ch, rec, r, ec)
 }

@@ -73,7 +73,7 @@ func TestRetryAndPassiveHealth(t *testing.T) {
 			t.Fatalf("request %d: %d %q (connect failure must be retried on the next server)", i, resp.StatusCode, body)
 		}
 	}
-	st := srv.Stats()
+	st := settled(srv)
 	var deadStats UpstreamStats
 	for _, u := range st.Upstreams {
 		if u.Addr == dead {
@@ -89,7 +89,7 @@ func TestRetryAndPassiveHealth(t *testing.T) {
 	clk.Add(11 * time.Second)
 	get(t, c, "http://s/")
 	get(t, c, "http://s/")
-	for _, u := range srv.Stats().Upstreams {
+	for _, u := range settled(srv).Upstreams {
 		if u.Addr == dead && u.Requests != 2 {
 			t.Fatalf("after fail_timeout the server must be tried again: %+v", u)
 		}

@@ -388,7 +388,7 @@ func TestBotRulesAndJail(t *testing.T) {
 		t.Fatalf("referer rule: %d", resp.StatusCode)
 	}
 	// Each rule's matches are counted (offedge_bot_requests_total).
-	if got, want := srv.Stats().Bots, []BotStats{{"off", "jobothoniel", 1}, {"off", "stop-crawling", 1}}; !slices.Equal(got, want) {
+	if got, want := settled(srv).Bots, []BotStats{{"off", "jobothoniel", 1}, {"off", "stop-crawling", 1}}; !slices.Equal(got, want) {
 		t.Fatalf("bot stats %+v, want %+v", got, want)
 	}
 	// The 403 above counted; two 404s make three 4xx: banned.

@@ -1,13 +1,31 @@
 package httpedge
 
 import (
+	"io"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/offedge/offedge/internal/testutil"
 )
 
+// settled returns s's counters once no request is in flight: a request
+// is counted when its handler ends, which may be just after the client
+// has the whole answer (a small body leaves with its head in one writev
+// while the handler runs).
+func settled(s *Server) Stats {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st := s.Stats()
+		if st.RequestsInFlight == 0 || time.Now().After(deadline) {
+			return st
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func routeStat(s *Server, site, route string) RouteStats {
-	for _, rs := range s.Stats().Routes {
+	for _, rs := range settled(s).Routes {
 		if rs.Site == site && rs.Route == route {
 			return rs
 		}
@@ -56,5 +74,29 @@ func TestRouteStatsBuckets(t *testing.T) {
 	// <=5ms: 0, 5ms and the status-less one; <=10ms: +6ms; +Inf: +20s.
 	if got.Buckets[0] != 3 || got.Buckets[1] != 4 || got.Buckets[len(got.Buckets)-1] != 4 || got.Count != 5 || got.Status[0] != 1 || got.Status[2] != 4 || got.Bytes != 40 {
 		t.Errorf("snapshot %+v", got)
+	}
+}
+
+// RequestsInFlight counts a request from its handler's start to the end
+// of its counting: 1 while the upstream holds the answer back, 0 once the
+// answer is sent and counted.
+func TestRequestsInFlight(t *testing.T) {
+	n := newNode(t)
+	hold := make(chan struct{})
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		<-hold
+		io.WriteString(w, "late")
+	})
+	s, addr := n.start(Config{Listener: "test", Sites: []Site{n.proxySite("www", []string{"www.example.org"}, b.addr())}}, Options{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		get(t, client(addr), "http://www.example.org/")
+	}()
+	testutil.Eventually(t, 5*time.Second, "the held request in flight", func() bool { return s.Stats().RequestsInFlight == 1 })
+	close(hold)
+	<-done
+	if st := settled(s); st.RequestsInFlight != 0 || st.Status2xx != 1 {
+		t.Fatalf("after the answer: %d in flight, %d 2xx; want 0 and 1", st.RequestsInFlight, st.Status2xx)
 	}
 }

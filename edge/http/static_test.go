@@ -201,7 +201,7 @@ func TestFallbackAndCache(t *testing.T) {
 			}
 		}
 	})
-	st := srv.Stats()
+	st := settled(srv)
 	if st.CacheHits == 0 || st.CacheMisses == 0 {
 		t.Fatalf("stats: %+v", st)
 	}

@@ -16,6 +16,11 @@ type Stats struct {
 	TLSHandshakeErrors uint64 `json:"tls_handshake_errors"`
 	ZeroCopyBytes      uint64 `json:"zero_copy_bytes"` // file bytes handed to sendfile
 	OpenConnections    int64  `json:"open_connections"`
+	// RequestsInFlight are the requests being served now: counted from
+	// the handler's start to the end of its bookkeeping (status, route
+	// counters, access log), which may come just after the client has the
+	// whole answer (nginx's "writing" of stub_status).
+	RequestsInFlight int64 `json:"requests_in_flight"`
 	// IdleConnections are the HTTP/1 keep-alive connections parked between
 	// requests (no goroutine, no buffer); RefusedHeads the request heads
 	// the HTTP/1 loop refused before the handler (400, 413-431, 501, 505).
@@ -65,6 +70,7 @@ type counters struct {
 	tlsHandshakeErrors atomic.Uint64
 	zeroCopyBytes      atomic.Uint64
 	openConns          atomic.Int64
+	inFlight           atomic.Int64
 	websockets         atomic.Int64
 	queueRejected      atomic.Uint64
 	queueTimeouts      atomic.Uint64
@@ -91,6 +97,7 @@ func (s *Server) Stats() Stats {
 		TLSHandshakeErrors: s.stats.tlsHandshakeErrors.Load(),
 		ZeroCopyBytes:      s.stats.zeroCopyBytes.Load(),
 		OpenConnections:    s.stats.openConns.Load(),
+		RequestsInFlight:   s.stats.inFlight.Load(),
 		WebSockets:         s.stats.websockets.Load(),
 		QueueRejected:      s.stats.queueRejected.Load(),
 		QueueTimeouts:      s.stats.queueTimeouts.Load(),
