@@ -347,10 +347,7 @@ func copyHalf(bufs *BufferPool, dst, src net.Conn, n, total, moved *atomic.Uint6
 		}
 	}()
 	tsrc, _ := src.(*tls.Conn)
-	var in io.Reader = src
-	if rs := NewSocket(src); rs != nil {
-		in = rs
-	}
+	in := DataPath(src)
 	for {
 		if big != nil {
 			src.SetReadDeadline(time.Now().Add(bigHold))
@@ -459,7 +456,7 @@ func drainBuffered(c *tls.Conn, buf []byte, n int) (int, error) {
 // connection holds none (it held the ~40 KiB of its largest write).
 type BatchConn struct {
 	net.Conn
-	w   *Socket // nil: not a TCP socket, or not Linux
+	rw  io.ReadWriter // DataPath(Conn)
 	mu  sync.Mutex
 	on  bool
 	big bool // the batch is more than BufferSize bytes
@@ -474,23 +471,13 @@ var (
 )
 
 // NewBatchConn wraps c; give the result to tls.Client or tls.Server.
-func NewBatchConn(c net.Conn) *BatchConn { return &BatchConn{Conn: c, w: NewSocket(c)} }
+func NewBatchConn(c net.Conn) *BatchConn { return &BatchConn{Conn: c, rw: DataPath(c)} }
 
 // Read reads the socket ([Socket]: without waking the
 // scheduler's monitor).
-func (b *BatchConn) Read(p []byte) (int, error) {
-	if b.w != nil {
-		return b.w.Read(p)
-	}
-	return b.Conn.Read(p)
-}
+func (b *BatchConn) Read(p []byte) (int, error) { return b.rw.Read(p) }
 
-func (b *BatchConn) write(p []byte) (int, error) {
-	if b.w != nil {
-		return b.w.Write(p)
-	}
-	return b.Conn.Write(p)
-}
+func (b *BatchConn) write(p []byte) (int, error) { return b.rw.Write(p) }
 
 // NetConn returns the wrapped connection.
 func (b *BatchConn) NetConn() net.Conn { return b.Conn }

@@ -75,10 +75,10 @@ type sockOp struct {
 	bufs  [2][]byte
 	iov   [2]unix.Iovec
 	flags uintptr
-	file  int   // opSendfile: the file, from off, n bytes
-	off   int64 //
+	file  int // opSendfile: the file, sent from off, want bytes
+	off   int64
+	want  int64
 	n     int64 // bytes done
-	want  int64 // opSendfile: bytes to send
 	errno syscall.Errno
 	err   error // not an errno: the file shrank under sendfile
 	fn    func(uintptr) bool
@@ -90,10 +90,9 @@ func (op *sockOp) do(fd uintptr) bool {
 		var e syscall.Errno
 		switch op.kind {
 		case opRecv:
-			p := op.bufs[0]
-			m, _, e = unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0, 0, 0)
-			if e == 0 {
-				op.n = int64(m)
+			var k int
+			if k, e = Recv(fd, op.bufs[0]); e == 0 {
+				op.n = int64(k)
 				return true
 			}
 		case opSend:

@@ -33,10 +33,13 @@ type edgeConn struct {
 	headMu   sync.Mutex  // Read (net/http's background read too) vs the handler
 	head     headScanner // guarded by headMu
 	sendfile bool        // a plain socket: file bodies go out by sendfile
-	// sock is the data path of a TCP socket (nil for another kind):
-	// recvfrom, sendto, writev and sendfile without net.Conn's layers
-	// (conn.Socket). One goroutine reads and one writes at a time, as
-	// the HTTP/1 loop, crypto/tls and a WebSocket tunnel's two copies do.
+	// rw is what reads and writes go through (conn.DataPath): the
+	// socket's conn.Socket (recvfrom, sendto without net.Conn's layers)
+	// for a TCP connection, the connection itself otherwise; sock is that
+	// Socket, or nil, for writev, MSG_MORE and sendfile. One goroutine
+	// reads and one writes at a time, as the HTTP/1 loop, crypto/tls and
+	// a WebSocket tunnel's two copies do.
+	rw      io.ReadWriter
 	sock    *conn.Socket
 	release func() // gives back the connection's slot (connGate), once
 	closed  sync.Once
@@ -49,7 +52,8 @@ func (s *Server) wrapConn(c net.Conn, scanning bool) *edgeConn {
 	if _, ok := c.(syscall.Conn); ok {
 		_, ec.sendfile = c.(io.ReaderFrom)
 	}
-	ec.sock = conn.NewSocket(c)
+	ec.rw = conn.DataPath(c)
+	ec.sock, _ = ec.rw.(*conn.Socket)
 	ec.head.reset()
 	return ec
 }
@@ -77,10 +81,7 @@ func (c *edgeConn) refreshWriteDeadline() {
 
 func (c *edgeConn) Write(p []byte) (int, error) {
 	c.refreshWriteDeadline()
-	if c.sock != nil {
-		return c.sock.Write(p)
-	}
-	return c.Conn.Write(p)
+	return c.rw.Write(p)
 }
 
 // WriteMore writes p with MSG_MORE: the kernel holds it back to send it
@@ -122,13 +123,7 @@ func (c *edgeConn) SetDeadline(t time.Time) error {
 }
 
 func (c *edgeConn) Read(p []byte) (int, error) {
-	var n int
-	var err error
-	if c.sock != nil {
-		n, err = c.sock.Read(p)
-	} else {
-		n, err = c.Conn.Read(p)
-	}
+	n, err := c.rw.Read(p)
 	if c.scanning && n > 0 {
 		c.headMu.Lock()
 		c.head.feed(p[:n])

@@ -238,7 +238,7 @@ func (e *connectError) Unwrap() error { return e.err }
 // timeout (and at most once a second) rather than on every call.
 type upstreamConn struct {
 	net.Conn
-	sock        *conn.Socket // the data path of a TCP connection (nil: another kind)
+	rw          io.ReadWriter // conn.DataPath(Conn)
 	readTimeout time.Duration
 	lastRead    int64
 	lastWrite   int64
@@ -253,7 +253,7 @@ type upstreamConn struct {
 }
 
 func newUpstreamConn(raw net.Conn, readTimeout time.Duration) *upstreamConn {
-	return &upstreamConn{Conn: raw, sock: conn.NewSocket(raw), readTimeout: readTimeout}
+	return &upstreamConn{Conn: raw, rw: conn.DataPath(raw), readTimeout: readTimeout}
 }
 
 // errAborted is a read or write on an upstream connection after the
@@ -298,10 +298,7 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 	if c.aborted.Load() { // after the refresh: see abort
 		return 0, errAborted
 	}
-	if c.sock != nil {
-		return c.sock.Read(p)
-	}
-	return c.Conn.Read(p)
+	return c.rw.Read(p)
 }
 
 func (c *upstreamConn) Write(p []byte) (int, error) {
@@ -313,10 +310,7 @@ func (c *upstreamConn) Write(p []byte) (int, error) {
 	if c.aborted.Load() {
 		return 0, errAborted
 	}
-	if c.sock != nil {
-		return c.sock.Write(p)
-	}
-	return c.Conn.Write(p)
+	return c.rw.Write(p)
 }
 
 func (c *upstreamConn) SetDeadline(t time.Time) error {
