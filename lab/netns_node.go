@@ -67,7 +67,7 @@ func StartNodeApps(ctx context.Context, m *inventory.Model, node, dir, pgDir str
 		}
 		na.apps = append(na.apps, a)
 	}
-	if replicaEnd(m, node) {
+	if len(m.ReplicasAt(node)) > 0 { // a replica's source or target
 		ln, err := net.Listen("tcp", ":22")
 		if err != nil {
 			na.Close()
@@ -89,9 +89,6 @@ func StartNodeApps(ctx context.Context, m *inventory.Model, node, dir, pgDir str
 	}
 	return na, nil
 }
-
-// replicaEnd reports whether node is the source or target of a replica.
-func replicaEnd(m *inventory.Model, node string) bool { return len(m.ReplicasAt(node)) > 0 }
 
 // Ready waits until every application accepts connections (or has failed
 // to start, which its label says).
