@@ -395,6 +395,9 @@ func TestBotRulesAndJail(t *testing.T) {
 	for range 2 {
 		get(t, c, "http://x/missing", "User-Agent", "curl")
 	}
+	// The jail hears an answer after its last byte is written: wait until
+	// the handler has counted it.
+	settled(srv)
 	if _, ok := bans.Banned(netip.MustParseAddr("127.0.0.1")); !ok {
 		t.Fatalf("not banned after three 4xx answers; bans %+v", bans.List())
 	}
