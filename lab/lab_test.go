@@ -129,11 +129,19 @@ func get(t *testing.T, c *http.Client, url string) (*http.Response, string) {
 	return resp, string(body)
 }
 
+// labStartBudget bounds the loopback lab's start-up with the whole test
+// suite sharing the machine.
+const labStartBudget = 5 * time.Second
+
 func TestLabEndToEnd(t *testing.T) {
 	l := startOFF(t)
 	t.Logf("lab started in %s", l.StartupTime())
-	if l.StartupTime() > 2*time.Second {
-		t.Errorf("lab start-up took %s; the budget is 2s", l.StartupTime())
+	// About 0.9 s on a quiet 2-core machine (most of it initdb and
+	// redis-server). The budget is for the suite's machine, where every
+	// package runs at once: a 2 s bound failed there at 2.47 s while the
+	// packaging tests built packages beside it.
+	if l.StartupTime() > labStartBudget {
+		t.Errorf("lab start-up took %s; the budget is %s", l.StartupTime(), labStartBudget)
 	}
 	if rss := residentMiB(t); rss > 200 {
 		t.Errorf("resident memory with the lab running: %d MiB; the budget is 200 MiB", rss)
