@@ -22,15 +22,87 @@ import (
 type decoder struct {
 	file string
 	errs []*Error
-	// structs caches what decodeStruct needs of each struct type: an
-	// inventory holds tens of thousands of objects of a dozen types.
+	// structs caches what decodeStruct needs of each struct type, and
+	// text whether a type decodes itself from text: an inventory holds
+	// tens of thousands of objects of a dozen types.
 	structs map[reflect.Type]*structFields
+	text    map[reflect.Type]bool
+	// path is where the value being decoded sits (see step).
+	path []step
 }
 
-func (d *decoder) errorf(n *yaml.Node, object, hint, format string, args ...any) {
+// textual says whether *t is an encoding.TextUnmarshaler.
+func (d *decoder) textual(t reflect.Type) bool {
+	is, ok := d.text[t]
+	if !ok {
+		if d.text == nil {
+			d.text = map[reflect.Type]bool{}
+		}
+		is = reflect.PointerTo(t).Implements(textUnmarshalerType)
+		d.text[t] = is
+	}
+	return is
+}
+
+// step is one level of where a value sits, for messages: the decoder
+// pushes one as it descends into a field, a list entry or a map entry, and
+// renders the path (`server "off1": guests[2]`) only when an error names
+// it: an inventory holds hundreds of thousands of values and almost never
+// an error.
+type step struct {
+	kind stepKind
+	key  string // stepField, stepKey; stepNamed: the whole name
+	idx  int    // stepIndex
+}
+
+type stepKind uint8
+
+const (
+	stepField stepKind = iota // parent: key
+	stepIndex                 // parent[idx]
+	stepKey                   // parent[key], a map entry
+	stepNamed                 // a named object, `server "off1"`, whatever its parent
+)
+
+func (d *decoder) push(s step) { d.path = append(d.path, s) }
+func (d *decoder) pop()        { d.path = d.path[:len(d.path)-1] }
+
+// where renders the path: from the last named object, if any.
+func (d *decoder) where() string {
+	var b strings.Builder
+	start := 0
+	for i := len(d.path) - 1; i >= 0; i-- {
+		if d.path[i].kind == stepNamed {
+			start = i
+			break
+		}
+	}
+	for _, s := range d.path[start:] {
+		switch s.kind {
+		case stepField:
+			if b.Len() > 0 {
+				b.WriteString(": ")
+			}
+			b.WriteString(s.key)
+		case stepIndex:
+			b.WriteByte('[')
+			b.WriteString(strconv.Itoa(s.idx))
+			b.WriteByte(']')
+		case stepKey:
+			b.WriteByte('[')
+			b.WriteString(s.key)
+			b.WriteByte(']')
+		case stepNamed:
+			b.WriteString(s.key)
+		}
+	}
+	return b.String()
+}
+
+func (d *decoder) errorf(n *yaml.Node, hint, format string, args ...any) {
 	d.errs = append(d.errs, &Error{
 		Pos:    Pos{File: d.file, Line: n.Line, Col: n.Column},
-		Object: object,
+		Object: d.where(),
 		Msg:    fmt.Sprintf(format, args...),
 		Hint:   hint,
 	})
@@ -106,11 +178,10 @@ func nodeKind(n *yaml.Node) string {
 	return "a document"
 }
 
-// decode fills v (addressable) from n. object names the inventory object the
-// value belongs to, for messages.
-func (d *decoder) decode(n *yaml.Node, v reflect.Value, object string) {
+// decode fills v (addressable) from n; d.path says where it sits.
+func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
 	if n.Kind == yaml.AliasNode || n.Anchor != "" {
-		d.errorf(n, object, "write the value out; inventories are meant to be read top to bottom", "YAML anchors and aliases are not supported")
+		d.errorf(n, "write the value out; inventories are meant to be read top to bottom", "YAML anchors and aliases are not supported")
 		return
 	}
 	t := v.Type()
@@ -120,13 +191,13 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, object string) {
 	}
 	if t.Kind() == reflect.Pointer {
 		p := reflect.New(t.Elem())
-		d.decode(n, p.Elem(), object)
+		d.decode(n, p.Elem())
 		v.Set(p)
 		return
 	}
-	if reflect.PointerTo(t).Implements(textUnmarshalerType) {
+	if d.textual(t) {
 		if n.Kind != yaml.ScalarNode {
-			d.errorf(n, object, "", "want %s, got %s", describe(t), nodeKind(n))
+			d.errorf(n, "", "want %s, got %s", describe(t), nodeKind(n))
 			return
 		}
 		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.Value)); err != nil {
@@ -137,57 +208,61 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, object string) {
 			case prefixType:
 				msg = fmt.Sprintf("invalid CIDR prefix %q", n.Value)
 			}
-			d.errorf(n, object, "want "+describe(t), "%s", msg)
+			d.errorf(n, "want "+describe(t), "%s", msg)
 		}
 		return
 	}
 	switch t.Kind() {
 	case reflect.Struct:
-		d.decodeStruct(n, v, object)
+		d.decodeStruct(n, v)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			d.errorf(n, object, "", "want %s, got %s", describe(t), nodeKind(n))
+			d.errorf(n, "", "want %s, got %s", describe(t), nodeKind(n))
 			return
 		}
 		s := reflect.MakeSlice(t, len(n.Content), len(n.Content))
 		for i, c := range n.Content {
 			if c.Kind == yaml.ScalarNode && c.Tag == "!!null" && t.Elem().Kind() == reflect.Pointer {
-				d.errorf(c, fmt.Sprintf("%s[%d]", object, i), "remove the dash or fill the entry in", "empty list entry")
+				d.push(step{kind: stepIndex, idx: i})
+				d.errorf(c, "remove the dash or fill the entry in", "empty list entry")
+				d.pop()
 				continue
 			}
-			d.decode(c, s.Index(i), fmt.Sprintf("%s[%d]", object, i))
+			d.push(step{kind: stepIndex, idx: i})
+			d.decode(c, s.Index(i))
+			d.pop()
 		}
 		v.Set(s)
 	case reflect.Map:
-		d.decodeMap(n, v, object)
+		d.decodeMap(n, v)
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode {
-			d.errorf(n, object, "", "want %s, got %s", describe(t), nodeKind(n))
+			d.errorf(n, "", "want %s, got %s", describe(t), nodeKind(n))
 			return
 		}
 		v.SetString(n.Value)
 	case reflect.Int, reflect.Int64:
 		i, err := strconv.ParseInt(n.Value, 10, 64)
 		if n.Kind != yaml.ScalarNode || err != nil || i < -1<<31 || i > 1<<31-1 {
-			d.errorf(n, object, "", "want %s, got %s", describe(t), nodeKind(n))
+			d.errorf(n, "", "want %s, got %s", describe(t), nodeKind(n))
 			return
 		}
 		v.SetInt(i)
 	case reflect.Bool:
 		if n.Kind != yaml.ScalarNode || (n.Value != "true" && n.Value != "false") {
-			d.errorf(n, object, "", "want %s, got %s", describe(t), nodeKind(n))
+			d.errorf(n, "", "want %s, got %s", describe(t), nodeKind(n))
 			return
 		}
 		v.SetBool(n.Value == "true")
 	default:
-		d.errorf(n, object, "", "cannot decode into %s", describe(t))
+		d.errorf(n, "", "cannot decode into %s", describe(t))
 	}
 }
 
-func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, object string) {
+func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value) {
 	t := v.Type()
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n, object, "", "want %s, got %s", describe(t), nodeKind(n))
+		d.errorf(n, "", "want %s, got %s", describe(t), nodeKind(n))
 		return
 	}
 	m := reflect.MakeMapWithSize(t, len(n.Content)/2)
@@ -195,18 +270,20 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, object string) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		kn, vn := n.Content[i], n.Content[i+1]
 		if kn.Kind != yaml.ScalarNode {
-			d.errorf(kn, object, "", "map keys must be plain values, got %s", nodeKind(kn))
+			d.errorf(kn, "", "map keys must be plain values, got %s", nodeKind(kn))
 			continue
 		}
 		if line, dup := seen[kn.Value]; dup {
-			d.errorf(kn, object, fmt.Sprintf("first set at line %d", line), "duplicate key %q", kn.Value)
+			d.errorf(kn, fmt.Sprintf("first set at line %d", line), "duplicate key %q", kn.Value)
 			continue
 		}
 		seen[kn.Value] = kn.Line
 		k := reflect.New(t.Key()).Elem()
-		d.decode(kn, k, object)
+		d.decode(kn, k)
 		e := reflect.New(t.Elem()).Elem()
-		d.decode(vn, e, fmt.Sprintf("%s[%s]", object, kn.Value))
+		d.push(step{kind: stepKey, key: kn.Value})
+		d.decode(vn, e)
+		d.pop()
 		m.SetMapIndex(k, e)
 	}
 	v.Set(m)
@@ -215,7 +292,7 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, object string) {
 // structFields maps the yaml names of a struct type to field indexes, and
 // says where its Pos field is (nil when it has none).
 type structFields struct {
-	idx   map[string]int
+	idx   map[string]fieldRef
 	names []string
 	pos   []int
 	// short is the field a plain value fills when the struct is written
@@ -224,12 +301,19 @@ type structFields struct {
 	short int
 }
 
+// fieldRef is a yaml field: its struct field and its place in names.
+type fieldRef struct{ index, ord int }
+
+// maxFields bounds a struct's yaml fields (decodeStruct's set of seen
+// fields is a 256-bit set).
+const maxFields = 256
+
 // fieldsOf returns the yaml fields of a struct type, computed once per type.
 func (d *decoder) fieldsOf(t reflect.Type) *structFields {
 	if sf, ok := d.structs[t]; ok {
 		return sf
 	}
-	sf := &structFields{idx: map[string]int{}, short: -1}
+	sf := &structFields{idx: map[string]fieldRef{}, short: -1}
 	for i := 0; i < t.NumField(); i++ {
 		tag := t.Field(i).Tag.Get("yaml")
 		if tag == "" || tag == "-" {
@@ -239,8 +323,11 @@ func (d *decoder) fieldsOf(t reflect.Type) *structFields {
 		if opts == "short" {
 			sf.short = i
 		}
-		sf.idx[name] = i
+		sf.idx[name] = fieldRef{index: i, ord: len(sf.names)}
 		sf.names = append(sf.names, name)
+	}
+	if len(sf.names) > maxFields {
+		panic(fmt.Sprintf("inventory: %s has more than %d yaml fields", t, maxFields))
 	}
 	if f, ok := t.FieldByName("Pos"); ok && f.Type == posType {
 		sf.pos = f.Index
@@ -252,58 +339,78 @@ func (d *decoder) fieldsOf(t reflect.Type) *structFields {
 	return sf
 }
 
-func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, object string) {
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value) {
 	t := v.Type()
 	sf := d.fieldsOf(t)
 	if n.Kind == yaml.ScalarNode && sf.short >= 0 {
 		if sf.pos != nil {
 			v.FieldByIndex(sf.pos).Set(reflect.ValueOf(Pos{File: d.file, Line: n.Line, Col: n.Column}))
 		}
-		d.decode(n, v.Field(sf.short), object)
+		d.decode(n, v.Field(sf.short))
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n, object, "", "want %s, got %s", describe(t), nodeKind(n))
+		d.errorf(n, "", "want %s, got %s", describe(t), nodeKind(n))
 		return
 	}
 	if sf.pos != nil {
 		v.FieldByIndex(sf.pos).Set(reflect.ValueOf(Pos{File: d.file, Line: n.Line, Col: n.Column}))
 	}
 	idx, names := sf.idx, sf.names
-	// Name the object in messages as soon as its name is known.
+	// Name the object in messages as soon as its name is known: an entry
+	// of a top-level list (`servers[3]`) becomes `server "off1"`.
+	named := ""
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == "name" && n.Content[i+1].Kind == yaml.ScalarNode {
-			if kind, _, ok := strings.Cut(object, "["); ok {
+			at := d.where()
+			if named != "" {
+				at = named
+			}
+			if kind, _, ok := strings.Cut(at, "["); ok {
 				if s, ok := singular[kind]; ok {
-					object = fmt.Sprintf("%s %q", s, n.Content[i+1].Value)
+					named = s + " " + strconv.Quote(n.Content[i+1].Value)
 				}
 			}
 		}
 	}
-	seen := map[string]int{}
+	if named != "" {
+		d.push(step{kind: stepNamed, key: named})
+		defer d.pop()
+	}
+	// seen holds the fields set so far, by their place in sf.names.
+	var seen [4]uint64
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		kn, vn := n.Content[i], n.Content[i+1]
 		if kn.Kind != yaml.ScalarNode {
-			d.errorf(kn, object, "", "field names must be plain words, got %s", nodeKind(kn))
+			d.errorf(kn, "", "field names must be plain words, got %s", nodeKind(kn))
 			continue
 		}
 		key := kn.Value
-		if line, dup := seen[key]; dup {
-			d.errorf(kn, object, fmt.Sprintf("first set at line %d; keep one", line), "duplicate field %q", key)
+		f, ok := idx[key]
+		if ok && seen[f.ord/64]&(1<<(f.ord%64)) == 0 {
+			seen[f.ord/64] |= 1 << (f.ord % 64)
+			d.push(step{kind: stepField, key: key})
+			d.decode(vn, v.Field(f.index))
+			d.pop()
 			continue
 		}
-		seen[key] = kn.Line
-		fi, ok := idx[key]
-		if !ok {
-			d.errorf(kn, object, suggestField(key, names), "unknown field %q", key)
+		if line, dup := firstKey(n.Content[:i], key); dup {
+			d.errorf(kn, fmt.Sprintf("first set at line %d; keep one", line), "duplicate field %q", key)
 			continue
 		}
-		sub := key
-		if object != "" {
-			sub = object + ": " + key
-		}
-		d.decode(vn, v.Field(fi), sub)
+		d.errorf(kn, suggestField(key, names), "unknown field %q", key)
 	}
+}
+
+// firstKey finds key among the keys of a mapping's content (key, value,
+// key, value...) and returns its line.
+func firstKey(content []*yaml.Node, key string) (int, bool) {
+	for i := 0; i+1 < len(content); i += 2 {
+		if k := content[i]; k.Kind == yaml.ScalarNode && k.Value == key {
+			return k.Line, true
+		}
+	}
+	return 0, false
 }
 
 // suggestField proposes the closest known field name, or lists them all.

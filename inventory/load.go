@@ -198,7 +198,7 @@ func parseFile(file string, data []byte) (f *File, errs Errors) {
 	}
 	d := &decoder{file: file}
 	out := new(File)
-	d.decode(root, reflect.ValueOf(out).Elem(), "")
+	d.decode(root, reflect.ValueOf(out).Elem())
 	if len(d.errs) > 0 {
 		return nil, Errors(d.errs)
 	}
