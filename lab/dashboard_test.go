@@ -134,6 +134,25 @@ func TestDashboardInBrowser(t *testing.T) {
 	checkConsole("load")
 
 	q := func(s string, args ...any) string { return fmt.Sprintf(s, args...) }
+	// survivesPolls holds that the element sel finds is the same element
+	// after more than two polls of the page: a button redrawn under the
+	// pointer between mousedown and mouseup loses its click, and one
+	// redrawn under the keyboard loses its focus.
+	survivesPolls := func(what, sel string) {
+		t.Helper()
+		var found bool
+		eval(q(`(window.__kept = document.querySelector(%q), !!window.__kept)`, sel), &found)
+		if !found {
+			t.Fatalf("%s: nothing matches %s", what, sel)
+		}
+		time.Sleep(2500 * time.Millisecond)
+		var same bool
+		eval(q(`window.__kept.isConnected && window.__kept === document.querySelector(%q)`, sel), &same)
+		if !same {
+			t.Errorf("%s: %s was replaced by a poll that changed nothing it shows", what, sel)
+		}
+	}
+	survivesPolls("a node's button", `#nodes li[data-node="ovh1"] button[data-select="node:ovh1"]`)
 	// waitJS polls a JavaScript condition until it holds, within a bound.
 	waitJS := func(what, expr string) {
 		t.Helper()
@@ -221,6 +240,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	if !drawnStale {
 		t.Errorf("replica %s stale but its line is not marked", replica)
 	}
+	// Its lag grows with every poll; its resume button stays the same.
+	survivesPolls("a stale replica's resume button", q(`button[data-drill="replicas/%s/resume"]`, replica))
 	wait("select it", chromedp.Click(chromedp.CSS(q(`#replicas button[data-select="replica:%s"]`, replica))))
 	waitJS("its lag against max_lag", `document.querySelector('#detail [data-replica-state="stale"]') && document.querySelector('#detail').textContent.includes("max_lag")`)
 	wait("resume "+replica, chromedp.Click(chromedp.CSS(q(`button[data-drill="replicas/%s/resume"]`, replica))))

@@ -16,6 +16,33 @@ function el(tag, attrs, ...kids) {
   return e;
 }
 
+// morph makes parent's children equal to kids, keeping every element whose
+// tag and attributes are unchanged and updating only the text that differs:
+// the page redraws every second, and a button replaced under the pointer
+// between mousedown and mouseup loses its click (and under the keyboard
+// loses focus). A kept element keeps its listeners: every listener the page
+// attaches is a function of the attributes compared (data-select,
+// data-drill), so equal attributes mean an equal action.
+function morph(parent, kids) {
+  const want = kids.filter(k => k != null).map(k => typeof k === "string" ? document.createTextNode(k) : k);
+  for (let i = 0; i < want.length; i++) {
+    const cur = parent.childNodes[i], nu = want[i];
+    if (!cur) parent.append(nu);
+    else if (!sameNode(cur, nu)) parent.replaceChild(nu, cur);
+    else if (cur.nodeType === Node.TEXT_NODE) { if (cur.data !== nu.data) cur.data = nu.data; }
+    else morph(cur, [...nu.childNodes]);
+  }
+  while (parent.childNodes.length > want.length) parent.lastChild.remove();
+}
+
+function sameNode(a, b) {
+  if (a.nodeType !== b.nodeType) return false;
+  if (a.nodeType === Node.TEXT_NODE) return true;
+  if (a.nodeType !== Node.ELEMENT_NODE || a.tagName !== b.tagName || a.attributes.length !== b.attributes.length) return false;
+  for (const at of b.attributes) if (a.getAttribute(at.name) !== at.value) return false;
+  return true;
+}
+
 // activate makes a drawing element a keyboard-reachable button.
 function activate(g, label, fn) {
   g.setAttribute("tabindex", "0");
@@ -163,11 +190,11 @@ function replicaWords(r) {
 
 function objectLists() {
   const tl = document.getElementById("tunnels");
-  tl.replaceChildren(...(state.tunnels || []).map(t => el("li", {class: t.lost ? "lost" : "", "data-tunnel": t.name, "data-lost": String(t.lost)},
+  morph(tl, (state.tunnels || []).map(t => el("li", {class: t.lost ? "lost" : "", "data-tunnel": t.name, "data-lost": String(t.lost)},
     `${t.lost ? "✖ lost" : "✔"} `, selButton("tunnel", t.name, t.name, {"aria-label": `details of tunnel ${t.name}`}),
     el("span", {class: "small"}, ` ${t.entrance} → ${(t.exits || []).join(", ")} (${t.service})`))));
   const rl = document.getElementById("replicas");
-  rl.replaceChildren(...(state.replicas || []).map(r => {
+  morph(rl, (state.replicas || []).map(r => {
     const li = el("li", {class: r.lost || r.stale ? "lost" : "", "data-replica": r.name, "data-stale": String(r.stale), "data-lost": String(r.lost)},
       selButton("replica", r.name, r.name, {"aria-label": `details of replica ${r.name}`}),
       el("span", {class: "small"}, ` ${r.source} → ${r.target}: ${replicaWords(r)} `));
@@ -191,7 +218,7 @@ function render() {
   }
   const ul = document.getElementById("nodes");
   const focus = document.activeElement && document.activeElement.dataset ? (document.activeElement.dataset.drill || document.activeElement.dataset.select) : null;
-  ul.replaceChildren(...state.nodes.map(nodeItem));
+  morph(ul, state.nodes.map(nodeItem));
   objectLists();
   if (focus) {
     // Keep the keyboard where it was across a redraw of the lists.
@@ -327,23 +354,31 @@ async function renderDetail() {
   d.dataset.kind = selected.kind;
   d.dataset.name = selected.name;
   const kids = got.kids;
-  let box = null;
+  let target = null;
   if (got.impact) {
+    target = `${got.impact.kind}:${got.impact.name}`;
     kids.push(el("h2", {}, `If ${got.impact.kind === "node" ? "" : got.impact.kind + " "}${got.impact.name} goes down`));
-    box = el("div", {class: "small", id: "impact"}, "…");
-    kids.push(box);
+    // The last answer for the same object stays until the next one comes:
+    // no flash of "…" every second.
+    const old = document.getElementById("impact");
+    const last = old && old.dataset.impact === target ? [...old.childNodes].map(n => n.cloneNode(true)) : ["…"];
+    kids.push(el("div", {class: "small", id: "impact", "data-impact": target}, ...last));
   }
-  d.replaceChildren(...kids);
-  if (!box) return;
+  morph(d, kids);
+  if (!target) return;
   const my = ++detailToken;
+  let answer;
   try {
     const r = await fetch(`/api/impact?kind=${encodeURIComponent(got.impact.kind)}&name=${encodeURIComponent(got.impact.name)}`);
     const im = await r.json();
-    if (my !== detailToken) return;
     const ul = el("ul", {});
     for (const l of im.losses || []) ul.append(el("li", {}, `✖ ${l.kind} ${l.name}: ${l.reason}`));
-    box.replaceChildren(ul.children.length ? ul : "nothing else is lost");
-  } catch (e) { box.textContent = "impact unavailable"; }
+    answer = ul.children.length ? ul : "nothing else is lost";
+  } catch (e) { answer = "impact unavailable"; }
+  // morph kept the box already on the page, or put this one there.
+  const box = document.getElementById("impact");
+  if (my !== detailToken || !box || box.dataset.impact !== target) return;
+  morph(box, [answer]);
 }
 
 function select(sel) {
