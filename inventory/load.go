@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/offedge/offedge/internal/fastyaml"
 )
 
 // Limits that keep a hostile or mistaken inventory from exhausting memory.
@@ -173,6 +175,12 @@ func parseFile(file string, data []byte) (f *File, errs Errors) {
 			errs = Errors{{Pos: Pos{File: file}, Msg: fmt.Sprintf("cannot parse YAML: %v", r)}}
 		}
 	}()
+	// The fast parser takes the block-style YAML inventories are written
+	// in and builds the tree yaml.v3 would; anything else, errors
+	// included, is yaml.v3's to parse and to explain.
+	if root, ok := fastParse(data); ok {
+		return decodeFile(file, root)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -196,6 +204,15 @@ func parseFile(file string, data []byte) (f *File, errs Errors) {
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
 		return &File{}, nil
 	}
+	return decodeFile(file, root)
+}
+
+// fastParse is fastyaml.Parse; the tests switch it off to hold both
+// parsers to the same result.
+var fastParse = fastyaml.Parse
+
+// decodeFile decodes a file's root node.
+func decodeFile(file string, root *yaml.Node) (*File, Errors) {
 	d := &decoder{file: file}
 	out := new(File)
 	d.decode(root, reflect.ValueOf(out).Elem())

@@ -6,9 +6,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/offedge/offedge/internal/fastyaml"
 )
 
 func TestLoadSmall(t *testing.T) {
@@ -95,9 +100,8 @@ func TestResolveAllow(t *testing.T) {
 	}
 }
 
-// TestLoadErrors pins the message and the position of every load error.
-func TestLoadErrors(t *testing.T) {
-	base := `providers: [{name: p, locations: [{name: l}]}]
+// loadErrorBase is the valid start the cases of loadErrorCases add to.
+const loadErrorBase = `providers: [{name: p, locations: [{name: l}]}]
 networks:
   - {name: internet, kind: public}
   - {name: lan, kind: private}
@@ -107,87 +111,93 @@ servers:
     mode: proxmox
     addresses: [{network: lan, ip: 10.0.0.1}, {network: internet, ip: 192.0.2.1}]
 `
-	tests := []struct {
-		name  string
-		files map[string]string
-		want  string
-	}{
-		{"unknown field", map[string]string{"inventory.yaml": base + "    adresses: []\n"},
-			`inventory.yaml:10:5: server "s1": unknown field "adresses" (did you mean "addresses"?)`},
-		{"wrong type", map[string]string{"inventory.yaml": base + "services: [{name: x, node: s1, port: eighty, protocol: http}]\n"},
-			`inventory.yaml:10:38: service "x": port: want a whole number, got "eighty"`},
-		{"bad ip", map[string]string{"inventory.yaml": base + "guests: [{name: g, host: s1, id: 1, kind: ct, addresses: [{network: lan, ip: 10.0.0.300}]}]\n"},
-			`inventory.yaml:10:78: guest "g": addresses[0]: ip: invalid IP address "10.0.0.300" (want an IP address (192.0.2.1 or 2001:db8::1))`},
-		{"dangling host", map[string]string{"inventory.yaml": base + "guests: [{name: g, host: s2, id: 1, kind: ct}]\n"},
-			`inventory.yaml:10:10: guest "g": host names unknown node "s2" (did you mean "s1"?)`},
-		{"dangling tunnel service", map[string]string{"inventory.yaml": base + "tunnels: [{name: t, service: nope, entrance: {node: s1, network: lan, port: 1}, exits: [{node: s1, network: internet, port: 2}], auth: {pki: true}}]\n"},
-			`inventory.yaml:10:11: tunnel "t": service names unknown service "nope" (none is defined)`},
-		{"duplicate node across servers and guests", map[string]string{"inventory.yaml": base + "guests: [{name: s1, host: s1, id: 1, kind: ct}]\n"},
-			`inventory.yaml:10:10: node "s1": duplicate node name (first defined at inventory.yaml:6:5; rename one)`},
-		{"duplicate key", map[string]string{"inventory.yaml": base + "    mode: bare-metal\n"},
-			`inventory.yaml:10:5: server "s1": duplicate field "mode" (first set at line 8; keep one)`},
-		{"duplicate address", map[string]string{"inventory.yaml": base + "guests: [{name: g, host: s1, id: 1, kind: ct, addresses: [{network: lan, ip: 10.0.0.1}]}]\n"},
-			`inventory.yaml:10:59: guest "g": address 0: address 10.0.0.1 is already used on network "lan" (s1 has it at inventory.yaml:6:5)`},
-		{"gateway address on no node", map[string]string{"inventory.yaml": base + "guests: [{name: g, host: s1, id: 1, kind: ct, addresses: [{network: lan, ip: 10.1.0.1, gateway: 10.0.0.9}]}]\n"},
-			`inventory.yaml:10:59: guest "g": address 0: gateway 10.0.0.9 is no address on network "lan" (give the gateway's address on lan, or name the gateway node)`},
-		{"gateway is itself", map[string]string{"inventory.yaml": base + "guests: [{name: g, host: s1, id: 1, kind: ct, addresses: [{network: lan, ip: 10.1.0.1, gateway: 10.1.0.1}]}]\n"},
-			`inventory.yaml:10:59: guest "g": address 0: gateway 10.1.0.1 is this node's own address (a node is not its own gateway; write gateway: none for no default route)`},
-		{"gateway names no node", map[string]string{"inventory.yaml": base + "guests: [{name: g, host: s1, id: 1, kind: ct, addresses: [{network: lan, ip: 10.1.0.1, gateway: s2}]}]\n"},
-			`inventory.yaml:10:59: guest "g": address 0: gateway names unknown node "s2" (did you mean "s1"?)`},
-		{"include cycle", map[string]string{"inventory.yaml": "include: [a.yaml]\n", "a.yaml": "include: [b.yaml]\n", "b.yaml": "include: [a.yaml]\n"},
-			`b.yaml: include cycle: a.yaml -> b.yaml -> a.yaml (remove one of the includes)`},
-		{"missing include", map[string]string{"inventory.yaml": "include: [nope.yaml]\n"},
-			`inventory.yaml: include "nope.yaml": file does not exist (check the path; includes are relative to the including file)`},
-		{"include outside", map[string]string{"inventory.yaml": "include: [../x.yaml]\n"},
-			`inventory.yaml: include "../x.yaml" points outside the inventory directory (keep included files inside the inventory directory)`},
-		{"duplicate across files", map[string]string{"inventory.yaml": base + "include: [more.yaml]\n", "more.yaml": "services:\n  - {name: a, node: s1, port: 1, protocol: tcp}\n  - {name: a, node: s1, port: 2, protocol: tcp}\n"},
-			`more.yaml:3:5: service "a": duplicate service name (first defined at more.yaml:2:5; rename one)`},
-		{"invalid yaml", map[string]string{"inventory.yaml": "servers: [\n"},
-			`inventory.yaml:1: invalid YAML: did not find expected node content`},
-		// yaml.v3 names line 2 (where the mapping began) and no column; the
-		// tab is on line 3, column 1.
-		{"tab in indentation", map[string]string{"inventory.yaml": "servers:\n  - name: a\n\t  provider: x\n"},
-			`inventory.yaml:3:1: invalid YAML: found a tab character that violates indentation (indent with spaces; YAML does not allow tabs in indentation)`},
-		{"alias", map[string]string{"inventory.yaml": "policies:\n  - &p {name: a, allow: [any]}\n  - *p\n"},
-			`inventory.yaml:2:5: policies[0]: YAML anchors and aliases are not supported (write the value out; inventories are meant to be read top to bottom)`},
-		{"route action", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], routes: [{path: /}]}]\n"},
-			`inventory.yaml:10:99: site "w": route 0 (/): a route has exactly one action (set one of upstream, static or redirect)`},
-		{"bad allow", map[string]string{"inventory.yaml": base + "policies: [{name: x, allow: [\"10.0.0.1/8\"]}]\n"},
-			`inventory.yaml:10:12: policy "x": allow entry "10.0.0.1/8": prefix 10.0.0.1/8 has host bits set (did you mean 10.0.0.0/8?) (use any, NODE, provider:NAME, cluster:NAME, network:NAME, policy:NAME or a CIDR)`},
-		{"guest on bare-metal", map[string]string{"inventory.yaml": strings.Replace(base, "mode: proxmox", "mode: bare-metal", 1) + "guests: [{name: g, host: s1, id: 1, kind: ct}]\n"},
-			`inventory.yaml:10:10: guest "g": host "s1" is bare-metal and cannot run guests (set mode: proxmox on the host)`},
-		{"unknown location", map[string]string{"inventory.yaml": base + "    location: nowhere\n"},
-			`inventory.yaml:6:5: server "s1": location "nowhere" is not a location of provider "p" (known: l)`},
-		{"queue without max_conns", map[string]string{"inventory.yaml": base + "upstreams: [{name: u, queue: 5, servers: [{node: s1, port: 80}]}]\n"},
-			`inventory.yaml:10:13: upstream "u": queue without max_conns on any server: nothing would wait (set max_conns on the servers requests should wait for)`},
-		{"negative max_conns", map[string]string{"inventory.yaml": base + "upstreams: [{name: u, servers: [{node: s1, port: 80, max_conns: -1}]}]\n"},
-			`inventory.yaml:10:33: upstream "u": server 0: negative max_conns (omit max_conns for no cap)`},
-		{"header in both lists", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], headers: {X-A: a}, headers_always: {X-A: b}, routes: [{path: /, redirect: /x}]}]\n"},
-			`inventory.yaml:10:9: site "w": header "X-A" is in both headers and headers_always (keep it in one of headers and headers_always)`},
-		{"bad header name", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], routes: [{path: /, redirect: /x, headers: {\"X A\": a}}]}]\n"},
-			`inventory.yaml:10:99: site "w": route 0 (/): header "X A": not a valid header name`},
-		{"bad expires", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], expires: 1 hour, routes: [{path: /, redirect: /x}]}]\n"},
-			`expires: invalid expires "1 hour"`},
-		{"unknown log format", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], access_log: {path: /var/log/w.log, format: fancy}, routes: [{path: /, redirect: /x}]}]\n"},
-			`unknown format "fancy" (use "combined", "combined_upstream", "combined_proxy", "json")`},
-		{"unknown header variable", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], headers: {X-Cache: $upstream_cache_stat}, routes: [{path: /, redirect: /x}]}]\n"},
-			`site "w": header "X-Cache": "$upstream_cache_stat": unknown variable $upstream_cache_stat`},
-		{"old TLS", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 443, tls: true}], tls: {certbot: a.example, min_version: \"1.0\", ciphers: [TLS_RSA_WITH_RC4_128_SHA], curves: [P-224]}, routes: [{path: /, redirect: /x}]}]\n"},
-			`site "w": tls: min_version 1.0 (offedge offers TLS 1.2 and 1.3 only`},
-		{"unknown cipher", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 443, tls: true}], tls: {certbot: a.example, ciphers: [EECDH+AESGCM], curves: [P-224]}, routes: [{path: /, redirect: /x}]}]\n"},
-			`site "w": tls: unknown cipher "EECDH+AESGCM"`},
-		{"unknown curve", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 443, tls: true}], tls: {certbot: a.example, curves: [P-224]}, routes: [{path: /, redirect: /x}]}]\n"},
-			`site "w": tls: unknown curve "P-224"`},
-		{"bad compress", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], compress: {level: 10, types: [html]}, routes: [{path: /, redirect: /x, compress: {gzip_static: true}}]}]\n"},
-			`site "w": compress: level 10 (gzip levels are 1 (fastest) to 9 (smallest))`},
-		{"compress type", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], compress: {types: [html]}, routes: [{path: /, redirect: /x}]}]\n"},
-			`site "w": compress: type "html" (use a media type (text/html), a family (text/*) or *)`},
-		{"gzip_static on a proxied route", map[string]string{"inventory.yaml": base + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], routes: [{path: /, redirect: /x, compress: {gzip_static: true}}]}]\n"},
-			`site "w": route 0 (/): compress: gzip_static on a route without static`},
-		{"two documents", map[string]string{"inventory.yaml": base + "---\nservers: []\n"},
-			`inventory.yaml:10:1: more than one YAML document in a file (split it into files and include them)`},
-	}
-	for _, tt := range tests {
+
+// loadErrorCases are inventories with one mistake each and the line
+// Load must report.
+var loadErrorCases = []struct {
+	name  string
+	files map[string]string
+	want  string
+}{
+	{"unknown field", map[string]string{"inventory.yaml": loadErrorBase + "    adresses: []\n"},
+		`inventory.yaml:10:5: server "s1": unknown field "adresses" (did you mean "addresses"?)`},
+	{"wrong type", map[string]string{"inventory.yaml": loadErrorBase + "services: [{name: x, node: s1, port: eighty, protocol: http}]\n"},
+		`inventory.yaml:10:38: service "x": port: want a whole number, got "eighty"`},
+	{"bad ip", map[string]string{"inventory.yaml": loadErrorBase + "guests: [{name: g, host: s1, id: 1, kind: ct, addresses: [{network: lan, ip: 10.0.0.300}]}]\n"},
+		`inventory.yaml:10:78: guest "g": addresses[0]: ip: invalid IP address "10.0.0.300" (want an IP address (192.0.2.1 or 2001:db8::1))`},
+	{"dangling host", map[string]string{"inventory.yaml": loadErrorBase + "guests: [{name: g, host: s2, id: 1, kind: ct}]\n"},
+		`inventory.yaml:10:10: guest "g": host names unknown node "s2" (did you mean "s1"?)`},
+	{"dangling tunnel service", map[string]string{"inventory.yaml": loadErrorBase + "tunnels: [{name: t, service: nope, entrance: {node: s1, network: lan, port: 1}, exits: [{node: s1, network: internet, port: 2}], auth: {pki: true}}]\n"},
+		`inventory.yaml:10:11: tunnel "t": service names unknown service "nope" (none is defined)`},
+	{"duplicate node across servers and guests", map[string]string{"inventory.yaml": loadErrorBase + "guests: [{name: s1, host: s1, id: 1, kind: ct}]\n"},
+		`inventory.yaml:10:10: node "s1": duplicate node name (first defined at inventory.yaml:6:5; rename one)`},
+	{"duplicate key", map[string]string{"inventory.yaml": loadErrorBase + "    mode: bare-metal\n"},
+		`inventory.yaml:10:5: server "s1": duplicate field "mode" (first set at line 8; keep one)`},
+	{"duplicate address", map[string]string{"inventory.yaml": loadErrorBase + "guests: [{name: g, host: s1, id: 1, kind: ct, addresses: [{network: lan, ip: 10.0.0.1}]}]\n"},
+		`inventory.yaml:10:59: guest "g": address 0: address 10.0.0.1 is already used on network "lan" (s1 has it at inventory.yaml:6:5)`},
+	{"gateway address on no node", map[string]string{"inventory.yaml": loadErrorBase + "guests: [{name: g, host: s1, id: 1, kind: ct, addresses: [{network: lan, ip: 10.1.0.1, gateway: 10.0.0.9}]}]\n"},
+		`inventory.yaml:10:59: guest "g": address 0: gateway 10.0.0.9 is no address on network "lan" (give the gateway's address on lan, or name the gateway node)`},
+	{"gateway is itself", map[string]string{"inventory.yaml": loadErrorBase + "guests: [{name: g, host: s1, id: 1, kind: ct, addresses: [{network: lan, ip: 10.1.0.1, gateway: 10.1.0.1}]}]\n"},
+		`inventory.yaml:10:59: guest "g": address 0: gateway 10.1.0.1 is this node's own address (a node is not its own gateway; write gateway: none for no default route)`},
+	{"gateway names no node", map[string]string{"inventory.yaml": loadErrorBase + "guests: [{name: g, host: s1, id: 1, kind: ct, addresses: [{network: lan, ip: 10.1.0.1, gateway: s2}]}]\n"},
+		`inventory.yaml:10:59: guest "g": address 0: gateway names unknown node "s2" (did you mean "s1"?)`},
+	{"include cycle", map[string]string{"inventory.yaml": "include: [a.yaml]\n", "a.yaml": "include: [b.yaml]\n", "b.yaml": "include: [a.yaml]\n"},
+		`b.yaml: include cycle: a.yaml -> b.yaml -> a.yaml (remove one of the includes)`},
+	{"missing include", map[string]string{"inventory.yaml": "include: [nope.yaml]\n"},
+		`inventory.yaml: include "nope.yaml": file does not exist (check the path; includes are relative to the including file)`},
+	{"include outside", map[string]string{"inventory.yaml": "include: [../x.yaml]\n"},
+		`inventory.yaml: include "../x.yaml" points outside the inventory directory (keep included files inside the inventory directory)`},
+	{"duplicate across files", map[string]string{"inventory.yaml": loadErrorBase + "include: [more.yaml]\n", "more.yaml": "services:\n  - {name: a, node: s1, port: 1, protocol: tcp}\n  - {name: a, node: s1, port: 2, protocol: tcp}\n"},
+		`more.yaml:3:5: service "a": duplicate service name (first defined at more.yaml:2:5; rename one)`},
+	{"invalid yaml", map[string]string{"inventory.yaml": "servers: [\n"},
+		`inventory.yaml:1: invalid YAML: did not find expected node content`},
+	// yaml.v3 names line 2 (where the mapping began) and no column; the
+	// tab is on line 3, column 1.
+	{"tab in indentation", map[string]string{"inventory.yaml": "servers:\n  - name: a\n\t  provider: x\n"},
+		`inventory.yaml:3:1: invalid YAML: found a tab character that violates indentation (indent with spaces; YAML does not allow tabs in indentation)`},
+	{"alias", map[string]string{"inventory.yaml": "policies:\n  - &p {name: a, allow: [any]}\n  - *p\n"},
+		`inventory.yaml:2:5: policies[0]: YAML anchors and aliases are not supported (write the value out; inventories are meant to be read top to bottom)`},
+	{"route action", map[string]string{"inventory.yaml": loadErrorBase + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], routes: [{path: /}]}]\n"},
+		`inventory.yaml:10:99: site "w": route 0 (/): a route has exactly one action (set one of upstream, static or redirect)`},
+	{"bad allow", map[string]string{"inventory.yaml": loadErrorBase + "policies: [{name: x, allow: [\"10.0.0.1/8\"]}]\n"},
+		`inventory.yaml:10:12: policy "x": allow entry "10.0.0.1/8": prefix 10.0.0.1/8 has host bits set (did you mean 10.0.0.0/8?) (use any, NODE, provider:NAME, cluster:NAME, network:NAME, policy:NAME or a CIDR)`},
+	{"guest on bare-metal", map[string]string{"inventory.yaml": strings.Replace(loadErrorBase, "mode: proxmox", "mode: bare-metal", 1) + "guests: [{name: g, host: s1, id: 1, kind: ct}]\n"},
+		`inventory.yaml:10:10: guest "g": host "s1" is bare-metal and cannot run guests (set mode: proxmox on the host)`},
+	{"unknown location", map[string]string{"inventory.yaml": loadErrorBase + "    location: nowhere\n"},
+		`inventory.yaml:6:5: server "s1": location "nowhere" is not a location of provider "p" (known: l)`},
+	{"queue without max_conns", map[string]string{"inventory.yaml": loadErrorBase + "upstreams: [{name: u, queue: 5, servers: [{node: s1, port: 80}]}]\n"},
+		`inventory.yaml:10:13: upstream "u": queue without max_conns on any server: nothing would wait (set max_conns on the servers requests should wait for)`},
+	{"negative max_conns", map[string]string{"inventory.yaml": loadErrorBase + "upstreams: [{name: u, servers: [{node: s1, port: 80, max_conns: -1}]}]\n"},
+		`inventory.yaml:10:33: upstream "u": server 0: negative max_conns (omit max_conns for no cap)`},
+	{"header in both lists", map[string]string{"inventory.yaml": loadErrorBase + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], headers: {X-A: a}, headers_always: {X-A: b}, routes: [{path: /, redirect: /x}]}]\n"},
+		`inventory.yaml:10:9: site "w": header "X-A" is in both headers and headers_always (keep it in one of headers and headers_always)`},
+	{"bad header name", map[string]string{"inventory.yaml": loadErrorBase + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], routes: [{path: /, redirect: /x, headers: {\"X A\": a}}]}]\n"},
+		`inventory.yaml:10:99: site "w": route 0 (/): header "X A": not a valid header name`},
+	{"bad expires", map[string]string{"inventory.yaml": loadErrorBase + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], expires: 1 hour, routes: [{path: /, redirect: /x}]}]\n"},
+		`expires: invalid expires "1 hour"`},
+	{"unknown log format", map[string]string{"inventory.yaml": loadErrorBase + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], access_log: {path: /var/log/w.log, format: fancy}, routes: [{path: /, redirect: /x}]}]\n"},
+		`unknown format "fancy" (use "combined", "combined_upstream", "combined_proxy", "json")`},
+	{"unknown header variable", map[string]string{"inventory.yaml": loadErrorBase + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], headers: {X-Cache: $upstream_cache_stat}, routes: [{path: /, redirect: /x}]}]\n"},
+		`site "w": header "X-Cache": "$upstream_cache_stat": unknown variable $upstream_cache_stat`},
+	{"old TLS", map[string]string{"inventory.yaml": loadErrorBase + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 443, tls: true}], tls: {certbot: a.example, min_version: \"1.0\", ciphers: [TLS_RSA_WITH_RC4_128_SHA], curves: [P-224]}, routes: [{path: /, redirect: /x}]}]\n"},
+		`site "w": tls: min_version 1.0 (offedge offers TLS 1.2 and 1.3 only`},
+	{"unknown cipher", map[string]string{"inventory.yaml": loadErrorBase + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 443, tls: true}], tls: {certbot: a.example, ciphers: [EECDH+AESGCM], curves: [P-224]}, routes: [{path: /, redirect: /x}]}]\n"},
+		`site "w": tls: unknown cipher "EECDH+AESGCM"`},
+	{"unknown curve", map[string]string{"inventory.yaml": loadErrorBase + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 443, tls: true}], tls: {certbot: a.example, curves: [P-224]}, routes: [{path: /, redirect: /x}]}]\n"},
+		`site "w": tls: unknown curve "P-224"`},
+	{"bad compress", map[string]string{"inventory.yaml": loadErrorBase + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], compress: {level: 10, types: [html]}, routes: [{path: /, redirect: /x, compress: {gzip_static: true}}]}]\n"},
+		`site "w": compress: level 10 (gzip levels are 1 (fastest) to 9 (smallest))`},
+	{"compress type", map[string]string{"inventory.yaml": loadErrorBase + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], compress: {types: [html]}, routes: [{path: /, redirect: /x}]}]\n"},
+		`site "w": compress: type "html" (use a media type (text/html), a family (text/*) or *)`},
+	{"gzip_static on a proxied route", map[string]string{"inventory.yaml": loadErrorBase + "sites: [{name: w, node: s1, hosts: [a.example], listen: [{network: internet, port: 80}], routes: [{path: /, redirect: /x, compress: {gzip_static: true}}]}]\n"},
+		`site "w": route 0 (/): compress: gzip_static on a route without static`},
+	{"two documents", map[string]string{"inventory.yaml": loadErrorBase + "---\nservers: []\n"},
+		`inventory.yaml:10:1: more than one YAML document in a file (split it into files and include them)`},
+}
+
+// TestLoadErrors pins the message and the position of every load error.
+func TestLoadErrors(t *testing.T) {
+	for _, tt := range loadErrorCases {
 		t.Run(tt.name, func(t *testing.T) {
 			fsys := fstest.MapFS{}
 			for name, data := range tt.files {
@@ -290,7 +300,50 @@ services: [{name: db, node: g, port: 27017, protocol: mongodb, bind: [lan], allo
 		if err == nil && m == nil {
 			t.Fatal("nil model without error")
 		}
+		sameWithoutFastPath(t, "inventory.yaml", data)
 	})
+}
+
+// sameWithoutFastPath holds that a file parses to the same File, or the
+// same errors, whether the fast parser takes it or yaml.v3 does.
+func sameWithoutFastPath(t *testing.T, name string, data []byte) {
+	t.Helper()
+	fast, fastErrs := parseFile(name, data)
+	fastParse = func([]byte) (*yaml.Node, bool) { return nil, false }
+	slow, slowErrs := parseFile(name, data)
+	fastParse = fastyaml.Parse
+	if fastErrs.Error() != slowErrs.Error() {
+		t.Fatalf("%s: errors differ\nfast path: %v\nyaml.v3:   %v", name, fastErrs, slowErrs)
+	}
+	if !reflect.DeepEqual(fast, slow) {
+		t.Fatalf("%s: the fast path and yaml.v3 decode different files", name)
+	}
+}
+
+// TestFastPathSameAsYAMLv3 decodes the example inventory, the test
+// inventory and every input of TestLoadErrors with and without the fast
+// parser: the same File or the same messages, to the column.
+func TestFastPathSameAsYAMLv3(t *testing.T) {
+	var paths []string
+	for _, g := range []string{"../examples/openfoodfacts/*.yaml", "../examples/openfoodfacts/inventory.d/*.yaml", "testdata/small/*.yaml", "testdata/small/inventory.d/*.yaml"} {
+		m, _ := filepath.Glob(g)
+		paths = append(paths, m...)
+	}
+	if len(paths) < 4 {
+		t.Fatalf("found %d files", len(paths))
+	}
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameWithoutFastPath(t, p, data)
+	}
+	for _, tc := range loadErrorCases {
+		for name, data := range tc.files {
+			sameWithoutFastPath(t, tc.name+"/"+name, []byte(data))
+		}
+	}
 }
 
 // topLevelSections splits a YAML file at its top-level keys.
