@@ -22,6 +22,14 @@ type SVGOptions struct {
 
 // xmlEscape escapes text and attribute values.
 func xmlEscape(s string) string {
+	clean := true
+	for i := 0; i < len(s) && clean; i++ {
+		c := s[i]
+		clean = c >= 0x20 && c < 0x80 && c != '&' && c != '<' && c != '>' && c != '"' && c != '\''
+	}
+	if clean {
+		return s // names and most labels: nothing to escape, nothing to copy
+	}
 	var b strings.Builder
 	for _, r := range s {
 		switch r {
