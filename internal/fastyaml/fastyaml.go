@@ -50,6 +50,11 @@ func Parse(data []byte) (root *yaml.Node, ok bool) {
 	return root, true
 }
 
+// maxDepth bounds the nesting of collections: an inventory nests half a
+// dozen deep, and a file of 16 MiB of "[" must not recurse 16 M frames
+// deep (yaml.v3 stops at 10,000 and says so).
+const maxDepth = 64
+
 // bail is the panic that unwinds the parse when the input leaves the
 // subset; Parse recovers it and reports false.
 type bail struct{}
@@ -67,6 +72,8 @@ type parser struct {
 	src   string
 	lines []line
 	i     int // the line being parsed
+
+	depth int // collections open; see maxDepth
 
 	slab  []yaml.Node  // nodes are taken from here
 	kids  []*yaml.Node // Content slices are cut from here
@@ -113,6 +120,14 @@ func (p *parser) split() bool {
 	}
 	return true
 }
+
+func (p *parser) enter() {
+	if p.depth++; p.depth > maxDepth {
+		panic(bail{})
+	}
+}
+
+func (p *parser) leave() { p.depth-- }
 
 // node takes a node from the slab.
 func (p *parser) node(kind yaml.Kind, l *line, off int) *yaml.Node {
@@ -211,6 +226,8 @@ func keyEnd(r string) int {
 
 // mapping parses a block mapping whose keys are at column col.
 func (p *parser) mapping(col int) *yaml.Node {
+	p.enter()
+	defer p.leave()
 	first := &p.lines[p.i]
 	m := p.node(yaml.MappingNode, first, first.start+col)
 	mark := len(p.stack)
@@ -276,6 +293,8 @@ func (p *parser) value(l *line, off, col int) *yaml.Node {
 
 // sequence parses a block sequence whose dashes are at column col.
 func (p *parser) sequence(col int) *yaml.Node {
+	p.enter()
+	defer p.leave()
 	first := &p.lines[p.i]
 	s := p.node(yaml.SequenceNode, first, first.start+col)
 	mark := len(p.stack)
@@ -412,6 +431,8 @@ func escape(c byte) byte {
 // flow parses the one-line flow sequence or mapping at off and returns it
 // with the offset past its closing bracket.
 func (p *parser) flow(l *line, off int) (*yaml.Node, int) {
+	p.enter()
+	defer p.leave()
 	open := p.src[off]
 	kind, closer := yaml.SequenceNode, byte(']')
 	if open == '{' {

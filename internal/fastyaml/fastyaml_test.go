@@ -207,6 +207,30 @@ func TestExample(t *testing.T) {
 	}
 }
 
+// TestDeepNesting: nesting is bounded, so 16 MiB of brackets is refused
+// (yaml.v3 then refuses it at its own depth limit) instead of recursing
+// until the stack limit kills the process.
+func TestDeepNesting(t *testing.T) {
+	for _, in := range []string{
+		"a: " + strings.Repeat("[", 1<<20) + strings.Repeat("]", 1<<20) + "\n",
+		"a: " + strings.Repeat("{b: ", 1<<18) + "1" + strings.Repeat("}", 1<<18) + "\n",
+	} {
+		if _, ok := fastyaml.Parse([]byte(in)); ok {
+			t.Errorf("%d bytes nested %d deep: taken", len(in), len(in)/2)
+		}
+	}
+	var b strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&b, "%sk%d:\n", strings.Repeat(" ", i), i)
+	}
+	if _, ok := fastyaml.Parse([]byte(b.String())); ok {
+		t.Error("mappings nested 100 deep: taken")
+	}
+	if !agree(t, []byte("a: "+strings.Repeat("[", 60)+strings.Repeat("]", 60)+"\n")) {
+		t.Error("60 nested lists refused")
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	for _, in := range append(append([]string(nil), taken...), refused...) {
 		f.Add([]byte(in))
