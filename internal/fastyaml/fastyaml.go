@@ -84,7 +84,9 @@ type parser struct {
 // line outside the subset.
 func (p *parser) split() bool {
 	src := p.src
-	p.lines = make([]line, 0, strings.Count(src, "\n")+1)
+	// Room for the lines of a typical file (tens of bytes a line); a file
+	// of blank lines must not reserve a line for each of its bytes.
+	p.lines = make([]line, 0, min(strings.Count(src, "\n")+1, len(src)/16+1))
 	num := 0
 	for start := 0; start < len(src); {
 		num++
