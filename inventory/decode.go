@@ -1,8 +1,6 @@
 package inventory
 
 import (
-	"github.com/offedge/offedge/internal/suggest"
-
 	"encoding"
 	"fmt"
 	"net/netip"
@@ -11,13 +9,15 @@ import (
 	"strconv"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"github.com/offedge/offedge/internal/fastyaml"
+	"github.com/offedge/offedge/internal/suggest"
 )
 
 // decoder turns a YAML node tree into inventory values strictly: unknown
 // fields, duplicate keys, wrong kinds of value, anchors and aliases are all
 // errors that carry the file, line and column and the object they are about.
-// It is written against yaml.Node (not yaml.v3's struct decoder) so that every
+// It is written against a node tree (fastyaml's; yaml.v3's struct decoder is
+// not used) so that every
 // value keeps its position and no message ever names a Go type.
 type decoder struct {
 	file string
@@ -99,9 +99,9 @@ func (d *decoder) where() string {
 	return b.String()
 }
 
-func (d *decoder) errorf(n *yaml.Node, hint, format string, args ...any) {
+func (d *decoder) errorf(n *fastyaml.Node, hint, format string, args ...any) {
 	d.errs = append(d.errs, &Error{
-		Pos:    Pos{File: d.file, Line: n.Line, Col: n.Column},
+		Pos:    Pos{File: d.file, Line: int(n.Line), Col: int(n.Column)},
 		Object: d.where(),
 		Msg:    fmt.Sprintf(format, args...),
 		Hint:   hint,
@@ -161,31 +161,31 @@ func describe(t reflect.Type) string {
 	return t.Kind().String()
 }
 
-func nodeKind(n *yaml.Node) string {
+func nodeKind(n *fastyaml.Node) string {
 	switch n.Kind {
-	case yaml.MappingNode:
+	case fastyaml.Mapping:
 		return "a mapping"
-	case yaml.SequenceNode:
+	case fastyaml.Sequence:
 		return "a list"
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
+	case fastyaml.Scalar:
+		if n.Null {
 			return "nothing"
 		}
 		return fmt.Sprintf("%q", n.Value)
-	case yaml.AliasNode:
+	case fastyaml.Alias:
 		return "an alias"
 	}
 	return "a document"
 }
 
 // decode fills v (addressable) from n; d.path says where it sits.
-func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
-	if n.Kind == yaml.AliasNode || n.Anchor != "" {
+func (d *decoder) decode(n *fastyaml.Node, v reflect.Value) {
+	if n.Kind == fastyaml.Alias || n.Anchor {
 		d.errorf(n, "write the value out; inventories are meant to be read top to bottom", "YAML anchors and aliases are not supported")
 		return
 	}
 	t := v.Type()
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+	if n.Kind == fastyaml.Scalar && n.Null {
 		v.Set(reflect.Zero(t))
 		return
 	}
@@ -196,7 +196,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
 		return
 	}
 	if d.textual(t) {
-		if n.Kind != yaml.ScalarNode {
+		if n.Kind != fastyaml.Scalar {
 			d.errorf(n, "", "want %s, got %s", describe(t), nodeKind(n))
 			return
 		}
@@ -216,13 +216,13 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
 	case reflect.Struct:
 		d.decodeStruct(n, v)
 	case reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
+		if n.Kind != fastyaml.Sequence {
 			d.errorf(n, "", "want %s, got %s", describe(t), nodeKind(n))
 			return
 		}
 		s := reflect.MakeSlice(t, len(n.Content), len(n.Content))
 		for i, c := range n.Content {
-			if c.Kind == yaml.ScalarNode && c.Tag == "!!null" && t.Elem().Kind() == reflect.Pointer {
+			if c.Kind == fastyaml.Scalar && c.Null && t.Elem().Kind() == reflect.Pointer {
 				d.push(step{kind: stepIndex, idx: i})
 				d.errorf(c, "remove the dash or fill the entry in", "empty list entry")
 				d.pop()
@@ -236,20 +236,20 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
 	case reflect.Map:
 		d.decodeMap(n, v)
 	case reflect.String:
-		if n.Kind != yaml.ScalarNode {
+		if n.Kind != fastyaml.Scalar {
 			d.errorf(n, "", "want %s, got %s", describe(t), nodeKind(n))
 			return
 		}
 		v.SetString(n.Value)
 	case reflect.Int, reflect.Int64:
 		i, err := strconv.ParseInt(n.Value, 10, 64)
-		if n.Kind != yaml.ScalarNode || err != nil || i < -1<<31 || i > 1<<31-1 {
+		if n.Kind != fastyaml.Scalar || err != nil || i < -1<<31 || i > 1<<31-1 {
 			d.errorf(n, "", "want %s, got %s", describe(t), nodeKind(n))
 			return
 		}
 		v.SetInt(i)
 	case reflect.Bool:
-		if n.Kind != yaml.ScalarNode || (n.Value != "true" && n.Value != "false") {
+		if n.Kind != fastyaml.Scalar || (n.Value != "true" && n.Value != "false") {
 			d.errorf(n, "", "want %s, got %s", describe(t), nodeKind(n))
 			return
 		}
@@ -259,9 +259,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
 	}
 }
 
-func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value) {
+func (d *decoder) decodeMap(n *fastyaml.Node, v reflect.Value) {
 	t := v.Type()
-	if n.Kind != yaml.MappingNode {
+	if n.Kind != fastyaml.Mapping {
 		d.errorf(n, "", "want %s, got %s", describe(t), nodeKind(n))
 		return
 	}
@@ -269,7 +269,7 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value) {
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		kn, vn := n.Content[i], n.Content[i+1]
-		if kn.Kind != yaml.ScalarNode {
+		if kn.Kind != fastyaml.Scalar {
 			d.errorf(kn, "", "map keys must be plain values, got %s", nodeKind(kn))
 			continue
 		}
@@ -277,7 +277,7 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value) {
 			d.errorf(kn, fmt.Sprintf("first set at line %d", line), "duplicate key %q", kn.Value)
 			continue
 		}
-		seen[kn.Value] = kn.Line
+		seen[kn.Value] = int(kn.Line)
 		k := reflect.New(t.Key()).Elem()
 		d.decode(kn, k)
 		e := reflect.New(t.Elem()).Elem()
@@ -339,29 +339,29 @@ func (d *decoder) fieldsOf(t reflect.Type) *structFields {
 	return sf
 }
 
-func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value) {
+func (d *decoder) decodeStruct(n *fastyaml.Node, v reflect.Value) {
 	t := v.Type()
 	sf := d.fieldsOf(t)
-	if n.Kind == yaml.ScalarNode && sf.short >= 0 {
+	if n.Kind == fastyaml.Scalar && sf.short >= 0 {
 		if sf.pos != nil {
-			v.FieldByIndex(sf.pos).Set(reflect.ValueOf(Pos{File: d.file, Line: n.Line, Col: n.Column}))
+			v.FieldByIndex(sf.pos).Set(reflect.ValueOf(Pos{File: d.file, Line: int(n.Line), Col: int(n.Column)}))
 		}
 		d.decode(n, v.Field(sf.short))
 		return
 	}
-	if n.Kind != yaml.MappingNode {
+	if n.Kind != fastyaml.Mapping {
 		d.errorf(n, "", "want %s, got %s", describe(t), nodeKind(n))
 		return
 	}
 	if sf.pos != nil {
-		v.FieldByIndex(sf.pos).Set(reflect.ValueOf(Pos{File: d.file, Line: n.Line, Col: n.Column}))
+		v.FieldByIndex(sf.pos).Set(reflect.ValueOf(Pos{File: d.file, Line: int(n.Line), Col: int(n.Column)}))
 	}
 	idx, names := sf.idx, sf.names
 	// Name the object in messages as soon as its name is known: an entry
 	// of a top-level list (`servers[3]`) becomes `server "off1"`.
 	named := ""
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == "name" && n.Content[i+1].Kind == yaml.ScalarNode {
+		if n.Content[i].Value == "name" && n.Content[i+1].Kind == fastyaml.Scalar {
 			at := d.where()
 			if named != "" {
 				at = named
@@ -381,7 +381,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value) {
 	var seen [4]uint64
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		kn, vn := n.Content[i], n.Content[i+1]
-		if kn.Kind != yaml.ScalarNode {
+		if kn.Kind != fastyaml.Scalar {
 			d.errorf(kn, "", "field names must be plain words, got %s", nodeKind(kn))
 			continue
 		}
@@ -404,10 +404,10 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value) {
 
 // firstKey finds key among the keys of a mapping's content (key, value,
 // key, value...) and returns its line.
-func firstKey(content []*yaml.Node, key string) (int, bool) {
+func firstKey(content []*fastyaml.Node, key string) (int, bool) {
 	for i := 0; i+1 < len(content); i += 2 {
-		if k := content[i]; k.Kind == yaml.ScalarNode && k.Value == key {
-			return k.Line, true
+		if k := content[i]; k.Kind == fastyaml.Scalar && k.Value == key {
+			return int(k.Line), true
 		}
 	}
 	return 0, false

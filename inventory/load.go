@@ -176,8 +176,8 @@ func parseFile(file string, data []byte) (f *File, errs Errors) {
 		}
 	}()
 	// The fast parser takes the block-style YAML inventories are written
-	// in and builds the tree yaml.v3 would; anything else, errors
-	// included, is yaml.v3's to parse and to explain.
+	// in and builds the tree yaml.v3's would convert to; anything else,
+	// errors included, is yaml.v3's to parse and to explain.
 	if root, ok := fastParse(data); ok {
 		return decodeFile(file, root)
 	}
@@ -204,7 +204,7 @@ func parseFile(file string, data []byte) (f *File, errs Errors) {
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
 		return &File{}, nil
 	}
-	return decodeFile(file, root)
+	return decodeFile(file, fastyaml.FromYAML(root))
 }
 
 // fastParse is fastyaml.Parse; the tests switch it off to hold both
@@ -212,7 +212,7 @@ func parseFile(file string, data []byte) (f *File, errs Errors) {
 var fastParse = fastyaml.Parse
 
 // decodeFile decodes a file's root node.
-func decodeFile(file string, root *yaml.Node) (*File, Errors) {
+func decodeFile(file string, root *fastyaml.Node) (*File, Errors) {
 	d := &decoder{file: file}
 	out := new(File)
 	d.decode(root, reflect.ValueOf(out).Elem())

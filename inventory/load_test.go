@@ -11,8 +11,6 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/offedge/offedge/internal/fastyaml"
 )
 
@@ -309,7 +307,7 @@ services: [{name: db, node: g, port: 27017, protocol: mongodb, bind: [lan], allo
 func sameWithoutFastPath(t *testing.T, name string, data []byte) {
 	t.Helper()
 	fast, fastErrs := parseFile(name, data)
-	fastParse = func([]byte) (*yaml.Node, bool) { return nil, false }
+	fastParse = func([]byte) (*fastyaml.Node, bool) { return nil, false }
 	slow, slowErrs := parseFile(name, data)
 	fastParse = fastyaml.Parse
 	if fastErrs.Error() != slowErrs.Error() {

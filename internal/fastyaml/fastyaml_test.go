@@ -17,8 +17,8 @@ import (
 )
 
 // reference parses data with yaml.v3 into the root node of its one
-// document.
-func reference(data []byte) (*yaml.Node, error) {
+// document, converted.
+func reference(data []byte) (*fastyaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -31,17 +31,16 @@ func reference(data []byte) (*yaml.Node, error) {
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
 		return nil, fmt.Errorf("document node %v with %d nodes", doc.Kind, len(doc.Content))
 	}
-	return doc.Content[0], nil
+	return fastyaml.FromYAML(doc.Content[0]), nil
 }
 
 // diff says where two trees differ, "" when they do not.
-func diff(path string, got, want *yaml.Node) string {
-	if got.Kind != want.Kind || got.Style != want.Style || got.Value != want.Value ||
-		got.Line != want.Line || got.Column != want.Column || got.ShortTag() != want.ShortTag() ||
-		(got.Tag == "!!null") != (want.Tag == "!!null") || len(got.Content) != len(want.Content) {
-		return fmt.Sprintf("%s: got kind %v style %v tag %s %q at %d:%d with %d children; yaml.v3 has kind %v style %v tag %s (%s) %q at %d:%d with %d children",
-			path, got.Kind, got.Style, got.ShortTag(), got.Value, got.Line, got.Column, len(got.Content),
-			want.Kind, want.Style, want.ShortTag(), want.Tag, want.Value, want.Line, want.Column, len(want.Content))
+func diff(path string, got, want *fastyaml.Node) string {
+	if got.Kind != want.Kind || got.Null != want.Null || got.Anchor != want.Anchor || got.Value != want.Value ||
+		got.Line != want.Line || got.Column != want.Column || len(got.Content) != len(want.Content) {
+		return fmt.Sprintf("%s: got kind %v null %v %q at %d:%d with %d children; yaml.v3 has kind %v null %v %q at %d:%d with %d children",
+			path, got.Kind, got.Null, got.Value, got.Line, got.Column, len(got.Content),
+			want.Kind, want.Null, want.Value, want.Line, want.Column, len(want.Content))
 	}
 	for i := range got.Content {
 		if d := diff(fmt.Sprintf("%s/%d", path, i), got.Content[i], want.Content[i]); d != "" {
