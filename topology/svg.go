@@ -54,6 +54,22 @@ func xmlEscape(s string) string {
 	return b.String()
 }
 
+// put writes format with each %s replaced by the next of args. The
+// drawing writes its boxes, labels and paths hundreds of thousands of
+// times at scale, and fmt would box every argument.
+func put(w io.StringWriter, format string, args ...string) {
+	for _, a := range args {
+		i := strings.Index(format, "%s")
+		if i < 0 {
+			panic("topology: put: more arguments than %s in " + format)
+		}
+		w.WriteString(format[:i])
+		w.WriteString(a)
+		format = format[i+2:]
+	}
+	w.WriteString(format)
+}
+
 func num(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
 // round1 rounds to one decimal.
@@ -171,16 +187,16 @@ func (l *layout) path(le *ledge) string {
 	var d strings.Builder
 	v0 := le.vs[0]
 	if le.src == nil {
-		fmt.Fprintf(&d, "M%s %s", rnum(v0.x()), rnum(l.bandBot))
+		put(&d, "M%s %s", rnum(v0.x()), rnum(l.bandBot))
 	} else {
-		fmt.Fprintf(&d, "M%s %s H%s", rnum(sideX(le.src, v0.a.side)), rnum(v0.a.y), rnum(v0.x()))
+		put(&d, "M%s %s H%s", rnum(sideX(le.src, v0.a.side)), rnum(v0.a.y), rnum(v0.x()))
 	}
 	for i, v := range le.vs {
 		if v.b.kind == endPort {
-			fmt.Fprintf(&d, " V%s H%s", rnum(v.b.y), rnum(sideX(v.b.node, v.b.side)))
+			put(&d, " V%s H%s", rnum(v.b.y), rnum(sideX(v.b.node, v.b.side)))
 			break
 		}
-		fmt.Fprintf(&d, " V%s H%s", rnum(v.b.h.y()), rnum(le.vs[i+1].x()))
+		put(&d, " V%s H%s", rnum(v.b.h.y()), rnum(le.vs[i+1].x()))
 	}
 	return d.String()
 }
@@ -190,12 +206,12 @@ func (l *layout) path(le *ledge) string {
 // in the band, beside where it leaves the band.
 func (l *layout) writeLabel(b *bufio.Writer, le *ledge) {
 	st := edgeStyle[le.e.Kind]
-	fmt.Fprintf(b, `<g class="elabel" data-edge="%d">`, le.i)
+	put(b, `<g class="elabel" data-edge="%s">`, strconv.Itoa(le.i))
 	if le.src == nil {
 		x := le.band[0]
 		y := l.bandBot - 8 - float64(le.bandRow)*15
 		writeTag(b, le.e.Kind, x, y, st.color)
-		fmt.Fprintf(b, `<text x="%s" y="%s" class="lbl">%s</text>`, rnum(x+tagW), rnum(y), xmlEscape(le.label))
+		put(b, `<text x="%s" y="%s" class="lbl">%s</text>`, rnum(x+tagW), rnum(y), xmlEscape(le.label))
 		b.WriteString("</g>\n")
 		return
 	}
@@ -209,29 +225,29 @@ func (l *layout) writeLabel(b *bufio.Writer, le *ledge) {
 			if i == 0 {
 				writeTag(b, le.e.Kind, right-tw-tagW, y, st.color)
 			}
-			fmt.Fprintf(b, `<text x="%s" y="%s" class="lbl" text-anchor="end">%s</text>`, rnum(right), rnum(y), xmlEscape(line))
+			put(b, `<text x="%s" y="%s" class="lbl" text-anchor="end">%s</text>`, rnum(right), rnum(y), xmlEscape(line))
 			continue
 		}
 		x := n.box.x + textPad
 		if i == 0 {
 			writeTag(b, le.e.Kind, x, y, st.color)
 		}
-		fmt.Fprintf(b, `<text x="%s" y="%s" class="lbl">%s</text>`, rnum(x+tagW), rnum(y), xmlEscape(line))
+		put(b, `<text x="%s" y="%s" class="lbl">%s</text>`, rnum(x+tagW), rnum(y), xmlEscape(line))
 	}
 	b.WriteString("</g>\n")
 }
 
 // writeTag writes a kind's tag (a lock for tunnels) as a pill whose text
 // baseline is y.
-func writeTag(b io.Writer, kind string, x, y float64, color string) {
+func writeTag(b io.StringWriter, kind string, x, y float64, color string) {
 	st := edgeStyle[kind]
-	fmt.Fprintf(b, `<rect x="%s" y="%s" width="%s" height="11" rx="2.5" fill="%s"/>`, rnum(x), rnum(y-8.5), num(tagW-4), color)
+	put(b, `<rect x="%s" y="%s" width="%s" height="11" rx="2.5" fill="%s"/>`, rnum(x), rnum(y-8.5), num(tagW-4), color)
 	tx := x + 3
 	if kind == EdgeTunnel {
-		io.WriteString(b, lockIcon(x+3, y-9, "#fff"))
+		b.WriteString(lockIcon(x+3, y-9, "#fff"))
 		tx += 9
 	}
-	fmt.Fprintf(b, `<text x="%s" y="%s" class="tag">%s</text>`, rnum(tx), rnum(y), st.tag)
+	put(b, `<text x="%s" y="%s" class="tag">%s</text>`, rnum(tx), rnum(y), st.tag)
 }
 
 // lockIcon draws a 7x8 padlock with its top-left corner at x, y.
@@ -320,18 +336,18 @@ func drawBox(w *bufio.Writer, n *lnode, server bool) {
 	if server {
 		fill, stroke, sw = "#fdfdfd", "#333", "1.6"
 	}
-	fmt.Fprintf(w, `<g data-node="%s"><title>%s</title><rect x="%s" y="%s" width="%s" height="%s" rx="6" fill="%s" stroke="%s" stroke-width="%s"/>`+"\n",
+	put(w, `<g data-node="%s"><title>%s</title><rect x="%s" y="%s" width="%s" height="%s" rx="6" fill="%s" stroke="%s" stroke-width="%s"/>`+"\n",
 		xmlEscape(n.gn.Name), xmlEscape(n.gn.Name), rnum(b.x), rnum(b.y), rw(b.x, b.w), rw(b.y, b.h), fill, stroke, sw)
 	x := b.x + textPad
 	capY := b.y + 15
 	if server {
-		fmt.Fprintf(w, `<rect x="%s" y="%s" width="%s" height="%s" rx="6" fill="#3c4a5c"/>`+"\n", rnum(b.x), rnum(b.y), rnum(b.w), num(headerH))
-		fmt.Fprintf(w, `<text x="%s" y="%s" font-size="10" fill="#e8e8f0" text-anchor="end">server</text>`+"\n", rnum(b.x+b.w-8), rnum(b.y+16))
+		put(w, `<rect x="%s" y="%s" width="%s" height="%s" rx="6" fill="#3c4a5c"/>`+"\n", rnum(b.x), rnum(b.y), rnum(b.w), num(headerH))
+		put(w, `<text x="%s" y="%s" font-size="10" fill="#e8e8f0" text-anchor="end">server</text>`+"\n", rnum(b.x+b.w-8), rnum(b.y+16))
 		capY = b.y + 17
 	} else {
 		badge := n.badge()
 		bwid := boldW(badge, 10) + 7
-		fmt.Fprintf(w, `<rect x="%s" y="%s" width="%s" height="14" rx="3" fill="#4a4a4a"/><text x="%s" y="%s" font-size="10" font-weight="bold" fill="#fff">%s</text>`+"\n",
+		put(w, `<rect x="%s" y="%s" width="%s" height="14" rx="3" fill="#4a4a4a"/><text x="%s" y="%s" font-size="10" font-weight="bold" fill="#fff">%s</text>`+"\n",
 			rnum(x), rnum(b.y+4), rnum(bwid), rnum(x+3.5), rnum(b.y+14.5), xmlEscape(badge))
 		x += bwid + 5
 		if n.capBelow {
@@ -342,13 +358,13 @@ func drawBox(w *bufio.Writer, n *lnode, server bool) {
 	if server {
 		color = "#ffffff"
 	}
-	fmt.Fprintf(w, `<text x="%s" y="%s" font-size="%s" font-weight="bold" fill="%s">%s</text>`+"\n", rnum(x), rnum(capY), num(n.capSize), color, xmlEscape(n.capText))
+	put(w, `<text x="%s" y="%s" font-size="%s" font-weight="bold" fill="%s">%s</text>`+"\n", rnum(x), rnum(capY), num(n.capSize), color, xmlEscape(n.capText))
 	y := b.y + n.capH() + 9
 	if server {
 		y = b.y + headerH + 12
 	}
 	for _, l := range n.lines {
-		fmt.Fprintf(w, `<text x="%s" y="%s" class="%s">%s</text>`+"\n", rnum(b.x+textPad), rnum(y), l.class, xmlEscape(l.text))
+		put(w, `<text x="%s" y="%s" class="%s">%s</text>`+"\n", rnum(b.x+textPad), rnum(y), l.class, xmlEscape(l.text))
 		y += lineH
 	}
 	w.WriteString("</g>\n")
