@@ -16,9 +16,8 @@ import (
 // decoder turns a YAML node tree into inventory values strictly: unknown
 // fields, duplicate keys, wrong kinds of value, anchors and aliases are all
 // errors that carry the file, line and column and the object they are about.
-// It is written against a node tree (fastyaml's; yaml.v3's struct decoder is
-// not used) so that every
-// value keeps its position and no message ever names a Go type.
+// It is written against fastyaml's node tree (not yaml.v3's struct decoder)
+// so that every value keeps its position and no message ever names a Go type.
 type decoder struct {
 	file string
 	errs []*Error

@@ -183,10 +183,13 @@ func (p *parser) split() bool {
 	return true
 }
 
-func (p *parser) enter() {
+// open starts a collection of kind at off on l: it counts its depth (the
+// caller defers leave) and marks where its content starts on the stack.
+func (p *parser) open(kind Kind, l *line, off int) (n *Node, mark int) {
 	if p.depth++; p.depth > maxDepth {
 		panic(bail{})
 	}
+	return p.node(kind, l, off), len(p.stack)
 }
 
 func (p *parser) leave() { p.depth-- }
@@ -285,11 +288,9 @@ func keyEnd(r string) int {
 
 // mapping parses a block mapping whose keys are at column col.
 func (p *parser) mapping(col int) *Node {
-	p.enter()
-	defer p.leave()
 	first := &p.lines[p.i]
-	m := p.node(Mapping, first, first.start+col)
-	mark := len(p.stack)
+	m, mark := p.open(Mapping, first, first.start+col)
+	defer p.leave()
 	for p.i < len(p.lines) {
 		l := &p.lines[p.i]
 		if l.ind < col {
@@ -315,10 +316,7 @@ func (p *parser) mapping(col int) *Node {
 // value parses what follows the indicator (a key's colon, an entry's dash)
 // at off on l, in a block whose column is col, and moves past it.
 func (p *parser) value(l *line, off, col int) *Node {
-	v := off + 1
-	for v < l.eol && p.src[v] == ' ' {
-		v++
-	}
+	v := p.space(l, off+1)
 	if v == l.eol || p.src[v] == '#' {
 		// Nothing on this line: the value is the block below, or null.
 		p.i++
@@ -334,13 +332,15 @@ func (p *parser) value(l *line, off, col int) *Node {
 		return p.scalar(l, off+1, "", true)
 	}
 	r := p.src[v:l.eol]
-	if p.src[off] == '-' && (isEntry(r) || keyEnd(r) >= 0) {
+	if p.src[off] == '-' {
 		if isEntry(r) {
 			panic(bail{}) // "- - x"
 		}
-		// A compact mapping in a sequence entry: its keys are at v's column.
-		l.ind = v - l.start
-		return p.mapping(l.ind)
+		if keyEnd(r) >= 0 {
+			// A compact mapping in a sequence entry: its keys are at v's column.
+			l.ind = v - l.start
+			return p.mapping(l.ind)
+		}
 	}
 	n := p.inline(l, v)
 	p.i++
@@ -352,11 +352,9 @@ func (p *parser) value(l *line, off, col int) *Node {
 
 // sequence parses a block sequence whose dashes are at column col.
 func (p *parser) sequence(col int) *Node {
-	p.enter()
-	defer p.leave()
 	first := &p.lines[p.i]
-	s := p.node(Sequence, first, first.start+col)
-	mark := len(p.stack)
+	s, mark := p.open(Sequence, first, first.start+col)
+	defer p.leave()
 	for p.i < len(p.lines) {
 		l := &p.lines[p.i]
 		if l.ind != col || !isEntry(p.rest(l)) {
@@ -373,9 +371,11 @@ func (p *parser) sequence(col int) *Node {
 
 // inline parses the one-line value at off on l; only a comment may follow.
 func (p *parser) inline(l *line, off int) *Node {
-	var n *Node
-	end := off
-	switch c := p.src[off]; c {
+	var (
+		n   *Node
+		end int
+	)
+	switch p.src[off] {
 	case '"', '\'':
 		n, end = p.quoted(l, off)
 	case '[', '{':
@@ -404,10 +404,7 @@ func (p *parser) inline(l *line, off int) *Node {
 
 // tail holds that only spaces and a comment follow off on l.
 func (p *parser) tail(l *line, off int) {
-	sp := off
-	for sp < l.eol && p.src[sp] == ' ' {
-		sp++
-	}
+	sp := p.space(l, off)
 	if sp < l.eol && (sp == off || p.src[sp] != '#') {
 		panic(bail{})
 	}
@@ -486,15 +483,12 @@ func escape(c byte) byte {
 // flow parses the one-line flow sequence or mapping at off and returns it
 // with the offset past its closing bracket.
 func (p *parser) flow(l *line, off int) (*Node, int) {
-	p.enter()
-	defer p.leave()
-	open := p.src[off]
 	kind, closer := Sequence, byte(']')
-	if open == '{' {
+	if p.src[off] == '{' {
 		kind, closer = Mapping, '}'
 	}
-	n := p.node(kind, l, off)
-	mark := len(p.stack)
+	n, mark := p.open(kind, l, off)
+	defer p.leave()
 	i := p.space(l, off+1)
 	if i < l.eol && p.src[i] == closer {
 		n.Content = p.content(mark)
