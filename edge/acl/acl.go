@@ -164,23 +164,34 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		ap := PeerAddr(c)
-		ok, by := l.list.Load().Decide(ap.Addr())
-		if ok && l.opts.Gate != nil {
-			if rule, refused := l.opts.Gate.Refuse(ap.Addr()); refused {
-				ok, by = false, rule
-			}
-		}
-		if ok {
-			l.opts.Stats.Accepted.Add(1)
+		if l.Admit(PeerAddr(c)) {
 			return c, nil
 		}
-		// Counted before the close, so that a client that has seen its
-		// connection refused also sees it counted.
-		l.opts.Stats.Denied.Add(1)
 		c.Close()
-		l.logDenied(ap, by)
 	}
+}
+
+// Admit decides on a connection from peer as Accept does (the list, then
+// the gate), counts the decision and logs a denial. A caller that accepts
+// from the listener under l itself (the forward's event loop) calls it for
+// every connection and closes at once, before any byte is read or written,
+// those it refuses.
+func (l *Listener) Admit(peer netip.AddrPort) bool {
+	ok, by := l.list.Load().Decide(peer.Addr())
+	if ok && l.opts.Gate != nil {
+		if rule, refused := l.opts.Gate.Refuse(peer.Addr()); refused {
+			ok, by = false, rule
+		}
+	}
+	if ok {
+		l.opts.Stats.Accepted.Add(1)
+		return true
+	}
+	// Counted before the caller's close, so that a client that has seen
+	// its connection refused also sees it counted.
+	l.opts.Stats.Denied.Add(1)
+	l.logDenied(peer, by)
+	return false
 }
 
 func (l *Listener) logDenied(peer netip.AddrPort, by string) {

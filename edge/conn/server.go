@@ -122,14 +122,17 @@ func (s *Server) RefusedPerClient() uint64 { return s.refused.Load() }
 // admit takes a per-client slot for c; it reports false when the client
 // is at its bound. The slot is counted under the returned address, which
 // leave gives back (the zero Addr when none was counted).
-func (s *Server) admit(c net.Conn) (netip.Addr, bool) {
+func (s *Server) admit(c net.Conn) (netip.Addr, bool) { return s.AdmitClient(ClientAddr(c)) }
+
+// AdmitClient takes a per-client slot for a connection from ip (unmapped),
+// for a caller that accepts connections itself (the forward's event loop);
+// it reports false when the client is at its bound. The slot is counted
+// under the returned address, which [Server.LeaveClient] gives back (the
+// zero Addr when none was counted).
+func (s *Server) AdmitClient(ip netip.Addr) (netip.Addr, bool) {
 	limit := s.perClient.Load()
-	if limit <= 0 {
+	if limit <= 0 || !ip.IsValid() {
 		return netip.Addr{}, true
-	}
-	ip := ClientAddr(c)
-	if !ip.IsValid() {
-		return ip, true
 	}
 	s.clientsMu.Lock()
 	defer s.clientsMu.Unlock()
@@ -139,6 +142,9 @@ func (s *Server) admit(c net.Conn) (netip.Addr, bool) {
 	s.clients[ip]++
 	return ip, true
 }
+
+// LeaveClient gives back the per-client slot AdmitClient counted under ip.
+func (s *Server) LeaveClient(ip netip.Addr) { s.leave(ip) }
 
 // leave gives back the per-client slot admit counted under ip.
 func (s *Server) leave(ip netip.Addr) {
@@ -151,6 +157,25 @@ func (s *Server) leave(ip netip.Addr) {
 	}
 	s.clientsMu.Unlock()
 }
+
+// RefusedClient counts and logs (rate-limited) a connection from ip reset
+// because its client is at MaxConnsPerClient; what is "connection" or
+// "stream".
+func (s *Server) RefusedClient(ip netip.Addr, what string) {
+	s.refused.Add(1)
+	if ok, n := s.refusedLog.Allow(s.opts.Now()); ok {
+		s.log.Warn("client over its connection cap; "+what+" reset", "kind", s.opts.Kind, "name", s.opts.Name,
+			"client", ip.String(), "max_conns_per_client", s.perClient.Load(), "suppressed_since_last", n)
+	}
+}
+
+// TryAcquire takes one of MaxConns' slots if one is free, without waiting,
+// for a caller that accepts connections itself; [Server.Release] gives it
+// back. Shutdown does not wait for such slots: the caller drains its own.
+func (s *Server) TryAcquire() bool { return s.lim.tryAcquire() }
+
+// Release gives back a slot TryAcquire took.
+func (s *Server) Release() { s.lim.release() }
 
 // ClientAddr is the address a connection comes from, unmapped (an
 // IPv4-mapped IPv6 client counts as its IPv4 address): the key of the
@@ -202,11 +227,7 @@ func (s *Server) Serve(ln net.Listener, handle func(net.Conn)) error {
 		delay = 0
 		ip, ok := s.admit(c)
 		if !ok {
-			s.refused.Add(1)
-			if ok, n := s.refusedLog.Allow(s.opts.Now()); ok {
-				s.log.Warn("client over its connection cap; connection reset", "kind", s.opts.Kind, "name", s.opts.Name,
-					"client", ClientAddr(c).String(), "max_conns_per_client", s.perClient.Load(), "suppressed_since_last", n)
-			}
+			s.RefusedClient(ClientAddr(c), "connection")
 			Abort(c)
 			s.lim.release()
 			continue
@@ -249,11 +270,7 @@ func (s *Server) ServeStream(c net.Conn, handle func(net.Conn)) error {
 	ip, ok := s.admit(c)
 	if !ok {
 		s.lim.release()
-		s.refused.Add(1)
-		if ok, n := s.refusedLog.Allow(s.opts.Now()); ok {
-			s.log.Warn("client over its connection cap; stream reset", "kind", s.opts.Kind, "name", s.opts.Name,
-				"client", ClientAddr(c).String(), "max_conns_per_client", s.perClient.Load(), "suppressed_since_last", n)
-		}
+		s.RefusedClient(ClientAddr(c), "stream")
 		return ErrClientOverLimit
 	}
 	s.mu.Lock()

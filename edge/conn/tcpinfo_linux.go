@@ -42,6 +42,10 @@ func sinceLastRecv(c *net.TCPConn) (time.Duration, bool) {
 // limited.
 const localBuffer = 128 << 10
 
+// LocalBuffer is the cap, for a caller that sets it on a descriptor (the
+// forward's event loop).
+const LocalBuffer = localBuffer
+
 // haveTCPInfo: the idle timeout of a spliced connection can read
 // tcpi_last_data_recv.
 const haveTCPInfo = true
