@@ -80,7 +80,7 @@ func (n *Node) newRole(spec plan.Listener, g *generation) (Role, error) {
 		}
 	case plan.KindForward:
 		if spec.Forward != nil {
-			f, err := forward.New(*spec.Forward, forward.Options{Logger: n.log, Dial: n.dial})
+			f, err := forward.New(*spec.Forward, forward.Options{Logger: n.log, Route: n.route})
 			if err != nil {
 				return nil, err
 			}

@@ -266,18 +266,29 @@ func (n *Node) discard(rs []*running) {
 }
 
 // dial connects to a plan address: mapped (the lab), and from the source
-// address the plan shows, so that access lists downstream (a tunnel exit
-// admits only its entrance node's inventory address) see who is
-// connecting. Production binds that source too, unless the plan goes
-// through a NAT gateway (the source is then the gateway's) or stays on
-// loopback; a source this host does not have fails with reason "source".
+// address the plan shows (route).
 func (n *Node) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	target, source, err := n.route(addr)
+	if err != nil {
+		return nil, err
+	}
+	return conn.Dialer{Source: source}.DialContext(ctx, target.String())
+}
+
+// route is where a connection to a plan address goes: mapped (the lab),
+// and from the source address the plan shows, so that access lists
+// downstream (a tunnel exit admits only its entrance node's inventory
+// address) see who is connecting. Production binds that source too, unless
+// the plan goes through a NAT gateway (the source is then the gateway's) or
+// stays on loopback; a source this host does not have fails the dial with
+// reason "source". Forwards connect from their own event loop with it.
+func (n *Node) route(addr string) (netip.AddrPort, netip.Addr, error) {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: not an address of the plan: %w", addr, err)
+		return ap, netip.Addr{}, fmt.Errorf("dial %s: not an address of the plan: %w", addr, err)
 	}
-	var d conn.Dialer
 	target := ap
+	var source netip.Addr
 	info, known := n.plan.Load().Dials[ap]
 	if !known {
 		// A reload being prepared (its new pools' first health probes).
@@ -288,18 +299,18 @@ func (n *Node) dial(ctx context.Context, network, addr string) (net.Conn, error)
 	switch {
 	case n.opts.Map != nil:
 		if !known {
-			return nil, fmt.Errorf("dial %s: the plan of %s does not reach this address", addr, n.name)
+			return ap, source, fmt.Errorf("dial %s: the plan of %s does not reach this address", addr, n.name)
 		}
 		if target, err = n.opts.Map.Dial(info.Network, ap); err != nil {
-			return nil, err
+			return ap, source, err
 		}
-		if d.Source, err = n.opts.Map.Source(info.Network, info.Source); err != nil {
-			return nil, fmt.Errorf("dial %s: %w", addr, err)
+		if source, err = n.opts.Map.Source(info.Network, info.Source); err != nil {
+			return ap, source, fmt.Errorf("dial %s: %w", addr, err)
 		}
 	case known && info.Via == "" && info.Network != plan.LoopbackNetwork:
-		d.Source = info.Source
+		source = info.Source
 	}
-	return d.DialContext(ctx, target.String())
+	return target, source, nil
 }
 
 func sameConfig(a, b plan.Listener) bool {

@@ -1,9 +1,8 @@
 package forward
 
 import (
-	"context"
 	"log/slog"
-	"net"
+	"net/netip"
 	"time"
 )
 
@@ -27,8 +26,11 @@ type Config struct {
 type Options struct {
 	// Logger receives connection and error lines; nil discards them.
 	Logger *slog.Logger
-	// Dial opens the connection to the target; nil uses a net.Dialer.
-	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Route maps the target to the address to connect to and the source
+	// address to connect from (the zero Addr lets the kernel choose); nil
+	// connects to the target as written. The runtime's maps a plan's
+	// addresses to the lab's and binds the source the plan shows.
+	Route func(target string) (netip.AddrPort, netip.Addr, error)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,6 +60,10 @@ type Forwarder struct {
 	logLim                                   conn.LogLimiter
 	bufs                                     conn.BufferPool // for the non-splice copy
 	onIdle                                   func()          // made once, not per connection
+
+	mu      sync.Mutex
+	closing bool
+	loops   []*loop // the event loops serving listeners (loop_linux.go)
 }
 
 // New checks cfg and returns a forwarder ready to Serve.
@@ -87,6 +92,9 @@ func normalize(cfg Config) (*Config, error) {
 	if _, _, err := net.SplitHostPort(cfg.Target); err != nil {
 		return nil, fmt.Errorf("forward %q: target %q: %w (IPv6 literals need brackets: [2001:db8::1]:25)", cfg.Name, cfg.Target, err)
 	}
+	if _, err := netip.ParseAddrPort(cfg.Target); err != nil {
+		return nil, fmt.Errorf("forward %q: target %q: an IP address and port (the plan resolves names): %w", cfg.Name, cfg.Target, err)
+	}
 	for _, err := range []error{
 		conn.Required("connect_timeout", cfg.ConnectTimeout),
 		conn.Required("idle_timeout", cfg.IdleTimeout),
@@ -103,8 +111,16 @@ func normalize(cfg Config) (*Config, error) {
 	return &cfg, nil
 }
 
-// Serve accepts connections on ln until Shutdown, then returns ErrServerClosed.
-func (f *Forwarder) Serve(ln net.Listener) error { return f.srv.Serve(ln, f.handle) }
+// Serve accepts connections on ln until Shutdown, then returns
+// ErrServerClosed. On Linux a TCP listener (bare, or filtered by edge/acl)
+// is served by an event loop (loop_linux.go); anything else by a goroutine
+// per connection.
+func (f *Forwarder) Serve(ln net.Listener) error {
+	if ok, err := f.serveLoop(ln); ok {
+		return err
+	}
+	return f.srv.Serve(ln, f.handle)
+}
 
 // Update replaces the configuration for new connections; open connections
 // keep theirs. On error nothing changes.
@@ -127,12 +143,50 @@ func (f *Forwarder) Prepare(cfg Config) (commit func(), err error) {
 	return func() {
 		f.cur.Store(c)
 		f.srv.SetLimits(c.MaxConns, c.MaxConnsPerClient)
+		for _, l := range f.servingLoops() {
+			l.resumeNow() // a raised max_conns admits from the backlog at once
+		}
 	}, nil
 }
 
 // Shutdown stops accepting, waits for open connections until ctx is done,
 // then closes them and returns ctx.Err().
-func (f *Forwarder) Shutdown(ctx context.Context) error { return f.srv.Shutdown(ctx) }
+func (f *Forwarder) Shutdown(ctx context.Context) error {
+	f.mu.Lock()
+	f.closing = true
+	loops := f.loops
+	f.mu.Unlock()
+	for _, l := range loops {
+		l.stop()
+	}
+	err := f.srv.Shutdown(ctx)
+	for _, l := range loops {
+		select {
+		case <-l.drained:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		l.close()
+	}
+	return err
+}
+
+func (f *Forwarder) servingLoops() []*loop {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.loops
+}
+
+// route is where a connection to target goes: the runtime's mapping when
+// Options.Route is set, else the target itself from a source the kernel
+// chooses.
+func (f *Forwarder) route(target string) (netip.AddrPort, netip.Addr, error) {
+	if f.opts.Route != nil {
+		return f.opts.Route(target)
+	}
+	ap, err := netip.ParseAddrPort(target)
+	return ap, netip.Addr{}, err
+}
 
 // Stats returns a snapshot of the counters.
 func (f *Forwarder) Stats() Stats {
@@ -192,8 +246,12 @@ func (f *Forwarder) handle(c net.Conn) {
 func targetKeepAlive(_, b net.Conn) { conn.SetKeepAlive(b, keepAlivePeriod) }
 
 func (f *Forwarder) dial(ctx context.Context, addr string) (net.Conn, error) {
+	target, source, err := f.route(addr)
+	if err != nil {
+		return nil, &conn.DialError{Addr: addr, Reason: conn.ReasonOf(err), Err: err}
+	}
 	// Keepalive is enabled later, see keepAliveAfter.
-	return conn.Dialer{Dial: f.opts.Dial}.DialContext(ctx, addr)
+	return conn.Dialer{Source: source}.DialContext(ctx, target.String())
 }
 
 func addrPort(a net.Addr) netip.AddrPort {

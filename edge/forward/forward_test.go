@@ -201,6 +201,7 @@ func TestConfigErrors(t *testing.T) {
 		{"no name", Config{Target: "127.0.0.1:1"}, "empty name"},
 		{"bad target", Config{Name: "smtp", Target: "10.1.0.102"}, `forward "smtp": target "10.1.0.102"`},
 		{"ipv6 no brackets", Config{Name: "smtp", Target: "2001:db8::1:25"}, "brackets"},
+		{"host name", Config{Name: "smtp", Target: "mx.example.org:25"}, "an IP address and port (the plan resolves names)"},
 		{"negative max", Config{Name: "smtp", Target: "127.0.0.1:25", MaxConns: -1}, "negative"},
 		{"negative connect", Config{Name: "smtp", Target: "127.0.0.1:25", ConnectTimeout: -1}, "negative"},
 	}
