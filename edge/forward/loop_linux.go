@@ -90,6 +90,7 @@ type fconn struct {
 	last       int64 // when a byte last moved
 	born       int64
 	kept       bool // keepalive is on for the target
+	capped     bool // same-host socket buffers capped (toSplice)
 	closed     bool
 }
 
@@ -345,9 +346,6 @@ func (l *loop) accepted(fd int, peer netip.AddrPort) {
 	c.cli = end{fd: fd, c: c, peer: &c.tgt, up: true}
 	c.tgt = end{fd: -1, c: c, peer: &c.cli}
 	sysSetInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-	if sameHost(peer.Addr(), l.local) {
-		capBuffers(fd)
-	}
 	l.dial(c)
 }
 
@@ -373,9 +371,6 @@ func (l *loop) dial(c *fconn) {
 			l.dialFailed(c, os.NewSyscallError("bind", err))
 			return
 		}
-	}
-	if sameHost(c.target.Addr(), c.source) {
-		capBuffers(fd)
 	}
 	err = sysConnect(fd, c.target)
 	if err != nil && err != syscall.EINPROGRESS {
@@ -546,6 +541,18 @@ func (l *loop) toSplice(d *end) {
 		d.pipe = [2]int{r, w}
 	}
 	d.spliced = true
+	c := d.c
+	if !c.capped {
+		// A bulk connection: cap its same-host sockets now (a short
+		// one never needs the four calls).
+		c.capped = true
+		if sameHost(c.client.Addr(), l.local) {
+			capBuffers(c.cli.fd)
+		}
+		if sameHost(c.target.Addr(), c.source) {
+			capBuffers(c.tgt.fd)
+		}
+	}
 }
 
 // passEOF half-closes d's peer; when the other direction ended already,
