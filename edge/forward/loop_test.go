@@ -438,3 +438,40 @@ func TestLoopStaleEventAfterReuse(t *testing.T) {
 	}
 	<-done
 }
+
+// TestLoopSpliceBoundResumes: a spliced direction that reaches its bound
+// of rounds per turn resumes from the loop's again list. The target sends
+// 4 MiB and its FIN while the client reads nothing, so when the client
+// starts reading, every byte already waits in the forward's sockets and no
+// new edge would come for it.
+func TestLoopSpliceBoundResumes(t *testing.T) {
+	if !useLoop {
+		t.Skip("the event loop is off")
+	}
+	was := spliceRounds
+	spliceRounds = 1
+	t.Cleanup(func() { spliceRounds = was })
+	const size = 4 << 20
+	tln := listen(t)
+	go func() {
+		c, err := tln.Accept()
+		if err != nil {
+			return
+		}
+		c.Write(bytes.Repeat([]byte("s"), size))
+		c.Close()
+	}()
+	ln := listen(t)
+	start(t, Config{Name: "bound", Target: tln.Addr().String()}, ln)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(200 * time.Millisecond) // everything sent and waiting
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := io.Copy(io.Discard, c)
+	if err != nil || n != size {
+		t.Fatalf("read %d bytes, %v; want %d and EOF", n, err, size)
+	}
+}
