@@ -16,7 +16,10 @@
 # those; the ratio lines of systems left out print "-"), BASE (a commit: its
 # tunnelbench runs beside this tree's as base-tunnel and base-forward, in
 # the same interleaved rounds, so before/after is measured in one run),
-# MODE (below).
+# MODE (below), SUT_QUOTA (a percentage of one CPU, say 40: every system
+# under test runs in a cgroup of its own capped at that share, so that it,
+# not the load side, bounds the connection rate; needs root and the cgroup
+# cpu controller, v1 or v2).
 #
 # Two ways to run offedge (MODE):
 #   MODE=lib  (default) the tunnelbench harness: one process per tunnel end
@@ -251,6 +254,37 @@ if [ -n "${ONLY:-}" ]; then
   SYSTEMS=("${KEPT[@]}")
 fi
 
+# SUT_QUOTA: one cgroup per system under test (all its processes; threads
+# they start later stay in it), cpu quota SUT_QUOTA % of one CPU.
+CGROUPS=()
+if [ -n "${SUT_QUOTA:-}" ]; then
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then CGV=2; CGROOT=/sys/fs/cgroup; else CGV=1; CGROOT=/sys/fs/cgroup/cpu; fi
+  [ -w "$CGROOT" ] || { echo "SUT_QUOTA needs root and a writable $CGROOT" >&2; exit 1; }
+  [ "$CGV" = 1 ] || grep -qw cpu "$CGROOT/cgroup.subtree_control" || echo +cpu >"$CGROOT/cgroup.subtree_control"
+  for s in "${SYSTEMS[@]}"; do
+    IFS='|' read -r name addr pids <<<"$s"
+    [ -n "$pids" ] || continue
+    cg="$CGROOT/offedge-bench-$$-$name"
+    mkdir "$cg"
+    CGROUPS+=("$cg")
+    if [ "$CGV" = 2 ]; then
+      echo "$((SUT_QUOTA * 1000)) 100000" >"$cg/cpu.max"
+    else
+      echo 100000 >"$cg/cpu.cfs_period_us"
+      echo "$((SUT_QUOTA * 1000))" >"$cg/cpu.cfs_quota_us"
+    fi
+    for p in $pids; do echo "$p" >"$cg/cgroup.procs"; done
+  done
+  uncgroup() {
+    local cg p
+    for cg in "${CGROUPS[@]}"; do
+      while read -r p; do echo "$p" >"$CGROOT/cgroup.procs" 2>/dev/null || true; done <"$cg/cgroup.procs"
+      rmdir "$cg" 2>/dev/null || true
+    done
+  }
+  trap 'uncgroup; cleanup' EXIT
+fi
+
 declare -A BULK CONNS BCPU CCPU BLOAD CLOAD
 for r in $(seq 1 "$ROUNDS"); do
   for s in "${SYSTEMS[@]}"; do
@@ -286,6 +320,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a != "" && b>0) printf "%.2f×", a
 echo
 echo "offedge $MODE mode; bulk: $((BULK_BYTES >> 20)) MiB per run; conns: ${CONN_SECS}s, $CONC concurrent, 1-byte echo per connection; median of $ROUNDS interleaved rounds"
 echo "system under test on CPU 1 (GOMAXPROCS=1), load and sink on CPU 0; CPU = system under test only; load cpu = CPU 0 busy share (near 100: the load side bounds the rate)"
+[ -z "${SUT_QUOTA:-}" ] || echo "each system under test capped at ${SUT_QUOTA} % of one CPU (SUT_QUOTA): it bounds the rate, and the load side has room"
 echo
 printf '%-18s %12s %14s %12s %16s %20s\n' system "bulk MiB/s" "CPU s/GiB" "conn/s" "CPU ms/1k conn" "load cpu % bulk/conn"
 for s in "${SYSTEMS[@]}"; do
