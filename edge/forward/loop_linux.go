@@ -121,7 +121,9 @@ type end struct {
 func (e *end) blocked() bool { return len(e.pend) > 0 || e.inPipe > 0 }
 
 // serveLoop serves ln from an event loop when it can (a TCP listener, or
-// one filtered by edge/acl over it); ok is false when it cannot.
+// one filtered by edge/acl over it); ok is false when it cannot, and when
+// the loop cannot be set up (no descriptor left for its epoll set), which
+// is logged: the goroutine path serves instead.
 func (f *Forwarder) serveLoop(ln net.Listener) (ok bool, err error) {
 	if !useLoop {
 		return false, nil
@@ -136,7 +138,8 @@ func (f *Forwarder) serveLoop(ln net.Listener) (ok bool, err error) {
 	}
 	l, err := newLoop(f, ln, tl, admit)
 	if err != nil {
-		return true, err
+		f.opts.Logger.Warn("no event loop; a goroutine per connection serves the listener", "forward", f.cur.Load().Name, "err", err)
+		return false, nil
 	}
 	f.mu.Lock()
 	if f.closing {
