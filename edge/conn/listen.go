@@ -24,7 +24,7 @@ func Listen(ctx context.Context, addr string, keepAlive time.Duration) (net.List
 			return nil
 		}
 		var serr error
-		err := rc.Control(func(fd uintptr) { serr = setKeepAlive(int(fd), keepAlive) })
+		err := rc.Control(func(fd uintptr) { serr = SetKeepAliveFD(int(fd), keepAlive) })
 		if err != nil {
 			return err
 		}

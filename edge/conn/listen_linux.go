@@ -10,9 +10,10 @@ import (
 // the connections it accepts.
 const acceptInherits = true
 
-// setKeepAlive enables keepalive on a socket: what net.KeepAliveConfig
-// sets, for a socket Go has not wrapped yet.
-func setKeepAlive(fd int, period time.Duration) error {
+// SetKeepAliveFD enables keepalive on a socket (idle and interval period,
+// 3 probes): what net.KeepAliveConfig sets, for a socket Go has not
+// wrapped (a listening socket here, the forward's event loop's sockets).
+func SetKeepAliveFD(fd int, period time.Duration) error {
 	secs := max(int(period/time.Second), 1)
 	for _, o := range []struct{ level, opt, v int }{
 		{syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1},

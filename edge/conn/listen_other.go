@@ -8,4 +8,5 @@ import "time"
 // accepted connection.
 const acceptInherits = false
 
-func setKeepAlive(int, time.Duration) error { return nil }
+// SetKeepAliveFD does nothing outside Linux (see listen_linux.go).
+func SetKeepAliveFD(int, time.Duration) error { return nil }

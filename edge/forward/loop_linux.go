@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/offedge/offedge/edge/acl"
 	"github.com/offedge/offedge/edge/conn"
 )
@@ -388,7 +390,7 @@ func (l *loop) dial(c *fconn) {
 	sysSetInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 	if c.source.IsValid() {
 		// As conn.Dialer: the port is left to connect (bindNoPort).
-		sysSetInt(fd, syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
+		sysSetInt(fd, syscall.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
 		if err := sysBind(fd, netip.AddrPortFrom(c.source, 0)); err != nil {
 			l.dialFailed(c, os.NewSyscallError("bind", err))
 			return
@@ -709,7 +711,7 @@ func (l *loop) sweep() {
 				l.closeConn(c, false)
 			case !c.connecting && !c.kept && l.now-c.born >= int64(keepAliveAfter):
 				c.kept = true
-				setKeepAlive(c.tgt.fd, keepAlivePeriod)
+				conn.SetKeepAliveFD(c.tgt.fd, keepAlivePeriod)
 			}
 		}
 		l.resume()
@@ -787,14 +789,3 @@ func capBuffers(fd int) {
 	sysSetInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, conn.LocalBuffer)
 	sysSetInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, conn.LocalBuffer)
 }
-
-// setKeepAlive is conn.SetKeepAlive on a descriptor.
-func setKeepAlive(fd int, period time.Duration) {
-	secs := max(int(period/time.Second), 1)
-	sysSetInt(fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1)
-	sysSetInt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, secs)
-	sysSetInt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, secs)
-	sysSetInt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, 3)
-}
-
-const ipBindAddressNoPort = 24 // IP_BIND_ADDRESS_NO_PORT

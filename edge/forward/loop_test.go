@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"syscall"
@@ -38,6 +39,7 @@ func TestGoroutinePath(t *testing.T) {
 		"MaxConnsBacklog":      TestForwardMaxConnsWaitInBacklog,
 		"ConnectTimeout":       TestForwardConnectTimeout,
 		"ResetPassedOn":        TestForwardResetPassedOn,
+		"RouteSource":          TestForwardRouteSource,
 	} {
 		t.Run(name, fn)
 	}
@@ -473,5 +475,56 @@ func TestLoopSpliceBoundResumes(t *testing.T) {
 	n, err := io.Copy(io.Discard, c)
 	if err != nil || n != size {
 		t.Fatalf("read %d bytes, %v; want %d and EOF", n, err, size)
+	}
+}
+
+// TestForwardRouteSource: the connection to the target leaves from the
+// source address Options.Route gives (the runtime's: the plan's source),
+// and a source this host does not have fails the dial with reason
+// "source" (192.0.2.1, a documentation address, is on no interface here).
+func TestForwardRouteSource(t *testing.T) {
+	tln := listen(t)
+	from := make(chan string, 1)
+	go func() {
+		for {
+			c, err := tln.Accept()
+			if err != nil {
+				return
+			}
+			from <- c.RemoteAddr().(*net.TCPAddr).IP.String()
+			c.Close()
+		}
+	}()
+	target := netip.MustParseAddrPort(tln.Addr().String())
+	for _, tc := range []struct {
+		source, want string
+	}{{"127.0.0.9", "127.0.0.9"}, {"192.0.2.1", ""}} {
+		src := netip.MustParseAddr(tc.source)
+		f, err := New(full(Config{Name: "src", Target: "198.51.100.7:25"}), Options{
+			Route: func(string) (netip.AddrPort, netip.Addr, error) { return target, src, nil },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln := listen(t)
+		served := make(chan error, 1)
+		go func() { served <- f.Serve(ln) }()
+		roundTrip(t, &net.Dialer{}, ln.Addr().String(), "x")
+		if tc.want != "" {
+			select {
+			case got := <-from:
+				if got != tc.want {
+					t.Fatalf("target saw %s; want %s", got, tc.want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the target saw no connection")
+			}
+		} else {
+			testutil.Eventually(t, 5*time.Second, "source failure counted", func() bool { return f.Stats().DialFailuresBy["source"] == 1 })
+		}
+		f.Shutdown(context.Background())
+		if err := <-served; !errors.Is(err, ErrServerClosed) {
+			t.Fatalf("Serve: %v", err)
+		}
 	}
 }
