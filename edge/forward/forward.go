@@ -63,7 +63,7 @@ type Forwarder struct {
 
 	mu      sync.Mutex
 	closing bool
-	loops   []*loop // the event loops serving listeners (loop_linux.go)
+	groups  []*group // the event loops serving listeners (loop_linux.go)
 }
 
 // New checks cfg and returns a forwarder ready to Serve.
@@ -154,19 +154,21 @@ func (f *Forwarder) Prepare(cfg Config) (commit func(), err error) {
 func (f *Forwarder) Shutdown(ctx context.Context) error {
 	f.mu.Lock()
 	f.closing = true
-	loops := f.loops
+	groups := f.groups
 	f.mu.Unlock()
-	for _, l := range loops {
-		l.stop()
+	for _, g := range groups {
+		g.stop()
 	}
 	err := f.srv.Shutdown(ctx)
-	for _, l := range loops {
-		select {
-		case <-l.drained:
-		case <-ctx.Done():
-			err = ctx.Err()
+	for _, g := range groups {
+		for _, l := range g.loops {
+			select {
+			case <-l.drained:
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
 		}
-		l.close()
+		g.close()
 	}
 	return err
 }
@@ -174,7 +176,11 @@ func (f *Forwarder) Shutdown(ctx context.Context) error {
 func (f *Forwarder) servingLoops() []*loop {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.loops
+	var ls []*loop
+	for _, g := range f.groups {
+		ls = append(ls, g.loops...)
+	}
+	return ls
 }
 
 // route is where a connection to target goes: the runtime's mapping when

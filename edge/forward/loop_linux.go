@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -57,7 +58,6 @@ var spliceRounds = 8
 
 type loop struct {
 	f     *Forwarder
-	ln    net.Listener
 	lfd   int
 	local netip.Addr // the listener's own address, when it is not a wildcard
 	admit func(netip.AddrPort) bool
@@ -122,10 +122,12 @@ type end struct {
 
 func (e *end) blocked() bool { return len(e.pend) > 0 || e.inPipe > 0 }
 
-// serveLoop serves ln from an event loop when it can (a TCP listener, or
-// one filtered by edge/acl over it); ok is false when it cannot, and when
-// the loop cannot be set up (no descriptor left for its epoll set), which
-// is logged: the goroutine path serves instead.
+// serveLoop serves ln from event loops when it can (a TCP listener, or
+// one filtered by edge/acl over it), one per P (GOMAXPROCS, at most
+// maxLoops), each with the listener in its epoll set as EPOLLEXCLUSIVE
+// (the kernel wakes one loop per arrival, not all). ok is false when it
+// cannot, and when no loop can be set up (no descriptor left for an
+// epoll set), which is logged: the goroutine path serves instead.
 func (f *Forwarder) serveLoop(ln net.Listener) (ok bool, err error) {
 	if !useLoop {
 		return false, nil
@@ -138,28 +140,75 @@ func (f *Forwarder) serveLoop(ln net.Listener) (ok bool, err error) {
 	if !isTCP {
 		return false, nil
 	}
-	l, err := newLoop(f, ln, tl, admit)
-	if err != nil {
-		f.opts.Logger.Warn("no event loop; a goroutine per connection serves the listener", "forward", f.cur.Load().Name, "err", err)
-		return false, nil
+	g := &group{ln: ln}
+	for range max(1, min(runtime.GOMAXPROCS(0), maxLoops)) {
+		l, err := newLoop(f, tl, admit)
+		if err != nil {
+			if len(g.loops) == 0 {
+				f.opts.Logger.Warn("no event loop; a goroutine per connection serves the listener", "forward", f.cur.Load().Name, "err", err)
+				return false, nil
+			}
+			f.opts.Logger.Warn("fewer event loops than processors", "forward", f.cur.Load().Name, "loops", len(g.loops), "err", err)
+			break
+		}
+		g.loops = append(g.loops, l)
 	}
 	f.mu.Lock()
 	if f.closing {
 		f.mu.Unlock()
-		l.close()
+		g.close()
 		return true, ErrServerClosed
 	}
-	f.loops = append(f.loops, l)
+	f.groups = append(f.groups, g)
 	f.mu.Unlock()
-	return true, l.run()
+	errs := make(chan error, len(g.loops))
+	for _, l := range g.loops[1:] {
+		go func() { errs <- l.run() }()
+	}
+	first := g.loops[0].run()
+	if first != ErrServerClosed {
+		g.close() // a loop failed: the listener stops, as an accept error stops the other path's
+	}
+	for range g.loops[1:] {
+		if err := <-errs; first == ErrServerClosed && err != ErrServerClosed {
+			first = err
+			g.close()
+		}
+	}
+	return true, first
 }
 
-func newLoop(f *Forwarder, ln net.Listener, tl *net.TCPListener, admit func(netip.AddrPort) bool) (*loop, error) {
+// maxLoops bounds a listener's event loops.
+const maxLoops = 16
+
+// group is the loops serving one listener.
+type group struct {
+	ln    net.Listener
+	loops []*loop
+}
+
+// stop ends accepting in every loop, then closes the listener.
+func (g *group) stop() {
+	for _, l := range g.loops {
+		l.stop()
+	}
+	g.ln.Close()
+}
+
+// close resets what is still open and ends every loop.
+func (g *group) close() {
+	g.stop()
+	for _, l := range g.loops {
+		l.close()
+	}
+}
+
+func newLoop(f *Forwarder, tl *net.TCPListener, admit func(netip.AddrPort) bool) (*loop, error) {
 	rc, err := tl.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	l := &loop{f: f, ln: ln, admit: admit, conns: make(map[int]*end), drained: make(chan struct{}), done: make(chan struct{}),
+	l := &loop{f: f, admit: admit, conns: make(map[int]*end), drained: make(chan struct{}), done: make(chan struct{}),
 		buf: make([]byte, loopBuf), events: make([]syscall.EpollEvent, maxEvents)}
 	if err := rc.Control(func(fd uintptr) { l.lfd = int(fd) }); err != nil {
 		return nil, err
@@ -233,7 +282,6 @@ func (l *loop) run() error {
 			err = werr
 		}
 		if err != nil {
-			l.close()
 			return fmt.Errorf("forward %q: event loop: %w", l.f.cur.Load().Name, err)
 		}
 	}
@@ -277,7 +325,7 @@ func (l *loop) event(ev syscall.EpollEvent) {
 }
 
 func (l *loop) startAccepting() error {
-	ev := syscall.EpollEvent{Events: evIn, Fd: int32(l.lfd)}
+	ev := syscall.EpollEvent{Events: evIn | unix.EPOLLEXCLUSIVE, Fd: int32(l.lfd)}
 	if err := sysEpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, l.lfd, &ev); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
@@ -728,8 +776,8 @@ func (l *loop) every() time.Duration {
 	return max(10*time.Millisecond, min(d, time.Second))
 }
 
-// stop ends accepting (Shutdown): the listener is closed and connections
-// still connecting are dropped, as the other path drops a connection whose
+// stop ends accepting (Shutdown; the group closes the listener after) and
+// drops connections still connecting, as the other path drops a connection whose
 // dial ends after Shutdown started.
 func (l *loop) stop() {
 	l.mu.Lock()
@@ -739,7 +787,6 @@ func (l *loop) stop() {
 	}
 	l.pauseAccepting()
 	l.stopped = true
-	l.ln.Close()
 	for _, e := range l.conns {
 		if e.c.connecting {
 			l.closeConn(e.c, false)
@@ -758,7 +805,6 @@ func (l *loop) close() {
 	if !l.stopped {
 		l.pauseAccepting()
 		l.stopped = true
-		l.ln.Close()
 	}
 	for _, e := range l.conns {
 		l.closeConn(e.c, true)

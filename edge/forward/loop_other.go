@@ -8,9 +8,11 @@ import "net"
 // by a goroutine per connection.
 type loop struct{ drained chan struct{} }
 
+type group struct{ loops []*loop }
+
 func (f *Forwarder) serveLoop(net.Listener) (bool, error) { return false, nil }
-func (l *loop) stop()                                     {}
-func (l *loop) close()                                    {}
+func (g *group) stop()                                    {}
+func (g *group) close()                                   {}
 func (l *loop) resumeNow()                                {}
 
 // useLoop is the Linux switch of the event loop (tests read it).
