@@ -26,7 +26,8 @@
 # test, bounds req/s, and only the CPU ratio compares the two.
 #
 # Usage: bench/http.sh            (MODE=lib DUR=5s RUNS=3 CONNS=64 IDLE=10000)
-#        MODE=run bench/http.sh
+#        MODE=run bench/http.sh   (IDLE=2000: the plan's max_conns of a site,
+#                                 4,096, would hold more in the backlog)
 #        ONLY="proxy_1k" IDLE=0 MODE=run bench/http.sh   (one scenario, no idle test:
 #                                 A/B of one change, or a profile beside it)
 set -euo pipefail
@@ -36,7 +37,9 @@ EDGEFLAGS=${EDGEFLAGS:-}
 DUR=${DUR:-5s}
 RUNS=${RUNS:-3}
 CONNS=${CONNS:-64}
-IDLE=${IDLE:-10000}
+# Run mode serves the site with the plan's max_conns (4,096): connections
+# beyond it wait in the backlog, and idleconns would time out on them.
+if [ "$MODE" = run ]; then IDLE=${IDLE:-2000}; else IDLE=${IDLE:-10000}; fi
 ONLY=${ONLY:-} # scenarios to run, by name (default all)
 # Upstream keep-alive pool of both proxies; as large as the client side so
 # that neither churns upstream connections (the reference uses 16).
