@@ -61,6 +61,7 @@ type Forwarder struct {
 	bufs                                     conn.BufferPool // for the non-splice copy
 	onIdle                                   func()          // made once, not per connection
 
+	pipes   atomic.Int64 // held by the event loops' spliced directions (maxPipes)
 	mu      sync.Mutex
 	closing bool
 	groups  []*group // the event loops serving listeners (loop_linux.go)

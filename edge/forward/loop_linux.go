@@ -50,6 +50,13 @@ const (
 // useLoop switches the event loop off (tests of the other path).
 var useLoop = true
 
+// maxPipes bounds the pipes a forwarder's spliced directions hold at once:
+// a pipe whose destination is slow holds up to spliceMax of kernel memory
+// (HAProxy bounds its pipes too, maxpipes). A direction that finds none
+// free copies through the loop's buffer instead (holding at most loopBuf
+// while its destination is slow). A variable for its test.
+var maxPipes int64 = 64
+
 // spliceRounds bounds what one spliced direction moves before the loop
 // serves the others (8 MiB with a 1 MiB pipe); it resumes after them, from
 // the loop's again list (edge-triggered: no new event would come for bytes
@@ -106,18 +113,19 @@ type fconn struct {
 // end is one socket of a connection and the direction that reads it: the
 // client's end carries client → target (up).
 type end struct {
-	fd      int
-	c       *fconn
-	peer    *end
-	up      bool
-	pend    []byte // read from fd, not yet written to peer
-	spliced bool
-	pipe    [2]int // read, write ends when spliced
-	inPipe  int    // bytes in pipe
-	queued  bool   // in the loop's again list
-	eof     bool   // fd's read side ended
-	rdhup   bool   // epoll reported the peer's FIN (or a hang-up): read to the end
-	shut    bool   // the EOF was passed on
+	fd       int
+	c        *fconn
+	peer     *end
+	up       bool
+	pend     []byte // read from fd, not yet written to peer
+	spliced  bool
+	noSplice bool   // toSplice was tried (a direction turns bulk once)
+	pipe     [2]int // read, write ends when spliced
+	inPipe   int    // bytes in pipe
+	queued   bool   // in the loop's again list
+	eof      bool   // fd's read side ended
+	rdhup    bool   // epoll reported the peer's FIN (or a hang-up): read to the end
+	shut     bool   // the EOF was passed on
 }
 
 func (e *end) blocked() bool { return len(e.pend) > 0 || e.inPipe > 0 }
@@ -558,7 +566,7 @@ func (l *loop) pump(d *end) {
 			// it came with this edge, and no other will follow.
 			return
 		}
-		if n < len(l.buf) {
+		if n < len(l.buf) || d.noSplice {
 			continue
 		}
 		l.toSplice(d)
@@ -607,15 +615,21 @@ func (l *loop) count(d *end, n int) {
 	}
 }
 
-// toSplice switches d to splice; without a pipe (out of descriptors) it
-// stays on read and write.
+// toSplice switches d to splice. Past maxPipes, or without a pipe (out
+// of descriptors), it stays on read and write for good.
 func (l *loop) toSplice(d *end) {
+	d.noSplice = true // decided once, either way
+	if l.f.pipes.Add(1) > maxPipes {
+		l.f.pipes.Add(-1)
+		return
+	}
 	if k := len(l.pipes); k > 0 {
 		d.pipe = l.pipes[k-1]
 		l.pipes = l.pipes[:k-1]
 	} else {
 		r, w, err := sysPipe()
 		if err != nil {
+			l.f.pipes.Add(-1)
 			return
 		}
 		d.pipe = [2]int{r, w}
@@ -693,6 +707,7 @@ func (l *loop) closeConn(c *fconn, abort bool) {
 		if e.spliced {
 			l.putPipe(e.pipe, e.inPipe == 0)
 			e.spliced, e.inPipe = false, 0
+			l.f.pipes.Add(-1)
 		}
 	}
 	l.n--

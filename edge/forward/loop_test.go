@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -527,4 +529,55 @@ func TestForwardRouteSource(t *testing.T) {
 			t.Fatalf("Serve: %v", err)
 		}
 	}
+}
+
+// TestLoopPipeBound: past maxPipes a bulk direction copies through the
+// loop's buffer instead of splicing; every byte still arrives, and every
+// pipe is given back when the connections end.
+func TestLoopPipeBound(t *testing.T) {
+	if !useLoop {
+		t.Skip("the event loop is off")
+	}
+	was := maxPipes
+	maxPipes = 1
+	t.Cleanup(func() { maxPipes = was })
+	target := startEcho(t, nil)
+	ln := listen(t)
+	f := start(t, Config{Name: "pipes", Target: target}, ln)
+	msg := strings.Repeat("p", 4<<20)
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if n := f.pipes.Load(); n > peak.Load() {
+				peak.Store(n)
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}()
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() {
+			got, err := roundTrip(t, &net.Dialer{}, ln.Addr().String(), msg)
+			if err == nil && got != msg {
+				err = fmt.Errorf("got %d bytes back; want %d", len(got), len(msg))
+			}
+			errs <- err
+		}()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if p := peak.Load(); p != 1 {
+		t.Fatalf("at most %d pipes held at once; want 1 (maxPipes), and the transfers to splice", p)
+	}
+	testutil.Eventually(t, 5*time.Second, "pipes given back", func() bool { return f.pipes.Load() == 0 && f.Stats().Active == 0 })
 }
