@@ -581,3 +581,48 @@ func TestLoopPipeBound(t *testing.T) {
 	}
 	testutil.Eventually(t, 5*time.Second, "pipes given back", func() bool { return f.pipes.Load() == 0 && f.Stats().Active == 0 })
 }
+
+// TestLoopLateKeepAlive: the target's socket gets TCP keepalive once the
+// connection is keepAliveAfter old (the loop's sweep), not at connect.
+func TestLoopLateKeepAlive(t *testing.T) {
+	if !useLoop {
+		t.Skip("the event loop is off")
+	}
+	was := keepAliveAfter
+	keepAliveAfter = 300 * time.Millisecond
+	t.Cleanup(func() { keepAliveAfter = was })
+	target := startEcho(t, nil)
+	ln := listen(t)
+	f := start(t, Config{Name: "ka", Target: target}, ln)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write([]byte("k"))
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	// keepAlive reports the target socket's SO_KEEPALIVE and TCP_KEEPIDLE.
+	keepAlive := func() (on, idle int) {
+		for _, l := range f.servingLoops() {
+			l.mu.Lock()
+			for _, e := range l.conns {
+				if e == &e.c.tgt {
+					on, _ = syscall.GetsockoptInt(e.fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
+					idle, _ = syscall.GetsockoptInt(e.fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE)
+				}
+			}
+			l.mu.Unlock()
+		}
+		return on, idle
+	}
+	if on, _ := keepAlive(); on != 0 {
+		t.Fatal("keepalive on at connect; want it switched on late")
+	}
+	testutil.Eventually(t, 5*time.Second, "keepalive switched on", func() bool {
+		on, idle := keepAlive()
+		return on == 1 && idle == int(keepAlivePeriod/time.Second)
+	})
+}
