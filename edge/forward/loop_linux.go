@@ -84,6 +84,7 @@ type loop struct {
 	drained   chan struct{} // closed when stopped and n is 0 (checkDrained)
 	isDrained bool
 	done      chan struct{} // closed by close
+	swept     chan struct{} // closed when the sweep goroutine returns
 	buf       []byte
 	pipes     [][2]int
 	events    []syscall.EpollEvent
@@ -216,7 +217,7 @@ func newLoop(f *Forwarder, tl *net.TCPListener, admit func(netip.AddrPort) bool)
 	if err != nil {
 		return nil, err
 	}
-	l := &loop{f: f, admit: admit, conns: make(map[int]*end), drained: make(chan struct{}), done: make(chan struct{}),
+	l := &loop{f: f, admit: admit, conns: make(map[int]*end), drained: make(chan struct{}), done: make(chan struct{}), swept: make(chan struct{}),
 		buf: make([]byte, loopBuf), events: make([]syscall.EpollEvent, maxEvents)}
 	if err := rc.Control(func(fd uintptr) { l.lfd = int(fd) }); err != nil {
 		return nil, err
@@ -742,6 +743,7 @@ func (l *loop) putPipe(p [2]int, empty bool) {
 // sweep enforces connect and idle timeouts, switches keepalive on late,
 // and resumes accepting after a pause.
 func (l *loop) sweep() {
+	defer close(l.swept)
 	t := time.NewTimer(l.every())
 	defer t.Stop()
 	var batch []*fconn
@@ -834,8 +836,10 @@ func (l *loop) close() {
 	close(l.done)
 	l.mu.Unlock()
 	// Not under mu: Close waits for the loop's Read to return, and the
-	// loop takes mu before it looks at l.closed.
+	// loop takes mu before it looks at l.closed; so does the sweep, which
+	// is gone when close returns.
 	l.file.Close()
+	<-l.swept
 }
 
 // sameHost reports whether a path to peer from local stays on this host.
