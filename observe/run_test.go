@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offedge/offedge/internal/testutil"
 	"github.com/offedge/offedge/lab/standin"
 )
 
@@ -53,15 +54,10 @@ func standinAddr(t *testing.T, protocol string) netip.AddrPort {
 	return netip.MustParseAddrPort(ln.Addr().String())
 }
 
-// closedPort returns a loopback port nothing listens on.
+// closedPort returns a loopback port nothing listens on, for the whole
+// test (testutil.RefusedAddr).
 func closedPort(t *testing.T) netip.AddrPort {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ap := netip.MustParseAddrPort(ln.Addr().String())
-	ln.Close()
-	return ap
+	return netip.MustParseAddrPort(testutil.RefusedAddr(t))
 }
 
 func TestRunReasons(t *testing.T) {

@@ -180,9 +180,7 @@ func TestForwardIdleTimeoutSpliced(t *testing.T) {
 }
 
 func TestForwardTargetDown(t *testing.T) {
-	dead := listen(t)
-	addr := dead.Addr().String()
-	dead.Close()
+	addr := testutil.RefusedAddr(t)
 	ln := listen(t)
 	f := start(t, Config{Name: "down", Target: addr, ConnectTimeout: time.Second}, ln)
 	got, _ := roundTrip(t, &net.Dialer{}, ln.Addr().String(), "x")

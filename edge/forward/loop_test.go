@@ -345,9 +345,7 @@ func TestLoopNoDescriptorLeak(t *testing.T) {
 		}
 	}()
 	target := tln.Addr().String()
-	dead := listen(t)
-	deadAddr := dead.Addr().String()
-	dead.Close()
+	deadAddr := testutil.RefusedAddr(t)
 	before := openFDs()
 	for _, tgt := range []string{target, deadAddr} {
 		ln := listen(t)
