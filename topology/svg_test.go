@@ -513,7 +513,7 @@ func TestSVGTextWidthsInChromium(t *testing.T) {
 		d := parseDrawing(t, svg)
 		dir := t.TempDir()
 		page := filepath.Join(dir, "page.html")
-		html := `<!doctype html><html><body>` + string(svg) + `<pre id="out"></pre><script>
+		html := `<!doctype html><html><head><meta charset="utf-8"></head><body>` + string(svg) + `<pre id="out"></pre><script>
 document.getElementById("out").textContent = JSON.stringify([...document.querySelectorAll("svg text")].map(e => [e.textContent, e.getBBox().x, e.getBBox().width]));
 </script></body></html>`
 		if err := os.WriteFile(page, []byte(html), 0o644); err != nil {
