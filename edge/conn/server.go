@@ -143,11 +143,9 @@ func (s *Server) AdmitClient(ip netip.Addr) (netip.Addr, bool) {
 	return ip, true
 }
 
-// LeaveClient gives back the per-client slot AdmitClient counted under ip.
-func (s *Server) LeaveClient(ip netip.Addr) { s.leave(ip) }
-
-// leave gives back the per-client slot admit counted under ip.
-func (s *Server) leave(ip netip.Addr) {
+// LeaveClient gives back the per-client slot admit or AdmitClient counted
+// under ip.
+func (s *Server) LeaveClient(ip netip.Addr) {
 	if !ip.IsValid() {
 		return
 	}
@@ -233,7 +231,7 @@ func (s *Server) Serve(ln net.Listener, handle func(net.Conn)) error {
 			continue
 		}
 		if !s.Track(c) {
-			s.leave(ip)
+			s.LeaveClient(ip)
 			c.Close()
 			s.lim.release()
 			return ErrServerClosed
@@ -242,7 +240,7 @@ func (s *Server) Serve(ln net.Listener, handle func(net.Conn)) error {
 		Go(func() {
 			defer s.wg.Done()
 			defer s.lim.release()
-			defer s.leave(ip)
+			defer s.LeaveClient(ip)
 			defer s.UntrackClose(c)
 			handle(c)
 		})
@@ -276,7 +274,7 @@ func (s *Server) ServeStream(c net.Conn, handle func(net.Conn)) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		s.leave(ip)
+		s.LeaveClient(ip)
 		s.lim.release()
 		return ErrServerClosed
 	}
@@ -286,7 +284,7 @@ func (s *Server) ServeStream(c net.Conn, handle func(net.Conn)) error {
 	Go(func() {
 		defer s.wg.Done()
 		defer s.lim.release()
-		defer s.leave(ip)
+		defer s.LeaveClient(ip)
 		defer s.UntrackClose(c)
 		handle(c)
 	})

@@ -240,3 +240,19 @@ func Recv(fd uintptr, p []byte) (int, syscall.Errno) {
 	}
 	return int(m), 0
 }
+
+// EpollPoll collects the ready events of an epoll set without waiting (a
+// zero timeout), as a RawSyscall: a call that cannot block need not tell
+// the scheduler, and an ordinary Syscall wakes its monitor (sysmon) when
+// it sleeps, which then preempted the node's one busy thread some 1,500
+// times a second under load (perf sched: sysmon's runs on the node's CPU,
+// one per poller round). The callers (the HTTP/1 server's idle poller, the
+// forward's event loop) wait for the set itself through the runtime's
+// network poller.
+func EpollPoll(epfd uintptr, events []syscall.EpollEvent) (int, error) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, epfd, uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}

@@ -42,10 +42,6 @@ func sinceLastRecv(c *net.TCPConn) (time.Duration, bool) {
 // limited.
 const localBuffer = 128 << 10
 
-// LocalBuffer is the cap, for a caller that sets it on a descriptor (the
-// forward's event loop).
-const LocalBuffer = localBuffer
-
 // haveTCPInfo: the idle timeout of a spliced connection can read
 // tcpi_last_data_recv.
 const haveTCPInfo = true
@@ -61,4 +57,11 @@ func capLocalBuffers(c *net.TCPConn) {
 	}
 	c.SetReadBuffer(localBuffer)
 	c.SetWriteBuffer(localBuffer)
+}
+
+// CapLocalBuffersFD is the same cap on a socket Go has not wrapped (the
+// forward's event loop decides itself whether the path stays on this host).
+func CapLocalBuffersFD(fd int) {
+	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, localBuffer)
+	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, localBuffer)
 }

@@ -18,7 +18,8 @@ import (
 )
 
 // The event loop: on Linux a forward serves each of its TCP listeners from
-// one goroutine that accepts, connects and relays every connection itself,
+// one goroutine per processor (serveLoop) that accepts, connects and relays
+// every connection it takes itself,
 // on non-blocking sockets in an epoll set of its own (edge-triggered),
 // the set waited on through the runtime's network poller as edge/http/h1
 // parks its idle connections. A connection is two descriptors and a small
@@ -252,7 +253,7 @@ func (l *loop) run() error {
 			l.mu.Lock()
 			defer l.mu.Unlock()
 			for !l.closed {
-				n, err := epollPoll(fd, l.events)
+				n, err := conn.EpollPoll(fd, l.events)
 				if err == syscall.EINTR {
 					continue
 				}
@@ -539,12 +540,12 @@ func (l *loop) pump(d *end) {
 			}
 			continue
 		}
-		n, err := sysRead(d.fd, l.buf)
+		n, e := conn.Recv(uintptr(d.fd), l.buf)
 		switch {
-		case err == syscall.EAGAIN:
+		case e == syscall.EAGAIN:
 			return
-		case err != nil:
-			l.fail(c, os.NewSyscallError("read", err))
+		case e != 0:
+			l.fail(c, os.NewSyscallError("recvfrom", e))
 			return
 		case n == 0:
 			d.eof = true
@@ -642,10 +643,10 @@ func (l *loop) toSplice(d *end) {
 		// one never needs the four calls).
 		c.capped = true
 		if sameHost(c.client.Addr(), l.local) {
-			capBuffers(c.cli.fd)
+			conn.CapLocalBuffersFD(c.cli.fd)
 		}
 		if sameHost(c.target.Addr(), c.source) {
-			capBuffers(c.tgt.fd)
+			conn.CapLocalBuffersFD(c.tgt.fd)
 		}
 	}
 }
@@ -846,11 +847,4 @@ func (l *loop) close() {
 func sameHost(peer, local netip.Addr) bool {
 	peer = peer.Unmap()
 	return peer.IsLoopback() || local.IsValid() && peer == local.Unmap()
-}
-
-// capBuffers caps a same-host socket's buffers as conn.Relay does
-// (edge/conn/tcpinfo_linux.go has the measurements).
-func capBuffers(fd int) {
-	sysSetInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, conn.LocalBuffer)
-	sysSetInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, conn.LocalBuffer)
 }

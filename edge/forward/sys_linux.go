@@ -24,14 +24,6 @@ func errnoErr(e syscall.Errno) error {
 	return e
 }
 
-func sysRead(fd int, p []byte) (int, error) {
-	n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
-}
-
 func sysWrite(fd int, p []byte) (int, error) {
 	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
 	if e != 0 {
@@ -89,16 +81,6 @@ func soError(fd int) error {
 func sysEpollCtl(epfd, op, fd int, ev *syscall.EpollEvent) error {
 	_, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
 	return errnoErr(e)
-}
-
-// epollPoll collects the ready events of the set without waiting (a zero
-// timeout); the loop waits for the set through the runtime's poller.
-func epollPoll(epfd uintptr, events []syscall.EpollEvent) (int, error) {
-	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, epfd, uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
 }
 
 func sysAccept(lfd int) (int, netip.AddrPort, error) {

@@ -5,7 +5,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
+
+	edgeconn "github.com/offedge/offedge/edge/conn"
 )
 
 // poller parks idle connections: their sockets sit in an epoll set,
@@ -112,7 +113,7 @@ func (p *poller) wait() {
 	for {
 		err := p.raw.Read(func(fd uintptr) bool {
 			for {
-				n, err := epollPoll(fd, events)
+				n, err := edgeconn.EpollPoll(fd, events)
 				if err == syscall.EINTR {
 					continue
 				}
@@ -137,20 +138,6 @@ func (p *poller) wait() {
 			return // closed
 		}
 	}
-}
-
-// epollPoll collects the ready events of the set without waiting (a zero
-// timeout), as a RawSyscall: a call that cannot block need not tell the
-// scheduler, and an ordinary Syscall wakes its monitor (sysmon) when it
-// sleeps, which then preempted the node's one busy thread some 1,500
-// times a second under load (perf sched: sysmon's runs on the node's CPU,
-// one per poller round).
-func epollPoll(epfd uintptr, events []syscall.EpollEvent) (int, error) {
-	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, epfd, uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
 }
 
 // sweep closes parked connections whose idle (or header) timeout passed.
