@@ -5,14 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -47,27 +45,47 @@ func TestGoroutinePath(t *testing.T) {
 	}
 }
 
+// dialT connects to addr or fails the test; the connection is closed when
+// the test ends.
+func dialT(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// serveTarget listens on loopback and runs handle for every connection
+// it accepts, each on its own goroutine, until the test ends; it returns
+// the address.
+func serveTarget(t testing.TB, handle func(net.Conn)) string {
+	ln := listen(t)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	return ln.Addr().String()
+}
+
 // TestForwardTargetSpeaksFirst: a target that greets before the client
 // says anything (SMTP's banner). On the event loop the banner's EPOLLIN
 // can come in the same edge-triggered event as the connect's EPOLLOUT,
 // and is never repeated.
 func TestForwardTargetSpeaksFirst(t *testing.T) {
-	tln := listen(t)
-	go func() {
-		for {
-			c, err := tln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.WriteString(c, "220 mx ready\r\n")
-				io.Copy(c, c)
-			}()
-		}
-	}()
+	target := serveTarget(t, func(c net.Conn) {
+		defer c.Close()
+		io.WriteString(c, "220 mx ready\r\n")
+		io.Copy(c, c)
+	})
 	ln := listen(t)
-	start(t, Config{Name: "smtp", Target: tln.Addr().String()}, ln)
+	start(t, Config{Name: "smtp", Target: target}, ln)
 	for i := range 50 {
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
@@ -112,13 +130,8 @@ func TestForwardBulkBothWaysSlowReader(t *testing.T) {
 		down[i], up[i] = byte(rng.Uint32()), byte(rng.Uint32())
 	}
 	wantUp := sha256.Sum256(up)
-	tln := listen(t)
 	gotUp := make(chan [32]byte, 1)
-	go func() {
-		c, err := tln.Accept()
-		if err != nil {
-			return
-		}
+	target := serveTarget(t, func(c net.Conn) {
 		defer c.Close()
 		wrote := make(chan struct{})
 		go func() {
@@ -132,14 +145,10 @@ func TestForwardBulkBothWaysSlowReader(t *testing.T) {
 		copy(sum[:], h.Sum(nil))
 		gotUp <- sum
 		<-wrote
-	}()
+	})
 	ln := listen(t)
-	f := start(t, Config{Name: "bulk", Target: tln.Addr().String()}, ln)
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	f := start(t, Config{Name: "bulk", Target: target}, ln)
+	c := dialT(t, ln.Addr().String())
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	go func() {
 		c.Write(up)
@@ -185,11 +194,7 @@ func TestForwardMaxConnsWaitInBacklog(t *testing.T) {
 	f := start(t, Config{Name: "max", Target: target, MaxConns: 2, MaxConnsPerClient: 2}, ln)
 	var held []net.Conn
 	for range 2 {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dialT(t, ln.Addr().String())
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		c.Write([]byte("x"))
 		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
@@ -197,11 +202,7 @@ func TestForwardMaxConnsWaitInBacklog(t *testing.T) {
 		}
 		held = append(held, c)
 	}
-	third, err := net.Dial("tcp", ln.Addr().String()) // completes in the backlog
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer third.Close()
+	third := dialT(t, ln.Addr().String()) // completes in the backlog
 	third.Write([]byte("y"))
 	third.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 	if _, err := third.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -217,11 +218,7 @@ func TestForwardMaxConnsWaitInBacklog(t *testing.T) {
 	}
 	// A raised max_conns admits from the backlog without waiting for a
 	// connection to end.
-	fourth, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fourth.Close()
+	fourth := dialT(t, ln.Addr().String())
 	fourth.Write([]byte("z"))
 	if err := f.Update(full(Config{Name: "max", Target: target, MaxConns: 3, MaxConnsPerClient: 3})); err != nil {
 		t.Fatal(err)
@@ -259,15 +256,14 @@ func TestForwardConnectTimeout(t *testing.T) {
 	}
 	if c, err := net.DialTimeout("tcp", full.String(), 300*time.Millisecond); err == nil {
 		c.Close()
+		if testutil.InCI() {
+			t.Fatal("this kernel completes connections beyond a full accept queue: the test has no target that drops SYNs")
+		}
 		t.Skip("this kernel completes connections beyond a full accept queue")
 	}
 	ln := listen(t)
 	f := start(t, Config{Name: "slow", Target: full.String(), ConnectTimeout: 300 * time.Millisecond}, ln)
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialT(t, ln.Addr().String())
 	begin := time.Now()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
@@ -285,112 +281,20 @@ func TestForwardConnectTimeout(t *testing.T) {
 // TestForwardResetPassedOn: a target that resets its connection makes the
 // forward reset the client's (a truncated stream must not look complete).
 func TestForwardResetPassedOn(t *testing.T) {
-	tln := listen(t)
-	go func() {
-		for {
-			c, err := tln.Accept()
-			if err != nil {
-				return
-			}
-			io.ReadFull(c, make([]byte, 1))
-			c.Write([]byte("partial"))
-			c.(*net.TCPConn).SetLinger(0)
-			c.Close()
-		}
-	}()
+	target := serveTarget(t, func(c net.Conn) {
+		io.ReadFull(c, make([]byte, 1))
+		c.Write([]byte("partial"))
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	})
 	ln := listen(t)
-	start(t, Config{Name: "rst", Target: tln.Addr().String()}, ln)
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	start(t, Config{Name: "rst", Target: target}, ln)
+	c := dialT(t, ln.Addr().String())
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	c.Write([]byte("x"))
-	_, err = io.ReadAll(c)
+	_, err := io.ReadAll(c)
 	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("client read: %v; want a reset", err)
-	}
-}
-
-// TestLoopNoDescriptorLeak: connections that end every way (echoed,
-// denied by the per-client cap, target down, reset, bulk through a pipe)
-// leave no descriptor open once the forward has shut down.
-func TestLoopNoDescriptorLeak(t *testing.T) {
-	if !useLoop {
-		t.Skip("the event loop is off")
-	}
-	openFDs := func() int {
-		ents, err := os.ReadDir("/proc/self/fd")
-		if err != nil {
-			t.Skip("no /proc/self/fd")
-		}
-		return len(ents)
-	}
-	// An echo of its own that copies through a buffer: io.Copy between
-	// two TCPConns splices through pipes that Go's runtime caches, which
-	// would count here.
-	tln := listen(t)
-	go func() {
-		for {
-			c, err := tln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{c})
-				c.(*net.TCPConn).CloseWrite()
-			}()
-		}
-	}()
-	target := tln.Addr().String()
-	deadAddr := testutil.RefusedAddr(t)
-	before := openFDs()
-	for _, tgt := range []string{target, deadAddr} {
-		ln := listen(t)
-		f, err := New(full(Config{Name: "leak", Target: tgt, MaxConns: 8, MaxConnsPerClient: 4}), Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		served := make(chan error, 1)
-		go func() { served <- f.Serve(ln) }()
-		big := strings.Repeat("b", 256<<10)
-		for i := range 40 {
-			msg := "x"
-			if i%10 == 0 {
-				msg = big
-			}
-			roundTrip(t, &net.Dialer{}, ln.Addr().String(), msg)
-		}
-		var held []net.Conn
-		for range 6 { // two over the per-client cap of 4
-			if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
-				held = append(held, c)
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		f.Shutdown(ctx)
-		cancel()
-		if err := <-served; !errors.Is(err, ErrServerClosed) {
-			t.Fatalf("Serve: %v", err)
-		}
-		for _, c := range held {
-			c.Close()
-		}
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for openFDs() > before && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := openFDs(); n > before {
-		ents, _ := os.ReadDir("/proc/self/fd")
-		var names []string
-		for _, e := range ents {
-			l, _ := os.Readlink("/proc/self/fd/" + e.Name())
-			names = append(names, e.Name()+"→"+l)
-		}
-		t.Fatalf("%d descriptors open, %d before: %v", n, before, names)
 	}
 }
 
@@ -400,29 +304,20 @@ func TestLoopNoDescriptorLeak(t *testing.T) {
 // reset by the target as soon as they arrive, the others echo, all through
 // one forward at once.
 func TestLoopStaleEventAfterReuse(t *testing.T) {
-	tln := listen(t)
-	go func() {
-		for {
-			c, err := tln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				b := make([]byte, 1)
-				if _, err := io.ReadFull(c, b); err != nil || b[0] == 'r' {
-					c.(*net.TCPConn).SetLinger(0)
-					c.Close()
-					return
-				}
-				c.Write(b)
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
-				c.Close()
-			}()
+	target := serveTarget(t, func(c net.Conn) {
+		b := make([]byte, 1)
+		if _, err := io.ReadFull(c, b); err != nil || b[0] == 'r' {
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+			return
 		}
-	}()
+		c.Write(b)
+		io.Copy(c, c)
+		c.(*net.TCPConn).CloseWrite()
+		c.Close()
+	})
 	ln := listen(t)
-	start(t, Config{Name: "mixed", Target: tln.Addr().String()}, ln)
+	start(t, Config{Name: "mixed", Target: target}, ln)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -441,61 +336,16 @@ func TestLoopStaleEventAfterReuse(t *testing.T) {
 	<-done
 }
 
-// TestLoopSpliceBoundResumes: a spliced direction that reaches its bound
-// of rounds per turn resumes from the loop's again list. The target sends
-// 4 MiB and its FIN while the client reads nothing, so when the client
-// starts reading, every byte already waits in the forward's sockets and no
-// new edge would come for it.
-func TestLoopSpliceBoundResumes(t *testing.T) {
-	if !useLoop {
-		t.Skip("the event loop is off")
-	}
-	was := spliceRounds
-	spliceRounds = 1
-	t.Cleanup(func() { spliceRounds = was })
-	const size = 4 << 20
-	tln := listen(t)
-	go func() {
-		c, err := tln.Accept()
-		if err != nil {
-			return
-		}
-		c.Write(bytes.Repeat([]byte("s"), size))
-		c.Close()
-	}()
-	ln := listen(t)
-	start(t, Config{Name: "bound", Target: tln.Addr().String()}, ln)
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	time.Sleep(200 * time.Millisecond) // everything sent and waiting
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	n, err := io.Copy(io.Discard, c)
-	if err != nil || n != size {
-		t.Fatalf("read %d bytes, %v; want %d and EOF", n, err, size)
-	}
-}
-
 // TestForwardRouteSource: the connection to the target leaves from the
 // source address Options.Route gives (the runtime's: the plan's source),
 // and a source this host does not have fails the dial with reason
 // "source" (192.0.2.1, a documentation address, is on no interface here).
 func TestForwardRouteSource(t *testing.T) {
-	tln := listen(t)
 	from := make(chan string, 1)
-	go func() {
-		for {
-			c, err := tln.Accept()
-			if err != nil {
-				return
-			}
-			from <- c.RemoteAddr().(*net.TCPAddr).IP.String()
-			c.Close()
-		}
-	}()
-	target := netip.MustParseAddrPort(tln.Addr().String())
+	target := netip.MustParseAddrPort(serveTarget(t, func(c net.Conn) {
+		from <- c.RemoteAddr().(*net.TCPAddr).IP.String()
+		c.Close()
+	}))
 	for _, tc := range []struct {
 		source, want string
 	}{{"127.0.0.9", "127.0.0.9"}, {"192.0.2.1", ""}} {
@@ -527,100 +377,4 @@ func TestForwardRouteSource(t *testing.T) {
 			t.Fatalf("Serve: %v", err)
 		}
 	}
-}
-
-// TestLoopPipeBound: past maxPipes a bulk direction copies through the
-// loop's buffer instead of splicing; every byte still arrives, and every
-// pipe is given back when the connections end.
-func TestLoopPipeBound(t *testing.T) {
-	if !useLoop {
-		t.Skip("the event loop is off")
-	}
-	was := maxPipes
-	maxPipes = 1
-	t.Cleanup(func() { maxPipes = was })
-	target := startEcho(t, nil)
-	ln := listen(t)
-	f := start(t, Config{Name: "pipes", Target: target}, ln)
-	msg := strings.Repeat("p", 4<<20)
-	var peak atomic.Int64
-	stop := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if n := f.pipes.Load(); n > peak.Load() {
-				peak.Store(n)
-			}
-			time.Sleep(50 * time.Microsecond)
-		}
-	}()
-	errs := make(chan error, 3)
-	for range 3 {
-		go func() {
-			got, err := roundTrip(t, &net.Dialer{}, ln.Addr().String(), msg)
-			if err == nil && got != msg {
-				err = fmt.Errorf("got %d bytes back; want %d", len(got), len(msg))
-			}
-			errs <- err
-		}()
-	}
-	for range 3 {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	close(stop)
-	if p := peak.Load(); p != 1 {
-		t.Fatalf("at most %d pipes held at once; want 1 (maxPipes), and the transfers to splice", p)
-	}
-	testutil.Eventually(t, 5*time.Second, "pipes given back", func() bool { return f.pipes.Load() == 0 && f.Stats().Active == 0 })
-}
-
-// TestLoopLateKeepAlive: the target's socket gets TCP keepalive once the
-// connection is keepAliveAfter old (the loop's sweep), not at connect.
-func TestLoopLateKeepAlive(t *testing.T) {
-	if !useLoop {
-		t.Skip("the event loop is off")
-	}
-	was := keepAliveAfter
-	keepAliveAfter = 300 * time.Millisecond
-	t.Cleanup(func() { keepAliveAfter = was })
-	target := startEcho(t, nil)
-	ln := listen(t)
-	f := start(t, Config{Name: "ka", Target: target}, ln)
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	c.Write([]byte("k"))
-	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
-		t.Fatal(err)
-	}
-	// keepAlive reports the target socket's SO_KEEPALIVE and TCP_KEEPIDLE.
-	keepAlive := func() (on, idle int) {
-		for _, l := range f.servingLoops() {
-			l.mu.Lock()
-			for _, e := range l.conns {
-				if e == &e.c.tgt {
-					on, _ = syscall.GetsockoptInt(e.fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
-					idle, _ = syscall.GetsockoptInt(e.fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE)
-				}
-			}
-			l.mu.Unlock()
-		}
-		return on, idle
-	}
-	if on, _ := keepAlive(); on != 0 {
-		t.Fatal("keepalive on at connect; want it switched on late")
-	}
-	testutil.Eventually(t, 5*time.Second, "keepalive switched on", func() bool {
-		on, idle := keepAlive()
-		return on == 1 && idle == int(keepAlivePeriod/time.Second)
-	})
 }
